@@ -1,0 +1,185 @@
+"""Short-chunk ResNet baseline (Won et al. 2021, §3.1) and the shared 2-D residual block."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from raytag.models.frontend import LogMelFrontEnd
+from raytag.models.registry import register_model
+
+__all__ = ["ResidualBlock2d", "ShortChunkResNet"]
+
+_KERNEL_SIZE = 3  # every convolution is 3×3 with "same" padding
+_PADDING = _KERNEL_SIZE // 2
+
+
+class ResidualBlock2d(nn.Module):
+    """conv3×3(stride)-BN-ReLU-conv3×3-BN plus a shortcut, summed, then ReLU.
+
+    The shortcut is a conv3×3(stride)+BN where the stride is not 1 or the channel count
+    changes, and the identity otherwise. Convolutions have biases.
+
+    Args:
+        in_channels: Input channels.
+        out_channels: Output channels.
+        stride: Stride of the first convolution and of the shortcut, on both axes. Default 1.
+
+    Shapes:
+        input: (B, in_channels, F, T).
+        output: (B, out_channels, ceil(F / stride), ceil(T / stride)).
+    """
+
+    def __init__(self, *, in_channels: int, out_channels: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, _KERNEL_SIZE, stride, _PADDING)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, _KERNEL_SIZE, 1, _PADDING)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU()
+        self.shortcut: nn.Module
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, _KERNEL_SIZE, stride, _PADDING),
+                nn.BatchNorm2d(out_channels),
+            )
+        else:
+            self.shortcut = nn.Identity()
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Apply the block to (B, C_in, F, T) features; returns (B, C_out, F', T')."""
+        residual = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(features)))))
+        return self.relu(residual + self.shortcut(features))
+
+
+class ShortChunkResNet(nn.Module):
+    """Short-chunk ResNet: log-mel front-end, strided residual blocks, global max-pool, MLP.
+
+    Waveform -> :class:`LogMelFrontEnd` -> one :class:`ResidualBlock2d` with stride 2 per
+    entry of ``channels`` -> max over frequency and time -> Linear(C, C)-BN-ReLU-Dropout ->
+    Linear(C, num_tags), with C = ``channels[-1]``. With the defaults and 50 tags it has
+    12,104,244 parameters.
+
+    Args:
+        num_tags: Number of output logits. Default 50.
+        sample_rate: Input sample rate in Hz. Default 16000.
+        crop_samples: Training crop length in samples (recorded for callers; the forward
+            accepts any length). Default 59049 (3.69 s at 16 kHz).
+        n_fft: FFT size in samples. Default 512.
+        hop_length: Hop between frames in samples. Default 256.
+        n_mels: Number of mel bands. Default 128.
+        f_min: Lowest mel frequency in Hz. Default 0.
+        f_max: Highest mel frequency in Hz; ``None`` means ``sample_rate / 2``. Default 8000.
+        channels: Output channels of the residual blocks, one block each.
+            Default (128, 128, 256, 256, 256, 256, 512).
+        dropout: Dropout probability before the output layer. Default 0.5.
+
+    Attributes:
+        sample_rate, crop_samples, num_tags: As given.
+
+    Shapes:
+        input: (B, T) float waveform with T >= n_fft // 2 + 1.
+        output: (B, num_tags) logits.
+    """
+
+    def __init__(
+        self,
+        *,
+        num_tags: int = 50,
+        sample_rate: int = 16000,
+        crop_samples: int = 59049,
+        n_fft: int = 512,
+        hop_length: int = 256,
+        n_mels: int = 128,
+        f_min: float = 0.0,
+        f_max: float | None = 8000.0,
+        channels: tuple[int, ...] = (128, 128, 256, 256, 256, 256, 512),
+        dropout: float = 0.5,
+    ) -> None:
+        super().__init__()
+        channels = tuple(channels)
+        if num_tags <= 0:
+            raise ValueError(f"num_tags must be positive, got {num_tags}")
+        if crop_samples <= 0:
+            raise ValueError(f"crop_samples must be positive, got {crop_samples}")
+        if not channels or any(count <= 0 for count in channels):
+            raise ValueError(
+                f"channels must be a non-empty sequence of positive ints, got {channels}"
+            )
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.num_tags = num_tags
+        self.sample_rate = sample_rate
+        self.crop_samples = crop_samples
+
+        self.frontend = LogMelFrontEnd(
+            sample_rate=sample_rate,
+            n_fft=n_fft,
+            hop_length=hop_length,
+            n_mels=n_mels,
+            f_min=f_min,
+            f_max=f_max,
+        )
+        in_channels = (1,) + channels[:-1]
+        self.blocks = nn.Sequential(
+            *(
+                ResidualBlock2d(in_channels=cin, out_channels=cout, stride=2)
+                for cin, cout in zip(in_channels, channels)
+            )
+        )
+        embedding_size = channels[-1]
+        self.head = nn.Sequential(
+            nn.Linear(embedding_size, embedding_size),
+            nn.BatchNorm1d(embedding_size),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(embedding_size, num_tags),
+        )
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Tag logits for a batch of waveforms.
+
+        Args:
+            waveform: (B, T) float tensor at ``sample_rate``.
+
+        Returns:
+            (B, num_tags) logits.
+        """
+        features = self.blocks(self.frontend(waveform))  # (B, C, F', T')
+        pooled = features.amax(dim=(2, 3))  # global max over frequency and time: (B, C)
+        return self.head(pooled)
+
+
+@register_model("shortres")
+def shortres(
+    num_tags: int = 50,
+    sample_rate: int = 16000,
+    crop_samples: int = 59049,
+    **kwargs: Any,
+) -> ShortChunkResNet:
+    """Paper baseline: 16 kHz, 3.69 s crops (59,049 samples), 128 mels; 12.1 M parameters."""
+    return ShortChunkResNet(
+        num_tags=num_tags, sample_rate=sample_rate, crop_samples=crop_samples, **kwargs
+    )
+
+
+@register_model("shortres-tiny")
+def shortres_tiny(
+    num_tags: int = 50,
+    sample_rate: int = 16000,
+    crop_samples: int = 32000,
+    n_mels: int = 64,
+    channels: tuple[int, ...] = (16, 16, 32, 32, 32, 32, 64),
+    **kwargs: Any,
+) -> ShortChunkResNet:
+    """CPU tests and demos: 16 kHz, 2 s crops (32,000 samples), 64 mels, narrow blocks."""
+    return ShortChunkResNet(
+        num_tags=num_tags,
+        sample_rate=sample_rate,
+        crop_samples=crop_samples,
+        n_mels=n_mels,
+        channels=channels,
+        **kwargs,
+    )
