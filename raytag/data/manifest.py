@@ -1,0 +1,224 @@
+"""The manifest: one row per audio file, the contract between any corpus and raytag.
+
+A manifest is a CSV, TSV or JSONL file with the columns
+
+- ``path``: the audio file, relative to the manifest's folder or absolute;
+- ``tags``: ``;``-separated tags (a list is accepted in JSONL); empty for unlabeled rows;
+- ``split``: ``train``, ``valid``, ``test`` or ``unlabeled``;
+- ``verified`` (optional): ``true``/``false``, whether a person checked the row's tags;
+- ``artist`` (optional): used to keep an artist within one split.
+
+Reading validates everything up front and raises :class:`ManifestError` with the file and
+line of the first problem, so a bad corpus fails before any cluster work starts.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SPLITS = ("train", "valid", "test", "unlabeled")
+REQUIRED_COLUMNS = ("path", "tags", "split")
+_TRUE = {"true", "1", "yes"}
+_FALSE = {"false", "0", "no", ""}
+
+
+class ManifestError(ValueError):
+    """A manifest or label file that cannot be used, with the place of the problem."""
+
+
+@dataclass(frozen=True)
+class Track:
+    """One manifest row. ``path`` is absolute; ``tags`` keeps the manifest's order."""
+
+    path: str
+    tags: tuple[str, ...]
+    split: str
+    verified: bool = False
+    artist: str | None = None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A validated manifest and its tag vocabulary (the model's output order)."""
+
+    source: str
+    tracks: tuple[Track, ...]
+    vocabulary: tuple[str, ...]
+    dropped_tags: int = 0
+
+    def split(self, name: str) -> list[Track]:
+        """The rows of one split, in manifest order."""
+        if name not in SPLITS:
+            raise ManifestError(f"unknown split {name!r}; expected one of {', '.join(SPLITS)}")
+        return [t for t in self.tracks if t.split == name]
+
+    def counts(self) -> dict[str, int]:
+        """Rows per split."""
+        return {name: sum(t.split == name for t in self.tracks) for name in SPLITS}
+
+    def label_matrix(self, tracks: Sequence[Track]) -> np.ndarray:
+        """Multi-hot labels, shape (len(tracks), len(vocabulary)), float32."""
+        return multi_hot([t.tags for t in tracks], self.vocabulary)
+
+
+def multi_hot(tag_lists: Iterable[Sequence[str]], vocabulary: Sequence[str]) -> np.ndarray:
+    """Multi-hot float32 matrix of ``tag_lists`` over ``vocabulary``; unknown tags are ignored."""
+    index = {tag: j for j, tag in enumerate(vocabulary)}
+    rows = list(tag_lists)
+    out = np.zeros((len(rows), len(vocabulary)), dtype=np.float32)
+    for i, tags in enumerate(rows):
+        for tag in tags:
+            j = index.get(tag)
+            if j is not None:
+                out[i, j] = 1.0
+    return out
+
+
+def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict]]]:
+    """Returns (columns, [(line number, row)]) for a CSV, TSV or JSONL file."""
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        rows, columns = [], []
+        with path.open(encoding="utf-8") as f:
+            for line_no, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ManifestError(f"{path}:{line_no}: not valid JSON ({exc.msg})") from None
+                if not isinstance(row, dict):
+                    raise ManifestError(f"{path}:{line_no}: expected a JSON object per line")
+                columns.extend(k for k in row if k not in columns)
+                rows.append((line_no, row))
+        return columns, rows
+    if suffix not in (".csv", ".tsv"):
+        raise ManifestError(f"{path}: unsupported manifest format {suffix!r}; use .csv, .tsv or .jsonl")
+    with path.open(encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f, delimiter="\t" if suffix == ".tsv" else ",")
+        columns = [c.strip() for c in reader.fieldnames or []]
+        reader.fieldnames = columns
+        # Header is line 1, so data rows start at line 2.
+        return columns, [(n, row) for n, row in enumerate(reader, start=2)]
+
+
+def _parse_tags(value, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, list):
+        items = value
+    elif isinstance(value, str):
+        items = value.split(";")
+    else:
+        raise ManifestError(f"{where}: 'tags' must be a ';'-separated string or a list")
+    return tuple(dict.fromkeys(str(t).strip() for t in items if str(t).strip()))
+
+
+def _parse_bool(value, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = "" if value is None else str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ManifestError(f"{where}: 'verified' must be true or false, got {value!r}")
+
+
+def read_manifest(path: str | Path, vocabulary: Sequence[str] | None = None) -> Manifest:
+    """Reads and validates a manifest.
+
+    Args:
+        path: CSV, TSV or JSONL manifest.
+        vocabulary: the tag vocabulary (model output order). If None, it is every tag that
+            appears in the manifest, sorted. If given, tags outside it are dropped and counted.
+
+    Raises:
+        ManifestError: a missing file or column, an unknown split, a duplicate path, an empty
+            path or manifest, or a bad ``verified`` value; the message names file and line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"manifest not found: {path}")
+    columns, rows = _read_rows(path)
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        raise ManifestError(
+            f"{path}: missing column(s) {', '.join(missing)}; a manifest needs {', '.join(REQUIRED_COLUMNS)}"
+        )
+    if not rows:
+        raise ManifestError(f"{path}: the manifest has no rows")
+    root = path.resolve().parent
+    tracks, seen = [], {}
+    for line_no, row in rows:
+        where = f"{path}:{line_no}"
+        raw_path = str(row.get("path") or "").strip()
+        if not raw_path:
+            raise ManifestError(f"{where}: empty 'path'")
+        audio = Path(raw_path)
+        audio = str(audio if audio.is_absolute() else (root / audio).resolve())
+        if audio in seen:
+            raise ManifestError(f"{where}: duplicate path {raw_path!r} (first on line {seen[audio]})")
+        seen[audio] = line_no
+        split = str(row.get("split") or "").strip()
+        if split not in SPLITS:
+            raise ManifestError(f"{where}: unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+        artist = str(row.get("artist") or "").strip() or None
+        tracks.append(
+            Track(
+                path=audio,
+                tags=_parse_tags(row.get("tags"), where),
+                split=split,
+                verified=_parse_bool(row.get("verified"), where),
+                artist=artist,
+            )
+        )
+    if vocabulary is None:
+        vocabulary = sorted({tag for t in tracks for tag in t.tags})
+        dropped = 0
+    else:
+        vocabulary = list(vocabulary)
+        if len(set(vocabulary)) != len(vocabulary):
+            raise ManifestError("the tag vocabulary has duplicate tags")
+        known = set(vocabulary)
+        dropped = sum(tag not in known for t in tracks for tag in t.tags)
+        tracks = [
+            Track(t.path, tuple(g for g in t.tags if g in known), t.split, t.verified, t.artist)
+            for t in tracks
+        ]
+    if not vocabulary:
+        raise ManifestError(f"{path}: no tags found; a labelled manifest needs at least one tag")
+    return Manifest(str(path), tuple(tracks), tuple(vocabulary), dropped)
+
+
+def read_labels(path: str | Path) -> dict[str, tuple[str, ...]]:
+    """Reads a label file (``path`` and ``tags`` columns, any manifest format).
+
+    Used for clean labels that replace a manifest's noisy ones at evaluation time.
+    Returns absolute audio path -> tags.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"label file not found: {path}")
+    columns, rows = _read_rows(path)
+    missing = [c for c in ("path", "tags") if c not in columns]
+    if missing:
+        raise ManifestError(f"{path}: missing column(s) {', '.join(missing)}")
+    root = path.resolve().parent
+    labels = {}
+    for line_no, row in rows:
+        raw_path = str(row.get("path") or "").strip()
+        if not raw_path:
+            raise ManifestError(f"{path}:{line_no}: empty 'path'")
+        audio = Path(raw_path)
+        audio = str(audio if audio.is_absolute() else (root / audio).resolve())
+        if audio in labels:
+            raise ManifestError(f"{path}:{line_no}: duplicate path {raw_path!r}")
+        labels[audio] = _parse_tags(row.get("tags"), f"{path}:{line_no}")
+    return labels

@@ -1,0 +1,83 @@
+"""Manifest parsing and validation: every error names the problem before Ray starts."""
+
+import json
+
+import numpy as np
+import pytest
+
+from raytag.data.manifest import ManifestError, multi_hot, read_labels, read_manifest
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_csv_manifest_resolves_paths_and_vocabulary(tmp_path):
+    path = write(
+        tmp_path,
+        "m.csv",
+        "path,tags,split,verified,artist\n"
+        "a.wav,rock;guitar,train,true,x\n"
+        "/abs/b.wav,,unlabeled,,\n"
+        "sub/c.wav,jazz,test,false,y\n",
+    )
+    m = read_manifest(path)
+    assert m.vocabulary == ("guitar", "jazz", "rock")
+    a, b, c = m.tracks
+    assert a.path == str(tmp_path / "a.wav") and a.tags == ("rock", "guitar") and a.verified
+    assert b.path == "/abs/b.wav" and b.tags == () and b.split == "unlabeled" and not b.verified
+    assert c.path == str(tmp_path / "sub" / "c.wav") and c.artist == "y"
+    assert m.counts() == {"train": 1, "valid": 0, "test": 1, "unlabeled": 1}
+    np.testing.assert_array_equal(m.label_matrix([a, c]), [[1, 0, 1], [0, 1, 0]])
+
+
+def test_tsv_and_jsonl(tmp_path):
+    tsv = write(tmp_path, "m.tsv", "path\ttags\tsplit\na.wav\tpop\tvalid\n")
+    assert read_manifest(tsv).tracks[0].split == "valid"
+    rows = [{"path": "a.wav", "tags": ["pop", "sad"], "split": "train", "verified": True}]
+    jsonl = write(tmp_path, "m.jsonl", "\n".join(json.dumps(r) for r in rows) + "\n")
+    track = read_manifest(jsonl).tracks[0]
+    assert track.tags == ("pop", "sad") and track.verified
+
+
+def test_given_vocabulary_drops_and_counts_other_tags(tmp_path):
+    path = write(tmp_path, "m.csv", "path,tags,split\na.wav,rock;polka,train\nb.wav,polka,train\n")
+    m = read_manifest(path, vocabulary=["rock", "jazz"])
+    assert m.vocabulary == ("rock", "jazz")
+    assert m.tracks[0].tags == ("rock",) and m.tracks[1].tags == ()
+    assert m.dropped_tags == 2
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("path,split\na.wav,train\n", "missing column.*tags"),
+        ("path,tags,split\na.wav,x,training\n", r"m.csv:2: unknown split 'training'"),
+        ("path,tags,split\na.wav,x,train\na.wav,y,test\n", r"m.csv:3: duplicate path 'a.wav' \(first on line 2\)"),
+        ("path,tags,split\n,x,train\n", "empty 'path'"),
+        ("path,tags,split,verified\na.wav,x,train,maybe\n", "'verified' must be true or false"),
+        ("path,tags,split\n", "no rows"),
+        ("path,tags,split\na.wav,,unlabeled\n", "no tags found"),
+    ],
+)
+def test_invalid_manifests_name_the_problem(tmp_path, text, message):
+    with pytest.raises(ManifestError, match=message):
+        read_manifest(write(tmp_path, "m.csv", text))
+
+
+def test_missing_file_and_unknown_format(tmp_path):
+    with pytest.raises(ManifestError, match="manifest not found"):
+        read_manifest(tmp_path / "nope.csv")
+    with pytest.raises(ManifestError, match="unsupported manifest format '.xlsx'"):
+        read_manifest(write(tmp_path, "m.xlsx", "x"))
+    with pytest.raises(ManifestError, match=r"m.jsonl:1: not valid JSON"):
+        read_manifest(write(tmp_path, "m.jsonl", "{oops\n"))
+
+
+def test_read_labels_and_multi_hot(tmp_path):
+    path = write(tmp_path, "clean.csv", "path,tags\na.wav,rock;jazz\nb.wav,\n")
+    labels = read_labels(path)
+    assert labels == {str(tmp_path / "a.wav"): ("rock", "jazz"), str(tmp_path / "b.wav"): ()}
+    np.testing.assert_array_equal(multi_hot(labels.values(), ["jazz", "rock"]), [[1, 1], [0, 0]])
