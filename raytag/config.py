@@ -1,0 +1,197 @@
+"""Typed, validated job configuration.
+
+A job file is YAML with the sections below; ``key=value`` overrides on the command line use
+dotted paths (``train.lr=3e-4``, ``model.args.width=64``) and YAML values. Loading rejects an
+unknown key or a bad value with a :class:`ConfigError` that names it, before any cluster work.
+Relative paths are taken from the current working directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from raytag.models import ModelError, model_arguments
+
+
+class ConfigError(ValueError):
+    """A job file or override that cannot be used; the message names the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    """Where the audio and labels are."""
+
+    manifest: Path = Field(description="CSV/TSV/JSONL manifest (path, tags, split, ...)")
+    clean_labels: Path | None = Field(None, description="label file used instead of the manifest's at evaluation")
+    tags: list[str] | None = Field(None, description="tag vocabulary; default: every tag in the manifest")
+    decode_cpus: float = Field(0.25, gt=0, description="CPUs per Ray Data decode task")
+
+
+class ModelConfig(_Section):
+    """A registered preset and argument overrides (see ``raytag models``)."""
+
+    name: str = "mtt"
+    args: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_model_and_args(self) -> ModelConfig:
+        try:
+            allowed = model_arguments(self.name)
+        except ModelError as exc:
+            raise ValueError(str(exc)) from None
+        # num_tags is not a free argument: it always comes from the tag vocabulary.
+        unknown = sorted(a for a in self.args if a not in allowed or a == "num_tags")
+        if unknown:
+            choices = ", ".join(sorted(a for a in allowed if a != "num_tags"))
+            raise ValueError(
+                f"unknown argument(s) {', '.join(unknown)} for model {self.name!r}; allowed: {choices}"
+                " (num_tags comes from the tag vocabulary)"
+            )
+        return self
+
+
+class TrainConfig(_Section):
+    """Optimisation of one supervised run."""
+
+    epochs: int = Field(100, gt=0)
+    batch_size: int = Field(32, gt=0, description="examples per worker per step")
+    lr: float = Field(1e-4, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    select_metric: Literal["roc_auc", "pr_auc", "lwlrap", "loss"] = Field(
+        "roc_auc", description="validation metric that picks the best epoch (loss: lowest)"
+    )
+    amp: Literal["auto", "bf16", "off"] = Field("auto", description="auto: bf16 autocast on GPU only")
+    log_every: int = Field(20, gt=0, description="progress line every N steps")
+    shuffle: bool = True
+
+
+class ScalingConfig(_Section):
+    """Ray Train workers. Fractional CPUs keep Data and Train from deadlocking on small hosts."""
+
+    num_workers: int = Field(2, gt=0)
+    use_gpu: bool = False
+    cpus_per_worker: float = Field(0.5, gt=0)
+    max_failures: int = Field(2, ge=0, description="worker failures survived by resuming")
+
+
+class RayConfig(_Section):
+    address: str | None = Field(None, description="existing cluster address; None starts a local instance")
+    num_cpus: int | None = Field(None, gt=0, description="logical CPUs of a local instance")
+
+
+class TrackingConfig(_Section):
+    enabled: bool = True
+    uri: str | None = Field(None, description="MLflow tracking URI; None: sqlite:///<cwd>/mlflow.db")
+    experiment: str = "raytag"
+
+
+class EvalConfig(_Section):
+    split: Literal["valid", "test"] = "test"
+    max_chunks: int | None = Field(16, gt=0, description="chunks per track; None: cover the whole track")
+    batch_size: int = Field(16, gt=0)
+
+
+class JobConfig(_Section):
+    """One complete experiment."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    seed: int = 0
+    storage: Path = Field(Path("ray_results"), description="checkpoints and Ray Train state")
+    data: DataConfig
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    scaling: ScalingConfig = Field(default_factory=ScalingConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    def resolved(self) -> dict[str, Any]:
+        """Plain, JSON-able dict with absolute paths: what is saved with every run."""
+        data = self.model_dump(mode="json")
+        for section, key in (("data", "manifest"), ("data", "clean_labels")):
+            if data[section][key] is not None:
+                data[section][key] = str(Path(data[section][key]).resolve())
+        data["storage"] = str(Path(data["storage"]).resolve())
+        return data
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists stay values)."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def apply_override(tree: dict[str, Any], assignment: str) -> None:
+    """Applies one ``dotted.key=value`` (value parsed as YAML) to a raw config dict."""
+    key, sep, raw = assignment.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"override {assignment!r} is not of the form key=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{key}: cannot parse value {raw!r} ({exc})") from None
+    node = tree
+    parts = key.split(".")
+    for i, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{key}: {'.'.join(parts[: i + 1])} is a value, not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _describe(error: dict) -> str:
+    where = ".".join(str(p) for p in error["loc"]) or "<job>"
+    if error["type"] == "extra_forbidden":
+        return f"{where}: unknown key{_allowed(error['loc'])}"
+    if error["type"] == "missing":
+        return f"{where}: required key is missing"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{where}: {message} (got {error.get('input')!r})"
+
+
+def _allowed(loc: tuple) -> str:
+    model: type[BaseModel] | None = JobConfig
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part)) if model else None
+        annotation = field.annotation if field else None
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    return f"; allowed: {', '.join(model.model_fields)}" if model else ""
+
+
+def validate(tree: dict[str, Any]) -> JobConfig:
+    """Validates a raw config dict; all problems are reported together."""
+    try:
+        return JobConfig.model_validate(tree)
+    except ValidationError as exc:
+        problems = "\n  ".join(_describe(e) for e in exc.errors())
+        raise ConfigError(f"invalid configuration:\n  {problems}") from None
+
+
+def load_job(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> JobConfig:
+    """Reads a YAML job file, applies ``key=value`` overrides and validates the result."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"job file not found: {path}")
+    try:
+        tree = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: a job file must be a mapping of sections")
+    for assignment in overrides:
+        apply_override(tree, assignment)
+    return validate(tree)

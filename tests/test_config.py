@@ -1,0 +1,73 @@
+"""Configuration: typed values, dotted overrides, errors that name the key."""
+
+import pytest
+
+from raytag.config import ConfigError, apply_override, flatten, load_job
+
+JOB = """
+name: unit
+data:
+  manifest: corpus/manifest.csv
+model:
+  name: mtt-tiny
+train:
+  epochs: 3
+"""
+
+
+@pytest.fixture
+def job_file(tmp_path):
+    path = tmp_path / "job.yaml"
+    path.write_text(JOB)
+    return path
+
+
+def test_defaults_and_overrides(job_file):
+    job = load_job(job_file, ["train.lr=3e-4", "scaling.num_workers=1", "model.args.width=48"])
+    assert job.train.lr == pytest.approx(3e-4) and job.train.epochs == 3
+    assert job.scaling.num_workers == 1 and job.model.args == {"width": 48}
+    assert job.train.batch_size == 32  # paper default survives
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.lrate=1", r"train\.lrate: unknown key; allowed: epochs, batch_size, lr"),
+        ("trian.epochs=1", r"trian: unknown key; allowed: name, seed"),
+        ("train.lr=-1", r"train\.lr: Input should be greater than 0 \(got -1\)"),
+        ("train.epochs=many", r"train\.epochs: .*integer.*\(got 'many'\)"),
+        ("train.select_metric=accuracy", r"train\.select_metric: .*'roc_auc'"),
+        ("model.name=vgg", r"model: .*vgg"),
+        ("model.args.widht=3", r"unknown argument\(s\) widht for model 'mtt-tiny'; allowed: .*width"),
+        ("model.args.num_tags=3", r"num_tags"),
+        ("name=has space", r"name: .*pattern"),
+    ],
+)
+def test_bad_values_name_the_key(job_file, override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_job(job_file, [override])
+
+
+def test_missing_required_and_bad_files(tmp_path):
+    path = tmp_path / "job.yaml"
+    path.write_text("name: x\n")
+    with pytest.raises(ConfigError, match="data: required key is missing"):
+        load_job(path)
+    with pytest.raises(ConfigError, match="job file not found"):
+        load_job(tmp_path / "nope.yaml")
+    path.write_text("name: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_job(path)
+
+
+def test_override_syntax_errors():
+    with pytest.raises(ConfigError, match="key=value"):
+        apply_override({}, "train.lr")
+    with pytest.raises(ConfigError, match="train is a value"):
+        apply_override({"train": 3}, "train.lr=1")
+
+
+def test_resolved_config_flattens_to_params(job_file):
+    flat = flatten(load_job(job_file).resolved())
+    assert flat["train.epochs"] == 3 and flat["model.name"] == "mtt-tiny"
+    assert flat["data.manifest"].endswith("corpus/manifest.csv") and flat["data.manifest"].startswith("/")
