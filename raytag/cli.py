@@ -1,0 +1,153 @@
+"""``raytag <command>``: synth, train, evaluate, models.
+
+Exit codes: 0 success, 1 the job failed while running, 2 bad input (configuration, manifest,
+arguments), found before any cluster work starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+log = logging.getLogger("raytag")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    for noisy in ("alembic", "mlflow", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from raytag.data.synth import SynthSpec, write_corpus
+
+    spec = SynthSpec(
+        clips=args.clips,
+        unlabeled=args.unlabeled,
+        seconds=args.seconds,
+        sample_rate=args.sample_rate,
+        seed=args.seed,
+    )
+    started = time.perf_counter()
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done % 200 == 0:
+            log.info("synth: %d/%d clips", done, total)
+
+    summary = write_corpus(Path(args.out), spec, progress=progress, overwrite=args.overwrite)
+    log.info("wrote %s in %.1f s", summary.get("manifest", args.out), time.perf_counter() - started)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from raytag.config import load_job
+
+    job = load_job(args.job, args.overrides)
+    from raytag.train.driver import train
+
+    outcome = train(job)
+    print(outcome.report.format_table())
+    print(
+        f"\nbest epoch {outcome.best_epoch}; model: {outcome.model_dir}; "
+        f"skipped files: {outcome.skipped_files}; MLflow run: {outcome.run_id}"
+    )
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from raytag.config import load_job
+    from raytag.train.driver import BEST_MODEL_DIR, evaluate, job_dir
+
+    job = load_job(args.job, args.overrides)
+    model_dir = Path(args.model) if args.model else job_dir(job) / BEST_MODEL_DIR
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f"no trained model at {model_dir}; train the job first or pass --model")
+    report = evaluate(job, model_dir, split=args.split)
+    print(report.format_table())
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from raytag.models import count_parameters, create_model, list_models, model_arguments
+
+    print(f"{'model':<16} {'parameters':>12}  {'rate':>6}  {'crop':>6}")
+    for name in list_models():
+        model = create_model(name, num_tags=args.tags)
+        defaults = model_arguments(name)
+        print(
+            f"{name:<16} {count_parameters(model):>12,}  {model.sample_rate:>6}  "
+            f"{model.crop_samples / model.sample_rate:>5.2f}s"
+            + (f"  width {defaults['width']}, depth {defaults['depth']}" if "width" in defaults else "")
+        )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="raytag", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    synth = commands.add_parser("synth", help="write a synthetic noisy-label corpus")
+    synth.add_argument("out", help="output folder")
+    synth.add_argument("--clips", type=int, default=400, help="labelled clips (default 400)")
+    synth.add_argument("--unlabeled", type=int, default=0, help="extra unlabeled clips (default 0)")
+    synth.add_argument("--seconds", type=float, default=4.0, help="clip length (default 4)")
+    synth.add_argument("--sample-rate", type=int, default=22050, help="Hz (default 22050)")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--overwrite", action="store_true", help="replace an earlier synth output")
+    synth.set_defaults(run=cmd_synth)
+
+    for name, run, text in (
+        ("train", cmd_train, "train a tagger on Ray Train, then evaluate its best epoch"),
+        ("evaluate", cmd_evaluate, "evaluate a trained model (default: the job's best model)"),
+    ):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("job", help="YAML job file")
+        sub.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.lr=3e-4")
+        if name == "evaluate":
+            sub.add_argument("--model", help="exported model folder")
+            sub.add_argument("--split", choices=["valid", "test"], help="default: the job's eval.split")
+        sub.set_defaults(run=run)
+
+    models = commands.add_parser("models", help="list model presets with parameter counts")
+    models.add_argument("--tags", type=int, default=50, help="number of tags (default 50)")
+    models.set_defaults(run=cmd_models)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    from raytag.audio.io import AudioError
+    from raytag.config import ConfigError
+    from raytag.data.manifest import ManifestError
+    from raytag.models import ModelError
+    from raytag.errors import JobError
+
+    try:
+        return args.run(args)
+    except (ConfigError, ManifestError, ModelError, FileNotFoundError, ValueError) as exc:
+        if args.verbose:
+            raise
+        print(f"raytag {args.command}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (AudioError, JobError) as exc:
+        print(f"raytag {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume from the last checkpoint", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""Ray Data pipelines from manifest rows to decoded crops.
+
+Rows stay light (a path, a few integers, a label vector) until the decode stage, which reads
+only the crop each row needs. Lazy datasets re-run every time they are iterated, so training
+crops are drawn anew each epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import ray
+
+from raytag.audio.io import chunk_starts, source_frames
+from raytag.data.batches import RANDOM_START, decode_batch, scan_batch
+from raytag.data.manifest import Track
+
+log = logging.getLogger(__name__)
+
+SCAN_BATCH = 64
+ROWS_PER_BLOCK = 32
+
+
+def _from_rows(rows: list[dict]) -> ray.data.Dataset:
+    # Light rows (paths and integers): a few dozen per block keeps per-task overhead small.
+    return ray.data.from_items(rows, override_num_blocks=max(1, math.ceil(len(rows) / ROWS_PER_BLOCK)))
+
+
+@dataclass(frozen=True)
+class ScannedTrack:
+    """A manifest track whose header could be read."""
+
+    path: str
+    frames: int
+    rate: int
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """Usable tracks by path, and the skipped ones with their reasons."""
+
+    usable: dict[str, ScannedTrack]
+    skipped: list[tuple[str, str]]
+
+    def summary(self) -> str:
+        total = len(self.usable) + len(self.skipped)
+        if not self.skipped:
+            return f"all {total} audio files are readable"
+        kinds = Counter(_kind(reason) for _, reason in self.skipped)
+        detail = ", ".join(f"{kind}: {n}" for kind, n in sorted(kinds.items()))
+        return f"skipped {len(self.skipped)} of {total} audio files ({detail})"
+
+
+def _kind(reason: str) -> str:
+    if "no audio frames" in reason:
+        return "empty"
+    if "No such file" in reason or "not exist" in reason:
+        return "missing"
+    return "unreadable"
+
+
+def scan_tracks(tracks: Sequence[Track], *, num_cpus: float) -> ScanResult:
+    """Reads every file's header on Ray Data workers; unusable files are listed, not fatal."""
+    paths = sorted({t.path for t in tracks})
+    if not paths:
+        return ScanResult({}, [])
+    scanned = (
+        _from_rows([{"path": p} for p in paths])
+        .map_batches(scan_batch, batch_size=SCAN_BATCH, num_cpus=num_cpus, batch_format="numpy")
+        .to_pandas()
+    )
+    usable, skipped = {}, []
+    for row in scanned.itertuples(index=False):
+        if row.error:
+            skipped.append((row.path, row.error))
+        else:
+            usable[row.path] = ScannedTrack(row.path, int(row.frames), int(row.rate))
+    skipped.sort()
+    return ScanResult(usable, skipped)
+
+
+def _rows(tracks: Sequence[Track], labels: np.ndarray, scan: ScanResult, starts) -> list[dict]:
+    rows = []
+    for index, (track, label) in enumerate(zip(tracks, labels, strict=True)):
+        info = scan.usable[track.path]
+        for start in starts(info):
+            rows.append(
+                {
+                    "path": info.path,
+                    "track": index,
+                    "frames": info.frames,
+                    "rate": info.rate,
+                    "start": start,
+                    "labels": label.astype(np.float32),
+                }
+            )
+    return rows
+
+
+def _decoder(sample_rate: int, crop_samples: int, seed: int | None):
+    def decode(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        # A fresh generator per batch: with seed None crops differ in every epoch.
+        return decode_batch(
+            batch, sample_rate=sample_rate, crop_samples=crop_samples, rng=np.random.default_rng(seed)
+        )
+
+    return decode
+
+
+def crop_dataset(
+    tracks: Sequence[Track],
+    labels: np.ndarray,
+    scan: ScanResult,
+    *,
+    sample_rate: int,
+    crop_samples: int,
+    num_cpus: float,
+    shuffle: bool = True,
+    decode_batch_size: int = 16,
+) -> ray.data.Dataset:
+    """Training data: one random crop per usable track per epoch, decoded on CPU workers.
+
+    Args:
+        tracks: the split's tracks, ``labels`` their (N, K) targets, in the same order.
+        scan: header scan; tracks it could not read are left out.
+        sample_rate, crop_samples: the model's rate and crop length.
+        num_cpus: CPUs per decode task (small, so Train workers always fit).
+    """
+    rows = _rows(tracks, labels, scan, lambda info: [RANDOM_START])
+    rows = [r for r in rows if r["path"] in scan.usable]
+    ds = _from_rows(rows)
+    if shuffle:
+        ds = ds.random_shuffle()
+    return ds.map_batches(
+        _decoder(sample_rate, crop_samples, None),
+        batch_size=decode_batch_size,
+        num_cpus=num_cpus,
+        batch_format="numpy",
+    )
+
+
+def usable(tracks: Sequence[Track], labels: np.ndarray, scan: ScanResult) -> tuple[list[Track], np.ndarray]:
+    """The tracks (and their label rows) whose files could be read."""
+    keep = [i for i, t in enumerate(tracks) if t.path in scan.usable]
+    return [tracks[i] for i in keep], labels[keep]
+
+
+def chunk_dataset(
+    tracks: Sequence[Track],
+    labels: np.ndarray,
+    scan: ScanResult,
+    *,
+    sample_rate: int,
+    crop_samples: int,
+    max_chunks: int | None,
+    num_cpus: float,
+    decode_batch_size: int = 16,
+) -> ray.data.Dataset:
+    """Evaluation data: chunks that cover each track (see :func:`chunk_starts`), in order.
+
+    ``track`` in each row indexes ``tracks``; callers average chunk predictions per track.
+    Every track must be usable (filter with :func:`usable` first).
+    """
+
+    def starts(info: ScannedTrack) -> list[int]:
+        crop_frames = source_frames(crop_samples, info.rate, sample_rate)
+        return chunk_starts(info.frames, crop_frames, max_chunks)
+
+    rows = _rows(tracks, labels, scan, starts)
+    return _from_rows(rows).map_batches(
+        _decoder(sample_rate, crop_samples, 0),
+        batch_size=decode_batch_size,
+        num_cpus=num_cpus,
+        batch_format="numpy",
+    )

@@ -1,0 +1,88 @@
+"""Batch inference with Ray Data: an actor pool that holds a model and scores chunks.
+
+Used for final evaluation and for teacher workers: each actor builds the model once, then
+scores decoded chunks; the driver averages chunk probabilities per track.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import ray
+import torch
+
+from raytag.models import create_model
+from raytag.train.engine import TrackAverager, autocast
+
+
+@dataclass(frozen=True)
+class ModelRecipe:
+    """Everything needed to rebuild a trained model: preset, arguments, tag vocabulary."""
+
+    name: str
+    args: dict[str, Any]
+    tags: tuple[str, ...]
+
+    def build(self) -> torch.nn.Module:
+        return create_model(self.name, num_tags=len(self.tags), **self.args)
+
+
+class ChunkScorer:
+    """Ray Data callable class: ``{audio, track, valid, ...} -> {track, probs, valid}``."""
+
+    def __init__(self, recipe: ModelRecipe, weights_ref, use_gpu: bool = False, amp: str = "auto"):
+        self.device = torch.device("cuda" if use_gpu and torch.cuda.is_available() else "cpu")
+        self.model = recipe.build()
+        weights = ray.get(weights_ref) if isinstance(weights_ref, ray.ObjectRef) else weights_ref
+        self.model.load_state_dict(weights)
+        self.model.to(self.device).eval()
+        self.amp = amp
+
+    @torch.no_grad()
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        audio = torch.as_tensor(batch["audio"], device=self.device)
+        with autocast(self.device, self.amp):
+            logits = self.model(audio)
+        return {
+            "track": batch["track"],
+            "probs": torch.sigmoid(logits.float()).cpu().numpy(),
+            "valid": batch["valid"],
+        }
+
+
+def score_tracks(
+    chunks: ray.data.Dataset,
+    recipe: ModelRecipe,
+    weights: dict[str, torch.Tensor],
+    *,
+    num_tracks: int,
+    batch_size: int,
+    actors: int = 1,
+    num_cpus: float = 1.0,
+    num_gpus: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Scores every chunk of ``chunks`` and averages per track.
+
+    Returns:
+        ``(scores (N', K), track indices (N',), chunks that failed to decode)``; tracks with no
+        decodable chunk are absent from the indices.
+    """
+    scored = chunks.map_batches(
+        ChunkScorer,
+        fn_constructor_kwargs={"recipe": recipe, "weights_ref": ray.put(weights), "use_gpu": num_gpus > 0},
+        batch_size=batch_size,
+        compute=ray.data.ActorPoolStrategy(size=actors),
+        num_cpus=num_cpus,
+        num_gpus=num_gpus,
+        batch_format="numpy",
+    )
+    averager = TrackAverager(num_tracks, len(recipe.tags))
+    failed = 0
+    for batch in scored.iter_batches(batch_format="numpy", batch_size=None):
+        keep = batch["valid"].astype(bool)
+        failed += int((~keep).sum())
+        averager.add(batch["track"][keep], batch["probs"][keep])
+    scores, kept = averager.result()
+    return scores, kept, failed

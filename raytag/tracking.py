@@ -1,0 +1,167 @@
+"""MLflow tracking that never stops training.
+
+:class:`Tracker` wraps one MLflow run through ``MlflowClient`` (no global active run, so it
+works the same on the driver and inside a Ray Train worker). If the backend fails, the first
+failure is logged as a warning and the tracker goes quiet for the rest of the run: a lost
+tracking server costs the remaining records, not the training.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+MAX_PARAMS_PER_CALL = 100
+MAX_PARAM_LENGTH = 6000
+
+
+def default_uri() -> str:
+    """MLflow's own default store: ``sqlite:///<cwd>/mlflow.db`` (absolute, for workers)."""
+    return f"sqlite:///{Path.cwd().resolve() / 'mlflow.db'}"
+
+
+def resolve_uri(uri: str | None) -> str:
+    """An explicit URI, else ``MLFLOW_TRACKING_URI``, else :func:`default_uri`."""
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or default_uri()
+
+
+class Tracker:
+    """Best-effort logging into one MLflow run; every method is a no-op once disabled."""
+
+    def __init__(self, uri: str | None, run_id: str | None):
+        self.uri = uri
+        self.run_id = run_id
+        self._client = None
+        self.failed = run_id is None
+
+    @classmethod
+    def disabled(cls) -> Tracker:
+        return cls(None, None)
+
+    @classmethod
+    def start(
+        cls,
+        uri: str,
+        experiment: str,
+        run_name: str,
+        *,
+        tags: dict[str, str] | None = None,
+        parent_run_id: str | None = None,
+        resume_run_id: str | None = None,
+    ) -> Tracker:
+        """Creates (or resumes) a run; a failing backend gives a disabled tracker and a warning."""
+        tracker = cls(uri, None)
+        try:
+            client = tracker.client
+            if resume_run_id and _resumable(client, resume_run_id):
+                tracker.run_id = resume_run_id
+                client.update_run(resume_run_id, status="RUNNING")
+            else:
+                found = client.get_experiment_by_name(experiment)
+                experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+                run_tags = dict(tags or {})
+                if parent_run_id:
+                    run_tags["mlflow.parentRunId"] = parent_run_id
+                run = client.create_run(experiment_id, run_name=run_name, tags=run_tags)
+                tracker.run_id = run.info.run_id
+            tracker.failed = False
+        except Exception as exc:  # noqa: BLE001 - any backend failure must not stop training
+            log.warning("MLflow tracking at %s is unavailable (%s); training continues without it", uri, _short(exc))
+        return tracker
+
+    @property
+    def client(self):
+        if self._client is None:
+            from mlflow.tracking import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=self.uri)
+        return self._client
+
+    def _call(self, what: str, fn, *args, **kwargs) -> Any:
+        if self.failed:
+            return None
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001
+            self.failed = True
+            log.warning(
+                "MLflow %s failed (%s); training continues, no more records go to run %s",
+                what, _short(exc), self.run_id,
+            )
+            return None
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, _param_value(v)) for k, v in sorted(params.items())]
+        for i in range(0, len(items), MAX_PARAMS_PER_CALL):
+            self._call("log_params", self.client.log_batch, self.run_id, params=items[i : i + MAX_PARAMS_PER_CALL])
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [
+            Metric(_metric_key(k), float(v), now, step or 0)
+            for k, v in sorted(metrics.items())
+            if isinstance(v, (int, float)) and math.isfinite(v)
+        ]
+        if items:
+            self._call("log_metrics", self.client.log_batch, self.run_id, metrics=items)
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        for key, value in tags.items():
+            self._call("set_tag", self.client.set_tag, self.run_id, key, str(value))
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self._call("log_text", self.client.log_text, self.run_id, text, artifact_file)
+
+    def log_dict(self, data: dict, artifact_file: str) -> None:
+        self._call("log_dict", self.client.log_dict, self.run_id, data, artifact_file)
+
+    def log_artifacts(self, local_dir: str | Path, artifact_path: str | None = None) -> None:
+        self._call("log_artifacts", self.client.log_artifacts, self.run_id, str(local_dir), artifact_path)
+
+    def log_table(self, rows: Iterable[dict], artifact_file: str) -> None:
+        """A per-row table as CSV (readable anywhere) and as an MLflow table (for the UI)."""
+        import pandas as pd
+
+        frame = pd.DataFrame(list(rows))
+        self.log_text(frame.to_csv(index=False), artifact_file)
+        self._call("log_table", self.client.log_table, self.run_id, frame, artifact_file.rsplit(".", 1)[0] + ".json")
+
+    def end(self, status: str = "FINISHED") -> None:
+        self._call("end_run", self.client.set_terminated, self.run_id, status=status)
+
+    def handle(self) -> dict[str, str | None]:
+        """What a worker needs to log into the same run."""
+        return {"uri": self.uri, "run_id": None if self.failed else self.run_id}
+
+
+def _resumable(client, run_id: str) -> bool:
+    try:
+        return client.get_run(run_id).info.status != "FINISHED"
+    except Exception:  # noqa: BLE001 - a deleted or unknown run is simply not resumed
+        return False
+
+
+def _param_value(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= MAX_PARAM_LENGTH else text[: MAX_PARAM_LENGTH - 3] + "..."
+
+
+def _metric_key(key: str) -> str:
+    # MLflow keys allow letters, digits, _ - . space / ; map anything else to _.
+    return "".join(c if c.isalnum() or c in "_-. /" else "_" for c in key)
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]

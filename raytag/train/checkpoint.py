@@ -1,0 +1,100 @@
+"""Checkpoint folders: what a training run needs to resume, and the exported best model.
+
+A checkpoint folder holds ``model.pt`` (latest weights), ``optimizer.pt``, ``best_model.pt``
+(weights of the best epoch so far) and ``state.json`` (next epoch, best metric, best epoch,
+the resolved job config). The latest checkpoint is therefore enough both to resume and to
+evaluate the best model. Only plain ``torch.save``/``json`` is used, so the folders are
+readable without Ray.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+MODEL_FILE = "model.pt"
+BEST_MODEL_FILE = "best_model.pt"
+OPTIMIZER_FILE = "optimizer.pt"
+STATE_FILE = "state.json"
+EXPORT_META = "model.json"
+
+
+@dataclass
+class TrainingState:
+    """Progress of a run, saved with every checkpoint."""
+
+    next_epoch: int = 0
+    best_epoch: int | None = None
+    best_value: float | None = None
+    select_metric: str = "roc_auc"
+    resumed_from_epoch: int | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def improves(self, value: float) -> bool:
+        """Whether ``value`` of the selection metric beats the best so far (loss: lower)."""
+        if self.best_value is None:
+            return True
+        return value < self.best_value if self.select_metric == "loss" else value > self.best_value
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain module inside a DDP wrapper (or the module itself)."""
+    return getattr(model, "module", model)
+
+
+def cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A CPU copy of the (unwrapped) model's weights."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in unwrap(model).state_dict().items()}
+
+
+def save(
+    folder: Path,
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    best_weights: dict[str, torch.Tensor],
+    state: TrainingState,
+    job: dict[str, Any],
+) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(cpu_state(model), folder / MODEL_FILE)
+    torch.save(optimizer.state_dict(), folder / OPTIMIZER_FILE)
+    torch.save(best_weights, folder / BEST_MODEL_FILE)
+    (folder / STATE_FILE).write_text(json.dumps({"state": asdict(state), "job": job}, indent=1))
+
+
+def load_state(folder: Path) -> TrainingState:
+    return TrainingState(**json.loads((folder / STATE_FILE).read_text())["state"])
+
+
+def restore(
+    folder: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer
+) -> tuple[TrainingState, dict[str, torch.Tensor]]:
+    """Loads weights and optimizer into ``model``/``optimizer``; returns state and best weights."""
+    unwrap(model).load_state_dict(torch.load(folder / MODEL_FILE, map_location="cpu"))
+    optimizer.load_state_dict(torch.load(folder / OPTIMIZER_FILE, map_location="cpu"))
+    best = torch.load(folder / BEST_MODEL_FILE, map_location="cpu")
+    return load_state(folder), best
+
+
+def export_best(checkpoint_dir: Path, out_dir: Path, meta: dict[str, Any]) -> Path:
+    """Writes the best weights and a ``model.json`` describing them to ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    weights = torch.load(checkpoint_dir / BEST_MODEL_FILE, map_location="cpu")
+    torch.save(weights, out_dir / MODEL_FILE)
+    (out_dir / EXPORT_META).write_text(json.dumps(meta, indent=1))
+    return out_dir
+
+
+def load_exported(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """``(meta, weights)`` of an exported model folder."""
+    folder = Path(folder)
+    if not (folder / EXPORT_META).is_file():
+        raise FileNotFoundError(f"{folder} is not an exported raytag model (no {EXPORT_META})")
+    meta = json.loads((folder / EXPORT_META).read_text())
+    return meta, torch.load(folder / MODEL_FILE, map_location="cpu")

@@ -1,0 +1,243 @@
+"""The driver: one function runs a job end to end on Ray.
+
+read + validate manifest → scan audio headers (Ray Data) → TorchTrainer (DDP workers) →
+export the best model → evaluate it with Ray Data batch inference → MLflow.
+Everything that can be checked without a cluster is checked before Ray starts.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import ray
+import ray.train
+import yaml
+from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig
+from ray.train.torch import TorchTrainer
+
+from raytag.config import JobConfig, flatten
+from raytag.errors import JobError
+from raytag.data.manifest import Manifest, multi_hot, read_labels, read_manifest
+from raytag.data.pipeline import ScanResult, chunk_dataset, crop_dataset, scan_tracks, usable
+from raytag.inference import ModelRecipe, score_tracks
+from raytag.metrics import TaggingReport, tagging_report
+from raytag.models import count_parameters
+from raytag.tracking import Tracker, resolve_uri
+from raytag.train import checkpoint as ckpt
+from raytag.train.worker import train_loop_per_worker
+
+log = logging.getLogger("raytag")
+
+RUN_ID_FILE = "mlflow_run_id"
+BEST_MODEL_DIR = "best_model"
+
+
+@dataclass
+class Prepared:
+    """What the driver knows before training: data, model recipe, audio scan."""
+
+    manifest: Manifest
+    recipe: ModelRecipe
+    sample_rate: int
+    crop_samples: int
+    parameters: int
+
+
+@dataclass
+class Outcome:
+    """The result of a job: where the best model is, how it scored, which MLflow run has it."""
+
+    model_dir: Path
+    report: TaggingReport
+    best_epoch: int | None
+    run_id: str | None
+    skipped_files: int
+
+
+def prepare(job: JobConfig) -> Prepared:
+    """Reads the manifest and builds the model once on the driver (no Ray needed)."""
+    manifest = read_manifest(job.data.manifest, job.data.tags)
+    recipe = ModelRecipe(job.model.name, dict(job.model.args), manifest.vocabulary)
+    model = recipe.build()
+    counts = manifest.counts()
+    for split in ("train", "valid", job.eval.split):
+        if counts[split] == 0:
+            raise JobError(f"{job.data.manifest}: the '{split}' split is empty")
+    if manifest.dropped_tags:
+        log.warning("dropped %d tag occurrences outside the vocabulary", manifest.dropped_tags)
+    return Prepared(manifest, recipe, model.sample_rate, model.crop_samples, count_parameters(model))
+
+
+def ensure_ray(job: JobConfig) -> None:
+    """Connects to ``ray.address`` or starts a local instance (once per process)."""
+    if not ray.is_initialized():
+        ray.init(address=job.ray.address, num_cpus=job.ray.num_cpus, include_dashboard=False, log_to_driver=True)
+    # Per-operator progress bars from several workers garble a terminal; epochs log progress.
+    ray.data.DataContext.get_current().enable_progress_bars = False
+
+
+def job_dir(job: JobConfig) -> Path:
+    return Path(job.storage).resolve() / job.name
+
+
+def start_tracking(job: JobConfig, prepared: Prepared, *, parent_run_id: str | None = None) -> Tracker:
+    """Starts the job's MLflow run, or resumes it when this job was interrupted."""
+    if not job.tracking.enabled:
+        return Tracker.disabled()
+    folder = job_dir(job)
+    folder.mkdir(parents=True, exist_ok=True)
+    id_file = folder / RUN_ID_FILE
+    previous = id_file.read_text().strip() if id_file.is_file() else None
+    tracker = Tracker.start(
+        resolve_uri(job.tracking.uri),
+        job.tracking.experiment,
+        job.name,
+        tags={"raytag.model": job.model.name, "raytag.kind": "supervised"},
+        parent_run_id=parent_run_id,
+        resume_run_id=previous,
+    )
+    if tracker.run_id and tracker.run_id != previous:
+        id_file.write_text(tracker.run_id)
+        params = flatten(job.resolved())
+        params.update({"model.parameters": prepared.parameters, "data.tags": len(prepared.recipe.tags)})
+        tracker.log_params(params)
+        tracker.log_text(yaml.safe_dump(job.resolved(), sort_keys=False), "config/job.yaml")
+    elif tracker.run_id:
+        log.info("resuming MLflow run %s", tracker.run_id)
+    return tracker
+
+
+def _log_scan(scan: ScanResult, tracker: Tracker) -> None:
+    log.info("audio scan: %s", scan.summary())
+    for path, reason in scan.skipped[:20]:
+        log.warning("skipped %s", reason if path in reason else f"{path}: {reason}")
+    tracker.log_metrics({"data/skipped_files": len(scan.skipped), "data/usable_files": len(scan.usable)})
+    if scan.skipped:
+        tracker.log_table(({"path": p, "reason": r} for p, r in scan.skipped), "data/skipped_files.csv")
+
+
+def train(job: JobConfig, *, parent_run_id: str | None = None) -> Outcome:
+    """Trains the job's model on Ray, exports the best epoch and evaluates it."""
+    prepared = prepare(job)
+    log.info(
+        "model %s: %s parameters, %d tags, %d Hz, %.2f s crops",
+        job.model.name, f"{prepared.parameters:,}", len(prepared.recipe.tags),
+        prepared.sample_rate, prepared.crop_samples / prepared.sample_rate,
+    )
+    ensure_ray(job)
+    tracker = start_tracking(job, prepared, parent_run_id=parent_run_id)
+    manifest = prepared.manifest
+    eval_tracks = manifest.split(job.eval.split)
+    scan = scan_tracks(
+        manifest.split("train") + manifest.split("valid") + eval_tracks, num_cpus=job.data.decode_cpus
+    )
+    _log_scan(scan, tracker)
+
+    train_tracks, train_labels = usable(manifest.split("train"), manifest.label_matrix(manifest.split("train")), scan)
+    valid_tracks, valid_labels = usable(manifest.split("valid"), manifest.label_matrix(manifest.split("valid")), scan)
+    if not train_tracks or not valid_tracks:
+        raise JobError("no readable audio in the train or valid split; see the skipped files above")
+    audio = {"sample_rate": prepared.sample_rate, "crop_samples": prepared.crop_samples, "num_cpus": job.data.decode_cpus}
+    datasets = {
+        "train": crop_dataset(train_tracks, train_labels, scan, shuffle=job.train.shuffle, **audio),
+        "valid": chunk_dataset(valid_tracks, valid_labels, scan, max_chunks=job.eval.max_chunks, **audio),
+    }
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={
+            "job": job.resolved(),
+            "tags": list(prepared.recipe.tags),
+            "num_valid_tracks": len(valid_tracks),
+            "tracking": tracker.handle(),
+        },
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=job.scaling.num_workers,
+            use_gpu=job.scaling.use_gpu,
+            resources_per_worker={"CPU": job.scaling.cpus_per_worker},
+        ),
+        run_config=RunConfig(
+            name=job.name,
+            storage_path=str(Path(job.storage).resolve()),
+            failure_config=FailureConfig(max_failures=job.scaling.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=2),
+        ),
+        datasets=datasets,
+        # Only training data is split; rank 0 validates on the whole validation set.
+        dataset_config=DataConfig(datasets_to_split=["train"]),
+    )
+    result = trainer.fit()
+    if result.checkpoint is None:
+        raise JobError(f"training of {job.name} ended without a checkpoint")
+    with result.checkpoint.as_directory() as folder:
+        state = ckpt.load_state(Path(folder))
+        model_dir = ckpt.export_best(
+            Path(folder),
+            job_dir(job) / BEST_MODEL_DIR,
+            {
+                "name": prepared.recipe.name,
+                "args": prepared.recipe.args,
+                "tags": list(prepared.recipe.tags),
+                "best_epoch": state.best_epoch,
+                "select_metric": state.select_metric,
+                "best_value": state.best_value,
+                "mlflow_run_id": tracker.run_id,
+            },
+        )
+    log.info("best epoch %s (valid %s %.4f); model in %s", state.best_epoch, state.select_metric, state.best_value, model_dir)
+    report = evaluate(job, model_dir, prepared=prepared, scan=scan, tracker=tracker)
+    tracker.log_artifacts(model_dir, "best_model")
+    tracker.end()
+    return Outcome(model_dir, report, state.best_epoch, tracker.run_id, len(scan.skipped))
+
+
+def evaluate(
+    job: JobConfig,
+    model_dir: Path,
+    *,
+    prepared: Prepared | None = None,
+    scan: ScanResult | None = None,
+    tracker: Tracker | None = None,
+    split: str | None = None,
+) -> TaggingReport:
+    """Scores an exported model on a split, track-level, against clean labels when given."""
+    prepared = prepared or prepare(job)
+    tracker = tracker or Tracker.disabled()
+    split = split or job.eval.split
+    meta, weights = ckpt.load_exported(model_dir)
+    recipe = ModelRecipe(meta["name"], meta["args"], tuple(meta["tags"]))
+    ensure_ray(job)
+    tracks = prepared.manifest.split(split)
+    if scan is None:
+        scan = scan_tracks(tracks, num_cpus=job.data.decode_cpus)
+    if job.data.clean_labels:
+        clean = read_labels(job.data.clean_labels)
+        missing = [t.path for t in tracks if t.path not in clean]
+        if missing:
+            raise JobError(f"{job.data.clean_labels}: no clean labels for {len(missing)} {split} tracks, e.g. {missing[0]}")
+        labels = multi_hot([clean[t.path] for t in tracks], recipe.tags)
+        label_source = "clean"
+    else:
+        labels = prepared.manifest.label_matrix(tracks)
+        label_source = "manifest"
+    tracks, labels = usable(tracks, labels, scan)
+    chunks = chunk_dataset(
+        tracks, labels, scan, sample_rate=prepared.sample_rate, crop_samples=prepared.crop_samples,
+        max_chunks=job.eval.max_chunks, num_cpus=job.data.decode_cpus,
+    )
+    scores, kept, failed = score_tracks(
+        chunks, recipe, weights, num_tracks=len(tracks), batch_size=job.eval.batch_size,
+        num_gpus=0.5 if job.scaling.use_gpu else 0.0,
+    )
+    report = tagging_report(labels[kept], scores, list(recipe.tags))
+    log.info(
+        "%s split, %s labels, %d tracks: macro ROC-AUC %.4f, PR-AUC %.4f (%d chunks failed to decode)",
+        split, label_source, len(kept), report.roc_auc_macro, report.pr_auc_macro, failed,
+    )
+    prefix = f"{split}/"
+    tracker.log_metrics({**report.as_metrics(prefix), f"{prefix}decode_failures": failed})
+    tracker.set_tags({f"raytag.{split}_labels": label_source})
+    tracker.log_table(report.table_rows(), f"metrics/per_tag_{split}.csv")
+    return report

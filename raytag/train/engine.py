@@ -1,0 +1,155 @@
+"""The Ray-free training engine: one epoch of optimisation, chunk predictions per track.
+
+Batches are dicts of tensors as produced by :func:`raytag.data.batches.decode_batch`
+(``audio``, ``labels``, ``track``, ``valid``). The Ray Train worker loop feeds dataset shards
+in; tests feed plain lists.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from raytag.objectives import bce
+
+log = logging.getLogger(__name__)
+
+Batch = dict[str, torch.Tensor]
+
+
+def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA when ``amp`` is "auto" or "bf16"; bf16 on CPU only when asked."""
+    if amp == "off" or (amp == "auto" and device.type != "cuda"):
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+class SupervisedObjective:
+    """BCE of the model's logits against the (noisy) labels; undecodable clips are ignored."""
+
+    def __call__(self, model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
+        logits = model(batch["audio"])
+        return {"loss": bce(logits, batch["labels"], batch["valid"])}
+
+
+@dataclass
+class EpochStats:
+    """What one training epoch did on one worker."""
+
+    loss: float
+    steps: int
+    examples: int
+    decode_failures: int
+    seconds: float
+
+    def as_metrics(self, prefix: str = "train/") -> dict[str, float]:
+        return {
+            f"{prefix}loss": self.loss,
+            f"{prefix}examples": self.examples,
+            f"{prefix}decode_failures": self.decode_failures,
+            f"{prefix}examples_per_s": self.examples / max(self.seconds, 1e-9),
+        }
+
+
+def to_device(batch: dict, device: torch.device) -> Batch:
+    """Moves a batch's tensors (numpy arrays are converted) to ``device``."""
+    out = {}
+    for key, value in batch.items():
+        tensor = value if isinstance(value, torch.Tensor) else torch.as_tensor(value)
+        out[key] = tensor.to(device, non_blocking=True)
+    return out
+
+
+def train_epoch(
+    model: nn.Module,
+    batches: Iterable[dict],
+    optimizer: torch.optim.Optimizer,
+    *,
+    objective: Callable[[nn.Module, Batch], dict[str, torch.Tensor]],
+    device: torch.device,
+    amp: str = "auto",
+    log_every: int = 20,
+    describe: str = "",
+) -> EpochStats:
+    """Runs one pass of optimisation over ``batches``.
+
+    Args:
+        model: the (possibly DDP-wrapped) model, returning logits.
+        batches: dicts with ``audio`` (B, T), ``labels`` (B, K), ``valid`` (B,).
+        objective: ``(model, batch) -> {"loss": ..., other named parts}``.
+        log_every: a progress line every this many steps.
+        describe: prefix of progress lines (e.g. "epoch 3").
+    """
+    model.train()
+    start = time.perf_counter()
+    total, steps, examples, failures = 0.0, 0, 0, 0
+    for batch in batches:
+        batch = to_device(batch, device)
+        with autocast(device, amp):
+            parts = objective(model, batch)
+        optimizer.zero_grad(set_to_none=True)
+        parts["loss"].backward()
+        optimizer.step()
+        steps += 1
+        total += float(parts["loss"].detach())
+        examples += int(batch["valid"].sum())
+        failures += int((~batch["valid"].bool()).sum())
+        if steps % log_every == 0:
+            rate = examples / (time.perf_counter() - start)
+            log.info("%s step %d: loss %.4f, %.1f clips/s", describe, steps, total / steps, rate)
+    return EpochStats(
+        loss=total / max(steps, 1),
+        steps=steps,
+        examples=examples,
+        decode_failures=failures,
+        seconds=time.perf_counter() - start,
+    )
+
+
+@torch.no_grad()
+def chunk_probabilities(
+    model: nn.Module, batches: Iterable[dict], *, device: torch.device, amp: str = "auto"
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Yields ``(track, probabilities (B, K), labels (B, K))`` for the decodable chunks."""
+    model.eval()
+    for batch in batches:
+        batch = to_device(batch, device)
+        with autocast(device, amp):
+            logits = model(batch["audio"])
+        keep = batch["valid"].bool()
+        probs = torch.sigmoid(logits.float())[keep]
+        yield batch["track"][keep].cpu().numpy(), probs.cpu().numpy(), batch["labels"][keep].cpu().numpy()
+
+
+class TrackAverager:
+    """Averages chunk predictions into track-level predictions."""
+
+    def __init__(self, num_tracks: int, num_tags: int):
+        self.sums = np.zeros((num_tracks, num_tags), dtype=np.float64)
+        self.counts = np.zeros(num_tracks, dtype=np.int64)
+        self.labels = np.zeros((num_tracks, num_tags), dtype=np.float32)
+
+    def add(self, track: np.ndarray, probs: np.ndarray, labels: np.ndarray | None = None) -> None:
+        np.add.at(self.sums, track, probs)
+        np.add.at(self.counts, track, 1)
+        if labels is not None:
+            self.labels[track] = labels
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(scores (N', K), kept track indices (N',))`` for tracks with at least one chunk."""
+        kept = np.flatnonzero(self.counts > 0)
+        return self.sums[kept] / self.counts[kept, None], kept
+
+
+def track_loss(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Track-level BCE of averaged probabilities against labels (the validation loss)."""
+    eps = 1e-7
+    p = np.clip(scores, eps, 1 - eps)
+    return float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))

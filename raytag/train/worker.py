@@ -1,0 +1,137 @@
+"""The Ray Train worker loop: unpack the config, get the shards, call the Ray-free engine.
+
+Every rank trains on its shard of the training data under DDP. Rank 0 alone validates (on the
+whole validation set), keeps the best weights, saves checkpoints and logs to MLflow; it then
+shares its metrics so every rank reports the same values.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import ray.train
+import ray.train.collective
+import ray.train.torch
+import torch
+from ray.train import Checkpoint
+
+from raytag.config import JobConfig
+from raytag.metrics import tagging_report
+from raytag.models import create_model
+from raytag.tracking import Tracker
+from raytag.train import checkpoint as ckpt
+from raytag.train.engine import (
+    SupervisedObjective,
+    TrackAverager,
+    chunk_probabilities,
+    track_loss,
+    train_epoch,
+)
+
+log = logging.getLogger("raytag.train")
+
+
+def validate(model, batches, *, num_tracks: int, tags: list[str], device, amp: str) -> dict[str, float]:
+    """Track-level validation metrics against the manifest's (noisy) validation labels."""
+    averager = TrackAverager(num_tracks, len(tags))
+    for track, probs, labels in chunk_probabilities(model, batches, device=device, amp=amp):
+        averager.add(track, probs, labels)
+    scores, kept = averager.result()
+    labels = averager.labels[kept]
+    metrics = tagging_report(labels, scores, tags).as_metrics(prefix="valid/")
+    metrics["valid/loss"] = track_loss(scores, labels)
+    return metrics
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    """Ray Train entry point. ``config``: job (resolved dict), tags, num_valid_tracks, tracking."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    job = JobConfig.model_validate(config["job"])
+    tags: list[str] = config["tags"]
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    device = ray.train.torch.get_device()
+
+    torch.manual_seed(job.seed)
+    model = create_model(job.model.name, num_tags=len(tags), **job.model.args)
+    model = ray.train.torch.prepare_model(model)
+    optimizer = torch.optim.Adam(model.parameters(), lr=job.train.lr, weight_decay=job.train.weight_decay)
+
+    state = ckpt.TrainingState(select_metric=job.train.select_metric)
+    best_weights = ckpt.cpu_state(model)
+    resume = ray.train.get_checkpoint()
+    if resume:
+        with resume.as_directory() as folder:
+            state, best_weights = ckpt.restore(Path(folder), model=model, optimizer=optimizer)
+        state.resumed_from_epoch = state.next_epoch
+        if rank == 0:
+            log.info("resuming from the checkpoint of epoch %d", state.next_epoch - 1)
+
+    tracker = Tracker(**config["tracking"]) if rank == 0 else Tracker.disabled()
+    train_shard = ray.train.get_dataset_shard("train")
+    valid_data = ray.train.get_dataset_shard("valid")
+    objective = SupervisedObjective()
+
+    for epoch in range(state.next_epoch, job.train.epochs):
+        started = time.perf_counter()
+        stats = train_epoch(
+            model,
+            train_shard.iter_torch_batches(batch_size=job.train.batch_size, local_shuffle_buffer_size=None),
+            optimizer,
+            objective=objective,
+            device=device,
+            amp=job.train.amp,
+            log_every=job.train.log_every,
+            describe=f"[rank {rank}] epoch {epoch}",
+        )
+        metrics: dict[str, float] = {}
+        if rank == 0:
+            metrics = stats.as_metrics()
+            metrics.update(
+                validate(
+                    ckpt.unwrap(model),
+                    valid_data.iter_torch_batches(batch_size=job.eval.batch_size),
+                    num_tracks=config["num_valid_tracks"],
+                    tags=tags,
+                    device=device,
+                    amp=job.train.amp,
+                )
+            )
+            value = metrics[f"valid/{job.train.select_metric}"]
+            if state.improves(value):
+                state.best_value, state.best_epoch = value, epoch
+                best_weights = ckpt.cpu_state(model)
+            metrics.update(
+                {
+                    "epoch": epoch,
+                    "best_epoch": state.best_epoch,
+                    f"best/valid/{job.train.select_metric}": state.best_value,
+                    "epoch_seconds": time.perf_counter() - started,
+                    "resumed_from_epoch": -1 if state.resumed_from_epoch is None else state.resumed_from_epoch,
+                }
+            )
+            state.history.append({k: v for k, v in metrics.items() if k.startswith("valid/")})
+            tracker.log_metrics(metrics, step=epoch)
+            log.info(
+                "epoch %d/%d  train loss %.4f  valid roc_auc %.4f  pr_auc %.4f  (%.0f s)",
+                epoch + 1, job.train.epochs, stats.loss, metrics["valid/roc_auc"],
+                metrics["valid/pr_auc"], metrics["epoch_seconds"],
+            )
+        if world > 1:
+            metrics = ray.train.collective.broadcast_from_rank_zero(metrics)
+        state.next_epoch = epoch + 1
+        _report(rank, metrics, model, optimizer, best_weights, state, config["job"])
+
+
+def _report(rank, metrics, model, optimizer, best_weights, state, job) -> None:
+    """Every rank reports; rank 0 attaches the checkpoint."""
+    if rank != 0:
+        ray.train.report(metrics, checkpoint=None)
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        ckpt.save(Path(folder), model=model, optimizer=optimizer, best_weights=best_weights, state=state, job=job)
+        ray.train.report(metrics, checkpoint=Checkpoint.from_directory(folder))
