@@ -18,6 +18,7 @@ import yaml
 from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig
 from ray.train.torch import TorchTrainer
 
+from raytag.cluster import init_ray
 from raytag.config import JobConfig, flatten
 from raytag.errors import JobError
 from raytag.data.manifest import Manifest, multi_hot, read_labels, read_manifest
@@ -73,10 +74,7 @@ def prepare(job: JobConfig) -> Prepared:
 
 def ensure_ray(job: JobConfig) -> None:
     """Connects to ``ray.address`` or starts a local instance (once per process)."""
-    if not ray.is_initialized():
-        ray.init(address=job.ray.address, num_cpus=job.ray.num_cpus, include_dashboard=False, log_to_driver=True)
-    # Per-operator progress bars from several workers garble a terminal; epochs log progress.
-    ray.data.DataContext.get_current().enable_progress_bars = False
+    init_ray(job.ray.address, job.ray.num_cpus)
 
 
 def job_dir(job: JobConfig) -> Path:
@@ -168,7 +166,11 @@ def train(job: JobConfig, *, parent_run_id: str | None = None) -> Outcome:
         # Only training data is split; rank 0 validates on the whole validation set.
         dataset_config=DataConfig(datasets_to_split=["train"]),
     )
-    result = trainer.fit()
+    try:
+        result = trainer.fit()
+    except Exception:
+        tracker.end("FAILED")
+        raise
     if result.checkpoint is None:
         raise JobError(f"training of {job.name} ended without a checkpoint")
     with result.checkpoint.as_directory() as folder:

@@ -1,0 +1,37 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   - synthetic corpus -> teacher trained on local Ray (DDP) -> evaluation table, in MLflow
+#   make test   - the test suite (unit tests + integration tests on a local Ray instance)
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+CORPUS ?= data/synth
+
+.PHONY: install demo test test-unit bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+$(CORPUS)/manifest.csv: | $(STAMP)
+	$(VENV)/bin/raytag synth $(CORPUS) --clips 400 --sample-rate 16000 --overwrite
+
+demo: $(STAMP) $(CORPUS)/manifest.csv
+	$(VENV)/bin/raytag train jobs/demo-teacher.yaml
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-unit: $(STAMP)
+	$(PY) -m pytest -q -m "not ray"
+
+bench: $(STAMP)
+	$(PY) bench/bench_synth.py
+
+clean:
+	rm -rf ray_results mlruns mlflow.db $(CORPUS)

@@ -1,0 +1,153 @@
+"""Integration: real Ray Train DDP runs on a local Ray instance, real MLflow SQLite stores."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from raytag.config import load_job
+from raytag.train.driver import job_dir, train
+
+pytestmark = pytest.mark.ray
+
+
+def mlflow_run(job):
+    client = MlflowClient(job.tracking.uri)
+    experiment = client.get_experiment_by_name(job.tracking.experiment)
+    runs = client.search_runs([experiment.experiment_id], filter_string=f"attributes.run_name = '{job.name}'")
+    assert len(runs) == 1, f"expected one MLflow run for {job.name}, found {len(runs)}"
+    return client, runs[0]
+
+
+def artifacts(client, run_id, path=None):
+    out = []
+    for item in client.list_artifacts(run_id, path):
+        out.extend(artifacts(client, run_id, item.path) if item.is_dir else [item.path])
+    return out
+
+
+def history(client, run, key):
+    return [m.value for m in sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.timestamp)]
+
+
+def test_two_worker_ddp_training_is_recorded_in_mlflow(ray_session, tiny_job):
+    job = load_job(tiny_job("ddp"))
+    outcome = train(job)
+
+    assert outcome.report.tracks == 6 and 0.0 <= outcome.report.roc_auc_macro <= 1.0
+    assert (outcome.model_dir / "model.pt").is_file() and outcome.skipped_files == 0
+    client, run = mlflow_run(job)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["scaling.num_workers"] == "2"
+    assert run.data.params["model.name"] == "mtt-tiny"
+    assert int(run.data.params["model.parameters"]) > 0
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "valid/roc_auc")] == [0, 1]
+    # Both DDP workers trained: rank 0 saw half the 28 training clips each epoch.
+    assert history(client, run, "train/examples") == [14.0, 14.0]
+    assert "test/roc_auc" in run.data.metrics and run.data.tags["raytag.test_labels"] == "clean"
+    files = artifacts(client, run.info.run_id)
+    for expected in ("config/job.yaml", "metrics/per_tag_test.csv", "best_model/model.pt", "best_model/model.json"):
+        assert expected in files
+
+
+def test_corrupt_empty_and_missing_files_are_skipped_and_counted(ray_session, tiny_job, tiny_corpus, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt " + os.urandom(400))
+    (bad / "zero.ogg").write_bytes(b"")
+    rows = (tiny_corpus / "manifest.csv").read_text().splitlines()
+    header, body = rows[0], [r.replace("audio/", f"{tiny_corpus}/audio/", 1) for r in rows[1:]]
+    extra = [
+        f"{bad}/corrupt.wav,piano,train,false,x",
+        f"{bad}/zero.ogg,bass,train,false,x",
+        f"{bad}/missing.wav,kick,valid,false,x",
+    ]
+    real_empty = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-audio" / "empty.wav"
+    if real_empty.is_file():
+        extra.append(f"{real_empty},flute,train,false,x")
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("\n".join([header, *body, *extra]) + "\n")
+    job = load_job(tiny_job("bad-files", manifest=manifest), ["scaling.num_workers=1", "train.epochs=1"])
+
+    outcome = train(job)
+
+    assert outcome.skipped_files == len(extra)
+    client, run = mlflow_run(job)
+    assert run.data.metrics["data/skipped_files"] == len(extra)
+    assert "data/skipped_files.csv" in artifacts(client, run.info.run_id)
+    assert run.data.metrics["train/examples"] == 28  # every good clip still trained
+
+
+def _kill_a_train_worker_after_checkpoints(folder: Path, timeout: float = 300) -> int:
+    """Waits for two epoch checkpoints (so the first is surely registered), then kills a worker."""
+    from ray.util.state import list_actors
+
+    deadline = time.time() + timeout
+    while len(list(folder.glob("checkpoint_*"))) < 2:
+        assert time.time() < deadline, "no checkpoints appeared"
+        time.sleep(0.2)
+    workers = list_actors(filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
+    assert workers, "no live Ray Train worker to kill"
+    pid = int(workers[-1]["pid"])
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+def test_worker_killed_mid_run_resumes_from_checkpoint(ray_session, tiny_job):
+    job = load_job(tiny_job("killed"), ["train.epochs=4", "scaling.max_failures=1"])
+    outcome: dict = {}
+    runner = threading.Thread(target=lambda: outcome.update(result=train(job)), daemon=True)
+    runner.start()
+    _kill_a_train_worker_after_checkpoints(job_dir(job))
+    runner.join(timeout=900)
+
+    assert "result" in outcome, "training did not complete after the worker was killed"
+    client, run = mlflow_run(job)
+    resumed = history(client, run, "resumed_from_epoch")
+    assert resumed[0] == -1 and max(resumed) >= 1  # restarted from a checkpoint, not from scratch
+    assert max(history(client, run, "epoch")) == 3
+    assert run.info.status == "FINISHED"
+
+
+def test_rerun_of_a_failed_job_resumes_from_its_checkpoint(ray_session, tiny_job):
+    job = load_job(tiny_job("rerun"), ["train.epochs=4", "scaling.max_failures=0"])
+    failed: dict = {}
+
+    def first_attempt():
+        try:
+            train(job)
+        except Exception as exc:  # noqa: BLE001 - the killed worker fails this run
+            failed["error"] = exc
+
+    runner = threading.Thread(target=first_attempt, daemon=True)
+    runner.start()
+    _kill_a_train_worker_after_checkpoints(job_dir(job))
+    runner.join(timeout=600)
+    assert "error" in failed, "the run should fail when its worker dies and max_failures is 0"
+
+    outcome = train(job)  # same job, same storage: resumes
+
+    client, run = mlflow_run(job)  # the same MLflow run continues
+    assert max(history(client, run, "resumed_from_epoch")) >= 1
+    assert run.info.status == "FINISHED" and outcome.best_epoch is not None
+
+
+def test_bad_config_key_exits_2_before_ray_starts(tmp_path, tiny_job):
+    job = tiny_job("bad-key")
+    proc = subprocess.run(
+        [sys.executable, "-m", "raytag.cli", "train", str(job), "train.lrate=0.1"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "train.lrate: unknown key" in proc.stderr and "allowed:" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "Ray" not in proc.stdout + proc.stderr  # nothing started
+    assert not (tmp_path / "ray_results").exists()
