@@ -101,3 +101,16 @@ def test_best_epoch_selection_direction():
     loss = ckpt.TrainingState(select_metric="loss", best_value=0.3)
     assert loss.improves(0.29) and not loss.improves(0.31)
     assert ckpt.TrainingState().improves(0.0)
+
+
+def test_latest_checkpoint_skips_incomplete_folders(tmp_path):
+    model = create_model("mtt-tiny", num_tags=2)
+    opt = torch.optim.Adam(model.parameters())
+    best = ckpt.cpu_state(model)
+    for name, epoch in (("checkpoint_a", 1), ("checkpoint_b", 2), ("checkpoint_c", 3)):
+        ckpt.save(tmp_path / name, model=model, optimizer=opt, best_weights=best,
+                  state=ckpt.TrainingState(next_epoch=epoch), job={})
+    (tmp_path / "checkpoint_c" / ckpt.BEST_MODEL_FILE).unlink()  # cut short by a crash
+    folder, state = ckpt.latest(tmp_path)
+    assert folder.name == "checkpoint_b" and state.next_epoch == 2
+    assert ckpt.latest(tmp_path / "nothing-here") is None

@@ -82,6 +82,26 @@ def restore(
     return load_state(folder), best
 
 
+def latest(folder: Path) -> tuple[Path, TrainingState] | None:
+    """The most advanced complete checkpoint under a run folder (``checkpoint_*``), if any.
+
+    A folder counts only if all of its files are there and ``state.json`` parses, so a
+    checkpoint cut short by a crash is passed over.
+    """
+    best: tuple[Path, TrainingState] | None = None
+    for candidate in sorted(Path(folder).glob("checkpoint_*")):
+        files = (MODEL_FILE, OPTIMIZER_FILE, BEST_MODEL_FILE, STATE_FILE)
+        if not all((candidate / name).is_file() for name in files):
+            continue
+        try:
+            state = load_state(candidate)
+        except (ValueError, TypeError, KeyError):
+            continue
+        if best is None or state.next_epoch >= best[1].next_epoch:
+            best = (candidate, state)
+    return best
+
+
 def export_best(checkpoint_dir: Path, out_dir: Path, meta: dict[str, Any]) -> Path:
     """Writes the best weights and a ``model.json`` describing them to ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -143,13 +143,45 @@ def train(job: JobConfig, *, parent_run_id: str | None = None) -> Outcome:
         "train": crop_dataset(train_tracks, train_labels, scan, shuffle=job.train.shuffle, **audio),
         "valid": chunk_dataset(valid_tracks, valid_labels, scan, max_chunks=job.eval.max_chunks, **audio),
     }
+    previous = ckpt.latest(job_dir(job))
+    if previous and previous[1].next_epoch >= job.train.epochs:
+        log.info("%s already trained %d epochs; evaluating its best epoch", job.name, previous[1].next_epoch)
+        final = previous[0]
+    else:
+        if previous:
+            log.info("resuming %s from %s (epoch %d done)", job.name, previous[0].name, previous[1].next_epoch)
+        final = _fit(job, prepared, tracker, datasets, len(valid_tracks))
+    state = ckpt.load_state(final)
+    model_dir = ckpt.export_best(
+        final,
+        job_dir(job) / BEST_MODEL_DIR,
+        {
+            "name": prepared.recipe.name,
+            "args": prepared.recipe.args,
+            "tags": list(prepared.recipe.tags),
+            "best_epoch": state.best_epoch,
+            "select_metric": state.select_metric,
+            "best_value": state.best_value,
+            "mlflow_run_id": tracker.run_id,
+        },
+    )
+    log.info("best epoch %s (valid %s %.4f); model in %s", state.best_epoch, state.select_metric, state.best_value, model_dir)
+    report = evaluate(job, model_dir, prepared=prepared, scan=scan, tracker=tracker)
+    tracker.log_artifacts(model_dir, "best_model")
+    tracker.end()
+    return Outcome(model_dir, report, state.best_epoch, tracker.run_id, len(scan.skipped))
+
+
+def _fit(job, prepared, tracker, datasets, num_valid_tracks: int) -> Path:
+    """Runs the TorchTrainer; returns the folder of the final checkpoint."""
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={
             "job": job.resolved(),
             "tags": list(prepared.recipe.tags),
-            "num_valid_tracks": len(valid_tracks),
+            "num_valid_tracks": num_valid_tracks,
             "tracking": tracker.handle(),
+            "run_dir": str(job_dir(job)),
         },
         scaling_config=ray.train.ScalingConfig(
             num_workers=job.scaling.num_workers,
@@ -173,26 +205,7 @@ def train(job: JobConfig, *, parent_run_id: str | None = None) -> Outcome:
         raise
     if result.checkpoint is None:
         raise JobError(f"training of {job.name} ended without a checkpoint")
-    with result.checkpoint.as_directory() as folder:
-        state = ckpt.load_state(Path(folder))
-        model_dir = ckpt.export_best(
-            Path(folder),
-            job_dir(job) / BEST_MODEL_DIR,
-            {
-                "name": prepared.recipe.name,
-                "args": prepared.recipe.args,
-                "tags": list(prepared.recipe.tags),
-                "best_epoch": state.best_epoch,
-                "select_metric": state.select_metric,
-                "best_value": state.best_value,
-                "mlflow_run_id": tracker.run_id,
-            },
-        )
-    log.info("best epoch %s (valid %s %.4f); model in %s", state.best_epoch, state.select_metric, state.best_value, model_dir)
-    report = evaluate(job, model_dir, prepared=prepared, scan=scan, tracker=tracker)
-    tracker.log_artifacts(model_dir, "best_model")
-    tracker.end()
-    return Outcome(model_dir, report, state.best_epoch, tracker.run_id, len(scan.skipped))
+    return Path(result.checkpoint.path)
 
 
 def evaluate(

@@ -63,10 +63,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
     state = ckpt.TrainingState(select_metric=job.train.select_metric)
     best_weights = ckpt.cpu_state(model)
-    resume = ray.train.get_checkpoint()
-    if resume:
-        with resume.as_directory() as folder:
-            state, best_weights = ckpt.restore(Path(folder), model=model, optimizer=optimizer)
+    resumed = _restore(Path(config["run_dir"]), model, optimizer)
+    if resumed:
+        state, best_weights = resumed
         state.resumed_from_epoch = state.next_epoch
         if rank == 0:
             log.info("resuming from the checkpoint of epoch %d", state.next_epoch - 1)
@@ -125,6 +124,24 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             metrics = ray.train.collective.broadcast_from_rank_zero(metrics)
         state.next_epoch = epoch + 1
         _report(rank, metrics, model, optimizer, best_weights, state, config["job"])
+
+
+def _restore(run_dir: Path, model, optimizer):
+    """Loads the newest checkpoint: the newest complete one in the run's storage folder, else
+    the one Ray Train hands back.
+
+    Ray Train registers a reported checkpoint only when its controller next polls the
+    workers, so a worker killed right after reporting restarts with an older checkpoint (or
+    none); the folder in storage is already complete by then, so it is preferred.
+    """
+    on_disk = ckpt.latest(run_dir)
+    if on_disk:
+        return ckpt.restore(on_disk[0], model=model, optimizer=optimizer)
+    registered = ray.train.get_checkpoint()
+    if registered:
+        with registered.as_directory() as folder:
+            return ckpt.restore(Path(folder), model=model, optimizer=optimizer)
+    return None
 
 
 def _report(rank, metrics, model, optimizer, best_weights, state, job) -> None:
