@@ -72,6 +72,46 @@ class TrainConfig(_Section):
     shuffle: bool = True
 
 
+class MeanTeacherConfig(_Section):
+    """Lu et al. stage 2 consistency with an EMA teacher (eqs. 4-7); paper values as defaults."""
+
+    enabled: bool = False
+    eta: float = Field(0.999, ge=0, le=1, description="EMA smoothing η")
+    beta_max: float = Field(0.8, ge=0, description="upper bound of the consistency weight")
+    t0: int = Field(40000, ge=0, description="ramp-up length in optimizer steps")
+    gamma: float = Field(0.5, gt=0, description="ramp-up exponent")
+    warmup_epochs: int = Field(40, ge=0, description="epochs of the student alone")
+
+
+class MaskingConfig(_Section):
+    """Balanced-Masking (Lu et al. eq. 3): which stage-1 teacher scores the training set."""
+
+    percentile: float = Field(80.0, ge=0, le=100, description="ξ_j percentile of negatives' scores")
+    teacher: Path | None = Field(None, description="exported teacher model folder (a pipeline fills it)")
+
+
+class ObjectiveConfig(_Section):
+    """The training strategy and its settings."""
+
+    name: Literal[
+        "bce", "balanced_training", "balanced_masking", "bootstrap_soft", "bootstrap_hard", "coteaching"
+    ] = "bce"
+    bootstrap_beta: float | None = Field(
+        None, gt=0, le=1, description="label weight; default 0.95 (soft) / 0.8 (hard), Reed et al."
+    )
+    forget_rate: float = Field(0.2, ge=0, lt=1, description="co-teaching τ")
+    num_gradual: int = Field(10, ge=0, description="co-teaching epochs to reach τ")
+    forget_exponent: float = Field(1.0, gt=0)
+    masking: MaskingConfig = Field(default_factory=MaskingConfig)
+    mean_teacher: MeanTeacherConfig = Field(default_factory=MeanTeacherConfig)
+
+    @model_validator(mode="after")
+    def _compatible(self) -> ObjectiveConfig:
+        if self.name == "coteaching" and self.mean_teacher.enabled:
+            raise ValueError("co-teaching cannot be combined with the mean teacher")
+        return self
+
+
 class ScalingConfig(_Section):
     """Ray Train workers. Fractional CPUs keep Data and Train from deadlocking on small hosts."""
 
@@ -107,6 +147,7 @@ class JobConfig(_Section):
     data: DataConfig
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
     scaling: ScalingConfig = Field(default_factory=ScalingConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
@@ -118,6 +159,9 @@ class JobConfig(_Section):
         for section, key in (("data", "manifest"), ("data", "clean_labels")):
             if data[section][key] is not None:
                 data[section][key] = str(Path(data[section][key]).resolve())
+        masking = data["objective"]["masking"]
+        if masking["teacher"] is not None:
+            masking["teacher"] = str(Path(masking["teacher"]).resolve())
         data["storage"] = str(Path(data["storage"]).resolve())
         return data
 

@@ -5,8 +5,8 @@ import torch
 
 from raytag.models import create_model
 from raytag.train import checkpoint as ckpt
+from raytag.train.strategies import Strategy as SupervisedObjective
 from raytag.train.engine import (
-    SupervisedObjective,
     TrackAverager,
     chunk_probabilities,
     track_loss,
@@ -83,11 +83,12 @@ def test_checkpoint_round_trip(tmp_path):
     train_epoch(model, [batch], opt, objective=objective, device=CPU)
     state = ckpt.TrainingState(next_epoch=4, best_epoch=2, best_value=0.7, history=[{"valid/roc_auc": 0.7}])
     best = ckpt.cpu_state(model)
-    ckpt.save(tmp_path, model=model, optimizer=opt, best_weights=best, state=state, job={"name": "x"})
+    ckpt.save(tmp_path, model=model, optimizer=opt, best_weights=best, state=state, job={"name": "x"},
+              strategy_state={"steps": 7, "generator": torch.Generator().manual_seed(3).get_state()})
     fresh = create_model("mtt-tiny", num_tags=3)
     fresh_opt = torch.optim.Adam(fresh.parameters())
-    restored, restored_best = ckpt.restore(tmp_path, model=fresh, optimizer=fresh_opt)
-    assert restored == state
+    restored, restored_best, strategy_state = ckpt.restore(tmp_path, model=fresh, optimizer=fresh_opt)
+    assert restored == state and strategy_state["steps"] == 7
     for key, value in model.state_dict().items():
         assert torch.equal(fresh.state_dict()[key], value)
     assert fresh_opt.state_dict()["state"].keys() == opt.state_dict()["state"].keys()

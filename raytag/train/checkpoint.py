@@ -20,6 +20,7 @@ from torch import nn
 MODEL_FILE = "model.pt"
 BEST_MODEL_FILE = "best_model.pt"
 OPTIMIZER_FILE = "optimizer.pt"
+STRATEGY_FILE = "strategy.pt"
 STATE_FILE = "state.json"
 EXPORT_META = "model.json"
 
@@ -60,9 +61,11 @@ def save(
     best_weights: dict[str, torch.Tensor],
     state: TrainingState,
     job: dict[str, Any],
+    strategy_state: dict[str, Any] | None = None,
 ) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     torch.save(cpu_state(model), folder / MODEL_FILE)
+    torch.save(strategy_state or {}, folder / STRATEGY_FILE)
     torch.save(optimizer.state_dict(), folder / OPTIMIZER_FILE)
     torch.save(best_weights, folder / BEST_MODEL_FILE)
     (folder / STATE_FILE).write_text(json.dumps({"state": asdict(state), "job": job}, indent=1))
@@ -74,12 +77,18 @@ def load_state(folder: Path) -> TrainingState:
 
 def restore(
     folder: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer
-) -> tuple[TrainingState, dict[str, torch.Tensor]]:
-    """Loads weights and optimizer into ``model``/``optimizer``; returns state and best weights."""
+) -> tuple[TrainingState, dict[str, torch.Tensor], dict[str, Any]]:
+    """Loads weights and optimizer into ``model``/``optimizer``.
+
+    Returns:
+        ``(state, best weights, strategy state)``.
+    """
     unwrap(model).load_state_dict(torch.load(folder / MODEL_FILE, map_location="cpu"))
     optimizer.load_state_dict(torch.load(folder / OPTIMIZER_FILE, map_location="cpu"))
     best = torch.load(folder / BEST_MODEL_FILE, map_location="cpu")
-    return load_state(folder), best
+    strategy_file = folder / STRATEGY_FILE
+    strategy = torch.load(strategy_file, map_location="cpu") if strategy_file.is_file() else {}
+    return load_state(folder), best, strategy
 
 
 def latest(folder: Path) -> tuple[Path, TrainingState] | None:

@@ -17,7 +17,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from raytag.objectives import bce
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +28,6 @@ def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManage
     if amp == "off" or (amp == "auto" and device.type != "cuda"):
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-
-
-class SupervisedObjective:
-    """BCE of the model's logits against the (noisy) labels; undecodable clips are ignored."""
-
-    def __call__(self, model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
-        logits = model(batch["audio"])
-        return {"loss": bce(logits, batch["labels"], batch["valid"])}
 
 
 @dataclass
@@ -83,7 +74,8 @@ def train_epoch(
     Args:
         model: the (possibly DDP-wrapped) model, returning logits.
         batches: dicts with ``audio`` (B, T), ``labels`` (B, K), ``valid`` (B,).
-        objective: ``(model, batch) -> {"loss": ..., other named parts}``.
+        objective: ``(model, batch) -> {"loss": ..., other named parts}``; its ``after_step(model)``,
+            if it has one, runs after every optimizer step (e.g. a mean-teacher update).
         log_every: a progress line every this many steps.
         describe: prefix of progress lines (e.g. "epoch 3").
     """
@@ -97,6 +89,9 @@ def train_epoch(
         optimizer.zero_grad(set_to_none=True)
         parts["loss"].backward()
         optimizer.step()
+        after_step = getattr(objective, "after_step", None)
+        if after_step is not None:
+            after_step(model)
         steps += 1
         total += float(parts["loss"].detach())
         examples += int(batch["valid"].sum())

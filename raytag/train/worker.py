@@ -2,7 +2,7 @@
 
 Every rank trains on its shard of the training data under DDP. Rank 0 alone validates (on the
 whole validation set), keeps the best weights, saves checkpoints and logs to MLflow; it then
-shares its metrics so every rank reports the same values.
+reports the metrics that Ray Train keeps with each checkpoint.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import ray.train
-import ray.train.collective
 import ray.train.torch
 import torch
 from ray.train import Checkpoint
@@ -22,10 +21,10 @@ from ray.train import Checkpoint
 from raytag.config import JobConfig
 from raytag.metrics import tagging_report
 from raytag.models import create_model
+from raytag.train.strategies import build_model, build_strategy, exported
 from raytag.tracking import Tracker
 from raytag.train import checkpoint as ckpt
 from raytag.train.engine import (
-    SupervisedObjective,
     TrackAverager,
     chunk_probabilities,
     track_loss,
@@ -53,19 +52,22 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     job = JobConfig.model_validate(config["job"])
     tags: list[str] = config["tags"]
     context = ray.train.get_context()
-    rank, world = context.get_world_rank(), context.get_world_size()
+    rank = context.get_world_rank()
     device = ray.train.torch.get_device()
 
     torch.manual_seed(job.seed)
-    model = create_model(job.model.name, num_tags=len(tags), **job.model.args)
+    model = build_model(lambda: create_model(job.model.name, num_tags=len(tags), **job.model.args), job.objective)
     model = ray.train.torch.prepare_model(model)
+    # Every rank draws the same masks: the seed does not depend on the rank.
+    strategy = build_strategy(job.objective, tags=tags, seed=job.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=job.train.lr, weight_decay=job.train.weight_decay)
 
     state = ckpt.TrainingState(select_metric=job.train.select_metric)
-    best_weights = ckpt.cpu_state(model)
+    best_weights = ckpt.cpu_state(exported(model))
     resumed = _restore(Path(config["run_dir"]), model, optimizer)
     if resumed:
-        state, best_weights = resumed
+        state, best_weights, strategy_state = resumed
+        strategy.load_state_dict(strategy_state)
         state.resumed_from_epoch = state.next_epoch
         if rank == 0:
             log.info("resuming from the checkpoint of epoch %d", state.next_epoch - 1)
@@ -73,15 +75,14 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     tracker = Tracker(**config["tracking"]) if rank == 0 else Tracker.disabled()
     train_shard = ray.train.get_dataset_shard("train")
     valid_data = ray.train.get_dataset_shard("valid")
-    objective = SupervisedObjective()
-
     for epoch in range(state.next_epoch, job.train.epochs):
         started = time.perf_counter()
+        strategy.start_epoch(epoch)
         stats = train_epoch(
             model,
             train_shard.iter_torch_batches(batch_size=job.train.batch_size, local_shuffle_buffer_size=None),
             optimizer,
-            objective=objective,
+            objective=strategy,
             device=device,
             amp=job.train.amp,
             log_every=job.train.log_every,
@@ -90,9 +91,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         metrics: dict[str, float] = {}
         if rank == 0:
             metrics = stats.as_metrics()
+            metrics.update(strategy.epoch_metrics())
             metrics.update(
                 validate(
-                    ckpt.unwrap(model),
+                    exported(model),
                     valid_data.iter_torch_batches(batch_size=job.eval.batch_size),
                     num_tracks=config["num_valid_tracks"],
                     tags=tags,
@@ -103,7 +105,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             value = metrics[f"valid/{job.train.select_metric}"]
             if state.improves(value):
                 state.best_value, state.best_epoch = value, epoch
-                best_weights = ckpt.cpu_state(model)
+                best_weights = ckpt.cpu_state(exported(model))
             metrics.update(
                 {
                     "epoch": epoch,
@@ -120,10 +122,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 epoch + 1, job.train.epochs, stats.loss, metrics["valid/roc_auc"],
                 metrics["valid/pr_auc"], metrics["epoch_seconds"],
             )
-        if world > 1:
-            metrics = ray.train.collective.broadcast_from_rank_zero(metrics)
         state.next_epoch = epoch + 1
-        _report(rank, metrics, model, optimizer, best_weights, state, config["job"])
+        _report(rank, metrics, model, optimizer, best_weights, state, config["job"], strategy.state_dict())
 
 
 def _restore(run_dir: Path, model, optimizer):
@@ -144,11 +144,14 @@ def _restore(run_dir: Path, model, optimizer):
     return None
 
 
-def _report(rank, metrics, model, optimizer, best_weights, state, job) -> None:
-    """Every rank reports; rank 0 attaches the checkpoint."""
+def _report(rank, metrics, model, optimizer, best_weights, state, job, strategy_state) -> None:
+    """Every rank reports (Ray Train keeps rank 0's metrics); rank 0 attaches the checkpoint."""
     if rank != 0:
-        ray.train.report(metrics, checkpoint=None)
+        ray.train.report({"epoch": state.next_epoch - 1}, checkpoint=None)
         return
     with tempfile.TemporaryDirectory() as folder:
-        ckpt.save(Path(folder), model=model, optimizer=optimizer, best_weights=best_weights, state=state, job=job)
+        ckpt.save(
+            Path(folder), model=model, optimizer=optimizer, best_weights=best_weights, state=state,
+            job=job, strategy_state=strategy_state,
+        )
         ray.train.report(metrics, checkpoint=Checkpoint.from_directory(folder))
