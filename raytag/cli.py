@@ -1,4 +1,4 @@
-"""``raytag <command>``: synth, train, evaluate, models.
+"""``raytag <command>``: synth, train, run, evaluate, models.
 
 Exit codes: 0 success, 1 the job failed while running, 2 bad input (configuration, manifest,
 arguments), found before any cluster work starts.
@@ -50,9 +50,11 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from raytag.config import load_job
+    from raytag.config import ConfigError, load_job
 
     job = load_job(args.job, args.overrides)
+    if job.stages:
+        raise ConfigError(f"{args.job} has stages; run it with `raytag run`")
     from raytag.train.driver import train
 
     outcome = train(job)
@@ -61,6 +63,20 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"\nbest epoch {outcome.best_epoch}; model: {outcome.model_dir}; "
         f"skipped files: {outcome.skipped_files}; MLflow run: {outcome.run_id}"
     )
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from raytag.config import load_job
+
+    job = load_job(args.job, args.overrides)
+    if not job.stages:
+        return cmd_train(args)
+    from raytag.train.pipeline import format_stages, run_pipeline
+
+    results = run_pipeline(job)
+    print(f"\n{job.name}: {len(results)} stages, evaluated on the {job.eval.split} split")
+    print(format_stages(results, job.eval.split))
     return 0
 
 
@@ -109,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, run, text in (
         ("train", cmd_train, "train a tagger on Ray Train, then evaluate its best epoch"),
+        ("run", cmd_run, "run a job: all of its stages in order (resumable), or a single training"),
         ("evaluate", cmd_evaluate, "evaluate a trained model (default: the job's best model)"),
     ):
         sub = commands.add_parser(name, help=text)

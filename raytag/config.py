@@ -138,6 +138,14 @@ class EvalConfig(_Section):
     batch_size: int = Field(16, gt=0)
 
 
+class StageConfig(_Section):
+    """One stage of a pipeline: the job's settings with these overrides applied."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+    teacher: str | None = Field(None, description="an earlier stage whose best model teaches this one")
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+
 class JobConfig(_Section):
     """One complete experiment."""
 
@@ -152,6 +160,18 @@ class JobConfig(_Section):
     ray: RayConfig = Field(default_factory=RayConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    stages: list[StageConfig] = Field(default_factory=list, description="pipeline stages, run in order")
+
+    @model_validator(mode="after")
+    def _stage_references(self) -> JobConfig:
+        seen: set[str] = set()
+        for stage in self.stages:
+            if stage.name in seen:
+                raise ValueError(f"stage name {stage.name!r} is used twice")
+            if stage.teacher is not None and stage.teacher not in seen:
+                raise ValueError(f"stage {stage.name!r}: teacher {stage.teacher!r} is not an earlier stage")
+            seen.add(stage.name)
+        return self
 
     def resolved(self) -> dict[str, Any]:
         """Plain, JSON-able dict with absolute paths: what is saved with every run."""
@@ -225,6 +245,44 @@ def validate(tree: dict[str, Any]) -> JobConfig:
         raise ConfigError(f"invalid configuration:\n  {problems}") from None
 
 
+def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def stage_jobs(job: JobConfig) -> list[tuple[StageConfig, JobConfig]]:
+    """The stand-alone job of every stage, validated: name ``<job>-<stage>``, overrides applied.
+
+    A stage with a ``teacher`` gets that stage's exported best model as its masking teacher.
+    Problems are reported with the stage's name, e.g. ``stages[student].train.lr``.
+    """
+    base = job.model_dump(mode="json", exclude={"stages"})
+    jobs: dict[str, JobConfig] = {}
+    out = []
+    for stage in job.stages:
+        tree = _merge(base, stage.overrides)
+        tree["name"] = f"{job.name}-{stage.name}"
+        if stage.teacher is not None:
+            teacher_dir = Path(jobs[stage.teacher].storage).resolve() / jobs[stage.teacher].name / "best_model"
+            tree = _merge(tree, {"objective": {"masking": {"teacher": str(teacher_dir)}}})
+        try:
+            stage_job = validate(tree)
+        except ConfigError as exc:
+            raise ConfigError(str(exc).replace("\n  ", f"\n  stages[{stage.name}].")) from None
+        if stage.teacher is not None and stage_job.objective.name != "balanced_masking":
+            raise ConfigError(
+                f"stages[{stage.name}]: a teacher is given but objective {stage_job.objective.name!r} uses none"
+            )
+        jobs[stage.name] = stage_job
+        out.append((stage, stage_job))
+    return out
+
+
 def load_job(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> JobConfig:
     """Reads a YAML job file, applies ``key=value`` overrides and validates the result."""
     path = Path(path)
@@ -238,4 +296,6 @@ def load_job(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> J
         raise ConfigError(f"{path}: a job file must be a mapping of sections")
     for assignment in overrides:
         apply_override(tree, assignment)
-    return validate(tree)
+    job = validate(tree)
+    stage_jobs(job)  # every stage must be valid too, before anything runs
+    return job

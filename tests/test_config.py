@@ -71,3 +71,52 @@ def test_resolved_config_flattens_to_params(job_file):
     flat = flatten(load_job(job_file).resolved())
     assert flat["train.epochs"] == 3 and flat["model.name"] == "mtt-tiny"
     assert flat["data.manifest"].endswith("corpus/manifest.csv") and flat["data.manifest"].startswith("/")
+
+
+PIPELINE = JOB + """
+stages:
+  - name: teacher
+    overrides: {objective: {name: balanced_training}}
+  - name: student
+    teacher: teacher
+    overrides:
+      objective: {name: balanced_masking, mean_teacher: {enabled: true}}
+"""
+
+
+def test_stages_become_validated_jobs_with_teacher_lineage(tmp_path):
+    from raytag.config import stage_jobs
+
+    path = tmp_path / "p.yaml"
+    path.write_text(PIPELINE)
+    job = load_job(path, ["train.epochs=5"])
+    (teacher_stage, teacher), (student_stage, student) = stage_jobs(job)
+    assert (teacher.name, student.name) == ("unit-teacher", "unit-student")
+    assert teacher.objective.name == "balanced_training" and teacher.train.epochs == 5
+    assert student.objective.mean_teacher.enabled and student.objective.mean_teacher.eta == 0.999
+    assert student.objective.masking.teacher == teacher.storage.resolve() / "unit-teacher" / "best_model"
+
+
+@pytest.mark.parametrize(
+    "stages, message",
+    [
+        ("  - name: s\n    overrides: {train: {lr: -1}}\n", r"stages\[s\]\.train\.lr"),
+        ("  - name: s\n    teacher: t\n", "teacher 't' is not an earlier stage"),
+        ("  - name: a\n  - name: a\n", "stage name 'a' is used twice"),
+        ("  - name: a\n  - name: b\n    teacher: a\n", r"stages\[b\]: a teacher is given but objective 'bce'"),
+    ],
+)
+def test_bad_stages_are_rejected_before_anything_runs(tmp_path, stages, message):
+    path = tmp_path / "p.yaml"
+    path.write_text(JOB + "stages:\n" + stages)
+    with pytest.raises(ConfigError, match=message):
+        load_job(path)
+
+
+def test_objective_settings_are_validated(job_file):
+    job = load_job(job_file, ["objective.name=balanced_masking", "objective.masking.percentile=90"])
+    assert job.objective.masking.percentile == 90
+    with pytest.raises(ConfigError, match=r"objective\.masking\.percentile"):
+        load_job(job_file, ["objective.masking.percentile=120"])
+    with pytest.raises(ConfigError, match=r"objective\.name"):
+        load_job(job_file, ["objective.name=mixup"])

@@ -6,7 +6,8 @@ tested directly. Row columns:
 - ``path`` (str), ``track`` (int64): the audio file and its index in its split;
 - ``frames``, ``rate`` (int64): file length and sample rate, from :func:`scan_batch`;
 - ``start`` (int64): first frame of the crop, or -1 for a random crop;
-- ``labels`` (float32, K): multi-hot targets.
+- ``labels`` (float32, K): multi-hot targets;
+- ``keep`` (float32, K, optional): a per-track loss mask (Balanced-Masking), passed through.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def decode_batch(
 
     Returns:
         ``audio`` (B, crop_samples) float32, ``labels`` (B, K) float32, ``track`` (B,) int64,
-        ``valid`` (B,) bool.
+        ``valid`` (B,) bool, and ``keep`` (B, K) when the rows carry a loss mask.
     """
     count = len(batch["path"])
     audio = np.zeros((count, crop_samples), dtype=np.float32)
@@ -69,9 +70,12 @@ def decode_batch(
             audio[i] = load_crop(str(batch["path"][i]), start, crop_samples, sample_rate, rate)
         except AudioError:
             valid[i] = False
-    return {
+    out = {
         "audio": audio,
         "labels": np.asarray(batch["labels"], dtype=np.float32).reshape(count, -1),
         "track": np.asarray(batch["track"], dtype=np.int64),
         "valid": valid,
     }
+    if "keep" in batch:
+        out["keep"] = np.asarray(batch["keep"], dtype=np.float32).reshape(count, -1)
+    return out

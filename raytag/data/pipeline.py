@@ -84,21 +84,24 @@ def scan_tracks(tracks: Sequence[Track], *, num_cpus: float) -> ScanResult:
     return ScanResult(usable, skipped)
 
 
-def _rows(tracks: Sequence[Track], labels: np.ndarray, scan: ScanResult, starts) -> list[dict]:
+def _rows(
+    tracks: Sequence[Track], labels: np.ndarray, scan: ScanResult, starts, keep: np.ndarray | None = None
+) -> list[dict]:
     rows = []
     for index, (track, label) in enumerate(zip(tracks, labels, strict=True)):
         info = scan.usable[track.path]
         for start in starts(info):
-            rows.append(
-                {
-                    "path": info.path,
-                    "track": index,
-                    "frames": info.frames,
-                    "rate": info.rate,
-                    "start": start,
-                    "labels": label.astype(np.float32),
-                }
-            )
+            row = {
+                "path": info.path,
+                "track": index,
+                "frames": info.frames,
+                "rate": info.rate,
+                "start": start,
+                "labels": label.astype(np.float32),
+            }
+            if keep is not None:
+                row["keep"] = keep[index].astype(np.float32)
+            rows.append(row)
     return rows
 
 
@@ -122,17 +125,18 @@ def crop_dataset(
     num_cpus: float,
     shuffle: bool = True,
     decode_batch_size: int = 16,
+    keep: np.ndarray | None = None,
 ) -> ray.data.Dataset:
     """Training data: one random crop per usable track per epoch, decoded on CPU workers.
 
     Args:
-        tracks: the split's tracks, ``labels`` their (N, K) targets, in the same order.
-        scan: header scan; tracks it could not read are left out.
+        tracks: the split's usable tracks, ``labels`` their (N, K) targets, in the same order.
+        scan: header scan of the tracks.
         sample_rate, crop_samples: the model's rate and crop length.
         num_cpus: CPUs per decode task (small, so Train workers always fit).
+        keep: optional (N, K) per-track loss mask (Balanced-Masking), passed through as ``keep``.
     """
-    rows = _rows(tracks, labels, scan, lambda info: [RANDOM_START])
-    rows = [r for r in rows if r["path"] in scan.usable]
+    rows = _rows(tracks, labels, scan, lambda info: [RANDOM_START], keep)
     ds = _from_rows(rows)
     if shuffle:
         ds = ds.random_shuffle()

@@ -28,6 +28,7 @@ from raytag.metrics import TaggingReport, tagging_report
 from raytag.models import count_parameters
 from raytag.tracking import Tracker, resolve_uri
 from raytag.train import checkpoint as ckpt
+from raytag.train.scoring import balanced_masking, teacher_scores
 from raytag.train.worker import train_loop_per_worker
 
 log = logging.getLogger("raytag")
@@ -69,6 +70,12 @@ def prepare(job: JobConfig) -> Prepared:
             raise JobError(f"{job.data.manifest}: the '{split}' split is empty")
     if manifest.dropped_tags:
         log.warning("dropped %d tag occurrences outside the vocabulary", manifest.dropped_tags)
+    if job.objective.name == "balanced_masking":
+        teacher = job.objective.masking.teacher
+        if teacher is None:
+            raise JobError("objective balanced_masking needs objective.masking.teacher (an exported model folder)")
+        if not (Path(teacher) / ckpt.EXPORT_META).is_file():
+            raise JobError(f"objective.masking.teacher: {teacher} is not an exported raytag model")
     return Prepared(manifest, recipe, model.sample_rate, model.crop_samples, count_parameters(model))
 
 
@@ -81,7 +88,13 @@ def job_dir(job: JobConfig) -> Path:
     return Path(job.storage).resolve() / job.name
 
 
-def start_tracking(job: JobConfig, prepared: Prepared, *, parent_run_id: str | None = None) -> Tracker:
+def start_tracking(
+    job: JobConfig,
+    parameters: int | None = None,
+    *,
+    parent_run_id: str | None = None,
+    run_tags: dict[str, str] | None = None,
+) -> Tracker:
     """Starts the job's MLflow run, or resumes it when this job was interrupted."""
     if not job.tracking.enabled:
         return Tracker.disabled()
@@ -93,14 +106,15 @@ def start_tracking(job: JobConfig, prepared: Prepared, *, parent_run_id: str | N
         resolve_uri(job.tracking.uri),
         job.tracking.experiment,
         job.name,
-        tags={"raytag.model": job.model.name, "raytag.kind": "supervised"},
+        tags={"raytag.model": job.model.name, "raytag.objective": job.objective.name, **(run_tags or {})},
         parent_run_id=parent_run_id,
         resume_run_id=previous,
     )
     if tracker.run_id and tracker.run_id != previous:
         id_file.write_text(tracker.run_id)
         params = flatten(job.resolved())
-        params.update({"model.parameters": prepared.parameters, "data.tags": len(prepared.recipe.tags)})
+        if parameters is not None:
+            params["model.parameters"] = parameters
         tracker.log_params(params)
         tracker.log_text(yaml.safe_dump(job.resolved(), sort_keys=False), "config/job.yaml")
     elif tracker.run_id:
@@ -117,7 +131,9 @@ def _log_scan(scan: ScanResult, tracker: Tracker) -> None:
         tracker.log_table(({"path": p, "reason": r} for p, r in scan.skipped), "data/skipped_files.csv")
 
 
-def train(job: JobConfig, *, parent_run_id: str | None = None) -> Outcome:
+def train(
+    job: JobConfig, *, parent_run_id: str | None = None, run_tags: dict[str, str] | None = None
+) -> Outcome:
     """Trains the job's model on Ray, exports the best epoch and evaluates it."""
     prepared = prepare(job)
     log.info(
@@ -126,7 +142,7 @@ def train(job: JobConfig, *, parent_run_id: str | None = None) -> Outcome:
         prepared.sample_rate, prepared.crop_samples / prepared.sample_rate,
     )
     ensure_ray(job)
-    tracker = start_tracking(job, prepared, parent_run_id=parent_run_id)
+    tracker = start_tracking(job, prepared.parameters, parent_run_id=parent_run_id, run_tags=run_tags)
     manifest = prepared.manifest
     eval_tracks = manifest.split(job.eval.split)
     scan = scan_tracks(
@@ -139,8 +155,9 @@ def train(job: JobConfig, *, parent_run_id: str | None = None) -> Outcome:
     if not train_tracks or not valid_tracks:
         raise JobError("no readable audio in the train or valid split; see the skipped files above")
     audio = {"sample_rate": prepared.sample_rate, "crop_samples": prepared.crop_samples, "num_cpus": job.data.decode_cpus}
+    keep = _teacher_masks(job, prepared, train_tracks, train_labels, scan, tracker)
     datasets = {
-        "train": crop_dataset(train_tracks, train_labels, scan, shuffle=job.train.shuffle, **audio),
+        "train": crop_dataset(train_tracks, train_labels, scan, shuffle=job.train.shuffle, keep=keep, **audio),
         "valid": chunk_dataset(valid_tracks, valid_labels, scan, max_chunks=job.eval.max_chunks, **audio),
     }
     previous = ckpt.latest(job_dir(job))
@@ -170,6 +187,30 @@ def train(job: JobConfig, *, parent_run_id: str | None = None) -> Outcome:
     tracker.log_artifacts(model_dir, "best_model")
     tracker.end()
     return Outcome(model_dir, report, state.best_epoch, tracker.run_id, len(scan.skipped))
+
+
+def _teacher_masks(job, prepared, tracks, labels, scan, tracker) -> np.ndarray | None:
+    """Balanced-Masking: the stage-1 teacher's eq. 3 mask over the training tracks (or None)."""
+    if job.objective.name != "balanced_masking":
+        return None
+    teacher = Path(job.objective.masking.teacher)
+    scores, scores_file, reused = teacher_scores(
+        teacher, tracks, scan, manifest_path=Path(job.data.manifest), tags=prepared.recipe.tags,
+        max_chunks=job.eval.max_chunks, batch_size=job.eval.batch_size, num_cpus=job.data.decode_cpus,
+        num_gpus=0.5 if job.scaling.use_gpu else 0.0,
+    )
+    masks = balanced_masking(
+        scores, labels, tags=list(prepared.recipe.tags), percentile=job.objective.masking.percentile,
+        scores_file=scores_file, reused=reused,
+    )
+    log.info(
+        "balanced masking: %d of %d labelled-negative entries suspected missing at the %g th percentile",
+        int(masks.masked.sum()), int(masks.negatives.sum()), job.objective.masking.percentile,
+    )
+    tracker.set_tags({"raytag.teacher_scores": str(scores_file), "raytag.teacher_scores_reused": str(reused)})
+    tracker.log_metrics({"masking/masked_entries": float(masks.masked.sum())})
+    tracker.log_table(masks.table_rows(list(prepared.recipe.tags)), "masking/thresholds.csv")
+    return masks.keep
 
 
 def _fit(job, prepared, tracker, datasets, num_valid_tracks: int) -> Path:
