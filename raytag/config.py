@@ -69,6 +69,10 @@ class TrainConfig(_Section):
     )
     amp: Literal["auto", "bf16", "off"] = Field("auto", description="auto: bf16 autocast on GPU only")
     log_every: int = Field(20, gt=0, description="progress line every N steps")
+    select_until_epoch: int | None = Field(
+        None, gt=0, description="only earlier epochs can be best; then training goes on from the best "
+        "(Lu et al. §3.1: validate the first 80 epochs, reload the best, train 60 more)",
+    )
     shuffle: bool = True
 
 
@@ -136,6 +140,10 @@ class EvalConfig(_Section):
     split: Literal["valid", "test"] = "test"
     max_chunks: int | None = Field(16, gt=0, description="chunks per track; None: cover the whole track")
     batch_size: int = Field(16, gt=0)
+    average_last: int = Field(
+        0, ge=0, description="also evaluate each of the last N epochs on `split` and report their mean "
+        "(Lu et al. §3.1 average the last ten)",
+    )
 
 
 class StageConfig(_Section):
@@ -161,6 +169,14 @@ class JobConfig(_Section):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     stages: list[StageConfig] = Field(default_factory=list, description="pipeline stages, run in order")
+
+    @model_validator(mode="after")
+    def _epoch_settings(self) -> JobConfig:
+        if self.train.select_until_epoch is not None and self.train.select_until_epoch > self.train.epochs:
+            raise ValueError("train.select_until_epoch must not exceed train.epochs")
+        if self.eval.average_last > self.train.epochs:
+            raise ValueError("eval.average_last must not exceed train.epochs")
+        return self
 
     @model_validator(mode="after")
     def _stage_references(self) -> JobConfig:

@@ -151,3 +151,17 @@ def test_bad_config_key_exits_2_before_ray_starts(tmp_path, tiny_job):
     assert "Traceback" not in proc.stderr
     assert "Ray" not in proc.stdout + proc.stderr  # nothing started
     assert not (tmp_path / "ray_results").exists()
+
+
+def test_lu_protocol_selects_early_and_averages_the_last_epochs(ray_session, tiny_job):
+    job = load_job(
+        tiny_job("protocol"), ["train.epochs=3", "train.select_until_epoch=2", "eval.average_last=2"]
+    )
+    outcome = train(job)
+
+    client, run = mlflow_run(job)
+    assert outcome.best_epoch in (0, 1)  # only the selection window can hold the best epoch
+    per_epoch = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "test_epoch/roc_auc")}
+    assert sorted(per_epoch) == [1, 2]  # the last two epochs were evaluated on the test split
+    assert run.data.metrics["test/avg_last/roc_auc"] == pytest.approx((per_epoch[1] + per_epoch[2]) / 2)
+    assert run.data.metrics["test/avg_last/epochs"] == 2

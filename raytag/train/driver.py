@@ -160,6 +160,12 @@ def train(
         "train": crop_dataset(train_tracks, train_labels, scan, shuffle=job.train.shuffle, keep=keep, **audio),
         "valid": chunk_dataset(valid_tracks, valid_labels, scan, max_chunks=job.eval.max_chunks, **audio),
     }
+    num_tracks = {"valid": len(valid_tracks)}
+    if job.eval.average_last:
+        labels, _ = evaluation_labels(job, prepared, eval_tracks)
+        test_tracks, test_labels = usable(eval_tracks, labels, scan)
+        datasets["test"] = chunk_dataset(test_tracks, test_labels, scan, max_chunks=job.eval.max_chunks, **audio)
+        num_tracks["test"] = len(test_tracks)
     previous = ckpt.latest(job_dir(job))
     if previous and previous[1].next_epoch >= job.train.epochs:
         log.info("%s already trained %d epochs; evaluating its best epoch", job.name, previous[1].next_epoch)
@@ -167,7 +173,7 @@ def train(
     else:
         if previous:
             log.info("resuming %s from %s (epoch %d done)", job.name, previous[0].name, previous[1].next_epoch)
-        final = _fit(job, prepared, tracker, datasets, len(valid_tracks))
+        final = _fit(job, prepared, tracker, datasets, num_tracks)
     state = ckpt.load_state(final)
     model_dir = ckpt.export_best(
         final,
@@ -213,14 +219,14 @@ def _teacher_masks(job, prepared, tracks, labels, scan, tracker) -> np.ndarray |
     return masks.keep
 
 
-def _fit(job, prepared, tracker, datasets, num_valid_tracks: int) -> Path:
+def _fit(job, prepared, tracker, datasets, num_tracks: dict[str, int]) -> Path:
     """Runs the TorchTrainer; returns the folder of the final checkpoint."""
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={
             "job": job.resolved(),
             "tags": list(prepared.recipe.tags),
-            "num_valid_tracks": num_valid_tracks,
+            "num_tracks": num_tracks,
             "tracking": tracker.handle(),
             "run_dir": str(job_dir(job)),
         },
@@ -249,6 +255,17 @@ def _fit(job, prepared, tracker, datasets, num_valid_tracks: int) -> Path:
     return Path(result.checkpoint.path)
 
 
+def evaluation_labels(job: JobConfig, prepared: Prepared, tracks: list) -> tuple[np.ndarray, str]:
+    """Labels to evaluate ``tracks`` against: the clean label file when the job has one."""
+    if not job.data.clean_labels:
+        return prepared.manifest.label_matrix(tracks), "manifest"
+    clean = read_labels(job.data.clean_labels)
+    missing = [t.path for t in tracks if t.path not in clean]
+    if missing:
+        raise JobError(f"{job.data.clean_labels}: no clean labels for {len(missing)} tracks, e.g. {missing[0]}")
+    return multi_hot([clean[t.path] for t in tracks], prepared.recipe.tags), "clean"
+
+
 def evaluate(
     job: JobConfig,
     model_dir: Path,
@@ -268,16 +285,7 @@ def evaluate(
     tracks = prepared.manifest.split(split)
     if scan is None:
         scan = scan_tracks(tracks, num_cpus=job.data.decode_cpus)
-    if job.data.clean_labels:
-        clean = read_labels(job.data.clean_labels)
-        missing = [t.path for t in tracks if t.path not in clean]
-        if missing:
-            raise JobError(f"{job.data.clean_labels}: no clean labels for {len(missing)} {split} tracks, e.g. {missing[0]}")
-        labels = multi_hot([clean[t.path] for t in tracks], recipe.tags)
-        label_source = "clean"
-    else:
-        labels = prepared.manifest.label_matrix(tracks)
-        label_source = "manifest"
+    labels, label_source = evaluation_labels(job, prepared, tracks)
     tracks, labels = usable(tracks, labels, scan)
     chunks = chunk_dataset(
         tracks, labels, scan, sample_rate=prepared.sample_rate, crop_samples=prepared.crop_samples,

@@ -47,7 +47,7 @@ def validate(model, batches, *, num_tracks: int, tags: list[str], device, amp: s
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
-    """Ray Train entry point. ``config``: job (resolved dict), tags, num_valid_tracks, tracking."""
+    """Ray Train entry point. ``config``: job (resolved dict), tags, num_tracks, tracking, run_dir."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     job = JobConfig.model_validate(config["job"])
     tags: list[str] = config["tags"]
@@ -74,9 +74,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
     tracker = Tracker(**config["tracking"]) if rank == 0 else Tracker.disabled()
     train_shard = ray.train.get_dataset_shard("train")
-    valid_data = ray.train.get_dataset_shard("valid")
     for epoch in range(state.next_epoch, job.train.epochs):
         started = time.perf_counter()
+        if epoch == job.train.select_until_epoch:
+            _reload_best(model, best_weights, rank)
         strategy.start_epoch(epoch)
         stats = train_epoch(
             model,
@@ -90,22 +91,13 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         )
         metrics: dict[str, float] = {}
         if rank == 0:
-            metrics = stats.as_metrics()
-            metrics.update(strategy.epoch_metrics())
-            metrics.update(
-                validate(
-                    exported(model),
-                    valid_data.iter_torch_batches(batch_size=job.eval.batch_size),
-                    num_tracks=config["num_valid_tracks"],
-                    tags=tags,
-                    device=device,
-                    amp=job.train.amp,
-                )
-            )
-            value = metrics[f"valid/{job.train.select_metric}"]
-            if state.improves(value):
-                state.best_value, state.best_epoch = value, epoch
-                best_weights = ckpt.cpu_state(exported(model))
+            metrics = {**stats.as_metrics(), **strategy.epoch_metrics()}
+            metrics.update(_evaluate_epoch(job, config, model, state, epoch, tags, device))
+            if job.train.select_until_epoch is None or epoch < job.train.select_until_epoch:
+                value = metrics[f"valid/{job.train.select_metric}"]
+                if state.improves(value):
+                    state.best_value, state.best_epoch = value, epoch
+                    best_weights = ckpt.cpu_state(exported(model))
             metrics.update(
                 {
                     "epoch": epoch,
@@ -115,7 +107,6 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                     "resumed_from_epoch": -1 if state.resumed_from_epoch is None else state.resumed_from_epoch,
                 }
             )
-            state.history.append({k: v for k, v in metrics.items() if k.startswith("valid/")})
             tracker.log_metrics(metrics, step=epoch)
             log.info(
                 "epoch %d/%d  train loss %.4f  valid roc_auc %.4f  pr_auc %.4f  (%.0f s)",
@@ -124,6 +115,40 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
             )
         state.next_epoch = epoch + 1
         _report(rank, metrics, model, optimizer, best_weights, state, config["job"], strategy.state_dict())
+
+
+def _evaluate_epoch(job, config, model, state, epoch: int, tags: list[str], device) -> dict[str, float]:
+    """Rank 0's per-epoch evaluation: validation, and the test split in the last
+    ``eval.average_last`` epochs, with their running mean (Lu et al. protocol)."""
+    num_tracks = config["num_tracks"]
+    batches = ray.train.get_dataset_shard("valid").iter_torch_batches(batch_size=job.eval.batch_size)
+    metrics = validate(exported(model), batches, num_tracks=num_tracks["valid"], tags=tags, device=device, amp=job.train.amp)
+    state.history.append({k: v for k, v in metrics.items() if k.startswith("valid/")})
+    if job.eval.average_last and epoch >= job.train.epochs - job.eval.average_last:
+        batches = ray.train.get_dataset_shard("test").iter_torch_batches(batch_size=job.eval.batch_size)
+        test = validate(exported(model), batches, num_tracks=num_tracks["test"], tags=tags, device=device, amp=job.train.amp)
+        split = job.eval.split
+        epoch_metrics = {f"{split}_epoch/{k.removeprefix('valid/')}": v for k, v in test.items()}
+        state.history[-1].update(epoch_metrics)
+        metrics.update(epoch_metrics)
+        recent = [h for h in state.history if f"{split}_epoch/roc_auc" in h]
+        for key in ("roc_auc", "pr_auc", "lwlrap"):
+            values = [h[f"{split}_epoch/{key}"] for h in recent]
+            metrics[f"{split}/avg_last/{key}"] = sum(values) / len(values)
+        metrics[f"{split}/avg_last/epochs"] = len(recent)
+    return metrics
+
+
+def _reload_best(model, best_weights, rank: int) -> None:
+    """Continues training from the best epoch's weights: rank 0 has them, DDP ranks get a copy."""
+    target = exported(model)
+    if rank == 0:
+        target.load_state_dict(best_weights)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        for tensor in ckpt.unwrap(model).state_dict().values():
+            torch.distributed.broadcast(tensor, src=0)
+    if rank == 0:
+        log.info("selection window over: continuing from the best epoch's weights")
 
 
 def _restore(run_dir: Path, model, optimizer):
