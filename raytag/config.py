@@ -116,6 +116,54 @@ class ObjectiveConfig(_Section):
         return self
 
 
+class SemiConfig(_Section):
+    """Noisy student training (Won et al. §3.3): a teacher's soft labels on unlabeled audio.
+
+    Unlabeled audio is the manifest's ``unlabeled`` split plus the audio files under
+    ``unlabeled_dir``. The teacher labels the clean crop on Ray Data inference workers; the
+    student sees the augmented crop (see ``augment``).
+    """
+
+    enabled: bool = False
+    teacher: Path | None = Field(None, description="exported teacher model folder (a pipeline fills it)")
+    unlabeled_dir: Path | None = Field(None, description="folder of extra unlabeled audio files")
+    ratio: float = Field(1.0, gt=0, description="unlabeled : labelled examples per batch (paper 1:1)")
+    weight: float = Field(1.0, ge=0, description="weight of the unlabeled loss")
+    hard_labels: bool = Field(False, description="threshold the teacher's probabilities at 0.5")
+    teacher_cpus: float = Field(0.25, gt=0, description="CPUs of the teacher inference actor")
+
+
+class AugmentConfig(_Section):
+    """Waveform augmentations of Won et al. §3.4 on Ray Data CPU workers (any training mode)."""
+
+    enabled: bool = False
+    probability: float = Field(0.5, ge=0, le=1, description="chance of each augmentation (paper 0.3-0.7)")
+    params: dict[str, Any] = Field(default_factory=dict, description="AugmentSpec fields, e.g. pitch_semitones")
+
+    def spec(self):
+        """The :class:`raytag.audio.augment.AugmentSpec` these settings describe: every
+        augmentation's probability is ``probability`` unless ``params`` sets its ``*_p``."""
+        import dataclasses
+
+        from raytag.audio.augment import AugmentSpec
+
+        names = {f.name for f in dataclasses.fields(AugmentSpec)}
+        unknown = sorted(set(self.params) - names)
+        if unknown:
+            raise ValueError(f"unknown augment.params {', '.join(unknown)}; allowed: {', '.join(sorted(names - {'enabled'}))}")
+        settings = {name: self.probability for name in names if name.endswith("_p")}
+        settings.update({k: tuple(v) if isinstance(v, list) else v for k, v in self.params.items()})
+        return AugmentSpec(**{**settings, "enabled": self.enabled})
+
+    @model_validator(mode="after")
+    def _valid_spec(self) -> AugmentConfig:
+        try:
+            self.spec()
+        except (TypeError, ValueError) as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+
 class ScalingConfig(_Section):
     """Ray Train workers. Fractional CPUs keep Data and Train from deadlocking on small hosts."""
 
@@ -151,6 +199,7 @@ class StageConfig(_Section):
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
     teacher: str | None = Field(None, description="an earlier stage whose best model teaches this one")
+    repeat: int = Field(1, ge=1, description="rounds: each repetition is taught by the previous one")
     overrides: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -164,11 +213,21 @@ class JobConfig(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
+    semi: SemiConfig = Field(default_factory=SemiConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
     scaling: ScalingConfig = Field(default_factory=ScalingConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     stages: list[StageConfig] = Field(default_factory=list, description="pipeline stages, run in order")
+
+    @model_validator(mode="after")
+    def _semi_compatible(self) -> JobConfig:
+        if self.semi.enabled and self.objective.mean_teacher.enabled:
+            raise ValueError("semi (noisy student) cannot be combined with objective.mean_teacher")
+        if self.semi.enabled and self.objective.name == "coteaching":
+            raise ValueError("semi (noisy student) cannot be combined with co-teaching")
+        return self
 
     @model_validator(mode="after")
     def _epoch_settings(self) -> JobConfig:
@@ -195,9 +254,13 @@ class JobConfig(_Section):
         for section, key in (("data", "manifest"), ("data", "clean_labels")):
             if data[section][key] is not None:
                 data[section][key] = str(Path(data[section][key]).resolve())
-        masking = data["objective"]["masking"]
-        if masking["teacher"] is not None:
-            masking["teacher"] = str(Path(masking["teacher"]).resolve())
+        for section, key in (("masking", "teacher"),):
+            node = data["objective"][section]
+            if node[key] is not None:
+                node[key] = str(Path(node[key]).resolve())
+        for key in ("teacher", "unlabeled_dir"):
+            if data["semi"][key] is not None:
+                data["semi"][key] = str(Path(data["semi"][key]).resolve())
         data["storage"] = str(Path(data["storage"]).resolve())
         return data
 
@@ -280,23 +343,40 @@ def stage_jobs(job: JobConfig) -> list[tuple[StageConfig, JobConfig]]:
     base = job.model_dump(mode="json", exclude={"stages"})
     jobs: dict[str, JobConfig] = {}
     out = []
-    for stage in job.stages:
+    for stage in _expand_rounds(job.stages):
         tree = _merge(base, stage.overrides)
         tree["name"] = f"{job.name}-{stage.name}"
-        if stage.teacher is not None:
-            teacher_dir = Path(jobs[stage.teacher].storage).resolve() / jobs[stage.teacher].name / "best_model"
-            tree = _merge(tree, {"objective": {"masking": {"teacher": str(teacher_dir)}}})
         try:
             stage_job = validate(tree)
         except ConfigError as exc:
             raise ConfigError(str(exc).replace("\n  ", f"\n  stages[{stage.name}].")) from None
-        if stage.teacher is not None and stage_job.objective.name != "balanced_masking":
-            raise ConfigError(
-                f"stages[{stage.name}]: a teacher is given but objective {stage_job.objective.name!r} uses none"
-            )
+        if stage.teacher is not None:
+            teacher = jobs[stage.teacher]
+            teacher_dir = str(Path(teacher.storage).resolve() / teacher.name / "best_model")
+            uses = {}
+            if stage_job.objective.name == "balanced_masking":
+                uses["objective"] = {"masking": {"teacher": teacher_dir}}
+            if stage_job.semi.enabled:
+                uses["semi"] = {"teacher": teacher_dir}
+            if not uses:
+                raise ConfigError(
+                    f"stages[{stage.name}]: a teacher is given but neither balanced_masking nor semi uses one"
+                )
+            stage_job = validate(_merge(tree, uses))
         jobs[stage.name] = stage_job
         out.append((stage, stage_job))
     return out
+
+
+def _expand_rounds(stages: list[StageConfig]) -> list[StageConfig]:
+    """``repeat: n`` becomes n stages, round k taught by round k-1 (noisy student iteration)."""
+    expanded = []
+    for stage in stages:
+        expanded.append(stage)
+        for round_ in range(2, stage.repeat + 1):
+            previous = expanded[-1].name
+            expanded.append(stage.model_copy(update={"name": f"{stage.name}-r{round_}", "teacher": previous, "repeat": 1}))
+    return expanded
 
 
 def load_job(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> JobConfig:

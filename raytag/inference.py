@@ -41,15 +41,25 @@ class ChunkScorer:
         self.amp = amp
 
     @torch.no_grad()
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        audio = torch.as_tensor(batch["audio"], device=self.device)
+    def probabilities(self, audio: np.ndarray) -> np.ndarray:
+        """Sigmoid outputs (B, K) of the model, in eval mode and without gradients."""
         with autocast(self.device, self.amp):
-            logits = self.model(audio)
-        return {
-            "track": batch["track"],
-            "probs": torch.sigmoid(logits.float()).cpu().numpy(),
-            "valid": batch["valid"],
-        }
+            logits = self.model(torch.as_tensor(audio, device=self.device))
+        return torch.sigmoid(logits.float()).cpu().numpy()
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"track": batch["track"], "probs": self.probabilities(batch["audio"]), "valid": batch["valid"]}
+
+
+class SoftLabeler(ChunkScorer):
+    """Teacher worker for noisy student training: adds the teacher's probabilities as ``soft``.
+
+    It runs on the clean crop, before any augmentation stage, so the student later sees an
+    augmented view of exactly the audio its targets came from.
+    """
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {**batch, "soft": self.probabilities(batch["audio"])}
 
 
 def score_tracks(

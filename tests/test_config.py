@@ -103,7 +103,7 @@ def test_stages_become_validated_jobs_with_teacher_lineage(tmp_path):
         ("  - name: s\n    overrides: {train: {lr: -1}}\n", r"stages\[s\]\.train\.lr"),
         ("  - name: s\n    teacher: t\n", "teacher 't' is not an earlier stage"),
         ("  - name: a\n  - name: a\n", "stage name 'a' is used twice"),
-        ("  - name: a\n  - name: b\n    teacher: a\n", r"stages\[b\]: a teacher is given but objective 'bce'"),
+        ("  - name: a\n  - name: b\n    teacher: a\n", r"stages\[b\]: a teacher is given but neither"),
     ],
 )
 def test_bad_stages_are_rejected_before_anything_runs(tmp_path, stages, message):

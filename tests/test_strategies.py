@@ -111,3 +111,49 @@ def test_mean_teacher_state_survives_a_checkpoint():
 def test_coteaching_cannot_take_a_mean_teacher():
     with pytest.raises(ValueError, match="co-teaching cannot be combined"):
         ObjectiveConfig(name="coteaching", mean_teacher={"enabled": True})
+
+
+def test_noisy_student_adds_the_unlabeled_loss_in_one_forward():
+    from raytag.objectives import bce
+    from raytag.train.engine import with_unlabeled
+
+    torch.manual_seed(0)
+    model = tiny()
+    labelled = batches(2, batch=4)
+    unlabeled = [
+        {"u_audio": 0.1 * torch.randn(2, 8000), "u_soft": torch.rand(2, 3), "u_valid": torch.ones(2, dtype=torch.bool)}
+    ]
+    merged = list(with_unlabeled(labelled, lambda: unlabeled))  # the unlabeled stream restarts
+    assert len(merged) == 2 and all(b["u_audio"].shape == (2, 8000) for b in merged)
+
+    cfg = ObjectiveConfig(name="bce")
+    from raytag.config import SemiConfig
+
+    strategy = build_strategy(cfg, tags=["a", "b", "c"], seed=0, semi=SemiConfig(enabled=True, weight=0.5))
+    calls = []
+    handle = model.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    model.eval()  # deterministic forward for the comparison below
+    parts = strategy(model, merged[0])
+    handle.remove()
+    assert calls == [6]  # labelled + unlabeled in a single forward (one DDP forward per step)
+    with torch.no_grad():
+        logits = model(torch.cat([merged[0]["audio"], merged[0]["u_audio"]]))
+    expected = bce(logits[:4], merged[0]["labels"]) + 0.5 * bce(logits[4:], merged[0]["u_soft"])
+    assert torch.allclose(parts["loss"], expected, atol=1e-6)
+
+
+def test_soft_labeler_is_a_frozen_teacher_in_eval_mode():
+    import numpy as np
+
+    from raytag.inference import ModelRecipe, SoftLabeler
+
+    recipe = ModelRecipe("mtt-tiny", {"crop_seconds": 0.5}, ("a", "b", "c"))
+    weights = recipe.build().state_dict()
+    labeler = SoftLabeler(recipe, weights)
+    assert not labeler.model.training
+    audio = np.random.default_rng(0).normal(size=(3, 8000)).astype(np.float32)
+    out = labeler({"audio": audio, "track": np.arange(3), "valid": np.ones(3, bool)})
+    assert out["soft"].shape == (3, 3) and np.all((out["soft"] > 0) & (out["soft"] < 1))
+    assert np.array_equal(out["audio"], audio)  # the crop passes through untouched
+    for key, value in labeler.model.state_dict().items():
+        assert torch.equal(value, weights[key])  # labelling never changes the teacher

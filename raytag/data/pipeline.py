@@ -12,6 +12,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import ray
@@ -23,6 +24,7 @@ from raytag.data.manifest import Track
 log = logging.getLogger(__name__)
 
 SCAN_BATCH = 64
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif"}
 ROWS_PER_BLOCK = 32
 
 
@@ -146,6 +148,65 @@ def crop_dataset(
         num_cpus=num_cpus,
         batch_format="numpy",
     )
+
+
+def with_augmentation(ds: ray.data.Dataset, *, sample_rate: int, spec, num_cpus: float) -> ray.data.Dataset:
+    """Adds the waveform augmentation stage (CPU tasks) when ``spec.enabled``."""
+    if not spec.enabled:
+        return ds
+    from raytag.audio.augment import augment_numpy_batch
+
+    def augment(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        # Unseeded: every epoch and every batch draws new augmentations.
+        return augment_numpy_batch(batch, sample_rate=sample_rate, spec=spec, seed=None)
+
+    return ds.map_batches(augment, batch_size=16, num_cpus=num_cpus, batch_format="numpy")
+
+
+def unlabeled_dataset(
+    tracks: Sequence[Track],
+    scan: ScanResult,
+    *,
+    num_tags: int,
+    sample_rate: int,
+    crop_samples: int,
+    num_cpus: float,
+    labeler: type,
+    labeler_kwargs: dict,
+    teacher_cpus: float,
+    teacher_gpus: float,
+    augment_spec,
+) -> ray.data.Dataset:
+    """Noisy student stream: random clean crop → teacher inference workers attach ``soft`` →
+    augmentation produces the student's view → columns renamed ``u_audio``, ``u_soft``, ``u_valid``.
+
+    The teacher (an actor pool of ``labeler``) sees the crop before augmentation; the training
+    workers never run it.
+    """
+    labels = np.zeros((len(tracks), num_tags), dtype=np.float32)
+    ds = crop_dataset(
+        tracks, labels, scan, sample_rate=sample_rate, crop_samples=crop_samples, num_cpus=num_cpus
+    )
+    ds = ds.map_batches(
+        labeler,
+        fn_constructor_kwargs=labeler_kwargs,
+        batch_size=16,
+        compute=ray.data.ActorPoolStrategy(size=1),
+        num_cpus=teacher_cpus,
+        num_gpus=teacher_gpus,
+        batch_format="numpy",
+    )
+    ds = with_augmentation(ds, sample_rate=sample_rate, spec=augment_spec, num_cpus=num_cpus)
+
+    def student_view(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"u_audio": batch["audio"], "u_soft": batch["soft"], "u_valid": batch["valid"]}
+
+    return ds.map_batches(student_view, batch_format="numpy")
+
+
+def audio_files(folder: Path) -> list[str]:
+    """Audio files under ``folder`` (recursively), sorted."""
+    return sorted(str(p.resolve()) for p in Path(folder).rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
 
 
 def usable(tracks: Sequence[Track], labels: np.ndarray, scan: ScanResult) -> tuple[list[Track], np.ndarray]:

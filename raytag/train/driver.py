@@ -21,9 +21,18 @@ from ray.train.torch import TorchTrainer
 from raytag.cluster import init_ray
 from raytag.config import JobConfig, flatten
 from raytag.errors import JobError
-from raytag.data.manifest import Manifest, multi_hot, read_labels, read_manifest
-from raytag.data.pipeline import ScanResult, chunk_dataset, crop_dataset, scan_tracks, usable
-from raytag.inference import ModelRecipe, score_tracks
+from raytag.data.manifest import Manifest, Track, multi_hot, read_labels, read_manifest
+from raytag.data.pipeline import (
+    ScanResult,
+    audio_files,
+    chunk_dataset,
+    crop_dataset,
+    scan_tracks,
+    unlabeled_dataset,
+    usable,
+    with_augmentation,
+)
+from raytag.inference import ModelRecipe, SoftLabeler, score_tracks
 from raytag.metrics import TaggingReport, tagging_report
 from raytag.models import count_parameters
 from raytag.tracking import Tracker, resolve_uri
@@ -76,7 +85,34 @@ def prepare(job: JobConfig) -> Prepared:
             raise JobError("objective balanced_masking needs objective.masking.teacher (an exported model folder)")
         if not (Path(teacher) / ckpt.EXPORT_META).is_file():
             raise JobError(f"objective.masking.teacher: {teacher} is not an exported raytag model")
+    if job.semi.enabled:
+        _check_semi(job, model.sample_rate)
     return Prepared(manifest, recipe, model.sample_rate, model.crop_samples, count_parameters(model))
+
+
+def _check_semi(job: JobConfig, sample_rate: int) -> None:
+    teacher = job.semi.teacher
+    if teacher is None:
+        raise JobError("semi.enabled needs semi.teacher (an exported model folder, or a pipeline stage's teacher)")
+    if not (Path(teacher) / ckpt.EXPORT_META).is_file():
+        raise JobError(f"semi.teacher: {teacher} is not an exported raytag model")
+    meta, _ = ckpt.load_exported(Path(teacher))
+    teacher_rate = ModelRecipe(meta["name"], meta["args"], tuple(meta["tags"])).build().sample_rate
+    if teacher_rate != sample_rate:
+        raise JobError(f"semi.teacher runs at {teacher_rate} Hz but the student at {sample_rate} Hz")
+    if job.semi.unlabeled_dir is not None and not Path(job.semi.unlabeled_dir).is_dir():
+        raise JobError(f"semi.unlabeled_dir: {job.semi.unlabeled_dir} is not a folder")
+
+
+def unlabeled_tracks(job: JobConfig, manifest: Manifest) -> list[Track]:
+    """The manifest's unlabeled split plus the audio files under ``semi.unlabeled_dir``."""
+    tracks = manifest.split("unlabeled")
+    if job.semi.unlabeled_dir is not None:
+        known = {t.path for t in tracks}
+        tracks += [Track(p, (), "unlabeled") for p in audio_files(Path(job.semi.unlabeled_dir)) if p not in known]
+    if not tracks:
+        raise JobError("semi.enabled but there is no unlabeled audio (manifest split or semi.unlabeled_dir)")
+    return tracks
 
 
 def ensure_ray(job: JobConfig) -> None:
@@ -145,8 +181,9 @@ def train(
     tracker = start_tracking(job, prepared.parameters, parent_run_id=parent_run_id, run_tags=run_tags)
     manifest = prepared.manifest
     eval_tracks = manifest.split(job.eval.split)
+    extra = unlabeled_tracks(job, manifest) if job.semi.enabled else []
     scan = scan_tracks(
-        manifest.split("train") + manifest.split("valid") + eval_tracks, num_cpus=job.data.decode_cpus
+        manifest.split("train") + manifest.split("valid") + eval_tracks + extra, num_cpus=job.data.decode_cpus
     )
     _log_scan(scan, tracker)
 
@@ -156,10 +193,16 @@ def train(
         raise JobError("no readable audio in the train or valid split; see the skipped files above")
     audio = {"sample_rate": prepared.sample_rate, "crop_samples": prepared.crop_samples, "num_cpus": job.data.decode_cpus}
     keep = _teacher_masks(job, prepared, train_tracks, train_labels, scan, tracker)
+    augment = job.augment.spec()
+    train_ds = crop_dataset(train_tracks, train_labels, scan, shuffle=job.train.shuffle, keep=keep, **audio)
     datasets = {
-        "train": crop_dataset(train_tracks, train_labels, scan, shuffle=job.train.shuffle, keep=keep, **audio),
+        "train": with_augmentation(
+            train_ds, sample_rate=prepared.sample_rate, spec=augment, num_cpus=job.data.decode_cpus
+        ),
         "valid": chunk_dataset(valid_tracks, valid_labels, scan, max_chunks=job.eval.max_chunks, **audio),
     }
+    if job.semi.enabled:
+        datasets["unlabeled"] = _unlabeled(job, prepared, extra, scan, augment, tracker)
     num_tracks = {"valid": len(valid_tracks)}
     if job.eval.average_last:
         labels, _ = evaluation_labels(job, prepared, eval_tracks)
@@ -193,6 +236,27 @@ def train(
     tracker.log_artifacts(model_dir, "best_model")
     tracker.end()
     return Outcome(model_dir, report, state.best_epoch, tracker.run_id, len(scan.skipped))
+
+
+def _unlabeled(job, prepared, tracks, scan, augment, tracker):
+    """The noisy-student stream: teacher inference workers label clean crops, then augment."""
+    tracks = [t for t in tracks if t.path in scan.usable]
+    if not tracks:
+        raise JobError("none of the unlabeled audio files could be read")
+    meta, weights = ckpt.load_exported(Path(job.semi.teacher))
+    recipe = ModelRecipe(meta["name"], meta["args"], tuple(meta["tags"]))
+    if recipe.tags != prepared.recipe.tags:
+        raise JobError(f"semi.teacher {job.semi.teacher} was trained on other tags than this job's vocabulary")
+    log.info("noisy student: %d unlabeled tracks, teacher %s", len(tracks), job.semi.teacher)
+    tracker.set_tags({"raytag.teacher_model": str(job.semi.teacher)})
+    tracker.log_metrics({"data/unlabeled_tracks": len(tracks)})
+    return unlabeled_dataset(
+        tracks, scan, num_tags=len(prepared.recipe.tags), sample_rate=prepared.sample_rate,
+        crop_samples=prepared.crop_samples, num_cpus=job.data.decode_cpus, labeler=SoftLabeler,
+        labeler_kwargs={"recipe": recipe, "weights_ref": ray.put(weights), "use_gpu": job.scaling.use_gpu},
+        teacher_cpus=job.semi.teacher_cpus, teacher_gpus=0.25 if job.scaling.use_gpu else 0.0,
+        augment_spec=augment,
+    )
 
 
 def _teacher_masks(job, prepared, tracks, labels, scan, tracker) -> np.ndarray | None:
@@ -242,8 +306,8 @@ def _fit(job, prepared, tracker, datasets, num_tracks: dict[str, int]) -> Path:
             checkpoint_config=CheckpointConfig(num_to_keep=2),
         ),
         datasets=datasets,
-        # Only training data is split; rank 0 validates on the whole validation set.
-        dataset_config=DataConfig(datasets_to_split=["train"]),
+        # Training data is split; rank 0 validates on the whole validation set.
+        dataset_config=DataConfig(datasets_to_split=[name for name in ("train", "unlabeled") if name in datasets]),
     )
     try:
         result = trainer.fit()

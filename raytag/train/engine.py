@@ -11,7 +11,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -39,14 +39,19 @@ class EpochStats:
     examples: int
     decode_failures: int
     seconds: float
+    parts: dict[str, float] = field(default_factory=dict)
 
     def as_metrics(self, prefix: str = "train/") -> dict[str, float]:
-        return {
-            f"{prefix}loss": self.loss,
-            f"{prefix}examples": self.examples,
-            f"{prefix}decode_failures": self.decode_failures,
-            f"{prefix}examples_per_s": self.examples / max(self.seconds, 1e-9),
-        }
+        metrics = {f"{prefix}{name}": value for name, value in self.parts.items()}
+        metrics.update(
+            {
+                f"{prefix}loss": self.loss,
+                f"{prefix}examples": self.examples,
+                f"{prefix}decode_failures": self.decode_failures,
+                f"{prefix}examples_per_s": self.examples / max(self.seconds, 1e-9),
+            }
+        )
+        return metrics
 
 
 def to_device(batch: dict, device: torch.device) -> Batch:
@@ -56,6 +61,22 @@ def to_device(batch: dict, device: torch.device) -> Batch:
         tensor = value if isinstance(value, torch.Tensor) else torch.as_tensor(value)
         out[key] = tensor.to(device, non_blocking=True)
     return out
+
+
+def with_unlabeled(labelled: Iterable[dict], unlabeled: Callable[[], Iterable[dict]]) -> Iterator[dict]:
+    """Pairs every labelled batch with the next unlabeled batch (``u_*`` keys).
+
+    The labelled data defines the epoch (so every DDP rank takes the same number of steps);
+    the unlabeled stream is restarted by calling ``unlabeled()`` again whenever it runs out.
+    """
+    stream = iter(unlabeled())
+    for batch in labelled:
+        try:
+            extra = next(stream)
+        except StopIteration:
+            stream = iter(unlabeled())
+            extra = next(stream)
+        yield {**batch, **extra}
 
 
 def train_epoch(
@@ -82,6 +103,7 @@ def train_epoch(
     model.train()
     start = time.perf_counter()
     total, steps, examples, failures = 0.0, 0, 0, 0
+    part_sums: dict[str, float] = {}
     for batch in batches:
         batch = to_device(batch, device)
         with autocast(device, amp):
@@ -94,6 +116,9 @@ def train_epoch(
             after_step(model)
         steps += 1
         total += float(parts["loss"].detach())
+        for name, value in parts.items():
+            if name != "loss":
+                part_sums[name] = part_sums.get(name, 0.0) + float(value)
         examples += int(batch["valid"].sum())
         failures += int((~batch["valid"].bool()).sum())
         if steps % log_every == 0:
@@ -105,6 +130,7 @@ def train_epoch(
         examples=examples,
         decode_failures=failures,
         seconds=time.perf_counter() - start,
+        parts={name: value / steps for name, value in part_sums.items()},
     )
 
 

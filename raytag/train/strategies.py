@@ -259,8 +259,60 @@ class MeanTeacher(Strategy):
         self._pending_state = state.get("teacher")
 
 
-def build_strategy(objective, *, tags: list[str], seed: int) -> Strategy:
-    """Turns an :class:`~raytag.config.ObjectiveConfig` into a strategy object."""
+class _FixedLogits:
+    """Stands in for the model inside a base strategy when the logits are already computed."""
+
+    def __init__(self, logits: torch.Tensor):
+        self.logits = logits
+
+    def __call__(self, audio: torch.Tensor) -> torch.Tensor:
+        return self.logits
+
+
+class NoisyStudent(Strategy):
+    """Won et al. §3.3: base loss on labelled data + BCE on unlabeled data against a teacher.
+
+    The batch carries the labelled part (``audio``, ``labels``, ``valid``, ...) and the
+    unlabeled part (``u_audio``, the augmented crop; ``u_soft``, the teacher's probabilities on
+    the clean crop; ``u_valid``). Both parts go through the student in one forward pass (one
+    DDP forward per step); the base strategy (plain BCE, Balanced-Masking, ...) scores the
+    labelled part. The teacher never runs here: its labels come with the data.
+    """
+
+    def __init__(self, base: Strategy, *, weight: float, hard_labels: bool):
+        self.base, self.weight, self.hard_labels = base, weight, hard_labels
+
+    def start_epoch(self, epoch: int) -> None:
+        super().start_epoch(epoch)
+        self.base.start_epoch(epoch)
+
+    def __call__(self, model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
+        labelled = batch["audio"].shape[0]
+        logits = model(torch.cat([batch["audio"], batch["u_audio"]]))
+        parts = self.base(_FixedLogits(logits[:labelled]), batch)
+        targets = batch["u_soft"].float()
+        if self.hard_labels:
+            targets = (targets > 0.5).float()
+        unlabeled = bce(logits[labelled:], targets, batch["u_valid"])
+        parts.update({"loss": parts["loss"] + self.weight * unlabeled, "unlabeled_loss": unlabeled.detach()})
+        return parts
+
+    def after_step(self, model: nn.Module) -> None:
+        self.base.after_step(model)
+
+    def epoch_metrics(self) -> dict[str, float]:
+        return self.base.epoch_metrics()
+
+    def state_dict(self) -> dict:
+        return {"base": self.base.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.base.load_state_dict(state.get("base", {}))
+
+
+def build_strategy(objective, *, tags: list[str], seed: int, semi=None) -> Strategy:
+    """Turns an :class:`~raytag.config.ObjectiveConfig` (and optionally a
+    :class:`~raytag.config.SemiConfig`) into a strategy object."""
     name = objective.name
     if name == "bce":
         strategy: Strategy = Strategy()
@@ -279,6 +331,8 @@ def build_strategy(objective, *, tags: list[str], seed: int) -> Strategy:
     if mt.enabled:
         strategy = MeanTeacher(strategy, eta=mt.eta, beta_max=mt.beta_max, t0=mt.t0, gamma=mt.gamma,
                                warmup_epochs=mt.warmup_epochs)
+    if semi is not None and semi.enabled:
+        strategy = NoisyStudent(strategy, weight=semi.weight, hard_labels=semi.hard_labels)
     return strategy
 
 

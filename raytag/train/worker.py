@@ -29,6 +29,7 @@ from raytag.train.engine import (
     chunk_probabilities,
     track_loss,
     train_epoch,
+    with_unlabeled,
 )
 
 log = logging.getLogger("raytag.train")
@@ -59,7 +60,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     model = build_model(lambda: create_model(job.model.name, num_tags=len(tags), **job.model.args), job.objective)
     model = ray.train.torch.prepare_model(model)
     # Every rank draws the same masks: the seed does not depend on the rank.
-    strategy = build_strategy(job.objective, tags=tags, seed=job.seed)
+    strategy = build_strategy(job.objective, tags=tags, seed=job.seed, semi=job.semi)
     optimizer = torch.optim.Adam(model.parameters(), lr=job.train.lr, weight_decay=job.train.weight_decay)
 
     state = ckpt.TrainingState(select_metric=job.train.select_metric)
@@ -74,6 +75,15 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
     tracker = Tracker(**config["tracking"]) if rank == 0 else Tracker.disabled()
     train_shard = ray.train.get_dataset_shard("train")
+    unlabeled_batch = max(1, round(job.semi.ratio * job.train.batch_size))
+
+    def batches():
+        labelled = train_shard.iter_torch_batches(batch_size=job.train.batch_size, local_shuffle_buffer_size=None)
+        if not job.semi.enabled:
+            return labelled
+        shard = ray.train.get_dataset_shard("unlabeled")
+        return with_unlabeled(labelled, lambda: shard.iter_torch_batches(batch_size=unlabeled_batch))
+
     for epoch in range(state.next_epoch, job.train.epochs):
         started = time.perf_counter()
         if epoch == job.train.select_until_epoch:
@@ -81,7 +91,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         strategy.start_epoch(epoch)
         stats = train_epoch(
             model,
-            train_shard.iter_torch_batches(batch_size=job.train.batch_size, local_shuffle_buffer_size=None),
+            batches(),
             optimizer,
             objective=strategy,
             device=device,
