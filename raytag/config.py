@@ -143,17 +143,9 @@ class AugmentConfig(_Section):
     def spec(self):
         """The :class:`raytag.audio.augment.AugmentSpec` these settings describe: every
         augmentation's probability is ``probability`` unless ``params`` sets its ``*_p``."""
-        import dataclasses
-
         from raytag.audio.augment import AugmentSpec
 
-        names = {f.name for f in dataclasses.fields(AugmentSpec)}
-        unknown = sorted(set(self.params) - names)
-        if unknown:
-            raise ValueError(f"unknown augment.params {', '.join(unknown)}; allowed: {', '.join(sorted(names - {'enabled'}))}")
-        settings = {name: self.probability for name in names if name.endswith("_p")}
-        settings.update({k: tuple(v) if isinstance(v, list) else v for k, v in self.params.items()})
-        return AugmentSpec(**{**settings, "enabled": self.enabled})
+        return AugmentSpec.from_settings(enabled=self.enabled, probability=self.probability, **self.params)
 
     @model_validator(mode="after")
     def _valid_spec(self) -> AugmentConfig:

@@ -120,3 +120,11 @@ def test_objective_settings_are_validated(job_file):
         load_job(job_file, ["objective.masking.percentile=120"])
     with pytest.raises(ConfigError, match=r"objective\.name"):
         load_job(job_file, ["objective.name=mixup"])
+
+
+def test_augment_settings_are_validated(job_file):
+    job = load_job(job_file, ["augment.enabled=true", "augment.probability=0.3", "augment.params={pitch_p: 0.7}"])
+    spec = job.augment.spec()
+    assert spec.enabled and spec.gain_p == 0.3 and spec.pitch_p == 0.7
+    with pytest.raises(ConfigError, match="augment.*pitch_q"):
+        load_job(job_file, ["augment.params={pitch_q: 0.7}"])
