@@ -46,18 +46,20 @@ def test_teacher_to_student_run_with_lineage(ray_session, tiny_job, tiny_corpus)
     assert [r.name for r in results] == ["teacher", "student"]
 
 
-class RmsLabeler:
-    """A stand-in teacher that 'labels' a crop with its RMS, to see which audio it was given."""
-
-    def __init__(self, num_tags: int):
-        self.num_tags = num_tags
-
-    def __call__(self, batch):
-        rms = np.sqrt(np.mean(batch["audio"] ** 2, axis=1, keepdims=True))
-        return {**batch, "soft": np.repeat(rms, self.num_tags, axis=1)}
-
-
 def test_teacher_labels_come_from_the_clean_crop(ray_session, tmp_path):
+    class RmsLabeler:
+        """A stand-in teacher that 'labels' a crop with its RMS, to see which audio it was given.
+
+        Defined in the test so Ray pickles it by value (workers cannot import test modules).
+        """
+
+        def __init__(self, num_tags: int):
+            self.num_tags = num_tags
+
+        def __call__(self, batch):
+            rms = np.sqrt(np.mean(batch["audio"] ** 2, axis=1, keepdims=True))
+            return {**batch, "soft": np.repeat(rms, self.num_tags, axis=1)}
+
     rate = 8000
     tracks = []
     for i in range(6):  # clips exactly one crop long: the crop is the whole clip
