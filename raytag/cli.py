@@ -1,4 +1,4 @@
-"""``raytag <command>``: synth, train, run, evaluate, models.
+"""``raytag <command>``: synth, train, run, sweep, evaluate, models.
 
 Exit codes: 0 success, 1 the job failed while running, 2 bad input (configuration, manifest,
 arguments), found before any cluster work starts.
@@ -80,6 +80,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from raytag.config import load_job
+    from raytag.search_space import check_space, read_space
+    from raytag.tune import SweepOptions, check_options, run_sweep
+
+    job = load_job(args.job, args.overrides)
+    space = read_space(args.space)
+    options = SweepOptions(
+        samples=args.samples, scheduler=args.scheduler, search=args.search,
+        max_concurrent=args.max_concurrent, resume=args.resume,
+    )
+    check_space(job, space)
+    check_options(space, options)
+    outcome = run_sweep(job, space, options)
+    print(f"\n{outcome.trials} trials ({outcome.stopped_early} stopped early by the scheduler)")
+    print(f"best: {outcome.best_value:.4f} with " + ", ".join(f"{k}={v}" for k, v in outcome.best_config.items()))
+    print(f"best job file: {outcome.best_job_file}  (train it with `raytag train {outcome.best_job_file}`)")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from raytag.config import load_job
     from raytag.train.driver import BEST_MODEL_DIR, evaluate, job_dir
@@ -135,6 +155,17 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--model", help="exported model folder")
             sub.add_argument("--split", choices=["valid", "test"], help="default: the job's eval.split")
         sub.set_defaults(run=run)
+
+    sweep = commands.add_parser("sweep", help="Ray Tune sweep of a job over a search space")
+    sweep.add_argument("job", help="YAML job file")
+    sweep.add_argument("space", help="YAML search space (tune_spaces/)")
+    sweep.add_argument("overrides", nargs="*", metavar="key=value", help="job overrides")
+    sweep.add_argument("--samples", type=int, default=4, help="trials to sample (default 4)")
+    sweep.add_argument("--scheduler", choices=["asha", "fifo"], default="asha")
+    sweep.add_argument("--search", choices=["random", "optuna"], default="random")
+    sweep.add_argument("--max-concurrent", type=int, default=1, help="trials at once (default 1)")
+    sweep.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
+    sweep.set_defaults(run=cmd_sweep)
 
     models = commands.add_parser("models", help="list model presets with parameter counts")
     models.add_argument("--tags", type=int, default=50, help="number of tags (default 50)")

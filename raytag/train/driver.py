@@ -168,9 +168,17 @@ def _log_scan(scan: ScanResult, tracker: Tracker) -> None:
 
 
 def train(
-    job: JobConfig, *, parent_run_id: str | None = None, run_tags: dict[str, str] | None = None
+    job: JobConfig,
+    *,
+    parent_run_id: str | None = None,
+    run_tags: dict[str, str] | None = None,
+    callbacks: list | None = None,
 ) -> Outcome:
-    """Trains the job's model on Ray, exports the best epoch and evaluates it."""
+    """Trains the job's model on Ray, exports the best epoch and evaluates it.
+
+    ``callbacks`` go to the Ray Train run (a Tune trial passes ``TuneReportCallback`` so every
+    epoch's metrics reach Tune).
+    """
     prepared = prepare(job)
     log.info(
         "model %s: %s parameters, %d tags, %d Hz, %.2f s crops",
@@ -216,7 +224,7 @@ def train(
     else:
         if previous:
             log.info("resuming %s from %s (epoch %d done)", job.name, previous[0].name, previous[1].next_epoch)
-        final = _fit(job, prepared, tracker, datasets, num_tracks)
+        final = _fit(job, prepared, tracker, datasets, num_tracks, callbacks or [])
     state = ckpt.load_state(final)
     model_dir = ckpt.export_best(
         final,
@@ -236,6 +244,19 @@ def train(
     tracker.log_artifacts(model_dir, "best_model")
     tracker.end()
     return Outcome(model_dir, report, state.best_epoch, tracker.run_id, len(scan.skipped))
+
+
+def precompute_teacher_scores(job: JobConfig) -> None:
+    """Scores the training set with the job's masking teacher once (cached next to the
+    manifest), so that the runs that follow, e.g. every trial of a sweep, only read them."""
+    if job.objective.name != "balanced_masking":
+        return
+    prepared = prepare(job)
+    ensure_ray(job)
+    tracks = prepared.manifest.split("train")
+    scan = scan_tracks(tracks, num_cpus=job.data.decode_cpus)
+    tracks, labels = usable(tracks, prepared.manifest.label_matrix(tracks), scan)
+    _teacher_masks(job, prepared, tracks, labels, scan, Tracker.disabled())
 
 
 def _unlabeled(job, prepared, tracks, scan, augment, tracker):
@@ -283,7 +304,7 @@ def _teacher_masks(job, prepared, tracks, labels, scan, tracker) -> np.ndarray |
     return masks.keep
 
 
-def _fit(job, prepared, tracker, datasets, num_tracks: dict[str, int]) -> Path:
+def _fit(job, prepared, tracker, datasets, num_tracks: dict[str, int], callbacks: list) -> Path:
     """Runs the TorchTrainer; returns the folder of the final checkpoint."""
     trainer = TorchTrainer(
         train_loop_per_worker,
@@ -304,6 +325,7 @@ def _fit(job, prepared, tracker, datasets, num_tracks: dict[str, int]) -> Path:
             storage_path=str(Path(job.storage).resolve()),
             failure_config=FailureConfig(max_failures=job.scaling.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
+            callbacks=callbacks,
         ),
         datasets=datasets,
         # Training data is split; rank 0 validates on the whole validation set.

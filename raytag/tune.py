@@ -1,0 +1,183 @@
+"""Ray Tune sweeps: a search space over a job, one Ray Train run per trial.
+
+Each trial is a Tune function trainable with a tiny CPU request that only drives: it applies
+its sampled values to the job and calls :func:`raytag.train.driver.train`, whose TorchTrainer
+reports every epoch to Tune through ``TuneReportCallback`` (so ASHA can stop bad trials early).
+Work that does not depend on the trial's values runs once before the trials: the earlier
+stages of a pipeline job and the teacher's scores for Balanced-Masking. MLflow gets a parent
+run for the sweep (with the search space) and a nested run per trial; the best trial's job is
+written out as a ready-to-run job file.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from raytag.config import ConfigError, JobConfig
+from raytag.search_space import SearchSpace, apply_params, check_space
+
+log = logging.getLogger("raytag")
+
+TRIAL_CPUS = 0.1  # trials only drive their Ray Train run
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    samples: int = 4
+    scheduler: str = "asha"  # or "fifo"
+    search: str = "random"  # or "optuna"
+    max_concurrent: int = 1
+    resume: bool = False
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    best_config: dict[str, Any]
+    best_value: float
+    best_job_file: Path
+    trials: int
+    finished: int
+    stopped_early: int
+    run_id: str | None
+
+
+def check_options(space: SearchSpace, options: SweepOptions) -> None:
+    """Rejects option combinations before any cluster work."""
+    if options.scheduler not in ("asha", "fifo"):
+        raise ConfigError(f"--scheduler must be asha or fifo, got {options.scheduler!r}")
+    if options.search not in ("random", "optuna"):
+        raise ConfigError(f"--search must be random or optuna, got {options.search!r}")
+    if options.search == "optuna" and any(p.kind == "grid" for p in space.params):
+        raise ConfigError("optuna search cannot sample grid parameters; use choice instead")
+    if options.samples < 1 or options.max_concurrent < 1:
+        raise ConfigError("--samples and --max-concurrent must be at least 1")
+
+
+def param_space(space: SearchSpace) -> dict[str, Any]:
+    """The space as Ray Tune distributions, keyed by dotted config path."""
+    from ray import tune
+
+    makers = {
+        "choice": lambda a: tune.choice(list(a)),
+        "grid": lambda a: tune.grid_search(list(a)),
+        "uniform": lambda a: tune.uniform(a[0], a[1]),
+        "loguniform": lambda a: tune.loguniform(a[0], a[1]),
+        "quniform": lambda a: tune.quniform(a[0], a[1], a[2]),
+    }
+    return {p.path: makers[p.kind](p.args) for p in space.params}
+
+
+def _shared_work(job: JobConfig, target: JobConfig) -> None:
+    """Runs what every trial would otherwise repeat: earlier stages, teacher scores."""
+    from raytag.train.driver import precompute_teacher_scores
+    from raytag.train.pipeline import run_pipeline
+
+    if job.stages:
+        names = [s.name for s in job.stages]
+        index = names.index(target.name.removeprefix(f"{job.name}-"))
+        if index:
+            log.info("sweep: running the stages before %s once", target.name)
+            run_pipeline(job.model_copy(update={"stages": job.stages[:index]}))
+    precompute_teacher_scores(target)
+
+
+def _trial(config: dict[str, Any], *, base: dict[str, Any], sweep: str, parent_run_id: str | None) -> None:
+    """One Tune trial: the target job with the trial's values, trained on Ray Train."""
+    from ray import tune
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from raytag.train.driver import train
+
+    trial_id = tune.get_context().get_trial_id()
+    job = apply_params(JobConfig.model_validate(base), config, name=f"{sweep}-{trial_id}")
+    tags = {"raytag.sweep": sweep, "raytag.trial_id": trial_id}
+    train(job, parent_run_id=parent_run_id, run_tags=tags, callbacks=[TuneReportCallback()])
+
+
+def run_sweep(job: JobConfig, space: SearchSpace, options: SweepOptions) -> SweepOutcome:
+    """Validates, does the shared work once, runs the trials, writes the best job file."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    from raytag.tracking import resolve_uri
+    from raytag.train.driver import ensure_ray, start_tracking
+
+    target = check_space(job, space)
+    check_options(space, options)
+    metric = space.metric or f"valid/{target.train.select_metric}"
+    mode = space.mode if space.metric else ("min" if target.train.select_metric == "loss" else "max")
+    sweep = f"{job.name}-sweep"
+    storage = Path(target.storage).resolve()
+
+    ensure_ray(target)
+    _shared_work(job, target)
+    parent = start_tracking(
+        target.model_copy(update={"name": sweep}), run_tags={"raytag.kind": "sweep", "raytag.target": target.name}
+    )
+    parent.log_dict(space.as_dict(), "sweep/space.yaml")
+    parent.log_params({"sweep.samples": options.samples, "sweep.scheduler": options.scheduler,
+                       "sweep.search": options.search, "sweep.metric": metric, "sweep.mode": mode})
+
+    # Trial actors run in their own working folders: give them absolute paths and tracking URI.
+    base = target.resolved()
+    base["tracking"]["uri"] = resolve_uri(target.tracking.uri)
+    trainable = tune.with_resources(
+        tune.with_parameters(_trial, base=base, sweep=sweep, parent_run_id=parent.run_id),
+        {"cpu": TRIAL_CPUS},
+    )
+    path = storage / sweep
+    if options.resume and tune.Tuner.can_restore(str(path)):
+        log.info("resuming sweep %s", path)
+        tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_errored=True)
+    else:
+        scheduler = (
+            ASHAScheduler(time_attr="training_iteration", max_t=target.train.epochs,
+                          grace_period=max(1, target.train.epochs // 4), reduction_factor=2)
+            if options.scheduler == "asha" else FIFOScheduler()
+        )
+        search_alg = None
+        if options.search == "optuna":
+            from ray.tune.search.optuna import OptunaSearch
+
+            search_alg = OptunaSearch(seed=job.seed)
+        tuner = tune.Tuner(
+            trainable,
+            param_space=param_space(space),
+            tune_config=tune.TuneConfig(
+                metric=metric, mode=mode, num_samples=options.samples, scheduler=scheduler,
+                search_alg=search_alg, max_concurrent_trials=options.max_concurrent,
+            ),
+            run_config=tune.RunConfig(name=sweep, storage_path=str(storage)),
+        )
+    results = tuner.fit()
+    return _finish(results, target, space, metric, mode, path, parent)
+
+
+def _finish(results, target: JobConfig, space: SearchSpace, metric: str, mode: str, path: Path, parent) -> SweepOutcome:
+    finished = [r for r in results if r.error is None and r.metrics]
+    if not finished:
+        parent.end("FAILED")
+        errors = [str(r.error).splitlines()[0] for r in results if r.error is not None][:3]
+        raise RuntimeError(f"no trial of the sweep finished; first errors: {errors}")
+    best = results.get_best_result(metric=metric, mode=mode, scope="all")
+    values = {p.path: best.config[p.path] for p in space.params}
+    best_job = apply_params(target, values, name=f"{target.name}-best")
+    best_file = path / "best-job.yaml"
+    best_file.parent.mkdir(parents=True, exist_ok=True)
+    best_file.write_text(
+        f"# Best trial of {path.name} by {metric} ({mode}): {best.metrics.get(metric)}\n"
+        + yaml.safe_dump(best_job.model_dump(mode="json", exclude={"stages"}), sort_keys=False)
+    )
+    epochs = target.train.epochs
+    stopped = sum(1 for r in finished if r.metrics.get("training_iteration", epochs) < epochs)
+    value = float(best.metrics_dataframe[metric].max() if mode == "max" else best.metrics_dataframe[metric].min())
+    parent.log_text(best_file.read_text(), "sweep/best-job.yaml")
+    parent.log_metrics({f"best/{metric}": value, "sweep/trials": len(results), "sweep/stopped_early": stopped})
+    parent.set_tags({f"raytag.best.{k}": str(v) for k, v in values.items()})
+    parent.end()
+    return SweepOutcome(values, value, best_file, len(results), len(finished), stopped, parent.run_id)
