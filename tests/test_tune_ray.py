@@ -36,6 +36,9 @@ def test_three_trial_asha_sweep_and_its_best_job_trains(ray_session, tiny_job, t
     artifacts = [a.path for a in client.list_artifacts(parent.info.run_id, "sweep")]
     assert "sweep/space.yaml" in artifacts and "sweep/best-job.yaml" in artifacts
 
+    resumed = run_sweep(job, read_space(space_file), SweepOptions(samples=3, resume=True))
+    assert resumed.trials == 3 and resumed.best_config == outcome.best_config  # restored, not rerun
+
     best = load_job(outcome.best_job_file, ["train.epochs=1"])  # a ready-to-run job file
     assert best.train.lr == pytest.approx(outcome.best_config["train.lr"])
     assert train(best).report.tracks == 6
