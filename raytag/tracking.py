@@ -84,16 +84,17 @@ class Tracker:
             self._client = MlflowClient(tracking_uri=self.uri)
         return self._client
 
-    def _call(self, what: str, fn, *args, **kwargs) -> Any:
+    def _call(self, method: str, *args, **kwargs) -> Any:
+        """Calls ``MlflowClient.<method>``; the client is made inside, so its failure is caught too."""
         if self.failed:
             return None
         try:
-            return fn(*args, **kwargs)
+            return getattr(self.client, method)(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001
             self.failed = True
             log.warning(
                 "MLflow %s failed (%s); training continues, no more records go to run %s",
-                what, _short(exc), self.run_id,
+                method, _short(exc), self.run_id,
             )
             return None
 
@@ -102,7 +103,7 @@ class Tracker:
 
         items = [Param(k, _param_value(v)) for k, v in sorted(params.items())]
         for i in range(0, len(items), MAX_PARAMS_PER_CALL):
-            self._call("log_params", self.client.log_batch, self.run_id, params=items[i : i + MAX_PARAMS_PER_CALL])
+            self._call("log_batch", self.run_id, params=items[i : i + MAX_PARAMS_PER_CALL])
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         from mlflow.entities import Metric
@@ -114,20 +115,20 @@ class Tracker:
             if isinstance(v, (int, float)) and math.isfinite(v)
         ]
         if items:
-            self._call("log_metrics", self.client.log_batch, self.run_id, metrics=items)
+            self._call("log_batch", self.run_id, metrics=items)
 
     def set_tags(self, tags: dict[str, str]) -> None:
         for key, value in tags.items():
-            self._call("set_tag", self.client.set_tag, self.run_id, key, str(value))
+            self._call("set_tag", self.run_id, key, str(value))
 
     def log_text(self, text: str, artifact_file: str) -> None:
-        self._call("log_text", self.client.log_text, self.run_id, text, artifact_file)
+        self._call("log_text", self.run_id, text, artifact_file)
 
     def log_dict(self, data: dict, artifact_file: str) -> None:
-        self._call("log_dict", self.client.log_dict, self.run_id, data, artifact_file)
+        self._call("log_dict", self.run_id, data, artifact_file)
 
     def log_artifacts(self, local_dir: str | Path, artifact_path: str | None = None) -> None:
-        self._call("log_artifacts", self.client.log_artifacts, self.run_id, str(local_dir), artifact_path)
+        self._call("log_artifacts", self.run_id, str(local_dir), artifact_path)
 
     def log_table(self, rows: Iterable[dict], artifact_file: str) -> None:
         """A per-row table as CSV (readable anywhere) and as an MLflow table (for the UI)."""
@@ -135,10 +136,10 @@ class Tracker:
 
         frame = pd.DataFrame(list(rows))
         self.log_text(frame.to_csv(index=False), artifact_file)
-        self._call("log_table", self.client.log_table, self.run_id, frame, artifact_file.rsplit(".", 1)[0] + ".json")
+        self._call("log_table", self.run_id, frame, artifact_file.rsplit(".", 1)[0] + ".json")
 
     def end(self, status: str = "FINISHED") -> None:
-        self._call("end_run", self.client.set_terminated, self.run_id, status=status)
+        self._call("set_terminated", self.run_id, status=status)
 
     def handle(self) -> dict[str, str | None]:
         """What a worker needs to log into the same run."""
