@@ -131,6 +131,15 @@ def _parse_bool(value, where: str) -> bool:
     raise ManifestError(f"{where}: 'verified' must be true or false, got {value!r}")
 
 
+def _audio_path(row: dict, root: Path, where: str) -> tuple[str, str]:
+    """``(absolute path, path as written)`` of a row; relative paths are under ``root``."""
+    raw_path = str(row.get("path") or "").strip()
+    if not raw_path:
+        raise ManifestError(f"{where}: empty 'path'")
+    audio = Path(raw_path)
+    return str(audio if audio.is_absolute() else (root / audio).resolve()), raw_path
+
+
 def read_manifest(path: str | Path, vocabulary: Sequence[str] | None = None) -> Manifest:
     """Reads and validates a manifest.
 
@@ -158,11 +167,7 @@ def read_manifest(path: str | Path, vocabulary: Sequence[str] | None = None) -> 
     tracks, seen = [], {}
     for line_no, row in rows:
         where = f"{path}:{line_no}"
-        raw_path = str(row.get("path") or "").strip()
-        if not raw_path:
-            raise ManifestError(f"{where}: empty 'path'")
-        audio = Path(raw_path)
-        audio = str(audio if audio.is_absolute() else (root / audio).resolve())
+        audio, raw_path = _audio_path(row, root, where)
         if audio in seen:
             raise ManifestError(f"{where}: duplicate path {raw_path!r} (first on line {seen[audio]})")
         seen[audio] = line_no
@@ -213,11 +218,7 @@ def read_labels(path: str | Path) -> dict[str, tuple[str, ...]]:
     root = path.resolve().parent
     labels = {}
     for line_no, row in rows:
-        raw_path = str(row.get("path") or "").strip()
-        if not raw_path:
-            raise ManifestError(f"{path}:{line_no}: empty 'path'")
-        audio = Path(raw_path)
-        audio = str(audio if audio.is_absolute() else (root / audio).resolve())
+        audio, raw_path = _audio_path(row, root, f"{path}:{line_no}")
         if audio in labels:
             raise ManifestError(f"{path}:{line_no}: duplicate path {raw_path!r}")
         labels[audio] = _parse_tags(row.get("tags"), f"{path}:{line_no}")
