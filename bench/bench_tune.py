@@ -54,7 +54,6 @@ def main() -> None:
                 f"storage={out / 'runs'}",
                 f"train.epochs={args.epochs}",
                 "scaling.num_workers=1",
-                "scaling.cpus_per_worker=1",
                 f"data.manifest={corpus / 'manifest.csv'}",
                 f"data.clean_labels={corpus / 'clean.csv'}",
                 f"tracking.uri=sqlite:///{out / 'mlflow.db'}",

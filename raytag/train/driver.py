@@ -118,6 +118,13 @@ def unlabeled_tracks(job: JobConfig, manifest: Manifest) -> list[Track]:
 def ensure_ray(job: JobConfig) -> None:
     """Connects to ``ray.address`` or starts a local instance (once per process)."""
     init_ray(job.ray.address, job.ray.num_cpus)
+    cpus = ray.cluster_resources().get("CPU", 0)
+    train_cpus = job.scaling.num_workers * job.scaling.cpus_per_worker
+    if cpus and train_cpus > cpus / 2:
+        log.warning(
+            "Train workers take %.1f of the cluster's %.0f CPUs; Ray Data decoding gets what is left "
+            "and can starve (lower scaling.cpus_per_worker if epochs do not start)", train_cpus, cpus,
+        )
 
 
 def job_dir(job: JobConfig) -> Path:
