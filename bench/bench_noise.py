@@ -20,15 +20,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
 from raytag.config import validate
-from raytag.data.synth import SynthSpec, write_corpus
+from raytag.data.synth import SynthSpec
 from raytag.train.driver import train
+
+from corpus import prepare  # bench/corpus.py, beside this script
 
 METHODS = {
     "baseline": {"name": "bce"},
@@ -98,11 +98,7 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--out", type=Path, default=None, help="working folder (default: a temp dir)")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    out = (args.out or Path(tempfile.mkdtemp(prefix="bench-noise-"))).resolve()
-    corpus = out / "corpus"
-    if not (corpus / "manifest.csv").is_file():
-        write_corpus(corpus, SynthSpec(clips=args.clips, seconds=4.0, sample_rate=16000, seed=1234), overwrite=True)
+    out, corpus = prepare(args.out, "bench-noise-", SynthSpec(clips=args.clips, seconds=4.0, sample_rate=16000, seed=1234))
     methods = list(args.methods)
     if any(m in NEEDS_TEACHER for m in methods) and "btrain" not in methods:
         methods.insert(0, "btrain")

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import statistics
-import tempfile
 from pathlib import Path
 
 from raytag.config import load_job, stage_jobs
-from raytag.data.synth import SynthSpec, write_corpus
+from raytag.data.synth import SynthSpec
 from raytag.models import count_parameters, create_model
 from raytag.train.pipeline import run_pipeline
+
+from corpus import prepare  # bench/corpus.py, beside this script
 
 JOB = Path(__file__).resolve().parents[1] / "jobs" / "demo-noisy-student.yaml"
 
@@ -33,12 +33,8 @@ def main() -> None:
     parser.add_argument("--unlabeled", type=int, default=400, help="unlabeled clips")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    out = (args.out or Path(tempfile.mkdtemp(prefix="bench-semi-"))).resolve()
-    corpus = out / "corpus"
-    if not (corpus / "manifest.csv").is_file():
-        spec = SynthSpec(clips=args.clips, unlabeled=args.unlabeled, seconds=4.0, sample_rate=16000, seed=4321)
-        write_corpus(corpus, spec, overwrite=True)
+    spec = SynthSpec(clips=args.clips, unlabeled=args.unlabeled, seconds=4.0, sample_rate=16000, seed=4321)
+    out, corpus = prepare(args.out, "bench-semi-", spec)
     results: dict[str, list[dict]] = {}
     params: dict[str, int] = {}
     for seed in args.seeds:

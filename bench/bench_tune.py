@@ -12,15 +12,15 @@ Usage: python bench/bench_tune.py [--samples 8] [--epochs 6] [--clips 200] [--ou
 from __future__ import annotations
 
 import argparse
-import logging
-import tempfile
 import time
 from pathlib import Path
 
 from raytag.config import load_job
-from raytag.data.synth import SynthSpec, write_corpus
+from raytag.data.synth import SynthSpec
 from raytag.search_space import read_space
 from raytag.tune import SweepOptions, run_sweep
+
+from corpus import prepare  # bench/corpus.py, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = """metric: valid/roc_auc
@@ -38,11 +38,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=200)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    out = (args.out or Path(tempfile.mkdtemp(prefix="bench-tune-"))).resolve()
-    corpus = out / "corpus"
-    if not (corpus / "manifest.csv").is_file():
-        write_corpus(corpus, SynthSpec(clips=args.clips, seconds=4.0, sample_rate=16000, seed=99), overwrite=True)
+    out, corpus = prepare(args.out, "bench-tune-", SynthSpec(clips=args.clips, seconds=4.0, sample_rate=16000, seed=99))
     space_file = out / "space.yaml"
     space_file.write_text(SPACE)
     rows = {}
