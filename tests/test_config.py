@@ -128,3 +128,21 @@ def test_augment_settings_are_validated(job_file):
     assert spec.enabled and spec.gain_p == 0.3 and spec.pitch_p == 0.7
     with pytest.raises(ConfigError, match="augment.*pitch_q"):
         load_job(job_file, ["augment.params={pitch_q: 0.7}"])
+
+
+def test_repeat_makes_rounds_each_taught_by_the_previous(tmp_path):
+    from raytag.config import stage_jobs
+
+    path = tmp_path / "p.yaml"
+    path.write_text(JOB + """
+stages:
+  - name: teacher
+  - name: student
+    teacher: teacher
+    repeat: 3
+    overrides: {semi: {enabled: true}}
+""")
+    stages = stage_jobs(load_job(path))
+    assert [s.name for s, _ in stages] == ["teacher", "student", "student-r2", "student-r3"]
+    assert [s.teacher for s, _ in stages] == [None, "teacher", "student", "student-r2"]
+    assert stages[3][1].semi.teacher.parent.name == "unit-student-r2"

@@ -42,3 +42,28 @@ def test_three_trial_asha_sweep_and_its_best_job_trains(ray_session, tiny_job, t
     best = load_job(outcome.best_job_file, ["train.epochs=1"])  # a ready-to-run job file
     assert best.train.lr == pytest.approx(outcome.best_config["train.lr"])
     assert train(best).report.tracks == 6
+
+
+def test_sweeping_a_pipeline_stage_runs_the_teacher_and_its_scores_once(ray_session, tiny_job, tiny_corpus):
+    path = tiny_job("psweep")
+    path.write_text(
+        path.read_text()
+        + "stages:\n  - name: teacher\n    overrides: {objective: {name: balanced_training}}\n"
+        "  - name: student\n    teacher: teacher\n    overrides: {objective: {name: balanced_masking}}\n"
+    )
+    job = load_job(path, ["train.epochs=1", "scaling.num_workers=1", "eval.max_chunks=1"])
+    space_file = path.parent / "space.yaml"
+    space_file.write_text("stage: student\nparams:\n  objective.masking.percentile: {grid: [70, 90]}\n")
+
+    outcome = run_sweep(job, read_space(space_file), SweepOptions(samples=1, scheduler="fifo"))
+
+    assert outcome.trials == 2
+    client = MlflowClient(job.tracking.uri)
+    experiment = client.get_experiment_by_name(job.tracking.experiment)
+    runs = client.search_runs([experiment.experiment_id])
+    assert sum(r.info.run_name == "psweep-teacher" for r in runs) == 1  # stage 1 ran once
+    trials = [r for r in runs if "raytag.trial_id" in r.data.tags]
+    assert len(trials) == 2
+    # The scores were computed before the trials; every trial read them.
+    assert all(r.data.tags["raytag.teacher_scores_reused"] == "True" for r in trials)
+    assert {r.data.params["objective.masking.percentile"] for r in trials} == {"70.0", "90.0"}
