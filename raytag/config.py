@@ -371,17 +371,23 @@ def _expand_rounds(stages: list[StageConfig]) -> list[StageConfig]:
     return expanded
 
 
-def load_job(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> JobConfig:
-    """Reads a YAML job file, applies ``key=value`` overrides and validates the result."""
+def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
+    """A YAML file whose top level is a mapping; problems raise :class:`ConfigError`."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"job file not found: {path}")
+        raise ConfigError(f"{what} not found: {path}")
     try:
         tree = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     if not isinstance(tree, dict):
-        raise ConfigError(f"{path}: a job file must be a mapping of sections")
+        raise ConfigError(f"{path}: a {what} must be a mapping of keys to settings")
+    return tree
+
+
+def load_job(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> JobConfig:
+    """Reads a YAML job file, applies ``key=value`` overrides and validates the result."""
+    tree = read_yaml_mapping(path, "job file")
     for assignment in overrides:
         apply_override(tree, assignment)
     job = validate(tree)

@@ -25,6 +25,11 @@ class ModelRecipe:
     args: dict[str, Any]
     tags: tuple[str, ...]
 
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any]) -> ModelRecipe:
+        """The recipe recorded in an exported model's ``model.json``."""
+        return cls(meta["name"], dict(meta["args"]), tuple(meta["tags"]))
+
     def build(self) -> torch.nn.Module:
         return create_model(self.name, num_tags=len(self.tags), **self.args)
 

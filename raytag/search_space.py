@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from raytag.config import ConfigError, JobConfig, apply_override, stage_jobs, validate
+from raytag.config import ConfigError, JobConfig, apply_override, read_yaml_mapping, stage_jobs, validate
 
 DISTRIBUTIONS = ("choice", "grid", "uniform", "loguniform", "quniform")
 
@@ -96,13 +96,7 @@ def _parse_param(path: str, spec: Any) -> Param:
 
 def read_space(path: str | Path) -> SearchSpace:
     """Reads a space file; structural problems raise :class:`ConfigError` naming the entry."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"search space not found: {path}")
-    try:
-        tree = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    tree = read_yaml_mapping(path, "search space")
     unknown = sorted(set(tree) - {"params", "metric", "mode", "stage"})
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; allowed: params, metric, mode, stage")

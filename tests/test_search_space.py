@@ -59,6 +59,7 @@ def test_a_space_parses_and_applies(tmp_path, job):
         ("params:\n  model.args.widht: {choice: [16]}\n", "unknown argument.*widht"),
         ("params:\n  train.epochs: {choice: [2, 0]}\n", r"train\.epochs = 0"),
         ("paramz: {}\n", "unknown key.*paramz"),
+        ("- train.lr\n", "must be a mapping"),
         ("params:\n  train.lr: {choice: [0.1]}\nstage: student\n", "has no stages"),
         ("params:\n  train.lr: {choice: [0.1]}\nmetric: test/roc_auc\n", "per-epoch metric"),
     ],

@@ -120,10 +120,14 @@ def export_best(checkpoint_dir: Path, out_dir: Path, meta: dict[str, Any]) -> Pa
     return out_dir
 
 
-def load_exported(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """``(meta, weights)`` of an exported model folder."""
+def read_meta(folder: Path) -> dict[str, Any]:
+    """The ``model.json`` of an exported model folder (name, args, tags, best epoch, ...)."""
     folder = Path(folder)
     if not (folder / EXPORT_META).is_file():
         raise FileNotFoundError(f"{folder} is not an exported raytag model (no {EXPORT_META})")
-    meta = json.loads((folder / EXPORT_META).read_text())
-    return meta, torch.load(folder / MODEL_FILE, map_location="cpu")
+    return json.loads((folder / EXPORT_META).read_text())
+
+
+def load_exported(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """``(meta, weights)`` of an exported model folder."""
+    return read_meta(folder), torch.load(Path(folder) / MODEL_FILE, map_location="cpu")

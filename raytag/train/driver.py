@@ -80,24 +80,28 @@ def prepare(job: JobConfig) -> Prepared:
     if manifest.dropped_tags:
         log.warning("dropped %d tag occurrences outside the vocabulary", manifest.dropped_tags)
     if job.objective.name == "balanced_masking":
-        teacher = job.objective.masking.teacher
-        if teacher is None:
-            raise JobError("objective balanced_masking needs objective.masking.teacher (an exported model folder)")
-        if not (Path(teacher) / ckpt.EXPORT_META).is_file():
-            raise JobError(f"objective.masking.teacher: {teacher} is not an exported raytag model")
+        exported_recipe(job.objective.masking.teacher, "objective.masking.teacher", recipe.tags)
     if job.semi.enabled:
-        _check_semi(job, model.sample_rate)
+        _check_semi(job, recipe.tags, model.sample_rate)
     return Prepared(manifest, recipe, model.sample_rate, model.crop_samples, count_parameters(model))
 
 
-def _check_semi(job: JobConfig, sample_rate: int) -> None:
-    teacher = job.semi.teacher
-    if teacher is None:
-        raise JobError("semi.enabled needs semi.teacher (an exported model folder, or a pipeline stage's teacher)")
-    if not (Path(teacher) / ckpt.EXPORT_META).is_file():
-        raise JobError(f"semi.teacher: {teacher} is not an exported raytag model")
-    meta, _ = ckpt.load_exported(Path(teacher))
-    teacher_rate = ModelRecipe(meta["name"], meta["args"], tuple(meta["tags"])).build().sample_rate
+def exported_recipe(folder: Path | None, key: str, tags: tuple[str, ...]) -> ModelRecipe:
+    """The recipe of the exported model at ``folder`` (given by config ``key``), which must
+    have been trained on ``tags``; checked before any cluster work."""
+    if folder is None:
+        raise JobError(f"{key} is required here (an exported model folder, or a pipeline stage's teacher)")
+    try:
+        recipe = ModelRecipe.from_meta(ckpt.read_meta(Path(folder)))
+    except FileNotFoundError:
+        raise JobError(f"{key}: {folder} is not an exported raytag model") from None
+    if recipe.tags != tuple(tags):
+        raise JobError(f"{key}: {folder} was trained on other tags than this job's vocabulary")
+    return recipe
+
+
+def _check_semi(job: JobConfig, tags: tuple[str, ...], sample_rate: int) -> None:
+    teacher_rate = exported_recipe(job.semi.teacher, "semi.teacher", tags).build().sample_rate
     if teacher_rate != sample_rate:
         raise JobError(f"semi.teacher runs at {teacher_rate} Hz but the student at {sample_rate} Hz")
     if job.semi.unlabeled_dir is not None and not Path(job.semi.unlabeled_dir).is_dir():
@@ -202,28 +206,6 @@ def train(
     )
     _log_scan(scan, tracker)
 
-    train_tracks, train_labels = usable(manifest.split("train"), manifest.label_matrix(manifest.split("train")), scan)
-    valid_tracks, valid_labels = usable(manifest.split("valid"), manifest.label_matrix(manifest.split("valid")), scan)
-    if not train_tracks or not valid_tracks:
-        raise JobError("no readable audio in the train or valid split; see the skipped files above")
-    audio = {"sample_rate": prepared.sample_rate, "crop_samples": prepared.crop_samples, "num_cpus": job.data.decode_cpus}
-    keep = _teacher_masks(job, prepared, train_tracks, train_labels, scan, tracker)
-    augment = job.augment.spec()
-    train_ds = crop_dataset(train_tracks, train_labels, scan, shuffle=job.train.shuffle, keep=keep, **audio)
-    datasets = {
-        "train": with_augmentation(
-            train_ds, sample_rate=prepared.sample_rate, spec=augment, num_cpus=job.data.decode_cpus
-        ),
-        "valid": chunk_dataset(valid_tracks, valid_labels, scan, max_chunks=job.eval.max_chunks, **audio),
-    }
-    if job.semi.enabled:
-        datasets["unlabeled"] = _unlabeled(job, prepared, extra, scan, augment, tracker)
-    num_tracks = {"valid": len(valid_tracks)}
-    if job.eval.average_last:
-        labels, _ = evaluation_labels(job, prepared, eval_tracks)
-        test_tracks, test_labels = usable(eval_tracks, labels, scan)
-        datasets["test"] = chunk_dataset(test_tracks, test_labels, scan, max_chunks=job.eval.max_chunks, **audio)
-        num_tracks["test"] = len(test_tracks)
     previous = ckpt.latest(job_dir(job))
     if previous and previous[1].next_epoch >= job.train.epochs:
         log.info("%s already trained %d epochs; evaluating its best epoch", job.name, previous[1].next_epoch)
@@ -231,6 +213,7 @@ def train(
     else:
         if previous:
             log.info("resuming %s from %s (epoch %d done)", job.name, previous[0].name, previous[1].next_epoch)
+        datasets, num_tracks = _datasets(job, prepared, scan, extra, tracker)
         final = _fit(job, prepared, tracker, datasets, num_tracks, callbacks or [])
     state = ckpt.load_state(final)
     model_dir = ckpt.export_best(
@@ -253,6 +236,38 @@ def train(
     return Outcome(model_dir, report, state.best_epoch, tracker.run_id, len(scan.skipped))
 
 
+def _datasets(job, prepared, scan, unlabeled, tracker) -> tuple[dict, dict[str, int]]:
+    """The Ray Datasets a training run streams, and the number of tracks of the evaluated ones."""
+    manifest = prepared.manifest
+    splits = {}
+    for name in ("train", "valid"):
+        tracks = manifest.split(name)
+        splits[name] = usable(tracks, manifest.label_matrix(tracks), scan)
+    (train_tracks, train_labels), (valid_tracks, valid_labels) = splits["train"], splits["valid"]
+    if not train_tracks or not valid_tracks:
+        raise JobError("no readable audio in the train or valid split; see the skipped files above")
+    audio = {"sample_rate": prepared.sample_rate, "crop_samples": prepared.crop_samples, "num_cpus": job.data.decode_cpus}
+    keep = _teacher_masks(job, prepared, train_tracks, train_labels, scan, tracker)
+    augment = job.augment.spec()
+    train_ds = crop_dataset(train_tracks, train_labels, scan, shuffle=job.train.shuffle, keep=keep, **audio)
+    datasets = {
+        "train": with_augmentation(
+            train_ds, sample_rate=prepared.sample_rate, spec=augment, num_cpus=job.data.decode_cpus
+        ),
+        "valid": chunk_dataset(valid_tracks, valid_labels, scan, max_chunks=job.eval.max_chunks, **audio),
+    }
+    if job.semi.enabled:
+        datasets["unlabeled"] = _unlabeled(job, prepared, unlabeled, scan, augment, tracker)
+    num_tracks = {"valid": len(valid_tracks)}
+    if job.eval.average_last:
+        eval_tracks = manifest.split(job.eval.split)
+        labels, _ = evaluation_labels(job, prepared, eval_tracks)
+        test_tracks, test_labels = usable(eval_tracks, labels, scan)
+        datasets["test"] = chunk_dataset(test_tracks, test_labels, scan, max_chunks=job.eval.max_chunks, **audio)
+        num_tracks["test"] = len(test_tracks)
+    return datasets, num_tracks
+
+
 def precompute_teacher_scores(job: JobConfig) -> None:
     """Scores the training set with the job's masking teacher once (cached next to the
     manifest), so that the runs that follow, e.g. every trial of a sweep, only read them."""
@@ -272,9 +287,7 @@ def _unlabeled(job, prepared, tracks, scan, augment, tracker):
     if not tracks:
         raise JobError("none of the unlabeled audio files could be read")
     meta, weights = ckpt.load_exported(Path(job.semi.teacher))
-    recipe = ModelRecipe(meta["name"], meta["args"], tuple(meta["tags"]))
-    if recipe.tags != prepared.recipe.tags:
-        raise JobError(f"semi.teacher {job.semi.teacher} was trained on other tags than this job's vocabulary")
+    recipe = ModelRecipe.from_meta(meta)
     log.info("noisy student: %d unlabeled tracks, teacher %s", len(tracks), job.semi.teacher)
     tracker.set_tags({"raytag.teacher_model": str(job.semi.teacher)})
     tracker.log_metrics({"data/unlabeled_tracks": len(tracks)})
@@ -368,12 +381,17 @@ def evaluate(
     tracker: Tracker | None = None,
     split: str | None = None,
 ) -> TaggingReport:
-    """Scores an exported model on a split, track-level, against clean labels when given."""
+    """Scores an exported model on a split, track-level, against clean labels when given.
+
+    The audio is decoded at the exported model's rate and crop length, which may differ from
+    the job's model (``raytag evaluate --model``).
+    """
     prepared = prepared or prepare(job)
     tracker = tracker or Tracker.disabled()
     split = split or job.eval.split
-    meta, weights = ckpt.load_exported(model_dir)
-    recipe = ModelRecipe(meta["name"], meta["args"], tuple(meta["tags"]))
+    recipe = exported_recipe(model_dir, "model", prepared.recipe.tags)
+    model = recipe.build()
+    weights = ckpt.load_exported(model_dir)[1]
     ensure_ray(job)
     tracks = prepared.manifest.split(split)
     if scan is None:
@@ -381,7 +399,7 @@ def evaluate(
     labels, label_source = evaluation_labels(job, prepared, tracks)
     tracks, labels = usable(tracks, labels, scan)
     chunks = chunk_dataset(
-        tracks, labels, scan, sample_rate=prepared.sample_rate, crop_samples=prepared.crop_samples,
+        tracks, labels, scan, sample_rate=model.sample_rate, crop_samples=model.crop_samples,
         max_chunks=job.eval.max_chunks, num_cpus=job.data.decode_cpus,
     )
     scores, kept, failed = score_tracks(

@@ -20,7 +20,6 @@ import pandas as pd
 
 from raytag.data.manifest import Track
 from raytag.data.pipeline import ScanResult, chunk_dataset
-from raytag.errors import JobError
 from raytag.inference import ModelRecipe, score_tracks
 from raytag.objectives import negative_thresholds, suspected_missing_mask
 from raytag.train import checkpoint as ckpt
@@ -76,15 +75,13 @@ def teacher_scores(
 ) -> tuple[np.ndarray, Path, bool]:
     """Track-level teacher probabilities (N, K) for ``tracks``, cached next to the manifest.
 
+    The teacher must have been trained on ``tags`` (the driver checks this before Ray starts).
+
     Returns:
         ``(scores, score file, whether the file was reused)``.
     """
     meta, weights = ckpt.load_exported(teacher_dir)
-    recipe = ModelRecipe(meta["name"], meta["args"], tuple(meta["tags"]))
-    if recipe.tags != tuple(tags):
-        raise JobError(
-            f"teacher {teacher_dir} was trained on tags {list(recipe.tags)[:5]}..., not this job's vocabulary"
-        )
+    recipe = ModelRecipe.from_meta(meta)
     folder = Path(manifest_path).resolve().parent / SCORES_DIR
     path = folder / f"{scores_key(teacher_dir, manifest_path, max_chunks)}.parquet"
     wanted = [t.path for t in tracks]

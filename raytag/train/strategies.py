@@ -30,13 +30,9 @@ from raytag.objectives import (
     make_mean_teacher,
     masked_bce,
 )
+from raytag.train.checkpoint import unwrap
 
 Batch = dict[str, torch.Tensor]
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The plain module inside a DDP wrapper (or the module itself)."""
-    return getattr(model, "module", model)
 
 
 class Strategy:
