@@ -26,7 +26,7 @@ from pathlib import Path
 
 from raytag.config import validate
 from raytag.data.synth import SynthSpec
-from raytag.train.driver import train
+from raytag.cluster.driver import train
 
 from corpus import prepare  # bench/corpus.py, beside this script
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from raytag.config import load_job, stage_jobs
 from raytag.data.synth import SynthSpec
 from raytag.models import count_parameters, create_model
-from raytag.train.pipeline import run_pipeline
+from raytag.cluster.stages import run_pipeline
 
 from corpus import prepare  # bench/corpus.py, beside this script
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from raytag.config import load_job
 from raytag.data.synth import SynthSpec
 from raytag.search_space import read_space
-from raytag.tune import SweepOptions, run_sweep
+from raytag.cluster.sweep import SweepOptions, run_sweep
 
 from corpus import prepare  # bench/corpus.py, beside this script
 

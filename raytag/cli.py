@@ -55,7 +55,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     job = load_job(args.job, args.overrides)
     if job.stages:
         raise ConfigError(f"{args.job} has stages; run it with `raytag run`")
-    from raytag.train.driver import train
+    from raytag.cluster.driver import train
 
     outcome = train(job)
     print(outcome.report.format_table())
@@ -72,7 +72,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     job = load_job(args.job, args.overrides)
     if not job.stages:
         return cmd_train(args)
-    from raytag.train.pipeline import format_stages, run_pipeline
+    from raytag.cluster.stages import format_stages, run_pipeline
 
     results = run_pipeline(job)
     print(f"\n{job.name}: {len(results)} stages, evaluated on the {job.eval.split} split")
@@ -83,7 +83,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from raytag.config import load_job
     from raytag.search_space import check_space, read_space
-    from raytag.tune import SweepOptions, check_options, run_sweep
+    from raytag.cluster.sweep import SweepOptions, check_options, run_sweep
 
     job = load_job(args.job, args.overrides)
     space = read_space(args.space)
@@ -102,7 +102,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from raytag.config import load_job
-    from raytag.train.driver import BEST_MODEL_DIR, evaluate, job_dir
+    from raytag.cluster.driver import BEST_MODEL_DIR, evaluate, job_dir
 
     job = load_job(args.job, args.overrides)
     model_dir = Path(args.model) if args.model else job_dir(job) / BEST_MODEL_DIR

@@ -42,7 +42,7 @@ def ray_session():
     """A local Ray instance sized like the CI machine (2 CPUs), shared by the integration tests."""
     import ray
 
-    from raytag.cluster import init_ray
+    from raytag.cluster.session import init_ray
 
     init_ray(num_cpus=2)
     yield ray

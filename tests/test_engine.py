@@ -4,9 +4,9 @@ import numpy as np
 import torch
 
 from raytag.models import create_model
-from raytag.train import checkpoint as ckpt
-from raytag.train.strategies import Strategy as SupervisedObjective
-from raytag.train.engine import (
+from raytag.engine import checkpoint as ckpt
+from raytag.methods.strategies import Strategy as SupervisedObjective
+from raytag.engine.loop import (
     TrackAverager,
     chunk_probabilities,
     track_loss,

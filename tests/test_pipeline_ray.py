@@ -6,8 +6,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from raytag.config import load_job
-from raytag.train.pipeline import run_pipeline
-from raytag.train.scoring import SCORES_DIR
+from raytag.cluster.stages import run_pipeline
+from raytag.cluster.scoring import SCORES_DIR
 
 pytestmark = pytest.mark.ray
 

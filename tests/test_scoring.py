@@ -5,8 +5,8 @@ import json
 import numpy as np
 import torch
 
-from raytag.train import checkpoint as ckpt
-from raytag.train.scoring import balanced_masking, scores_key
+from raytag.engine import checkpoint as ckpt
+from raytag.cluster.scoring import balanced_masking, scores_key
 
 
 def test_mask_thresholds_and_sidecar(tmp_path):
@@ -41,7 +41,7 @@ def test_exported_teacher_is_checked_before_ray_starts(tmp_path):
     import pytest
 
     from raytag.errors import JobError
-    from raytag.train.driver import exported_recipe
+    from raytag.cluster.driver import exported_recipe
 
     folder = tmp_path / "teacher"
     folder.mkdir()

@@ -9,9 +9,9 @@ from mlflow.tracking import MlflowClient
 
 from raytag.audio.augment import AugmentSpec
 from raytag.config import load_job
-from raytag.data.pipeline import scan_tracks, unlabeled_dataset
+from raytag.cluster.datasets import scan_tracks, unlabeled_dataset
 from raytag.data.manifest import Track
-from raytag.train.pipeline import run_pipeline
+from raytag.cluster.stages import run_pipeline
 
 pytestmark = pytest.mark.ray
 

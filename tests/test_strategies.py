@@ -5,8 +5,8 @@ import torch
 
 from raytag.config import ObjectiveConfig
 from raytag.models import create_model
-from raytag.train.engine import train_epoch
-from raytag.train.strategies import (
+from raytag.engine.loop import train_epoch
+from raytag.methods.strategies import (
     Balanced,
     MeanTeacher,
     PeerPair,
@@ -115,7 +115,7 @@ def test_coteaching_cannot_take_a_mean_teacher():
 
 def test_noisy_student_adds_the_unlabeled_loss_in_one_forward():
     from raytag.objectives import bce
-    from raytag.train.engine import with_unlabeled
+    from raytag.engine.loop import with_unlabeled
 
     torch.manual_seed(0)
     model = tiny()
@@ -145,7 +145,7 @@ def test_noisy_student_adds_the_unlabeled_loss_in_one_forward():
 def test_soft_labeler_is_a_frozen_teacher_in_eval_mode():
     import numpy as np
 
-    from raytag.inference import ModelRecipe, SoftLabeler
+    from raytag.cluster.inference import ModelRecipe, SoftLabeler
 
     recipe = ModelRecipe("mtt-tiny", {"crop_seconds": 0.5}, ("a", "b", "c"))
     weights = recipe.build().state_dict()

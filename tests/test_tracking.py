@@ -4,7 +4,7 @@ import logging
 
 from mlflow.tracking import MlflowClient
 
-from raytag.tracking import Tracker
+from raytag.tracking.client import Tracker
 
 
 def test_tracker_records_params_metrics_tables_and_nesting(tmp_path):

@@ -14,7 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from raytag.config import load_job
-from raytag.train.driver import job_dir, train
+from raytag.cluster.driver import job_dir, train
 
 pytestmark = pytest.mark.ray
 

@@ -7,8 +7,8 @@ from mlflow.tracking import MlflowClient
 
 from raytag.config import load_job
 from raytag.search_space import read_space
-from raytag.train.driver import train
-from raytag.tune import SweepOptions, run_sweep
+from raytag.cluster.driver import train
+from raytag.cluster.sweep import SweepOptions, run_sweep
 
 pytestmark = pytest.mark.ray
 

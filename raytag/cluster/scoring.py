@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 
 from raytag.data.manifest import Track
-from raytag.data.pipeline import ScanResult, chunk_dataset
-from raytag.inference import ModelRecipe, score_tracks
+from raytag.cluster.datasets import ScanResult, chunk_dataset
+from raytag.cluster.inference import ModelRecipe, score_tracks
 from raytag.objectives import negative_thresholds, suspected_missing_mask
-from raytag.train import checkpoint as ckpt
+from raytag.engine import checkpoint as ckpt
 
 log = logging.getLogger("raytag")
 

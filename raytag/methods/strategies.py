@@ -30,7 +30,7 @@ from raytag.objectives import (
     make_mean_teacher,
     masked_bce,
 )
-from raytag.train.checkpoint import unwrap
+from raytag.engine.checkpoint import unwrap
 
 Batch = dict[str, torch.Tensor]
 

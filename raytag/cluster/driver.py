@@ -18,11 +18,11 @@ import yaml
 from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig
 from ray.train.torch import TorchTrainer
 
-from raytag.cluster import init_ray
+from raytag.cluster.session import init_ray
 from raytag.config import JobConfig, flatten
 from raytag.errors import JobError
 from raytag.data.manifest import Manifest, Track, multi_hot, read_labels, read_manifest
-from raytag.data.pipeline import (
+from raytag.cluster.datasets import (
     ScanResult,
     audio_files,
     chunk_dataset,
@@ -32,13 +32,13 @@ from raytag.data.pipeline import (
     usable,
     with_augmentation,
 )
-from raytag.inference import ModelRecipe, SoftLabeler, score_tracks
+from raytag.cluster.inference import ModelRecipe, SoftLabeler, score_tracks
 from raytag.metrics import TaggingReport, tagging_report
 from raytag.models import count_parameters
-from raytag.tracking import Tracker, resolve_uri
-from raytag.train import checkpoint as ckpt
-from raytag.train.scoring import balanced_masking, teacher_scores
-from raytag.train.worker import train_loop_per_worker
+from raytag.tracking.client import Tracker, resolve_uri
+from raytag.engine import checkpoint as ckpt
+from raytag.cluster.scoring import balanced_masking, teacher_scores
+from raytag.cluster.worker import train_loop_per_worker
 
 log = logging.getLogger("raytag")
 

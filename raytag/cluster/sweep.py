@@ -1,7 +1,7 @@
 """Ray Tune sweeps: a search space over a job, one Ray Train run per trial.
 
 Each trial is a Tune function trainable with a tiny CPU request that only drives: it applies
-its sampled values to the job and calls :func:`raytag.train.driver.train`, whose TorchTrainer
+its sampled values to the job and calls :func:`raytag.cluster.driver.train`, whose TorchTrainer
 reports every epoch to Tune through ``TuneReportCallback`` (so ASHA can stop bad trials early).
 Work that does not depend on the trial's values runs once before the trials: the earlier
 stages of a pipeline job and the teacher's scores for Balanced-Masking. MLflow gets a parent
@@ -74,8 +74,8 @@ def param_space(space: SearchSpace) -> dict[str, Any]:
 
 def _shared_work(job: JobConfig, target: JobConfig) -> None:
     """Runs what every trial would otherwise repeat: earlier stages, teacher scores."""
-    from raytag.train.driver import precompute_teacher_scores
-    from raytag.train.pipeline import run_pipeline
+    from raytag.cluster.driver import precompute_teacher_scores
+    from raytag.cluster.stages import run_pipeline
 
     if job.stages:
         names = [s.name for s in job.stages]
@@ -91,7 +91,7 @@ def _trial(config: dict[str, Any], *, base: dict[str, Any], sweep: str, parent_r
     from ray import tune
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    from raytag.train.driver import train
+    from raytag.cluster.driver import train
 
     trial_id = tune.get_context().get_trial_id()
     job = apply_params(JobConfig.model_validate(base), config, name=f"{sweep}-{trial_id}")
@@ -104,8 +104,8 @@ def run_sweep(job: JobConfig, space: SearchSpace, options: SweepOptions) -> Swee
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-    from raytag.tracking import resolve_uri
-    from raytag.train.driver import ensure_ray, start_tracking
+    from raytag.tracking.client import resolve_uri
+    from raytag.cluster.driver import ensure_ray, start_tracking
 
     target = check_space(job, space)
     check_options(space, options)

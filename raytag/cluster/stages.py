@@ -1,7 +1,7 @@
 """Multi-stage jobs: stage after stage as one job, one MLflow parent run, resumable.
 
 Each stage is a stand-alone job (see :func:`raytag.config.stage_jobs`) trained by
-:func:`raytag.train.driver.train` in a child run of the job's parent run. A stage that names a
+:func:`raytag.cluster.driver.train` in a child run of the job's parent run. A stage that names a
 ``teacher`` is tagged with the teacher's run id and model. A finished stage leaves
 ``stage.json`` in its folder and is not run again when the job is resumed.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from raytag.config import JobConfig, stage_jobs
-from raytag.train.driver import job_dir, start_tracking, train
+from raytag.cluster.driver import job_dir, start_tracking, train
 
 log = logging.getLogger("raytag")
 

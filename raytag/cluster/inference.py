@@ -14,7 +14,7 @@ import ray
 import torch
 
 from raytag.models import create_model
-from raytag.train.engine import TrackAverager, autocast
+from raytag.engine.loop import TrackAverager, autocast
 
 
 @dataclass(frozen=True)

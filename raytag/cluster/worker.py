@@ -21,10 +21,10 @@ from ray.train import Checkpoint
 from raytag.config import JobConfig
 from raytag.metrics import tagging_report
 from raytag.models import create_model
-from raytag.train.strategies import build_model, build_strategy, exported
-from raytag.tracking import Tracker
-from raytag.train import checkpoint as ckpt
-from raytag.train.engine import (
+from raytag.methods.strategies import build_model, build_strategy, exported
+from raytag.tracking.client import Tracker
+from raytag.engine import checkpoint as ckpt
+from raytag.engine.loop import (
     TrackAverager,
     chunk_probabilities,
     track_loss,
