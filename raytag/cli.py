@@ -102,7 +102,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from raytag.config import load_job
-    from raytag.cluster.driver import BEST_MODEL_DIR, evaluate, job_dir
+    from raytag.cluster.driver import evaluate, job_dir
+    from raytag.models.export import BEST_MODEL_DIR
 
     job = load_job(args.job, args.overrides)
     model_dir = Path(args.model) if args.model else job_dir(job) / BEST_MODEL_DIR

@@ -14,7 +14,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from raytag.audio.spec import AugmentSpec
 from raytag.models import ModelError, model_arguments
+from raytag.models.export import best_model_location
 
 
 class ConfigError(ValueError):
@@ -137,14 +139,14 @@ class AugmentConfig(_Section):
     """Waveform augmentations of Won et al. §3.4 on Ray Data CPU workers (any training mode)."""
 
     enabled: bool = False
-    probability: float = Field(0.5, ge=0, le=1, description="chance of each augmentation (paper 0.3-0.7)")
+    probability: float | None = Field(
+        None, ge=0, le=1, description="one chance for every step; default: each step's own (AugmentSpec)"
+    )
     params: dict[str, Any] = Field(default_factory=dict, description="AugmentSpec fields, e.g. pitch_semitones")
 
     def spec(self):
         """The :class:`raytag.audio.augment.AugmentSpec` these settings describe: every
         augmentation's probability is ``probability`` unless ``params`` sets its ``*_p``."""
-        from raytag.audio.augment import AugmentSpec
-
         return AugmentSpec.from_settings(enabled=self.enabled, probability=self.probability, **self.params)
 
     @model_validator(mode="after")
@@ -344,7 +346,7 @@ def stage_jobs(job: JobConfig) -> list[tuple[StageConfig, JobConfig]]:
             raise ConfigError(str(exc).replace("\n  ", f"\n  stages[{stage.name}].")) from None
         if stage.teacher is not None:
             teacher = jobs[stage.teacher]
-            teacher_dir = str(Path(teacher.storage).resolve() / teacher.name / "best_model")
+            teacher_dir = best_model_location(str(teacher.storage), teacher.name)
             uses = {}
             if stage_job.objective.name == "balanced_masking":
                 uses["objective"] = {"masking": {"teacher": teacher_dir}}

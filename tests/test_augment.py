@@ -320,7 +320,34 @@ def test_spec_defaults_follow_the_paper():
     assert spec.gain_db == (-20.0, -1.0) and spec.noise_snr_scale == (0.3, 0.5)
     assert spec.delay_ms == (200.0, 500.0) and spec.pitch_semitones == (-7, 7)
     assert spec.reverb_room_size == (0.0, 100.0)
-    assert all(getattr(spec, n) == 0.5 for n in ("polarity_p", "noise_p", "gain_p", "reverb_p"))
+    # Per-step probabilities of the authors' released code (the paper: "p in {0.3, 0.7}").
+    probabilities = {n: getattr(spec, n) for n in ("polarity_p", "noise_p", "gain_p", "filter_p", "delay_p",
+                                                   "pitch_p", "reverb_p")}
+    assert probabilities == {"polarity_p": 0.8, "noise_p": 0.3, "gain_p": 0.2, "filter_p": 0.8,
+                             "delay_p": 0.5, "pitch_p": 0.4, "reverb_p": 0.3}
+
+
+def _band_energy(x: torch.Tensor, low_hz: float, high_hz: float) -> torch.Tensor:
+    spectrum = torch.fft.rfft(x).abs().square()
+    freqs = torch.fft.rfftfreq(x.shape[-1], 1 / SR)
+    return spectrum[:, (freqs >= low_hz) & (freqs < high_hz)].sum(-1)
+
+
+def test_the_filter_step_is_one_filter_high_or_low_never_both():
+    """A band-pass (both filters) would remove the bass *and* the top of a row; one filter
+    keeps one of them. Every filtered row keeps at least one end of the spectrum."""
+    x = white(200)
+    spec = all_probabilities(0.0, filter_p=1.0)
+    out = augment_batch(x, sample_rate=SR, spec=spec, generator=gen(5))
+    bass = _band_energy(out, 20, 150) / _band_energy(x, 20, 150)
+    top = _band_energy(out, 5000, 8000) / _band_energy(x, 5000, 8000)
+    high_passed, low_passed = bass < 0.2, top < 0.2
+    assert not (high_passed & low_passed).any()  # never both
+    assert (high_passed | low_passed).all()  # every row got one of them
+    assert 60 < int(high_passed.sum()) < 140  # high or low with equal chance
+    only_high = augment_batch(x, sample_rate=SR, spec=all_probabilities(0.0, filter_p=1.0, high_pass_share=1.0),
+                              generator=gen(5))
+    assert (_band_energy(only_high, 20, 150) / _band_energy(x, 20, 150) < 0.2).all()
 
 
 def test_from_settings_sets_probabilities_and_overrides():

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
+import inspect
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch import nn
 
-from raytag.models import (
-    LogMelFrontEnd,
-    ModelError,
-    count_parameters,
-    create_model,
-    list_models,
-    model_arguments,
-    register_model,
-)
+from raytag.models import ModelError, count_parameters, create_model, list_models, model_arguments, preset
+from raytag.models.frontend import LogMelFrontEnd
+from raytag.models.registry import register_family, register_preset
 
 # The paper's short-chunk ResNet (16 kHz, n_fft 512, 128 mels) has empty mel filters: that is
 # the published configuration, and torchaudio says so with a UserWarning.
@@ -161,15 +159,26 @@ def test_overrides_change_the_model() -> None:
     assert count_parameters(create_model("shortres", num_tags=10)) == 12_104_244 - 40 * (512 + 1)
 
 
-def test_model_arguments_merge_preset_and_class_defaults() -> None:
+def test_model_arguments_merge_preset_and_family_defaults() -> None:
     arguments = model_arguments("mtt-compact")
     assert arguments["width"] == 64
     assert arguments["depth"] == 4
-    assert arguments["max_frames"] == 500  # class default
+    assert arguments["max_frames"] == 500  # family default
     assert model_arguments("mtt")["width"] == 256
     assert model_arguments("shortres-tiny")["channels"] == (16, 16, 32, 32, 32, 32, 64)
     arguments["width"] = 1
     assert model_arguments("mtt-compact")["width"] == 64  # a copy is returned
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_family_defaults_are_exactly_the_class_arguments(name: str) -> None:
+    """A default lives in the family table only: the class takes the same keyword-only
+    arguments, none with a default of its own, so the two cannot drift apart."""
+    family = preset(name).family
+    parameters = list(inspect.signature(family.load().__init__).parameters.values())[1:]
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in parameters)
+    assert all(p.default is inspect.Parameter.empty for p in parameters)
+    assert [p.name for p in parameters] == list(family.defaults)
 
 
 @pytest.mark.parametrize(
@@ -186,16 +195,25 @@ def test_invalid_transformer_arguments(overrides: dict[str, object], match: str)
         create_model("mtt-tiny", **overrides)
 
 
-def test_register_model_rejects_duplicates_and_unreadable_builders() -> None:
+def test_registration_rejects_duplicates_and_unknown_overrides() -> None:
+    family = preset("mtt").family
     with pytest.raises(ModelError, match="already registered"):
-        register_model("mtt")(lambda num_tags=50: nn.Linear(1, num_tags))
+        register_preset("mtt", family, "again")
+    with pytest.raises(ModelError, match="'widht'"):
+        register_preset("test-misspelt", family, "typo", widht=3)
+    assert "test-misspelt" not in list_models()
+    with pytest.raises(ModelError, match="num_tags"):
+        register_family("test-no-tags", "torch.nn:Linear", in_features=1)
 
-    def untyped(num_tags: int = 50, **kwargs):  # type: ignore[no-untyped-def]
-        return nn.Linear(1, num_tags)
 
-    with pytest.raises(ModelError, match="return annotation"):
-        register_model("test-untyped-builder")(untyped)
-    assert "test-untyped-builder" not in list_models()
+def test_the_registry_is_read_without_torch() -> None:
+    code = (
+        "import sys; from raytag.models import list_models, model_arguments; "
+        "assert model_arguments('mtt')['width'] == 256 and 'mtt-tiny' in list_models(); "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
 
 
 def test_frontend_runs_in_float32_under_autocast() -> None:

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import torch
 
-from raytag.engine import checkpoint as ckpt
 from raytag.cluster.scoring import balanced_masking, scores_key
+from raytag.models.export import WEIGHTS_FILE
 
 
 def test_mask_thresholds_and_sidecar(tmp_path):
@@ -29,27 +29,9 @@ def test_scores_key_follows_teacher_weights_and_manifest(tmp_path):
     manifest.write_text("path,tags,split\n")
     teacher = tmp_path / "teacher"
     teacher.mkdir()
-    torch.save({"w": torch.zeros(2)}, teacher / ckpt.MODEL_FILE)
+    torch.save({"w": torch.zeros(2)}, teacher / WEIGHTS_FILE)
     first = scores_key(teacher, manifest, 16)
     assert scores_key(teacher, manifest, 16) == first
     assert scores_key(teacher, manifest, 8) != first
-    torch.save({"w": torch.ones(2)}, teacher / ckpt.MODEL_FILE)
+    torch.save({"w": torch.ones(2)}, teacher / WEIGHTS_FILE)
     assert scores_key(teacher, manifest, 16) != first
-
-
-def test_exported_teacher_is_checked_before_ray_starts(tmp_path):
-    import pytest
-
-    from raytag.errors import JobError
-    from raytag.cluster.driver import exported_recipe
-
-    folder = tmp_path / "teacher"
-    folder.mkdir()
-    (folder / ckpt.EXPORT_META).write_text(json.dumps({"name": "mtt-tiny", "args": {}, "tags": ["a", "b"]}))
-    assert exported_recipe(folder, "semi.teacher", ("a", "b")).name == "mtt-tiny"
-    with pytest.raises(JobError, match="semi.teacher: .* other tags"):
-        exported_recipe(folder, "semi.teacher", ("a", "c"))
-    with pytest.raises(JobError, match="model: .* not an exported raytag model"):
-        exported_recipe(tmp_path / "nothing", "model", ("a", "b"))
-    with pytest.raises(JobError, match="objective.masking.teacher is required"):
-        exported_recipe(None, "objective.masking.teacher", ("a", "b"))

@@ -145,7 +145,8 @@ def test_noisy_student_adds_the_unlabeled_loss_in_one_forward():
 def test_soft_labeler_is_a_frozen_teacher_in_eval_mode():
     import numpy as np
 
-    from raytag.cluster.inference import ModelRecipe, SoftLabeler
+    from raytag.cluster.inference import SoftLabeler
+    from raytag.models.export import ModelRecipe
 
     recipe = ModelRecipe("mtt-tiny", {"crop_seconds": 0.5}, ("a", "b", "c"))
     weights = recipe.build().state_dict()

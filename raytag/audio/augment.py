@@ -12,14 +12,12 @@ know or fix what was applied. Silent rows stay finite: divisions by a std or RMS
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, replace
-from typing import Any
-
 import numpy as np
 import torch
 from torch import Tensor
 
-Range = tuple[float, float]
+from raytag.audio.spec import AugmentSpec, Range, check_bounds
+
 Generator = torch.Generator
 _TINY = 1e-12
 _LN_1000 = math.log(1000.0)  # natural log of a 60 dB amplitude decay
@@ -28,7 +26,7 @@ _LN_1000 = math.log(1000.0)  # natural log of a 60 dB amplitude decay
 def draw_uniform(batch_size: int, bounds: Range, *, generator: Generator | None, integer: bool = False) -> Tensor:
     """Draws one value per row, uniform on ``[low, high]`` (integers ``low..high`` inclusive if
     ``integer``), on the generator's device. Returns (B,) float32. ``generator`` is required."""
-    low, high = _check_bounds("bounds", bounds)
+    low, high = check_bounds("bounds", bounds)
     if generator is None:
         raise ValueError("generator is required to draw random parameters")
     if integer:
@@ -244,84 +242,33 @@ def reverb(
     return _match_rms((1 - wet) * x + wet * reverberant, x).to(audio.dtype)
 
 
-@dataclass(frozen=True)
-class AugmentSpec:
-    """What :func:`augment_batch` applies: a probability (``*_p``) and the ranges of each step.
+def high_or_low_pass(audio: Tensor, *, sample_rate: int, generator: Generator, spec: AugmentSpec) -> Tensor:
+    """One filter per row: high-pass with probability ``spec.high_pass_share``, else low-pass.
 
-    Defaults follow Won et al. §3.4: probability 0.5 each (the paper uses 0.3-0.7); high-pass
-    200-1200 Hz and low-pass 2200-4000 Hz as in the paper's library. Ranges are ``(low, high)``;
-    lists are accepted and stored as tuples. A bad value raises ValueError naming its field.
+    The choice is the step's first draw, B uniform numbers from ``generator``; then the
+    high-pass rows are filtered (drawing their cut-offs), then the low-pass rows. A row never
+    gets both, so no band-pass can erase a whole register.
     """
-
-    enabled: bool = True
-    polarity_p: float = 0.5
-    noise_p: float = 0.5
-    noise_snr_scale: Range = (0.3, 0.5)
-    gain_p: float = 0.5
-    gain_db: Range = (-20.0, -1.0)
-    high_pass_p: float = 0.5
-    high_pass_hz: Range = (200.0, 1200.0)
-    low_pass_p: float = 0.5
-    low_pass_hz: Range = (2200.0, 4000.0)
-    filter_order: int = 4
-    delay_p: float = 0.5
-    delay_ms: Range = (200.0, 500.0)
-    delay_mix: float = 0.5
-    pitch_p: float = 0.5
-    pitch_semitones: tuple[int, int] = (-7, 7)
-    reverb_p: float = 0.5
-    reverb_room_size: Range = (0.0, 100.0)
-    reverb_rt60_s: Range = (0.1, 2.0)
-    reverb_wet: float = 0.5
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.enabled, bool):
-            raise ValueError(f"augment enabled must be true or false, got {self.enabled!r}")
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name.endswith("_p") and not (_is_number(value) and 0 <= value <= 1):
-                raise ValueError(f"augment {f.name} must be a probability in [0, 1], got {value!r}")
-            if isinstance(f.default, tuple):
-                object.__setattr__(self, f.name, _check_bounds(f"augment {f.name}", value))
-        valid = {
-            "noise_snr_scale": self.noise_snr_scale[0] >= 0,
-            "high_pass_hz": self.high_pass_hz[0] > 0,
-            "low_pass_hz": self.low_pass_hz[0] > 0,
-            "filter_order": type(self.filter_order) is int and self.filter_order >= 1,
-            "delay_ms": self.delay_ms[0] >= 0,
-            "delay_mix": _is_number(self.delay_mix) and 0 <= self.delay_mix,
-            "pitch_semitones": all(v.is_integer() for v in self.pitch_semitones),
-            "reverb_room_size": 0 <= self.reverb_room_size[0] and self.reverb_room_size[1] <= 100,
-            "reverb_rt60_s": self.reverb_rt60_s[0] > 0,
-            "reverb_wet": _is_number(self.reverb_wet) and 0 <= self.reverb_wet <= 1,
-        }
-        for name, ok in valid.items():
-            if not ok:
-                raise ValueError(f"augment {name} is out of range: {getattr(self, name)!r}")
-        object.__setattr__(self, "pitch_semitones", tuple(int(v) for v in self.pitch_semitones))
-
-    @classmethod
-    def from_settings(cls, *, enabled: bool = True, probability: float | None = None, **params: Any) -> AugmentSpec:
-        """A spec where ``probability`` (if given) sets every ``*_p`` and ``params`` set fields.
-
-        Raises:
-            ValueError: an unknown parameter (the message lists the allowed ones) or a bad value.
-        """
-        names = [f.name for f in fields(cls)]
-        unknown = sorted(set(params) - set(names[1:]))
-        if unknown:
-            raise ValueError(f"unknown augment parameter(s) {unknown}; allowed: {names[1:]}")
-        if probability is not None:
-            params = {**{name: probability for name in names if name.endswith("_p")}, **params}
-        return replace(cls(enabled=enabled), **params)
+    _check_audio(audio)
+    high = (torch.rand(audio.shape[0], generator=generator, device=generator.device) < spec.high_pass_share)
+    high = high.to(audio.device)
+    out = audio.clone()
+    if bool(high.any()):
+        out[high] = high_pass(audio[high], sample_rate=sample_rate, generator=generator,
+                              cutoff_hz=spec.high_pass_hz, order=spec.filter_order)
+    if bool((~high).any()):
+        out[~high] = low_pass(audio[~high], sample_rate=sample_rate, generator=generator,
+                              cutoff_hz=spec.low_pass_hz, order=spec.filter_order)
+    return out
 
 
 def augment_batch(audio: Tensor, *, sample_rate: int, spec: AugmentSpec, generator: Generator) -> Tensor:
     """Applies the chain, each step to each row independently with the step's probability.
 
-    Fixed order (the paper's list): polarity inversion → noise → gain → high-pass → low-pass →
-    delay → pitch shift → reverb. Before each step, B uniform numbers (always drawn) choose the
-    rows that take it; only those rows are processed, the others pass through untouched.
+    Fixed order (the paper's list): polarity inversion → noise → gain → one filter (high-pass or
+    low-pass, see :func:`high_or_low_pass`) → delay → pitch shift → reverb. Before each step, B
+    uniform numbers (always drawn) choose the rows that take it; only those rows are processed,
+    the others pass through untouched.
 
     Args:
         audio: (B, T) waveform.
@@ -341,10 +288,7 @@ def augment_batch(audio: Tensor, *, sample_rate: int, spec: AugmentSpec, generat
         (s.polarity_p, polarity_inversion),
         (s.noise_p, lambda x: add_noise(x, sample_rate=sr, generator=g, snr_scale=s.noise_snr_scale)),
         (s.gain_p, lambda x: gain(x, generator=g, db=s.gain_db)),
-        (s.high_pass_p, lambda x: high_pass(x, sample_rate=sr, generator=g, cutoff_hz=s.high_pass_hz,
-                                            order=s.filter_order)),
-        (s.low_pass_p, lambda x: low_pass(x, sample_rate=sr, generator=g, cutoff_hz=s.low_pass_hz,
-                                          order=s.filter_order)),
+        (s.filter_p, lambda x: high_or_low_pass(x, sample_rate=sr, generator=g, spec=s)),
         (s.delay_p, lambda x: delay(x, sample_rate=sr, generator=g, ms=s.delay_ms, mix=s.delay_mix)),
         (s.pitch_p, lambda x: pitch_shift(x, sample_rate=sr, generator=g, semitones=s.pitch_semitones)),
         (s.reverb_p, lambda x: reverb(x, sample_rate=sr, generator=g, room_size=s.reverb_room_size,
@@ -386,18 +330,6 @@ def _check_audio(audio: Tensor) -> None:
     if not isinstance(audio, Tensor) or audio.dim() != 2 or not audio.is_floating_point():
         got = f"{tuple(audio.shape)} {audio.dtype}" if isinstance(audio, Tensor) else type(audio).__name__
         raise ValueError(f"audio must be a floating point (B, T) tensor, got {got}")
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _check_bounds(name: str, bounds: Any) -> tuple[float, float]:
-    """``bounds`` as a float ``(low, high)`` pair; ValueError naming ``name`` otherwise."""
-    values = list(bounds) if isinstance(bounds, (tuple, list)) else []
-    if len(values) != 2 or not all(_is_number(v) for v in values) or values[0] > values[1]:
-        raise ValueError(f"{name} must be a (low, high) pair of numbers with low <= high, got {bounds!r}")
-    return float(values[0]), float(values[1])
 
 
 def _per_row(audio: Tensor, given: Tensor | None, bounds: Range, generator: Generator | None,

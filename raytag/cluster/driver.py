@@ -32,9 +32,17 @@ from raytag.cluster.datasets import (
     usable,
     with_augmentation,
 )
-from raytag.cluster.inference import ModelRecipe, SoftLabeler, score_tracks
+from raytag.cluster.inference import SoftLabeler, score_tracks
 from raytag.metrics import TaggingReport, tagging_report
 from raytag.models import count_parameters
+from raytag.models.export import (
+    BEST_MODEL_DIR,
+    ModelRecipe,
+    check_fits,
+    read_exported,
+    read_weights,
+    write_exported,
+)
 from raytag.tracking.client import Tracker, resolve_uri
 from raytag.engine import checkpoint as ckpt
 from raytag.cluster.scoring import balanced_masking, teacher_scores
@@ -43,7 +51,6 @@ from raytag.cluster.worker import train_loop_per_worker
 log = logging.getLogger("raytag")
 
 RUN_ID_FILE = "mlflow_run_id"
-BEST_MODEL_DIR = "best_model"
 
 
 @dataclass
@@ -89,21 +96,11 @@ def prepare(job: JobConfig) -> Prepared:
 def exported_recipe(folder: Path | None, key: str, tags: tuple[str, ...]) -> ModelRecipe:
     """The recipe of the exported model at ``folder`` (given by config ``key``), which must
     have been trained on ``tags``; checked before any cluster work."""
-    if folder is None:
-        raise JobError(f"{key} is required here (an exported model folder, or a pipeline stage's teacher)")
-    try:
-        recipe = ModelRecipe.from_meta(ckpt.read_meta(Path(folder)))
-    except FileNotFoundError:
-        raise JobError(f"{key}: {folder} is not an exported raytag model") from None
-    if recipe.tags != tuple(tags):
-        raise JobError(f"{key}: {folder} was trained on other tags than this job's vocabulary")
-    return recipe
+    return check_fits(read_exported(folder, key), key=key, tags=tags).recipe
 
 
 def _check_semi(job: JobConfig, tags: tuple[str, ...], sample_rate: int) -> None:
-    teacher_rate = exported_recipe(job.semi.teacher, "semi.teacher", tags).build().sample_rate
-    if teacher_rate != sample_rate:
-        raise JobError(f"semi.teacher runs at {teacher_rate} Hz but the student at {sample_rate} Hz")
+    check_fits(read_exported(job.semi.teacher, "semi.teacher"), key="semi.teacher", tags=tags, sample_rate=sample_rate)
     if job.semi.unlabeled_dir is not None and not Path(job.semi.unlabeled_dir).is_dir():
         raise JobError(f"semi.unlabeled_dir: {job.semi.unlabeled_dir} is not a folder")
 
@@ -216,18 +213,16 @@ def train(
         datasets, num_tracks = _datasets(job, prepared, scan, extra, tracker)
         final = _fit(job, prepared, tracker, datasets, num_tracks, callbacks or [])
     state = ckpt.load_state(final)
-    model_dir = ckpt.export_best(
-        final,
+    model_dir = write_exported(
         job_dir(job) / BEST_MODEL_DIR,
-        {
-            "name": prepared.recipe.name,
-            "args": prepared.recipe.args,
-            "tags": list(prepared.recipe.tags),
-            "best_epoch": state.best_epoch,
-            "select_metric": state.select_metric,
-            "best_value": state.best_value,
-            "mlflow_run_id": tracker.run_id,
-        },
+        prepared.recipe,
+        ckpt.read_best_weights(final),
+        sample_rate=prepared.sample_rate,
+        crop_samples=prepared.crop_samples,
+        best_epoch=state.best_epoch,
+        select_metric=state.select_metric,
+        best_value=state.best_value,
+        mlflow_run_id=tracker.run_id,
     )
     log.info("best epoch %s (valid %s %.4f); model in %s", state.best_epoch, state.select_metric, state.best_value, model_dir)
     report = evaluate(job, model_dir, prepared=prepared, scan=scan, tracker=tracker)
@@ -286,8 +281,8 @@ def _unlabeled(job, prepared, tracks, scan, augment, tracker):
     tracks = [t for t in tracks if t.path in scan.usable]
     if not tracks:
         raise JobError("none of the unlabeled audio files could be read")
-    meta, weights = ckpt.load_exported(Path(job.semi.teacher))
-    recipe = ModelRecipe.from_meta(meta)
+    recipe = read_exported(job.semi.teacher, "semi.teacher").recipe
+    weights = read_weights(job.semi.teacher)
     log.info("noisy student: %d unlabeled tracks, teacher %s", len(tracks), job.semi.teacher)
     tracker.set_tags({"raytag.teacher_model": str(job.semi.teacher)})
     tracker.log_metrics({"data/unlabeled_tracks": len(tracks)})
@@ -391,7 +386,7 @@ def evaluate(
     split = split or job.eval.split
     recipe = exported_recipe(model_dir, "model", prepared.recipe.tags)
     model = recipe.build()
-    weights = ckpt.load_exported(model_dir)[1]
+    weights = read_weights(model_dir)
     ensure_ray(job)
     tracks = prepared.manifest.split(split)
     if scan is None:

@@ -6,32 +6,12 @@ scores decoded chunks; the driver averages chunk probabilities per track.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 import numpy as np
 import ray
 import torch
 
-from raytag.models import create_model
+from raytag.models.export import ModelRecipe
 from raytag.engine.loop import TrackAverager, autocast
-
-
-@dataclass(frozen=True)
-class ModelRecipe:
-    """Everything needed to rebuild a trained model: preset, arguments, tag vocabulary."""
-
-    name: str
-    args: dict[str, Any]
-    tags: tuple[str, ...]
-
-    @classmethod
-    def from_meta(cls, meta: dict[str, Any]) -> ModelRecipe:
-        """The recipe recorded in an exported model's ``model.json``."""
-        return cls(meta["name"], dict(meta["args"]), tuple(meta["tags"]))
-
-    def build(self) -> torch.nn.Module:
-        return create_model(self.name, num_tags=len(self.tags), **self.args)
 
 
 class ChunkScorer:

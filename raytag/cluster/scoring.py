@@ -20,9 +20,9 @@ import pandas as pd
 
 from raytag.data.manifest import Track
 from raytag.cluster.datasets import ScanResult, chunk_dataset
-from raytag.cluster.inference import ModelRecipe, score_tracks
+from raytag.cluster.inference import score_tracks
+from raytag.models.export import WEIGHTS_FILE, read_exported, read_weights
 from raytag.objectives import negative_thresholds, suspected_missing_mask
-from raytag.engine import checkpoint as ckpt
 
 log = logging.getLogger("raytag")
 
@@ -57,7 +57,7 @@ def _file_digest(path: Path) -> str:
 
 def scores_key(teacher_dir: Path, manifest_path: Path, max_chunks: int | None) -> str:
     """Names a score file by what determines its contents."""
-    parts = [_file_digest(Path(teacher_dir) / ckpt.MODEL_FILE), _file_digest(Path(manifest_path)), str(max_chunks)]
+    parts = [_file_digest(Path(teacher_dir) / WEIGHTS_FILE), _file_digest(Path(manifest_path)), str(max_chunks)]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
@@ -80,8 +80,8 @@ def teacher_scores(
     Returns:
         ``(scores, score file, whether the file was reused)``.
     """
-    meta, weights = ckpt.load_exported(teacher_dir)
-    recipe = ModelRecipe.from_meta(meta)
+    recipe = read_exported(teacher_dir, "objective.masking.teacher").recipe
+    weights = read_weights(teacher_dir)
     folder = Path(manifest_path).resolve().parent / SCORES_DIR
     path = folder / f"{scores_key(teacher_dir, manifest_path, max_chunks)}.parquet"
     wanted = [t.path for t in tracks]

@@ -1,4 +1,4 @@
-"""Checkpoint folders: what a training run needs to resume, and the exported best model.
+"""Checkpoint folders: what a training run needs to resume.
 
 A checkpoint folder holds ``model.pt`` (latest weights), ``optimizer.pt``, ``best_model.pt``
 (weights of the best epoch so far) and ``state.json`` (next epoch, best metric, best epoch,
@@ -22,7 +22,6 @@ BEST_MODEL_FILE = "best_model.pt"
 OPTIMIZER_FILE = "optimizer.pt"
 STRATEGY_FILE = "strategy.pt"
 STATE_FILE = "state.json"
-EXPORT_META = "model.json"
 
 
 @dataclass
@@ -83,12 +82,21 @@ def restore(
     Returns:
         ``(state, best weights, strategy state)``.
     """
-    unwrap(model).load_state_dict(torch.load(folder / MODEL_FILE, map_location="cpu"))
-    optimizer.load_state_dict(torch.load(folder / OPTIMIZER_FILE, map_location="cpu"))
-    best = torch.load(folder / BEST_MODEL_FILE, map_location="cpu")
+    unwrap(model).load_state_dict(_load(folder / MODEL_FILE))
+    optimizer.load_state_dict(_load(folder / OPTIMIZER_FILE))
     strategy_file = folder / STRATEGY_FILE
-    strategy = torch.load(strategy_file, map_location="cpu") if strategy_file.is_file() else {}
-    return load_state(folder), best, strategy
+    strategy = _load(strategy_file) if strategy_file.is_file() else {}
+    return load_state(folder), read_best_weights(folder), strategy
+
+
+def read_best_weights(folder: Path) -> dict[str, torch.Tensor]:
+    """The best epoch's weights held by a checkpoint folder."""
+    return _load(Path(folder) / BEST_MODEL_FILE)
+
+
+def _load(path: Path):
+    # Checkpoints hold only tensors and plain containers: never unpickle arbitrary objects.
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def latest(folder: Path) -> tuple[Path, TrainingState] | None:
@@ -109,25 +117,3 @@ def latest(folder: Path) -> tuple[Path, TrainingState] | None:
         if best is None or state.next_epoch >= best[1].next_epoch:
             best = (candidate, state)
     return best
-
-
-def export_best(checkpoint_dir: Path, out_dir: Path, meta: dict[str, Any]) -> Path:
-    """Writes the best weights and a ``model.json`` describing them to ``out_dir``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    weights = torch.load(checkpoint_dir / BEST_MODEL_FILE, map_location="cpu")
-    torch.save(weights, out_dir / MODEL_FILE)
-    (out_dir / EXPORT_META).write_text(json.dumps(meta, indent=1))
-    return out_dir
-
-
-def read_meta(folder: Path) -> dict[str, Any]:
-    """The ``model.json`` of an exported model folder (name, args, tags, best epoch, ...)."""
-    folder = Path(folder)
-    if not (folder / EXPORT_META).is_file():
-        raise FileNotFoundError(f"{folder} is not an exported raytag model (no {EXPORT_META})")
-    return json.loads((folder / EXPORT_META).read_text())
-
-
-def load_exported(folder: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """``(meta, weights)`` of an exported model folder."""
-    return read_meta(folder), torch.load(Path(folder) / MODEL_FILE, map_location="cpu")

@@ -1,33 +1,21 @@
-"""Tagging models: a registry of named presets over the Music Tagging Transformer and the
-short-chunk ResNet baseline. Every model maps a waveform (B, T) to logits (B, num_tags) and
-exposes ``sample_rate``, ``crop_samples`` and ``num_tags``.
+"""Tagging models: a registry of named presets (see :mod:`raytag.models.presets`).
 
-Importing this package registers all presets::
+Every model maps a waveform (B, T) to logits (B, num_tags) and exposes ``sample_rate``,
+``crop_samples`` and ``num_tags``. Importing this package registers the presets without
+importing torch; building a model imports its class::
 
     from raytag.models import create_model, list_models
     model = create_model("mtt", num_tags=50)
 """
 
-from raytag.models.frontend import LogMelFrontEnd
+from raytag.models import presets as _presets  # noqa: F401  (registers every preset)
 from raytag.models.registry import (
     ModelError,
     count_parameters,
     create_model,
     list_models,
     model_arguments,
-    register_model,
+    preset,
 )
-from raytag.models.resnet import ShortChunkResNet
-from raytag.models.transformer import MusicTaggingTransformer
 
-__all__ = [
-    "LogMelFrontEnd",
-    "ModelError",
-    "MusicTaggingTransformer",
-    "ShortChunkResNet",
-    "count_parameters",
-    "create_model",
-    "list_models",
-    "model_arguments",
-    "register_model",
-]
+__all__ = ["ModelError", "count_parameters", "create_model", "list_models", "model_arguments", "preset"]

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
 from raytag.models.frontend import LogMelFrontEnd
-from raytag.models.registry import register_model
 
 __all__ = ["ResidualBlock2d", "ShortChunkResNet"]
 
@@ -59,22 +56,22 @@ class ShortChunkResNet(nn.Module):
 
     Waveform -> :class:`LogMelFrontEnd` -> one :class:`ResidualBlock2d` with stride 2 per
     entry of ``channels`` -> max over frequency and time -> Linear(C, C)-BN-ReLU-Dropout ->
-    Linear(C, num_tags), with C = ``channels[-1]``. With the defaults and 50 tags it has
+    Linear(C, num_tags), with C = ``channels[-1]``. With the paper's values and 50 tags it has
     12,104,244 parameters.
 
     Args:
-        num_tags: Number of output logits. Default 50.
-        sample_rate: Input sample rate in Hz. Default 16000.
+        num_tags: Number of output logits. Paper: 50.
+        sample_rate: Input sample rate in Hz. Paper: 16000.
         crop_samples: Training crop length in samples (recorded for callers; the forward
-            accepts any length). Default 59049 (3.69 s at 16 kHz).
-        n_fft: FFT size in samples. Default 512.
-        hop_length: Hop between frames in samples. Default 256.
-        n_mels: Number of mel bands. Default 128.
-        f_min: Lowest mel frequency in Hz. Default 0.
-        f_max: Highest mel frequency in Hz; ``None`` means ``sample_rate / 2``. Default 8000.
+            accepts any length). Paper: 59049 (3.69 s at 16 kHz).
+        n_fft: FFT size in samples. Paper: 512.
+        hop_length: Hop between frames in samples. Paper: 256.
+        n_mels: Number of mel bands. Paper: 128.
+        f_min: Lowest mel frequency in Hz. Paper: 0.
+        f_max: Highest mel frequency in Hz; ``None`` means ``sample_rate / 2``. Paper: 8000.
         channels: Output channels of the residual blocks, one block each.
-            Default (128, 128, 256, 256, 256, 256, 512).
-        dropout: Dropout probability before the output layer. Default 0.5.
+            Paper: (128, 128, 256, 256, 256, 256, 512).
+        dropout: Dropout probability before the output layer. Paper: 0.5.
 
     Attributes:
         sample_rate, crop_samples, num_tags: As given.
@@ -87,16 +84,16 @@ class ShortChunkResNet(nn.Module):
     def __init__(
         self,
         *,
-        num_tags: int = 50,
-        sample_rate: int = 16000,
-        crop_samples: int = 59049,
-        n_fft: int = 512,
-        hop_length: int = 256,
-        n_mels: int = 128,
-        f_min: float = 0.0,
-        f_max: float | None = 8000.0,
-        channels: tuple[int, ...] = (128, 128, 256, 256, 256, 256, 512),
-        dropout: float = 0.5,
+        num_tags: int,
+        sample_rate: int,
+        crop_samples: int,
+        n_fft: int,
+        hop_length: int,
+        n_mels: int,
+        f_min: float,
+        f_max: float | None,
+        channels: tuple[int, ...],
+        dropout: float,
     ) -> None:
         super().__init__()
         channels = tuple(channels)
@@ -150,36 +147,3 @@ class ShortChunkResNet(nn.Module):
         features = self.blocks(self.frontend(waveform))  # (B, C, F', T')
         pooled = features.amax(dim=(2, 3))  # global max over frequency and time: (B, C)
         return self.head(pooled)
-
-
-@register_model("shortres")
-def shortres(
-    num_tags: int = 50,
-    sample_rate: int = 16000,
-    crop_samples: int = 59049,
-    **kwargs: Any,
-) -> ShortChunkResNet:
-    """Paper baseline: 16 kHz, 3.69 s crops (59,049 samples), 128 mels; 12.1 M parameters."""
-    return ShortChunkResNet(
-        num_tags=num_tags, sample_rate=sample_rate, crop_samples=crop_samples, **kwargs
-    )
-
-
-@register_model("shortres-tiny")
-def shortres_tiny(
-    num_tags: int = 50,
-    sample_rate: int = 16000,
-    crop_samples: int = 32000,
-    n_mels: int = 64,
-    channels: tuple[int, ...] = (16, 16, 32, 32, 32, 32, 64),
-    **kwargs: Any,
-) -> ShortChunkResNet:
-    """CPU tests and demos: 16 kHz, 2 s crops (32,000 samples), 64 mels, narrow blocks."""
-    return ShortChunkResNet(
-        num_tags=num_tags,
-        sample_rate=sample_rate,
-        crop_samples=crop_samples,
-        n_mels=n_mels,
-        channels=channels,
-        **kwargs,
-    )

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import math
-from typing import Any
-
 import torch
 from torch import nn
 
 from raytag.models.frontend import LogMelFrontEnd
-from raytag.models.registry import register_model
 from raytag.models.resnet import ResidualBlock2d
 
 __all__ = ["MusicTaggingTransformer"]
@@ -36,30 +33,30 @@ class MusicTaggingTransformer(nn.Module):
     least ``n_fft // 2 + 1`` samples gives at least one step. A 10 s crop at 22.05 kHz / hop
     512 has 431 frames and 108 Transformer steps (about 0.1 s each).
 
-    With the defaults (width 256, depth 4) and 50 tags the model has 4,567,732 parameters;
+    With the paper's values (width 256, depth 4) and 50 tags the model has 4,567,732 parameters;
     width 64 gives 1,108,852.
 
     Args:
-        num_tags: Number of output logits. Default 50.
-        sample_rate: Input sample rate in Hz. Default 22050.
+        num_tags: Number of output logits. Paper: 50.
+        sample_rate: Input sample rate in Hz. Paper: 22050.
         crop_seconds: Training crop length in seconds; ``crop_samples`` is
             ``round(sample_rate * crop_seconds)``. The forward accepts any length up to
-            ``max_samples``. Default 10.0 (220,500 samples).
-        n_fft: FFT size in samples. Default 1024.
-        hop_length: Hop between frames in samples. Default 512.
-        f_min: Lowest mel frequency in Hz. Default 0.
-        f_max: Highest mel frequency in Hz; ``None`` means ``sample_rate / 2``. Default None.
-        n_mels: Number of mel bands; must be divisible by 8. Default 128.
-        conv_channels: Channels C of the CNN blocks. Default 128.
-        width: Transformer model dimension C'; must be divisible by ``heads``. Default 256.
-        depth: Number of Transformer layers. Default 4.
-        heads: Attention heads per layer. Default 8.
+            ``max_samples``. Paper: 10.0 (220,500 samples).
+        n_fft: FFT size in samples. Paper: 1024.
+        hop_length: Hop between frames in samples. Paper: 512.
+        f_min: Lowest mel frequency in Hz. Paper: 0.
+        f_max: Highest mel frequency in Hz; ``None`` means ``sample_rate / 2``. Paper: None.
+        n_mels: Number of mel bands; must be divisible by 8. Paper: 128.
+        conv_channels: Channels C of the CNN blocks. Paper: 128.
+        width: Transformer model dimension C'; must be divisible by ``heads``. Paper: 256.
+        depth: Number of Transformer layers. Paper: 4.
+        heads: Attention heads per layer. Paper: 8.
         dropout: Dropout probability after the embeddings and inside the Transformer
-            layers. Default 0.1.
+            layers. Paper: 0.1.
         max_frames: Longest Transformer sequence (steps after the CNN, [CLS] excluded); the
-            positional embedding has ``max_frames + 1`` rows. Default 500 (about 46 s at
+            positional embedding has ``max_frames + 1`` rows. Paper: 500 (about 46 s at
             22.05 kHz, hop 512).
-        ffn_multiplier: Feed-forward size as a multiple of ``width``. Default 4.
+        ffn_multiplier: Feed-forward size as a multiple of ``width``. Paper: 4.
 
     Attributes:
         sample_rate, crop_samples, num_tags, max_frames: As described above.
@@ -73,21 +70,21 @@ class MusicTaggingTransformer(nn.Module):
     def __init__(
         self,
         *,
-        num_tags: int = 50,
-        sample_rate: int = 22050,
-        crop_seconds: float = 10.0,
-        n_fft: int = 1024,
-        hop_length: int = 512,
-        f_min: float = 0.0,
-        f_max: float | None = None,
-        n_mels: int = 128,
-        conv_channels: int = 128,
-        width: int = 256,
-        depth: int = 4,
-        heads: int = 8,
-        dropout: float = 0.1,
-        max_frames: int = 500,
-        ffn_multiplier: int = 4,
+        num_tags: int,
+        sample_rate: int,
+        crop_seconds: float,
+        n_fft: int,
+        hop_length: int,
+        f_min: float,
+        f_max: float | None,
+        n_mels: int,
+        conv_channels: int,
+        width: int,
+        depth: int,
+        heads: int,
+        dropout: float,
+        max_frames: int,
+        ffn_multiplier: int,
     ) -> None:
         super().__init__()
         _check_arguments(
@@ -218,73 +215,3 @@ def _check_arguments(
         raise ValueError(f"width must be divisible by heads, got width={width}, heads={heads}")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-
-
-@register_model("mtt")
-def mtt(
-    num_tags: int = 50,
-    sample_rate: int = 22050,
-    crop_seconds: float = 10.0,
-    width: int = 256,
-    depth: int = 4,
-    **kwargs: Any,
-) -> MusicTaggingTransformer:
-    """Paper model: 22.05 kHz, 10 s crops (220,500 samples), width 256, depth 4; 4.6 M."""
-    return MusicTaggingTransformer(
-        num_tags=num_tags,
-        sample_rate=sample_rate,
-        crop_seconds=crop_seconds,
-        width=width,
-        depth=depth,
-        **kwargs,
-    )
-
-
-@register_model("mtt-compact")
-def mtt_compact(
-    num_tags: int = 50,
-    sample_rate: int = 22050,
-    crop_seconds: float = 10.0,
-    width: int = 64,
-    depth: int = 4,
-    **kwargs: Any,
-) -> MusicTaggingTransformer:
-    """Knowledge-distillation student: as ``mtt`` but width 64; 1.1 M parameters."""
-    return MusicTaggingTransformer(
-        num_tags=num_tags,
-        sample_rate=sample_rate,
-        crop_seconds=crop_seconds,
-        width=width,
-        depth=depth,
-        **kwargs,
-    )
-
-
-@register_model("mtt-tiny")
-def mtt_tiny(
-    num_tags: int = 50,
-    sample_rate: int = 16000,
-    crop_seconds: float = 3.0,
-    n_fft: int = 512,
-    hop_length: int = 256,
-    n_mels: int = 64,
-    conv_channels: int = 16,
-    width: int = 32,
-    depth: int = 2,
-    heads: int = 4,
-    **kwargs: Any,
-) -> MusicTaggingTransformer:
-    """CPU tests and demos: 16 kHz, 3 s crops (48,000 samples), 64 mels, width 32, depth 2."""
-    return MusicTaggingTransformer(
-        num_tags=num_tags,
-        sample_rate=sample_rate,
-        crop_seconds=crop_seconds,
-        n_fft=n_fft,
-        hop_length=hop_length,
-        n_mels=n_mels,
-        conv_channels=conv_channels,
-        width=width,
-        depth=depth,
-        heads=heads,
-        **kwargs,
-    )

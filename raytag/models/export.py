@@ -1,0 +1,139 @@
+"""The exported-model format: one folder that holds a trained tagger anyone can rebuild.
+
+::
+
+    best_model/
+      model.json   {"format": 1, "name": preset, "args": {...}, "tags": [...],
+                    "sample_rate": Hz, "crop_samples": n, ...training info}
+      model.pt     the weights (a state dict; read with ``torch.load(weights_only=True)``)
+
+This module is the only one that writes, reads or checks the format and names its folder. It
+works on local folders; the cluster layer copies a folder to or from remote storage. Importing
+it does not import torch (a job's config names exported folders), only reading weights does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from raytag.locations import run_location
+
+FORMAT_VERSION = 1
+BEST_MODEL_DIR = "best_model"
+META_FILE = "model.json"
+WEIGHTS_FILE = "model.pt"
+
+
+class ExportError(ValueError):
+    """An exported model that is missing, malformed, or does not fit the job that uses it."""
+
+
+@dataclass(frozen=True)
+class ModelRecipe:
+    """What rebuilds a trained model: preset name, argument overrides, tag vocabulary."""
+
+    name: str
+    args: dict[str, Any]
+    tags: tuple[str, ...]
+
+    def build(self):
+        """A freshly initialised ``nn.Module`` of this recipe (weights not loaded)."""
+        from raytag.models.registry import create_model
+
+        return create_model(self.name, num_tags=len(self.tags), **self.args)
+
+
+@dataclass(frozen=True)
+class ExportedModel:
+    """An exported model's description (``model.json``); weights are read separately."""
+
+    folder: Path
+    recipe: ModelRecipe
+    sample_rate: int
+    crop_samples: int
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def best_model_location(storage: str, job_name: str) -> str:
+    """Where a job's best epoch is exported: ``<storage>/<job>/best_model``."""
+    return f"{run_location(storage, job_name)}/{BEST_MODEL_DIR}"
+
+
+def write_exported(
+    folder: str | Path, recipe: ModelRecipe, weights: dict, *, sample_rate: int, crop_samples: int, **info: Any
+) -> Path:
+    """Writes ``weights`` and their description to ``folder`` (created if needed).
+
+    Args:
+        folder: local folder.
+        recipe: how to rebuild the model.
+        weights: the model's state dict (CPU tensors).
+        sample_rate, crop_samples: the model's input rate (Hz) and training crop (samples).
+        **info: JSON-able extras (best epoch, selection metric, run id, thresholds, ...).
+    """
+    import torch
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(weights, folder / WEIGHTS_FILE)
+    meta = {
+        "format": FORMAT_VERSION,
+        "name": recipe.name,
+        "args": recipe.args,
+        "tags": list(recipe.tags),
+        "sample_rate": int(sample_rate),
+        "crop_samples": int(crop_samples),
+        **info,
+    }
+    (folder / META_FILE).write_text(json.dumps(meta, indent=1))
+    return folder
+
+
+def read_exported(folder: str | Path | None, key: str = "model") -> ExportedModel:
+    """Reads an exported model's description; ``key`` names where the folder came from
+    (a config key such as ``semi.teacher``) in error messages.
+
+    Raises:
+        ExportError: no folder given, no ``model.json``, or one that is not of this format.
+    """
+    if folder is None:
+        raise ExportError(f"{key} is required here (an exported model folder, or a pipeline stage's teacher)")
+    folder = Path(folder)
+    path = folder / META_FILE
+    if not path.is_file() or not (folder / WEIGHTS_FILE).is_file():
+        raise ExportError(f"{key}: {folder} is not an exported raytag model (no {META_FILE} and {WEIGHTS_FILE})")
+    try:
+        meta = json.loads(path.read_text())
+        recipe = ModelRecipe(str(meta.pop("name")), dict(meta.pop("args")), tuple(meta.pop("tags")))
+        sample_rate, crop_samples = int(meta.pop("sample_rate")), int(meta.pop("crop_samples"))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ExportError(f"{key}: {path} is not a raytag model description ({exc!r})") from None
+    meta.pop("format", None)
+    return ExportedModel(folder, recipe, sample_rate, crop_samples, meta)
+
+
+def read_weights(folder: str | Path) -> dict:
+    """The exported state dict, loaded on the CPU with ``weights_only=True``."""
+    import torch
+
+    return torch.load(Path(folder) / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+
+
+def check_fits(
+    model: ExportedModel, *, key: str, tags: Sequence[str] | None = None, sample_rate: int | None = None
+) -> ExportedModel:
+    """Checks that an exported model can serve a job: trained on ``tags`` (in that order) and
+    running at ``sample_rate``; returns it.
+
+    Raises:
+        ExportError: naming ``key`` and what does not fit.
+    """
+    if tags is not None and tuple(model.recipe.tags) != tuple(tags):
+        raise ExportError(f"{key}: {model.folder} was trained on other tags than this job's vocabulary")
+    if sample_rate is not None and model.sample_rate != sample_rate:
+        raise ExportError(f"{key}: {model.folder} runs at {model.sample_rate} Hz but this job's model at {sample_rate} Hz")
+    return model

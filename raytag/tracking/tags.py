@@ -1,0 +1,25 @@
+"""Every MLflow tag raytag writes, defined once. Reviewers and tests read runs by these names."""
+
+PARENT_RUN = "mlflow.parentRunId"  # MLflow's own nesting tag
+
+KIND = "raytag.kind"  # "pipeline" or "sweep" on parent runs
+MODEL = "raytag.model"  # the model preset
+METHOD = "raytag.objective"  # the training method (objective.name)
+STAGE = "raytag.stage"  # a pipeline stage's name
+PIPELINE = "raytag.pipeline"  # the pipeline job a stage belongs to
+TEACHER_STAGE = "raytag.teacher_stage"
+TEACHER_RUN_ID = "raytag.teacher_run_id"  # lineage: the run that trained this run's teacher
+TEACHER_MODEL = "raytag.teacher_model"  # lineage: the exported teacher folder
+TEACHER_SCORES = "raytag.teacher_scores"  # the cached score file Balanced-Masking used
+TEACHER_SCORES_REUSED = "raytag.teacher_scores_reused"
+SWEEP = "raytag.sweep"
+SWEEP_TARGET = "raytag.target"
+TRIAL_ID = "raytag.trial_id"
+BEST_PREFIX = "raytag.best."  # + a swept config path, on a sweep's parent run
+FINAL_MODEL = "raytag.final_model"
+FINAL_RUN_ID = "raytag.final_run_id"
+
+
+def labels_source(split: str) -> str:
+    """Which labels a split was evaluated against ("clean" or "manifest")."""
+    return f"raytag.{split}_labels"
