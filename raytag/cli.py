@@ -60,7 +60,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     outcome = train(job)
     print(outcome.report.format_table())
     print(
-        f"\nbest epoch {outcome.best_epoch}; model: {outcome.model_dir}; "
+        f"\nbest epoch {outcome.best_epoch}; model: {outcome.model_location}; "
         f"skipped files: {outcome.skipped_files}; MLflow run: {outcome.run_id}"
     )
     return 0
@@ -102,14 +102,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from raytag.config import load_job
-    from raytag.cluster.driver import evaluate, job_dir
-    from raytag.models.export import BEST_MODEL_DIR
+    from raytag.cluster import storage
+    from raytag.cluster.evaluation import evaluate
+    from raytag.locations import resolve_storage
+    from raytag.models.export import best_model_location
 
     job = load_job(args.job, args.overrides)
-    model_dir = Path(args.model) if args.model else job_dir(job) / BEST_MODEL_DIR
-    if not model_dir.is_dir():
-        raise FileNotFoundError(f"no trained model at {model_dir}; train the job first or pass --model")
-    report = evaluate(job, model_dir, split=args.split)
+    model = resolve_storage(args.model) if args.model else best_model_location(job.storage, job.name)
+    if not storage.exists(model):
+        raise FileNotFoundError(f"no trained model at {model}; train the job first or pass --model")
+    report = evaluate(job, model, split=args.split)
     print(report.format_table())
     return 0
 
@@ -180,12 +182,13 @@ def main(argv: list[str] | None = None) -> int:
     from raytag.audio.io import AudioError
     from raytag.config import ConfigError
     from raytag.data.manifest import ManifestError
-    from raytag.models import ModelError
     from raytag.errors import JobError
+    from raytag.models import ModelError
+    from raytag.models.export import ExportError
 
     try:
         return args.run(args)
-    except (ConfigError, ManifestError, ModelError, FileNotFoundError, ValueError) as exc:
+    except (ConfigError, ManifestError, ModelError, ExportError, FileNotFoundError, ValueError) as exc:
         if args.verbose:
             raise
         print(f"raytag {args.command}: {exc}", file=sys.stderr)

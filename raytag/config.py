@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from raytag.audio.spec import AugmentSpec
+from raytag.locations import resolve_storage
+from raytag.methods import method_names
 from raytag.models import ModelError, model_arguments
 from raytag.models.export import best_model_location
 
@@ -93,15 +95,13 @@ class MaskingConfig(_Section):
     """Balanced-Masking (Lu et al. eq. 3): which stage-1 teacher scores the training set."""
 
     percentile: float = Field(80.0, ge=0, le=100, description="ξ_j percentile of negatives' scores")
-    teacher: Path | None = Field(None, description="exported teacher model folder (a pipeline fills it)")
+    teacher: str | None = Field(None, description="exported teacher model folder or URI (a pipeline fills it)")
 
 
 class ObjectiveConfig(_Section):
     """The training strategy and its settings."""
 
-    name: Literal[
-        "bce", "balanced_training", "balanced_masking", "bootstrap_soft", "bootstrap_hard", "coteaching"
-    ] = "bce"
+    name: str = Field("bce", description="a registered training method (raytag.methods)")
     bootstrap_beta: float | None = Field(
         None, gt=0, le=1, description="label weight; default 0.95 (soft) / 0.8 (hard), Reed et al."
     )
@@ -110,6 +110,13 @@ class ObjectiveConfig(_Section):
     forget_exponent: float = Field(1.0, gt=0)
     masking: MaskingConfig = Field(default_factory=MaskingConfig)
     mean_teacher: MeanTeacherConfig = Field(default_factory=MeanTeacherConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        if name not in method_names():
+            raise ValueError(f"unknown method {name!r}; choose one of {', '.join(method_names())}")
+        return name
 
     @model_validator(mode="after")
     def _compatible(self) -> ObjectiveConfig:
@@ -127,7 +134,7 @@ class SemiConfig(_Section):
     """
 
     enabled: bool = False
-    teacher: Path | None = Field(None, description="exported teacher model folder (a pipeline fills it)")
+    teacher: str | None = Field(None, description="exported teacher model folder or URI (a pipeline fills it)")
     unlabeled_dir: Path | None = Field(None, description="folder of extra unlabeled audio files")
     ratio: float = Field(1.0, gt=0, description="unlabeled : labelled examples per batch (paper 1:1)")
     weight: float = Field(1.0, ge=0, description="weight of the unlabeled loss")
@@ -202,7 +209,9 @@ class JobConfig(_Section):
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     seed: int = 0
-    storage: Path = Field(Path("ray_results"), description="checkpoints and Ray Train state")
+    storage: str = Field(
+        "ray_results", description="checkpoints, exported models and caches: a path, a shared file system or a URI"
+    )
     data: DataConfig
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -248,14 +257,13 @@ class JobConfig(_Section):
         for section, key in (("data", "manifest"), ("data", "clean_labels")):
             if data[section][key] is not None:
                 data[section][key] = str(Path(data[section][key]).resolve())
-        for section, key in (("masking", "teacher"),):
-            node = data["objective"][section]
-            if node[key] is not None:
-                node[key] = str(Path(node[key]).resolve())
+        masking = data["objective"]["masking"]
+        if masking["teacher"] is not None:
+            masking["teacher"] = resolve_storage(masking["teacher"])
         for key in ("teacher", "unlabeled_dir"):
             if data["semi"][key] is not None:
-                data["semi"][key] = str(Path(data["semi"][key]).resolve())
-        data["storage"] = str(Path(data["storage"]).resolve())
+                data["semi"][key] = resolve_storage(data["semi"][key])
+        data["storage"] = resolve_storage(data["storage"])
         return data
 
 
@@ -346,7 +354,7 @@ def stage_jobs(job: JobConfig) -> list[tuple[StageConfig, JobConfig]]:
             raise ConfigError(str(exc).replace("\n  ", f"\n  stages[{stage.name}].")) from None
         if stage.teacher is not None:
             teacher = jobs[stage.teacher]
-            teacher_dir = best_model_location(str(teacher.storage), teacher.name)
+            teacher_dir = best_model_location(teacher.storage, teacher.name)
             uses = {}
             if stage_job.objective.name == "balanced_masking":
                 uses["objective"] = {"masking": {"teacher": teacher_dir}}

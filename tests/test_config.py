@@ -1,5 +1,7 @@
 """Configuration: typed values, dotted overrides, errors that name the key."""
 
+from pathlib import Path
+
 import pytest
 
 from raytag.config import ConfigError, apply_override, flatten, load_job
@@ -94,7 +96,7 @@ def test_stages_become_validated_jobs_with_teacher_lineage(tmp_path):
     assert (teacher.name, student.name) == ("unit-teacher", "unit-student")
     assert teacher.objective.name == "balanced_training" and teacher.train.epochs == 5
     assert student.objective.mean_teacher.enabled and student.objective.mean_teacher.eta == 0.999
-    assert student.objective.masking.teacher == teacher.storage.resolve() / "unit-teacher" / "best_model"
+    assert student.objective.masking.teacher == f"{Path(teacher.storage).resolve()}/unit-teacher/best_model"
 
 
 @pytest.mark.parametrize(
@@ -145,4 +147,4 @@ stages:
     stages = stage_jobs(load_job(path))
     assert [s.name for s, _ in stages] == ["teacher", "student", "student-r2", "student-r3"]
     assert [s.teacher for s, _ in stages] == [None, "teacher", "student", "student-r2"]
-    assert stages[3][1].semi.teacher.parent.name == "unit-student-r2"
+    assert Path(stages[3][1].semi.teacher).parent.name == "unit-student-r2"

@@ -5,7 +5,7 @@ import torch
 
 from raytag.models import create_model
 from raytag.engine import checkpoint as ckpt
-from raytag.methods.strategies import Strategy as SupervisedObjective
+from raytag.methods.bce import PlainBCE
 from raytag.engine.loop import (
     TrackAverager,
     chunk_probabilities,
@@ -14,6 +14,11 @@ from raytag.engine.loop import (
 )
 
 CPU = torch.device("cpu")
+
+
+def _started(method, epoch=0):
+    method.start_epoch(epoch, generator=torch.Generator().manual_seed(0), model=None)
+    return method
 
 
 def toy_batches(n_batches=6, batch=8, samples=16000, seed=0):
@@ -36,9 +41,9 @@ def test_training_reduces_the_loss():
     model = create_model("mtt-tiny", num_tags=2)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     batches = toy_batches()
-    first = train_epoch(model, batches, opt, objective=SupervisedObjective(), device=CPU)
+    first = train_epoch(model, batches, opt, method=_started(PlainBCE()), device=CPU)
     for _ in range(3):
-        last = train_epoch(model, batches, opt, objective=SupervisedObjective(), device=CPU)
+        last = train_epoch(model, batches, opt, method=_started(PlainBCE()), device=CPU)
     assert last.loss < first.loss * 0.8
     assert first.steps == 6 and first.examples == 48 and first.decode_failures == 0
 
@@ -48,7 +53,7 @@ def test_invalid_rows_are_counted_and_ignored():
     opt = torch.optim.SGD(model.parameters(), lr=0.0)
     batch = toy_batches(1)[0]
     batch["valid"][:3] = False
-    stats = train_epoch(model, [batch], opt, objective=SupervisedObjective(), device=CPU, amp="bf16")
+    stats = train_epoch(model, [batch], opt, method=_started(PlainBCE()), device=CPU, amp="bf16")
     assert stats.examples == 5 and stats.decode_failures == 3 and np.isfinite(stats.loss)
 
 
@@ -77,18 +82,17 @@ def test_track_loss_matches_bce():
 def test_checkpoint_round_trip(tmp_path):
     model = create_model("mtt-tiny", num_tags=3)
     opt = torch.optim.Adam(model.parameters())
-    objective = SupervisedObjective()
     batch = toy_batches(1, samples=8000)[0]
     batch["labels"] = torch.zeros(8, 3)
-    train_epoch(model, [batch], opt, objective=objective, device=CPU)
+    train_epoch(model, [batch], opt, method=_started(PlainBCE()), device=CPU)
     state = ckpt.TrainingState(next_epoch=4, best_epoch=2, best_value=0.7, history=[{"valid/roc_auc": 0.7}])
     best = ckpt.cpu_state(model)
     ckpt.save(tmp_path, model=model, optimizer=opt, best_weights=best, state=state, job={"name": "x"},
-              strategy_state={"steps": 7, "generator": torch.Generator().manual_seed(3).get_state()})
+              method_state={"steps": 7, "teacher": {"w": torch.ones(2)}})
     fresh = create_model("mtt-tiny", num_tags=3)
     fresh_opt = torch.optim.Adam(fresh.parameters())
-    restored, restored_best, strategy_state = ckpt.restore(tmp_path, model=fresh, optimizer=fresh_opt)
-    assert restored == state and strategy_state["steps"] == 7
+    restored, restored_best, method_state = ckpt.restore(tmp_path, model=fresh, optimizer=fresh_opt)
+    assert restored == state and method_state["steps"] == 7
     for key, value in model.state_dict().items():
         assert torch.equal(fresh.state_dict()[key], value)
     assert fresh_opt.state_dict()["state"].keys() == opt.state_dict()["state"].keys()
@@ -102,16 +106,3 @@ def test_best_epoch_selection_direction():
     loss = ckpt.TrainingState(select_metric="loss", best_value=0.3)
     assert loss.improves(0.29) and not loss.improves(0.31)
     assert ckpt.TrainingState().improves(0.0)
-
-
-def test_latest_checkpoint_skips_incomplete_folders(tmp_path):
-    model = create_model("mtt-tiny", num_tags=2)
-    opt = torch.optim.Adam(model.parameters())
-    best = ckpt.cpu_state(model)
-    for name, epoch in (("checkpoint_a", 1), ("checkpoint_b", 2), ("checkpoint_c", 3)):
-        ckpt.save(tmp_path / name, model=model, optimizer=opt, best_weights=best,
-                  state=ckpt.TrainingState(next_epoch=epoch), job={})
-    (tmp_path / "checkpoint_c" / ckpt.BEST_MODEL_FILE).unlink()  # cut short by a crash
-    folder, state = ckpt.latest(tmp_path)
-    assert folder.name == "checkpoint_b" and state.next_epoch == 2
-    assert ckpt.latest(tmp_path / "nothing-here") is None

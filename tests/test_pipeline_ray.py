@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from mlflow.tracking import MlflowClient
 
 from raytag.config import load_job
 from raytag.cluster.stages import run_pipeline
-from raytag.cluster.scoring import SCORES_DIR
+from raytag.cluster.scoring import CACHE_KIND
+from raytag.locations import cache_location
 
 pytestmark = pytest.mark.ray
 
@@ -52,8 +55,9 @@ def test_two_stage_run_records_parent_child_runs_with_lineage(ray_session, tiny_
     assert [m.value for m in sorted(history, key=lambda m: m.step)][0] == 0 and history[-1].value > 0
     artifacts = [a.path for a in client.list_artifacts(student.info.run_id, "masking")]
     assert "masking/thresholds.csv" in artifacts
-    scores = list((tiny_corpus / SCORES_DIR).glob("*.parquet"))
-    assert scores and list((tiny_corpus / SCORES_DIR).glob("*.thresholds-p80.json"))
+    # The teacher's scores are cached under storage, never beside the manifest.
+    assert list(Path(cache_location(job.storage, CACHE_KIND)).glob("*.parquet"))
+    assert not any(p.name.startswith(".raytag") for p in tiny_corpus.iterdir())
 
     again = run_pipeline(job)  # resumed: finished stages are not rerun
     assert all(r.reused for r in again)

@@ -1,37 +1,37 @@
-"""Teacher-score bookkeeping for Balanced-Masking, without Ray."""
-
-import json
+"""Teacher scores for Balanced-Masking, without Ray: the eq. 3 columns and the cache key."""
 
 import numpy as np
-import torch
 
-from raytag.cluster.scoring import balanced_masking, scores_key
-from raytag.models.export import WEIGHTS_FILE
+from raytag.cluster.scoring import scores_key
+from raytag.data.rows import TrackTable
+from raytag.methods.balanced_masking import BalancedMasking
 
 
-def test_mask_thresholds_and_sidecar(tmp_path):
+def test_balanced_masking_turns_teacher_scores_into_the_keep_column():
     # tag a: negatives score 0.1..0.5 -> 80th percentile 0.42; the 0.5 negative is masked.
-    scores = np.array([[0.1, 0.9], [0.2, 0.1], [0.3, 0.2], [0.4, 0.3], [0.5, 0.4], [0.95, np.nan]])
+    scores = np.array([[0.1, 0.9], [0.2, 0.1], [0.3, 0.2], [0.4, 0.3], [0.5, 0.4], [np.nan, np.nan]])
     labels = np.array([[0, 1], [0, 0], [0, 0], [0, 0], [0, 0], [1, 0]], dtype=np.float32)
-    masks = balanced_masking(
-        scores, labels, tags=["a", "b"], percentile=80, scores_file=tmp_path / "k.parquet", reused=False
-    )
-    assert masks.thresholds[0] == np.float64(np.percentile([0.1, 0.2, 0.3, 0.4, 0.5], 80))
-    np.testing.assert_array_equal(masks.keep[:, 0], [1, 1, 1, 1, 0, 1])
-    assert masks.keep[5].tolist() == [1, 1]  # unscored track (NaN): never masked
-    assert masks.keep[0, 1] == 1  # positives are never masked
-    record = json.loads((tmp_path / "k.thresholds-p80.json").read_text())
-    assert record["per_tag"][0] == {"tag": "a", "threshold": masks.thresholds[0], "negatives": 5, "masked": 1}
+    method = BalancedMasking(tags=["a", "b"], teacher="t", percentile=80)
+    assert method.needs.columns == ("keep",) and method.needs.scores_teacher.key == "objective.masking.teacher"
+    out = method.track_columns(labels=labels, verified=np.zeros(6, bool), scores=scores)
+    keep = out.columns["keep"]
+    np.testing.assert_array_equal(keep[:, 0], [1, 1, 1, 1, 0, 1])
+    assert keep[5].tolist() == [1, 1]  # unscored track (NaN): never masked
+    assert keep[0, 1] == 1  # positives are never masked
+    threshold = np.percentile([0.1, 0.2, 0.3, 0.4, 0.5], 80)
+    assert out.tables["masking/thresholds.csv"][0] == {"tag": "a", "threshold": threshold, "negatives": 5, "masked": 1}
+    assert out.metrics["masking/unscored_tracks"] == 1 and out.metrics["masking/masked_entries"] == keep.size - keep.sum()
 
 
-def test_scores_key_follows_teacher_weights_and_manifest(tmp_path):
-    manifest = tmp_path / "m.csv"
-    manifest.write_text("path,tags,split\n")
-    teacher = tmp_path / "teacher"
-    teacher.mkdir()
-    torch.save({"w": torch.zeros(2)}, teacher / WEIGHTS_FILE)
-    first = scores_key(teacher, manifest, 16)
-    assert scores_key(teacher, manifest, 16) == first
-    assert scores_key(teacher, manifest, 8) != first
-    torch.save({"w": torch.ones(2)}, teacher / WEIGHTS_FILE)
-    assert scores_key(teacher, manifest, 16) != first
+def _table(paths, frames):
+    n = len(paths)
+    return TrackTable(tuple(paths), np.array(frames), np.full(n, 16000), np.zeros((n, 2), np.float32))
+
+
+def test_scores_key_follows_teacher_weights_tracks_and_chunking():
+    first = scores_key(b"weights", _table(["/a.wav", "/b.wav"], [100, 200]), 16)
+    assert scores_key(b"weights", _table(["/a.wav", "/b.wav"], [100, 200]), 16) == first
+    assert scores_key(b"weights", _table(["/a.wav", "/b.wav"], [100, 200]), 8) != first
+    assert scores_key(b"other", _table(["/a.wav", "/b.wav"], [100, 200]), 16) != first
+    assert scores_key(b"weights", _table(["/a.wav", "/c.wav"], [100, 200]), 16) != first
+    assert scores_key(b"weights", _table(["/a.wav", "/b.wav"], [100, 201]), 16) != first  # the file changed

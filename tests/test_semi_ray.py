@@ -9,8 +9,9 @@ from mlflow.tracking import MlflowClient
 
 from raytag.audio.augment import AugmentSpec
 from raytag.config import load_job
-from raytag.cluster.datasets import scan_tracks, unlabeled_dataset
+from raytag.cluster.datasets import labelled_by_teacher, scan_tracks, track_table
 from raytag.data.manifest import Track
+from raytag.data.rows import epoch_rows
 from raytag.cluster.stages import run_pipeline
 
 pytestmark = pytest.mark.ray
@@ -68,10 +69,12 @@ def test_teacher_labels_come_from_the_clean_crop(ray_session, tmp_path):
         tracks.append(Track(str(tmp_path / f"{i}.wav"), (), "unlabeled"))
     scan = scan_tracks(tracks, num_cpus=0.25)
     always_gain = AugmentSpec.from_settings(probability=0.0, gain_p=1.0)
-    ds = unlabeled_dataset(
-        tracks, scan, num_tags=2, sample_rate=rate, crop_samples=rate, num_cpus=0.25,
+    table, _ = track_table(tracks, np.zeros((6, 2), np.float32), scan)
+    rows = epoch_rows(table, seed=0, epoch=0, rank=0, world_size=1, stream="unlabeled")
+    ds = labelled_by_teacher(
+        rows, sample_rate=rate, crop_samples=rate, num_cpus=0.25,
         labeler=RmsLabeler, labeler_kwargs={"num_tags": 2}, teacher_cpus=0.25, teacher_gpus=0.0,
-        augment_spec=always_gain,
+        augment=always_gain,
     )
     rows = ds.take_all()
     assert len(rows) == 6

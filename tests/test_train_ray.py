@@ -14,7 +14,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from raytag.config import load_job
-from raytag.cluster.driver import job_dir, train
+from raytag.cluster.driver import train
+from raytag.locations import run_location
 
 pytestmark = pytest.mark.ray
 
@@ -43,7 +44,7 @@ def test_two_worker_ddp_training_is_recorded_in_mlflow(ray_session, tiny_job):
     outcome = train(job)
 
     assert outcome.report.tracks == 6 and 0.0 <= outcome.report.roc_auc_macro <= 1.0
-    assert (outcome.model_dir / "model.pt").is_file() and outcome.skipped_files == 0
+    assert (Path(outcome.model_location) / "model.pt").is_file() and outcome.skipped_files == 0
     client, run = mlflow_run(job)
     assert run.info.status == "FINISHED"
     assert run.data.params["scaling.num_workers"] == "2"
@@ -106,7 +107,7 @@ def test_worker_killed_mid_run_resumes_from_checkpoint(ray_session, tiny_job):
     outcome: dict = {}
     runner = threading.Thread(target=lambda: outcome.update(result=train(job)), daemon=True)
     runner.start()
-    _kill_a_train_worker_after_checkpoints(job_dir(job))
+    _kill_a_train_worker_after_checkpoints(Path(run_location(job.storage, job.name)))
     runner.join(timeout=900)
 
     assert "result" in outcome, "training did not complete after the worker was killed"
@@ -129,7 +130,7 @@ def test_rerun_of_a_failed_job_resumes_from_its_checkpoint(ray_session, tiny_job
 
     runner = threading.Thread(target=first_attempt, daemon=True)
     runner.start()
-    _kill_a_train_worker_after_checkpoints(job_dir(job))
+    _kill_a_train_worker_after_checkpoints(Path(run_location(job.storage, job.name)))
     runner.join(timeout=600)
     assert "error" in failed, "the run should fail when its worker dies and max_failures is 0"
 

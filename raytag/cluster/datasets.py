@@ -1,8 +1,11 @@
-"""Ray Data pipelines from manifest rows to decoded crops.
+"""Ray Data pipelines from row plans to decoded, augmented crops.
 
 Rows stay light (a path, a few integers, a label vector) until the decode stage, which reads
-only the crop each row needs. Lazy datasets re-run every time they are iterated, so training
-crops are drawn anew each epoch.
+only the crop each row needs (on CPU tasks of ``num_cpus``). A job's training data is an
+:class:`EpochData`: built on the driver from the split's :class:`~raytag.data.rows.TrackTable`,
+shipped to every Train worker, and turned there into the rows of *this* rank for *this* epoch
+(:func:`raytag.data.rows.epoch_rows`). Every draw depends on (seed, epoch, rank or row) and
+order is preserved, so two runs of a job with the same number of workers see the same batches.
 """
 
 from __future__ import annotations
@@ -10,26 +13,29 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import ray
 
-from raytag.audio.io import chunk_starts, source_frames
-from raytag.data.batches import RANDOM_START, decode_batch, scan_batch
+from raytag.audio.spec import AugmentSpec
+from raytag.data.batches import batch_seed, decode_batch, scan_batch
 from raytag.data.manifest import Track
+from raytag.data.rows import TrackTable, chunk_rows, epoch_rows
+from raytag.engine.loop import with_unlabeled
 
 log = logging.getLogger(__name__)
 
 SCAN_BATCH = 64
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif"}
 ROWS_PER_BLOCK = 32
+DECODE_BATCH = 16
 
 
-def _from_rows(rows: list[dict]) -> ray.data.Dataset:
-    # Light rows (paths and integers): a few dozen per block keeps per-task overhead small.
+def from_rows(rows: list[dict]) -> ray.data.Dataset:
+    """A dataset of light rows; a few dozen per block keeps per-task overhead small."""
     return ray.data.from_items(rows, override_num_blocks=max(1, math.ceil(len(rows) / ROWS_PER_BLOCK)))
 
 
@@ -72,7 +78,7 @@ def scan_tracks(tracks: Sequence[Track], *, num_cpus: float) -> ScanResult:
     if not paths:
         return ScanResult({}, [])
     scanned = (
-        _from_rows([{"path": p} for p in paths])
+        from_rows([{"path": p} for p in paths])
         .map_batches(scan_batch, batch_size=SCAN_BATCH, num_cpus=num_cpus, batch_format="numpy")
         .to_pandas()
     )
@@ -86,88 +92,70 @@ def scan_tracks(tracks: Sequence[Track], *, num_cpus: float) -> ScanResult:
     return ScanResult(usable, skipped)
 
 
-def _rows(
-    tracks: Sequence[Track], labels: np.ndarray, scan: ScanResult, starts, keep: np.ndarray | None = None
-) -> list[dict]:
-    rows = []
-    for index, (track, label) in enumerate(zip(tracks, labels, strict=True)):
-        info = scan.usable[track.path]
-        for start in starts(info):
-            row = {
-                "path": info.path,
-                "track": index,
-                "frames": info.frames,
-                "rate": info.rate,
-                "start": start,
-                "labels": label.astype(np.float32),
-            }
-            if keep is not None:
-                row["keep"] = keep[index].astype(np.float32)
-            rows.append(row)
-    return rows
-
-
-def _decoder(sample_rate: int, crop_samples: int, seed: int | None):
-    def decode(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        # A fresh generator per batch: with seed None crops differ in every epoch.
-        return decode_batch(
-            batch, sample_rate=sample_rate, crop_samples=crop_samples, rng=np.random.default_rng(seed)
-        )
-
-    return decode
-
-
-def crop_dataset(
+def track_table(
     tracks: Sequence[Track],
     labels: np.ndarray,
     scan: ScanResult,
-    *,
-    sample_rate: int,
-    crop_samples: int,
-    num_cpus: float,
-    shuffle: bool = True,
-    decode_batch_size: int = 16,
-    keep: np.ndarray | None = None,
-) -> ray.data.Dataset:
-    """Training data: one random crop per usable track per epoch, decoded on CPU workers.
+    columns: dict[str, np.ndarray] | None = None,
+) -> tuple[TrackTable, list[int]]:
+    """The usable tracks of a split as a :class:`TrackTable`, and their indices in ``tracks``.
 
     Args:
-        tracks: the split's usable tracks, ``labels`` their (N, K) targets, in the same order.
-        scan: header scan of the tracks.
-        sample_rate, crop_samples: the model's rate and crop length.
-        num_cpus: CPUs per decode task (small, so Train workers always fit).
-        keep: optional (N, K) per-track loss mask (Balanced-Masking), passed through as ``keep``.
+        tracks, labels: the split's tracks and their (N, K) labels, in the same order.
+        scan: the header scan; tracks it skipped are left out (it counted them).
+        columns: per-track columns for all of ``tracks`` (N, ...), kept for the usable ones.
     """
-    rows = _rows(tracks, labels, scan, lambda info: [RANDOM_START], keep)
-    ds = _from_rows(rows)
-    if shuffle:
-        ds = ds.random_shuffle()
-    return ds.map_batches(
-        _decoder(sample_rate, crop_samples, None),
-        batch_size=decode_batch_size,
-        num_cpus=num_cpus,
-        batch_format="numpy",
+    kept = [i for i, t in enumerate(tracks) if t.path in scan.usable]
+    infos = [scan.usable[tracks[i].path] for i in kept]
+    table = TrackTable(
+        paths=tuple(info.path for info in infos),
+        frames=np.array([info.frames for info in infos], dtype=np.int64),
+        rates=np.array([info.rate for info in infos], dtype=np.int64),
+        labels=np.asarray(labels, dtype=np.float32)[kept],
+        columns={name: np.asarray(array)[kept] for name, array in (columns or {}).items()},
     )
+    return table, kept
 
 
-def with_augmentation(ds: ray.data.Dataset, *, sample_rate: int, spec, num_cpus: float) -> ray.data.Dataset:
-    """Adds the waveform augmentation stage (CPU tasks) when ``spec.enabled``."""
-    if not spec.enabled:
-        return ds
-    from raytag.audio.augment import augment_numpy_batch
+def decoded(
+    rows: list[dict], *, sample_rate: int, crop_samples: int, num_cpus: float, augment: AugmentSpec | None = None
+) -> ray.data.Dataset:
+    """Rows → decoded crops at the model's rate (CPU tasks) → augmented, when ``augment`` is
+    enabled (each batch's draws seeded from its rows' seeds)."""
+    ds = from_rows(rows).map_batches(
+        _Decode(sample_rate, crop_samples), batch_size=DECODE_BATCH, num_cpus=num_cpus, batch_format="numpy"
+    )
+    if augment is not None and augment.enabled:
+        ds = ds.map_batches(_Augment(sample_rate, augment), batch_size=DECODE_BATCH, num_cpus=num_cpus,
+                            batch_format="numpy")
+    return ds
 
-    def augment(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        # Unseeded: every epoch and every batch draws new augmentations.
-        return augment_numpy_batch(batch, sample_rate=sample_rate, spec=spec, seed=None)
 
-    return ds.map_batches(augment, batch_size=16, num_cpus=num_cpus, batch_format="numpy")
+class _Decode:
+    """``map_batches`` function: decode each row's crop (a plain callable, run in tasks)."""
+
+    def __init__(self, sample_rate: int, crop_samples: int):
+        self.sample_rate, self.crop_samples = sample_rate, crop_samples
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return decode_batch(batch, sample_rate=self.sample_rate, crop_samples=self.crop_samples)
 
 
-def unlabeled_dataset(
-    tracks: Sequence[Track],
-    scan: ScanResult,
+class _Augment:
+    """``map_batches`` function: the augmentation chain, seeded by the batch's rows."""
+
+    def __init__(self, sample_rate: int, spec: AugmentSpec):
+        self.sample_rate, self.spec = sample_rate, spec
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from raytag.audio.augment import augment_numpy_batch
+
+        return augment_numpy_batch(batch, sample_rate=self.sample_rate, spec=self.spec, seed=batch_seed(batch["seed"]))
+
+
+def labelled_by_teacher(
+    rows: list[dict],
     *,
-    num_tags: int,
     sample_rate: int,
     crop_samples: int,
     num_cpus: float,
@@ -175,71 +163,112 @@ def unlabeled_dataset(
     labeler_kwargs: dict,
     teacher_cpus: float,
     teacher_gpus: float,
-    augment_spec,
+    augment: AugmentSpec,
 ) -> ray.data.Dataset:
-    """Noisy student stream: random clean crop → teacher inference workers attach ``soft`` →
-    augmentation produces the student's view → columns renamed ``u_audio``, ``u_soft``, ``u_valid``.
+    """Noisy-student stream: clean crops → teacher inference actors attach ``soft`` → the
+    augmentation stage makes the student's view → columns ``u_audio``, ``u_soft``, ``u_valid``.
 
     The teacher (an actor pool of ``labeler``) sees the crop before augmentation; the training
     workers never run it.
     """
-    labels = np.zeros((len(tracks), num_tags), dtype=np.float32)
-    ds = crop_dataset(
-        tracks, labels, scan, sample_rate=sample_rate, crop_samples=crop_samples, num_cpus=num_cpus
-    )
-    ds = ds.map_batches(
+    ds = decoded(rows, sample_rate=sample_rate, crop_samples=crop_samples, num_cpus=num_cpus).map_batches(
         labeler,
         fn_constructor_kwargs=labeler_kwargs,
-        batch_size=16,
+        batch_size=DECODE_BATCH,
         compute=ray.data.ActorPoolStrategy(size=1),
         num_cpus=teacher_cpus,
         num_gpus=teacher_gpus,
         batch_format="numpy",
     )
-    ds = with_augmentation(ds, sample_rate=sample_rate, spec=augment_spec, num_cpus=num_cpus)
+    if augment.enabled:
+        ds = ds.map_batches(_Augment(sample_rate, augment), batch_size=DECODE_BATCH, num_cpus=num_cpus,
+                            batch_format="numpy")
+    return ds.map_batches(_student_view, batch_format="numpy")
 
-    def student_view(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {"u_audio": batch["audio"], "u_soft": batch["soft"], "u_valid": batch["valid"]}
 
-    return ds.map_batches(student_view, batch_format="numpy")
+def _student_view(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {"u_audio": batch["audio"], "u_soft": batch["soft"], "u_valid": batch["valid"]}
+
+
+@dataclass(frozen=True)
+class UnlabeledSource:
+    """The noisy-student stream of a job: unlabeled tracks and the teacher that labels them."""
+
+    table: ray.ObjectRef  # TrackTable
+    labeler: type
+    labeler_kwargs: dict
+    teacher_cpus: float
+    teacher_gpus: float
+    ratio: float
+
+
+@dataclass(frozen=True)
+class EpochData:
+    """Everything a Train worker needs to stream its share of an epoch, built on the driver.
+
+    Tables travel as object references; datasets are made on the worker, per epoch, from the
+    rows of its rank (:func:`raytag.data.rows.epoch_rows`), with order preserved.
+    """
+
+    train: ray.ObjectRef  # TrackTable
+    valid: ray.ObjectRef  # TrackTable
+    test: ray.ObjectRef | None  # TrackTable, when the job evaluates epochs on its test split
+    sample_rate: int
+    crop_samples: int
+    num_cpus: float
+    seed: int
+    shuffle: bool
+    augment: AugmentSpec
+    max_chunks: int | None
+    unlabeled: UnlabeledSource | None = None
+
+    def train_batches(self, *, epoch: int, rank: int, world_size: int, batch_size: int) -> Iterator[dict]:
+        """This rank's training batches (torch tensors) for ``epoch``, paired with unlabeled
+        batches when the job has an unlabeled stream."""
+        _preserve_order()
+        rows = epoch_rows(ray.get(self.train), seed=self.seed, epoch=epoch, rank=rank, world_size=world_size,
+                          shuffle=self.shuffle)
+        ds = decoded(rows, sample_rate=self.sample_rate, crop_samples=self.crop_samples, num_cpus=self.num_cpus,
+                     augment=self.augment)
+        labelled = ds.iter_torch_batches(batch_size=batch_size)
+        if self.unlabeled is None:
+            return iter(labelled)
+        u_batch = max(1, round(self.unlabeled.ratio * batch_size))
+        passes = iter(range(1 << 30))
+
+        def unlabeled_pass():
+            # A stream that runs out restarts with a new pass: another order and other crops.
+            key = epoch * 1000 + next(passes)
+            return self._unlabeled(key, rank, world_size).iter_torch_batches(batch_size=u_batch)
+
+        return with_unlabeled(labelled, unlabeled_pass)
+
+    def _unlabeled(self, key: int, rank: int, world_size: int) -> ray.data.Dataset:
+        source = self.unlabeled
+        rows = epoch_rows(ray.get(source.table), seed=self.seed, epoch=key, rank=rank, world_size=world_size,
+                          shuffle=True, stream="unlabeled")
+        return labelled_by_teacher(
+            rows, sample_rate=self.sample_rate, crop_samples=self.crop_samples, num_cpus=self.num_cpus,
+            labeler=source.labeler, labeler_kwargs=source.labeler_kwargs, teacher_cpus=source.teacher_cpus,
+            teacher_gpus=source.teacher_gpus, augment=self.augment,
+        )
+
+    def chunks(self, split: str, *, rank: int = 0, world_size: int = 1) -> tuple[ray.data.Dataset, int]:
+        """The chunks that cover every track of ``split`` ("valid" or "test"), and how many
+        tracks the split has."""
+        _preserve_order()
+        table = ray.get(self.valid if split == "valid" else self.test)
+        rows = chunk_rows(table, sample_rate=self.sample_rate, crop_samples=self.crop_samples,
+                          max_chunks=self.max_chunks, rank=rank, world_size=world_size)
+        return decoded(rows, sample_rate=self.sample_rate, crop_samples=self.crop_samples, num_cpus=self.num_cpus), len(table)
+
+
+def _preserve_order() -> None:
+    # Batches must come out in row order for a run to be reproducible; set in the process
+    # that executes the dataset (a Train worker).
+    ray.data.DataContext.get_current().execution_options.preserve_order = True
 
 
 def audio_files(folder: Path) -> list[str]:
     """Audio files under ``folder`` (recursively), sorted."""
     return sorted(str(p.resolve()) for p in Path(folder).rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
-
-
-def usable(tracks: Sequence[Track], labels: np.ndarray, scan: ScanResult) -> tuple[list[Track], np.ndarray]:
-    """The tracks (and their label rows) whose files could be read."""
-    keep = [i for i, t in enumerate(tracks) if t.path in scan.usable]
-    return [tracks[i] for i in keep], labels[keep]
-
-
-def chunk_dataset(
-    tracks: Sequence[Track],
-    labels: np.ndarray,
-    scan: ScanResult,
-    *,
-    sample_rate: int,
-    crop_samples: int,
-    max_chunks: int | None,
-    num_cpus: float,
-    decode_batch_size: int = 16,
-) -> ray.data.Dataset:
-    """Evaluation data: chunks that cover each track (see :func:`chunk_starts`), in order.
-
-    ``track`` in each row indexes ``tracks``; callers average chunk predictions per track.
-    Every track must be usable (filter with :func:`usable` first).
-    """
-
-    def starts(info: ScannedTrack) -> list[int]:
-        crop_frames = source_frames(crop_samples, info.rate, sample_rate)
-        return chunk_starts(info.frames, crop_frames, max_chunks)
-
-    rows = _rows(tracks, labels, scan, starts)
-    return _from_rows(rows).map_batches(
-        _decoder(sample_rate, crop_samples, 0),
-        batch_size=decode_batch_size,
-        num_cpus=num_cpus,
-        batch_format="numpy",
-    )

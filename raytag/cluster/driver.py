@@ -1,64 +1,61 @@
 """The driver: one function runs a job end to end on Ray.
 
-read + validate manifest → scan audio headers (Ray Data) → TorchTrainer (DDP workers) →
-export the best model → evaluate it with Ray Data batch inference → MLflow.
-Everything that can be checked without a cluster is checked before Ray starts.
+read + validate manifest and the method's teachers → scan audio headers (Ray Data) → serve the
+method's needs (teacher scores → per-track columns; an unlabeled stream) → TorchTrainer (DDP
+workers; per-epoch metrics to MLflow through the controller's callback) → export the best
+model to storage → evaluate it with Ray Data batch inference → MLflow.
+
+Everything that can be checked without a cluster is checked before Ray starts. The driver
+never names a training method: it asks the method what it needs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import ray
 import ray.train
-import yaml
-from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig
+from ray.train import CheckpointConfig, FailureConfig, RunConfig
 from ray.train.torch import TorchTrainer
 
+from raytag.cluster import storage
+from raytag.cluster.checkpoints import latest_checkpoint
+from raytag.cluster.datasets import EpochData, ScanResult, UnlabeledSource, audio_files, scan_tracks, track_table
+from raytag.cluster.evaluation import evaluate, evaluation_labels
+from raytag.cluster.inference import SoftLabeler
+from raytag.cluster.scoring import teacher_scores
 from raytag.cluster.session import init_ray
-from raytag.config import JobConfig, flatten
-from raytag.errors import JobError
-from raytag.data.manifest import Manifest, Track, multi_hot, read_labels, read_manifest
-from raytag.cluster.datasets import (
-    ScanResult,
-    audio_files,
-    chunk_dataset,
-    crop_dataset,
-    scan_tracks,
-    unlabeled_dataset,
-    usable,
-    with_augmentation,
-)
-from raytag.cluster.inference import SoftLabeler, score_tracks
-from raytag.metrics import TaggingReport, tagging_report
-from raytag.models import count_parameters
-from raytag.models.export import (
-    BEST_MODEL_DIR,
-    ModelRecipe,
-    check_fits,
-    read_exported,
-    read_weights,
-    write_exported,
-)
-from raytag.tracking.client import Tracker, resolve_uri
-from raytag.engine import checkpoint as ckpt
-from raytag.cluster.scoring import balanced_masking, teacher_scores
 from raytag.cluster.worker import train_loop_per_worker
+from raytag.config import JobConfig
+from raytag.data.manifest import Manifest, Track, read_manifest
+from raytag.engine import checkpoint as ckpt
+from raytag.errors import JobError
+from raytag.locations import resolve_storage, run_location
+from raytag.methods import build_method
+from raytag.methods.base import Method, TeacherNeed
+from raytag.metrics import TaggingReport
+from raytag.models import count_parameters
+from raytag.models.export import ModelRecipe, best_model_location, check_fits, read_exported, read_weights, write_exported
+from raytag.tracking import tags as T
+from raytag.tracking.callback import EpochMetricsToMlflow
+from raytag.tracking.client import Tracker
+from raytag.tracking.runs import start_run
 
 log = logging.getLogger("raytag")
-
-RUN_ID_FILE = "mlflow_run_id"
 
 
 @dataclass
 class Prepared:
-    """What the driver knows before training: data, model recipe, audio scan."""
+    """What the driver knows before any cluster work: data, model recipe, method."""
 
     manifest: Manifest
     recipe: ModelRecipe
+    method: Method
     sample_rate: int
     crop_samples: int
     parameters: int
@@ -68,7 +65,7 @@ class Prepared:
 class Outcome:
     """The result of a job: where the best model is, how it scored, which MLflow run has it."""
 
-    model_dir: Path
+    model_location: str
     report: TaggingReport
     best_epoch: int | None
     run_id: str | None
@@ -76,7 +73,7 @@ class Outcome:
 
 
 def prepare(job: JobConfig) -> Prepared:
-    """Reads the manifest and builds the model once on the driver (no Ray needed)."""
+    """Reads the manifest, builds the model once and checks the method's teachers (no Ray)."""
     manifest = read_manifest(job.data.manifest, job.data.tags)
     recipe = ModelRecipe(job.model.name, dict(job.model.args), manifest.vocabulary)
     model = recipe.build()
@@ -86,34 +83,24 @@ def prepare(job: JobConfig) -> Prepared:
             raise JobError(f"{job.data.manifest}: the '{split}' split is empty")
     if manifest.dropped_tags:
         log.warning("dropped %d tag occurrences outside the vocabulary", manifest.dropped_tags)
-    if job.objective.name == "balanced_masking":
-        exported_recipe(job.objective.masking.teacher, "objective.masking.teacher", recipe.tags)
-    if job.semi.enabled:
-        _check_semi(job, recipe.tags, model.sample_rate)
-    return Prepared(manifest, recipe, model.sample_rate, model.crop_samples, count_parameters(model))
+    method = build_method(job, tags=list(recipe.tags))
+    needs = method.needs
+    if needs.scores_teacher is not None:
+        _check_teacher(needs.scores_teacher, recipe.tags, sample_rate=None)
+    if needs.unlabeled_teacher is not None:
+        _check_teacher(needs.unlabeled_teacher, recipe.tags, sample_rate=model.sample_rate)
+        if job.semi.unlabeled_dir is not None and not Path(job.semi.unlabeled_dir).is_dir():
+            raise JobError(f"semi.unlabeled_dir: {job.semi.unlabeled_dir} is not a folder")
+    return Prepared(manifest, recipe, method, model.sample_rate, model.crop_samples, count_parameters(model))
 
 
-def exported_recipe(folder: Path | None, key: str, tags: tuple[str, ...]) -> ModelRecipe:
-    """The recipe of the exported model at ``folder`` (given by config ``key``), which must
-    have been trained on ``tags``; checked before any cluster work."""
-    return check_fits(read_exported(folder, key), key=key, tags=tags).recipe
-
-
-def _check_semi(job: JobConfig, tags: tuple[str, ...], sample_rate: int) -> None:
-    check_fits(read_exported(job.semi.teacher, "semi.teacher"), key="semi.teacher", tags=tags, sample_rate=sample_rate)
-    if job.semi.unlabeled_dir is not None and not Path(job.semi.unlabeled_dir).is_dir():
-        raise JobError(f"semi.unlabeled_dir: {job.semi.unlabeled_dir} is not a folder")
-
-
-def unlabeled_tracks(job: JobConfig, manifest: Manifest) -> list[Track]:
-    """The manifest's unlabeled split plus the audio files under ``semi.unlabeled_dir``."""
-    tracks = manifest.split("unlabeled")
-    if job.semi.unlabeled_dir is not None:
-        known = {t.path for t in tracks}
-        tracks += [Track(p, (), "unlabeled") for p in audio_files(Path(job.semi.unlabeled_dir)) if p not in known]
-    if not tracks:
-        raise JobError("semi.enabled but there is no unlabeled audio (manifest split or semi.unlabeled_dir)")
-    return tracks
+def _check_teacher(need: TeacherNeed, tags: tuple[str, ...], *, sample_rate: int | None) -> None:
+    """An exported teacher must exist and be trained on the job's tags (and rate, when it
+    labels crops the student sees); checked before any cluster work."""
+    if need.folder is None:
+        read_exported(None, need.key)  # raises: names the missing config key
+    with storage.local_folder(need.folder) as folder:
+        check_fits(read_exported(folder, need.key), key=need.key, tags=tags, sample_rate=sample_rate)
 
 
 def ensure_ray(job: JobConfig) -> None:
@@ -128,42 +115,15 @@ def ensure_ray(job: JobConfig) -> None:
         )
 
 
-def job_dir(job: JobConfig) -> Path:
-    return Path(job.storage).resolve() / job.name
-
-
-def start_tracking(
-    job: JobConfig,
-    parameters: int | None = None,
-    *,
-    parent_run_id: str | None = None,
-    run_tags: dict[str, str] | None = None,
-) -> Tracker:
-    """Starts the job's MLflow run, or resumes it when this job was interrupted."""
-    if not job.tracking.enabled:
-        return Tracker.disabled()
-    folder = job_dir(job)
-    folder.mkdir(parents=True, exist_ok=True)
-    id_file = folder / RUN_ID_FILE
-    previous = id_file.read_text().strip() if id_file.is_file() else None
-    tracker = Tracker.start(
-        resolve_uri(job.tracking.uri),
-        job.tracking.experiment,
-        job.name,
-        tags={"raytag.model": job.model.name, "raytag.objective": job.objective.name, **(run_tags or {})},
-        parent_run_id=parent_run_id,
-        resume_run_id=previous,
-    )
-    if tracker.run_id and tracker.run_id != previous:
-        id_file.write_text(tracker.run_id)
-        params = flatten(job.resolved())
-        if parameters is not None:
-            params["model.parameters"] = parameters
-        tracker.log_params(params)
-        tracker.log_text(yaml.safe_dump(job.resolved(), sort_keys=False), "config/job.yaml")
-    elif tracker.run_id:
-        log.info("resuming MLflow run %s", tracker.run_id)
-    return tracker
+def unlabeled_tracks(job: JobConfig, manifest: Manifest) -> list[Track]:
+    """The manifest's unlabeled split plus the audio files under ``semi.unlabeled_dir``."""
+    tracks = manifest.split("unlabeled")
+    if job.semi.unlabeled_dir is not None:
+        known = {t.path for t in tracks}
+        tracks += [Track(p, (), "unlabeled") for p in audio_files(Path(job.semi.unlabeled_dir)) if p not in known]
+    if not tracks:
+        raise JobError("semi.enabled but there is no unlabeled audio (manifest split or semi.unlabeled_dir)")
+    return tracks
 
 
 def _log_scan(scan: ScanResult, tracker: Tracker) -> None:
@@ -182,153 +142,148 @@ def train(
     run_tags: dict[str, str] | None = None,
     callbacks: list | None = None,
 ) -> Outcome:
-    """Trains the job's model on Ray, exports the best epoch and evaluates it.
+    """Trains the job's model on Ray, exports the best epoch to storage and evaluates it.
 
     ``callbacks`` go to the Ray Train run (a Tune trial passes ``TuneReportCallback`` so every
     epoch's metrics reach Tune).
     """
     prepared = prepare(job)
     log.info(
-        "model %s: %s parameters, %d tags, %d Hz, %.2f s crops",
+        "model %s: %s parameters, %d tags, %d Hz, %.2f s crops; method %s",
         job.model.name, f"{prepared.parameters:,}", len(prepared.recipe.tags),
-        prepared.sample_rate, prepared.crop_samples / prepared.sample_rate,
+        prepared.sample_rate, prepared.crop_samples / prepared.sample_rate, job.objective.name,
     )
     ensure_ray(job)
-    tracker = start_tracking(job, prepared.parameters, parent_run_id=parent_run_id, run_tags=run_tags)
+    tracker = start_run(job, parameters=prepared.parameters, parent_run_id=parent_run_id, run_tags=run_tags)
     manifest = prepared.manifest
-    eval_tracks = manifest.split(job.eval.split)
-    extra = unlabeled_tracks(job, manifest) if job.semi.enabled else []
-    scan = scan_tracks(
-        manifest.split("train") + manifest.split("valid") + eval_tracks + extra, num_cpus=job.data.decode_cpus
-    )
+    extra = unlabeled_tracks(job, manifest) if prepared.method.needs.unlabeled_teacher else []
+    splits = {*("train", "valid", job.eval.split)}
+    scan = scan_tracks([t for s in sorted(splits) for t in manifest.split(s)] + extra, num_cpus=job.data.decode_cpus)
     _log_scan(scan, tracker)
 
-    previous = ckpt.latest(job_dir(job))
+    run = run_location(job.storage, job.name)
+    previous = latest_checkpoint(run)
     if previous and previous[1].next_epoch >= job.train.epochs:
         log.info("%s already trained %d epochs; evaluating its best epoch", job.name, previous[1].next_epoch)
         final = previous[0]
     else:
         if previous:
-            log.info("resuming %s from %s (epoch %d done)", job.name, previous[0].name, previous[1].next_epoch)
-        datasets, num_tracks = _datasets(job, prepared, scan, extra, tracker)
-        final = _fit(job, prepared, tracker, datasets, num_tracks, callbacks or [])
-    state = ckpt.load_state(final)
-    model_dir = write_exported(
-        job_dir(job) / BEST_MODEL_DIR,
-        prepared.recipe,
-        ckpt.read_best_weights(final),
-        sample_rate=prepared.sample_rate,
-        crop_samples=prepared.crop_samples,
-        best_epoch=state.best_epoch,
-        select_metric=state.select_metric,
-        best_value=state.best_value,
-        mlflow_run_id=tracker.run_id,
-    )
-    log.info("best epoch %s (valid %s %.4f); model in %s", state.best_epoch, state.select_metric, state.best_value, model_dir)
-    report = evaluate(job, model_dir, prepared=prepared, scan=scan, tracker=tracker)
-    tracker.log_artifacts(model_dir, "best_model")
+            log.info("resuming %s from %s (epoch %d done)", job.name, previous[0], previous[1].next_epoch)
+        data = _epoch_data(job, prepared, scan, extra, tracker)
+        final = _fit(job, prepared, tracker, data, callbacks or [])
+    model_location, state = _export_best(job, prepared, final, tracker)
+    log.info("best epoch %s (valid %s %.4f); model in %s", state.best_epoch, state.select_metric, state.best_value, model_location)
+    report = evaluate(job, model_location, prepared=prepared, scan=scan, tracker=tracker)
+    with storage.local_folder(model_location) as folder:
+        tracker.log_artifacts(folder, "best_model")
     tracker.end()
-    return Outcome(model_dir, report, state.best_epoch, tracker.run_id, len(scan.skipped))
+    return Outcome(model_location, report, state.best_epoch, tracker.run_id, len(scan.skipped))
 
 
-def _datasets(job, prepared, scan, unlabeled, tracker) -> tuple[dict, dict[str, int]]:
-    """The Ray Datasets a training run streams, and the number of tracks of the evaluated ones."""
-    manifest = prepared.manifest
-    splits = {}
-    for name in ("train", "valid"):
-        tracks = manifest.split(name)
-        splits[name] = usable(tracks, manifest.label_matrix(tracks), scan)
-    (train_tracks, train_labels), (valid_tracks, valid_labels) = splits["train"], splits["valid"]
-    if not train_tracks or not valid_tracks:
+def _export_best(job: JobConfig, prepared: Prepared, final: str, tracker: Tracker) -> tuple[str, ckpt.TrainingState]:
+    """Writes the final checkpoint's best weights as an exported model under the run folder."""
+    location = best_model_location(job.storage, job.name)
+    with storage.local_folder(final) as folder, tempfile.TemporaryDirectory(prefix="raytag-export-") as out:
+        state = ckpt.load_state(Path(folder))
+        write_exported(
+            out, prepared.recipe, ckpt.read_best_weights(Path(folder)),
+            sample_rate=prepared.sample_rate, crop_samples=prepared.crop_samples,
+            best_epoch=state.best_epoch, select_metric=state.select_metric, best_value=state.best_value,
+            mlflow_run_id=tracker.run_id,
+        )
+        storage.upload(out, location)
+    return location, state
+
+
+def _epoch_data(job: JobConfig, prepared: Prepared, scan: ScanResult, unlabeled: list[Track], tracker: Tracker) -> EpochData:
+    """The tables a training run streams from, with the method's per-track columns."""
+    manifest, method = prepared.manifest, prepared.method
+    train_tracks = manifest.split("train")
+    train, kept = track_table(train_tracks, manifest.label_matrix(train_tracks), scan)
+    valid_tracks = manifest.split("valid")
+    valid, _ = track_table(valid_tracks, manifest.label_matrix(valid_tracks), scan)
+    if not len(train) or not len(valid):
         raise JobError("no readable audio in the train or valid split; see the skipped files above")
-    audio = {"sample_rate": prepared.sample_rate, "crop_samples": prepared.crop_samples, "num_cpus": job.data.decode_cpus}
-    keep = _teacher_masks(job, prepared, train_tracks, train_labels, scan, tracker)
-    augment = job.augment.spec()
-    train_ds = crop_dataset(train_tracks, train_labels, scan, shuffle=job.train.shuffle, keep=keep, **audio)
-    datasets = {
-        "train": with_augmentation(
-            train_ds, sample_rate=prepared.sample_rate, spec=augment, num_cpus=job.data.decode_cpus
-        ),
-        "valid": chunk_dataset(valid_tracks, valid_labels, scan, max_chunks=job.eval.max_chunks, **audio),
-    }
-    if job.semi.enabled:
-        datasets["unlabeled"] = _unlabeled(job, prepared, unlabeled, scan, augment, tracker)
-    num_tracks = {"valid": len(valid_tracks)}
+    verified = np.array([train_tracks[i].verified for i in kept], dtype=bool)
+    columns = method.track_columns(labels=train.labels, verified=verified, scores=_teacher_scores(job, method, train, tracker))
+    if columns.message:
+        log.info(columns.message)
+    tracker.log_metrics(columns.metrics)
+    for artifact, rows in columns.tables.items():
+        tracker.log_table(rows, artifact)
+    missing = set(method.needs.columns) - set(columns.columns)
+    if missing:
+        raise JobError(f"method {job.objective.name} needs columns {sorted(missing)} it did not make")
+    train = dataclasses.replace(train, columns=columns.columns)
+    test = None
     if job.eval.average_last:
         eval_tracks = manifest.split(job.eval.split)
-        labels, _ = evaluation_labels(job, prepared, eval_tracks)
-        test_tracks, test_labels = usable(eval_tracks, labels, scan)
-        datasets["test"] = chunk_dataset(test_tracks, test_labels, scan, max_chunks=job.eval.max_chunks, **audio)
-        num_tracks["test"] = len(test_tracks)
-    return datasets, num_tracks
+        test, _ = track_table(eval_tracks, evaluation_labels(job, prepared.recipe.tags, eval_tracks)[0], scan)
+    return EpochData(
+        train=ray.put(train), valid=ray.put(valid), test=None if test is None else ray.put(test),
+        sample_rate=prepared.sample_rate, crop_samples=prepared.crop_samples, num_cpus=job.data.decode_cpus,
+        seed=job.seed, shuffle=job.train.shuffle, augment=job.augment.spec(), max_chunks=job.eval.max_chunks,
+        unlabeled=_unlabeled_source(job, prepared, unlabeled, scan, tracker),
+    )
+
+
+def _teacher_scores(job: JobConfig, method: Method, table, tracker: Tracker) -> np.ndarray | None:
+    """The scores of the method's scoring teacher over the training table, if it needs them."""
+    need = method.needs.scores_teacher
+    if need is None:
+        return None
+    scores, location, reused = teacher_scores(
+        need.folder, table, key=need.key, storage_root=job.storage, max_chunks=job.eval.max_chunks,
+        batch_size=job.eval.batch_size, num_cpus=job.data.decode_cpus, num_gpus=0.5 if job.scaling.use_gpu else 0.0,
+    )
+    tracker.set_tags({T.TEACHER_SCORES: location, T.TEACHER_SCORES_REUSED: str(reused)})
+    return scores
 
 
 def precompute_teacher_scores(job: JobConfig) -> None:
-    """Scores the training set with the job's masking teacher once (cached next to the
-    manifest), so that the runs that follow, e.g. every trial of a sweep, only read them."""
-    if job.objective.name != "balanced_masking":
-        return
+    """Scores the training set with the method's scoring teacher once (cached under storage),
+    so that the runs that follow, e.g. every trial of a sweep, only read them."""
     prepared = prepare(job)
+    if prepared.method.needs.scores_teacher is None:
+        return
     ensure_ray(job)
     tracks = prepared.manifest.split("train")
     scan = scan_tracks(tracks, num_cpus=job.data.decode_cpus)
-    tracks, labels = usable(tracks, prepared.manifest.label_matrix(tracks), scan)
-    _teacher_masks(job, prepared, tracks, labels, scan, Tracker.disabled())
+    table, _ = track_table(tracks, prepared.manifest.label_matrix(tracks), scan)
+    _teacher_scores(job, prepared.method, table, Tracker.disabled())
 
 
-def _unlabeled(job, prepared, tracks, scan, augment, tracker):
-    """The noisy-student stream: teacher inference workers label clean crops, then augment."""
-    tracks = [t for t in tracks if t.path in scan.usable]
-    if not tracks:
-        raise JobError("none of the unlabeled audio files could be read")
-    recipe = read_exported(job.semi.teacher, "semi.teacher").recipe
-    weights = read_weights(job.semi.teacher)
-    log.info("noisy student: %d unlabeled tracks, teacher %s", len(tracks), job.semi.teacher)
-    tracker.set_tags({"raytag.teacher_model": str(job.semi.teacher)})
-    tracker.log_metrics({"data/unlabeled_tracks": len(tracks)})
-    return unlabeled_dataset(
-        tracks, scan, num_tags=len(prepared.recipe.tags), sample_rate=prepared.sample_rate,
-        crop_samples=prepared.crop_samples, num_cpus=job.data.decode_cpus, labeler=SoftLabeler,
-        labeler_kwargs={"recipe": recipe, "weights_ref": ray.put(weights), "use_gpu": job.scaling.use_gpu},
-        teacher_cpus=job.semi.teacher_cpus, teacher_gpus=0.25 if job.scaling.use_gpu else 0.0,
-        augment_spec=augment,
-    )
-
-
-def _teacher_masks(job, prepared, tracks, labels, scan, tracker) -> np.ndarray | None:
-    """Balanced-Masking: the stage-1 teacher's eq. 3 mask over the training tracks (or None)."""
-    if job.objective.name != "balanced_masking":
+def _unlabeled_source(job, prepared: Prepared, tracks: list[Track], scan: ScanResult, tracker: Tracker):
+    """The noisy-student stream: the unlabeled tracks and the teacher that labels them."""
+    need = prepared.method.needs.unlabeled_teacher
+    if need is None:
         return None
-    teacher = Path(job.objective.masking.teacher)
-    scores, scores_file, reused = teacher_scores(
-        teacher, tracks, scan, manifest_path=Path(job.data.manifest), tags=prepared.recipe.tags,
-        max_chunks=job.eval.max_chunks, batch_size=job.eval.batch_size, num_cpus=job.data.decode_cpus,
-        num_gpus=0.5 if job.scaling.use_gpu else 0.0,
+    table, _ = track_table(tracks, np.zeros((len(tracks), len(prepared.recipe.tags)), np.float32), scan)
+    if not len(table):
+        raise JobError("none of the unlabeled audio files could be read")
+    with storage.local_folder(need.folder) as folder:
+        recipe = read_exported(folder, need.key).recipe
+        weights = read_weights(folder)
+    log.info("noisy student: %d unlabeled tracks, teacher %s", len(table), need.folder)
+    tracker.set_tags({T.TEACHER_MODEL: need.folder})
+    tracker.log_metrics({"data/unlabeled_tracks": len(table)})
+    return UnlabeledSource(
+        table=ray.put(table), labeler=SoftLabeler,
+        labeler_kwargs={"recipe": recipe, "weights_ref": ray.put(weights), "use_gpu": job.scaling.use_gpu},
+        teacher_cpus=job.semi.teacher_cpus, teacher_gpus=0.25 if job.scaling.use_gpu else 0.0, ratio=job.semi.ratio,
     )
-    masks = balanced_masking(
-        scores, labels, tags=list(prepared.recipe.tags), percentile=job.objective.masking.percentile,
-        scores_file=scores_file, reused=reused,
-    )
-    log.info(
-        "balanced masking: %d of %d labelled-negative entries suspected missing at the %g th percentile",
-        int(masks.masked.sum()), int(masks.negatives.sum()), job.objective.masking.percentile,
-    )
-    tracker.set_tags({"raytag.teacher_scores": str(scores_file), "raytag.teacher_scores_reused": str(reused)})
-    tracker.log_metrics({"masking/masked_entries": float(masks.masked.sum())})
-    tracker.log_table(masks.table_rows(list(prepared.recipe.tags)), "masking/thresholds.csv")
-    return masks.keep
 
 
-def _fit(job, prepared, tracker, datasets, num_tracks: dict[str, int], callbacks: list) -> Path:
-    """Runs the TorchTrainer; returns the folder of the final checkpoint."""
+def _fit(job: JobConfig, prepared: Prepared, tracker: Tracker, data: EpochData, callbacks: list) -> str:
+    """Runs the TorchTrainer; returns the location of the final checkpoint."""
+    logger = EpochMetricsToMlflow(tracker.uri, tracker.handle()["run_id"], tracker.logged_steps("epoch"))
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={
             "job": job.resolved(),
             "tags": list(prepared.recipe.tags),
-            "num_tracks": num_tracks,
-            "tracking": tracker.handle(),
-            "run_dir": str(job_dir(job)),
+            "data": data,
+            "run_location": run_location(job.storage, job.name),
         },
         scaling_config=ray.train.ScalingConfig(
             num_workers=job.scaling.num_workers,
@@ -337,14 +292,11 @@ def _fit(job, prepared, tracker, datasets, num_tracks: dict[str, int], callbacks
         ),
         run_config=RunConfig(
             name=job.name,
-            storage_path=str(Path(job.storage).resolve()),
+            storage_path=resolve_storage(job.storage),
             failure_config=FailureConfig(max_failures=job.scaling.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
-            callbacks=callbacks,
+            callbacks=[logger, *callbacks],
         ),
-        datasets=datasets,
-        # Training data is split; rank 0 validates on the whole validation set.
-        dataset_config=DataConfig(datasets_to_split=[name for name in ("train", "unlabeled") if name in datasets]),
     )
     try:
         result = trainer.fit()
@@ -353,61 +305,5 @@ def _fit(job, prepared, tracker, datasets, num_tracks: dict[str, int], callbacks
         raise
     if result.checkpoint is None:
         raise JobError(f"training of {job.name} ended without a checkpoint")
-    return Path(result.checkpoint.path)
-
-
-def evaluation_labels(job: JobConfig, prepared: Prepared, tracks: list) -> tuple[np.ndarray, str]:
-    """Labels to evaluate ``tracks`` against: the clean label file when the job has one."""
-    if not job.data.clean_labels:
-        return prepared.manifest.label_matrix(tracks), "manifest"
-    clean = read_labels(job.data.clean_labels)
-    missing = [t.path for t in tracks if t.path not in clean]
-    if missing:
-        raise JobError(f"{job.data.clean_labels}: no clean labels for {len(missing)} tracks, e.g. {missing[0]}")
-    return multi_hot([clean[t.path] for t in tracks], prepared.recipe.tags), "clean"
-
-
-def evaluate(
-    job: JobConfig,
-    model_dir: Path,
-    *,
-    prepared: Prepared | None = None,
-    scan: ScanResult | None = None,
-    tracker: Tracker | None = None,
-    split: str | None = None,
-) -> TaggingReport:
-    """Scores an exported model on a split, track-level, against clean labels when given.
-
-    The audio is decoded at the exported model's rate and crop length, which may differ from
-    the job's model (``raytag evaluate --model``).
-    """
-    prepared = prepared or prepare(job)
-    tracker = tracker or Tracker.disabled()
-    split = split or job.eval.split
-    recipe = exported_recipe(model_dir, "model", prepared.recipe.tags)
-    model = recipe.build()
-    weights = read_weights(model_dir)
-    ensure_ray(job)
-    tracks = prepared.manifest.split(split)
-    if scan is None:
-        scan = scan_tracks(tracks, num_cpus=job.data.decode_cpus)
-    labels, label_source = evaluation_labels(job, prepared, tracks)
-    tracks, labels = usable(tracks, labels, scan)
-    chunks = chunk_dataset(
-        tracks, labels, scan, sample_rate=model.sample_rate, crop_samples=model.crop_samples,
-        max_chunks=job.eval.max_chunks, num_cpus=job.data.decode_cpus,
-    )
-    scores, kept, failed = score_tracks(
-        chunks, recipe, weights, num_tracks=len(tracks), batch_size=job.eval.batch_size,
-        num_gpus=0.5 if job.scaling.use_gpu else 0.0,
-    )
-    report = tagging_report(labels[kept], scores, list(recipe.tags))
-    log.info(
-        "%s split, %s labels, %d tracks: macro ROC-AUC %.4f, PR-AUC %.4f (%d chunks failed to decode)",
-        split, label_source, len(kept), report.roc_auc_macro, report.pr_auc_macro, failed,
-    )
-    prefix = f"{split}/"
-    tracker.log_metrics({**report.as_metrics(prefix), f"{prefix}decode_failures": failed})
-    tracker.set_tags({f"raytag.{split}_labels": label_source})
-    tracker.log_table(report.table_rows(), f"metrics/per_tag_{split}.csv")
-    return report
+    latest = latest_checkpoint(run_location(job.storage, job.name))
+    return latest[0] if latest else result.checkpoint.path

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import asdict, dataclass
 
+from raytag.cluster import storage
+from raytag.cluster.driver import train
 from raytag.config import JobConfig, stage_jobs
-from raytag.cluster.driver import job_dir, start_tracking, train
+from raytag.locations import STAGE_RECORD, run_location
+from raytag.tracking import tags as T
+from raytag.tracking.runs import lineage_tags, start_run
 
 log = logging.getLogger("raytag")
 
-STAGE_RECORD = "stage.json"
 SUMMARY_KEYS = ("roc_auc", "pr_auc", "lwlrap")
 
 
@@ -26,50 +28,45 @@ SUMMARY_KEYS = ("roc_auc", "pr_auc", "lwlrap")
 class StageResult:
     name: str
     run_id: str | None
-    model_dir: str
+    model_location: str
     metrics: dict[str, float]
     reused: bool
 
 
-def _record(folder: Path) -> dict | None:
-    path = folder / STAGE_RECORD
-    return json.loads(path.read_text()) if path.is_file() else None
+def _record(location: str) -> dict | None:
+    text = storage.read_text(location)
+    return json.loads(text) if text is not None else None
 
 
 def run_pipeline(job: JobConfig) -> list[StageResult]:
     """Runs every stage in order; returns each stage's result (finished stages are reused)."""
     stages = stage_jobs(job)
-    parent = start_tracking(job, run_tags={"raytag.kind": "pipeline"})
+    parent = start_run(job, run_tags={T.KIND: "pipeline"})
     results: dict[str, StageResult] = {}
     for stage, stage_job in stages:
-        folder = job_dir(stage_job)
-        record = _record(folder)
+        record_location = f"{run_location(stage_job.storage, stage_job.name)}/{STAGE_RECORD}"
+        record = _record(record_location)
         if record is not None:
             log.info("stage %s already finished (MLflow run %s); not rerun", stage.name, record["run_id"])
-            results[stage.name] = StageResult(stage.name, record["run_id"], record["model_dir"], record["metrics"], True)
+            results[stage.name] = StageResult(**{**record, "reused": True})
             continue
-        tags = {"raytag.stage": stage.name, "raytag.pipeline": job.name}
+        tags = {T.STAGE: stage.name, T.PIPELINE: job.name}
         if stage.teacher is not None:
             teacher = results[stage.teacher]
-            tags.update(
-                {
-                    "raytag.teacher_stage": stage.teacher,
-                    "raytag.teacher_run_id": str(teacher.run_id),
-                    "raytag.teacher_model": teacher.model_dir,
-                }
-            )
+            tags.update(lineage_tags(teacher_stage=stage.teacher, teacher_run_id=teacher.run_id,
+                                     teacher_model=teacher.model_location))
         log.info("stage %s: training %s", stage.name, stage_job.name)
         outcome = train(stage_job, parent_run_id=parent.run_id, run_tags=tags)
         split = stage_job.eval.split
         metrics = {key: float(value) for key, value in outcome.report.as_metrics(f"{split}/").items()}
-        result = StageResult(stage.name, outcome.run_id, str(outcome.model_dir), metrics, False)
-        (folder / STAGE_RECORD).write_text(json.dumps(result.__dict__, indent=1))
+        result = StageResult(stage.name, outcome.run_id, outcome.model_location, metrics, False)
+        storage.write_text(record_location, json.dumps(asdict(result), indent=1))
         results[stage.name] = result
         parent.log_metrics({f"{stage.name}/{key}": value for key, value in metrics.items()})
     rows = [{"stage": r.name, "run_id": r.run_id, **r.metrics} for r in results.values()]
     parent.log_table(rows, "stages.csv")
     final = list(results.values())[-1]
-    parent.set_tags({"raytag.final_model": final.model_dir, "raytag.final_run_id": str(final.run_id)})
+    parent.set_tags({T.FINAL_MODEL: final.model_location, T.FINAL_RUN_ID: str(final.run_id)})
     parent.end()
     return list(results.values())
 

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import yaml
 
+from raytag.cluster import storage
 from raytag.config import ConfigError, JobConfig
 from raytag.search_space import SearchSpace, apply_params, check_space
+from raytag.tracking import tags as T
 
 log = logging.getLogger("raytag")
 
@@ -39,7 +40,7 @@ class SweepOptions:
 class SweepOutcome:
     best_config: dict[str, Any]
     best_value: float
-    best_job_file: Path
+    best_job_file: str
     trials: int
     finished: int
     stopped_early: int
@@ -95,7 +96,7 @@ def _trial(config: dict[str, Any], *, base: dict[str, Any], sweep: str, parent_r
 
     trial_id = tune.get_context().get_trial_id()
     job = apply_params(JobConfig.model_validate(base), config, name=f"{sweep}-{trial_id}")
-    tags = {"raytag.sweep": sweep, "raytag.trial_id": trial_id}
+    tags = {T.SWEEP: sweep, T.TRIAL_ID: trial_id}
     train(job, parent_run_id=parent_run_id, run_tags=tags, callbacks=[TuneReportCallback()])
 
 
@@ -104,21 +105,21 @@ def run_sweep(job: JobConfig, space: SearchSpace, options: SweepOptions) -> Swee
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
+    from raytag.cluster.driver import ensure_ray
+    from raytag.locations import resolve_storage
     from raytag.tracking.client import resolve_uri
-    from raytag.cluster.driver import ensure_ray, start_tracking
+    from raytag.tracking.runs import start_run
 
     target = check_space(job, space)
     check_options(space, options)
     metric = space.metric or f"valid/{target.train.select_metric}"
     mode = space.mode if space.metric else ("min" if target.train.select_metric == "loss" else "max")
     sweep = f"{job.name}-sweep"
-    storage = Path(target.storage).resolve()
+    storage = resolve_storage(target.storage)
 
     ensure_ray(target)
     _shared_work(job, target)
-    parent = start_tracking(
-        target.model_copy(update={"name": sweep}), run_tags={"raytag.kind": "sweep", "raytag.target": target.name}
-    )
+    parent = start_run(target.model_copy(update={"name": sweep}), run_tags={T.KIND: "sweep", T.SWEEP_TARGET: target.name})
     parent.log_dict(space.as_dict(), "sweep/space.yaml")
     parent.log_params({"sweep.samples": options.samples, "sweep.scheduler": options.scheduler,
                        "sweep.search": options.search, "sweep.metric": metric, "sweep.mode": mode})
@@ -130,10 +131,10 @@ def run_sweep(job: JobConfig, space: SearchSpace, options: SweepOptions) -> Swee
         tune.with_parameters(_trial, base=base, sweep=sweep, parent_run_id=parent.run_id),
         {"cpu": TRIAL_CPUS},
     )
-    path = storage / sweep
-    if options.resume and tune.Tuner.can_restore(str(path)):
+    path = f"{storage}/{sweep}"
+    if options.resume and tune.Tuner.can_restore(path):
         log.info("resuming sweep %s", path)
-        tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_errored=True)
+        tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
     else:
         scheduler = (
             ASHAScheduler(time_attr="training_iteration", max_t=target.train.epochs,
@@ -152,13 +153,13 @@ def run_sweep(job: JobConfig, space: SearchSpace, options: SweepOptions) -> Swee
                 metric=metric, mode=mode, num_samples=options.samples, scheduler=scheduler,
                 search_alg=search_alg, max_concurrent_trials=options.max_concurrent,
             ),
-            run_config=tune.RunConfig(name=sweep, storage_path=str(storage)),
+            run_config=tune.RunConfig(name=sweep, storage_path=storage),
         )
     results = tuner.fit()
     return _finish(results, target, space, metric, mode, path, parent)
 
 
-def _finish(results, target: JobConfig, space: SearchSpace, metric: str, mode: str, path: Path, parent) -> SweepOutcome:
+def _finish(results, target: JobConfig, space: SearchSpace, metric: str, mode: str, path: str, parent) -> SweepOutcome:
     finished = [r for r in results if r.error is None and r.metrics]
     if not finished:
         parent.end("FAILED")
@@ -167,17 +168,17 @@ def _finish(results, target: JobConfig, space: SearchSpace, metric: str, mode: s
     best = results.get_best_result(metric=metric, mode=mode, scope="all")
     values = {p.path: best.config[p.path] for p in space.params}
     best_job = apply_params(target, values, name=f"{target.name}-best")
-    best_file = path / "best-job.yaml"
-    best_file.parent.mkdir(parents=True, exist_ok=True)
-    best_file.write_text(
-        f"# Best trial of {path.name} by {metric} ({mode}): {best.metrics.get(metric)}\n"
+    best_file = f"{path}/best-job.yaml"
+    best_text = (
+        f"# Best trial of {path.rsplit('/', 1)[-1]} by {metric} ({mode}): {best.metrics.get(metric)}\n"
         + yaml.safe_dump(best_job.model_dump(mode="json", exclude={"stages"}), sort_keys=False)
     )
+    storage.write_text(best_file, best_text)
     epochs = target.train.epochs
     stopped = sum(1 for r in finished if r.metrics.get("training_iteration", epochs) < epochs)
     value = float(best.metrics_dataframe[metric].max() if mode == "max" else best.metrics_dataframe[metric].min())
-    parent.log_text(best_file.read_text(), "sweep/best-job.yaml")
+    parent.log_text(best_text, "sweep/best-job.yaml")
     parent.log_metrics({f"best/{metric}": value, "sweep/trials": len(results), "sweep/stopped_early": stopped})
-    parent.set_tags({f"raytag.best.{k}": str(v) for k, v in values.items()})
+    parent.set_tags({f"{T.BEST_PREFIX}{k}": str(v) for k, v in values.items()})
     parent.end()
     return SweepOutcome(values, value, best_file, len(results), len(finished), stopped, parent.run_id)

@@ -6,8 +6,10 @@ tested directly. Row columns:
 - ``path`` (str), ``track`` (int64): the audio file and its index in its split;
 - ``frames``, ``rate`` (int64): file length and sample rate, from :func:`scan_batch`;
 - ``start`` (int64): first frame of the crop, or -1 for a random crop;
+- ``seed`` (int64): the seed of the row's draws (random crop offset, augmentation);
 - ``labels`` (float32, K): multi-hot targets;
-- ``keep`` (float32, K, optional): a per-track loss mask (Balanced-Masking), passed through.
+- any other column (e.g. ``keep``, float32 K: Balanced-Masking's per-track loss mask) is passed
+  through. See :mod:`raytag.data.rows` for how rows are made.
 """
 
 from __future__ import annotations
@@ -15,8 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from raytag.audio.io import AudioError, load_crop, probe, random_start, source_frames
-
-RANDOM_START = -1
+from raytag.data.rows import BASE_COLUMNS, RANDOM_START
 
 
 def scan_batch(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -41,22 +42,18 @@ def scan_batch(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     }
 
 
-def decode_batch(
-    batch: dict[str, np.ndarray],
-    *,
-    sample_rate: int,
-    crop_samples: int,
-    rng: np.random.Generator,
-) -> dict[str, np.ndarray]:
+def decode_batch(batch: dict[str, np.ndarray], *, sample_rate: int, crop_samples: int) -> dict[str, np.ndarray]:
     """Decodes one crop per row at the model's rate.
 
-    Rows with ``start == -1`` get a uniformly random crop (drawn from ``rng``). A file that fails
-    to decode (e.g. truncated after its header was read) yields silence and ``valid = False``;
-    the row is kept so every DDP rank still sees the same number of rows.
+    Rows with ``start == RANDOM_START`` get a uniformly random crop drawn from the row's own
+    ``seed``, so a crop depends on the row, not on which task decodes it or with which others. A
+    file that fails to decode (e.g. truncated after its header was read) yields silence and
+    ``valid = False``; the row is kept so every DDP rank still sees the same number of rows.
 
     Returns:
         ``audio`` (B, crop_samples) float32, ``labels`` (B, K) float32, ``track`` (B,) int64,
-        ``valid`` (B,) bool, and ``keep`` (B, K) when the rows carry a loss mask.
+        ``seed`` (B,) int64, ``valid`` (B,) bool, and every extra column the rows carry (a
+        method's per-track columns such as ``keep``) as float32 with its row shape.
     """
     count = len(batch["path"])
     audio = np.zeros((count, crop_samples), dtype=np.float32)
@@ -65,6 +62,7 @@ def decode_batch(
         rate, frames = int(batch["rate"][i]), int(batch["frames"][i])
         start = int(batch["start"][i])
         if start == RANDOM_START:
+            rng = np.random.default_rng(int(batch["seed"][i]))
             start = random_start(frames, source_frames(crop_samples, rate, sample_rate), rng)
         try:
             audio[i] = load_crop(str(batch["path"][i]), start, crop_samples, sample_rate, rate)
@@ -74,8 +72,16 @@ def decode_batch(
         "audio": audio,
         "labels": np.asarray(batch["labels"], dtype=np.float32).reshape(count, -1),
         "track": np.asarray(batch["track"], dtype=np.int64),
+        "seed": np.asarray(batch["seed"], dtype=np.int64),
         "valid": valid,
     }
-    if "keep" in batch:
-        out["keep"] = np.asarray(batch["keep"], dtype=np.float32).reshape(count, -1)
+    for name in batch.keys() - set(BASE_COLUMNS):
+        column = np.asarray(batch[name], dtype=np.float32)
+        out[name] = column.reshape(count, *column.shape[1:])
     return out
+
+
+def batch_seed(row_seeds: np.ndarray) -> int:
+    """One seed for a batch's vectorised draws (augmentation), from its rows' seeds: the same
+    rows in the same order always give the same seed."""
+    return int(np.random.SeedSequence([int(s) & 0xFFFFFFFFFFFFFFFF for s in row_seeds]).generate_state(1, np.uint64)[0])

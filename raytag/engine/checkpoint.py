@@ -20,8 +20,10 @@ from torch import nn
 MODEL_FILE = "model.pt"
 BEST_MODEL_FILE = "best_model.pt"
 OPTIMIZER_FILE = "optimizer.pt"
-STRATEGY_FILE = "strategy.pt"
+METHOD_FILE = "method.pt"
 STATE_FILE = "state.json"
+REQUIRED_FILES = (MODEL_FILE, OPTIMIZER_FILE, BEST_MODEL_FILE, METHOD_FILE, STATE_FILE)
+"""A checkpoint folder missing any of these was cut short and is passed over."""
 
 
 @dataclass
@@ -60,18 +62,31 @@ def save(
     best_weights: dict[str, torch.Tensor],
     state: TrainingState,
     job: dict[str, Any],
-    strategy_state: dict[str, Any] | None = None,
+    method_state: dict[str, Any] | None = None,
 ) -> None:
+    """Writes a checkpoint folder (the state file last)."""
     folder.mkdir(parents=True, exist_ok=True)
     torch.save(cpu_state(model), folder / MODEL_FILE)
-    torch.save(strategy_state or {}, folder / STRATEGY_FILE)
+    torch.save(method_state or {}, folder / METHOD_FILE)
     torch.save(optimizer.state_dict(), folder / OPTIMIZER_FILE)
     torch.save(best_weights, folder / BEST_MODEL_FILE)
     (folder / STATE_FILE).write_text(json.dumps({"state": asdict(state), "job": job}, indent=1))
 
 
 def load_state(folder: Path) -> TrainingState:
-    return TrainingState(**json.loads((folder / STATE_FILE).read_text())["state"])
+    return parse_state((folder / STATE_FILE).read_text())
+
+
+def parse_state(text: str) -> TrainingState:
+    """The :class:`TrainingState` in a ``state.json``'s text.
+
+    Raises:
+        ValueError: the text is not a complete state file.
+    """
+    try:
+        return TrainingState(**json.loads(text)["state"])
+    except (KeyError, TypeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"not a raytag checkpoint state ({exc!r})") from None
 
 
 def restore(
@@ -80,13 +95,11 @@ def restore(
     """Loads weights and optimizer into ``model``/``optimizer``.
 
     Returns:
-        ``(state, best weights, strategy state)``.
+        ``(state, best weights, method state)``.
     """
     unwrap(model).load_state_dict(_load(folder / MODEL_FILE))
     optimizer.load_state_dict(_load(folder / OPTIMIZER_FILE))
-    strategy_file = folder / STRATEGY_FILE
-    strategy = _load(strategy_file) if strategy_file.is_file() else {}
-    return load_state(folder), read_best_weights(folder), strategy
+    return load_state(folder), read_best_weights(folder), _load(folder / METHOD_FILE)
 
 
 def read_best_weights(folder: Path) -> dict[str, torch.Tensor]:
@@ -97,23 +110,3 @@ def read_best_weights(folder: Path) -> dict[str, torch.Tensor]:
 def _load(path: Path):
     # Checkpoints hold only tensors and plain containers: never unpickle arbitrary objects.
     return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def latest(folder: Path) -> tuple[Path, TrainingState] | None:
-    """The most advanced complete checkpoint under a run folder (``checkpoint_*``), if any.
-
-    A folder counts only if all of its files are there and ``state.json`` parses, so a
-    checkpoint cut short by a crash is passed over.
-    """
-    best: tuple[Path, TrainingState] | None = None
-    for candidate in sorted(Path(folder).glob("checkpoint_*")):
-        files = (MODEL_FILE, OPTIMIZER_FILE, BEST_MODEL_FILE, STATE_FILE)
-        if not all((candidate / name).is_file() for name in files):
-            continue
-        try:
-            state = load_state(candidate)
-        except (ValueError, TypeError, KeyError):
-            continue
-        if best is None or state.next_epoch >= best[1].next_epoch:
-            best = (candidate, state)
-    return best

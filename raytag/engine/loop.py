@@ -1,8 +1,8 @@
 """The Ray-free training engine: one epoch of optimisation, chunk predictions per track.
 
 Batches are dicts of tensors as produced by :func:`raytag.data.batches.decode_batch`
-(``audio``, ``labels``, ``track``, ``valid``). The Ray Train worker loop feeds dataset shards
-in; tests feed plain lists.
+(``audio``, ``labels``, ``track``, ``valid``, and the method's extra columns). The Ray Train
+worker loop feeds Ray Data batches in; tests feed plain lists.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def train_epoch(
     batches: Iterable[dict],
     optimizer: torch.optim.Optimizer,
     *,
-    objective: Callable[[nn.Module, Batch], dict[str, torch.Tensor]],
+    method,
     device: torch.device,
     amp: str = "auto",
     log_every: int = 20,
@@ -94,9 +94,11 @@ def train_epoch(
 
     Args:
         model: the (possibly DDP-wrapped) model, returning logits.
-        batches: dicts with ``audio`` (B, T), ``labels`` (B, K), ``valid`` (B,).
-        objective: ``(model, batch) -> {"loss": ..., other named parts}``; its ``after_step(model)``,
-            if it has one, runs after every optimizer step (e.g. a mean-teacher update).
+        batches: dicts with ``audio`` (B, T), ``labels`` (B, K), ``valid`` (B,) and whatever
+            else the method reads.
+        method: a :class:`raytag.methods.base.Method`, already started for this epoch; per step
+            ``output = model(method.inputs(batch))``, ``parts = method.loss(output, batch)``,
+            backward, optimizer step, ``method.after_step(model)``.
         log_every: a progress line every this many steps.
         describe: prefix of progress lines (e.g. "epoch 3").
     """
@@ -107,13 +109,11 @@ def train_epoch(
     for batch in batches:
         batch = to_device(batch, device)
         with autocast(device, amp):
-            parts = objective(model, batch)
+            parts = method.loss(model(method.inputs(batch)), batch)
         optimizer.zero_grad(set_to_none=True)
         parts["loss"].backward()
         optimizer.step()
-        after_step = getattr(objective, "after_step", None)
-        if after_step is not None:
-            after_step(model)
+        method.after_step(model)
         steps += 1
         total += float(parts["loss"].detach())
         for name, value in parts.items():
@@ -123,7 +123,7 @@ def train_epoch(
         failures += int((~batch["valid"].bool()).sum())
         if steps % log_every == 0:
             rate = examples / (time.perf_counter() - start)
-            log.info("%s step %d: loss %.4f, %.1f clips/s", describe, steps, total / steps, rate)
+            log.debug("%s step %d: loss %.4f, %.1f clips/s", describe, steps, total / steps, rate)
     return EpochStats(
         loss=total / max(steps, 1),
         steps=steps,

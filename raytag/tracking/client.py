@@ -117,6 +117,11 @@ class Tracker:
         if items:
             self._call("log_batch", self.run_id, metrics=items)
 
+    def logged_steps(self, key: str) -> set[int]:
+        """The steps at which metric ``key`` is already in the run (e.g. epochs, on resume)."""
+        history = self._call("get_metric_history", self.run_id, key) or []
+        return {int(m.step) for m in history}
+
     def set_tags(self, tags: dict[str, str]) -> None:
         for key, value in tags.items():
             self._call("set_tag", self.run_id, key, str(value))

@@ -1,0 +1,66 @@
+"""Checkpoints in Ray Train's storage: finding the newest, restoring it on a worker, reporting.
+
+Ray Train persists a reported checkpoint to ``<storage>/<job>/checkpoint_*`` before its
+controller registers it, and registers it only when it next polls the workers: a worker killed
+right after reporting would restart from an older checkpoint (or none). So workers (and a rerun
+of the job) look in storage themselves, through the storage file system, for the newest
+complete checkpoint folder, and fall back to the one Ray Train hands back.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import ray.train
+from ray.train import Checkpoint
+
+from raytag.cluster import storage
+from raytag.engine import checkpoint as ckpt
+
+
+def latest_checkpoint(run_location: str) -> tuple[str, ckpt.TrainingState] | None:
+    """``(location, state)`` of the most advanced complete checkpoint in a run folder, if any.
+
+    A folder counts only if every file of the format is there and its state parses, so a
+    checkpoint cut short by a crash is passed over.
+    """
+    best: tuple[str, ckpt.TrainingState] | None = None
+    for folder in storage.list_folders(run_location, prefix="checkpoint_"):
+        if not all(storage.is_file(f"{folder}/{name}") for name in ckpt.REQUIRED_FILES):
+            continue
+        try:
+            state = ckpt.parse_state(storage.read_bytes(f"{folder}/{ckpt.STATE_FILE}").decode())
+        except ValueError:
+            continue
+        if best is None or state.next_epoch >= best[1].next_epoch:
+            best = (folder, state)
+    return best
+
+
+def restore_latest(run_location: str, *, model, optimizer):
+    """Loads the newest checkpoint into ``model`` and ``optimizer`` (on a Train worker).
+
+    Returns:
+        ``(state, best weights, method state)``, or None when the run starts afresh.
+    """
+    found = latest_checkpoint(run_location)
+    if found is not None:
+        with storage.local_folder(found[0]) as folder:
+            return ckpt.restore(folder, model=model, optimizer=optimizer)
+    registered = ray.train.get_checkpoint()
+    if registered is not None:
+        with registered.as_directory() as folder:
+            return ckpt.restore(Path(folder), model=model, optimizer=optimizer)
+    return None
+
+
+def report(metrics: dict, *, rank: int, **checkpoint_parts) -> None:
+    """Every rank reports (the controller keeps all ranks' metrics; MLflow gets rank 0's);
+    rank 0 attaches the checkpoint, which Ray Train uploads to storage."""
+    if rank != 0:
+        ray.train.report(metrics, checkpoint=None)
+        return
+    with tempfile.TemporaryDirectory(prefix="raytag-ckpt-") as folder:
+        ckpt.save(Path(folder), **checkpoint_parts)
+        ray.train.report(metrics, checkpoint=Checkpoint.from_directory(folder))

@@ -1,0 +1,63 @@
+"""Balanced-Masking (Lu et al. 2022 §2.2, eq. 3): a stage-1 teacher's suspected missing tags are
+left out of the loss, then Balanced-Training balances what remains."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from raytag.methods.balanced_training import BalancedTraining
+from raytag.methods.base import Needs, TeacherNeed, TrackColumns
+from raytag.objectives import negative_thresholds, suspected_missing_mask
+
+TEACHER_KEY = "objective.masking.teacher"
+
+
+class BalancedMasking(BalancedTraining):
+    """Needs a stage-1 teacher's scores over the training set; turns them into the ``keep``
+    column: per tag j, ξ_j is the ``percentile`` of the scores of labelled negatives, and a
+    labelled negative scoring at or above ξ_j is masked out (a suspected missing tag)."""
+
+    name = "balanced_masking"
+    uses_keep = True
+
+    def __init__(self, *, tags: list[str], teacher: str | None, percentile: float):
+        super().__init__(tags=tags)
+        self.teacher = teacher
+        self.percentile = percentile
+
+    @classmethod
+    def from_job(cls, job: Any, *, tags: list[str]) -> BalancedMasking:
+        masking = job.objective.masking
+        teacher = None if masking.teacher is None else str(masking.teacher)
+        return cls(tags=tags, teacher=teacher, percentile=masking.percentile)
+
+    @property
+    def needs(self) -> Needs:
+        return Needs(scores_teacher=TeacherNeed(TEACHER_KEY, self.teacher), columns=("keep",))
+
+    def track_columns(self, *, labels: np.ndarray, verified: np.ndarray, scores: np.ndarray | None) -> TrackColumns:
+        """The eq. 3 keep mask over the training tracks. Tracks the teacher could not score
+        (a NaN row) are never masked."""
+        if scores is None:
+            raise ValueError("balanced masking needs the teacher's scores")
+        scored = ~np.isnan(scores).any(axis=1)
+        thresholds = negative_thresholds(scores[scored], labels[scored], self.percentile)
+        keep = np.ones_like(labels, dtype=np.float32)
+        keep[scored] = suspected_missing_mask(scores[scored], labels[scored], thresholds)
+        masked = (1 - keep).sum(axis=0)
+        negatives = (labels[scored] < 0.5).sum(axis=0)
+        table = [
+            {"tag": t, "threshold": float(x), "negatives": int(n), "masked": int(m)}
+            for t, x, n, m in zip(self.tags, thresholds, negatives, masked)
+        ]
+        return TrackColumns(
+            columns={"keep": keep},
+            metrics={"masking/masked_entries": float(masked.sum()), "masking/unscored_tracks": float((~scored).sum())},
+            tables={"masking/thresholds.csv": table},
+            message=(
+                f"balanced masking: {int(masked.sum())} of {int(negatives.sum())} labelled-negative entries "
+                f"suspected missing at the {self.percentile:g}th percentile"
+            ),
+        )

@@ -1,0 +1,59 @@
+"""Balanced-Training (Lu et al. 2022, Algorithm 1): masked BCE with a per-batch class-balancing mask."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from raytag.methods.base import Batch, Method
+from raytag.objectives import balanced_training_mask, masked_bce
+
+
+class BalancedTraining(Method):
+    """Masked BCE (eq. 2) where, per batch and tag, entries of the majority class are dropped at
+    random so positives and negatives count equally in expectation (Algorithm 1).
+
+    Entries a batch's ``keep`` column excludes (Balanced-Masking's suspected missing tags) are
+    left out before balancing. Per-tag counts of masked-out entries are kept per epoch.
+    """
+
+    name = "balanced_training"
+    uses_keep = False
+
+    def __init__(self, *, tags: list[str]):
+        self.tags = list(tags)
+        self.masked = torch.zeros(len(tags), dtype=torch.float64)
+        self.entries = 0
+
+    @classmethod
+    def from_job(cls, job: Any, *, tags: list[str]) -> BalancedTraining:
+        return cls(tags=tags)
+
+    def start_epoch(self, epoch: int, *, generator: torch.Generator, model: nn.Module) -> None:
+        super().start_epoch(epoch, generator=generator, model=model)
+        self.masked.zero_()
+        self.entries = 0
+
+    def mask(self, batch: Batch) -> torch.Tensor:
+        """(B, K) 0/1: which entries count in this step's loss; rows that failed to decode are 0."""
+        rows = batch["valid"].to(torch.float32)[:, None]
+        keep = rows.expand_as(batch["labels"])
+        if self.uses_keep:
+            keep = keep * batch["keep"].to(torch.float32)
+        mask = balanced_training_mask(batch["labels"], generator=self.generator, keep=keep)
+        self.masked += ((1 - mask) * rows).sum(0).double().cpu()
+        self.entries += int(batch["valid"].sum())
+        return mask
+
+    def loss(self, output: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
+        mask = self.mask(batch)
+        return {"loss": masked_bce(output, batch["labels"], mask), "mask_kept": mask.mean().detach()}
+
+    def epoch_metrics(self) -> dict[str, float]:
+        if not self.entries:
+            return {}
+        metrics = {"mask/masked_fraction": float(self.masked.sum()) / (self.entries * len(self.tags))}
+        metrics.update({f"mask/masked/{tag}": float(n) for tag, n in zip(self.tags, self.masked)})
+        return metrics

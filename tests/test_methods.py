@@ -1,0 +1,179 @@
+"""Training methods: registered by name, one engine for all, needs declared, teachers owned."""
+
+import numpy as np
+import pytest
+import torch
+
+from raytag.config import ObjectiveConfig, validate
+from raytag.engine.loop import train_epoch, with_unlabeled
+from raytag.methods import BASE_METHODS, WRAPPERS, build_method, load_class, method_names
+from raytag.methods.base import Method
+from raytag.methods.coteaching import PeerPair
+from raytag.models import create_model
+from raytag.objectives import bce
+
+CPU = torch.device("cpu")
+TAGS = ["a", "b", "c"]
+
+
+def job(**objective):
+    semi = objective.pop("semi", {})
+    return validate({"name": "t", "data": {"manifest": "m.csv"}, "model": {"name": "mtt-tiny"},
+                     "objective": objective, "semi": semi})
+
+
+def batches(n=2, batch=6, samples=8000, keep=None):
+    gen = torch.Generator().manual_seed(0)
+    out = []
+    for _ in range(n):
+        b = {
+            "audio": 0.1 * torch.randn(batch, samples, generator=gen),
+            "labels": torch.randint(0, 2, (batch, len(TAGS)), generator=gen).float(),
+            "valid": torch.ones(batch, dtype=torch.bool),
+        }
+        if keep is not None:
+            b["keep"] = keep.clone()
+        out.append(b)
+    return out
+
+
+def tiny():
+    return create_model("mtt-tiny", num_tags=len(TAGS), crop_seconds=0.5)
+
+
+def start(method, model, epoch=0, seed=0):
+    method.start_epoch(epoch, generator=torch.Generator().manual_seed(seed), model=model)
+    return method
+
+
+def test_the_registry_names_every_method_and_each_entry_loads():
+    assert method_names() == sorted(BASE_METHODS)
+    for name, target in BASE_METHODS.items():
+        cls = load_class(target)
+        assert issubclass(cls, Method) and cls.name == name
+    for name, (target, _) in WRAPPERS.items():
+        assert load_class(target).name == name
+    with pytest.raises(ValueError, match="unknown method 'nope'"):
+        ObjectiveConfig(name="nope")
+
+
+@pytest.mark.parametrize("name", sorted(BASE_METHODS))
+def test_every_method_trains_a_step_with_the_engine(name):
+    torch.manual_seed(0)
+    method = build_method(job(name=name, masking={"teacher": "t"}), tags=TAGS)
+    model = method.build_network(tiny)
+    before = [p.detach().clone() for p in model.parameters()]
+    start(method, model, epoch=3)
+    stats = train_epoch(model, batches(keep=torch.ones(6, 3)), torch.optim.SGD(model.parameters(), lr=0.1),
+                        method=method, device=CPU)
+    assert np.isfinite(stats.loss) and stats.steps == 2
+    changed = [not torch.equal(a, b) for a, b in zip(before, model.parameters())]
+    assert sum(changed) > len(changed) // 2
+    assert method.evaluated(model) is (model.first if isinstance(model, PeerPair) else model)
+
+
+def test_needs_are_declared_not_guessed():
+    assert build_method(job(name="bce"), tags=TAGS).needs.scores_teacher is None
+    masking = build_method(job(name="balanced_masking", masking={"teacher": "/t"}), tags=TAGS).needs
+    assert masking.scores_teacher.folder == "/t" and masking.columns == ("keep",)
+    semi = build_method(job(name="balanced_masking", masking={"teacher": "/t"},
+                            semi={"enabled": True, "teacher": "/s"}), tags=TAGS).needs
+    assert semi.unlabeled_teacher.folder == "/s" and semi.unlabeled_teacher.key == "semi.teacher"
+    assert semi.scores_teacher.folder == "/t"  # a wrapper keeps the needs of what it wraps
+
+
+def test_balanced_masking_counts_suspected_missing_entries_per_tag():
+    keep = torch.ones(6, 3)
+    keep[:, 1] = 0  # tag b: every entry suspected missing
+    method = start(build_method(job(name="balanced_masking", masking={"teacher": "t"}), tags=TAGS), None)
+    mask = method.mask(batches(1, keep=keep)[0])
+    assert torch.all(mask[:, 1] == 0)
+    metrics = method.epoch_metrics()
+    assert metrics["mask/masked/b"] == 6 and 0 < metrics["mask/masked_fraction"] <= 1
+
+
+def test_balanced_training_draws_come_from_the_epoch_generator():
+    method = build_method(job(name="balanced_training"), tags=TAGS)
+    batch = batches(1)[0]
+    first = start(method, None, seed=1).mask(batch)
+    assert torch.equal(first, start(method, None, seed=1).mask(batch))
+    assert not torch.equal(first, start(method, None, seed=2).mask(batch))
+
+
+def test_mean_teacher_joins_after_warmup_and_follows_the_student():
+    torch.manual_seed(0)
+    model = tiny()
+    method = build_method(job(name="bce", mean_teacher={"enabled": True, "eta": 0.5, "t0": 4, "warmup_epochs": 1}),
+                          tags=TAGS)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    train_epoch(model, batches(), opt, method=start(method, model, epoch=0), device=CPU)
+    assert method.teacher is None and method.steps == 0  # warm-up: the student alone
+
+    start(method, model, epoch=1)
+    batch = batches(1)[0]
+    parts = method.loss(model(method.inputs(batch)), batch)
+    assert method.teacher is not None and "consistency" in parts
+    assert all(not p.requires_grad for p in method.teacher.parameters())
+    parts["loss"].backward()
+    assert all(p.grad is None for p in method.teacher.parameters())  # no gradient reaches the teacher
+    opt.step()
+    teacher_before = {k: v.clone() for k, v in method.teacher.state_dict().items()}
+    method.after_step(model)
+    key = next(k for k, v in teacher_before.items() if v.dtype.is_floating_point and v.ndim == 2)
+    expected = 0.5 * teacher_before[key] + 0.5 * model.state_dict()[key]
+    assert torch.allclose(method.teacher.state_dict()[key], expected, atol=1e-6)
+    assert method.steps == 1
+
+
+def test_mean_teacher_state_survives_a_checkpoint():
+    torch.manual_seed(0)
+    model = tiny()
+    config = job(name="bce", mean_teacher={"enabled": True, "eta": 0.9, "t0": 4, "warmup_epochs": 0})
+    method = build_method(config, tags=TAGS)
+    train_epoch(model, batches(), torch.optim.SGD(model.parameters(), lr=0.1), method=start(method, model),
+                device=CPU)
+    restored = build_method(config, tags=TAGS)
+    restored.load_state_dict(method.state_dict())
+    start(restored, model, epoch=1)  # the teacher is rebuilt from the saved weights
+    assert restored.steps == method.steps == 2
+    for key, value in method.teacher.state_dict().items():
+        assert torch.equal(restored.teacher.state_dict()[key], value)
+
+
+def test_noisy_student_adds_the_unlabeled_loss_in_one_forward():
+    torch.manual_seed(0)
+    model = tiny()
+    labelled = batches(2, batch=4)
+    unlabeled = [{"u_audio": 0.1 * torch.randn(2, 8000), "u_soft": torch.rand(2, 3),
+                  "u_valid": torch.ones(2, dtype=torch.bool)}]
+    merged = list(with_unlabeled(labelled, lambda: unlabeled))  # the unlabeled stream restarts
+    assert len(merged) == 2 and all(b["u_audio"].shape == (2, 8000) for b in merged)
+
+    method = build_method(job(name="bce", semi={"enabled": True, "weight": 0.5, "teacher": "t"}), tags=TAGS)
+    calls = []
+    handle = model.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    model.eval()  # deterministic forward for the comparison below
+    batch = merged[0]
+    parts = method.loss(model(method.inputs(batch)), batch)
+    handle.remove()
+    assert calls == [6]  # labelled + unlabeled in a single forward (one DDP forward per step)
+    with torch.no_grad():
+        logits = model(torch.cat([batch["audio"], batch["u_audio"]]))
+    expected = bce(logits[:4], batch["labels"]) + 0.5 * bce(logits[4:], batch["u_soft"])
+    assert torch.allclose(parts["loss"], expected, atol=1e-6)
+
+
+def test_soft_labeler_is_a_frozen_teacher_in_eval_mode():
+    from raytag.cluster.inference import SoftLabeler
+    from raytag.models.export import ModelRecipe
+
+    recipe = ModelRecipe("mtt-tiny", {"crop_seconds": 0.5}, ("a", "b", "c"))
+    weights = recipe.build().state_dict()
+    labeler = SoftLabeler(recipe, weights)
+    assert not labeler.model.training
+    audio = np.random.default_rng(0).normal(size=(3, 8000)).astype(np.float32)
+    out = labeler({"audio": audio, "track": np.arange(3), "valid": np.ones(3, bool)})
+    assert out["soft"].shape == (3, 3) and np.all((out["soft"] > 0) & (out["soft"] < 1))
+    assert np.array_equal(out["audio"], audio)  # the crop passes through untouched
+    for key, value in labeler.model.state_dict().items():
+        assert torch.equal(value, weights[key])  # labelling never changes the teacher

@@ -1,0 +1,59 @@
+"""Storage: every shared file goes through pyarrow's file systems (local paths and URIs alike).
+
+No Ray instance is started: finding a checkpoint only reads storage.
+"""
+
+import torch
+
+from raytag.cluster import storage
+from raytag.cluster.checkpoints import latest_checkpoint
+from raytag.engine import checkpoint as ckpt
+from raytag.locations import cache_location, resolve_storage, run_location
+from raytag.models import create_model
+
+
+def test_text_round_trip_and_listing_through_a_uri(tmp_path):
+    root = f"file://{tmp_path}"
+    storage.write_text(f"{root}/job/mlflow_run_id", "abc")
+    assert storage.read_text(f"{root}/job/mlflow_run_id") == "abc"
+    assert storage.read_text(f"{root}/job/nothing") is None
+    storage.write_text(f"{root}/job/checkpoint_2/state.json", "{}")
+    storage.write_text(f"{root}/job/checkpoint_1/state.json", "{}")
+    storage.write_text(f"{root}/job/other/x", "{}")
+    assert storage.list_folders(f"{root}/job", prefix="checkpoint_") == [
+        f"{root}/job/checkpoint_1", f"{root}/job/checkpoint_2"]
+    assert not list(tmp_path.rglob("*.partial"))  # writes land whole
+    with storage.local_folder(f"{root}/job/checkpoint_1") as local:
+        assert (local / "state.json").read_text() == "{}" and local != tmp_path / "job" / "checkpoint_1"
+
+
+def test_upload_and_download_a_folder(tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.txt").write_text("x")
+    storage.upload(tmp_path / "src", f"file://{tmp_path}/dst")
+    assert (tmp_path / "dst" / "a.txt").read_text() == "x"
+    storage.download(f"file://{tmp_path}/dst", tmp_path / "back")
+    assert (tmp_path / "back" / "a.txt").read_text() == "x"
+
+
+def test_locations_keep_uris_and_make_paths_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert resolve_storage("runs") == str(tmp_path / "runs")
+    assert run_location("s3://bucket/runs/", "job") == "s3://bucket/runs/job"
+    assert cache_location("runs", "audio") == f"{tmp_path}/runs/.raytag-cache/audio"
+
+
+def test_latest_checkpoint_is_found_through_storage_and_skips_incomplete_folders(tmp_path):
+    model = create_model("mtt-tiny", num_tags=2)
+    opt = torch.optim.Adam(model.parameters())
+    best = ckpt.cpu_state(model)
+    for name, epoch in (("checkpoint_a", 1), ("checkpoint_b", 2), ("checkpoint_c", 3)):
+        ckpt.save(tmp_path / "run" / name, model=model, optimizer=opt, best_weights=best,
+                  state=ckpt.TrainingState(next_epoch=epoch), job={})
+    (tmp_path / "run" / "checkpoint_c" / ckpt.BEST_MODEL_FILE).unlink()  # cut short by a crash
+    (tmp_path / "run" / "checkpoint_d").mkdir()
+    (tmp_path / "run" / "checkpoint_d" / ckpt.STATE_FILE).write_text("{not json")
+    for root in (str(tmp_path), f"file://{tmp_path}"):
+        location, state = latest_checkpoint(f"{root}/run")
+        assert location == f"{root}/run/checkpoint_b" and state.next_epoch == 2
+        assert latest_checkpoint(f"{root}/nothing-here") is None
