@@ -18,6 +18,7 @@ from raytag.objectives import (
     consistency_loss,
     consistency_weight,
     coteaching_losses,
+    coteaching_selection,
     ema_update,
     forget_rate,
     make_mean_teacher,
@@ -349,10 +350,52 @@ def test_coteaching_ties_and_minimum_selection():
     # Ties go to the lowest row-major indices: entries (0, 0) and (0, 1).
     assert torch.equal(a.grad != 0, torch.tensor([[True, True], [False, False]]))
     a.grad = None
-    loss_a, loss_b = coteaching_losses(a, b, labels, forget_rate=1.0)  # still one entry each
+    # Forgetting everything (R = 1) selects nothing: a zero loss, still on the graph.
+    loss_a, loss_b = coteaching_losses(a, b, labels, forget_rate=1.0)
     loss_a.backward()
-    assert torch.isfinite(loss_a) and torch.isfinite(loss_b)
-    assert int((a.grad != 0).sum()) == 1
+    assert loss_a.item() == 0.0 and loss_b.item() == 0.0
+    assert torch.equal(a.grad, torch.zeros_like(a))
+
+
+def test_coteaching_forgets_the_same_share_of_positives_and_negatives_per_tag():
+    # 40 clips, 4 tags with 2, 5, 10 and 30 positives; every positive has a higher loss than
+    # every negative of its tag (the imbalanced-tagging situation). A pooled small-loss rule
+    # would forget positives first; the per tag and class rule forgets R of each pool.
+    generator = torch.Generator().manual_seed(13)
+    labels = _labels_with_positive_counts(40, [2, 5, 10, 30])
+    losses = torch.rand(40, 4, generator=generator) + 2.0 * labels  # positives in [2, 3)
+    for rate in (0.0, 0.1, 0.25, 0.5):
+        selected = coteaching_selection(losses, labels, forget_rate=rate)
+        for j in range(4):
+            positive = labels[:, j] == 1
+            for pool in (positive, ~positive):
+                count = int(pool.sum())
+                kept = int(selected[pool, j].sum())
+                assert kept == count - math.floor(rate * count + 1e-9)
+                # the kept entries of a pool are its smallest losses
+                if 0 < kept < count:
+                    assert losses[pool, j][selected[pool, j]].max() <= losses[pool, j][~selected[pool, j]].min()
+            share_pos = selected[positive, j].float().mean().item()
+            share_neg = selected[~positive, j].float().mean().item()
+            # equal up to rounding to whole entries of the smaller pool
+            assert abs(share_pos - share_neg) < 1.0 / min(int(positive.sum()), int((~positive).sum()))
+    # The pooled rule this replaces (keep the smallest 75 % of all entries) drops positives only.
+    pooled = losses.flatten().argsort()[: int(0.75 * losses.numel())]
+    pooled_mask = torch.zeros(losses.numel(), dtype=torch.bool)
+    pooled_mask[pooled] = True
+    assert pooled_mask.view(40, 4)[labels == 1].float().mean() < 0.2
+
+
+def test_coteaching_selection_forgets_the_largest_loss_of_each_pool_and_checks_input():
+    labels = torch.tensor([[1.0], [1.0], [0.0], [0.0], [0.0], [0.0]])
+    losses = torch.tensor([[0.3], [0.9], [0.1], [0.8], [0.2], [0.2]])
+    selected = coteaching_selection(losses, labels, forget_rate=0.5)
+    # positives: forget 1 of 2 (the 0.9); negatives: forget 2 of 4 (0.8, then the later 0.2)
+    assert selected[:, 0].tolist() == [True, False, True, False, True, False]
+    with pytest.raises(ValueError, match="forget_rate"):
+        coteaching_selection(losses, labels, forget_rate=1.5)
+    with pytest.raises(ValueError, match="losses"):
+        coteaching_selection(losses[:, 0], labels[:, 0], forget_rate=0.5)
 
 
 def test_forget_rate_schedule():

@@ -1,6 +1,6 @@
 """Losses and masks: pure functions on tensors, used by the training engine."""
 
-from raytag.objectives.bce import bce, masked_bce
+from raytag.objectives.bce import REDUCTIONS, Reduction, bce, masked_bce, reduce_losses
 from raytag.objectives.consistency import (
     consistency_loss,
     consistency_weight,
@@ -12,19 +12,23 @@ from raytag.objectives.masks import (
     negative_thresholds,
     suspected_missing_mask,
 )
-from raytag.objectives.robust import bootstrap_loss, coteaching_losses, forget_rate
+from raytag.objectives.robust import bootstrap_loss, coteaching_losses, coteaching_selection, forget_rate
 
 __all__ = [
+    "REDUCTIONS",
+    "Reduction",
     "balanced_training_mask",
     "bce",
     "bootstrap_loss",
     "consistency_loss",
     "consistency_weight",
     "coteaching_losses",
+    "coteaching_selection",
     "ema_update",
     "forget_rate",
     "make_mean_teacher",
     "masked_bce",
     "negative_thresholds",
+    "reduce_losses",
     "suspected_missing_mask",
 ]
