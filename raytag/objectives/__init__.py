@@ -12,6 +12,7 @@ from raytag.objectives.masks import (
     negative_thresholds,
     suspected_missing_mask,
 )
+from raytag.objectives.staged import clip_losses, staged_keep_mask, update_threshold
 from raytag.objectives.robust import bootstrap_loss, coteaching_losses, coteaching_selection, forget_rate
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "balanced_training_mask",
     "bce",
     "bootstrap_loss",
+    "clip_losses",
     "consistency_loss",
     "consistency_weight",
     "coteaching_losses",
@@ -30,5 +32,7 @@ __all__ = [
     "masked_bce",
     "negative_thresholds",
     "reduce_losses",
+    "staged_keep_mask",
     "suspected_missing_mask",
+    "update_threshold",
 ]
