@@ -192,3 +192,18 @@ def test_attach_head_is_seeded_and_checks_its_model():
         attach_head(first, "softmax")
     with pytest.raises(ValueError, match="contract"):
         attach_head(torch.nn.Linear(3, 2), "sigmoid_sparsemax")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_head_on_cuda_with_a_cpu_generator():
+    model = create_model("mtt-tiny", num_tags=4).cuda()
+    attach_head(model, "sigmoid_sparsemax", generator=torch.Generator().manual_seed(0))
+    assert model.classifier.sparsemax.weight.device.type == "cuda"
+    model.train()
+    output = model(torch.randn(2, model.sample_rate, device="cuda"))
+    labels = torch.tensor([[1.0, 0, 0, 0], [0, 0, 0, 0]], device="cuda")
+    losses = multi_activation_losses(output, labels, weights=torch.tensor([True, True], device="cuda"))
+    (losses.sigmoid + losses.sparsemax).backward()
+    model.eval()
+    with torch.no_grad():
+        assert torch.isfinite(model(torch.randn(2, model.sample_rate, device="cuda"))).all()

@@ -407,3 +407,13 @@ def test_forget_rate_schedule():
     assert forget_rate(0, tau=0.2, num_gradual=0) == pytest.approx(0.2)
     with pytest.raises(ValueError):
         forget_rate(1, tau=1.5, num_gradual=10)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_coteaching_selection_on_cuda_matches_cpu():
+    generator = torch.Generator().manual_seed(14)
+    labels = (torch.rand(32, 6, generator=generator) < 0.3).float()
+    losses = torch.rand(32, 6, generator=generator)
+    on_cpu = coteaching_selection(losses, labels, forget_rate=0.3)
+    on_cuda = coteaching_selection(losses.cuda(), labels.cuda(), forget_rate=0.3)
+    assert on_cuda.device.type == "cuda" and torch.equal(on_cuda.cpu(), on_cpu)
