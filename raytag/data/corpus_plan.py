@@ -28,7 +28,7 @@ from raytag.data.instruments import TAGS
 
 __all__ = ["LEVEL_DB", "RNG_STREAMS", "ClipRow", "SynthSpec", "corpus_noise", "plan_corpus"]
 
-LEVEL_DB = (-10.0, 0.0)
+LEVEL_DB = (-20.0, 0.0)
 """Default range of each source's level in a mix, dB relative to unit RMS."""
 RNG_STREAMS: Mapping[str, int] = MappingProxyType({"corpus": 0, "labels": 1, "audio": 2})
 """Second key of every generator of a corpus: ``default_rng([seed, stream])`` draws the per-tag
@@ -73,7 +73,8 @@ class SynthSpec:
         missing_slope: ``"audio"`` only: log-odds of missing a source per dB it is quieter in
             the mix (each dB multiplies the odds by e^slope), in [0, 10]. Default 0.3.
         level_db: (low, high) range of each source's level in a mix, dB relative to unit RMS,
-            within [-60, 0]. Default :data:`LEVEL_DB`.
+            within [-60, 0]. Default :data:`LEVEL_DB`, (-20, 0): wide enough that a source can
+            sit well below the others, the sources crowd taggers miss.
         clips_per_artist: (low, high) clips per artist, inclusive. Default (2, 6).
         peak: absolute peak of every clip, (0, 1]. Default 0.9.
 
