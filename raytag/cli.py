@@ -37,6 +37,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         seconds=args.seconds,
         sample_rate=args.sample_rate,
         seed=args.seed,
+        **({"noise_model": args.noise_model} if args.noise_model else {}),
     )
     started = time.perf_counter()
 
@@ -143,6 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seconds", type=float, default=4.0, help="clip length (default 4)")
     synth.add_argument("--sample-rate", type=int, default=22050, help="Hz (default 22050)")
     synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument(
+        "--noise-model",
+        help="label noise: 'audio' (the default: quieter sources go missing more often, spurious "
+        "tags come from confusable timbres) or 'independent' (flips blind to the audio)",
+    )
     synth.add_argument("--overwrite", action="store_true", help="replace an earlier synth output")
     synth.set_defaults(run=cmd_synth)
 

@@ -13,7 +13,9 @@ from pathlib import Path
 import raytag
 
 CORE_PACKAGES = ("raytag.audio", "raytag.data", "raytag.engine", "raytag.methods", "raytag.models", "raytag.objectives")
-CORE_MODULES = ("raytag.config", "raytag.errors", "raytag.locations", "raytag.metrics", "raytag.search_space")
+CORE_MODULES = (
+    "raytag.config", "raytag.diagnostics", "raytag.errors", "raytag.locations", "raytag.metrics", "raytag.search_space",
+)
 CLUSTER_PACKAGES = ("raytag.cluster", "raytag.tracking")
 
 

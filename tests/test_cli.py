@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from raytag.cli import main
@@ -18,8 +20,14 @@ def test_models_lists_presets_with_parameter_counts(capsys):
 def test_synth_writes_a_corpus_and_rejects_bad_values(tmp_path, capsys):
     assert main(["synth", str(tmp_path / "c"), "--clips", "12", "--seconds", "1", "--sample-rate", "16000"]) == 0
     assert (tmp_path / "c" / "manifest.csv").is_file() and (tmp_path / "c" / "clean.csv").is_file()
+    assert (tmp_path / "c" / "noise.csv").is_file()
+    assert json.loads((tmp_path / "c" / "synth.json").read_text())["spec"]["noise_model"] == "audio"
+    assert main(["synth", str(tmp_path / "i"), "--clips", "4", "--seconds", "0.5", "--noise-model", "independent"]) == 0
+    assert json.loads((tmp_path / "i" / "synth.json").read_text())["spec"]["noise_model"] == "independent"
     assert main(["synth", str(tmp_path / "d"), "--clips", "0"]) == 2
     assert "clips" in capsys.readouterr().err
+    assert main(["synth", str(tmp_path / "e"), "--noise-model", "random"]) == 2
+    assert "noise_model" in capsys.readouterr().err
 
 
 def test_train_refuses_a_pipeline_job(tmp_path, capsys):

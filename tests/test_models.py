@@ -233,3 +233,15 @@ def test_tiny_model_under_bf16_autocast() -> None:
         logits = model(_waveform(model))
     assert logits.shape == (BATCH_SIZE, 50)
     assert torch.isfinite(logits.float()).all()
+
+
+@pytest.mark.parametrize("name", [name for name in list_models() if _is_small(name)])
+def test_forward_is_classifier_of_embed(name: str) -> None:
+    model = create_model(name, num_tags=5).eval()
+    waveform = _waveform(model, batch_size=2)
+    with torch.no_grad():
+        embedding = model.embed(waveform)
+        assert embedding.shape == (2, model.num_features)
+        assert isinstance(model.classifier, nn.Linear)
+        assert model.classifier.in_features == model.num_features
+        torch.testing.assert_close(model(waveform), model.classifier(embedding), atol=0, rtol=0)

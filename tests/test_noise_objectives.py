@@ -1,5 +1,5 @@
 """Noise-robust objectives: Lu et al. masks (Alg. 1, eq. 3), mean teacher (eqs. 4, 5, 7), and the
-bootstrapping / Co-teaching baselines. Pure and fast: no Ray."""
+bootstrapping baseline (Co-teaching: test_coteaching.py). Pure and fast: no Ray."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import math
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from raytag.objectives import (
@@ -17,9 +16,7 @@ from raytag.objectives import (
     bootstrap_loss,
     consistency_loss,
     consistency_weight,
-    coteaching_losses,
     ema_update,
-    forget_rate,
     make_mean_teacher,
     masked_bce,
     negative_thresholds,
@@ -292,7 +289,7 @@ def test_consistency_gradient_vanishes_at_agreement_and_spares_the_teacher():
     assert teacher.grad is None or torch.all(teacher.grad == 0)
 
 
-# --- baselines: bootstrapping and Co-teaching -------------------------------------------------
+# --- baseline: bootstrapping --------------------------------------------------------------
 
 
 def test_bootstrap_targets_by_hand():
@@ -315,52 +312,3 @@ def test_bootstrap_targets_by_hand():
 def test_bootstrap_rejects_unknown_mode():
     with pytest.raises(ValueError, match="mode"):
         bootstrap_loss(torch.zeros(1, 1), torch.zeros(1, 1), beta=0.9, mode="medium")
-
-
-def test_coteaching_with_no_forgetting_is_plain_bce():
-    generator = torch.Generator().manual_seed(12)
-    a, b = torch.randn(6, 4, generator=generator), torch.randn(6, 4, generator=generator)
-    labels = (torch.rand(6, 4, generator=generator) < 0.3).float()
-    loss_a, loss_b = coteaching_losses(a, b, labels, forget_rate=0.0)
-    torch.testing.assert_close(loss_a, F.binary_cross_entropy_with_logits(a, labels))
-    torch.testing.assert_close(loss_b, F.binary_cross_entropy_with_logits(b, labels))
-
-
-def test_coteaching_uses_the_peer_selection():
-    labels = torch.zeros(2, 3)
-    # Net a has small losses on row 0, net b on row 1 (labels 0: low logit = small loss).
-    a = torch.tensor([[-5.0, -4.0, -6.0], [5.0, 6.0, 4.0]], requires_grad=True)
-    b = torch.tensor([[5.0, 4.0, 6.0], [-5.0, -6.0, -4.0]], requires_grad=True)
-    loss_a, loss_b = coteaching_losses(a, b, labels, forget_rate=0.5)
-    torch.testing.assert_close(loss_a, F.binary_cross_entropy_with_logits(a[1], labels[1]))
-    torch.testing.assert_close(loss_b, F.binary_cross_entropy_with_logits(b[0], labels[0]))
-    (loss_a + loss_b).backward()
-    # Each loss covers exactly half of the 6 entries: those its peer selected.
-    assert torch.equal(a.grad != 0, torch.tensor([[False] * 3, [True] * 3]))
-    assert torch.equal(b.grad != 0, torch.tensor([[True] * 3, [False] * 3]))
-
-
-def test_coteaching_ties_and_minimum_selection():
-    labels = torch.zeros(2, 2)
-    a = torch.zeros(2, 2, requires_grad=True)  # all losses tie
-    b = torch.zeros(2, 2, requires_grad=True)
-    loss_a, _ = coteaching_losses(a, b, labels, forget_rate=0.5)
-    loss_a.backward()
-    # Ties go to the lowest row-major indices: entries (0, 0) and (0, 1).
-    assert torch.equal(a.grad != 0, torch.tensor([[True, True], [False, False]]))
-    a.grad = None
-    loss_a, loss_b = coteaching_losses(a, b, labels, forget_rate=1.0)  # still one entry each
-    loss_a.backward()
-    assert torch.isfinite(loss_a) and torch.isfinite(loss_b)
-    assert int((a.grad != 0).sum()) == 1
-
-
-def test_forget_rate_schedule():
-    assert forget_rate(0, tau=0.2, num_gradual=10) == 0.0
-    assert forget_rate(5, tau=0.2, num_gradual=10) == pytest.approx(0.1)
-    assert forget_rate(10, tau=0.2, num_gradual=10) == pytest.approx(0.2)
-    assert forget_rate(30, tau=0.2, num_gradual=10) == pytest.approx(0.2)
-    assert forget_rate(5, tau=0.2, num_gradual=10, exponent=2.0) == pytest.approx(0.05)
-    assert forget_rate(0, tau=0.2, num_gradual=0) == pytest.approx(0.2)
-    with pytest.raises(ValueError):
-        forget_rate(1, tau=1.5, num_gradual=10)

@@ -1,7 +1,10 @@
 """Tagging models: a registry of named presets (see :mod:`raytag.models.presets`).
 
 Every model maps a waveform (B, T) to logits (B, num_tags) and exposes ``sample_rate``,
-``crop_samples`` and ``num_tags``. Importing this package registers the presets without
+``crop_samples`` and ``num_tags``; and ``embed(waveform) -> (B, num_features)``,
+``num_features`` and ``classifier`` (an ``nn.Linear(num_features, num_tags)``), with
+``forward = classifier(embed(waveform))``, so that :func:`raytag.models.heads.attach_head` can
+replace the classifier. Importing this package registers the presets without
 importing torch; building a model imports its class::
 
     from raytag.models import create_model, list_models

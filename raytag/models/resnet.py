@@ -55,9 +55,9 @@ class ShortChunkResNet(nn.Module):
     """Short-chunk ResNet: log-mel front-end, strided residual blocks, global max-pool, MLP.
 
     Waveform -> :class:`LogMelFrontEnd` -> one :class:`ResidualBlock2d` with stride 2 per
-    entry of ``channels`` -> max over frequency and time -> Linear(C, C)-BN-ReLU-Dropout ->
-    Linear(C, num_tags), with C = ``channels[-1]``. With the paper's values and 50 tags it has
-    12,104,244 parameters.
+    entry of ``channels`` -> max over frequency and time -> Linear(C, C)-BN-ReLU-Dropout
+    (``head``; its output is the embedding) -> Linear(C, num_tags) (``classifier``), with
+    C = ``channels[-1]``. With the paper's values and 50 tags it has 12,104,244 parameters.
 
     Args:
         num_tags: Number of output logits. Paper: 50.
@@ -75,6 +75,10 @@ class ShortChunkResNet(nn.Module):
 
     Attributes:
         sample_rate, crop_samples, num_tags: As given.
+        num_features: Size D of the embedding (:meth:`embed`), equal to ``channels[-1]``.
+        classifier: ``nn.Linear(num_features, num_tags)`` on the embedding; ``forward`` is
+            ``classifier(embed(waveform))``, so a head can replace it
+            (:func:`raytag.models.heads.attach_head`).
 
     Shapes:
         input: (B, T) float waveform with T >= n_fft // 2 + 1.
@@ -132,17 +136,29 @@ class ShortChunkResNet(nn.Module):
             nn.BatchNorm1d(embedding_size),
             nn.ReLU(),
             nn.Dropout(dropout),
-            nn.Linear(embedding_size, num_tags),
         )
+        self.num_features = embedding_size
+        self.classifier = nn.Linear(embedding_size, num_tags)
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        """Tag logits for a batch of waveforms.
+        """Tag logits for a batch of waveforms: ``classifier(embed(waveform))``.
 
         Args:
             waveform: (B, T) float tensor at ``sample_rate``.
 
         Returns:
-            (B, num_tags) logits.
+            (B, num_tags) logits (or what a head attached as ``classifier`` returns).
+        """
+        return self.classifier(self.embed(waveform))
+
+    def embed(self, waveform: torch.Tensor) -> torch.Tensor:
+        """The clip embedding the classifier reads: the MLP's output after dropout.
+
+        Args:
+            waveform: (B, T) float tensor at ``sample_rate``.
+
+        Returns:
+            (B, num_features) embeddings, ``num_features == channels[-1]``.
         """
         features = self.blocks(self.frontend(waveform))  # (B, C, F', T')
         pooled = features.amax(dim=(2, 3))  # global max over frequency and time: (B, C)

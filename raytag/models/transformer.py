@@ -61,6 +61,10 @@ class MusicTaggingTransformer(nn.Module):
     Attributes:
         sample_rate, crop_samples, num_tags, max_frames: As described above.
         max_samples: Longest accepted input in samples.
+        num_features: Size D of the embedding (:meth:`embed`), equal to ``width``.
+        classifier: ``nn.Linear(num_features, num_tags)`` on the embedding; ``forward`` is
+            ``classifier(embed(waveform))``, so a head can replace it
+            (:func:`raytag.models.heads.attach_head`).
 
     Shapes:
         input: (B, T) float waveform, ``n_fft // 2 + 1 <= T <= max_samples``.
@@ -141,18 +145,33 @@ class MusicTaggingTransformer(nn.Module):
             for _ in range(depth)
         )
         self.final_norm = nn.LayerNorm(width)
+        self.num_features = width
         self.classifier = nn.Linear(width, num_tags)
         nn.init.normal_(self.cls_embedding, std=_EMBEDDING_INIT_STD)
         nn.init.normal_(self.position_embedding, std=_EMBEDDING_INIT_STD)
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        """Tag logits for a batch of waveforms.
+        """Tag logits for a batch of waveforms: ``classifier(embed(waveform))``.
 
         Args:
             waveform: (B, T) float tensor at ``sample_rate``.
 
         Returns:
-            (B, num_tags) logits.
+            (B, num_tags) logits (or what a head attached as ``classifier`` returns).
+
+        Raises:
+            ValueError: as :meth:`embed`.
+        """
+        return self.classifier(self.embed(waveform))
+
+    def embed(self, waveform: torch.Tensor) -> torch.Tensor:
+        """The clip embedding the classifier reads: the [CLS] token after the final LayerNorm.
+
+        Args:
+            waveform: (B, T) float tensor at ``sample_rate``.
+
+        Returns:
+            (B, num_features) embeddings, ``num_features == width``.
 
         Raises:
             ValueError: if T exceeds ``max_samples`` (more than ``max_frames`` steps after
@@ -175,7 +194,7 @@ class MusicTaggingTransformer(nn.Module):
         sequence = self.embedding_dropout(sequence)
         for layer in self.layers:
             sequence = layer(sequence)
-        return self.classifier(self.final_norm(sequence[:, 0]))
+        return self.final_norm(sequence[:, 0])
 
 
 def _check_arguments(

@@ -13,32 +13,44 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from raytag.objectives.bce import Reduction, reduce_losses
 
-def consistency_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+
+def consistency_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    *,
+    reduction: Reduction = "clip",
+) -> torch.Tensor:
     """Consistency loss of Lu et al. eq. 5, with logits.
 
-    L_con = (1/N) Σ_i Σ_j BCE(σ(s_ij), σ(t_ij)): the mean teacher's probabilities σ(t) are the
-    targets (detached: no gradient ever reaches the teacher) and the student's logits s are
-    scored with ``binary_cross_entropy_with_logits``.
+    Per entry, BCE(σ(s_ij), σ(t_ij)): the mean teacher's probabilities σ(t) are the targets
+    (detached: no gradient ever reaches the teacher) and the student's logits s are scored with
+    ``binary_cross_entropy_with_logits``.
 
-    Normalisation: eq. 5 is written for one sample as a sum over the C tags, without a batch
-    average. Over a batch we average that per-sample sum over the N samples, i.e. (1/N)Σ_iΣ_j,
-    the same normalisation as L_mask (eq. 2), so the two terms of eq. 6 share a scale (per clip,
-    summed over tags).
+    Reduction: eq. 5 is written for one sample as a sum over the C tags, and eq. 6 adds it to
+    L_mask (eq. 2, also summed over tags per clip): the two terms of eq. 6 are of the same kind.
+    So L_con must take the reduction of the base loss it is added to, or β is in effect
+    multiplied (or divided) by the number of tags K:
+
+    * ``"clip"`` (default, the paper's form): (1/N) Σ_i Σ_j, next to ``masked_bce`` (eq. 2);
+    * ``"entry"``: (1/(N·K)) Σ_i Σ_j, next to ``bce`` or ``bootstrap_loss`` (means over
+      entries).
 
     The value is not zero for identical logits (BCE against a soft target has the target's
     entropy as its floor), but its gradient w.r.t. the student logits, σ(s) − σ(t) per entry
-    (divided by N), is.
+    (divided by N, or N·K), is.
 
     Args:
         student_logits: (N, K) student outputs.
         teacher_logits: (N, K) mean-teacher outputs on the same batch.
+        reduction: ``"clip"`` or ``"entry"``, that of the base loss (see above).
 
     Returns:
         Scalar float32 loss.
 
     Raises:
-        ValueError: if the shapes differ.
+        ValueError: if the shapes differ or the reduction is unknown.
     """
     if student_logits.shape != teacher_logits.shape:
         raise ValueError(
@@ -46,8 +58,8 @@ def consistency_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor)
             f"{tuple(teacher_logits.shape)} differ in shape"
         )
     targets = torch.sigmoid(teacher_logits.detach().float())
-    losses = F.binary_cross_entropy_with_logits(student_logits.float(), targets, reduction="sum")
-    return losses / max(student_logits.shape[0], 1)
+    losses = F.binary_cross_entropy_with_logits(student_logits.float(), targets, reduction="none")
+    return reduce_losses(losses, reduction=reduction)
 
 
 def consistency_weight(step: int, *, beta_max: float, t0: int, gamma: float) -> float:

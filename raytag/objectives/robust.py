@@ -4,12 +4,13 @@
   model's own (detached) prediction, soft (β = 0.95) or thresholded at 0.5 (hard, β = 0.8).
 * Co-teaching (Han et al. 2018): two networks each pick the small-loss fraction (1 − R(T)) of
   the batch and the *peer* network learns from that selection; R(T) ramps up over epochs. For
-  multi-label tagging we select (track, tag) *entries* by their per-entry BCE, not whole tracks.
+  multi-label tagging we select (track, tag) *entries* by their per-entry BCE, per tag and per
+  label class (see ``coteaching_selection``), so that the rare positives are not forgotten
+  first.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import torch
@@ -88,6 +89,62 @@ def forget_rate(epoch: int, *, tau: float, num_gradual: int, exponent: float = 1
     return float(tau) * min((epoch / num_gradual) ** exponent, 1.0)
 
 
+
+def coteaching_selection(losses: torch.Tensor, labels: torch.Tensor, *, forget_rate: float) -> torch.Tensor:
+    """Small-loss selection of Co-teaching, made per tag and per label class.
+
+    For every tag j, the batch's entries labelled positive for j and those labelled negative
+    for j are two separate pools; from each pool of size c the ``⌊forget_rate · c⌋`` entries
+    with the largest loss are forgotten and the rest are selected. Ties are broken by the lower
+    row index (stable sort), so the selection is deterministic.
+
+    Why per tag and class: ranking all (track, tag) entries of a batch together (or one tag's
+    column as a whole) ranks mostly by class, not by label correctness. Positives are the rare
+    class of nearly every tag, and a tagger's loss on them is systematically higher, so a pooled
+    small-loss rule forgets most positives and few negatives, the opposite of what missing-tag
+    noise (true positives labelled negative) needs. Within one tag and class, a high loss does
+    mean "disagrees with the label": a labelled negative the network is confident about (a
+    suspected missing tag) or a labelled positive it rejects (a suspected spurious tag). Each
+    pool then loses the same share, so the class balance of every tag is what it was.
+    Per sample (rows) was not chosen: clips differ in how many tags they have, and a clip's loss
+    summed over tags says little about which of its labels is wrong.
+
+    Args:
+        losses: (N, K) per-entry losses (no gradient needed; they are only ranked).
+        labels: (N, K) noisy labels in [0, 1]; an entry > 0.5 counts as positive.
+        forget_rate: R in [0, 1], the share of each pool to forget (see ``forget_rate``).
+            R = 0 selects everything, R = 1 nothing.
+
+    Returns:
+        (N, K) bool, True where the entry is selected. Per tag, the selected share of
+        positives and of negatives are each 1 − R rounded up to a whole entry.
+
+    Raises:
+        ValueError: on a rate outside [0, 1], or shapes that differ or are not 2-D.
+    """
+    if not 0.0 <= forget_rate <= 1.0:
+        raise ValueError(f"forget_rate must be in [0, 1], got {forget_rate}")
+    if losses.dim() != 2 or losses.shape != labels.shape:
+        raise ValueError(f"losses {tuple(losses.shape)} and labels {tuple(labels.shape)} must both be (N, K)")
+    positive = labels.float() > 0.5
+    rows = losses.shape[0]
+    # Order every column by loss (stable: ties keep row order), then stably move the negatives
+    # ahead of the positives: each column lists its negatives, then its positives, by loss.
+    by_loss = torch.argsort(losses.detach(), dim=0, stable=True)
+    by_class = torch.argsort(positive.gather(0, by_loss).to(torch.int8), dim=0, stable=True)
+    order = by_loss.gather(0, by_class)  # (N, K): row at each position of each column
+    position = torch.empty_like(order)
+    position.scatter_(0, order, torch.arange(rows, device=losses.device).unsqueeze(1).expand_as(order))
+    negatives = (~positive).sum(dim=0, keepdim=True)  # (1, K)
+    positives = rows - negatives
+    rank = position - torch.where(positive, negatives, 0)  # rank within the entry's own pool
+    # A small epsilon: (1 - 0.9) * 10 is 0.999..., which should forget 1 entry, not 0.
+    forget_negatives = torch.floor(forget_rate * negatives.double() + 1e-9).long()
+    forget_positives = torch.floor(forget_rate * positives.double() + 1e-9).long()
+    keep = torch.where(positive, positives - forget_positives, negatives - forget_negatives)
+    return rank < keep
+
+
 def coteaching_losses(
     logits_a: torch.Tensor,
     logits_b: torch.Tensor,
@@ -95,52 +152,44 @@ def coteaching_losses(
     *,
     forget_rate: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Co-teaching losses of Han et al. 2018, selecting (track, tag) entries.
+    """Co-teaching losses of Han et al. 2018, selecting entries per tag and label class.
 
-    Each network ranks the N·K entries of the batch by its own per-entry BCE (detached) and
-    selects the ``num_keep = max(1, ⌊(1 − forget_rate)·N·K⌋)`` smallest; ties are broken by
-    the lower row-major index (stable sort), so the selection is deterministic. Network a is
-    trained on the entries selected by b and vice versa.
-
-    Note that negatives usually dominate the small-loss set in imbalanced tagging data; that is
-    the method as published (Lu et al. report it does not beat the baseline).
+    Each network selects the small-loss entries of the batch by its own per-entry BCE
+    (detached), with :func:`coteaching_selection`: per tag, the same share 1 − R of the
+    labelled positives and of the labelled negatives. Network a is trained on the entries
+    selected by b and vice versa.
 
     Args:
         logits_a: (N, K) outputs of network a.
         logits_b: (N, K) outputs of network b, on the same batch.
         labels: (N, K) noisy labels in [0, 1].
-        forget_rate: R(T) in [0, 1], the fraction of entries each network discards
-            (see ``forget_rate``).
+        forget_rate: R(T) in [0, 1], the share of each tag's positives and of its negatives
+            that each network discards (see ``forget_rate``).
 
     Returns:
         ``(loss_a, loss_b)``: the mean BCE of network a over b's selection, and of b over a's.
-        Each carries gradient only to its own network's logits.
+        Each carries gradient only to its own network's logits. A selection with no entry
+        (R = 1) gives a zero loss that is still connected to the graph.
 
     Raises:
         ValueError: on mismatched shapes, an empty batch or a rate outside [0, 1].
     """
-    if not 0.0 <= forget_rate <= 1.0:
-        raise ValueError(f"forget_rate must be in [0, 1], got {forget_rate}")
     if logits_a.shape != labels.shape or logits_b.shape != labels.shape:
         raise ValueError(
             f"logits_a {tuple(logits_a.shape)}, logits_b {tuple(logits_b.shape)} and labels "
             f"{tuple(labels.shape)} must have the same shape"
         )
+    if labels.numel() == 0:
+        raise ValueError("co-teaching needs a non-empty batch")
     targets = labels.float()
     losses_a = F.binary_cross_entropy_with_logits(logits_a.float(), targets, reduction="none")
     losses_b = F.binary_cross_entropy_with_logits(logits_b.float(), targets, reduction="none")
-    total = losses_a.numel()
-    if total == 0:
-        raise ValueError("co-teaching needs a non-empty batch")
-    # Small epsilon: (1 - 0.9) * 10 is 0.999..., which should keep 1 entry, not 0.
-    num_keep = min(total, max(1, math.floor((1.0 - forget_rate) * total + 1e-9)))
-    selected_by_a = _smallest(losses_a.detach().flatten(), num_keep)
-    selected_by_b = _smallest(losses_b.detach().flatten(), num_keep)
-    loss_a = losses_a.flatten()[selected_by_b].mean()
-    loss_b = losses_b.flatten()[selected_by_a].mean()
-    return loss_a, loss_b
+    selected_by_a = coteaching_selection(losses_a, labels, forget_rate=forget_rate)
+    selected_by_b = coteaching_selection(losses_b, labels, forget_rate=forget_rate)
+    return _mean_over(losses_a, selected_by_b), _mean_over(losses_b, selected_by_a)
 
 
-def _smallest(values: torch.Tensor, count: int) -> torch.Tensor:
-    """Indices of the ``count`` smallest of a 1-D tensor; ties go to the lower index."""
-    return torch.argsort(values, stable=True)[:count]
+def _mean_over(losses: torch.Tensor, selected: torch.Tensor) -> torch.Tensor:
+    """Mean of ``losses`` over the ``selected`` entries; 0 (with a graph) if there is none."""
+    weights = selected.to(losses.dtype)
+    return (losses * weights).sum() / weights.sum().clamp(min=1.0)
