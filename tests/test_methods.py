@@ -177,3 +177,36 @@ def test_soft_labeler_is_a_frozen_teacher_in_eval_mode():
     assert np.array_equal(out["audio"], audio)  # the crop passes through untouched
     for key, value in labeler.model.state_dict().items():
         assert torch.equal(value, weights[key])  # labelling never changes the teacher
+
+
+@pytest.mark.parametrize(("name", "reduction"), [("bce", "entry"), ("bootstrap_soft", "entry"),
+                                                 ("balanced_training", "clip"), ("coteaching", "entry")])
+def test_added_terms_take_the_base_loss_reduction(name, reduction):
+    """β (mean teacher) and the unlabeled weight (noisy student) mean the same next to any base:
+    with identical per-entry losses, the added term equals the base term, whatever the tag count."""
+    assert build_method(job(name=name), tags=TAGS).reduction == reduction
+    if name != "coteaching":  # co-teaching takes neither wrapper
+        mt = build_method(job(name=name, mean_teacher={"enabled": True}), tags=TAGS)
+        ns = build_method(job(name=name, semi={"enabled": True, "teacher": "t"}), tags=TAGS)
+        assert mt.reduction == ns.reduction == reduction
+
+
+def test_the_unlabeled_term_matches_a_clip_reduced_base():
+    torch.manual_seed(0)
+    model = tiny().eval()  # deterministic outputs
+    batch = {**batches(1, batch=4)[0], "u_valid": torch.ones(4, dtype=torch.bool)}
+    with torch.no_grad():
+        logits = model(batch["audio"])
+    probs = torch.sigmoid(logits)
+    batch["labels"] = probs  # base targets = the student's own probabilities
+    batch["u_audio"], batch["u_soft"] = batch["audio"], probs
+    ns = build_method(job(name="balanced_training", semi={"enabled": True, "teacher": "t", "weight": 1.0}), tags=TAGS)
+    start(ns, model)
+    with torch.no_grad():
+        out = model(ns.inputs(batch))
+    parts = ns.loss(out, batch)
+    # Balanced-Training drops some entries, so compare to the unmasked clip-reduced base: the
+    # unlabeled term sums over all K tags per clip, like eq. 2 does.
+    expected = bce(logits, probs, reduction="clip")
+    assert torch.allclose(parts["unlabeled_loss"], expected, atol=1e-5)
+    assert parts["unlabeled_loss"] > 1.5 * bce(logits, probs)  # K = 3 times the entry mean

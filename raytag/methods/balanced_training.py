@@ -20,6 +20,7 @@ class BalancedTraining(Method):
     """
 
     name = "balanced_training"
+    reduction = "clip"  # eq. 2: (1/N) Σ_i Σ_j m_ij · BCE
     uses_keep = False
 
     def __init__(self, *, tags: list[str]):

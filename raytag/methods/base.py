@@ -76,6 +76,10 @@ class Method(ABC):
     """
 
     name: ClassVar[str] = "method"
+    reduction: ClassVar[str] = "entry"
+    """How the loss averages per-entry terms (``raytag.objectives.bce`` reductions): ``"entry"``
+    (mean over (track, tag) entries) or ``"clip"`` (summed over tags, mean over clips). A term
+    a wrapper adds uses the same one, so its weight means the same next to any method."""
 
     @classmethod
     def from_job(cls, job: Any, *, tags: list[str]) -> Method:
@@ -133,6 +137,7 @@ class Wrapper(Method):
 
     def __init__(self, base: Method):
         self.base = base
+        self.reduction = base.reduction
 
     @property
     def needs(self) -> Needs:

@@ -53,7 +53,8 @@ class MeanTeacher(Wrapper):
         with torch.no_grad():
             teacher_logits = self.teacher(batch["audio"])
         rows = kept_rows(batch)
-        con = consistency_loss(output[rows], teacher_logits[rows]) if rows.any() else parts["loss"] * 0.0
+        con = (consistency_loss(output[rows], teacher_logits[rows], reduction=self.reduction) if rows.any()
+               else parts["loss"] * 0.0)
         beta = self.beta()
         parts.update({"loss": parts["loss"] + beta * con, "consistency": con.detach(), "beta": torch.tensor(beta)})
         return parts

@@ -50,6 +50,6 @@ class NoisyStudent(Wrapper):
         targets = batch["u_soft"].float()
         if self.hard_labels:
             targets = (targets > 0.5).float()
-        unlabeled = bce(output[labelled:], targets, batch["u_valid"])
+        unlabeled = bce(output[labelled:], targets, batch["u_valid"], reduction=self.reduction)
         parts.update({"loss": parts["loss"] + self.weight * unlabeled, "unlabeled_loss": unlabeled.detach()})
         return parts
