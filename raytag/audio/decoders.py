@@ -13,20 +13,23 @@ the channels) beginning exactly at frame ``start``, and fewer frames only at the
 
 PyAV specifics:
 
-- *Positioning.* A read seeks to a packet at or before ``start`` minus a 0.1 s pre-roll, decodes
-  from there and drops the decoded samples before ``start`` (the pre-roll lets AAC's overlapped
-  transform and Opus' state converge, so a crop decodes bit-identically to a decode from the
-  file's start). The position of the first decoded frame comes from its timestamp; later
-  frames are counted. This is exact where timestamps count samples (MP4/M4A, ADTS, Ogg) and
-  within 1 ms where the container keeps milliseconds (WebM/Matroska, ASF/WMA). When a seek lands
-  past ``start`` (a broken index), the read decodes from the start of the file instead.
+- *Positioning.* A read seeks to a packet at or before ``start`` minus a 0.2 s pre-roll, demuxes
+  (without decoding) the packets that end before the pre-roll, since a seek may land seconds
+  early (on a WebM cluster start), decodes from there and drops the samples before ``start``.
+  The pre-roll lets the decoder converge: an AAC crop is bit-identical to the same frames of a
+  decode from the file's start, an Opus crop within 1e-3 (-60 dB). The first decoded frame is
+  placed by its timestamp, later frames are counted. That is exact where timestamps count
+  samples (MP4/M4A, ADTS, Ogg) and within 1 ms where the container keeps milliseconds
+  (WebM/Matroska, ASF/WMA). When a seek lands past ``start`` (a broken index), the read decodes
+  from the start of the file instead.
 - *Length.* ``frames`` is the stream's duration from the container, less the codec delay the
   decoder drops (Opus' 312-sample pre-skip) where the container counts it: exact for MP4/M4A
-  (whose edit list already excludes the AAC encoder's 1024 priming samples) and Ogg, millisecond
-  precision for WebM/Matroska/ASF (it may run 1-2 ms past the last sample). Raw elementary streams (ADTS ``.aac``, ``.ac3``, ...) carry no duration,
-  so FFmpeg would guess one from the bitrate; for those the packets are demuxed (not decoded)
-  and their durations summed, which is exact to the sample. ADTS has no edit list, so its
-  first 1024 frames are the encoder's priming (near-silence).
+  (whose edit list already excludes the AAC encoder's 1024 priming samples) and Ogg; for
+  WebM/Matroska/ASF it has millisecond precision (1-2 ms long at most). Reads stop at
+  ``frames``, so the padding an MP4 decoder returns after the last sample is not audio. Raw
+  elementary streams (ADTS ``.aac``, ``.ac3``, ...) carry no duration and FFmpeg would guess one
+  from the bitrate; for those the packets are demuxed (not decoded) and their durations summed,
+  which is exact. ADTS has no edit list, so its first 1024 frames are the encoder's priming.
 """
 
 from __future__ import annotations
@@ -42,7 +45,9 @@ import soundfile as sf
 _LIBSNDFILE_UNKNOWN = (1, 4)
 PREROLL_SECONDS = 0.2
 # FFmpeg demuxers for raw elementary streams, whose durations are only estimated from bitrate.
-_RAW_STREAM_FORMATS = {"aac", "ac3", "eac3", "dts", "dtshd", "mp3", "amr", "amrnb", "amrwb", "mlp", "truehd", "loas"}
+_RAW_STREAM_FORMATS = {
+    "aac", "ac3", "eac3", "dts", "dtshd", "mp3", "amr", "amrnb", "amrwb", "mlp", "truehd", "loas",
+}
 _PYAV_ERRORS = (av.error.FFmpegError, OSError, ValueError, IndexError, RuntimeError)
 
 
@@ -258,7 +263,9 @@ def open_decoder(path: str) -> Decoder:
     try:
         container = av.open(path, mode="r")
     except _PYAV_ERRORS as exc:
-        raise AudioError(f"{path}: cannot read audio (libsndfile: {libsndfile_reason}; ffmpeg: {reason(exc)})") from None
+        raise AudioError(
+            f"{path}: cannot read audio (libsndfile: {libsndfile_reason}; ffmpeg: {reason(exc)})"
+        ) from None
     try:
         return _PyavDecoder(path, container)
     except AudioError:
