@@ -205,3 +205,28 @@ def test_real_files_still_probe_and_decode_with_libsndfile():
         assert len(middle) == 1000 and np.all(np.isfinite(middle))
     with pytest.raises(AudioError, match="no audio frames"):
         probe(str(REAL / "empty.wav"))
+
+
+@pytest.mark.parametrize("codec, sample_format, dtype", [("pcm_s16le", "s16", np.int16), ("pcm_u8", "u8", np.uint8)])
+def test_integer_pcm_decoded_by_ffmpeg_matches_libsndfile(tmp_path, codec, sample_format, dtype):
+    # Packed integer PCM in Matroska (libsndfile cannot open .mka) takes the generic conversion.
+    rate = 16000
+    left = chirp(rate)[:rate]
+    subtype = {"pcm_s16le": "PCM_16", "pcm_u8": "PCM_U8"}[codec]
+    sf.write(tmp_path / "ref.wav", np.stack([left, -0.5 * left], axis=1), rate, subtype=subtype)
+    ints, _ = sf.read(tmp_path / "ref.wav", dtype="int16")
+    packed = (ints.astype(np.int32) // 256 + 128).astype(np.uint8) if dtype is np.uint8 else ints
+    with av.open(str(tmp_path / "pcm.mka"), "w") as out:
+        stream = out.add_stream(codec, rate=rate)
+        stream.layout = "stereo"
+        for i in range(0, len(packed), 800):
+            block = np.ascontiguousarray(packed[i : i + 800]).reshape(1, -1)
+            frame = av.AudioFrame.from_ndarray(block, format=sample_format, layout="stereo")
+            frame.sample_rate, frame.pts = rate, i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    assert probe(str(tmp_path / "pcm.mka")).channels == 2
+    expected = read_frames(str(tmp_path / "ref.wav"), 4000, 6000)
+    np.testing.assert_allclose(read_frames(str(tmp_path / "pcm.mka"), 4000, 6000), expected, atol=1e-6)
