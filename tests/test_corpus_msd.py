@@ -176,6 +176,7 @@ def test_msd_manifest_from_the_split_pickles(tmp_path):
     assert tracks[train_ids[1]].tags == ("rock", "pop") and tracks[train_ids[5]].split == "valid"
     assert tracks[test_ids[0]].split == "test" and not tracks[test_ids[0]].verified
     assert "the first 4 of filtered_list_train.cP train, the other 2 valid" in report.format()
+    assert report.tags == 3 and "tags of 50tagList.txt no listed track has: Hip-Hop" in report.format()
 
 
 def test_seven_digital_path_template(tmp_path):

@@ -35,6 +35,7 @@ PyAV specifics:
 from __future__ import annotations
 
 import os
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import av
@@ -68,25 +69,30 @@ class AudioInfo:
         return self.frames / self.sample_rate
 
 
-def reason(exc: BaseException) -> str:
+def _reason(exc: BaseException) -> str:
     """The first line of an exception's message (its type name when it has none)."""
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
 
 
-class Decoder:
+class Decoder(ABC):
     """An open audio file. Use :func:`open_decoder`; close it (or use ``with``) when done."""
 
     path: str
     info: AudioInfo
-    backend: str
+    backend: str  # "libsndfile" or "ffmpeg"
 
+    @abstractmethod
     def read(self, start: int, frames: int) -> np.ndarray:
-        """Mono float32 frames ``[start, start + frames)``, shorter only at the end of the file."""
-        raise NotImplementedError
+        """Mono float32 frames ``[start, start + frames)``, shorter only at the end of the file.
 
+        Raises:
+            AudioError: decoding fails.
+        """
+
+    @abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Releases the file."""
 
     def __enter__(self) -> Decoder:
         return self
@@ -108,7 +114,7 @@ class _SoundfileDecoder(Decoder):
             self._file.seek(min(max(start, 0), self._file.frames))
             data = self._file.read(max(frames, 0), dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:
-            raise AudioError(f"{self.path}: decoding failed at frame {start} ({reason(exc)})") from None
+            raise AudioError(f"{self.path}: decoding failed at frame {start} ({_reason(exc)})") from None
         return data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
 
     def close(self) -> None:
@@ -240,7 +246,7 @@ class _PyavDecoder(Decoder):
                     self._rewind()
                 pieces = self._collect(start, frames, seeked=False)
         except _PYAV_ERRORS as exc:
-            raise AudioError(f"{self.path}: decoding failed at frame {start} ({reason(exc)})") from None
+            raise AudioError(f"{self.path}: decoding failed at frame {start} ({_reason(exc)})") from None
         return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
 
     def close(self) -> None:
@@ -259,10 +265,10 @@ def open_decoder(path: str) -> Decoder:
         sound_file = sf.SoundFile(path)
     except sf.LibsndfileError as exc:
         if exc.code not in _LIBSNDFILE_UNKNOWN:
-            raise AudioError(f"{path}: cannot read audio ({reason(exc)})") from None
-        libsndfile_reason = reason(exc)
+            raise AudioError(f"{path}: cannot read audio ({_reason(exc)})") from None
+        libsndfile_reason = _reason(exc)
     except (RuntimeError, OSError, ValueError) as exc:
-        raise AudioError(f"{path}: cannot read audio ({reason(exc)})") from None
+        raise AudioError(f"{path}: cannot read audio ({_reason(exc)})") from None
     else:
         if sound_file.subtype != "OPUS":
             return _SoundfileDecoder(path, sound_file)
@@ -274,7 +280,7 @@ def open_decoder(path: str) -> Decoder:
         container = av.open(path, mode="r")
     except _PYAV_ERRORS as exc:
         raise AudioError(
-            f"{path}: cannot read audio (libsndfile: {libsndfile_reason}; ffmpeg: {reason(exc)})"
+            f"{path}: cannot read audio (libsndfile: {libsndfile_reason}; ffmpeg: {_reason(exc)})"
         ) from None
     try:
         return _PyavDecoder(path, container)
@@ -283,4 +289,4 @@ def open_decoder(path: str) -> Decoder:
         raise
     except _PYAV_ERRORS as exc:
         container.close()
-        raise AudioError(f"{path}: cannot read audio (ffmpeg: {reason(exc)})") from None
+        raise AudioError(f"{path}: cannot read audio (ffmpeg: {_reason(exc)})") from None

@@ -125,8 +125,9 @@ class CorpusReport:
             lines.append("  artist-disjoint splits: yes")
         else:
             lines.append(
-                f"  artist-disjoint splits: no, {self.shared_artists:,} artists appear in more than one split, "
-                "e.g. " + ", ".join(self.shared_artist_examples)
+                f"  artist-disjoint splits: no, {self.shared_artists:,} "
+                + ("artist appears" if self.shared_artists == 1 else "artists appear")
+                + " in more than one split, e.g. " + ", ".join(self.shared_artist_examples)
             )
         lines.extend(f"  {note}" for note in self.notes)
         return "\n".join(lines)

@@ -211,11 +211,14 @@ def build_rows(
                 ) from None
             tags_of = tag_vector(vectors[track], tags, f"{split_dir / TAG_VECTORS}[{track}]")
             rows.append(CorpusRow(str(source / relative), tags_of, split, False, artists.get(track), where))
+    present = {tag for row in rows for tag in row.tags}
     notes = [
         f"split: the first {train_count:,} of {TRAIN_LIST} train, the other {len(train_ids) - train_count:,} valid, "
         f"{TEST_LIST} test",
         f"audio: {source}/{path_template}",
     ]
+    if len(present) < len(tags):
+        notes.append(f"tags of {TAG_LIST} no listed track has: {', '.join(t for t in tags if t not in present)}")
     if unique_tracks:
         notes.append(f"artists from {Path(unique_tracks).name}; {sum(r.artist is None for r in rows)} tracks have none")
     return CorpusRows(rows, notes)
