@@ -1,4 +1,4 @@
-"""``raytag <command>``: synth, train, run, sweep, evaluate, models.
+"""``raytag <command>``: synth, corpus, train, run, sweep, evaluate, models.
 
 Exit codes: 0 success, 1 the job failed while running, 2 bad input (configuration, manifest,
 arguments), found before any cluster work starts.
@@ -48,6 +48,39 @@ def cmd_synth(args: argparse.Namespace) -> int:
     summary = write_corpus(Path(args.out), spec, progress=progress, overwrite=args.overwrite)
     log.info("wrote %s in %.1f s", summary.get("manifest", args.out), time.perf_counter() - started)
     return 0
+
+
+def cmd_corpus(args: argparse.Namespace) -> int:
+    from raytag.data.corpora import get_corpus, make_manifest
+
+    adapter = get_corpus(args.corpus)
+    options = {option.name: getattr(args, option.name) for option in adapter.options}
+    report = make_manifest(
+        adapter, source=Path(args.source), output=Path(args.output), overwrite=args.overwrite, **options
+    )
+    print(report.format())
+    return 0
+
+
+def _add_corpus_parser(commands) -> None:
+    from raytag.data.corpora import list_corpora
+
+    corpus = commands.add_parser("corpus", help="write a manifest from a public corpus's own files")
+    names = corpus.add_subparsers(dest="corpus", required=True, metavar="NAME")
+    for adapter in list_corpora():
+        sub = names.add_parser(adapter.name, help=adapter.summary, description=adapter.summary)
+        sub.add_argument("--from", dest="source", required=True, metavar="DIR", help=adapter.source_help)
+        sub.add_argument("-o", "--output", required=True, metavar="MANIFEST.csv", help="manifest to write")
+        sub.add_argument("--overwrite", action="store_true", help="replace an existing manifest")
+        for option in adapter.options:
+            if option.kind is bool:
+                sub.add_argument(option.flag, dest=option.name, action="store_true", help=option.help)
+            else:
+                sub.add_argument(
+                    option.flag, dest=option.name, type=option.kind, default=option.default,
+                    choices=option.choices, required=option.required, help=option.help,
+                )
+        sub.set_defaults(run=cmd_corpus)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -151,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     synth.add_argument("--overwrite", action="store_true", help="replace an earlier synth output")
     synth.set_defaults(run=cmd_synth)
+
+    _add_corpus_parser(commands)
 
     for name, run, text in (
         ("train", cmd_train, "train a tagger on Ray Train, then evaluate its best epoch"),

@@ -81,3 +81,35 @@ def test_read_labels_and_multi_hot(tmp_path):
     labels = read_labels(path)
     assert labels == {str(tmp_path / "a.wav"): ("rock", "jazz"), str(tmp_path / "b.wav"): ()}
     np.testing.assert_array_equal(multi_hot(labels.values(), ["jazz", "rock"]), [[1, 1], [0, 0]])
+
+
+def test_a_row_with_more_fields_than_the_header_is_an_error(tmp_path):
+    # MTG-Jamendo style: the second tag sits in an extra tab-separated field.
+    path = write(tmp_path, "m.tsv", "path\ttags\tsplit\na.wav\trock\ttrain\nb.wav\tgenre---rock\ttrain\tinstrument---piano\n")
+    with pytest.raises(ManifestError, match=r"m.tsv:3: 4 fields, more than the header's 3 \(path, tags, split\)"):
+        read_manifest(path)
+    with pytest.raises(ManifestError, match=r"clean.csv:2: 3 fields, more than"):
+        read_labels(write(tmp_path, "clean.csv", "path,tags\na.wav,rock,jazz\n"))
+
+
+def test_a_row_with_fewer_fields_than_the_header_is_an_error(tmp_path):
+    path = write(tmp_path, "m.csv", "path,tags,split,artist\na.wav,rock,train,x\nb.wav,jazz,test\n")
+    with pytest.raises(ManifestError, match=r"m.csv:3: 3 fields, fewer than the header's 4"):
+        read_manifest(path)
+
+
+def test_crlf_line_ends_byte_order_mark_and_quoted_fields(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_bytes(
+        "\ufeffpath,tags,split,verified\r\n"
+        'a.wav,"rock;jazz",train,true\r\n'
+        "\r\n"
+        '"b,c.wav",pop,valid,false\r\n'.encode("utf-8")
+    )
+    m = read_manifest(path)
+    assert [t.path for t in m.tracks] == [str(tmp_path / "a.wav"), str(tmp_path / "b,c.wav")]
+    assert m.tracks[0].tags == ("rock", "jazz") and m.tracks[0].verified and m.tracks[1].split == "valid"
+    # Line numbers still count physical lines with CRLF ends (the blank line 3 included).
+    path.write_bytes(b"path,tags,split\r\na.wav,x,train\r\n\r\nb.wav,y,train,extra\r\n")
+    with pytest.raises(ManifestError, match=r"m.csv:4: 4 fields"):
+        read_manifest(path)

@@ -1,57 +1,80 @@
 """Audio decoding: read only the crop that is needed, downmix, resample, pad.
 
 Offsets and lengths in the file's own sample rate are called *frames*; lengths at the model's
-rate are called *samples*. soundfile seeks to the first frame of a crop and decodes just the
-frames asked for, so a 10 s crop of a 10 min track costs 10 s of decoding.
+rate are called *samples*. The decoder seeks to the first frame of a crop and decodes just the
+frames asked for, so a 10 s crop of a 10 min track costs about 10 s of decoding. libsndfile
+(soundfile) decodes wav, flac, ogg and mp3; FFmpeg (PyAV) decodes what libsndfile cannot open
+(AAC/M4A, Opus in WebM/Matroska/MP4, WMA, ...), with the same contract: see
+:mod:`raytag.audio.decoders`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-import soundfile as sf
 import torch
 import torchaudio
 
+from raytag.audio.decoders import AudioError, AudioInfo, Decoder, open_decoder
 
-class AudioError(Exception):
-    """An audio file that cannot be used: missing, empty, truncated, corrupt or unsupported."""
+__all__ = [
+    "AudioError",
+    "AudioInfo",
+    "PROBE_WINDOW_FRAMES",
+    "chunk_starts",
+    "fit_length",
+    "load_crop",
+    "probe",
+    "random_start",
+    "read_frames",
+    "resample",
+    "source_frames",
+]
 
-
-@dataclass(frozen=True)
-class AudioInfo:
-    """Header facts of an audio file."""
-
-    frames: int
-    sample_rate: int
-    channels: int
-
-    @property
-    def seconds(self) -> float:
-        return self.frames / self.sample_rate
+# Frames decoded at each of the three places :func:`probe` checks (about 46 ms at 44.1 kHz).
+PROBE_WINDOW_FRAMES = 2048
 
 
 def probe(path: str) -> AudioInfo:
-    """Reads an audio file's header.
+    """Reads an audio file's header and checks that its audio decodes.
+
+    Besides the header, ``PROBE_WINDOW_FRAMES`` frames are decoded at the start, in the middle
+    and at the end of the file, so a file that is corrupt or truncated past its header is
+    rejected here, once, rather than failing on every epoch. This catches damage that reaches
+    those places (e.g. a file cut off before its middle, or a corrupt FLAC whose damaged frames
+    the middle read lands in); damage elsewhere still shows up as a decode failure at training
+    time. Cost per 3-minute file (best of 30, one core): 0.25 ms for wav, 0.6 ms flac, 1.2 ms
+    Ogg Vorbis, 4 ms mp3 (libsndfile's mp3 seeks are slow), 2 ms AAC/M4A, 4-6 ms Opus (each
+    FFmpeg read also decodes its 0.2 s pre-roll); the header alone is 0.05-0.9 ms.
 
     Raises:
-        AudioError: the file is missing, unreadable, unsupported or has no frames.
+        AudioError: the file is missing, unreadable, unsupported, has no frames, or its audio
+            does not decode (an error, no frames where the header promises some, or non-finite
+            samples).
     """
-    try:
-        info = sf.info(path)
-    except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:
-        raise AudioError(f"{path}: cannot read audio ({_reason(exc)})") from None
-    if info.frames <= 0:
-        raise AudioError(f"{path}: the file has no audio frames")
-    return AudioInfo(frames=int(info.frames), sample_rate=int(info.samplerate), channels=int(info.channels))
+    with open_decoder(path) as decoder:
+        info = decoder.info
+        if info.frames <= 0:
+            raise AudioError(f"{path}: the file has no audio frames")
+        _check_decodes(decoder)
+    return info
 
 
-def _reason(exc: Exception) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
+def _check_decodes(decoder: Decoder) -> None:
+    frames = decoder.info.frames
+    window = min(PROBE_WINDOW_FRAMES, frames)
+    places = {"start": 0, "middle": max(frames // 2 - window // 2, 0), "end": max(frames - window, 0)}
+    for place, start in places.items():
+        audio = decoder.read(start, window)
+        if place != "end" and len(audio) == 0:
+            raise AudioError(
+                f"{decoder.path}: decoding failed at frame {start} ({place} of the file): no audio "
+                f"there although the header promises {frames} frames (truncated?)"
+            )
+        if not np.all(np.isfinite(audio)):
+            raise AudioError(f"{decoder.path}: decoded samples are not finite near frame {start}")
 
 
 def source_frames(num_samples: int, source_rate: int, target_rate: int) -> int:
@@ -67,14 +90,8 @@ def read_frames(path: str, start: int, frames: int) -> np.ndarray:
     Raises:
         AudioError: the file cannot be opened or decoding fails part-way (e.g. truncated data).
     """
-    try:
-        with sf.SoundFile(path) as f:
-            if start > 0:
-                f.seek(min(start, f.frames))
-            data = f.read(frames, dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:
-        raise AudioError(f"{path}: decoding failed at frame {start} ({_reason(exc)})") from None
-    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    with open_decoder(path) as decoder:
+        mono = decoder.read(start, frames)
     if not np.all(np.isfinite(mono)):
         raise AudioError(f"{path}: decoded samples are not finite")
     return np.ascontiguousarray(mono, dtype=np.float32)

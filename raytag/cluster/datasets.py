@@ -29,7 +29,11 @@ from raytag.engine.loop import with_unlabeled
 log = logging.getLogger(__name__)
 
 SCAN_BATCH = 64
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif"}
+# libsndfile formats, then those FFmpeg decodes (raytag.audio.decoders).
+AUDIO_SUFFIXES = {
+    ".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au",
+    ".m4a", ".aac", ".mp4", ".opus", ".webm", ".mka", ".wma",
+}
 ROWS_PER_BLOCK = 32
 DECODE_BATCH = 16
 

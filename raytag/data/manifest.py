@@ -9,7 +9,9 @@ A manifest is a CSV, TSV or JSONL file with the columns
 - ``artist`` (optional): used to keep an artist within one split.
 
 Reading validates everything up front and raises :class:`ManifestError` with the file and
-line of the first problem, so a bad corpus fails before any cluster work starts.
+line of the first problem, so a bad corpus fails before any cluster work starts. A CSV/TSV row
+must have exactly as many fields as the header: extra fields (say, tags in their own
+tab-separated fields) are an error, never silently dropped.
 """
 
 from __future__ import annotations
@@ -100,12 +102,44 @@ def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict]]]:
         return columns, rows
     if suffix not in (".csv", ".tsv"):
         raise ManifestError(f"{path}: unsupported manifest format {suffix!r}; use .csv, .tsv or .jsonl")
-    with path.open(encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f, delimiter="\t" if suffix == ".tsv" else ",")
-        columns = [c.strip() for c in reader.fieldnames or []]
-        reader.fieldnames = columns
-        # Header is line 1, so data rows start at line 2.
-        return columns, [(n, row) for n, row in enumerate(reader, start=2)]
+    return _read_delimited(path, "\t" if suffix == ".tsv" else ",")
+
+
+def _read_delimited(path: Path, delimiter: str) -> tuple[list[str], list[tuple[int, dict]]]:
+    """Strict CSV/TSV: every row has exactly the header's number of fields.
+
+    A row with more fields than the header (e.g. tags in extra tab-separated fields) or fewer
+    is an error naming the file and line, never silently dropped or padded data. Blank lines
+    are skipped; LF and CRLF line ends and a UTF-8 byte-order mark are accepted.
+    """
+    kind, separator = ("TSV", "tab") if delimiter == "\t" else ("CSV", "comma")
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f, delimiter=delimiter)
+        try:
+            columns = [c.strip() for c in next(reader, [])]
+            rows, next_line = [], reader.line_num + 1
+            for fields in reader:
+                # A quoted field may span lines: report the line the row starts on.
+                line_no, next_line = next_line, reader.line_num + 1
+                if not fields:
+                    continue
+                if len(fields) > len(columns):
+                    raise ManifestError(
+                        f"{path}:{line_no}: {len(fields)} fields, more than the header's {len(columns)} "
+                        f"({', '.join(columns)}); put all tags in the one 'tags' field, separated by ';', "
+                        f"and quote a field that contains a {separator}"
+                    )
+                if len(fields) < len(columns):
+                    raise ManifestError(
+                        f"{path}:{line_no}: {len(fields)} fields, fewer than the header's {len(columns)} "
+                        f"({', '.join(columns)})"
+                    )
+                rows.append((line_no, dict(zip(columns, fields))))
+        except csv.Error as exc:
+            raise ManifestError(f"{path}:{reader.line_num}: malformed {kind} ({exc})") from None
+        except UnicodeDecodeError as exc:
+            raise ManifestError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    return columns, rows
 
 
 def _parse_tags(value, where: str) -> tuple[str, ...]:

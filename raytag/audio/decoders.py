@@ -1,0 +1,292 @@
+"""Audio decoders behind :mod:`raytag.audio.io`: libsndfile first, FFmpeg (PyAV) for the rest.
+
+libsndfile (soundfile) opens wav, flac, ogg, mp3, aiff and au; it knows each file's exact length
+from its header and seeks to any frame. Everything it reports as an unknown format or encoding
+(AAC/M4A, Opus or Vorbis in WebM/Matroska/MP4, WMA, AC-3, ...) is decoded by FFmpeg through PyAV,
+and so is Opus in Ogg, which libsndfile opens but FFmpeg decodes more than twice as fast (a 10 s
+crop of a 48 kHz stereo file: 31 ms vs 83 ms, best of 15). A failed libsndfile open costs about
+20 µs (it reads a few header bytes), so the choice is made per file, not from a suffix table.
+
+Both decoders give the same contract: a frame index counts samples per channel in the file's own
+rate from the first decoded sample; ``read(start, frames)`` returns mono float32 audio (the mean of
+the channels) beginning exactly at frame ``start``, and fewer frames only at the end of the file.
+
+PyAV specifics:
+
+- *Positioning.* A read seeks to a packet at or before ``start`` minus a 0.2 s pre-roll, demuxes
+  (without decoding) the packets that end before the pre-roll, since a seek may land seconds
+  early (on a WebM cluster start), decodes from there and drops the samples before ``start``.
+  The pre-roll lets the decoder converge: an AAC crop is bit-identical to the same frames of a
+  decode from the file's start, an Opus crop within 1e-3 (-60 dB). The first decoded frame is
+  placed by its timestamp, later frames are counted. That is exact where timestamps count
+  samples (MP4/M4A, ADTS, Ogg) and within 1 ms where the container keeps milliseconds
+  (WebM/Matroska, ASF/WMA). When a seek lands past ``start`` (a broken index), the read decodes
+  from the start of the file instead.
+- *Length.* ``frames`` is the stream's duration from the container, less the codec delay the
+  decoder drops (Opus' 312-sample pre-skip) where the container counts it: exact for MP4/M4A
+  (whose edit list already excludes the AAC encoder's 1024 priming samples) and Ogg; for
+  WebM/Matroska/ASF it has millisecond precision (1-2 ms long at most). Reads stop at
+  ``frames``, so the padding an MP4 decoder returns after the last sample is not audio. Raw
+  elementary streams (ADTS ``.aac``, ``.ac3``, ...) carry no duration and FFmpeg would guess one
+  from the bitrate; for those the packets are demuxed (not decoded) and their durations summed,
+  which is exact. ADTS has no edit list, so its first 1024 frames are the encoder's priming.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import av
+import numpy as np
+import soundfile as sf
+
+# libsndfile's SF_ERR_UNRECOGNISED_FORMAT and SF_ERR_UNSUPPORTED_ENCODING: hand these to FFmpeg.
+_LIBSNDFILE_UNKNOWN = (1, 4)
+PREROLL_SECONDS = 0.2
+# FFmpeg demuxers for raw elementary streams, whose durations are only estimated from bitrate.
+_RAW_STREAM_FORMATS = {
+    "aac", "ac3", "eac3", "dts", "dtshd", "mp3", "amr", "amrnb", "amrwb", "mlp", "truehd", "loas",
+}
+_PYAV_ERRORS = (av.error.FFmpegError, OSError, ValueError, IndexError, RuntimeError)
+
+
+class AudioError(Exception):
+    """An audio file that cannot be used: missing, empty, truncated, corrupt or unsupported."""
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """Header facts of an audio file: its length in frames, rate (Hz) and channel count."""
+
+    frames: int
+    sample_rate: int
+    channels: int
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.sample_rate
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none)."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+class Decoder(ABC):
+    """An open audio file. Use :func:`open_decoder`; close it (or use ``with``) when done."""
+
+    path: str
+    info: AudioInfo
+    backend: str  # "libsndfile" or "ffmpeg"
+
+    @abstractmethod
+    def read(self, start: int, frames: int) -> np.ndarray:
+        """Mono float32 frames ``[start, start + frames)``, shorter only at the end of the file.
+
+        Raises:
+            AudioError: decoding fails.
+        """
+
+    @abstractmethod
+    def close(self) -> None:
+        """Releases the file."""
+
+    def __enter__(self) -> Decoder:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class _SoundfileDecoder(Decoder):
+    backend = "libsndfile"
+
+    def __init__(self, path: str, sound_file: sf.SoundFile):
+        self.path = path
+        self._file = sound_file
+        self.info = AudioInfo(int(sound_file.frames), int(sound_file.samplerate), int(sound_file.channels))
+
+    def read(self, start: int, frames: int) -> np.ndarray:
+        try:
+            self._file.seek(min(max(start, 0), self._file.frames))
+            data = self._file.read(max(frames, 0), dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:
+            raise AudioError(f"{self.path}: decoding failed at frame {start} ({_reason(exc)})") from None
+        return data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _frame_to_mono(frame: av.AudioFrame) -> np.ndarray:
+    """Mean of a decoded frame's channels as float32, for any FFmpeg sample format."""
+    channels, count = frame.layout.nb_channels, frame.samples
+    if frame.format.name == "fltp":
+        # Planar float, what AAC, Opus and Vorbis decode to: read the planes without copies
+        # (about 6 µs a frame instead of 35 µs through to_ndarray and mean).
+        planes = [np.frombuffer(plane, dtype=np.float32, count=count) for plane in frame.planes[:channels]]
+        mono = planes[0].copy()
+        for plane in planes[1:]:
+            mono += plane
+        if channels > 1:
+            mono *= np.float32(1.0 / channels)
+        return mono
+    data = frame.to_ndarray()
+    if not frame.format.is_planar:
+        data = data.reshape(-1, channels).T
+    if data.dtype == np.uint8:
+        data = (data.astype(np.float32) - 128.0) / 128.0
+    elif np.issubdtype(data.dtype, np.integer):
+        data = data.astype(np.float32) / float(2 ** (8 * data.dtype.itemsize - 1))
+    return data.mean(axis=0, dtype=np.float32) if channels > 1 else data[0].astype(np.float32, copy=False)
+
+
+class _PyavDecoder(Decoder):
+    backend = "ffmpeg"
+
+    def __init__(self, path: str, container: av.container.InputContainer):
+        self.path = path
+        self._container = container
+        if not container.streams.audio:
+            raise AudioError(f"{path}: cannot read audio (the file has no audio stream)")
+        self._stream = container.streams.audio[0]
+        context = self._stream.codec_context
+        rate, channels = int(context.sample_rate or 0), int(context.layout.nb_channels or 0)
+        if rate <= 0 or channels <= 0:
+            raise AudioError(f"{path}: cannot read audio (no sample rate or channel count in the stream)")
+        self._origin = self._stream.start_time or 0
+        self._fresh = True  # nothing demuxed yet: a read from frame 0 needs no seek
+        self.info = AudioInfo(self._count_frames(rate), rate, channels)
+
+    def _count_frames(self, rate: int) -> int:
+        stream, container = self._stream, self._container
+        formats = set(container.format.name.split(","))
+        if not formats & _RAW_STREAM_FORMATS:
+            # Ogg and Matroska durations include the codec delay the decoder drops (Opus
+            # pre-skip); an MP4 edit list has removed it already.
+            delay = 0 if "mp4" in formats else int(stream.codec_context.delay or 0)
+            if stream.duration:
+                return max(round(stream.duration * stream.time_base * rate) - delay, 0)
+            if container.duration:
+                return max(round(container.duration * rate / av.time_base) - delay, 0)
+        total = 0
+        for packet in container.demux(stream):
+            if packet.size and packet.duration:
+                total += packet.duration
+        self._rewind()
+        return round(total * stream.time_base * rate)
+
+    def _rewind(self) -> None:
+        self._container.seek(self._origin, stream=self._stream, backward=True)
+        self._fresh = True
+
+    def _collect(self, start: int, frames: int, *, seeked: bool) -> list[np.ndarray] | None:
+        """Decoded mono pieces covering ``[start, start + frames)``.
+
+        After a seek, packets that end before the pre-roll are demuxed but not decoded (the seek
+        may land seconds early, e.g. on a WebM cluster start). Returns None when, after a seek,
+        the first decoded frame has no timestamp or begins past ``start``.
+        """
+        rate, time_base, origin = self.info.sample_rate, self._stream.time_base, self._origin
+        skip_until = start - round(PREROLL_SECONDS * rate) if seeked else None
+        pieces, cursor, stop, position = [], start, start + frames, None
+        for packet in self._container.demux(self._stream):
+            self._fresh = False
+            if skip_until is not None and position is None and packet.pts is not None and packet.duration:
+                if round((packet.pts + packet.duration - origin) * time_base * rate) < skip_until:
+                    continue
+            for frame in packet.decode():
+                samples = _frame_to_mono(frame)
+                if position is None:
+                    if frame.pts is None:
+                        if seeked:
+                            return None
+                        position = 0
+                    else:
+                        position = round((frame.pts - origin) * time_base * rate)
+                    if position > start:
+                        if seeked:
+                            return None
+                        # A stream whose first timestamp is past zero: its timeline starts silent.
+                        gap = min(position, stop) - cursor
+                        pieces.append(np.zeros(gap, dtype=np.float32))
+                        cursor += gap
+                        if cursor >= stop:
+                            return pieces
+                end = position + len(samples)
+                if end > cursor:
+                    piece = samples[cursor - position : stop - position]
+                    pieces.append(piece)
+                    cursor += len(piece)
+                position = end
+                if cursor >= stop:
+                    return pieces
+        return pieces
+
+    def read(self, start: int, frames: int) -> np.ndarray:
+        start = max(start, 0)
+        # The stream ends at ``info.frames``: an MP4 decoder also returns the encoder's padding
+        # of the last packet, which the edit list excludes.
+        frames = min(frames, self.info.frames - start)
+        if frames <= 0:
+            return np.zeros(0, dtype=np.float32)
+        target = start - round(PREROLL_SECONDS * self.info.sample_rate)
+        try:
+            pieces = None
+            if target > 0:
+                offset = self._origin + int(target / (self.info.sample_rate * self._stream.time_base))
+                self._container.seek(offset, stream=self._stream, backward=True)
+                self._fresh = False
+                pieces = self._collect(start, frames, seeked=True)
+            if pieces is None:
+                if not self._fresh:
+                    self._rewind()
+                pieces = self._collect(start, frames, seeked=False)
+        except _PYAV_ERRORS as exc:
+            raise AudioError(f"{self.path}: decoding failed at frame {start} ({_reason(exc)})") from None
+        return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
+
+    def close(self) -> None:
+        self._container.close()
+
+
+def open_decoder(path: str) -> Decoder:
+    """Opens ``path`` with libsndfile, or with FFmpeg when libsndfile does not know its format.
+
+    Raises:
+        AudioError: the file is missing, unreadable or in a format neither library decodes.
+    """
+    if not os.path.exists(path):
+        raise AudioError(f"{path}: cannot read audio (No such file or directory)")
+    try:
+        sound_file = sf.SoundFile(path)
+    except sf.LibsndfileError as exc:
+        if exc.code not in _LIBSNDFILE_UNKNOWN:
+            raise AudioError(f"{path}: cannot read audio ({_reason(exc)})") from None
+        libsndfile_reason = _reason(exc)
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise AudioError(f"{path}: cannot read audio ({_reason(exc)})") from None
+    else:
+        if sound_file.subtype != "OPUS":
+            return _SoundfileDecoder(path, sound_file)
+        # Ogg Opus: FFmpeg decodes a seeked crop about twice as fast as libsndfile, and Ogg
+        # granule positions count samples, so positions stay exact.
+        sound_file.close()
+        libsndfile_reason = "Ogg Opus, decoded by FFmpeg"
+    try:
+        container = av.open(path, mode="r")
+    except _PYAV_ERRORS as exc:
+        raise AudioError(
+            f"{path}: cannot read audio (libsndfile: {libsndfile_reason}; ffmpeg: {_reason(exc)})"
+        ) from None
+    try:
+        return _PyavDecoder(path, container)
+    except AudioError:
+        container.close()
+        raise
+    except _PYAV_ERRORS as exc:
+        container.close()
+        raise AudioError(f"{path}: cannot read audio (ffmpeg: {_reason(exc)})") from None
