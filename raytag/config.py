@@ -81,14 +81,30 @@ class TrainConfig(_Section):
 
 
 class MeanTeacherConfig(_Section):
-    """Lu et al. stage 2 consistency with an EMA teacher (eqs. 4-7); paper values as defaults."""
+    """Lu et al. stage 2 consistency with an EMA teacher (eqs. 4-7); paper values as defaults.
+
+    The EMA smoothing and the ramp are counted in optimizer steps in the paper (η 0.999, T0
+    40000). ``window_epochs`` and ``ramp_epochs`` give them in epochs instead, converted with
+    the run's real steps per epoch per rank: η = 1 − 1/(window_epochs · steps per epoch),
+    T0 = ramp_epochs · steps per epoch. Set one of each pair.
+    """
 
     enabled: bool = False
-    eta: float = Field(0.999, ge=0, le=1, description="EMA smoothing η")
+    eta: float | None = Field(None, ge=0, le=1, description="EMA smoothing η; default 0.999 (paper)")
+    window_epochs: float | None = Field(None, gt=0, description="EMA averaging window in epochs (instead of eta)")
     beta_max: float = Field(0.8, ge=0, description="upper bound of the consistency weight")
-    t0: int = Field(40000, ge=0, description="ramp-up length in optimizer steps")
+    t0: int | None = Field(None, ge=0, description="ramp-up length in optimizer steps; default 40000 (paper)")
+    ramp_epochs: float | None = Field(None, ge=0, description="ramp-up length in epochs (instead of t0)")
     gamma: float = Field(0.5, gt=0, description="ramp-up exponent")
     warmup_epochs: int = Field(40, ge=0, description="epochs of the student alone")
+
+    @model_validator(mode="after")
+    def _one_of_each(self) -> MeanTeacherConfig:
+        if self.eta is not None and self.window_epochs is not None:
+            raise ValueError("give eta or window_epochs, not both")
+        if self.t0 is not None and self.ramp_epochs is not None:
+            raise ValueError("give t0 or ramp_epochs, not both")
+        return self
 
 
 class MaskingConfig(_Section):

@@ -95,7 +95,7 @@ def test_stages_become_validated_jobs_with_teacher_lineage(tmp_path):
     (teacher_stage, teacher), (student_stage, student) = stage_jobs(job)
     assert (teacher.name, student.name) == ("unit-teacher", "unit-student")
     assert teacher.objective.name == "balanced_training" and teacher.train.epochs == 5
-    assert student.objective.mean_teacher.enabled and student.objective.mean_teacher.eta == 0.999
+    assert student.objective.mean_teacher.enabled and student.objective.mean_teacher.beta_max == 0.8
     assert student.objective.masking.teacher == f"{Path(teacher.storage).resolve()}/unit-teacher/best_model"
 
 

@@ -5,6 +5,7 @@ import torch
 
 from raytag.models import create_model
 from raytag.engine import checkpoint as ckpt
+from raytag.methods.base import Epoch
 from raytag.methods.bce import PlainBCE
 from raytag.engine.loop import (
     TrackAverager,
@@ -17,7 +18,7 @@ CPU = torch.device("cpu")
 
 
 def _started(method, epoch=0):
-    method.start_epoch(epoch, generator=torch.Generator().manual_seed(0), model=None)
+    method.start_epoch(Epoch(epoch, torch.Generator().manual_seed(0), None, 1))
     return method
 
 
@@ -82,22 +83,24 @@ def test_track_loss_matches_bce():
 def test_checkpoint_round_trip(tmp_path):
     model = create_model("mtt-tiny", num_tags=3)
     opt = torch.optim.Adam(model.parameters())
+    method = _started(PlainBCE())
     batch = toy_batches(1, samples=8000)[0]
     batch["labels"] = torch.zeros(8, 3)
-    train_epoch(model, [batch], opt, method=_started(PlainBCE()), device=CPU)
+    best = ckpt.Snapshot.capture(model, opt, method)
+    train_epoch(model, [batch], opt, method=method, device=CPU)
+    latest = ckpt.Snapshot.capture(model, opt, method)
     state = ckpt.TrainingState(next_epoch=4, best_epoch=2, best_value=0.7, history=[{"valid/roc_auc": 0.7}])
-    best = ckpt.cpu_state(model)
-    ckpt.save(tmp_path, model=model, optimizer=opt, best_weights=best, state=state, job={"name": "x"},
-              method_state={"steps": 7, "teacher": {"w": torch.ones(2)}})
+    ckpt.save(tmp_path, latest=latest, best=best, state=state, job={"name": "x"})
+    restored, restored_latest, restored_best = ckpt.load(tmp_path)
+    assert restored == state
     fresh = create_model("mtt-tiny", num_tags=3)
     fresh_opt = torch.optim.Adam(fresh.parameters())
-    restored, restored_best, method_state = ckpt.restore(tmp_path, model=fresh, optimizer=fresh_opt)
-    assert restored == state and method_state["steps"] == 7
+    restored_latest.restore(fresh, fresh_opt, PlainBCE())
     for key, value in model.state_dict().items():
         assert torch.equal(fresh.state_dict()[key], value)
     assert fresh_opt.state_dict()["state"].keys() == opt.state_dict()["state"].keys()
-    assert restored_best.keys() == best.keys()
-    assert all(torch.equal(restored_best[k], best[k]) for k in best)
+    assert all(torch.equal(ckpt.read_best_weights(tmp_path)[k], best.weights[k]) for k in best.weights)
+    assert not restored_best.optimizer["state"]  # the best snapshot was taken before any step
 
 
 def test_best_epoch_selection_direction():

@@ -7,7 +7,7 @@ import torch
 from raytag.config import ObjectiveConfig, validate
 from raytag.engine.loop import train_epoch, with_unlabeled
 from raytag.methods import BASE_METHODS, WRAPPERS, build_method, load_class, method_names
-from raytag.methods.base import Method
+from raytag.methods.base import Epoch, Method
 from raytag.methods.coteaching import PeerPair
 from raytag.models import create_model
 from raytag.objectives import bce
@@ -41,8 +41,8 @@ def tiny():
     return create_model("mtt-tiny", num_tags=len(TAGS), crop_seconds=0.5)
 
 
-def start(method, model, epoch=0, seed=0):
-    method.start_epoch(epoch, generator=torch.Generator().manual_seed(seed), model=model)
+def start(method, model, epoch=0, seed=0, steps=2):
+    method.start_epoch(Epoch(epoch, torch.Generator().manual_seed(seed), model, steps))
     return method
 
 
@@ -210,3 +210,52 @@ def test_the_unlabeled_term_matches_a_clip_reduced_base():
     expected = bce(logits, probs, reduction="clip")
     assert torch.allclose(parts["unlabeled_loss"], expected, atol=1e-5)
     assert parts["unlabeled_loss"] > 1.5 * bce(logits, probs)  # K = 3 times the entry mean
+
+
+def test_reloading_the_best_epoch_restores_student_teacher_steps_and_optimizer():
+    """Lu et al.'s selection window: "load the best model and train another N epochs" continues
+    from the best epoch's whole training state, not from its student alone."""
+    from raytag.engine import checkpoint as ckpt
+
+    torch.manual_seed(0)
+    model = tiny()
+    method = build_method(job(name="bce", mean_teacher={"enabled": True, "eta": 0.9, "t0": 4, "warmup_epochs": 0}),
+                          tags=TAGS)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    train_epoch(model, batches(), opt, method=start(method, model, epoch=0), device=CPU)
+    best = ckpt.Snapshot.capture(model, opt, method)
+    teacher_at_best = {k: v.clone() for k, v in method.teacher.state_dict().items()}
+    train_epoch(model, batches(), opt, method=start(method, model, epoch=1), device=CPU)  # drifts on
+    assert method.steps == 4
+    best.restore(model, opt, method)
+    assert method.steps == 2  # β(T) continues from the best epoch's T
+    assert all(torch.equal(method.teacher.state_dict()[k], v) for k, v in teacher_at_best.items())
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in best.model.items())
+    step_counts = {s["step"].item() for s in opt.state_dict()["state"].values()}
+    assert step_counts == {2.0}  # Adam's moments are those of the best epoch
+
+
+def test_a_best_epoch_inside_the_warm_up_sends_the_teacher_back():
+    torch.manual_seed(0)
+    model = tiny()
+    method = build_method(job(name="bce", mean_teacher={"enabled": True, "warmup_epochs": 1}), tags=TAGS)
+    start(method, model, epoch=0)
+    warm_up_state = method.state_dict()
+    start(method, model, epoch=1)
+    assert method.teacher is not None
+    method.load_state_dict(warm_up_state)
+    assert method.teacher is None  # it rejoins as a copy of the student at the next epoch
+    start(method, model, epoch=1)
+    assert method.teacher is not None
+
+
+def test_mean_teacher_settings_in_epochs_follow_the_real_steps_per_epoch():
+    method = build_method(job(name="bce", mean_teacher={"enabled": True, "window_epochs": 2, "ramp_epochs": 3}),
+                          tags=TAGS)
+    start(method, tiny(), epoch=0, steps=9)  # e.g. 18 steps of data shared by 2 ranks
+    assert method.eta == pytest.approx(1 - 1 / 18) and method.t0 == 27
+    paper = build_method(job(name="bce", mean_teacher={"enabled": True}), tags=TAGS)
+    start(paper, tiny(), steps=9)
+    assert paper.eta == 0.999 and paper.t0 == 40000  # the paper's values, in steps, stay expressible
+    with pytest.raises(Exception, match="eta or window_epochs"):
+        job(name="bce", mean_teacher={"enabled": True, "eta": 0.99, "window_epochs": 2})

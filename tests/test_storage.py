@@ -9,6 +9,7 @@ from raytag.cluster import storage
 from raytag.cluster.checkpoints import latest_checkpoint
 from raytag.engine import checkpoint as ckpt
 from raytag.locations import cache_location, resolve_storage, run_location
+from raytag.methods.bce import PlainBCE
 from raytag.models import create_model
 
 
@@ -45,11 +46,10 @@ def test_locations_keep_uris_and_make_paths_absolute(tmp_path, monkeypatch):
 
 def test_latest_checkpoint_is_found_through_storage_and_skips_incomplete_folders(tmp_path):
     model = create_model("mtt-tiny", num_tags=2)
-    opt = torch.optim.Adam(model.parameters())
-    best = ckpt.cpu_state(model)
+    snapshot = ckpt.Snapshot.capture(model, torch.optim.Adam(model.parameters()), PlainBCE())
     for name, epoch in (("checkpoint_a", 1), ("checkpoint_b", 2), ("checkpoint_c", 3)):
-        ckpt.save(tmp_path / "run" / name, model=model, optimizer=opt, best_weights=best,
-                  state=ckpt.TrainingState(next_epoch=epoch), job={})
+        ckpt.save(tmp_path / "run" / name, latest=snapshot, best=snapshot, state=ckpt.TrainingState(next_epoch=epoch),
+                  job={})
     (tmp_path / "run" / "checkpoint_c" / ckpt.BEST_MODEL_FILE).unlink()  # cut short by a crash
     (tmp_path / "run" / "checkpoint_d").mkdir()
     (tmp_path / "run" / "checkpoint_d" / ckpt.STATE_FILE).write_text("{not json")

@@ -38,29 +38,32 @@ def latest_checkpoint(run_location: str) -> tuple[str, ckpt.TrainingState] | Non
     return best
 
 
-def restore_latest(run_location: str, *, model, optimizer):
-    """Loads the newest checkpoint into ``model`` and ``optimizer`` (on a Train worker).
-
-    Returns:
-        ``(state, best weights, method state)``, or None when the run starts afresh.
-    """
+def load_latest(run_location: str) -> tuple[ckpt.TrainingState, ckpt.Snapshot, ckpt.Snapshot] | None:
+    """``(state, latest snapshot, best snapshot)`` of the newest checkpoint (on a Train
+    worker), or None when the run starts afresh."""
     found = latest_checkpoint(run_location)
     if found is not None:
         with storage.local_folder(found[0]) as folder:
-            return ckpt.restore(folder, model=model, optimizer=optimizer)
+            return ckpt.load(folder)
     registered = ray.train.get_checkpoint()
     if registered is not None:
         with registered.as_directory() as folder:
-            return ckpt.restore(Path(folder), model=model, optimizer=optimizer)
+            return ckpt.load(Path(folder))
     return None
 
 
-def report(metrics: dict, *, rank: int, **checkpoint_parts) -> None:
+def report(metrics: dict, *, rank: int, state: ckpt.TrainingState, job: dict, latest, best) -> None:
     """Every rank reports (the controller keeps all ranks' metrics; MLflow gets rank 0's);
-    rank 0 attaches the checkpoint, which Ray Train uploads to storage."""
+    rank 0 attaches the checkpoint, which Ray Train uploads to storage.
+
+    Args:
+        latest: a zero-argument function giving this epoch's :class:`Snapshot` (only rank 0
+            takes it).
+        best: the best epoch's snapshot.
+    """
     if rank != 0:
         ray.train.report(metrics, checkpoint=None)
         return
     with tempfile.TemporaryDirectory(prefix="raytag-ckpt-") as folder:
-        ckpt.save(Path(folder), **checkpoint_parts)
+        ckpt.save(Path(folder), latest=latest(), best=best, state=state, job=job)
         ray.train.report(metrics, checkpoint=Checkpoint.from_directory(folder))

@@ -226,6 +226,11 @@ class EpochData:
     max_chunks: int | None
     unlabeled: UnlabeledSource | None = None
 
+    def steps_per_epoch(self, *, world_size: int, batch_size: int) -> int:
+        """Optimizer steps each rank takes per epoch (every rank takes the same number)."""
+        rows_per_rank = -(-len(ray.get(self.train)) // world_size)  # see raytag.engine.seeding.shard
+        return -(-rows_per_rank // batch_size)
+
     def train_batches(self, *, epoch: int, rank: int, world_size: int, batch_size: int) -> Iterator[dict]:
         """This rank's training batches (torch tensors) for ``epoch``, paired with unlabeled
         batches when the job has an unlabeled stream."""

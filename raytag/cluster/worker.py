@@ -17,13 +17,14 @@ import ray.train
 import ray.train.torch
 import torch
 
-from raytag.cluster.checkpoints import report, restore_latest
+from raytag.cluster.checkpoints import load_latest, report
 from raytag.cluster.datasets import EpochData
 from raytag.config import JobConfig
 from raytag.engine import checkpoint as ckpt
 from raytag.engine.loop import TrackAverager, chunk_probabilities, track_loss, train_epoch
 from raytag.engine.seeding import init_seed, rank_generator_seed
 from raytag.methods import build_method
+from raytag.methods.base import Epoch
 from raytag.metrics import tagging_report
 from raytag.models.export import ModelRecipe
 
@@ -60,36 +61,42 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     optimizer = torch.optim.Adam(model.parameters(), lr=job.train.lr, weight_decay=job.train.weight_decay)
 
     state = ckpt.TrainingState(select_metric=job.train.select_metric)
-    best_weights = ckpt.cpu_state(method.evaluated(model))
-    resumed = restore_latest(config["run_location"], model=model, optimizer=optimizer)
+    best = ckpt.Snapshot.capture(model, optimizer, method)
+    resumed = load_latest(config["run_location"])
     if resumed:
-        state, best_weights, method_state = resumed
-        method.load_state_dict(method_state)
+        state, latest, best = resumed
+        latest.restore(model, optimizer, method)
         state.resumed_from_epoch = state.next_epoch
         if rank == 0:
             log.info("resuming from the checkpoint of epoch %d", state.next_epoch - 1)
 
+    steps = data.steps_per_epoch(world_size=world_size, batch_size=job.train.batch_size)
     for epoch in range(state.next_epoch, job.train.epochs):
         started = time.perf_counter()
         if epoch == job.train.select_until_epoch:
-            _reload_best(method.evaluated(model), model, best_weights, rank)
+            # Lu et al.: "load the best model and train another N epochs" -- the whole training
+            # state of the best epoch (student, mean teacher and its step count, Adam moments).
+            best.restore(model, optimizer, method)
+            if rank == 0:
+                log.info("selection window over: continuing from the best epoch (%s)", state.best_epoch)
         step_seed = rank_generator_seed(job.seed, epoch, rank)
         torch.manual_seed(step_seed)  # dropout
-        method.start_epoch(epoch, generator=torch.Generator().manual_seed(step_seed), model=model)
+        method.start_epoch(Epoch(epoch, torch.Generator().manual_seed(step_seed), model, steps))
         batches = data.train_batches(epoch=epoch, rank=rank, world_size=world_size, batch_size=job.train.batch_size)
         stats = train_epoch(
             model, batches, optimizer, method=method, device=device, amp=job.train.amp,
             log_every=job.train.log_every, describe=f"[rank {rank}] epoch {epoch}",
         )
         metrics: dict[str, Any] = {"epoch": epoch}
+        improved = False
         if rank == 0:
             metrics.update({**stats.as_metrics(), **method.epoch_metrics()})
             metrics.update(_evaluate_epoch(job, data, method.evaluated(model), state, epoch, tags, device))
             if job.train.select_until_epoch is None or epoch < job.train.select_until_epoch:
                 value = metrics[f"valid/{job.train.select_metric}"]
-                if state.improves(value):
+                improved = state.improves(value)
+                if improved:
                     state.best_value, state.best_epoch = value, epoch
-                    best_weights = ckpt.cpu_state(method.evaluated(model))
             metrics.update({
                 "best_epoch": state.best_epoch,
                 f"best/valid/{job.train.select_metric}": state.best_value,
@@ -102,11 +109,20 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 epoch + 1, job.train.epochs, stats.loss, metrics["valid/roc_auc"],
                 metrics["valid/pr_auc"], metrics["epoch_seconds"],
             )
+        if _agree(improved):  # every rank keeps the same best snapshot
+            best = ckpt.Snapshot.capture(model, optimizer, method)
         state.next_epoch = epoch + 1
-        report(
-            metrics, rank=rank, model=model, optimizer=optimizer, best_weights=best_weights, state=state,
-            job=config["job"], method_state=method.state_dict(),
-        )
+        report(metrics, rank=rank, state=state, job=config["job"], best=best,
+               latest=lambda: ckpt.Snapshot.capture(model, optimizer, method))
+
+
+def _agree(flag: bool) -> bool:
+    """Rank 0's decision, on every rank."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return flag
+    decision = [flag]
+    torch.distributed.broadcast_object_list(decision, src=0)
+    return bool(decision[0])
 
 
 def _evaluate_epoch(job, data: EpochData, model, state, epoch: int, tags: list[str], device) -> dict[str, float]:
@@ -126,14 +142,3 @@ def _evaluate_epoch(job, data: EpochData, model, state, epoch: int, tags: list[s
             metrics[f"{split}/avg_last/{key}"] = sum(h[f"{split}_epoch/{key}"] for h in recent) / len(recent)
         metrics[f"{split}/avg_last/epochs"] = len(recent)
     return metrics
-
-
-def _reload_best(evaluated, model, best_weights, rank: int) -> None:
-    """Continues training from the best epoch's weights: rank 0 has them, DDP ranks get a copy."""
-    if rank == 0:
-        evaluated.load_state_dict(best_weights)
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        for tensor in ckpt.unwrap(model).state_dict().values():
-            torch.distributed.broadcast(tensor, src=0)
-    if rank == 0:
-        log.info("selection window over: continuing from the best epoch's weights")

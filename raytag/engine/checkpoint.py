@@ -1,14 +1,21 @@
-"""Checkpoint folders: what a training run needs to resume.
+"""Checkpoint folders and training-state snapshots.
 
-A checkpoint folder holds ``model.pt`` (latest weights), ``optimizer.pt``, ``best_model.pt``
-(weights of the best epoch so far) and ``state.json`` (next epoch, best metric, best epoch,
-the resolved job config). The latest checkpoint is therefore enough both to resume and to
-evaluate the best model. Only plain ``torch.save``/``json`` is used, so the folders are
-readable without Ray.
+A :class:`Snapshot` is everything training needs to continue from one epoch: the trainable
+module's weights, the optimizer's state (Adam's moments) and the method's state (e.g. the mean
+teacher and its step count), plus the evaluated network's weights (what gets exported). A run
+keeps two: the latest one and the one of the best epoch so far. Reloading "the best model"
+(Lu et al.'s selection window) restores the whole best snapshot, not the student alone: a
+student paired with a later epoch's mean teacher or Adam moments would continue a run that
+never happened.
+
+A checkpoint folder holds both snapshots and ``state.json`` (next epoch, best metric, best
+epoch, per-epoch metrics, the resolved job config). Only ``torch.save``/``json`` are used, so
+the folders are readable without Ray; they are loaded with ``weights_only=True``.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,12 +24,11 @@ from typing import Any
 import torch
 from torch import nn
 
-MODEL_FILE = "model.pt"
+LATEST_FILE = "latest.pt"
+BEST_FILE = "best.pt"
 BEST_MODEL_FILE = "best_model.pt"
-OPTIMIZER_FILE = "optimizer.pt"
-METHOD_FILE = "method.pt"
 STATE_FILE = "state.json"
-REQUIRED_FILES = (MODEL_FILE, OPTIMIZER_FILE, BEST_MODEL_FILE, METHOD_FILE, STATE_FILE)
+REQUIRED_FILES = (LATEST_FILE, BEST_FILE, BEST_MODEL_FILE, STATE_FILE)
 """A checkpoint folder missing any of these was cut short and is passed over."""
 
 
@@ -44,6 +50,42 @@ class TrainingState:
         return value < self.best_value if self.select_metric == "loss" else value > self.best_value
 
 
+@dataclass
+class Snapshot:
+    """The training state at the end of one epoch, on the CPU.
+
+    Attributes:
+        model: state dict of the trainable module (unwrapped from DDP).
+        optimizer: the optimizer's state dict.
+        method: the training method's state dict.
+        weights: state dict of the evaluated network (the first of a co-teaching pair).
+    """
+
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    method: dict[str, Any]
+    weights: dict[str, torch.Tensor]
+
+    @classmethod
+    def capture(cls, model: nn.Module, optimizer: torch.optim.Optimizer, method) -> Snapshot:
+        """A CPU copy of the current state (``method`` is a :class:`raytag.methods.base.Method`)."""
+        return cls(
+            model=cpu_state(model),
+            optimizer=_to_cpu(copy.deepcopy(optimizer.state_dict())),
+            method=method.state_dict(),
+            weights=cpu_state(method.evaluated(model)),
+        )
+
+    def restore(self, model: nn.Module, optimizer: torch.optim.Optimizer, method) -> None:
+        """Puts this state back into ``model`` (DDP or not), ``optimizer`` and ``method``."""
+        unwrap(model).load_state_dict(self.model)
+        optimizer.load_state_dict(self.optimizer)
+        method.load_state_dict(self.method)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 def unwrap(model: nn.Module) -> nn.Module:
     """The plain module inside a DDP wrapper (or the module itself)."""
     return getattr(model, "module", model)
@@ -54,22 +96,12 @@ def cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in unwrap(model).state_dict().items()}
 
 
-def save(
-    folder: Path,
-    *,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    best_weights: dict[str, torch.Tensor],
-    state: TrainingState,
-    job: dict[str, Any],
-    method_state: dict[str, Any] | None = None,
-) -> None:
+def save(folder: Path, *, latest: Snapshot, best: Snapshot, state: TrainingState, job: dict[str, Any]) -> None:
     """Writes a checkpoint folder (the state file last)."""
     folder.mkdir(parents=True, exist_ok=True)
-    torch.save(cpu_state(model), folder / MODEL_FILE)
-    torch.save(method_state or {}, folder / METHOD_FILE)
-    torch.save(optimizer.state_dict(), folder / OPTIMIZER_FILE)
-    torch.save(best_weights, folder / BEST_MODEL_FILE)
+    torch.save(latest.as_dict(), folder / LATEST_FILE)
+    torch.save(best.as_dict(), folder / BEST_FILE)
+    torch.save(best.weights, folder / BEST_MODEL_FILE)
     (folder / STATE_FILE).write_text(json.dumps({"state": asdict(state), "job": job}, indent=1))
 
 
@@ -89,24 +121,27 @@ def parse_state(text: str) -> TrainingState:
         raise ValueError(f"not a raytag checkpoint state ({exc!r})") from None
 
 
-def restore(
-    folder: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer
-) -> tuple[TrainingState, dict[str, torch.Tensor], dict[str, Any]]:
-    """Loads weights and optimizer into ``model``/``optimizer``.
-
-    Returns:
-        ``(state, best weights, method state)``.
-    """
-    unwrap(model).load_state_dict(_load(folder / MODEL_FILE))
-    optimizer.load_state_dict(_load(folder / OPTIMIZER_FILE))
-    return load_state(folder), read_best_weights(folder), _load(folder / METHOD_FILE)
+def load(folder: Path) -> tuple[TrainingState, Snapshot, Snapshot]:
+    """``(state, latest snapshot, best snapshot)`` of a checkpoint folder."""
+    folder = Path(folder)
+    return load_state(folder), Snapshot(**_load(folder / LATEST_FILE)), Snapshot(**_load(folder / BEST_FILE))
 
 
 def read_best_weights(folder: Path) -> dict[str, torch.Tensor]:
-    """The best epoch's weights held by a checkpoint folder."""
+    """The best epoch's weights of the evaluated network (what is exported)."""
     return _load(Path(folder) / BEST_MODEL_FILE)
 
 
 def _load(path: Path):
     # Checkpoints hold only tensors and plain containers: never unpickle arbitrary objects.
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _to_cpu(tree: Any) -> Any:
+    if isinstance(tree, torch.Tensor):
+        return tree.detach().to("cpu", copy=True)
+    if isinstance(tree, dict):
+        return {k: _to_cpu(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_to_cpu(v) for v in tree)
+    return tree

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from raytag.methods.base import Batch, Method
+from raytag.methods.base import Batch, Epoch, Method
 from raytag.objectives import balanced_training_mask, masked_bce
 
 
@@ -32,8 +32,8 @@ class BalancedTraining(Method):
     def from_job(cls, job: Any, *, tags: list[str]) -> BalancedTraining:
         return cls(tags=tags)
 
-    def start_epoch(self, epoch: int, *, generator: torch.Generator, model: nn.Module) -> None:
-        super().start_epoch(epoch, generator=generator, model=model)
+    def start_epoch(self, epoch: Epoch) -> None:
+        super().start_epoch(epoch)
         self.masked.zero_()
         self.entries = 0
 

@@ -2,7 +2,7 @@
 
 The engine runs every method the same way, per epoch and step::
 
-    method.start_epoch(epoch, generator=g, model=model)   # g: this rank's draws for this epoch
+    method.start_epoch(Epoch(index, generator, model, steps))   # this rank's draws and steps
     output = model(method.inputs(batch))        # one (DDP) forward per step
     parts = method.loss(output, batch)          # {"loss": ..., other named parts to log}
     parts["loss"].backward(); optimizer.step()
@@ -30,6 +30,23 @@ from torch import nn
 from raytag.engine.checkpoint import unwrap
 
 Batch = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Epoch:
+    """What a method learns at the start of an epoch on one rank.
+
+    Attributes:
+        index: the epoch (0-based).
+        generator: this rank's source of draws for this epoch (seeded by seed, epoch, rank).
+        model: the (possibly DDP-wrapped) model being trained.
+        steps: optimizer steps this rank takes in this epoch.
+    """
+
+    index: int
+    generator: torch.Generator
+    model: nn.Module | None
+    steps: int
 
 
 @dataclass(frozen=True)
@@ -103,11 +120,10 @@ class Method(ABC):
         """The network that is validated and exported (``model`` may be DDP-wrapped)."""
         return unwrap(model)
 
-    def start_epoch(self, epoch: int, *, generator: torch.Generator, model: nn.Module) -> None:
-        """Called before each epoch with this rank's source of draws for it and the (possibly
-        DDP-wrapped) model being trained."""
-        self.epoch = epoch
-        self.generator = generator
+    def start_epoch(self, epoch: Epoch) -> None:
+        """Called before each epoch (see :class:`Epoch`)."""
+        self.epoch = epoch.index
+        self.generator = epoch.generator
 
     def inputs(self, batch: Batch) -> torch.Tensor:
         """What goes through the model in one forward pass."""
@@ -152,9 +168,9 @@ class Wrapper(Method):
     def evaluated(self, model: nn.Module) -> nn.Module:
         return self.base.evaluated(model)
 
-    def start_epoch(self, epoch: int, *, generator: torch.Generator, model: nn.Module) -> None:
-        super().start_epoch(epoch, generator=generator, model=model)
-        self.base.start_epoch(epoch, generator=generator, model=model)
+    def start_epoch(self, epoch: Epoch) -> None:
+        super().start_epoch(epoch)
+        self.base.start_epoch(epoch)
 
     def inputs(self, batch: Batch) -> torch.Tensor:
         return self.base.inputs(batch)

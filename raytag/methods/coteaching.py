@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from raytag.methods.base import Batch, Method, kept_rows, unwrap
+from raytag.methods.base import Epoch, Batch, Method, kept_rows, unwrap
 from raytag.objectives import coteaching_losses, forget_rate
 
 
@@ -52,9 +52,9 @@ class CoTeaching(Method):
     def evaluated(self, model: nn.Module) -> nn.Module:
         return unwrap(model).first
 
-    def start_epoch(self, epoch: int, *, generator: torch.Generator, model: nn.Module) -> None:
-        super().start_epoch(epoch, generator=generator, model=model)
-        self.rate = forget_rate(epoch, tau=self.tau, num_gradual=self.num_gradual, exponent=self.exponent)
+    def start_epoch(self, epoch: Epoch) -> None:
+        super().start_epoch(epoch)
+        self.rate = forget_rate(epoch.index, tau=self.tau, num_gradual=self.num_gradual, exponent=self.exponent)
 
     def loss(self, output: tuple[torch.Tensor, torch.Tensor], batch: Batch) -> dict[str, torch.Tensor]:
         logits_a, logits_b = output

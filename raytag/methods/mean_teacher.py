@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from raytag.methods.base import Batch, Method, Wrapper, kept_rows, unwrap
+from raytag.methods.base import Batch, Epoch, Method, Wrapper, kept_rows, unwrap
 from raytag.objectives import consistency_loss, consistency_weight, ema_update, make_mean_teacher
 
 
@@ -24,10 +24,26 @@ class MeanTeacher(Wrapper):
 
     name = "mean_teacher"
 
-    def __init__(self, base: Method, *, eta: float, beta_max: float, t0: int, gamma: float, warmup_epochs: int):
+    PAPER_ETA = 0.999
+    PAPER_T0 = 40000
+
+    def __init__(
+        self,
+        base: Method,
+        *,
+        beta_max: float,
+        gamma: float,
+        warmup_epochs: int,
+        eta: float | None = None,
+        window_epochs: float | None = None,
+        t0: int | None = None,
+        ramp_epochs: float | None = None,
+    ):
         super().__init__(base)
-        self.eta, self.beta_max, self.t0, self.gamma = eta, beta_max, t0, gamma
-        self.warmup_epochs = warmup_epochs
+        self.beta_max, self.gamma, self.warmup_epochs = beta_max, gamma, warmup_epochs
+        self.window_epochs, self.ramp_epochs = window_epochs, ramp_epochs
+        self.eta = self.PAPER_ETA if eta is None else eta
+        self.t0 = self.PAPER_T0 if t0 is None else t0
         self.teacher: nn.Module | None = None
         self.steps = 0
         self._pending_state: dict | None = None
@@ -35,13 +51,19 @@ class MeanTeacher(Wrapper):
     @classmethod
     def wrap(cls, base: Method, job: Any) -> MeanTeacher:
         mt = job.objective.mean_teacher
-        return cls(base, eta=mt.eta, beta_max=mt.beta_max, t0=mt.t0, gamma=mt.gamma, warmup_epochs=mt.warmup_epochs)
+        return cls(base, beta_max=mt.beta_max, gamma=mt.gamma, warmup_epochs=mt.warmup_epochs, eta=mt.eta,
+                   window_epochs=mt.window_epochs, t0=mt.t0, ramp_epochs=mt.ramp_epochs)
 
-    def start_epoch(self, epoch: int, *, generator: torch.Generator, model: nn.Module) -> None:
-        """After the warm-up the teacher joins as a copy of the student (or of its checkpoint)."""
-        super().start_epoch(epoch, generator=generator, model=model)
-        if self.teacher is None and epoch >= self.warmup_epochs:
-            self.teacher = make_mean_teacher(unwrap(model))
+    def start_epoch(self, epoch: Epoch) -> None:
+        """Converts epoch-based settings with this run's steps per epoch; after the warm-up the
+        teacher joins as a copy of the student (or of its checkpoint)."""
+        super().start_epoch(epoch)
+        if self.window_epochs is not None:
+            self.eta = 1.0 - 1.0 / max(1.0, self.window_epochs * epoch.steps)
+        if self.ramp_epochs is not None:
+            self.t0 = round(self.ramp_epochs * epoch.steps)
+        if self.teacher is None and epoch.index >= self.warmup_epochs:
+            self.teacher = make_mean_teacher(unwrap(epoch.model))
             if self._pending_state is not None:
                 self.teacher.load_state_dict(self._pending_state)
                 self._pending_state = None
@@ -69,7 +91,8 @@ class MeanTeacher(Wrapper):
             self.steps += 1
 
     def epoch_metrics(self) -> dict[str, float]:
-        return {**self.base.epoch_metrics(), "mean_teacher/steps": float(self.steps), "mean_teacher/beta": self.beta()}
+        return {**self.base.epoch_metrics(), "mean_teacher/steps": float(self.steps), "mean_teacher/beta": self.beta(),
+                "mean_teacher/eta": self.eta, "mean_teacher/t0": float(self.t0)}
 
     def state_dict(self) -> dict:
         state = {"base": self.base.state_dict(), "steps": self.steps}
@@ -78,6 +101,14 @@ class MeanTeacher(Wrapper):
         return state
 
     def load_state_dict(self, state: dict) -> None:
+        """Restores the teacher and its step count. A state from the warm-up has no teacher:
+        the teacher then rejoins as a copy of the student at the next epoch's start."""
         self.base.load_state_dict(state.get("base", {}))
         self.steps = int(state.get("steps", 0))
-        self._pending_state = state.get("teacher")
+        teacher = state.get("teacher")
+        if teacher is None:
+            self.teacher, self._pending_state = None, None
+        elif self.teacher is not None:
+            self.teacher.load_state_dict(teacher)
+        else:
+            self._pending_state = teacher
