@@ -75,6 +75,7 @@ class ShortChunkResNet(nn.Module):
 
     Attributes:
         sample_rate, crop_samples, num_tags: As given.
+        min_samples: Shortest accepted input, ``n_fft // 2 + 1`` samples.
 
     Shapes:
         input: (B, T) float waveform with T >= n_fft // 2 + 1.
@@ -119,6 +120,7 @@ class ShortChunkResNet(nn.Module):
             f_min=f_min,
             f_max=f_max,
         )
+        self.min_samples = self.frontend.min_samples
         in_channels = (1,) + channels[:-1]
         self.blocks = nn.Sequential(
             *(

@@ -60,6 +60,7 @@ class MusicTaggingTransformer(nn.Module):
 
     Attributes:
         sample_rate, crop_samples, num_tags, max_frames: As described above.
+        min_samples: Shortest accepted input, ``n_fft // 2 + 1`` samples.
         max_samples: Longest accepted input in samples.
 
     Shapes:
@@ -114,6 +115,7 @@ class MusicTaggingTransformer(nn.Module):
             f_min=f_min,
             f_max=f_max,
         )
+        self.min_samples = self.frontend.min_samples
         block_inputs = (1,) + (conv_channels,) * (len(_POOL_SIZES) - 1)
         self.cnn = nn.Sequential(
             *(
