@@ -9,6 +9,10 @@ same process (``mtt-tiny`` by default), so tables from different machines compar
   crops of the preset's length with random 0/1 labels, ``--batch`` clips per step; warm-up
   steps first, then the timed steps.
 - Inference: eval mode, ``torch.no_grad()``, the same batches.
+- Each throughput is given per wall-clock second and per CPU second of this process (all its
+  threads, ``time.process_time``). On a machine shared with other work the wall-clock figure
+  follows the load; the CPU-time figure much less, so the ratios to the reference use it.
+  The load average at the start and end of the run is in the header.
 
 Paper-size presets are slow on CPU, so by default they run few steps (``--paper-steps``);
 the ``-tiny`` presets run ``--steps``. Nothing here starts Ray.
@@ -46,6 +50,28 @@ warnings.filterwarnings("ignore", message="At least one mel filterbank has all z
 
 
 @dataclass(frozen=True)
+class Throughput:
+    """Clips per wall-clock second and per CPU second of this process."""
+
+    clips_per_s: float
+    clips_per_cpu_s: float
+
+
+class _Stopwatch:
+    """Wall-clock and process CPU time of a ``with`` block."""
+
+    def __enter__(self) -> _Stopwatch:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+    def throughput(self, clips: int) -> Throughput:
+        return Throughput(clips / self.wall, clips / self.cpu)
+
+
+@dataclass(frozen=True)
 class Row:
     """One preset's measurements."""
 
@@ -53,8 +79,8 @@ class Row:
     parameters: int
     crop_seconds: float
     macs_per_second: float
-    train_clips_per_s: float
-    infer_clips_per_s: float
+    train: Throughput
+    infer: Throughput
     steps: int
 
 
@@ -74,7 +100,7 @@ def macs_per_audio_second(model: nn.Module) -> float:
 
 def training_clips_per_s(
     model: nn.Module, *, batch: int, warmup: int, steps: int, generator: torch.Generator
-) -> float:
+) -> Throughput:
     """Clips per second of forward + backward + Adam steps on random crops and labels."""
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
@@ -89,25 +115,25 @@ def training_clips_per_s(
 
     for _ in range(warmup):
         step()
-    started = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return batch * steps / (time.perf_counter() - started)
+    with _Stopwatch() as stopwatch:
+        for _ in range(steps):
+            step()
+    return stopwatch.throughput(batch * steps)
 
 
 def inference_clips_per_s(
     model: nn.Module, *, batch: int, warmup: int, steps: int, generator: torch.Generator
-) -> float:
+) -> Throughput:
     """Clips per second of eval-mode forward passes without gradients."""
     model.eval()
     waveforms = [0.1 * torch.randn(batch, model.crop_samples, generator=generator) for _ in range(2)]
     with torch.no_grad():
         for index in range(warmup):
             model(waveforms[index % 2])
-        started = time.perf_counter()
-        for index in range(steps):
-            model(waveforms[index % 2])
-        return batch * steps / (time.perf_counter() - started)
+        with _Stopwatch() as stopwatch:
+            for index in range(steps):
+                model(waveforms[index % 2])
+    return stopwatch.throughput(batch * steps)
 
 
 def measure(name: str, *, batch: int, warmup: int, steps: int, seed: int) -> Row:
@@ -120,26 +146,31 @@ def measure(name: str, *, batch: int, warmup: int, steps: int, seed: int) -> Row
         parameters=count_parameters(model),
         crop_seconds=model.crop_samples / model.sample_rate,
         macs_per_second=macs_per_audio_second(model),
-        train_clips_per_s=training_clips_per_s(model, batch=batch, warmup=warmup, steps=steps, generator=generator),
-        infer_clips_per_s=inference_clips_per_s(model, batch=batch, warmup=warmup, steps=steps, generator=generator),
+        train=training_clips_per_s(model, batch=batch, warmup=warmup, steps=steps, generator=generator),
+        infer=inference_clips_per_s(model, batch=batch, warmup=warmup, steps=steps, generator=generator),
         steps=steps,
     )
 
 
 def format_table(rows: list[Row], reference: Row) -> str:
-    """The rows as an aligned text table, throughputs also relative to ``reference``."""
+    """The rows as an aligned text table; "x ref" is the CPU-time throughput over the
+    reference's."""
     width = max(len(row.name) for row in rows)
     header = (
-        f"{'model':<{width}} {'params':>11} {'crop':>6} {'GMAC/s audio':>12} {'steps':>5} "
-        f"{'train clip/s':>12} {'x ref':>7} {'infer clip/s':>12} {'x ref':>7}"
+        f"{'model':<{width}} {'params':>11} {'crop':>6} {'GMAC/s':>7} {'steps':>5}  "
+        f"{'train clip/s':>12} {'clip/cpu-s':>10} {'x ref':>6}  "
+        f"{'infer clip/s':>12} {'clip/cpu-s':>10} {'x ref':>6}"
     )
     lines = [header, "-" * len(header)]
     for row in rows:
-        lines.append(
-            f"{row.name:<{width}} {row.parameters:>11,} {row.crop_seconds:>5.2f}s {row.macs_per_second / 1e9:>12.3f} "
-            f"{row.steps:>5} {row.train_clips_per_s:>12.2f} {row.train_clips_per_s / reference.train_clips_per_s:>7.3f} "
-            f"{row.infer_clips_per_s:>12.2f} {row.infer_clips_per_s / reference.infer_clips_per_s:>7.3f}"
-        )
+        cells = [f"{row.name:<{width}} {row.parameters:>11,} {row.crop_seconds:>5.2f}s "
+                 f"{row.macs_per_second / 1e9:>7.3f} {row.steps:>5}"]
+        for mine, theirs in ((row.train, reference.train), (row.infer, reference.infer)):
+            cells.append(
+                f"{mine.clips_per_s:>12.2f} {mine.clips_per_cpu_s:>10.2f} "
+                f"{mine.clips_per_cpu_s / theirs.clips_per_cpu_s:>6.3f}"
+            )
+        lines.append("  ".join(cells))
     return "\n".join(lines)
 
 
@@ -166,6 +197,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
 
     started = time.perf_counter()
+    load_before = os.getloadavg()[0]
     rows: dict[str, Row] = {}
     for name in dict.fromkeys([args.reference, *names]):  # the reference first, once
         tiny = name.endswith("-tiny")
@@ -183,9 +215,11 @@ def main(argv: list[str] | None = None) -> None:
         f"# bench_models: {datetime.date.today().isoformat()}, torch {torch.__version__}, "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"{torch.get_num_threads()} torch threads, batch {args.batch}, reference {args.reference}, "
-        f"total {time.perf_counter() - started:.0f} s\n"
-        "# GMAC/s audio: forward multiply-accumulates per second of audio (FFT not counted); "
-        "x ref: throughput / the reference's, measured in the same run"
+        f"total {time.perf_counter() - started:.0f} s, 1-min load average {load_before:.1f} at the start "
+        f"and {os.getloadavg()[0]:.1f} at the end\n"
+        "# GMAC/s: forward multiply-accumulates per second of audio (FFT not counted); clip/s: per "
+        "wall-clock second; clip/cpu-s: per CPU second of this process; x ref: clip/cpu-s over the "
+        "reference's, measured in the same run"
     )
     report = f"{header}\n{table}\n"
     print(report, end="")
