@@ -151,16 +151,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from raytag.models import count_parameters, create_model, list_models, model_arguments
+    from raytag.models import count_parameters, create_model, list_models, preset
 
-    print(f"{'model':<16} {'parameters':>12}  {'rate':>6}  {'crop':>6}")
+    width = max(len(name) for name in list_models())
+    print(f"{'model':<{width}} {'parameters':>12}  {'rate':>6}  {'crop':>6}  summary")
     for name in list_models():
         model = create_model(name, num_tags=args.tags)
-        defaults = model_arguments(name)
         print(
-            f"{name:<16} {count_parameters(model):>12,}  {model.sample_rate:>6}  "
-            f"{model.crop_samples / model.sample_rate:>5.2f}s"
-            + (f"  width {defaults['width']}, depth {defaults['depth']}" if "width" in defaults else "")
+            f"{name:<{width}} {count_parameters(model):>12,}  {model.sample_rate:>6}  "
+            f"{model.crop_samples / model.sample_rate:>5.2f}s  {preset(name).summary}"
         )
     return 0
 

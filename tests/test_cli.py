@@ -13,6 +13,8 @@ def test_models_lists_presets_with_parameter_counts(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "4,567,732" in out and "1,108,852" in out and "12,104,244" in out
+    assert "5,926,200" in out and "5,379,126" in out and "6,157,172" in out  # Pons ×2, CNN-GRU
+    assert "He et al. 2020 CNN-GRU" in out  # each preset's summary
     assert main(["models", "--tags", "10"]) == 0
     assert "4,567,732" not in capsys.readouterr().out
 

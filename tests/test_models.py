@@ -50,7 +50,11 @@ def test_reference_parameter_counts(name: str, expected: int) -> None:
 
 
 def test_presets_registered() -> None:
-    assert {"mtt", "mtt-compact", "mtt-tiny", "shortres", "shortres-tiny"} <= set(list_models())
+    assert {
+        "mtt", "mtt-compact", "mtt-tiny", "shortres", "shortres-tiny",
+        "pons-spectrogram", "pons-spectrogram-tiny", "pons-waveform", "pons-waveform-tiny",
+        "cnn-gru", "cnn-gru-tiny",
+    } <= set(list_models())
     assert list_models() == sorted(list_models())
 
 
@@ -61,6 +65,7 @@ def test_preset_attributes_match_arguments(name: str) -> None:
     assert model.num_tags == arguments["num_tags"] == 50
     assert model.sample_rate == arguments["sample_rate"]
     assert isinstance(model.crop_samples, int) and model.crop_samples > 0
+    assert isinstance(model.min_samples, int) and 0 < model.min_samples <= model.crop_samples
 
 
 def test_crop_lengths() -> None:
@@ -98,9 +103,9 @@ def test_batch_consistency(name: str) -> None:
 @pytest.mark.parametrize("name", [name for name in list_models() if _is_small(name)])
 def test_eval_is_deterministic_and_input_length_is_free(name: str) -> None:
     model = create_model(name).eval()
-    hop = model.frontend.hop_length
+    shortest = model.min_samples
     with torch.no_grad():
-        for num_samples in (model.frontend.min_samples, hop + 1, 3 * hop, model.crop_samples + 123):
+        for num_samples in (shortest, shortest + 1, 3 * shortest + 7, model.crop_samples + 123):
             waveform = torch.randn(2, num_samples)
             first, second = model(waveform), model(waveform)
             assert first.shape == (2, model.num_tags)
@@ -108,10 +113,11 @@ def test_eval_is_deterministic_and_input_length_is_free(name: str) -> None:
             torch.testing.assert_close(first, second, atol=0, rtol=0)
 
 
-def test_too_short_input_is_a_clear_error() -> None:
-    model = create_model("mtt-tiny").eval()
-    with pytest.raises(ValueError, match="at least"):
-        model(torch.randn(1, model.frontend.min_samples - 1))
+@pytest.mark.parametrize("name", [name for name in list_models() if _is_small(name)])
+def test_too_short_input_is_a_clear_error(name: str) -> None:
+    model = create_model(name).eval()
+    with pytest.raises(ValueError, match=f"at least {model.min_samples}"):
+        model(torch.randn(1, model.min_samples - 1))
 
 
 def test_too_long_input_names_max_frames() -> None:

@@ -33,6 +33,8 @@ def test_shipped_spaces_validate_against_shipped_jobs():
         ("jobs/progressive.yaml", "tune_spaces/progressive.yaml", "progressive-student"),
         ("jobs/demo-teacher.yaml", "tune_spaces/architecture.yaml", "demo-teacher"),
         ("jobs/teacher.yaml", "tune_spaces/architecture.yaml", "teacher"),
+        ("jobs/demo-teacher.yaml", "tune_spaces/frontends.yaml", "demo-teacher"),
+        ("jobs/teacher.yaml", "tune_spaces/frontends-paper.yaml", "teacher"),
     ]
     for job_file, space_file, target in pairs:
         assert check_space(load_job(job_file), read_space(space_file)).name == target
@@ -75,3 +77,13 @@ def test_sweep_options_are_checked(tmp_path):
         check_options(s, SweepOptions(search="optuna"))
     with pytest.raises(ConfigError, match="scheduler"):
         check_options(s, SweepOptions(scheduler="hyperband"))
+
+
+def test_frontend_spaces_name_the_tiny_and_the_paper_presets():
+    from raytag.models import list_models
+
+    tiny, = read_space("tune_spaces/frontends.yaml").params
+    paper, = read_space("tune_spaces/frontends-paper.yaml").params
+    assert tiny.path == paper.path == "model.name"
+    assert set(tiny.args) == {name for name in list_models() if name.endswith("-tiny")}
+    assert [f"{name}-tiny" for name in paper.args] == list(tiny.args)

@@ -72,3 +72,103 @@ register_preset(
     n_mels=64,
     channels=(16, 16, 32, 32, 32, 32, 64),
 )
+
+# Pons et al. 2018 (ISMIR), spectrogram model: 15 s of 16 kHz audio, 96 log-mel bands (the paper
+# says 90; the authors' code and musicnn use 96, n_fft 512, hop 256), the musically motivated
+# front-end with the authors' filter shapes (16 base filters), then the shared back-end.
+PONS_SPECTROGRAM = register_family(
+    "pons-spectrogram",
+    "raytag.models.pons:PonsSpectrogramTagger",
+    num_tags=50,
+    sample_rate=16000,
+    crop_seconds=15.0,
+    n_fft=512,
+    hop_length=256,
+    n_mels=96,
+    f_min=0.0,
+    f_max=None,
+    timbral_heights=(0.9, 0.4),
+    timbral_widths=(7, 3, 1),
+    timbral_filters=(16, 32, 64),
+    temporal_widths=(165, 128, 64, 32),
+    temporal_filters=(16, 32, 64, 128),
+    backend_filters=512,
+    backend_kernel=7,
+    dense_units=500,
+    dropout=0.5,
+)
+
+# Pons et al. 2018, waveform model: Lee et al.'s sample-level front-end (seven layers of 3-sample
+# filters, 64-64-64-128-128-128-256) on 15 s of 16 kHz audio, then the shared back-end.
+PONS_WAVEFORM = register_family(
+    "pons-waveform",
+    "raytag.models.pons:PonsWaveformTagger",
+    num_tags=50,
+    sample_rate=16000,
+    crop_seconds=15.0,
+    channels=(64, 64, 64, 128, 128, 128, 256),
+    backend_filters=512,
+    backend_kernel=7,
+    dense_units=500,
+    dropout=0.5,
+)
+
+# He et al. 2020 (ICASSP) CNN-GRU baseline: 80 log-mel bands of 40 ms frames, 50 % overlap, at
+# FSDKaggle2019's 44.1 kHz; 512-frame training excerpts; four conv blocks, a BiGRU, mean over
+# time, two dense layers (sizes: see raytag.models.crnn).
+CNN_GRU = register_family(
+    "cnn-gru",
+    "raytag.models.crnn:CnnGruTagger",
+    num_tags=50,
+    sample_rate=44100,
+    crop_frames=512,
+    n_fft=1764,
+    hop_length=882,
+    n_mels=80,
+    f_min=0.0,
+    f_max=None,
+    channels=(64, 128, 256, 512),
+    gru_units=256,
+    dense_units=512,
+    dropout=0.5,
+)
+
+register_preset(
+    "pons-spectrogram", PONS_SPECTROGRAM, "Pons et al. 2018 spectrogram model: timbral + temporal filters"
+)
+register_preset(
+    "pons-spectrogram-tiny",
+    PONS_SPECTROGRAM,
+    "CPU tests and demos: 3 s crops, 48 mels, few filters, narrow back-end",
+    crop_seconds=3.0,
+    n_mels=48,
+    timbral_filters=(2, 4, 8),
+    temporal_widths=(64, 32, 16),
+    temporal_filters=(4, 8, 16),
+    backend_filters=32,
+    dense_units=32,
+)
+register_preset("pons-waveform", PONS_WAVEFORM, "Pons et al. 2018 waveform model: sample-level front-end")
+register_preset(
+    "pons-waveform-tiny",
+    PONS_WAVEFORM,
+    "CPU tests and demos: 3 s crops, narrow sample-level layers and back-end",
+    crop_seconds=3.0,
+    channels=(8, 8, 8, 16, 16, 16, 32),
+    backend_filters=32,
+    dense_units=32,
+)
+register_preset("cnn-gru", CNN_GRU, "He et al. 2020 CNN-GRU baseline (FSDKaggle2019 features, 44.1 kHz)")
+register_preset(
+    "cnn-gru-tiny",
+    CNN_GRU,
+    "CPU tests and demos: 16 kHz, 40 ms / 20 ms frames, 3 s crops, 40 mels, narrow blocks",
+    sample_rate=16000,
+    crop_frames=151,
+    n_fft=640,
+    hop_length=320,
+    n_mels=40,
+    channels=(8, 16, 32, 64),
+    gru_units=32,
+    dense_units=32,
+)

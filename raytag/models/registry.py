@@ -125,7 +125,8 @@ def model_arguments(name: str) -> dict[str, Any]:
 
 def create_model(name: str, **overrides: Any):
     """A freshly initialised model of preset ``name``; it maps a waveform (B, T) to logits
-    (B, num_tags) and has ``sample_rate``, ``crop_samples`` and ``num_tags`` attributes.
+    (B, num_tags) and has ``sample_rate``, ``crop_samples``, ``min_samples`` (the shortest
+    input it accepts) and ``num_tags`` attributes.
 
     Raises:
         ModelError: unknown name or argument; the message names it and lists the allowed ones.

@@ -79,6 +79,7 @@ class ShortChunkResNet(nn.Module):
         classifier: ``nn.Linear(num_features, num_tags)`` on the embedding; ``forward`` is
             ``classifier(embed(waveform))``, so a head can replace it
             (:func:`raytag.models.heads.attach_head`).
+        min_samples: Shortest accepted input, ``n_fft // 2 + 1`` samples.
 
     Shapes:
         input: (B, T) float waveform with T >= n_fft // 2 + 1.
@@ -123,6 +124,7 @@ class ShortChunkResNet(nn.Module):
             f_min=f_min,
             f_max=f_max,
         )
+        self.min_samples = self.frontend.min_samples
         in_channels = (1,) + channels[:-1]
         self.blocks = nn.Sequential(
             *(

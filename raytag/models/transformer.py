@@ -60,6 +60,7 @@ class MusicTaggingTransformer(nn.Module):
 
     Attributes:
         sample_rate, crop_samples, num_tags, max_frames: As described above.
+        min_samples: Shortest accepted input, ``n_fft // 2 + 1`` samples.
         max_samples: Longest accepted input in samples.
         num_features: Size D of the embedding (:meth:`embed`), equal to ``width``.
         classifier: ``nn.Linear(num_features, num_tags)`` on the embedding; ``forward`` is
@@ -118,6 +119,7 @@ class MusicTaggingTransformer(nn.Module):
             f_min=f_min,
             f_max=f_max,
         )
+        self.min_samples = self.frontend.min_samples
         block_inputs = (1,) + (conv_channels,) * (len(_POOL_SIZES) - 1)
         self.cnn = nn.Sequential(
             *(
