@@ -75,7 +75,7 @@ class Outcome:
 def prepare(job: JobConfig) -> Prepared:
     """Reads the manifest, builds the model once and checks the method's teachers (no Ray)."""
     manifest = read_manifest(job.data.manifest, job.data.tags)
-    recipe = ModelRecipe(job.model.name, dict(job.model.args), manifest.vocabulary)
+    recipe = ModelRecipe(job.model.name, dict(job.model.args), manifest.vocabulary, job.model.head)
     model = recipe.build()
     counts = manifest.counts()
     for split in ("train", "valid", job.eval.split):
@@ -83,6 +83,11 @@ def prepare(job: JobConfig) -> Prepared:
             raise JobError(f"{job.data.manifest}: the '{split}' split is empty")
     if manifest.dropped_tags:
         log.warning("dropped %d tag occurrences outside the vocabulary", manifest.dropped_tags)
+    if job.data.train_subset == "verified" and not any(t.verified for t in manifest.split("train")):
+        raise JobError(f"data.train_subset is verified but {job.data.manifest} marks no training row verified")
+    if job.model.init is not None:
+        with storage.local_folder(job.model.init) as folder:
+            check_fits(read_exported(folder, "model.init"), key="model.init", recipe=recipe)
     method = build_method(job, tags=list(recipe.tags))
     needs = method.needs
     if needs.scores_teacher is not None:
@@ -198,14 +203,17 @@ def _export_best(job: JobConfig, prepared: Prepared, final: str, tracker: Tracke
 def _epoch_data(job: JobConfig, prepared: Prepared, scan: ScanResult, unlabeled: list[Track], tracker: Tracker) -> EpochData:
     """The tables a training run streams from, with the method's per-track columns."""
     manifest, method = prepared.manifest, prepared.method
-    train_tracks = manifest.split("train")
+    train_tracks = training_tracks(job, manifest)
     train, kept = track_table(train_tracks, manifest.label_matrix(train_tracks), scan)
     valid_tracks = manifest.split("valid")
     valid, _ = track_table(valid_tracks, manifest.label_matrix(valid_tracks), scan)
     if not len(train) or not len(valid):
         raise JobError("no readable audio in the train or valid split; see the skipped files above")
     verified = np.array([train_tracks[i].verified for i in kept], dtype=bool)
-    columns = method.track_columns(labels=train.labels, verified=verified, scores=_teacher_scores(job, method, train, tracker))
+    columns = method.track_columns(
+        labels=train.labels, verified=verified, scores=_teacher_scores(job, method, train, tracker),
+        clean=_clean_labels(job, prepared.recipe.tags, [train_tracks[i] for i in kept]),
+    )
     if columns.message:
         log.info(columns.message)
     tracker.log_metrics(columns.metrics)
@@ -225,6 +233,24 @@ def _epoch_data(job: JobConfig, prepared: Prepared, scan: ScanResult, unlabeled:
         seed=job.seed, shuffle=job.train.shuffle, augment=job.augment.spec(), max_chunks=job.eval.max_chunks,
         unlabeled=_unlabeled_source(job, prepared, unlabeled, scan, tracker),
     )
+
+
+def training_tracks(job: JobConfig, manifest: Manifest) -> list[Track]:
+    """The training split, or its verified rows (``data.train_subset``)."""
+    tracks = manifest.split("train")
+    return [t for t in tracks if t.verified] if job.data.train_subset == "verified" else tracks
+
+
+def _clean_labels(job: JobConfig, tags, tracks: list[Track]) -> np.ndarray | None:
+    """The clean labels of ``tracks`` when the job's clean label file has them all (they feed
+    the methods' diagnostics, never their training)."""
+    if not job.data.clean_labels:
+        return None
+    try:
+        return evaluation_labels(job, tags, tracks)[0]
+    except JobError as exc:
+        log.info("no diagnostics against clean labels: %s", exc)
+        return None
 
 
 def _teacher_scores(job: JobConfig, method: Method, table, tracker: Tracker) -> np.ndarray | None:
@@ -247,7 +273,7 @@ def precompute_teacher_scores(job: JobConfig) -> None:
     if prepared.method.needs.scores_teacher is None:
         return
     ensure_ray(job)
-    tracks = prepared.manifest.split("train")
+    tracks = training_tracks(job, prepared.manifest)
     scan = scan_tracks(tracks, num_cpus=job.data.decode_cpus)
     table, _ = track_table(tracks, prepared.manifest.label_matrix(tracks), scan)
     _teacher_scores(job, prepared.method, table, Tracker.disabled())

@@ -17,6 +17,7 @@ import ray.train
 import ray.train.torch
 import torch
 
+from raytag.cluster import storage
 from raytag.cluster.checkpoints import load_latest, report
 from raytag.cluster.datasets import EpochData
 from raytag.config import JobConfig
@@ -26,7 +27,7 @@ from raytag.engine.seeding import init_seed, rank_generator_seed
 from raytag.methods import build_method
 from raytag.methods.base import Epoch
 from raytag.metrics import tagging_report
-from raytag.models.export import ModelRecipe
+from raytag.models.export import ModelRecipe, read_weights
 
 log = logging.getLogger("raytag.train")
 
@@ -55,9 +56,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     device = ray.train.torch.get_device()
 
     method = build_method(job, tags=tags)
-    recipe = ModelRecipe(job.model.name, dict(job.model.args), tuple(tags))
+    recipe = ModelRecipe(job.model.name, dict(job.model.args), tuple(tags), job.model.head)
     torch.manual_seed(init_seed(job.seed))  # the same initial weights on every rank
-    model = ray.train.torch.prepare_model(method.build_network(recipe.build))
+    model = ray.train.torch.prepare_model(method.build_network(_network_factory(recipe, job.model.init)))
     optimizer = torch.optim.Adam(model.parameters(), lr=job.train.lr, weight_decay=job.train.weight_decay)
 
     state = ckpt.TrainingState(select_metric=job.train.select_metric)
@@ -114,6 +115,22 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         state.next_epoch = epoch + 1
         report(metrics, rank=rank, state=state, job=config["job"], best=best,
                latest=lambda: ckpt.Snapshot.capture(model, optimizer, method))
+
+
+def _network_factory(recipe: ModelRecipe, init: str | None):
+    """Builds fresh networks, or networks that start from an exported model (``model.init``:
+    e.g. He et al.'s stage 2 continuing stage 1), read from storage."""
+    if init is None:
+        return recipe.build
+    with storage.local_folder(init) as folder:
+        weights = read_weights(folder)
+
+    def make():
+        network = recipe.build()
+        network.load_state_dict(weights)
+        return network
+
+    return make
 
 
 def _agree(flag: bool) -> bool:
