@@ -171,3 +171,16 @@ def test_a_perfect_teacher_on_clean_labels_finds_no_noise():
     noise = estimate_tag_noise(np.arange(400.0), labels)
     assert noise.status == "ok" and noise.err_plus == 0 and noise.err_minus == 0
     assert noise.true_rate == pytest.approx(0.25)
+
+
+def test_the_audit_is_core_code_and_the_plots_and_report_need_no_mlflow():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, raytag.audit; a = {m for m in ('mlflow', 'ray', 'torch', 'sklearn') if m in sys.modules}; "
+        "import raytag.tracking.plots, raytag.tracking.tag_plots, raytag.tracking.report, raytag.tracking.report_html; "
+        "b = {m for m in ('mlflow', 'ray', 'torch') if m in sys.modules}; print(sorted(a), sorted(b))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[] []"

@@ -1,0 +1,283 @@
+"""``raytag review``: runs from MLflow as a table, per-tag differences and an HTML report.
+
+Pick runs by experiment, by parent run (a pipeline's stages or a sweep's trials) or by id;
+this module queries MLflow (through ``MlflowClient`` on an explicit tracking URI), downloads
+the per-tag tables, plots and model descriptions it needs, draws plots from the per-epoch
+histories, and hands plain data to :mod:`raytag.tracking.report` (tables) and
+:mod:`raytag.tracking.report_html` (the self-contained HTML file). With a parent run, the HTML
+is logged to it as ``review/<file>.html``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pandas as pd
+
+from raytag.tracking import plots, tag_plots
+from raytag.tracking import tags as tag_names
+from raytag.tracking.client import resolve_uri
+from raytag.tracking.report import Review, ReportImage, RunSummary, summarize_run, tag_differences
+from raytag.tracking.report_html import write_html
+
+REVIEW_ARTIFACT_DIR = "review"
+PLOTS_ARTIFACT_DIR = "plots"
+MODEL_DESCRIPTION = "best_model/model.json"
+DEFAULT_MAX_RUNS = 50
+
+
+class ReviewError(ValueError):
+    """Runs that cannot be reviewed as asked (unknown experiment or run, nothing selected)."""
+
+
+@dataclass(frozen=True)
+class ReviewOutcome:
+    """What :func:`review_runs` produced: the review, its HTML file, and the artifact path it
+    was logged under on the parent run (None when there is no parent)."""
+
+    review: Review
+    html_path: Path
+    logged_artifact: str | None
+
+
+def review_runs(
+    *,
+    tracking_uri: str | None = None,
+    experiment: str | None = None,
+    parent_run_id: str | None = None,
+    run_ids: Sequence[str] = (),
+    html_path: str | Path | None = None,
+    log_to_parent: bool = True,
+    max_runs: int = DEFAULT_MAX_RUNS,
+    sort_by: str = "roc_auc",
+) -> ReviewOutcome:
+    """Builds the review of the selected runs and writes (and logs) its HTML report.
+
+    Args:
+        tracking_uri: the store; default ``MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/mlflow.db``.
+        experiment: review the runs of this experiment (newest ``max_runs``; parent runs of
+            pipelines and sweeps are left out, their children are listed).
+        parent_run_id: review this pipeline's or sweep's child runs.
+        run_ids: review these runs, in this order (two runs: per-tag differences second − first).
+        html_path: where to write the report; default ``review-<name>.html`` in the cwd.
+        log_to_parent: log the report to the parent run (``parent_run_id`` only). Default True.
+        max_runs: most runs of an experiment or parent. Default 50.
+        sort_by: order of per-tag differences: ``"roc_auc"`` or ``"pr_auc"`` change.
+
+    Raises:
+        ReviewError: not exactly one selection, an unknown experiment or run, nothing to show.
+    """
+    from mlflow.tracking import MlflowClient
+
+    uri = resolve_uri(tracking_uri)
+    client = MlflowClient(tracking_uri=uri)
+    runs, parent, title = select_runs(
+        client, experiment=experiment, parent_run_id=parent_run_id, run_ids=run_ids, max_runs=max_runs
+    )
+    with tempfile.TemporaryDirectory(prefix="raytag-review-") as scratch:
+        review = build_review(client, runs, title=title, tracking_uri=uri, workdir=Path(scratch), sort_by=sort_by)
+        path = Path(html_path) if html_path else Path.cwd() / f"review-{_slug(title)}.html"
+        write_html(review, path)
+    logged = None
+    if parent is not None and log_to_parent:
+        client.log_artifact(parent.info.run_id, str(path), REVIEW_ARTIFACT_DIR)
+        logged = f"{REVIEW_ARTIFACT_DIR}/{path.name}"
+        client.set_tag(parent.info.run_id, tag_names.REVIEW_REPORT, logged)
+    return ReviewOutcome(review, path, logged)
+
+
+def select_runs(client, *, experiment=None, parent_run_id=None, run_ids=(), max_runs=DEFAULT_MAX_RUNS):
+    """The runs to review, their parent run (or None) and a title.
+
+    Raises:
+        ReviewError: see :func:`review_runs`.
+    """
+    from mlflow.exceptions import MlflowException
+
+    chosen = [bool(experiment), bool(parent_run_id), bool(run_ids)]
+    if sum(chosen) != 1:
+        raise ReviewError("give exactly one of: run ids, --experiment NAME or --parent RUN_ID")
+    if run_ids:
+        runs = [_get_run(client, run_id) for run_id in run_ids]
+        return runs, None, "runs " + ", ".join(run.info.run_name or run.info.run_id[:8] for run in runs)
+    if parent_run_id:
+        parent = _get_run(client, parent_run_id)
+        runs = client.search_runs(
+            [parent.info.experiment_id],
+            filter_string=f"tags.`{tag_names.PARENT_RUN}` = '{parent_run_id}'",
+            max_results=max_runs,
+            order_by=["attributes.start_time ASC"],
+        )
+        if not runs:
+            raise ReviewError(f"run {parent_run_id} ({parent.info.run_name}) has no child runs")
+        kind = parent.data.tags.get(tag_names.KIND, "parent")
+        return list(runs), parent, f"{parent.info.run_name} ({kind})"
+    try:
+        found = client.get_experiment_by_name(experiment)
+    except MlflowException as exc:
+        raise ReviewError(f"experiment {experiment!r}: {exc.message}") from None
+    if found is None:
+        raise ReviewError(f"no experiment named {experiment!r} in this tracking store")
+    runs = client.search_runs(
+        [found.experiment_id], max_results=max_runs, order_by=["attributes.start_time DESC"]
+    )
+    runs = [run for run in reversed(runs) if tag_names.KIND not in run.data.tags]
+    if not runs:
+        raise ReviewError(f"experiment {experiment!r} has no runs")
+    return runs, None, f"experiment {experiment}"
+
+
+def build_review(client, runs, *, title: str, tracking_uri: str, workdir: Path, sort_by: str = "roc_auc") -> Review:
+    """Summaries, per-tag differences (two runs) and plots of ``runs``; files go to ``workdir``."""
+    review = Review(
+        title=title,
+        tracking_uri=_display_uri(tracking_uri),
+        runs=[],
+        generated=datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+    )
+    per_tag: dict[str, list[dict] | None] = {}
+    for run in runs:
+        run_id = run.info.run_id
+        params, tags = dict(run.data.params), dict(run.data.tags)
+        split = params.get("eval.split", "test")
+        folder = workdir / run_id
+        history, final = read_history(client, run_id, list(run.data.metrics), split)
+        per_tag[run_id] = _read_per_tag(client, run_id, split, folder, review.notes, run.info.run_name)
+        summary = summarize_run(
+            run_id=run_id, name=run.info.run_name or "", status=run.info.status, params=params, tags=tags,
+            final=final, best_epoch=_last(history.get("best_epoch")), start_time=run.info.start_time,
+        )
+        review.runs.append(summary)
+        vocabulary = [str(r["tag"]) for r in per_tag[run_id]] if per_tag[run_id] else _model_tags(client, run_id, folder)
+        review.images.extend(_run_images(client, summary, history, per_tag[run_id], vocabulary, folder))
+    if len(runs) == 2:
+        first, second = review.runs
+        rows_a, rows_b = per_tag[first.run_id], per_tag[second.run_id]
+        if rows_a and rows_b and first.split == second.split:
+            review.differences = tag_differences(rows_a, rows_b, sort_by=sort_by)
+            path = tag_plots.plot_tag_differences(
+                review.differences.to_dict("records"), workdir / "differences.png", first=first.label, second=second.label
+            )
+            review.images.append(ReportImage(path, f"Per-tag change on the {first.split} split, {second.label} − {first.label}"))
+        elif rows_a and rows_b:
+            review.notes.append(f"no per-tag comparison: the runs were evaluated on different splits ({first.split}, {second.split})")
+    return review
+
+
+def read_history(client, run_id: str, keys: Sequence[str], split: str) -> tuple[dict, dict[str, float]]:
+    """A run's per-epoch history ``{key: [(epoch, value), ...]}`` and its final metrics on
+    ``split`` (``roc_auc``, ``pr_auc``, ``lwlrap``).
+
+    The final value of a metric is its latest logged one. When the evaluated split is ``valid``
+    its final metrics share keys with the per-epoch ones; the final entry (logged after the
+    last epoch, at a step that is not the last epoch) is then left out of the history.
+    """
+    history: dict[str, list[tuple[int, float]]] = {}
+    final: dict[str, float] = {}
+    for key in sorted(keys):
+        points = sorted(client.get_metric_history(run_id, key), key=lambda m: (m.timestamp, m.step))
+        if key.startswith(f"{split}/") and points:
+            last = points[-1]
+            final[key.split("/", 1)[1]] = last.value
+            if len(points) > 1 and last.step < max(m.step for m in points):
+                points = points[:-1]
+        history[key] = sorted((m.step, m.value) for m in points)
+    return history, final
+
+
+def _read_per_tag(client, run_id: str, split: str, folder: Path, notes: list[str], name: str | None):
+    path = f"metrics/per_tag_{split}.csv"
+    local = _download(client, run_id, path, folder)
+    if local is None:
+        notes.append(f"{name or run_id}: no {path} artifact")
+        return None
+    frame = pd.read_csv(local)
+    if "tag" not in frame.columns:
+        notes.append(f"{name or run_id}: {path} has no 'tag' column")
+        return None
+    return frame.to_dict("records")
+
+
+def _model_tags(client, run_id: str, folder: Path) -> list[str]:
+    local = _download(client, run_id, MODEL_DESCRIPTION, folder)
+    if local is None:
+        return []
+    try:
+        return [str(tag) for tag in json.loads(local.read_text()).get("tags", [])]
+    except (ValueError, AttributeError):
+        return []
+
+
+def _run_images(client, run: RunSummary, history, per_tag, vocabulary, folder: Path) -> list[ReportImage]:
+    """The run's logged ``plots/*.png``, then the standard plots it lacks, drawn here."""
+    logged = _download_plots(client, run.run_id, folder / "logged")
+    images = [ReportImage(path, f"{run.label}: {path.name} (logged with the run)", run.run_id) for path in logged]
+    have = {path.name for path in logged}
+    drawn = plots.plot_run(history, folder / "drawn", tags=vocabulary, per_tag=per_tag, split=run.split, title=run.label)
+    captions = {
+        plots.CURVES_FILE: "training and validation curves",
+        plots.METHOD_FILE: "method statistics per epoch",
+        tag_plots.per_tag_file(run.split): f"per-tag ROC-AUC and PR-AUC on the {run.split} split",
+    }
+    for path in drawn:
+        if path.name not in have:
+            caption = captions.get(path.name, "per tag and epoch: " + path.stem.removeprefix("tags_").replace("_", "/"))
+            images.append(ReportImage(path, f"{run.label}: {caption}", run.run_id))
+    return images
+
+
+def _download_plots(client, run_id: str, folder: Path) -> list[Path]:
+    found: list[Path] = []
+    pending = [PLOTS_ARTIFACT_DIR]
+    while pending:
+        for item in client.list_artifacts(run_id, pending.pop()):
+            if item.is_dir:
+                pending.append(item.path)
+            elif item.path.lower().endswith(".png"):
+                local = _download(client, run_id, item.path, folder)
+                if local is not None:
+                    found.append(local)
+    return sorted(found)
+
+
+def _download(client, run_id: str, artifact: str, folder: Path) -> Path | None:
+    """A run's artifact as a local file, or None when the run has no such artifact."""
+    parent, _, name = artifact.rpartition("/")
+    if name not in {Path(item.path).name for item in client.list_artifacts(run_id, parent or None)}:
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    return Path(client.download_artifacts(run_id, artifact, str(folder)))
+
+
+def _get_run(client, run_id: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(run_id)
+    except MlflowException:
+        raise ReviewError(f"no run {run_id!r} in this tracking store") from None
+
+
+def _last(points) -> float | None:
+    return points[-1][1] if points else None
+
+
+def _display_uri(uri: str) -> str:
+    """The tracking URI without credentials (``http://user:secret@host`` → ``http://host``)."""
+    parts = urlsplit(uri)
+    if parts.username or parts.password:
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return uri
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:80] or "runs"
