@@ -141,6 +141,7 @@ def cmd_review(args: argparse.Namespace) -> int:
     outcome = review_runs(
         tracking_uri=args.uri, experiment=args.experiment, parent_run_id=args.parent, run_ids=args.run_ids,
         html_path=args.html, log_to_parent=not args.no_log, max_runs=args.max_runs, sort_by=args.sort_by,
+        max_plotted_runs=args.max_plots,
     )
     console = Console(width=None if sys.stdout.isatty() else 160)  # piped: wide rows, not wrapped cells
     for item in rich_tables(outcome.review, max_tags=args.tags):
@@ -159,6 +160,7 @@ def _add_review(commands) -> None:
     review.add_argument("--html", metavar="PATH", help="report file (default: ./review-<name>.html)")
     review.add_argument("--no-log", action="store_true", help="do not log the report to the parent run")
     review.add_argument("--max-runs", type=int, default=50, help="most runs listed (default 50)")
+    review.add_argument("--max-plots", type=int, default=8, help="runs with plots, the best by ROC-AUC (default 8)")
     review.add_argument("--sort-by", choices=["roc_auc", "pr_auc"], default="roc_auc", help="per-tag change order")
     review.add_argument("--tags", type=int, default=15, help="per-tag changes printed (all in the HTML; default 15)")
     review.set_defaults(run=cmd_review)

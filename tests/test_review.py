@@ -107,8 +107,12 @@ def test_run_ids_keep_their_order_and_an_experiment_lists_job_runs_without_paren
     assert [run.stage for run in outcome.review.runs] == ["student", "teacher"]
     assert outcome.logged_artifact is None
     assert outcome.review.differences["roc_auc_delta"].iloc[0] == pytest.approx(-0.08)
-    experiment = review_runs(tracking_uri=store["uri"], experiment="pipelines", html_path=tmp_path / "e.html")
-    assert [run.stage for run in experiment.review.runs] == ["teacher", "student"]
+    experiment = review_runs(tracking_uri=store["uri"], experiment="pipelines", html_path=tmp_path / "e.html",
+                             max_plotted_runs=1)
+    assert [run.stage for run in experiment.review.runs][:2] == ["teacher", "student"]
+    # Plots only for the best run by final ROC-AUC (the student), and a note saying so.
+    assert {image.run_id for image in experiment.review.images} == {store["student"]}
+    assert any(note.startswith("plots for the 1 runs with the best final ROC-AUC only") for note in experiment.review.notes)
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,7 @@ REVIEW_ARTIFACT_DIR = "review"
 PLOTS_ARTIFACT_DIR = "plots"
 MODEL_DESCRIPTION = "best_model/model.json"
 DEFAULT_MAX_RUNS = 50
+DEFAULT_MAX_PLOTTED_RUNS = 8
 
 
 class ReviewError(ValueError):
@@ -57,6 +58,7 @@ def review_runs(
     log_to_parent: bool = True,
     max_runs: int = DEFAULT_MAX_RUNS,
     sort_by: str = "roc_auc",
+    max_plotted_runs: int = DEFAULT_MAX_PLOTTED_RUNS,
 ) -> ReviewOutcome:
     """Builds the review of the selected runs and writes (and logs) its HTML report.
 
@@ -70,6 +72,7 @@ def review_runs(
         log_to_parent: log the report to the parent run (``parent_run_id`` only). Default True.
         max_runs: most runs of an experiment or parent. Default 50.
         sort_by: order of per-tag differences: ``"roc_auc"`` or ``"pr_auc"`` change.
+        max_plotted_runs: plots for at most this many runs (the best by final ROC-AUC). Default 8.
 
     Raises:
         ReviewError: not exactly one selection, an unknown experiment or run, nothing to show.
@@ -82,7 +85,8 @@ def review_runs(
         client, experiment=experiment, parent_run_id=parent_run_id, run_ids=run_ids, max_runs=max_runs
     )
     with tempfile.TemporaryDirectory(prefix="raytag-review-") as scratch:
-        review = build_review(client, runs, title=title, tracking_uri=uri, workdir=Path(scratch), sort_by=sort_by)
+        review = build_review(client, runs, title=title, tracking_uri=uri, workdir=Path(scratch), sort_by=sort_by,
+                              max_plotted_runs=max_plotted_runs)
         path = Path(html_path) if html_path else Path.cwd() / f"review-{_slug(title)}.html"
         write_html(review, path)
     logged = None
@@ -134,32 +138,55 @@ def select_runs(client, *, experiment=None, parent_run_id=None, run_ids=(), max_
     return runs, None, f"experiment {experiment}"
 
 
-def build_review(client, runs, *, title: str, tracking_uri: str, workdir: Path, sort_by: str = "roc_auc") -> Review:
-    """Summaries, per-tag differences (two runs) and plots of ``runs``; files go to ``workdir``."""
+def build_review(
+    client,
+    runs,
+    *,
+    title: str,
+    tracking_uri: str,
+    workdir: Path,
+    sort_by: str = "roc_auc",
+    max_plotted_runs: int = DEFAULT_MAX_PLOTTED_RUNS,
+) -> Review:
+    """Summaries, per-tag differences (two runs) and plots of ``runs``; files go to ``workdir``.
+
+    Plots (and the full metric histories and per-tag tables they need) are made for at most
+    ``max_plotted_runs`` runs: all of them, or the ones with the best final ROC-AUC, so a
+    review of a 50-trial sweep stays a readable, mailable file.
+    """
     review = Review(
         title=title,
         tracking_uri=_display_uri(tracking_uri),
         runs=[],
         generated=datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
     )
-    per_tag: dict[str, list[dict] | None] = {}
     for run in runs:
-        run_id = run.info.run_id
-        params, tags = dict(run.data.params), dict(run.data.tags)
-        split = params.get("eval.split", "test")
-        folder = workdir / run_id
-        history, final = read_history(client, run_id, list(run.data.metrics), split)
-        per_tag[run_id] = _read_per_tag(client, run_id, split, folder, review.notes, run.info.run_name)
-        summary = summarize_run(
-            run_id=run_id, name=run.info.run_name or "", status=run.info.status, params=params, tags=tags,
-            final=final, best_epoch=_last(history.get("best_epoch")), start_time=run.info.start_time,
+        params, split = dict(run.data.params), run.data.params.get("eval.split", "test")
+        keys = [k for k in run.data.metrics if k.startswith(f"{split}/") or k == "best_epoch"]
+        history, final = read_history(client, run.info.run_id, keys, split)
+        review.runs.append(summarize_run(
+            run_id=run.info.run_id, name=run.info.run_name or "", status=run.info.status, params=params,
+            tags=dict(run.data.tags), final=final, best_epoch=_last(history.get("best_epoch")),
+            start_time=run.info.start_time,
+        ))
+    plotted = _runs_to_plot(review.runs, max_plotted_runs)
+    if len(plotted) < len(review.runs):
+        review.notes.append(
+            f"plots for the {len(plotted)} runs with the best final ROC-AUC only: "
+            + ", ".join(run.label for run in review.runs if run.run_id in plotted)
         )
-        review.runs.append(summary)
-        vocabulary = [str(r["tag"]) for r in per_tag[run_id]] if per_tag[run_id] else _model_tags(client, run_id, folder)
-        review.images.extend(_run_images(client, summary, history, per_tag[run_id], vocabulary, folder))
-    if len(runs) == 2:
+    per_tag: dict[str, list[dict] | None] = {}
+    for run, summary in zip(runs, review.runs):
+        if summary.run_id not in plotted:
+            continue
+        folder = workdir / summary.run_id
+        history, _ = read_history(client, summary.run_id, list(run.data.metrics), summary.split)
+        rows = per_tag[summary.run_id] = _read_per_tag(client, summary.run_id, summary.split, folder, review.notes, summary.name)
+        vocabulary = [str(r["tag"]) for r in rows] if rows else _model_tags(client, summary.run_id, folder)
+        review.images.extend(_run_images(client, summary, history, rows, vocabulary, folder))
+    if len(review.runs) == 2:
         first, second = review.runs
-        rows_a, rows_b = per_tag[first.run_id], per_tag[second.run_id]
+        rows_a, rows_b = per_tag.get(first.run_id), per_tag.get(second.run_id)
         if rows_a and rows_b and first.split == second.split:
             review.differences = tag_differences(rows_a, rows_b, sort_by=sort_by)
             path = tag_plots.plot_tag_differences(
@@ -169,6 +196,16 @@ def build_review(client, runs, *, title: str, tracking_uri: str, workdir: Path, 
         elif rows_a and rows_b:
             review.notes.append(f"no per-tag comparison: the runs were evaluated on different splits ({first.split}, {second.split})")
     return review
+
+
+def _runs_to_plot(runs: Sequence[RunSummary], most: int) -> set[str]:
+    """Ids of the runs that get plots: all, or the ``most`` best by final ROC-AUC."""
+    if len(runs) <= most:
+        return {run.run_id for run in runs}
+    def score(run: RunSummary) -> float:
+        value = run.final.get("roc_auc", float("nan"))
+        return value if value == value else float("-inf")
+    return {run.run_id for run in sorted(runs, key=score, reverse=True)[:most]}
 
 
 def read_history(client, run_id: str, keys: Sequence[str], split: str) -> tuple[dict, dict[str, float]]:
