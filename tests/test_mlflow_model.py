@@ -101,3 +101,20 @@ def test_registering_creates_versions_that_carry_the_lineage(store, tracking_uri
 def test_a_folder_that_is_not_an_exported_model_is_refused(store, tmp_path):
     with pytest.raises(ExportError, match="model_dir: .* not an exported raytag model"):
         log_tagger(tracking_uri=store["uri"], run_id=store["run_id"], model_dir=tmp_path)
+
+
+def test_publish_model_logs_and_registers_and_never_raises(store, tracking_uri, tmp_path, caplog):
+    from raytag.tracking.client import Tracker
+    from raytag.tracking.mlflow_model import publish_model
+
+    tracker = Tracker(tracking_uri, store["run_id"])
+    lineage = {tag_names.TEACHER_RUN_ID: "t-run"}
+    logged = publish_model(tracker, store["model_dir"], register_as="published", lineage=lineage)
+    client = MlflowClient(tracking_uri)
+    (version,) = client.search_model_versions("name = 'published'")
+    assert version.source == logged.uri and version.tags[tag_names.TEACHER_RUN_ID] == "t-run"
+    assert client.get_logged_model(logged.model_id).tags[tag_names.TEACHER_RUN_ID] == "t-run"
+    assert publish_model(Tracker.disabled(), store["model_dir"]) is None
+    with caplog.at_level("WARNING", logger="raytag.tracking.mlflow_model"):
+        assert publish_model(tracker, tmp_path / "missing") is None
+    assert "could not log the model" in caplog.text

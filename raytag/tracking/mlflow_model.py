@@ -23,6 +23,7 @@ run as its output). The model's URI is ``models:/<model_id>``.
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from mlflow.types.schema import ParamSchema, ParamSpec, Schema, TensorSpec
 from raytag.models.export import read_exported
 from raytag.tracking import tags as tag_names
 
+log = logging.getLogger(__name__)
 MODEL_NAME = "tagger"  # the logged model's name within its run
 EXPORTED_ARTIFACT = "exported_model"  # the pyfunc artifact key of the exported folder
 MODEL_TYPE = "raytag-tagger"
@@ -258,6 +260,35 @@ def register_tagger(
         description=description or None,
         model_id=logged.model_id,
     )
+
+
+def publish_model(
+    tracker,
+    model_dir: str | Path,
+    *,
+    register_as: str | None = None,
+    lineage: Mapping[str, str] | None = None,
+) -> LoggedTagger | None:
+    """For the driver: logs a run's exported model (and registers it when ``register_as`` is
+    set), best effort like all tracking: a failure is a warning and None, never the job's end.
+
+    Args:
+        tracker: the run's :class:`raytag.tracking.client.Tracker`.
+        model_dir: the exported ``best_model/`` folder.
+        register_as: the job's ``tracking.register_as`` (None: log only).
+        lineage: tags for the logged model and the registered version (teacher run, model, stage).
+    """
+    if tracker.failed:
+        return None
+    try:
+        logged = log_tagger(tracking_uri=tracker.uri, run_id=tracker.run_id, model_dir=model_dir, tags=lineage)
+        if register_as:
+            version = register_tagger(tracking_uri=tracker.uri, logged=logged, registered_name=register_as, lineage=lineage)
+            log.info("registered %s as %s version %s", logged.uri, register_as, version.version)
+        return logged
+    except Exception as exc:  # noqa: BLE001 - publishing must never fail a finished job
+        log.warning("could not log the model of run %s to MLflow (%s: %s)", tracker.run_id, type(exc).__name__, exc)
+        return None
 
 
 def _version(package: str) -> str:

@@ -32,6 +32,7 @@ from raytag.tracking.tag_plots import per_tag_file, plot_per_tag_scores
 History = Mapping[str, Sequence[tuple[int, float]]]
 """Per-epoch metric history: ``{metric: [(epoch, value), ...]}``."""
 
+ARTIFACT_DIR = "plots"  # where a run's plots are logged, and where ``raytag review`` looks
 CURVES_FILE = "curves.png"
 METHOD_FILE = "method_statistics.png"
 RANKING_METRICS = ("roc_auc", "pr_auc", "lwlrap")

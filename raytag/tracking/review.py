@@ -28,7 +28,6 @@ from raytag.tracking.report import Review, ReportImage, RunSummary, summarize_ru
 from raytag.tracking.report_html import write_html
 
 REVIEW_ARTIFACT_DIR = "review"
-PLOTS_ARTIFACT_DIR = "plots"
 MODEL_DESCRIPTION = "best_model/model.json"
 DEFAULT_MAX_RUNS = 50
 DEFAULT_MAX_PLOTTED_RUNS = 8
@@ -97,8 +96,16 @@ def review_runs(
     return ReviewOutcome(review, path, logged)
 
 
-def select_runs(client, *, experiment=None, parent_run_id=None, run_ids=(), max_runs=DEFAULT_MAX_RUNS):
-    """The runs to review, their parent run (or None) and a title.
+def select_runs(
+    client,
+    *,
+    experiment: str | None = None,
+    parent_run_id: str | None = None,
+    run_ids: Sequence[str] = (),
+    max_runs: int = DEFAULT_MAX_RUNS,
+) -> tuple[list, object | None, str]:
+    """The runs to review (MLflow ``Run`` entities, oldest first, or in ``run_ids`` order),
+    their parent run (or None) and a title.
 
     Raises:
         ReviewError: see :func:`review_runs`.
@@ -272,7 +279,7 @@ def _run_images(client, run: RunSummary, history, per_tag, vocabulary, folder: P
 
 def _download_plots(client, run_id: str, folder: Path) -> list[Path]:
     found: list[Path] = []
-    pending = [PLOTS_ARTIFACT_DIR]
+    pending = [plots.ARTIFACT_DIR]
     while pending:
         for item in client.list_artifacts(run_id, pending.pop()):
             if item.is_dir:
