@@ -34,6 +34,8 @@ def test_a_runs_plots_are_logged_and_review_embeds_them_instead_of_redrawing(tmp
     review = review_runs(tracking_uri=uri, run_ids=[tracker.run_id], html_path=tmp_path / "r.html").review
     captions = [image.caption for image in review.images]
     assert len(captions) == 6 and all(caption.endswith("(logged with the run)") for caption in captions)
+    assert captions[0] == "student: training and validation curves (logged with the run)"
+    assert captions[-1] == "student: per-tag precision-recall curves on the test split (logged with the run)"
 
 
 def test_plot_failures_are_warnings_and_a_disabled_tracker_logs_nothing(tmp_path, monkeypatch, caplog):

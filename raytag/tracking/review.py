@@ -260,21 +260,40 @@ def _model_tags(client, run_id: str, folder: Path) -> list[str]:
 
 
 def _run_images(client, run: RunSummary, history, per_tag, vocabulary, folder: Path) -> list[ReportImage]:
-    """The run's logged ``plots/*.png``, then the standard plots it lacks, drawn here."""
+    """The run's logged ``plots/*.png`` and the standard plots it lacks, drawn here, in reading
+    order: curves, method statistics, per-tag heatmaps, per-tag scores, ROC and PR curves."""
     logged = _download_plots(client, run.run_id, folder / "logged")
-    images = [ReportImage(path, f"{run.label}: {path.name} (logged with the run)", run.run_id) for path in logged]
     have = {path.name for path in logged}
     drawn = plots.plot_run(history, folder / "drawn", tags=vocabulary, per_tag=per_tag, split=run.split, title=run.label)
-    captions = {
-        plots.CURVES_FILE: "training and validation curves",
-        plots.METHOD_FILE: "method statistics per epoch",
-        tag_plots.per_tag_file(run.split): f"per-tag ROC-AUC and PR-AUC on the {run.split} split",
-    }
-    for path in drawn:
-        if path.name not in have:
-            caption = captions.get(path.name, "per tag and epoch: " + path.stem.removeprefix("tags_").replace("_", "/"))
-            images.append(ReportImage(path, f"{run.label}: {caption}", run.run_id))
-    return images
+    chosen = [(path, " (logged with the run)") for path in logged] + [(p, "") for p in drawn if p.name not in have]
+    chosen.sort(key=lambda item: (_reading_order(item[0].name, run.split), item[0].name))
+    return [ReportImage(path, f"{run.label}: {_caption(path.name, run.split)}{origin}", run.run_id) for path, origin in chosen]
+
+
+def _known_plots(split: str) -> list[tuple[str, str]]:
+    roc, pr = tag_plots.curve_files(split)
+    return [
+        (plots.CURVES_FILE, "training and validation curves"),
+        (plots.METHOD_FILE, "method statistics per epoch"),
+        ("tags_", "per tag and epoch: "),
+        (tag_plots.per_tag_file(split), f"per-tag ROC-AUC and PR-AUC on the {split} split"),
+        (roc, f"per-tag ROC curves on the {split} split"),
+        (pr, f"per-tag precision-recall curves on the {split} split"),
+    ]
+
+
+def _reading_order(name: str, split: str) -> int:
+    known = _known_plots(split)
+    return next((i for i, (prefix, _) in enumerate(known) if name.startswith(prefix)), len(known))
+
+
+def _caption(name: str, split: str) -> str:
+    for prefix, caption in _known_plots(split):
+        if name == prefix:
+            return caption
+        if prefix == "tags_" and name.startswith(prefix):
+            return caption + name.removeprefix(prefix).removesuffix(".png").replace("_", "/")
+    return name
 
 
 def _download_plots(client, run_id: str, folder: Path) -> list[Path]:
