@@ -164,6 +164,43 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_review(args: argparse.Namespace) -> int:
+    import os
+
+    from rich.console import Console
+
+    from raytag.tracking.report import rich_tables
+    from raytag.tracking.review import review_runs
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars per downloaded file
+    outcome = review_runs(
+        tracking_uri=args.uri, experiment=args.experiment, parent_run_id=args.parent, run_ids=args.run_ids,
+        html_path=args.html, log_to_parent=not args.no_log, max_runs=args.max_runs, sort_by=args.sort_by,
+        max_plotted_runs=args.max_plots,
+    )
+    console = Console(width=None if sys.stdout.isatty() else 160)  # piped: wide rows, not wrapped cells
+    for item in rich_tables(outcome.review, max_tags=args.tags):
+        console.print(item)
+    logged = f"; logged to the parent run as {outcome.logged_artifact}" if outcome.logged_artifact else ""
+    print(f"HTML report: {outcome.html_path}{logged}")
+    return 0
+
+
+def _add_review(commands) -> None:
+    review = commands.add_parser("review", help="compare runs from MLflow: table, per-tag changes, HTML report")
+    review.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="runs to compare (two: per-tag changes)")
+    review.add_argument("--experiment", help="every run of this experiment (newest --max-runs)")
+    review.add_argument("--parent", metavar="RUN_ID", help="a pipeline's or sweep's parent run: its child runs")
+    review.add_argument("--uri", help="tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db)")
+    review.add_argument("--html", metavar="PATH", help="report file (default: ./review-<name>.html)")
+    review.add_argument("--no-log", action="store_true", help="do not log the report to the parent run")
+    review.add_argument("--max-runs", type=int, default=50, help="most runs listed (default 50)")
+    review.add_argument("--max-plots", type=int, default=8, help="runs with plots, the best by ROC-AUC (default 8)")
+    review.add_argument("--sort-by", choices=["roc_auc", "pr_auc"], default="roc_auc", help="per-tag change order")
+    review.add_argument("--tags", type=int, default=15, help="per-tag changes printed (all in the HTML; default 15)")
+    review.set_defaults(run=cmd_review)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="raytag", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -213,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="list model presets with parameter counts")
     models.add_argument("--tags", type=int, default=50, help="number of tags (default 50)")
     models.set_defaults(run=cmd_models)
+    _add_review(commands)
     return parser
 
 

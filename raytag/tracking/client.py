@@ -110,7 +110,7 @@ class Tracker:
 
         now = int(time.time() * 1000)
         items = [
-            Metric(_metric_key(k), float(v), now, step or 0)
+            Metric(metric_key(k), float(v), now, step or 0)
             for k, v in sorted(metrics.items())
             if isinstance(v, (int, float)) and math.isfinite(v)
         ]
@@ -163,8 +163,9 @@ def _param_value(value: Any) -> str:
     return text if len(text) <= MAX_PARAM_LENGTH else text[: MAX_PARAM_LENGTH - 3] + "..."
 
 
-def _metric_key(key: str) -> str:
-    # MLflow keys allow letters, digits, _ - . space / ; map anything else to _.
+def metric_key(key: str) -> str:
+    """The MLflow metric key raytag logs for ``key``: letters, digits, ``_ - . space /`` kept,
+    anything else mapped to ``_`` (so ``mask/masked/r&b`` is logged as ``mask/masked/r_b``)."""
     return "".join(c if c.isalnum() or c in "_-. /" else "_" for c in key)
 
 
