@@ -95,7 +95,8 @@ class MeanTeacherConfig(_Section):
     The EMA smoothing and the ramp are counted in optimizer steps in the paper (η 0.999, T0
     40000). ``window_epochs`` and ``ramp_epochs`` give them in epochs instead, converted with
     the run's real steps per epoch per rank: η = 1 − 1/(window_epochs · steps per epoch),
-    T0 = ramp_epochs · steps per epoch. Set one of each pair.
+    T0 = ramp_epochs · steps per epoch. When given, they take precedence over ``eta`` and
+    ``t0`` (so a sweep can vary them on a job written in the paper's steps).
     """
 
     enabled: bool = False
@@ -106,14 +107,6 @@ class MeanTeacherConfig(_Section):
     ramp_epochs: float | None = Field(None, ge=0, description="ramp-up length in epochs (instead of t0)")
     gamma: float = Field(0.5, gt=0, description="ramp-up exponent")
     warmup_epochs: int = Field(40, ge=0, description="epochs of the student alone")
-
-    @model_validator(mode="after")
-    def _one_of_each(self) -> MeanTeacherConfig:
-        if self.eta is not None and self.window_epochs is not None:
-            raise ValueError("give eta or window_epochs, not both")
-        if self.t0 is not None and self.ramp_epochs is not None:
-            raise ValueError("give t0 or ramp_epochs, not both")
-        return self
 
 
 class StagedConfig(_Section):

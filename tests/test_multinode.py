@@ -126,7 +126,8 @@ def test_e_a_run_logs_to_a_real_mlflow_server_and_survives_its_death(cluster):
         [str(Path(sys.executable).with_name("mlflow")), "server", "--backend-store-uri", f"sqlite:///{store}",
          "--artifacts-destination", str(cluster.private / "server-artifacts"), "--host", "127.0.0.1",
          "--port", str(port), "--workers", "1"],
-        env=node_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        env={**node_env(), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},  # no background job consumers
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     uri = f"http://127.0.0.1:{port}"
     try:

@@ -26,7 +26,7 @@ class ChunkScorer:
         self.model.load_state_dict(weights)
         self.model.to(self.device).eval()
         self.amp = amp
-        self.node = ray.get_runtime_context().get_node_id()
+        self.node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
 
     @torch.no_grad()
     def probabilities(self, audio: np.ndarray) -> np.ndarray:
