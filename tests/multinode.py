@@ -6,6 +6,10 @@ driver's private folder and the head's temporary folder, so a worker node sees t
 raytag, the shared storage and the audio, and nothing of the driver's working directory: a code
 path that reads the driver's files on a worker fails instead of passing by accident.
 
+The whole cluster, its drivers and any tracking server live in a network namespace of their own
+with only a loopback interface (Ray otherwise advertises the machine's routable address even
+when told 127.0.0.1); the test process talks to them through files only.
+
 Every process a node starts is found again by its node's unique temporary folder and killed by
 process id when the node stops, so nothing outlives a test.
 """
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -37,7 +42,9 @@ def node_env() -> dict[str, str]:
     """The environment of every node and of the driver: loopback only, no token auth (the
     cluster is reachable from this machine only), no usage reporting."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    env.update({"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"})
+    env.update({"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1",
+                # A loaded 2-core machine can take longer than Ray's 30 s to register a node.
+                "RAY_raylet_start_wait_time_s": "180"})
     return env
 
 
@@ -92,10 +99,20 @@ class LocalCluster:
     root: Path
     port: int = field(default_factory=free_port)
     nodes: dict[str, Node] = field(default_factory=dict)
+    network: subprocess.Popen | None = None
 
     def __post_init__(self) -> None:
         for folder in (self.shared, self.private, self.root / "nodes"):
             folder.mkdir(parents=True, exist_ok=True)
+        # A process that holds a network namespace with only "lo" up; everything joins it.
+        self.network = subprocess.Popen(
+            ["unshare", "--net", "sh", "-c", "ip link set lo up && exec sleep infinity"], start_new_session=True
+        )
+        time.sleep(0.5)
+
+    def in_network(self, command: list[str]) -> list[str]:
+        """``command`` run inside the cluster's loopback-only network namespace."""
+        return ["nsenter", f"--net=/proc/{self.network.pid}/ns/net", *command]
 
     @property
     def shared(self) -> Path:
@@ -109,20 +126,30 @@ class LocalCluster:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @staticmethod
+    def _ports(head: bool) -> list[str]:
+        """Free ports for every listening process of a node, so nodes (and any other Ray on the
+        machine) never collide on Ray's default ports."""
+        names = ["--node-manager-port", "--object-manager-port", "--dashboard-agent-listen-port",
+                 "--dashboard-agent-grpc-port", "--runtime-env-agent-port", "--metrics-export-port"]
+        if head:
+            names += ["--dashboard-port", "--ray-client-server-port"]
+        return [item for name in names for item in (name, str(free_port()))]
+
     def _start(self, name: str, args: list[str], *, isolated: bool) -> Node:
         temp_dir = Path("/tmp") / f"rtn-{self.port}-{name}"  # short: Ray's socket paths have a length limit
         shutil.rmtree(temp_dir, ignore_errors=True)
         temp_dir.mkdir(parents=True)
         log = self.root / "nodes" / f"{name}.log"
         command = [RAY, "start", "--block", "--temp-dir", str(temp_dir), "--node-ip-address", "127.0.0.1",
-                   "--disable-usage-stats", *args]
+                   "--disable-usage-stats", *self._ports(head=not isolated), *args]
         if isolated:
             hidden = [self.private, self.nodes["head"].temp_dir]
-            mounts = " && ".join(f"mount -t tmpfs -o size=1m tmpfs {path}" for path in hidden)
+            mounts = " && ".join(f"mount -t tmpfs -o size=1m tmpfs {shlex.quote(str(path))}" for path in hidden)
             command = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                       f"{mounts} && exec {' '.join(command)}"]
-        process = subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT, env=node_env(),
-                                   start_new_session=True, cwd="/")
+                       f"{mounts} && exec {shlex.join(command)}"]
+        process = subprocess.Popen(self.in_network(command), stdout=log.open("w"), stderr=subprocess.STDOUT,
+                                   env=node_env(), start_new_session=True, cwd="/")
         node = Node(name, temp_dir, process, log)
         self.nodes[name] = node
         return node
@@ -158,14 +185,17 @@ class LocalCluster:
             self.nodes[name].kill()
             shutil.rmtree(self.nodes[name].temp_dir, ignore_errors=True)
         self.nodes.clear()
+        if self.network is not None and self.network.poll() is None:
+            os.killpg(self.network.pid, signal.SIGKILL)
+            self.network.wait(timeout=10)
 
     def run_driver(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
         """Runs ``raytag ARGS`` as a driver process in the private folder (the machine's own
         file system view: it sees everything, as a user's laptop or head node would)."""
-        return subprocess.run([sys.executable, "-m", "raytag.cli", *args], cwd=self.private, env=node_env(),
-                              capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(self.in_network([sys.executable, "-m", "raytag.cli", *args]), cwd=self.private,
+                              env=node_env(), capture_output=True, text=True, timeout=timeout)
 
     def start_driver(self, *args: str) -> subprocess.Popen:
         log = self.root / "driver.log"
-        return subprocess.Popen([sys.executable, "-m", "raytag.cli", *args], cwd=self.private, env=node_env(),
-                                stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(self.in_network([sys.executable, "-m", "raytag.cli", *args]), cwd=self.private,
+                                env=node_env(), stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)

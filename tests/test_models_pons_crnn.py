@@ -218,3 +218,28 @@ def test_runs_under_bf16_autocast(name: str) -> None:
 def test_invalid_arguments_name_the_problem(name: str, overrides: dict[str, object], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         create_model(name, **overrides)
+
+
+@pytest.mark.parametrize("name", ["mtt-tiny", "shortres-tiny", *NEW_FAMILIES_TINY])
+def test_every_tiny_preset_trains_under_ddp(name, tmp_path) -> None:
+    """What DDP adds per model family, without Ray: every parameter must get a gradient each
+    step (DDP's reducer fails on the second step otherwise) and the head must take sample-rate
+    audio of the preset's crop. A gloo process group of one rank over a file store."""
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        model = create_model(name, num_tags=5)
+        network = DistributedDataParallel(model)
+        optimizer = torch.optim.Adam(network.parameters(), lr=1e-3)
+        audio = torch.randn(2, model.crop_samples)
+        target = torch.randint(0, 2, (2, 5)).float()
+        for _ in range(2):  # the second step is where an unused parameter fails
+            optimizer.zero_grad()
+            loss = nn.functional.binary_cross_entropy_with_logits(network(audio), target)
+            loss.backward()
+            optimizer.step()
+        assert all(p.grad is not None for p in model.parameters())
+    finally:
+        dist.destroy_process_group()

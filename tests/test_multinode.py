@@ -123,23 +123,24 @@ def test_e_a_run_logs_to_a_real_mlflow_server_and_survives_its_death(cluster):
     port = free_port()
     store = cluster.private / "server.db"
     server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("mlflow")), "server", "--backend-store-uri", f"sqlite:///{store}",
-         "--artifacts-destination", str(cluster.private / "server-artifacts"), "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1"],
+        cluster.in_network([str(Path(sys.executable).with_name("mlflow")), "server", "--backend-store-uri",
+                            f"sqlite:///{store}", "--artifacts-destination", str(cluster.private / "server-artifacts"),
+                            "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]),
         env={**node_env(), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},  # no background job consumers
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     uri = f"http://127.0.0.1:{port}"
+    # The server lives in the cluster's network; this process reads what it stored from its file.
+    served = MlflowClient(f"sqlite:///{store}")
     try:
-        _wait_for_server(uri)
+        _wait_for_server(cluster, uri, server)
         job = write_job(cluster, "served", **{"tracking.uri": uri, "train.epochs": 4})
         driver = cluster.start_driver("train", str(job))
-        client = MlflowClient(uri)
         deadline = time.time() + 300
-        while time.time() < deadline and not _logged_epochs(client, "served"):
+        while time.time() < deadline and not _logged_epochs(served, "served"):
             assert driver.poll() is None, (cluster.root / "driver.log").read_text()[-3000:]
             time.sleep(2)
-        assert _logged_epochs(client, "served"), "no epoch reached the tracking server"
+        assert _logged_epochs(served, "served"), "no epoch reached the tracking server"
         os.killpg(server.pid, signal.SIGKILL)  # the server goes away mid-run
         server.wait(timeout=30)
         assert driver.wait(timeout=600) == 0, (cluster.root / "driver.log").read_text()[-3000:]
@@ -148,8 +149,8 @@ def test_e_a_run_logs_to_a_real_mlflow_server_and_survives_its_death(cluster):
     finally:
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGKILL)
-    run = run_named(MlflowClient(f"sqlite:///{store}"), "served")  # what reached the server stayed
-    assert metric_steps(MlflowClient(f"sqlite:///{store}"), run, "train/loss")
+    run = run_named(served, "served")  # what reached the server stayed
+    assert metric_steps(served, run, "train/loss")
 
 
 def test_f_a_sweeps_trials_spread_over_both_nodes_and_land_in_the_drivers_store(cluster):
@@ -217,15 +218,13 @@ def _wait_for(condition, driver: subprocess.Popen, cluster: LocalCluster, timeou
     raise TimeoutError((cluster.root / "driver.log").read_text()[-4000:])
 
 
-def _wait_for_server(uri: str, timeout: float = 120) -> None:
-    import urllib.request
-
+def _wait_for_server(cluster: LocalCluster, uri: str, server: subprocess.Popen, timeout: float = 180) -> None:
+    """Asks the server's health endpoint from inside the cluster's network."""
+    probe = f"import urllib.request; urllib.request.urlopen('{uri}/health', timeout=2)"
     deadline = time.time() + timeout
     while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(1)
+        assert server.poll() is None, "mlflow server exited"
+        if subprocess.run(cluster.in_network([sys.executable, "-c", probe]), capture_output=True).returncode == 0:
+            return
+        time.sleep(1)
     raise TimeoutError(f"mlflow server at {uri} did not come up")
