@@ -25,10 +25,12 @@ import ray
 from tqdm import tqdm
 
 from raytag.audio import pcm_cache
-from raytag.audio.io import AudioError, open_decoder, resampled_pieces
+from raytag.audio.decoders import AudioError, open_decoder
+from raytag.audio.io import resampled_pieces
 from raytag.cluster import storage
 from raytag.cluster.audio_cache import cache_listing, folder_size, lookup
 from raytag.cluster.datasets import ScanResult, scan_tracks
+from raytag.cluster.session import init_ray
 from raytag.config import JobConfig, stage_jobs
 from raytag.data.manifest import Track, read_manifest
 from raytag.errors import JobError
@@ -219,11 +221,9 @@ def prepare_audio(job: JobConfig, *, progress: bool = True, piece_seconds: float
         progress: show a one-line progress bar (tracks, bytes written) on stderr.
         piece_seconds: source audio decoded at once per track (bounds each task's memory).
     """
-    from raytag.cluster.driver import ensure_ray
-
     started = time.perf_counter()
     targets = prepare_targets(job)
-    ensure_ray(job)
+    init_ray(job.ray.address, job.ray.num_cpus)
     scan = scan_tracks([t for target in targets for t in target.tracks], num_cpus=job.data.decode_cpus)
     log.info("audio scan: %s", scan.summary())
     removed = sum(remove_stale_partials(job.storage, t.sample_rate) for t in targets)
