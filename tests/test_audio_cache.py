@@ -185,3 +185,23 @@ def test_report_names_counts_sizes_and_reasons():
     assert "5.0 MiB (5,242,880 bytes; 3.0 MiB written now); the 16000hz folder: 9 files, 9.0 MiB" in text
     assert "[16000 Hz] /a/x.mp3: boom" in text and "/a/empty.wav: the file has no audio frames" in text
     assert report.failed == 1 and human_bytes(512) == "512 B" and human_bytes(1536) == "1.5 KiB"
+
+
+def test_the_plan_prepares_what_is_missing_and_names_files_gone_since_the_scan(tracks):
+    from raytag.cluster.datasets import ScannedTrack, ScanResult
+    from raytag.cluster.prepare import PrepareTarget, _plan
+    from raytag.data.manifest import Track
+
+    table, root = tracks
+    write_cache_files(prepare_rows(table, root, 16000, [0]))
+    gone = str(Path(table.paths[0]).parent / "gone.wav")
+    paths = [*table.paths, gone]
+    scan = ScanResult({p: ScannedTrack(p, int(f), int(r)) for p, f, r in
+                       zip(paths, [*table.frames, 100], [*table.rates, 16000])}, [])
+    target = PrepareTarget(16000, ("j",), tuple(Track(p, ("rock",), "train") for p in paths))
+    reports, rows = _plan(root, [target], scan)
+    report = reports[16000]
+    assert (report.usable, report.already_cached) == (4, 1)
+    assert report.failed == [(gone, "the file disappeared after its header was scanned")]
+    assert [row["path"] for row in rows] == list(table.paths[1:])
+    assert all(row["target_rate"] == 16000 and row["location"].endswith(".16000hz.npy") for row in rows)

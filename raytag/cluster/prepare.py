@@ -232,8 +232,8 @@ def prepare_audio(job: JobConfig, *, progress: bool = True, piece_seconds: float
     for report in reports.values():
         report.prepared = sum(1 for r in written if r["target_rate"] == report.sample_rate and not r["error"])
         report.bytes_written = sum(int(r["bytes"]) for r in written if r["target_rate"] == report.sample_rate)
-        report.failed = sorted((r["path"], r["error"]) for r in written if r["target_rate"] == report.sample_rate
-                               and r["error"])
+        report.failed = sorted(report.failed + [(r["path"], r["error"]) for r in written
+                                                if r["target_rate"] == report.sample_rate and r["error"]])
     for target in targets:
         _measure(reports[target.sample_rate], job.storage, target, scan)
     used = {p for t in targets for p in (x.path for x in t.tracks)}
@@ -272,13 +272,13 @@ def _run(rows: list[dict], *, num_cpus: float, progress: bool, piece_seconds: fl
         write_cache_files, fn_kwargs={"piece_seconds": piece_seconds}, batch_size=TRACKS_PER_TASK,
         num_cpus=num_cpus, batch_format="numpy",
     )
-    results, written = [], 0
+    results, written, failed = [], 0, 0
     with tqdm(total=len(rows), unit="track", desc="prepare", disable=not progress, dynamic_ncols=True) as bar:
         for row in dataset.iter_rows():
             results.append({k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()})
             written += int(row["bytes"])
-            bar.set_postfix_str(f"{human_bytes(written)} written, {sum(bool(r['error']) for r in results)} failed",
-                                refresh=False)
+            failed += bool(row["error"])
+            bar.set_postfix_str(f"{human_bytes(written)} written, {failed} failed", refresh=False)
             bar.update(1)
     return results
 
