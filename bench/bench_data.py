@@ -14,13 +14,16 @@ batches to a consumer in this (the driver) process by
 
 Ray runs a local instance with ``--workers`` logical CPUs and decode tasks of 1 CPU, so Ray Data
 and the DataLoader each have ``--workers`` decoding processes; a second Ray row uses the jobs'
-default of 0.25 CPU per task (4x as many tasks). Every figure comes with the CPU seconds of the
+default of 0.25 CPU per task (4x as many tasks), a third the same decode function over 128-row
+blocks and batches instead of the pipeline's 32 and 16 (what per-task overhead costs). Workers of
+both task sizes are started before anything is measured, and the CPU use of an idle Ray instance
+is measured for 5 s (on 2 cores its background processes are a visible share). Every figure comes with the CPU seconds of the
 driver and all its descendants (Ray's processes, DataLoader workers) and the load average: on a
 shared machine the wall-clock rates follow the load, the per-CPU-second rates much less.
 
-Then the peak memory (PSS summed over the driver and all Ray processes, see
-``process_meter.py``) of a ``raytag prepare`` and of an epoch (``--epoch-crops`` crops per
-track) over N and 4N tracks (the 4N are copies under other names, so their cost is the same).
+Before those, on the same warm worker pool, the peak memory (PSS summed over the driver and all
+Ray processes, see ``process_meter.py``) of a ``raytag prepare`` and of an epoch
+(``--epoch-crops`` crops per track, from the cache) over N and 4N tracks (the 4N are copies under other names, so their cost is the same).
 Streaming should keep the peak flat as the corpus grows. No Ray Train runs here.
 
 On-the-fly runs take ``--crops`` random crops, runs from the cache ``--cache-crops`` (cache
@@ -36,10 +39,12 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import os
 import platform
 import shutil
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -170,13 +175,20 @@ def dataloader_run(rows: list[dict], workers: int) -> tuple[int, Usage]:
     return clips, meter.usage
 
 
-def ray_run(rows: list[dict], num_cpus: float) -> tuple[int, Usage]:
+def ray_run(rows: list[dict], num_cpus: float, rows_per_block: int | None = None) -> tuple[int, Usage]:
+    """The training path (``decoded``), or with ``rows_per_block`` the same decode function over
+    bigger blocks and batches (a variant to see what per-task overhead costs)."""
     import ray
 
     from raytag.cluster.datasets import decoded
 
     ray.data.DataContext.get_current().execution_options.preserve_order = True
-    dataset = decoded(rows, sample_rate=SAMPLE_RATE, crop_samples=CROP, num_cpus=num_cpus)
+    if rows_per_block is None:
+        dataset = decoded(rows, sample_rate=SAMPLE_RATE, crop_samples=CROP, num_cpus=num_cpus)
+    else:
+        dataset = ray.data.from_items(rows, override_num_blocks=-(-len(rows) // rows_per_block)).map_batches(
+            functools.partial(decode_batch, sample_rate=SAMPLE_RATE, crop_samples=CROP),
+            batch_size=rows_per_block, num_cpus=num_cpus, batch_format="numpy")
     with ProcessMeter() as meter:
         clips = consume(dataset.iter_torch_batches(batch_size=BATCH))
     return clips, meter.usage
@@ -221,7 +233,7 @@ def mb(size: int) -> str:
 def throughput_line(name: str, who: str, clips: int, usage: Usage, reference: float) -> str:
     rate, per_cpu = clips / usage.wall_s, clips / max(usage.cpu_s, 1e-9)
     ratio = f"{rate / reference:6.2f}"
-    return (f"{name:<32} {who:<22} {clips:>5} {usage.wall_s:>7.1f} {rate:>8.1f} {usage.cpu_s:>7.1f} {per_cpu:>8.1f} "
+    return (f"{name:<32} {who:<30} {clips:>5} {usage.wall_s:>7.1f} {rate:>8.1f} {usage.cpu_s:>7.1f} {per_cpu:>8.1f} "
             f"{ratio} {usage.load_before:>5.1f}")
 
 
@@ -257,18 +269,29 @@ def main(argv: list[str] | None = None) -> None:
     if (work / "storage-bench-n").exists() or (work / "storage-bench-4n").exists():
         for old in work.glob("storage-*"):
             shutil.rmtree(old)  # every run prepares anew
-    with ProcessMeter() as writing:
-        audio = make_corpus(work / "audio", tracks=args.tracks, seconds=args.seconds)
+    audio = make_corpus(work / "audio", tracks=args.tracks, seconds=args.seconds)
     load_start = os.getloadavg()[0]
     init_ray(num_cpus=args.workers)
     tables = {fmt: table_of(paths) for fmt, paths in audio.items()}
+    for cpus in (0.25, 1.0):  # warm-up: start the workers of both task sizes (each imports torch once)
+        ray_run(crop_rows(tables["mp3"], 8 * args.workers * BATCH), cpus)
+    with ProcessMeter() as idle:
+        time.sleep(5.0)
+
+    # Memory first, on the warm worker pool: prepare and an epoch over N and 4N tracks.
     job_n = write_job(work, audio["mp3"], "bench-n")
     prepared, prepare_n = prepare_run(job_n)
+    paths_4n = copies(audio["mp3"], work / "copies", 4)
+    job_4n = write_job(work, paths_4n, "bench-4n")
+    prepared_4n, prepare_4n = prepare_run(job_4n)
     tables["cache"] = cached(tables["mp3"], job_n)
-    ray_run(crop_rows(tables["mp3"], 2 * args.workers * BATCH), 1.0)  # warm-up: workers import torch
+    table_4n = cached(table_of(paths_4n), job_4n)
+    epoch_n = ray_run(crop_rows(tables["cache"], args.epoch_crops * len(tables["cache"])), 0.25)
+    epoch_4n = ray_run(crop_rows(table_4n, args.epoch_crops * len(table_4n)), 0.25)
 
     one_cpu, quarter, loader = f"{args.workers} tasks x 1 CPU", f"{4 * args.workers} tasks x 0.25 CPU", \
         f"{args.workers} worker processes"
+    big = f"{one_cpu}, 128-row blocks"
     runs: list[tuple[str, str, str, Callable[[], tuple[int, Usage]]]] = []
     for source in ("mp3", "ogg", "cache"):
         rows = crop_rows(tables[source], args.cache_crops if source == "cache" else args.crops)
@@ -278,6 +301,8 @@ def main(argv: list[str] | None = None) -> None:
             (f"    Ray Data, {label}", source, quarter, lambda r=rows: ray_run(r, 0.25)),
             (f"(c) DataLoader, {label}", source, loader, lambda r=rows: dataloader_run(r, args.workers)),
         ]
+        if source != "ogg":
+            runs.append((f"    Ray Data, {label}", source, big, lambda r=rows: ray_run(r, 1.0, rows_per_block=128)))
     results = {(source, who): run() for _, source, who, run in runs}
 
     def rate(source: str, who: str, per_cpu: bool = False) -> float:
@@ -287,13 +312,15 @@ def main(argv: list[str] | None = None) -> None:
     say(f"# bench_data: {datetime.date.today()}, torch {torch.__version__}, ray {ray.__version__}, "
         f"{platform.machine()}, {os.cpu_count()} CPUs, Ray local instance with {args.workers} logical CPUs")
     say(f"# {args.tracks} tracks per format, {args.seconds:.0f} s at {RATE} Hz stereo; crops {CROP / SAMPLE_RATE:.0f} s at "
-        f"{SAMPLE_RATE} Hz ({MODEL}); {BATCH} clips a batch; writing the audio took {writing.usage.wall_s:.0f} s; "
-        f"1-min load average {load_start:.1f} at the start")
+        f"{SAMPLE_RATE} Hz ({MODEL}); {BATCH} clips a batch; {args.crops} crops per on-the-fly run, "
+        f"{args.cache_crops} per cache run; 1-min load average {load_start:.1f} at the start")
+    say(f"# an idle Ray instance (driver, GCS, raylet, dashboard, {idle.usage.processes} processes with the idle "
+        f"workers) used {idle.usage.cpu_s / idle.usage.wall_s:.2f} CPU-s per second and {mb(idle.usage.peak_bytes)} MiB")
     say("# clip/s: per wall-clock second at the consumer (this process); cpu-s: CPU seconds of the driver and all "
         "its descendants (Ray processes, DataLoader workers); x mp3: clip/s over the mp3 row of the same decoders; "
         "load: 1-min load average when the row started")
     say()
-    header = (f"{'throughput':<32} {'decoders':<22} {'clips':>5} {'wall s':>7} {'clip/s':>8} {'cpu-s':>7} "
+    header = (f"{'throughput':<32} {'decoders':<30} {'clips':>5} {'wall s':>7} {'clip/s':>8} {'cpu-s':>7} "
               f"{'clip/cpu-s':>8}  x mp3  load")
     say(header)
     say("-" * len(header))
@@ -309,16 +336,9 @@ def main(argv: list[str] | None = None) -> None:
         goal = "   goal >= 5x" if source == "cache" else ""
         say(f"  Ray Data {source} / Ray Data mp3 on the fly: {rate(source, one_cpu) / rate('mp3', one_cpu):5.2f}x "
             f"({rate(source, one_cpu, True) / rate('mp3', one_cpu, True):.2f}x){goal}")
-
-    paths_4n = copies(audio["mp3"], work / "copies", 4)
-    job_4n = write_job(work, paths_4n, "bench-4n")
-    prepared_4n, prepare_4n = prepare_run(job_4n)
-    table_4n = cached(table_of(paths_4n), job_4n)
-    epoch_n = ray_run(crop_rows(tables["cache"], args.epoch_crops * len(tables["cache"])), 0.25)
-    epoch_4n = ray_run(crop_rows(table_4n, args.epoch_crops * len(table_4n)), 0.25)
     say()
-    say("# peak memory: PSS summed over the driver and all its descendants (Ray's GCS, raylet, dashboard, workers); "
-        "before: when the phase started (idle Ray workers included), in MiB")
+    say("# peak memory: PSS summed over the driver and all its descendants (Ray's GCS, raylet, dashboard, workers) "
+        "in MiB; before: when the phase started, with the warm worker pool; items: tracks prepared or crops read")
     header = f"{'memory':<32} {'items':>6} {'wall s':>7} {'cpu-s':>7} {'before':>9} {'peak':>9} {'added':>9} procs"
     say(header)
     say("-" * len(header))
