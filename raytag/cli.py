@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -18,14 +19,23 @@ EXIT_BAD_INPUT = 2
 log = logging.getLogger("raytag")
 
 
+QUIET_LOGGERS = ("alembic", "mlflow", "urllib3", "filelock", "ray", "py.warnings")
+
+
 def _setup_logging(verbose: bool) -> None:
+    """raytag's own lines at INFO; Ray's and MLflow's only when ``-v`` (they are always in
+    Ray's session logs). Worker output reaches the console only with ``-v`` too."""
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(message)s",
+        format="%(asctime)s %(message)s" if not verbose else "%(asctime)s %(name)s %(levelname)s %(message)s",
         datefmt="%H:%M:%S",
     )
-    for noisy in ("alembic", "mlflow", "urllib3", "filelock"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if verbose:
+        os.environ["RAYTAG_VERBOSE"] = "1"
+        return
+    logging.captureWarnings(True)
+    for noisy in QUIET_LOGGERS:
+        logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -156,8 +166,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model = resolve_storage(args.model) if args.model else best_model_location(job.storage, job.name)
     if not storage.exists(model):
         raise FileNotFoundError(f"no trained model at {model}; train the job first or pass --model")
-    report = evaluate(job, model, split=args.split)
-    print(report.format_table())
+    print(evaluate(job, model, split=args.split).report.format_table())
     return 0
 
 
@@ -173,6 +182,43 @@ def cmd_models(args: argparse.Namespace) -> int:
             f"{model.crop_samples / model.sample_rate:>5.2f}s  {preset(name).summary}"
         )
     return 0
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    import os
+
+    from rich.console import Console
+
+    from raytag.tracking.report import rich_tables
+    from raytag.tracking.review import review_runs
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars per downloaded file
+    outcome = review_runs(
+        tracking_uri=args.uri, experiment=args.experiment, parent_run_id=args.parent, run_ids=args.run_ids,
+        html_path=args.html, log_to_parent=not args.no_log, max_runs=args.max_runs, sort_by=args.sort_by,
+        max_plotted_runs=args.max_plots,
+    )
+    console = Console(width=None if sys.stdout.isatty() else 160)  # piped: wide rows, not wrapped cells
+    for item in rich_tables(outcome.review, max_tags=args.tags):
+        console.print(item)
+    logged = f"; logged to the parent run as {outcome.logged_artifact}" if outcome.logged_artifact else ""
+    print(f"HTML report: {outcome.html_path}{logged}")
+    return 0
+
+
+def _add_review(commands) -> None:
+    review = commands.add_parser("review", help="compare runs from MLflow: table, per-tag changes, HTML report")
+    review.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="runs to compare (two: per-tag changes)")
+    review.add_argument("--experiment", help="every run of this experiment (newest --max-runs)")
+    review.add_argument("--parent", metavar="RUN_ID", help="a pipeline's or sweep's parent run: its child runs")
+    review.add_argument("--uri", help="tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db)")
+    review.add_argument("--html", metavar="PATH", help="report file (default: ./review-<name>.html)")
+    review.add_argument("--no-log", action="store_true", help="do not log the report to the parent run")
+    review.add_argument("--max-runs", type=int, default=50, help="most runs listed (default 50)")
+    review.add_argument("--max-plots", type=int, default=8, help="runs with plots, the best by ROC-AUC (default 8)")
+    review.add_argument("--sort-by", choices=["roc_auc", "pr_auc"], default="roc_auc", help="per-tag change order")
+    review.add_argument("--tags", type=int, default=15, help="per-tag changes printed (all in the HTML; default 15)")
+    review.set_defaults(run=cmd_review)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -227,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="list model presets with parameter counts")
     models.add_argument("--tags", type=int, default=50, help="number of tags (default 50)")
     models.set_defaults(run=cmd_models)
+    _add_review(commands)
     return parser
 
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from raytag.audio.spec import AugmentSpec
 from raytag.locations import resolve_storage
-from raytag.methods import method_names
+from raytag.methods import method_names, teacher_keys
 from raytag.models import ModelError, model_arguments
 from raytag.models.export import best_model_location
 
@@ -36,6 +36,9 @@ class DataConfig(_Section):
     clean_labels: Path | None = Field(None, description="label file used instead of the manifest's at evaluation")
     tags: list[str] | None = Field(None, description="tag vocabulary; default: every tag in the manifest")
     decode_cpus: float = Field(0.25, gt=0, description="CPUs per Ray Data decode task")
+    train_subset: Literal["all", "verified"] = Field(
+        "all", description="train on every training row, or on the verified ones only (He et al. stages 1 and 3)"
+    )
 
 
 class ModelConfig(_Section):
@@ -43,6 +46,10 @@ class ModelConfig(_Section):
 
     name: str = "mtt"
     args: dict[str, Any] = Field(default_factory=dict)
+    head: Literal["sigmoid", "sigmoid_sparsemax"] = Field(
+        "sigmoid", description="output head; sigmoid_sparsemax: He et al. 2020's multi-activation head"
+    )
+    init: str | None = Field(None, description="exported model to start from (a pipeline's init_from fills it)")
 
     @model_validator(mode="after")
     def _known_model_and_args(self) -> ModelConfig:
@@ -65,7 +72,9 @@ class TrainConfig(_Section):
     """Optimisation of one supervised run."""
 
     epochs: int = Field(100, gt=0)
-    batch_size: int = Field(32, gt=0, description="examples per worker per step")
+    batch_size: int = Field(
+        32, gt=0, description="global batch: examples per optimizer step over all workers (each takes its share)"
+    )
     lr: float = Field(1e-4, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     select_metric: Literal["roc_auc", "pr_auc", "lwlrap", "loss"] = Field(
@@ -86,7 +95,8 @@ class MeanTeacherConfig(_Section):
     The EMA smoothing and the ramp are counted in optimizer steps in the paper (η 0.999, T0
     40000). ``window_epochs`` and ``ramp_epochs`` give them in epochs instead, converted with
     the run's real steps per epoch per rank: η = 1 − 1/(window_epochs · steps per epoch),
-    T0 = ramp_epochs · steps per epoch. Set one of each pair.
+    T0 = ramp_epochs · steps per epoch. When given, they take precedence over ``eta`` and
+    ``t0`` (so a sweep can vary them on a job written in the paper's steps).
     """
 
     enabled: bool = False
@@ -98,13 +108,13 @@ class MeanTeacherConfig(_Section):
     gamma: float = Field(0.5, gt=0, description="ramp-up exponent")
     warmup_epochs: int = Field(40, ge=0, description="epochs of the student alone")
 
-    @model_validator(mode="after")
-    def _one_of_each(self) -> MeanTeacherConfig:
-        if self.eta is not None and self.window_epochs is not None:
-            raise ValueError("give eta or window_epochs, not both")
-        if self.t0 is not None and self.ramp_epochs is not None:
-            raise ValueError("give t0 or ramp_epochs, not both")
-        return self
+
+class StagedConfig(_Section):
+    """He et al. 2020 stage 2: an unverified clip's loss is ignored above η_t = α·η_{t−1} + (1 − α)·T_t,
+    T_t the k-th largest clip loss of the batch (gathered over all ranks)."""
+
+    k: int = Field(10, gt=0, description="rank of the batch loss that drives the threshold (paper 10, batch 64)")
+    alpha: float = Field(0.9, ge=0, lt=1, description="smoothing of the threshold (paper 0.9)")
 
 
 class MaskingConfig(_Section):
@@ -125,6 +135,7 @@ class ObjectiveConfig(_Section):
     num_gradual: int = Field(10, ge=0, description="co-teaching epochs to reach τ")
     forget_exponent: float = Field(1.0, gt=0)
     masking: MaskingConfig = Field(default_factory=MaskingConfig)
+    staged: StagedConfig = Field(default_factory=StagedConfig)
     mean_teacher: MeanTeacherConfig = Field(default_factory=MeanTeacherConfig)
 
     @field_validator("name")
@@ -182,16 +193,40 @@ class AugmentConfig(_Section):
 
 
 class ScalingConfig(_Section):
-    """Ray Train workers. Fractional CPUs keep Data and Train from deadlocking on small hosts."""
+    """Ray Train workers. Fractional CPUs keep Data and Train from deadlocking on small hosts.
 
-    num_workers: int = Field(2, gt=0)
+    ``num_workers`` is a number, or ``[min, max]`` for elastic training: Ray Train starts with
+    as many workers as the cluster can hold (at least ``min``), restarts the group from the
+    latest checkpoint with fewer when a worker or node is lost, and with more when resources
+    appear (checked every ``resize_check_s``). ``train.batch_size`` is the global batch, so a
+    resize changes each worker's share of it, not the optimisation.
+    """
+
+    num_workers: int | tuple[int, int] = Field(2, description="workers, or [min, max] for elastic training")
     use_gpu: bool = False
     cpus_per_worker: float = Field(0.5, gt=0)
+    gpus_per_worker: float = Field(1.0, gt=0, description="GPUs per worker when use_gpu")
+    resources: dict[str, float] = Field(default_factory=dict, description="custom Ray resources per worker")
     max_failures: int = Field(2, ge=0, description="worker failures survived by resuming")
+    resize_check_s: float = Field(60.0, gt=0, description="elastic runs look for more workers this often")
+
+    @model_validator(mode="after")
+    def _workers(self) -> ScalingConfig:
+        low, high = self.worker_range
+        if not 1 <= low <= high:
+            raise ValueError(f"num_workers must be a positive number or [min, max] with 1 <= min <= max, got {self.num_workers}")
+        return self
+
+    @property
+    def worker_range(self) -> tuple[int, int]:
+        """``(min, max)`` workers (equal for a fixed-size run)."""
+        return (self.num_workers, self.num_workers) if isinstance(self.num_workers, int) else tuple(self.num_workers)
 
 
 class RayConfig(_Section):
-    address: str | None = Field(None, description="existing cluster address; None starts a local instance")
+    address: str | None = Field(
+        None, description="auto, HOST:PORT or ray://HOST:PORT; None: RAY_ADDRESS, else a new local instance"
+    )
     num_cpus: int | None = Field(None, gt=0, description="logical CPUs of a local instance")
 
 
@@ -199,6 +234,7 @@ class TrackingConfig(_Section):
     enabled: bool = True
     uri: str | None = Field(None, description="MLflow tracking URI; None: sqlite:///<cwd>/mlflow.db")
     experiment: str = "raytag"
+    register_as: str | None = Field(None, description="register the best model in MLflow's model registry under this name")
 
 
 class EvalConfig(_Section):
@@ -216,6 +252,7 @@ class StageConfig(_Section):
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
     teacher: str | None = Field(None, description="an earlier stage whose best model teaches this one")
+    init_from: str | None = Field(None, description="an earlier stage whose best model this one starts from")
     repeat: int = Field(1, ge=1, description="rounds: each repetition is taught by the previous one")
     overrides: dict[str, Any] = Field(default_factory=dict)
 
@@ -241,6 +278,15 @@ class JobConfig(_Section):
     stages: list[StageConfig] = Field(default_factory=list, description="pipeline stages, run in order")
 
     @model_validator(mode="after")
+    def _head_compatible(self) -> JobConfig:
+        if self.model.head != "sigmoid":
+            if self.objective.name == "coteaching" or self.objective.mean_teacher.enabled or self.semi.enabled:
+                raise ValueError(
+                    f"model.head {self.model.head} cannot be combined with co-teaching, the mean teacher or semi"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _semi_compatible(self) -> JobConfig:
         if self.semi.enabled and self.objective.mean_teacher.enabled:
             raise ValueError("semi (noisy student) cannot be combined with objective.mean_teacher")
@@ -262,8 +308,10 @@ class JobConfig(_Section):
         for stage in self.stages:
             if stage.name in seen:
                 raise ValueError(f"stage name {stage.name!r} is used twice")
-            if stage.teacher is not None and stage.teacher not in seen:
-                raise ValueError(f"stage {stage.name!r}: teacher {stage.teacher!r} is not an earlier stage")
+            for role in ("teacher", "init_from"):
+                earlier = getattr(stage, role)
+                if earlier is not None and earlier not in seen:
+                    raise ValueError(f"stage {stage.name!r}: {role} {earlier!r} is not an earlier stage")
             seen.add(stage.name)
         return self
 
@@ -276,6 +324,8 @@ class JobConfig(_Section):
         masking = data["objective"]["masking"]
         if masking["teacher"] is not None:
             masking["teacher"] = resolve_storage(masking["teacher"])
+        if data["model"]["init"] is not None:
+            data["model"]["init"] = resolve_storage(data["model"]["init"])
         for key in ("teacher", "unlabeled_dir"):
             if data["semi"][key] is not None:
                 data["semi"][key] = resolve_storage(data["semi"][key])
@@ -355,8 +405,10 @@ def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
 def stage_jobs(job: JobConfig) -> list[tuple[StageConfig, JobConfig]]:
     """The stand-alone job of every stage, validated: name ``<job>-<stage>``, overrides applied.
 
-    A stage with a ``teacher`` gets that stage's exported best model as its masking teacher.
-    Problems are reported with the stage's name, e.g. ``stages[student].train.lr``.
+    A stage with a ``teacher`` gets that stage's exported best model at every config key where
+    its methods take a teacher (:func:`raytag.methods.teacher_keys`); a stage with ``init_from``
+    starts from that stage's best model (``model.init``). Problems are reported with the stage's
+    name, e.g. ``stages[student].train.lr``.
     """
     base = job.model_dump(mode="json", exclude={"stages"})
     jobs: dict[str, JobConfig] = {}
@@ -368,19 +420,18 @@ def stage_jobs(job: JobConfig) -> list[tuple[StageConfig, JobConfig]]:
             stage_job = validate(tree)
         except ConfigError as exc:
             raise ConfigError(str(exc).replace("\n  ", f"\n  stages[{stage.name}].")) from None
+        fills = []
         if stage.teacher is not None:
-            teacher = jobs[stage.teacher]
-            teacher_dir = best_model_location(teacher.storage, teacher.name)
-            uses = {}
-            if stage_job.objective.name == "balanced_masking":
-                uses["objective"] = {"masking": {"teacher": teacher_dir}}
-            if stage_job.semi.enabled:
-                uses["semi"] = {"teacher": teacher_dir}
-            if not uses:
-                raise ConfigError(
-                    f"stages[{stage.name}]: a teacher is given but neither balanced_masking nor semi uses one"
-                )
-            stage_job = validate(_merge(tree, uses))
+            keys = teacher_keys(stage_job)
+            if not keys:
+                raise ConfigError(f"stages[{stage.name}]: a teacher is given but none of its methods takes one")
+            fills += [(key, jobs[stage.teacher]) for key in keys]
+        if stage.init_from is not None:
+            fills.append(("model.init", jobs[stage.init_from]))
+        if fills:
+            for key, earlier in fills:
+                apply_override(tree, f"{key}={best_model_location(earlier.storage, earlier.name)}")
+            stage_job = validate(tree)
         jobs[stage.name] = stage_job
         out.append((stage, stage_job))
     return out

@@ -14,7 +14,8 @@ import raytag
 
 CORE_PACKAGES = ("raytag.audio", "raytag.data", "raytag.engine", "raytag.methods", "raytag.models", "raytag.objectives")
 CORE_MODULES = (
-    "raytag.config", "raytag.diagnostics", "raytag.errors", "raytag.locations", "raytag.metrics", "raytag.search_space",
+    "raytag.audit", "raytag.config", "raytag.diagnostics", "raytag.errors", "raytag.locations", "raytag.metrics",
+    "raytag.search_space",
 )
 CLUSTER_PACKAGES = ("raytag.cluster", "raytag.tracking")
 

@@ -105,7 +105,7 @@ def test_stages_become_validated_jobs_with_teacher_lineage(tmp_path):
         ("  - name: s\n    overrides: {train: {lr: -1}}\n", r"stages\[s\]\.train\.lr"),
         ("  - name: s\n    teacher: t\n", "teacher 't' is not an earlier stage"),
         ("  - name: a\n  - name: a\n", "stage name 'a' is used twice"),
-        ("  - name: a\n  - name: b\n    teacher: a\n", r"stages\[b\]: a teacher is given but neither"),
+        ("  - name: a\n  - name: b\n    teacher: a\n", r"stages\[b\]: a teacher is given but none of its methods takes one"),
     ],
 )
 def test_bad_stages_are_rejected_before_anything_runs(tmp_path, stages, message):
@@ -148,3 +148,22 @@ stages:
     assert [s.name for s, _ in stages] == ["teacher", "student", "student-r2", "student-r3"]
     assert [s.teacher for s, _ in stages] == [None, "teacher", "student", "student-r2"]
     assert Path(stages[3][1].semi.teacher).parent.name == "unit-student-r2"
+
+
+def test_init_from_starts_a_stage_from_an_earlier_stage_and_teachers_fill_every_key(tmp_path):
+    from raytag.config import stage_jobs
+
+    path = tmp_path / "staged.yaml"
+    path.write_text(
+        "name: he\ndata: {manifest: m.csv}\nmodel: {name: mtt-tiny, head: sigmoid_sparsemax}\nstages:\n"
+        "  - name: verified\n    overrides: {data: {train_subset: verified}}\n"
+        "  - name: all\n    init_from: verified\n    overrides: {objective: {name: staged_training}}\n"
+        "  - name: finetune\n    init_from: all\n    overrides: {data: {train_subset: verified}}\n"
+    )
+    stages = [job for _, job in stage_jobs(load_job(path))]
+    assert stages[0].model.init is None and stages[0].data.train_subset == "verified"
+    assert stages[1].model.init.endswith("/he-verified/best_model") and stages[1].objective.name == "staged_training"
+    assert stages[2].model.init.endswith("/he-all/best_model") and stages[2].data.train_subset == "verified"
+    path.write_text(path.read_text().replace("init_from: all", "init_from: later"))
+    with pytest.raises(ConfigError, match="init_from 'later' is not an earlier stage"):
+        load_job(path)

@@ -75,3 +75,15 @@ def test_reading_a_description_does_not_import_torch(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["mtt-tiny", "False"]
+
+
+def test_the_head_is_part_of_the_recipe_and_a_starting_model_must_match(tmp_path):
+    recipe = ModelRecipe("mtt-tiny", {"crop_seconds": 0.5}, ("a", "b"), "sigmoid_sparsemax")
+    model = recipe.build()
+    write_exported(tmp_path / "m", recipe, model.state_dict(), sample_rate=16000, crop_samples=8000)
+    exported = read_exported(tmp_path / "m")
+    assert exported.recipe.head == "sigmoid_sparsemax"
+    exported.recipe.build().load_state_dict(read_weights(tmp_path / "m"))  # the head's weights fit
+    assert check_fits(exported, key="model.init", recipe=recipe) is exported
+    with pytest.raises(ExportError, match="model.init: .* sigmoid head"):
+        check_fits(exported, key="model.init", recipe=ModelRecipe("mtt-tiny", {"crop_seconds": 0.5}, ("a", "b")))

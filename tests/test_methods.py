@@ -30,6 +30,8 @@ def batches(n=2, batch=6, samples=8000, keep=None):
             "audio": 0.1 * torch.randn(batch, samples, generator=gen),
             "labels": torch.randint(0, 2, (batch, len(TAGS)), generator=gen).float(),
             "valid": torch.ones(batch, dtype=torch.bool),
+            "verified": (torch.arange(batch) % 2).float(),
+            "noisy": torch.full((batch,), -1.0),
         }
         if keep is not None:
             b["keep"] = keep.clone()
@@ -257,5 +259,57 @@ def test_mean_teacher_settings_in_epochs_follow_the_real_steps_per_epoch():
     paper = build_method(job(name="bce", mean_teacher={"enabled": True}), tags=TAGS)
     start(paper, tiny(), steps=9)
     assert paper.eta == 0.999 and paper.t0 == 40000  # the paper's values, in steps, stay expressible
-    with pytest.raises(Exception, match="eta or window_epochs"):
-        job(name="bce", mean_teacher={"enabled": True, "eta": 0.99, "window_epochs": 2})
+    both = build_method(job(name="bce", mean_teacher={"enabled": True, "eta": 0.99, "window_epochs": 2}), tags=TAGS)
+    start(both, tiny(), steps=9)
+    assert both.eta == pytest.approx(1 - 1 / 18)  # the epoch-based setting takes precedence
+
+
+def _verified_batch(verified, noisy=None, batch=6):
+    b = batches(1, batch=batch)[0]
+    b["verified"] = torch.tensor(verified, dtype=torch.float32)
+    b["noisy"] = torch.tensor(noisy if noisy is not None else [-1.0] * batch, dtype=torch.float32)
+    return b
+
+
+def test_staged_training_ignores_only_unverified_clips_above_the_threshold():
+    torch.manual_seed(0)
+    method = build_method(job(name="staged_training", staged={"k": 2, "alpha": 0.5}), tags=TAGS)
+    assert method.needs.columns == ("verified", "noisy") and method.reduction == "clip"
+    start(method, None)
+    logits = torch.tensor([[4.0, 4.0, 4.0]] * 3 + [[-4.0, -4.0, -4.0]] * 3)
+    batch = _verified_batch([1, 0, 0, 1, 0, 0], noisy=[0, 1, 0, 0, 0, 0])
+    batch["labels"] = torch.tensor([[0.0, 0.0, 0.0]] * 3 + [[0.0, 0.0, 0.0]] * 3)  # the first 3 clips are wrong
+    parts = method.loss(logits, batch)
+    # Clip losses: 3 high (~12.05) and 3 low (~0.054); T_1 = the 2nd largest = high: eta = high.
+    high = 3 * torch.nn.functional.softplus(torch.tensor(4.0))
+    assert torch.isclose(method.threshold, high)
+    # Nothing exceeds eta yet (ties are kept): the loss is the mean of all clip losses.
+    low = 3 * torch.nn.functional.softplus(torch.tensor(-4.0))
+    assert torch.isclose(parts["loss"], (3 * high + 3 * low) / 6)
+    method.threshold = torch.tensor(1.0)  # a lower eta: the unverified high-loss clips are ignored
+    parts = method.loss(logits, batch)
+    assert torch.isclose(parts["loss"], (high + 3 * low) / 4, atol=1e-5)  # clip 0 is verified: kept
+    metrics = method.epoch_metrics()
+    assert metrics["staged/ignored"] == 2 and metrics["staged/ignored_precision"] == 0.5  # clip 1 was noisy
+    restored = build_method(job(name="staged_training"), tags=TAGS)
+    restored.load_state_dict(method.state_dict())
+    assert torch.isclose(restored.threshold, method.threshold)
+
+
+def test_the_multi_activation_head_adds_its_sparsemax_term_to_any_method():
+    torch.manual_seed(0)
+    from raytag.models.export import ModelRecipe
+
+    for name in ("bce", "balanced_training", "staged_training"):
+        config = validate({"name": "t", "data": {"manifest": "m.csv"}, "objective": {"name": name},
+                           "model": {"name": "mtt-tiny", "head": "sigmoid_sparsemax", "args": {"crop_seconds": 0.5}}})
+        method = build_method(config, tags=TAGS)
+        assert (method.name == "multi_activation") == (name != "staged_training")  # staged scores both heads itself
+        model = ModelRecipe("mtt-tiny", {"crop_seconds": 0.5}, tuple(TAGS), "sigmoid_sparsemax").build()
+        stats = train_epoch(model, [_verified_batch([1, 0, 1, 0, 1, 0])], torch.optim.SGD(model.parameters(), lr=0.1),
+                            method=start(method, model), device=CPU)
+        assert np.isfinite(stats.loss)
+        assert model.classifier.sparsemax.weight.grad is not None  # the sparsemax head learned too
+    with pytest.raises(Exception, match="cannot be combined"):
+        validate({"name": "t", "data": {"manifest": "m.csv"}, "objective": {"name": "coteaching"},
+                  "model": {"name": "mtt-tiny", "head": "sigmoid_sparsemax"}})

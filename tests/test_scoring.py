@@ -13,7 +13,7 @@ def test_balanced_masking_turns_teacher_scores_into_the_keep_column():
     labels = np.array([[0, 1], [0, 0], [0, 0], [0, 0], [0, 0], [1, 0]], dtype=np.float32)
     method = BalancedMasking(tags=["a", "b"], teacher="t", percentile=80)
     assert method.needs.columns == ("keep",) and method.needs.scores_teacher.key == "objective.masking.teacher"
-    out = method.track_columns(labels=labels, verified=np.zeros(6, bool), scores=scores)
+    out = method.track_columns(labels=labels, verified=np.zeros(6, bool), scores=scores, clean=None)
     keep = out.columns["keep"]
     np.testing.assert_array_equal(keep[:, 0], [1, 1, 1, 1, 0, 1])
     assert keep[5].tolist() == [1, 1]  # unscored track (NaN): never masked
@@ -35,3 +35,15 @@ def test_scores_key_follows_teacher_weights_tracks_and_chunking():
     assert scores_key(b"other", _table(["/a.wav", "/b.wav"], [100, 200]), 16) != first
     assert scores_key(b"weights", _table(["/a.wav", "/c.wav"], [100, 200]), 16) != first
     assert scores_key(b"weights", _table(["/a.wav", "/b.wav"], [100, 201]), 16) != first  # the file changed
+
+
+def test_with_clean_labels_balanced_masking_reports_how_well_it_finds_missing_tags():
+    scores = np.array([[0.9], [0.1], [0.2], [0.8], [0.7]])
+    noisy = np.array([[0], [0], [0], [0], [1]], dtype=np.float32)
+    clean = np.array([[1], [0], [0], [0], [1]], dtype=np.float32)  # track 0 misses its tag
+    out = BalancedMasking(tags=["a"], teacher="t", percentile=50).track_columns(
+        labels=noisy, verified=np.zeros(5, bool), scores=scores, clean=clean)
+    row = out.tables["masking/diagnostics.csv"][0]
+    # negatives score 0.9, 0.1, 0.2, 0.8: the median 0.5 masks tracks 0 and 3, one truly missing.
+    assert (row["masked"], row["caught"], row["missing"]) == (2, 1, 1)
+    assert out.metrics["masking/precision"] == 0.5 and out.metrics["masking/recall"] == 1.0

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import ray
 import ray.train
 from ray.train import CheckpointConfig, FailureConfig, RunConfig
 from ray.train.torch import TorchTrainer
+from ray.util.queue import Empty, Queue
 
 from raytag.cluster import storage
 from raytag.cluster.audio_cache import cached_tables
@@ -46,6 +48,8 @@ from raytag.models.export import ModelRecipe, best_model_location, check_fits, r
 from raytag.tracking import tags as T
 from raytag.tracking.callback import EpochMetricsToMlflow
 from raytag.tracking.client import Tracker
+from raytag.tracking.mlflow_model import publish_model
+from raytag.tracking.run_plots import log_run_plots
 from raytag.tracking.runs import start_run
 
 log = logging.getLogger("raytag")
@@ -77,7 +81,7 @@ class Outcome:
 def prepare(job: JobConfig) -> Prepared:
     """Reads the manifest, builds the model once and checks the method's teachers (no Ray)."""
     manifest = read_manifest(job.data.manifest, job.data.tags)
-    recipe = ModelRecipe(job.model.name, dict(job.model.args), manifest.vocabulary)
+    recipe = ModelRecipe(job.model.name, dict(job.model.args), manifest.vocabulary, job.model.head)
     model = recipe.build()
     counts = manifest.counts()
     for split in ("train", "valid", job.eval.split):
@@ -85,6 +89,11 @@ def prepare(job: JobConfig) -> Prepared:
             raise JobError(f"{job.data.manifest}: the '{split}' split is empty")
     if manifest.dropped_tags:
         log.warning("dropped %d tag occurrences outside the vocabulary", manifest.dropped_tags)
+    if job.data.train_subset == "verified" and not any(t.verified for t in manifest.split("train")):
+        raise JobError(f"data.train_subset is verified but {job.data.manifest} marks no training row verified")
+    if job.model.init is not None:
+        with storage.local_folder(job.model.init) as folder:
+            check_fits(read_exported(folder, "model.init"), key="model.init", recipe=recipe)
     method = build_method(job, tags=list(recipe.tags))
     needs = method.needs
     if needs.scores_teacher is not None:
@@ -109,7 +118,7 @@ def ensure_ray(job: JobConfig) -> None:
     """Connects to ``ray.address`` or starts a local instance (once per process)."""
     init_ray(job.ray.address, job.ray.num_cpus)
     cpus = ray.cluster_resources().get("CPU", 0)
-    train_cpus = job.scaling.num_workers * job.scaling.cpus_per_worker
+    train_cpus = job.scaling.worker_range[1] * job.scaling.cpus_per_worker
     if cpus and train_cpus > cpus / 2:
         log.warning(
             "Train workers take %.1f of the cluster's %.0f CPUs; Ray Data decoding gets what is left "
@@ -175,11 +184,15 @@ def train(
         final = _fit(job, prepared, tracker, data, callbacks or [])
     model_location, state = _export_best(job, prepared, final, tracker)
     log.info("best epoch %s (valid %s %.4f); model in %s", state.best_epoch, state.select_metric, state.best_value, model_location)
-    report = evaluate(job, model_location, prepared=prepared, scan=scan, tracker=tracker)
+    evaluation = evaluate(job, model_location, prepared=prepared, scan=scan, tracker=tracker)
+    log_run_plots(tracker, tags=list(prepared.recipe.tags), split=job.eval.split, title=job.name,
+                  per_tag=evaluation.report.table_rows(), labels=evaluation.labels, scores=evaluation.scores)
     with storage.local_folder(model_location) as folder:
         tracker.log_artifacts(folder, "best_model")
+        lineage = {k: v for k, v in (run_tags or {}).items() if k in T.LINEAGE}
+        publish_model(tracker, folder, register_as=job.tracking.register_as, lineage=lineage)
     tracker.end()
-    return Outcome(model_location, report, state.best_epoch, tracker.run_id, len(scan.skipped))
+    return Outcome(model_location, evaluation.report, state.best_epoch, tracker.run_id, len(scan.skipped))
 
 
 def _export_best(job: JobConfig, prepared: Prepared, final: str, tracker: Tracker) -> tuple[str, ckpt.TrainingState]:
@@ -200,14 +213,17 @@ def _export_best(job: JobConfig, prepared: Prepared, final: str, tracker: Tracke
 def _epoch_data(job: JobConfig, prepared: Prepared, scan: ScanResult, unlabeled: list[Track], tracker: Tracker) -> EpochData:
     """The tables a training run streams from, with the method's per-track columns."""
     manifest, method = prepared.manifest, prepared.method
-    train_tracks = manifest.split("train")
+    train_tracks = training_tracks(job, manifest)
     train, kept = track_table(train_tracks, manifest.label_matrix(train_tracks), scan)
     valid_tracks = manifest.split("valid")
     valid, _ = track_table(valid_tracks, manifest.label_matrix(valid_tracks), scan)
     if not len(train) or not len(valid):
         raise JobError("no readable audio in the train or valid split; see the skipped files above")
     verified = np.array([train_tracks[i].verified for i in kept], dtype=bool)
-    columns = method.track_columns(labels=train.labels, verified=verified, scores=_teacher_scores(job, method, train, tracker))
+    columns = method.track_columns(
+        labels=train.labels, verified=verified, scores=_teacher_scores(job, method, train, tracker),
+        clean=_clean_labels(job, prepared.recipe.tags, [train_tracks[i] for i in kept]),
+    )
     if columns.message:
         log.info(columns.message)
     tracker.log_metrics(columns.metrics)
@@ -239,17 +255,37 @@ def _read_prepared_audio(job: JobConfig, prepared: Prepared, tracker: Tracker, p
     return tuple(cached[name] for name in tables)
 
 
+def training_tracks(job: JobConfig, manifest: Manifest) -> list[Track]:
+    """The training split, or its verified rows (``data.train_subset``)."""
+    tracks = manifest.split("train")
+    return [t for t in tracks if t.verified] if job.data.train_subset == "verified" else tracks
+
+
+def _clean_labels(job: JobConfig, tags, tracks: list[Track]) -> np.ndarray | None:
+    """The clean labels of ``tracks`` when the job's clean label file has them all (they feed
+    the methods' diagnostics, never their training)."""
+    if not job.data.clean_labels:
+        return None
+    try:
+        return evaluation_labels(job, tags, tracks)[0]
+    except JobError as exc:
+        log.info("no diagnostics against clean labels: %s", exc)
+        return None
+
+
 def _teacher_scores(job: JobConfig, method: Method, table, tracker: Tracker) -> np.ndarray | None:
     """The scores of the method's scoring teacher over the training table, if it needs them."""
     need = method.needs.scores_teacher
     if need is None:
         return None
-    scores, location, reused = teacher_scores(
+    scored = teacher_scores(
         need.folder, table, key=need.key, storage_root=job.storage, max_chunks=job.eval.max_chunks,
         batch_size=job.eval.batch_size, num_cpus=job.data.decode_cpus, num_gpus=0.5 if job.scaling.use_gpu else 0.0,
     )
-    tracker.set_tags({T.TEACHER_SCORES: location, T.TEACHER_SCORES_REUSED: str(reused)})
-    return scores
+    tracker.set_tags({T.TEACHER_SCORES: scored.location, T.TEACHER_SCORES_REUSED: str(scored.reused)})
+    if not scored.reused:
+        tracker.log_metrics({"teacher_scores/scoring_nodes": scored.nodes})
+    return scored.scores
 
 
 def precompute_teacher_scores(job: JobConfig) -> None:
@@ -259,7 +295,7 @@ def precompute_teacher_scores(job: JobConfig) -> None:
     if prepared.method.needs.scores_teacher is None:
         return
     ensure_ray(job)
-    tracks = prepared.manifest.split("train")
+    tracks = training_tracks(job, prepared.manifest)
     scan = scan_tracks(tracks, num_cpus=job.data.decode_cpus)
     table, _ = track_table(tracks, prepared.manifest.label_matrix(tracks), scan)
     _teacher_scores(job, prepared.method, table, Tracker.disabled())
@@ -287,9 +323,25 @@ def _unlabeled_source(job, prepared: Prepared, tracks: list[Track], scan: ScanRe
     )
 
 
+def scaling_config(job: JobConfig) -> ray.train.ScalingConfig:
+    """Ray Train's scaling: a fixed group, or an elastic ``(min, max)`` range."""
+    low, high = job.scaling.worker_range
+    resources = {"CPU": job.scaling.cpus_per_worker, **job.scaling.resources}
+    if job.scaling.use_gpu:
+        resources["GPU"] = job.scaling.gpus_per_worker
+    return ray.train.ScalingConfig(
+        num_workers=low if low == high else (low, high),
+        use_gpu=job.scaling.use_gpu,
+        resources_per_worker=resources,
+        elastic_resize_monitor_interval_s=job.scaling.resize_check_s,
+    )
+
+
 def _fit(job: JobConfig, prepared: Prepared, tracker: Tracker, data: EpochData, callbacks: list) -> str:
     """Runs the TorchTrainer; returns the location of the final checkpoint."""
-    logger = EpochMetricsToMlflow(tracker.uri, tracker.handle()["run_id"], tracker.logged_steps("epoch"))
+    progress = Queue(actor_options={"num_cpus": 0})
+    logger = EpochMetricsToMlflow(tracker.uri, tracker.handle()["run_id"], tracker.logged_steps("epoch"),
+                                  epochs=job.train.epochs, progress=progress)
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={
@@ -298,11 +350,7 @@ def _fit(job: JobConfig, prepared: Prepared, tracker: Tracker, data: EpochData, 
             "data": data,
             "run_location": run_location(job.storage, job.name),
         },
-        scaling_config=ray.train.ScalingConfig(
-            num_workers=job.scaling.num_workers,
-            use_gpu=job.scaling.use_gpu,
-            resources_per_worker={"CPU": job.scaling.cpus_per_worker},
-        ),
+        scaling_config=scaling_config(job),
         run_config=RunConfig(
             name=job.name,
             storage_path=resolve_storage(job.storage),
@@ -311,12 +359,44 @@ def _fit(job: JobConfig, prepared: Prepared, tracker: Tracker, data: EpochData, 
             callbacks=[logger, *callbacks],
         ),
     )
+    printer = _ProgressPrinter(progress)
     try:
         result = trainer.fit()
     except Exception:
         tracker.end("FAILED")
         raise
+    finally:
+        printer.stop()
     if result.checkpoint is None:
         raise JobError(f"training of {job.name} ended without a checkpoint")
     latest = latest_checkpoint(run_location(job.storage, job.name))
     return latest[0] if latest else result.checkpoint.path
+
+
+class _ProgressPrinter:
+    """Prints the per-epoch lines the Train controller's callback queues, while ``fit`` runs in
+    the main thread (which keeps Ctrl-C working as Ray Train expects)."""
+
+    def __init__(self, queue: Queue):
+        self.queue = queue
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="raytag-progress", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.done.is_set():
+            self._print_next(timeout=0.5)
+
+    def _print_next(self, timeout: float) -> bool:
+        try:
+            log.info(self.queue.get(timeout=timeout))
+            return True
+        except (Empty, ray.exceptions.RayError):
+            return False
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join()
+        while self._print_next(timeout=0.1):
+            pass
+        self.queue.shutdown()

@@ -18,17 +18,30 @@ BASE_METHODS = {
     "bootstrap_soft": "raytag.methods.bootstrap:SoftBootstrap",
     "bootstrap_hard": "raytag.methods.bootstrap:HardBootstrap",
     "coteaching": "raytag.methods.coteaching:CoTeaching",
+    "staged_training": "raytag.methods.staged_training:StagedTraining",
 }
 WRAPPERS = {
-    # name: (class, the config switch that enables it)
+    # name: (class, the config switch that enables it); applied in this order
+    "multi_activation": ("raytag.methods.multi_activation:MultiActivation", lambda job: job.model.head != "sigmoid"),
     "mean_teacher": ("raytag.methods.mean_teacher:MeanTeacher", lambda job: job.objective.mean_teacher.enabled),
     "noisy_student": ("raytag.methods.noisy_student:NoisyStudent", lambda job: job.semi.enabled),
+}
+TEACHER_KEYS = {
+    # method -> the config key naming the exported teacher it needs (a pipeline's teacher fills it)
+    "balanced_masking": "objective.masking.teacher",
+    "noisy_student": "semi.teacher",
 }
 
 
 def method_names() -> list[str]:
     """The names ``objective.name`` accepts."""
     return sorted(BASE_METHODS)
+
+
+def teacher_keys(job: Any) -> list[str]:
+    """The config keys where the job's methods take an exported teacher."""
+    names = [job.objective.name] + [name for name, (_, enabled) in WRAPPERS.items() if enabled(job)]
+    return [TEACHER_KEYS[name] for name in names if name in TEACHER_KEYS]
 
 
 def load_class(target: str) -> type:

@@ -3,15 +3,18 @@ left out of the loss, then Balanced-Training balances what remains."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
+from raytag.diagnostics import masking_report
+from raytag.methods import TEACHER_KEYS
 from raytag.methods.balanced_training import BalancedTraining
 from raytag.methods.base import Needs, TeacherNeed, TrackColumns
 from raytag.objectives import negative_thresholds, suspected_missing_mask
 
-TEACHER_KEY = "objective.masking.teacher"
+TEACHER_KEY = TEACHER_KEYS["balanced_masking"]
 
 
 class BalancedMasking(BalancedTraining):
@@ -37,9 +40,11 @@ class BalancedMasking(BalancedTraining):
     def needs(self) -> Needs:
         return Needs(scores_teacher=TeacherNeed(TEACHER_KEY, self.teacher), columns=("keep",))
 
-    def track_columns(self, *, labels: np.ndarray, verified: np.ndarray, scores: np.ndarray | None) -> TrackColumns:
+    def track_columns(self, *, labels: np.ndarray, verified: np.ndarray, scores: np.ndarray | None,
+                      clean: np.ndarray | None) -> TrackColumns:
         """The eq. 3 keep mask over the training tracks. Tracks the teacher could not score
-        (a NaN row) are never masked."""
+        (a NaN row) are never masked. With clean labels, how well the masked entries match the
+        truly missing tags (precision and recall per tag) is reported too."""
         if scores is None:
             raise ValueError("balanced masking needs the teacher's scores")
         scored = ~np.isnan(scores).any(axis=1)
@@ -52,10 +57,19 @@ class BalancedMasking(BalancedTraining):
             {"tag": t, "threshold": float(x), "negatives": int(n), "masked": int(m)}
             for t, x, n, m in zip(self.tags, thresholds, negatives, masked)
         ]
+        metrics = {"masking/masked_entries": float(masked.sum()), "masking/unscored_tracks": float((~scored).sum())}
+        tables = {"masking/thresholds.csv": table}
+        if clean is not None:
+            report = masking_report(labels, clean, keep, self.tags)
+            tables["masking/diagnostics.csv"] = [asdict(row) | {"precision": row.precision, "recall": row.recall,
+                                                                "base_rate": row.base_rate} for row in report]
+            overall = report[-1]
+            metrics.update({"masking/precision": overall.precision, "masking/recall": overall.recall,
+                            "masking/base_rate": overall.base_rate})
         return TrackColumns(
             columns={"keep": keep},
-            metrics={"masking/masked_entries": float(masked.sum()), "masking/unscored_tracks": float((~scored).sum())},
-            tables={"masking/thresholds.csv": table},
+            metrics=metrics,
+            tables=tables,
             message=(
                 f"balanced masking: {int(masked.sum())} of {int(negatives.sum())} labelled-negative entries "
                 f"suspected missing at the {self.percentile:g}th percentile"

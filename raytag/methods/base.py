@@ -107,9 +107,12 @@ class Method(ABC):
     def needs(self) -> Needs:
         return Needs()
 
-    def track_columns(self, *, labels: np.ndarray, verified: np.ndarray, scores: np.ndarray | None) -> TrackColumns:
+    def track_columns(
+        self, *, labels: np.ndarray, verified: np.ndarray, scores: np.ndarray | None, clean: np.ndarray | None
+    ) -> TrackColumns:
         """Driver side: per-track columns from the training labels (N, K), the manifest's
-        ``verified`` flags (N,) and, if needed, the teacher's scores (N, K; NaN = unscored)."""
+        ``verified`` flags (N,), the teacher's scores if the method needs them (N, K; NaN =
+        unscored) and the clean labels when the job has them (N, K; for diagnostics only)."""
         return TrackColumns()
 
     def build_network(self, make: Callable[[], nn.Module]) -> nn.Module:

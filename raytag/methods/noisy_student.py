@@ -7,10 +7,11 @@ from typing import Any
 
 import torch
 
+from raytag.methods import TEACHER_KEYS
 from raytag.methods.base import Batch, Method, Needs, TeacherNeed, Wrapper
 from raytag.objectives import bce
 
-TEACHER_KEY = "semi.teacher"
+TEACHER_KEY = TEACHER_KEYS["noisy_student"]
 
 
 class NoisyStudent(Wrapper):

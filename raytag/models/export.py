@@ -34,17 +34,19 @@ class ExportError(ValueError):
 
 @dataclass(frozen=True)
 class ModelRecipe:
-    """What rebuilds a trained model: preset name, argument overrides, tag vocabulary."""
+    """What rebuilds a trained model: preset name, argument overrides, tag vocabulary, head."""
 
     name: str
     args: dict[str, Any]
     tags: tuple[str, ...]
+    head: str = "sigmoid"
 
     def build(self):
         """A freshly initialised ``nn.Module`` of this recipe (weights not loaded)."""
+        from raytag.models.heads import attach_head
         from raytag.models.registry import create_model
 
-        return create_model(self.name, num_tags=len(self.tags), **self.args)
+        return attach_head(create_model(self.name, num_tags=len(self.tags), **self.args), self.head)
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,7 @@ def write_exported(
         "name": recipe.name,
         "args": recipe.args,
         "tags": list(recipe.tags),
+        "head": recipe.head,
         "sample_rate": int(sample_rate),
         "crop_samples": int(crop_samples),
         **info,
@@ -108,7 +111,9 @@ def read_exported(folder: str | Path | None, key: str = "model") -> ExportedMode
         raise ExportError(f"{key}: {folder} is not an exported raytag model (no {META_FILE} and {WEIGHTS_FILE})")
     try:
         meta = json.loads(path.read_text())
-        recipe = ModelRecipe(str(meta.pop("name")), dict(meta.pop("args")), tuple(meta.pop("tags")))
+        recipe = ModelRecipe(
+            str(meta.pop("name")), dict(meta.pop("args")), tuple(meta.pop("tags")), str(meta.pop("head", "sigmoid"))
+        )
         sample_rate, crop_samples = int(meta.pop("sample_rate")), int(meta.pop("crop_samples"))
     except (ValueError, KeyError, TypeError) as exc:
         raise ExportError(f"{key}: {path} is not a raytag model description ({exc!r})") from None
@@ -124,16 +129,28 @@ def read_weights(folder: str | Path) -> dict:
 
 
 def check_fits(
-    model: ExportedModel, *, key: str, tags: Sequence[str] | None = None, sample_rate: int | None = None
+    model: ExportedModel,
+    *,
+    key: str,
+    tags: Sequence[str] | None = None,
+    sample_rate: int | None = None,
+    recipe: ModelRecipe | None = None,
 ) -> ExportedModel:
-    """Checks that an exported model can serve a job: trained on ``tags`` (in that order) and
-    running at ``sample_rate``; returns it.
+    """Checks that an exported model can serve a job: trained on ``tags`` (in that order),
+    running at ``sample_rate``, and (to start a training from it) built from ``recipe``;
+    returns it.
 
     Raises:
         ExportError: naming ``key`` and what does not fit.
     """
+    if recipe is not None and model.recipe != recipe:
+        raise ExportError(f"{key}: {model.folder} is a {_describe(model.recipe)}, this job's model a {_describe(recipe)}")
     if tags is not None and tuple(model.recipe.tags) != tuple(tags):
         raise ExportError(f"{key}: {model.folder} was trained on other tags than this job's vocabulary")
     if sample_rate is not None and model.sample_rate != sample_rate:
         raise ExportError(f"{key}: {model.folder} runs at {model.sample_rate} Hz but this job's model at {sample_rate} Hz")
     return model
+
+
+def _describe(recipe: ModelRecipe) -> str:
+    return f"{recipe.name} {recipe.args or ''} with a {recipe.head} head on {len(recipe.tags)} tags".replace("  ", " ")

@@ -18,6 +18,8 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
+               "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
 MAX_PARAMS_PER_CALL = 100
 MAX_PARAM_LENGTH = 6000
 
@@ -81,6 +83,10 @@ class Tracker:
         if self._client is None:
             from mlflow.tracking import MlflowClient
 
+            # A tracking server that goes away must cost a warning within seconds, not minutes
+            # of retries (MLflow's defaults: 7 retries with backoff, 120 s timeouts).
+            for variable, value in HTTP_LIMITS.items():
+                os.environ.setdefault(variable, value)
             self._client = MlflowClient(tracking_uri=self.uri)
         return self._client
 
@@ -110,7 +116,7 @@ class Tracker:
 
         now = int(time.time() * 1000)
         items = [
-            Metric(_metric_key(k), float(v), now, step or 0)
+            Metric(metric_key(k), float(v), now, step or 0)
             for k, v in sorted(metrics.items())
             if isinstance(v, (int, float)) and math.isfinite(v)
         ]
@@ -163,8 +169,9 @@ def _param_value(value: Any) -> str:
     return text if len(text) <= MAX_PARAM_LENGTH else text[: MAX_PARAM_LENGTH - 3] + "..."
 
 
-def _metric_key(key: str) -> str:
-    # MLflow keys allow letters, digits, _ - . space / ; map anything else to _.
+def metric_key(key: str) -> str:
+    """The MLflow metric key raytag logs for ``key``: letters, digits, ``_ - . space /`` kept,
+    anything else mapped to ``_`` (so ``mask/masked/r&b`` is logged as ``mask/masked/r_b``)."""
     return "".join(c if c.isalnum() or c in "_-. /" else "_" for c in key)
 
 

@@ -1,0 +1,113 @@
+"""He et al. 2020 §3.1 staged training, stage 2: verified and unverified clips together, an
+unverified clip's loss ignored when it exceeds an updatable threshold.
+
+Stages 1 and 3 (verified clips only, stage 3 fine-tuning from stage 2) are plain training on
+``data.train_subset: verified``; a pipeline chains the three with ``init_from`` (see
+``jobs/staged.yaml``). This method is stage 2: per clip C_i = BCE summed over tags (plus the
+sparsemax loss with the multi-activation head), η_t = α·η_{t−1} + (1 − α)·T_t with T_t the k-th
+largest C_i of the global batch (gathered over the DDP ranks, so every rank keeps the same η),
+and the loss is the mean of C_i over the clips kept: every verified clip, and unverified clips
+with C_i ≤ η_t.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from raytag.diagnostics import IgnoreReport
+from raytag.methods.base import Batch, Epoch, Method, Needs, TrackColumns, kept_rows
+from raytag.models.heads import MultiActivationOutput
+from raytag.objectives.multi_activation import multi_activation_clip_losses
+from raytag.objectives.staged import clip_losses, staged_keep_mask, update_threshold
+
+
+class StagedTraining(Method):
+    name = "staged_training"
+    reduction = "clip"  # eq. 1: a sum of per-clip losses C_i, each summed over tags
+    handles_multi_activation = True
+
+    def __init__(self, *, k: int, alpha: float):
+        self.k, self.alpha = k, alpha
+        self.threshold: torch.Tensor | None = None
+        self.report = IgnoreReport()
+
+    @classmethod
+    def from_job(cls, job: Any, *, tags: list[str]) -> StagedTraining:
+        return cls(k=job.objective.staged.k, alpha=job.objective.staged.alpha)
+
+    @property
+    def needs(self) -> Needs:
+        return Needs(columns=("verified", "noisy"))
+
+    def track_columns(self, *, labels: np.ndarray, verified: np.ndarray, scores, clean) -> TrackColumns:
+        """``verified`` from the manifest; ``noisy`` (1 where the labels differ from the clean
+        ones, −1 where no clean labels are known) feeds the diagnostics only."""
+        noisy = np.full(len(labels), -1.0, dtype=np.float32)
+        if clean is not None:
+            noisy = ((labels > 0.5) != (clean > 0.5)).any(axis=1).astype(np.float32)
+        unverified = int((~verified).sum())
+        return TrackColumns(
+            columns={"verified": verified.astype(np.float32), "noisy": noisy},
+            metrics={"staged/unverified_tracks": float(unverified), "staged/verified_tracks": float(verified.sum())},
+            message=f"staged training: {int(verified.sum())} verified and {unverified} unverified training tracks",
+        )
+
+    def start_epoch(self, epoch: Epoch) -> None:
+        super().start_epoch(epoch)
+        self.report = IgnoreReport()
+
+    def loss(self, output, batch: Batch) -> dict[str, torch.Tensor]:
+        labels, rows = batch["labels"], kept_rows(batch)
+        if isinstance(output, MultiActivationOutput):
+            per_clip = multi_activation_clip_losses(output, labels)
+        else:
+            per_clip = clip_losses(output, labels)
+        losses, counted = _gathered(per_clip.detach(), rows)
+        self.threshold = update_threshold(self.threshold, losses, k=self.k, alpha=self.alpha, rows=counted)
+        verified = batch["verified"] > 0.5
+        keep = staged_keep_mask(per_clip.detach(), verified=verified, threshold=self.threshold) & rows
+        self._count(~keep & rows, verified, rows, batch["noisy"])
+        kept = keep.to(per_clip.dtype)
+        return {"loss": (per_clip * kept).sum() / kept.sum().clamp(min=1.0)}
+
+    def _count(self, ignored: torch.Tensor, verified: torch.Tensor, rows: torch.Tensor, noisy: torch.Tensor) -> None:
+        considered = rows & ~verified
+        truly_noisy = considered & (noisy > 0.5)
+        self.report = self.report + IgnoreReport(
+            considered=int(considered.sum()), noisy=int(truly_noisy.sum()),
+            ignored=int(ignored.sum()), ignored_noisy=int((ignored & truly_noisy).sum()),
+        )
+        self._noise_known = bool((noisy >= 0).all())
+
+    def epoch_metrics(self) -> dict[str, float]:
+        metrics = {
+            "staged/threshold": float("nan") if self.threshold is None else float(self.threshold),
+            "staged/ignored_share": self.report.ignored / max(self.report.considered, 1),
+        }
+        if getattr(self, "_noise_known", False):
+            metrics.update(self.report.as_metrics("staged/"))
+        else:
+            metrics["staged/ignored"] = float(self.report.ignored)
+        return metrics
+
+    def state_dict(self) -> dict:
+        return {} if self.threshold is None else {"threshold": self.threshold.detach().cpu()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.threshold = state.get("threshold")
+
+
+def _gathered(losses: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every rank's per-clip losses and row flags (ranks take equal batches), or this rank's."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return losses, rows
+    losses_out = [torch.empty_like(losses) for _ in range(dist.get_world_size())]
+    flags = rows.to(torch.uint8).contiguous()  # gloo gathers no bool tensors
+    rows_out = [torch.empty_like(flags) for _ in range(dist.get_world_size())]
+    dist.all_gather(losses_out, losses.contiguous())
+    dist.all_gather(rows_out, flags)
+    return torch.cat(losses_out), torch.cat(rows_out).bool()

@@ -1,0 +1,151 @@
+"""A review as one self-contained HTML file: inline CSS, images embedded as data URIs, no
+scripts, links or anything fetched from elsewhere, so it can be mailed, archived or logged as
+an MLflow artifact and still open anywhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from html import escape
+from pathlib import Path
+
+from raytag.tracking.report import (
+    MISSING,
+    ReportImage,
+    Review,
+    difference_summary,
+    differing_params,
+    format_number,
+    lineage,
+    params_inline,
+    params_table,
+    runs_table,
+)
+
+NUMERIC_COLUMNS = {"ROC-AUC", "PR-AUC", "lwlrap", "best epoch"}
+
+STYLE = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d2330;
+       margin: 0 auto; max-width: 1500px; padding: 24px 32px 64px; background: #fbfbfd; }
+h1 { font-size: 24px; margin: 0 0 4px; }
+h2 { font-size: 19px; margin: 36px 0 10px; padding-bottom: 4px; border-bottom: 2px solid #dde1ea; }
+h3 { font-size: 16px; margin: 26px 0 6px; }
+.meta { color: #5b6476; margin: 0 0 18px; }
+.meta code { background: #eef0f5; padding: 1px 5px; border-radius: 3px; }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; margin: 6px 0 14px; background: #fff; font-size: 13px; }
+th, td { border: 1px solid #dde1ea; padding: 4px 9px; text-align: left; vertical-align: top; }
+th { background: #eef1f7; font-weight: 600; white-space: nowrap; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.up { color: #1b7a2e; } td.down { color: #b3261e; }
+tr:nth-child(even) td { background: #f7f8fb; }
+ul.lineage li { margin: 2px 0; }
+figure { margin: 12px 0 22px; background: #fff; border: 1px solid #dde1ea; padding: 10px;
+         display: inline-block; max-width: 100%; box-sizing: border-box; }
+figure img { max-width: 100%; height: auto; display: block; }
+figcaption { color: #5b6476; font-size: 12px; margin-top: 6px; }
+.notes li { color: #7a5a00; }
+.muted { color: #8a92a3; }
+"""
+
+
+def render_html(review: Review) -> str:
+    """The whole report as one HTML document (a string)."""
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{escape(review.title)}</title>",
+        f"<style>{STYLE}</style></head><body>",
+        f"<h1>{escape(review.title)}</h1>",
+        f'<p class="meta">{len(review.runs)} run{"s" if len(review.runs) != 1 else ""} from '
+        f"<code>{escape(review.tracking_uri)}</code>"
+        + (f" · generated {escape(review.generated)}" if review.generated else "") + "</p>",
+        "<h2>Runs</h2>",
+        _table(*runs_table(review.runs, width=60)),
+    ]
+    if not params_inline(review.runs) and differing_params(review.runs):
+        parts.append("<h3>Params that differ</h3>")
+        parts.append(_table(*params_table(review.runs, width=80)))
+    lines = lineage(review.runs)
+    if lines:
+        parts.append("<h2>Lineage (teacher → student)</h2>")
+        parts.append('<ul class="lineage">' + "".join(f"<li>{escape(line)}</li>" for line in lines) + "</ul>")
+    if review.differences is not None:
+        parts.append(_differences(review))
+    for run in review.runs:
+        images = [image for image in review.images if image.run_id == run.run_id]
+        parts.append(f"<h2>{escape(run.label)} <span class=\"muted\">run {escape(run.run_id)}</span></h2>")
+        parts.append(
+            f'<p class="meta">{escape(run.name)} · {escape(run.model or MISSING)} · {escape(run.method)} · '
+            f"{escape(run.status)}</p>"
+        )
+        parts.extend(_figure(image) for image in images)
+        if not images:
+            parts.append('<p class="muted">no plots for this run</p>')
+    if review.notes:
+        parts.append("<h2>Notes</h2>")
+        parts.append('<ul class="notes">' + "".join(f"<li>{escape(note)}</li>" for note in review.notes) + "</ul>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_html(review: Review, path: str | Path) -> Path:
+    """Writes :func:`render_html` to ``path`` (UTF-8, parent folders created)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_html(review), encoding="utf-8")
+    return path
+
+
+def data_uri(path: str | Path) -> str:
+    """A PNG file as a ``data:image/png;base64,...`` URI."""
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    numeric = {i for i, name in enumerate(header) if name.split(" (")[0] in NUMERIC_COLUMNS}
+    head = "".join(f'<th class="num">{escape(h)}</th>' if i in numeric else f"<th>{escape(h)}</th>" for i, h in enumerate(header))
+    body = "".join(
+        "<tr>" + "".join(
+            f'<td class="num">{escape(cell)}</td>' if i in numeric else f"<td>{escape(cell)}</td>"
+            for i, cell in enumerate(row)
+        ) + "</tr>"
+        for row in rows
+    )
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+def _differences(review: Review) -> str:
+    first, second = review.runs[0].label, review.runs[1].label
+    summary = difference_summary(review.differences, first=first, second=second)
+    out = [f"<h2>Per-tag change: {escape(second)} − {escape(first)}</h2>", f"<p><b>{escape(summary)}.</b></p>"]
+    out.extend(_figure(image) for image in review.images if image.run_id is None)
+    head = ["tag", "positives", f"ROC-AUC {first}", f"ROC-AUC {second}", "Δ ROC-AUC",
+            f"PR-AUC {first}", f"PR-AUC {second}", "Δ PR-AUC"]
+    cells = ["<th>tag</th>"] + [f'<th class="num">{escape(h)}</th>' for h in head[1:]]
+    rows = []
+    for row in review.differences.itertuples(index=False):
+        tds = [f"<td>{escape(str(row.tag))}</td>", f'<td class="num">{format_number(row.positives)}</td>']
+        for metric in ("roc_auc", "pr_auc"):
+            delta = getattr(row, f"{metric}_delta")
+            tds.append(f'<td class="num">{format_number(getattr(row, f"{metric}_first"))}</td>')
+            tds.append(f'<td class="num">{format_number(getattr(row, f"{metric}_second"))}</td>')
+            if math.isnan(delta):
+                tds.append(f'<td class="num">{MISSING}</td>')
+            else:
+                tds.append(f'<td class="num {"up" if delta > 0 else "down" if delta < 0 else ""}">{delta:+.4f}</td>')
+        rows.append("<tr>" + "".join(tds) + "</tr>")
+    out.append(
+        f'<p class="meta">{len(rows)} tags, largest change first; '
+        f"Δ = {escape(second)} − {escape(first)}.</p>"
+        f'<div class="scroll"><table><thead><tr>{"".join(cells)}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
+    )
+    return "\n".join(out)
+
+
+def _figure(image: ReportImage) -> str:
+    return (
+        f'<figure><img src="{data_uri(image.path)}" alt="{escape(image.caption)}">'
+        f"<figcaption>{escape(image.caption)}</figcaption></figure>"
+    )

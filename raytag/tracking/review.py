@@ -1,0 +1,346 @@
+"""``raytag review``: runs from MLflow as a table, per-tag differences and an HTML report.
+
+Pick runs by experiment, by parent run (a pipeline's stages or a sweep's trials) or by id;
+this module queries MLflow (through ``MlflowClient`` on an explicit tracking URI), downloads
+the per-tag tables, plots and model descriptions it needs, draws plots from the per-epoch
+histories, and hands plain data to :mod:`raytag.tracking.report` (tables) and
+:mod:`raytag.tracking.report_html` (the self-contained HTML file). With a parent run, the HTML
+is logged to it as ``review/<file>.html``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pandas as pd
+
+from raytag.tracking import plots, tag_plots
+from raytag.tracking import tags as tag_names
+from raytag.tracking.client import resolve_uri
+from raytag.tracking.report import Review, ReportImage, RunSummary, summarize_run, tag_differences
+from raytag.tracking.report_html import write_html
+
+REVIEW_ARTIFACT_DIR = "review"
+MODEL_DESCRIPTION = "best_model/model.json"
+DEFAULT_MAX_RUNS = 50
+DEFAULT_MAX_PLOTTED_RUNS = 8
+
+
+class ReviewError(ValueError):
+    """Runs that cannot be reviewed as asked (unknown experiment or run, nothing selected)."""
+
+
+@dataclass(frozen=True)
+class ReviewOutcome:
+    """What :func:`review_runs` produced: the review, its HTML file, and the artifact path it
+    was logged under on the parent run (None when there is no parent)."""
+
+    review: Review
+    html_path: Path
+    logged_artifact: str | None
+
+
+def review_runs(
+    *,
+    tracking_uri: str | None = None,
+    experiment: str | None = None,
+    parent_run_id: str | None = None,
+    run_ids: Sequence[str] = (),
+    html_path: str | Path | None = None,
+    log_to_parent: bool = True,
+    max_runs: int = DEFAULT_MAX_RUNS,
+    sort_by: str = "roc_auc",
+    max_plotted_runs: int = DEFAULT_MAX_PLOTTED_RUNS,
+) -> ReviewOutcome:
+    """Builds the review of the selected runs and writes (and logs) its HTML report.
+
+    Args:
+        tracking_uri: the store; default ``MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/mlflow.db``.
+        experiment: review the runs of this experiment (newest ``max_runs``; parent runs of
+            pipelines and sweeps are left out, their children are listed).
+        parent_run_id: review this pipeline's or sweep's child runs.
+        run_ids: review these runs, in this order (two runs: per-tag differences second − first).
+        html_path: where to write the report; default ``review-<name>.html`` in the cwd.
+        log_to_parent: log the report to the parent run (``parent_run_id`` only). Default True.
+        max_runs: most runs of an experiment or parent. Default 50.
+        sort_by: order of per-tag differences: ``"roc_auc"`` or ``"pr_auc"`` change.
+        max_plotted_runs: plots for at most this many runs (the best by final ROC-AUC). Default 8.
+
+    Raises:
+        ReviewError: not exactly one selection, an unknown experiment or run, nothing to show.
+    """
+    from mlflow.tracking import MlflowClient
+
+    uri = resolve_uri(tracking_uri)
+    client = MlflowClient(tracking_uri=uri)
+    runs, parent, title = select_runs(
+        client, experiment=experiment, parent_run_id=parent_run_id, run_ids=run_ids, max_runs=max_runs
+    )
+    with tempfile.TemporaryDirectory(prefix="raytag-review-") as scratch:
+        review = build_review(client, runs, title=title, tracking_uri=uri, workdir=Path(scratch), sort_by=sort_by,
+                              max_plotted_runs=max_plotted_runs)
+        path = Path(html_path) if html_path else Path.cwd() / f"review-{_slug(title)}.html"
+        write_html(review, path)
+    logged = None
+    if parent is not None and log_to_parent:
+        client.log_artifact(parent.info.run_id, str(path), REVIEW_ARTIFACT_DIR)
+        logged = f"{REVIEW_ARTIFACT_DIR}/{path.name}"
+        client.set_tag(parent.info.run_id, tag_names.REVIEW_REPORT, logged)
+    return ReviewOutcome(review, path, logged)
+
+
+def select_runs(
+    client,
+    *,
+    experiment: str | None = None,
+    parent_run_id: str | None = None,
+    run_ids: Sequence[str] = (),
+    max_runs: int = DEFAULT_MAX_RUNS,
+) -> tuple[list, object | None, str]:
+    """The runs to review (MLflow ``Run`` entities, oldest first, or in ``run_ids`` order),
+    their parent run (or None) and a title.
+
+    Raises:
+        ReviewError: see :func:`review_runs`.
+    """
+    from mlflow.exceptions import MlflowException
+
+    chosen = [bool(experiment), bool(parent_run_id), bool(run_ids)]
+    if sum(chosen) != 1:
+        raise ReviewError("give exactly one of: run ids, --experiment NAME or --parent RUN_ID")
+    if run_ids:
+        runs = [_get_run(client, run_id) for run_id in run_ids]
+        return runs, None, "runs " + ", ".join(run.info.run_name or run.info.run_id[:8] for run in runs)
+    if parent_run_id:
+        parent = _get_run(client, parent_run_id)
+        runs = client.search_runs(
+            [parent.info.experiment_id],
+            filter_string=f"tags.`{tag_names.PARENT_RUN}` = '{parent_run_id}'",
+            max_results=max_runs,
+            order_by=["attributes.start_time ASC"],
+        )
+        if not runs:
+            raise ReviewError(f"run {parent_run_id} ({parent.info.run_name}) has no child runs")
+        kind = parent.data.tags.get(tag_names.KIND, "parent")
+        return list(runs), parent, f"{parent.info.run_name} ({kind})"
+    try:
+        found = client.get_experiment_by_name(experiment)
+    except MlflowException as exc:
+        raise ReviewError(f"experiment {experiment!r}: {exc.message}") from None
+    if found is None:
+        raise ReviewError(f"no experiment named {experiment!r} in this tracking store")
+    runs = client.search_runs(
+        [found.experiment_id], max_results=max_runs, order_by=["attributes.start_time DESC"]
+    )
+    runs = [run for run in reversed(runs) if tag_names.KIND not in run.data.tags]
+    if not runs:
+        raise ReviewError(f"experiment {experiment!r} has no runs")
+    return runs, None, f"experiment {experiment}"
+
+
+def build_review(
+    client,
+    runs,
+    *,
+    title: str,
+    tracking_uri: str,
+    workdir: Path,
+    sort_by: str = "roc_auc",
+    max_plotted_runs: int = DEFAULT_MAX_PLOTTED_RUNS,
+) -> Review:
+    """Summaries, per-tag differences (two runs) and plots of ``runs``; files go to ``workdir``.
+
+    Plots (and the full metric histories and per-tag tables they need) are made for at most
+    ``max_plotted_runs`` runs: all of them, or the ones with the best final ROC-AUC, so a
+    review of a 50-trial sweep stays a readable, mailable file.
+    """
+    review = Review(
+        title=title,
+        tracking_uri=_display_uri(tracking_uri),
+        runs=[],
+        generated=datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+    )
+    for run in runs:
+        params, split = dict(run.data.params), run.data.params.get("eval.split", "test")
+        keys = [k for k in run.data.metrics if k.startswith(f"{split}/") or k == "best_epoch"]
+        history, final = read_history(client, run.info.run_id, keys, split)
+        review.runs.append(summarize_run(
+            run_id=run.info.run_id, name=run.info.run_name or "", status=run.info.status, params=params,
+            tags=dict(run.data.tags), final=final, best_epoch=_last(history.get("best_epoch")),
+            start_time=run.info.start_time,
+        ))
+    plotted = _runs_to_plot(review.runs, max_plotted_runs)
+    if len(plotted) < len(review.runs):
+        review.notes.append(
+            f"plots for the {len(plotted)} runs with the best final ROC-AUC only: "
+            + ", ".join(run.label for run in review.runs if run.run_id in plotted)
+        )
+    per_tag: dict[str, list[dict] | None] = {}
+    for run, summary in zip(runs, review.runs):
+        if summary.run_id not in plotted:
+            continue
+        folder = workdir / summary.run_id
+        history, _ = read_history(client, summary.run_id, list(run.data.metrics), summary.split)
+        rows = per_tag[summary.run_id] = _read_per_tag(client, summary.run_id, summary.split, folder, review.notes, summary.name)
+        vocabulary = [str(r["tag"]) for r in rows] if rows else _model_tags(client, summary.run_id, folder)
+        review.images.extend(_run_images(client, summary, history, rows, vocabulary, folder))
+    if len(review.runs) == 2:
+        first, second = review.runs
+        rows_a, rows_b = per_tag.get(first.run_id), per_tag.get(second.run_id)
+        if rows_a and rows_b and first.split == second.split:
+            review.differences = tag_differences(rows_a, rows_b, sort_by=sort_by)
+            path = tag_plots.plot_tag_differences(
+                review.differences.to_dict("records"), workdir / "differences.png", first=first.label, second=second.label
+            )
+            review.images.append(ReportImage(path, f"Per-tag change on the {first.split} split, {second.label} − {first.label}"))
+        elif rows_a and rows_b:
+            review.notes.append(f"no per-tag comparison: the runs were evaluated on different splits ({first.split}, {second.split})")
+    return review
+
+
+def _runs_to_plot(runs: Sequence[RunSummary], most: int) -> set[str]:
+    """Ids of the runs that get plots: all, or the ``most`` best by final ROC-AUC."""
+    if len(runs) <= most:
+        return {run.run_id for run in runs}
+    def score(run: RunSummary) -> float:
+        value = run.final.get("roc_auc", float("nan"))
+        return value if value == value else float("-inf")
+    return {run.run_id for run in sorted(runs, key=score, reverse=True)[:most]}
+
+
+def read_history(client, run_id: str, keys: Sequence[str], split: str) -> tuple[dict, dict[str, float]]:
+    """A run's per-epoch history ``{key: [(epoch, value), ...]}`` and its final metrics on
+    ``split`` (``roc_auc``, ``pr_auc``, ``lwlrap``).
+
+    The final value of a metric is its latest logged one. When the evaluated split is ``valid``
+    its final metrics share keys with the per-epoch ones; the final entry (logged after the
+    last epoch, at a step that is not the last epoch) is then left out of the history.
+    """
+    history: dict[str, list[tuple[int, float]]] = {}
+    final: dict[str, float] = {}
+    for key in sorted(keys):
+        points = sorted(client.get_metric_history(run_id, key), key=lambda m: (m.timestamp, m.step))
+        if key.startswith(f"{split}/") and points:
+            last = points[-1]
+            final[key.split("/", 1)[1]] = last.value
+            if len(points) > 1 and last.step < max(m.step for m in points):
+                points = points[:-1]
+        history[key] = sorted((m.step, m.value) for m in points)
+    return history, final
+
+
+def _read_per_tag(client, run_id: str, split: str, folder: Path, notes: list[str], name: str | None):
+    path = f"metrics/per_tag_{split}.csv"
+    local = _download(client, run_id, path, folder)
+    if local is None:
+        notes.append(f"{name or run_id}: no {path} artifact")
+        return None
+    frame = pd.read_csv(local)
+    if "tag" not in frame.columns:
+        notes.append(f"{name or run_id}: {path} has no 'tag' column")
+        return None
+    return frame.to_dict("records")
+
+
+def _model_tags(client, run_id: str, folder: Path) -> list[str]:
+    local = _download(client, run_id, MODEL_DESCRIPTION, folder)
+    if local is None:
+        return []
+    try:
+        return [str(tag) for tag in json.loads(local.read_text()).get("tags", [])]
+    except (ValueError, AttributeError):
+        return []
+
+
+def _run_images(client, run: RunSummary, history, per_tag, vocabulary, folder: Path) -> list[ReportImage]:
+    """The run's logged ``plots/*.png`` and the standard plots it lacks, drawn here, in reading
+    order: curves, method statistics, per-tag heatmaps, per-tag scores, ROC and PR curves."""
+    logged = _download_plots(client, run.run_id, folder / "logged")
+    have = {path.name for path in logged}
+    drawn = plots.plot_run(history, folder / "drawn", tags=vocabulary, per_tag=per_tag, split=run.split, title=run.label)
+    chosen = [(path, " (logged with the run)") for path in logged] + [(p, "") for p in drawn if p.name not in have]
+    chosen.sort(key=lambda item: (_reading_order(item[0].name, run.split), item[0].name))
+    return [ReportImage(path, f"{run.label}: {_caption(path.name, run.split)}{origin}", run.run_id) for path, origin in chosen]
+
+
+def _known_plots(split: str) -> list[tuple[str, str]]:
+    roc, pr = tag_plots.curve_files(split)
+    return [
+        (plots.CURVES_FILE, "training and validation curves"),
+        (plots.METHOD_FILE, "method statistics per epoch"),
+        ("tags_", "per tag and epoch: "),
+        (tag_plots.per_tag_file(split), f"per-tag ROC-AUC and PR-AUC on the {split} split"),
+        (roc, f"per-tag ROC curves on the {split} split"),
+        (pr, f"per-tag precision-recall curves on the {split} split"),
+    ]
+
+
+def _reading_order(name: str, split: str) -> int:
+    known = _known_plots(split)
+    return next((i for i, (prefix, _) in enumerate(known) if name.startswith(prefix)), len(known))
+
+
+def _caption(name: str, split: str) -> str:
+    for prefix, caption in _known_plots(split):
+        if name == prefix:
+            return caption
+        if prefix == "tags_" and name.startswith(prefix):
+            return caption + name.removeprefix(prefix).removesuffix(".png").replace("_", "/")
+    return name
+
+
+def _download_plots(client, run_id: str, folder: Path) -> list[Path]:
+    found: list[Path] = []
+    pending = [plots.ARTIFACT_DIR]
+    while pending:
+        for item in client.list_artifacts(run_id, pending.pop()):
+            if item.is_dir:
+                pending.append(item.path)
+            elif item.path.lower().endswith(".png"):
+                local = _download(client, run_id, item.path, folder)
+                if local is not None:
+                    found.append(local)
+    return sorted(found)
+
+
+def _download(client, run_id: str, artifact: str, folder: Path) -> Path | None:
+    """A run's artifact as a local file, or None when the run has no such artifact."""
+    parent, _, name = artifact.rpartition("/")
+    if name not in {Path(item.path).name for item in client.list_artifacts(run_id, parent or None)}:
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    return Path(client.download_artifacts(run_id, artifact, str(folder)))
+
+
+def _get_run(client, run_id: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(run_id)
+    except MlflowException:
+        raise ReviewError(f"no run {run_id!r} in this tracking store") from None
+
+
+def _last(points) -> float | None:
+    return points[-1][1] if points else None
+
+
+def _display_uri(uri: str) -> str:
+    """The tracking URI without credentials (``http://user:secret@host`` → ``http://host``)."""
+    parts = urlsplit(uri)
+    if parts.username or parts.password:
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return uri
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:80] or "runs"

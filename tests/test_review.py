@@ -1,0 +1,177 @@
+"""``raytag review`` against a real SQLite store filled with MlflowClient, and its pure parts."""
+
+import math
+import re
+
+import pytest
+from mlflow.entities import Metric
+from mlflow.tracking import MlflowClient
+from review_store import EXPECTED_ORDER, TAGS, fill_pipeline, log_plot
+from rich.console import Console
+
+from raytag.cli import main
+from raytag.tracking import tags as tag_names
+from raytag.tracking.report import (
+    describe_method,
+    differing_params,
+    params_table,
+    rich_tables,
+    runs_table,
+    summarize_run,
+    tag_differences,
+)
+from raytag.tracking.review import ReviewError, read_history, review_runs
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("review-store")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("pipelines", artifact_location=str(root / "artifacts"))
+    ids = fill_pipeline(client, experiment)
+    log_plot(client, ids["teacher"], "curves.png")  # a plot the driver logged: used instead of drawing one
+    return {"uri": uri, "client": client, **ids}
+
+
+def text_of(review) -> str:
+    console = Console(record=True, width=250, color_system=None)
+    for item in rich_tables(review):
+        console.print(item)
+    return console.export_text()
+
+
+def self_contained_html(html: str) -> None:
+    """No attribute, CSS rule or tag that would fetch anything: only data: URIs."""
+    for attribute, value in re.findall(r"""\b(src|href|srcset|action|poster)\s*=\s*["']([^"']*)""", html, re.I):
+        assert value.startswith("data:image/png;base64,"), (attribute, value[:60])
+    assert not re.search(r"<(script|link|iframe|object|embed)\b", html, re.I)
+    assert "@import" not in html and not re.search(r"url\(\s*['\"]?(?!data:)", html)
+
+
+def test_reviewing_a_pipeline_lists_both_stages_sorts_per_tag_changes_and_logs_the_report(store, tmp_path):
+    outcome = review_runs(tracking_uri=store["uri"], parent_run_id=store["parent"], html_path=tmp_path / "r.html")
+    review = outcome.review
+    assert [run.stage for run in review.runs] == ["teacher", "student"]
+    assert review.title == "demo-progressive (pipeline)"
+    teacher, student = review.runs
+    assert teacher.final == {"roc_auc": 0.75, "pr_auc": 0.375, "lwlrap": 0.65}
+    assert student.method == "balanced_masking + mean teacher" and student.best_epoch == 2
+
+    header, rows = runs_table(review.runs)
+    assert header == ["run", "stage", "model", "method", "ROC-AUC (test)", "PR-AUC (test)", "lwlrap (test)",
+                      "best epoch", "teacher", "status"]
+    assert rows[1][header.index("teacher")] == "teacher"
+    differing = ["objective.masking.teacher", "objective.mean_teacher.enabled", "train.lr"]
+    params_header, params_rows = params_table(review.runs)  # two runs: one row per differing param
+    assert params_header == ["param", "teacher", "student"]
+    assert [row[0] for row in params_rows] == differing and params_rows[2][1:] == ["0.001", "0.0003"]
+    inline_header, _ = runs_table(review.runs, inline=True)  # many runs (sweeps): params as columns
+    assert inline_header[4:7] == differing
+
+    # Per-tag changes of the two stages, largest first, the tag without positives last.
+    assert list(review.differences["tag"]) == EXPECTED_ORDER
+    deltas = review.differences["roc_auc_delta"].tolist()
+    assert deltas[0] == pytest.approx(0.08) and math.isnan(deltas[-1])
+    assert all(abs(a) >= abs(b) for a, b in zip(deltas[:-2], deltas[1:-1]))
+
+    printed = text_of(review)
+    assert "demo-progressive-teacher" in printed and "demo-progressive-student" in printed
+    assert "lineage: teacher [" in printed and "→ student [" in printed
+    assert "params that differ" in printed and "objective.mean_teacher.enabled" in printed
+    assert printed.index("genre---pop") < printed.index("instrument---piano") < printed.index("instrument---violin")
+
+    html = outcome.html_path.read_text()
+    self_contained_html(html)
+    images = re.findall(r'<img src="data:image/png;base64,', html)
+    captions = [image.caption for image in review.images]
+    assert len(images) == len(review.images) >= 7
+    assert "teacher: training and validation curves (logged with the run)" in captions  # not redrawn
+    assert "teacher: training and validation curves" not in captions
+    assert "student: training and validation curves" in captions
+    assert "student: per tag and epoch: mask/masked" in captions  # the heatmap, tags with "/" included
+    assert "student: method statistics per epoch" in captions
+    assert any(c.startswith("Per-tag change on the test split") for c in captions)
+    assert "demo-progressive-student" in html and "/runs/demo-progressive-teacher/best_model" in html
+
+    # Logged to the parent run, and findable by its tag.
+    assert outcome.logged_artifact == "review/r.html"
+    client = store["client"]
+    assert client.get_run(store["parent"]).data.tags[tag_names.REVIEW_REPORT] == "review/r.html"
+    assert [a.path for a in client.list_artifacts(store["parent"], "review")] == ["review/r.html"]
+
+
+def test_run_ids_keep_their_order_and_an_experiment_lists_job_runs_without_parents(store, tmp_path):
+    outcome = review_runs(tracking_uri=store["uri"], run_ids=[store["student"], store["teacher"]],
+                          html_path=tmp_path / "ids.html", sort_by="pr_auc")
+    assert [run.stage for run in outcome.review.runs] == ["student", "teacher"]
+    assert outcome.logged_artifact is None
+    assert outcome.review.differences["roc_auc_delta"].iloc[0] == pytest.approx(-0.08)
+    experiment = review_runs(tracking_uri=store["uri"], experiment="pipelines", html_path=tmp_path / "e.html",
+                             max_plotted_runs=1)
+    assert [run.stage for run in experiment.review.runs][:2] == ["teacher", "student"]
+    # Plots only for the best run by final ROC-AUC (the student), and a note saying so.
+    assert {image.run_id for image in experiment.review.images} == {store["student"]}
+    assert any(note.startswith("plots for the 1 runs with the best final ROC-AUC only") for note in experiment.review.notes)
+
+
+@pytest.mark.parametrize(
+    "selection, message",
+    [
+        ({}, "exactly one of"),
+        ({"experiment": "pipelines", "run_ids": ["x"]}, "exactly one of"),
+        ({"experiment": "nope"}, "no experiment named 'nope'"),
+        ({"run_ids": ["0123456789abcdef0123456789abcdef"]}, "no run '0123456789abcdef0123456789abcdef'"),
+    ],
+)
+def test_bad_selections_are_named(store, tmp_path, selection, message):
+    with pytest.raises(ReviewError, match=message):
+        review_runs(tracking_uri=store["uri"], html_path=tmp_path / "x.html", **selection)
+
+
+def test_a_parent_without_children_and_the_cli(store, tmp_path, capsys):
+    with pytest.raises(ReviewError, match="has no child runs"):
+        review_runs(tracking_uri=store["uri"], parent_run_id=store["student"], html_path=tmp_path / "x.html")
+    html = tmp_path / "cli.html"
+    code = main(["review", store["teacher"], store["student"], "--uri", store["uri"], "--html", str(html)])
+    assert code == 0 and html.is_file()
+    out = capsys.readouterr().out
+    assert "demo-progressive-teacher" in out and f"HTML report: {html}" in out
+    assert main(["review", "--uri", store["uri"], "--experiment", "nope"]) == 2
+    assert "no experiment named 'nope'" in capsys.readouterr().err
+
+
+def test_final_metrics_of_a_valid_split_are_kept_out_of_its_history(store):
+    client = store["client"]
+    run = client.create_run(client.get_experiment_by_name("pipelines").experiment_id, run_name="valid-eval")
+    run_id = run.info.run_id
+    client.log_batch(run_id, metrics=[Metric("valid/roc_auc", v, 1000 + s, s) for s, v in enumerate([0.5, 0.6, 0.7])])
+    client.log_batch(run_id, metrics=[Metric("valid/roc_auc", 0.66, 5000, 0)])  # the final evaluation, step 0
+    history, final = read_history(client, run_id, ["valid/roc_auc"], "valid")
+    assert final == {"roc_auc": 0.66}
+    assert history["valid/roc_auc"] == [(0, 0.5), (1, 0.6), (2, 0.7)]
+
+
+def test_pure_parts_need_no_store():
+    def run(label, params):
+        return summarize_run(run_id=label * 4, name=label, status="FINISHED", params=params, tags={},
+                             final={"roc_auc": 0.5}, best_epoch=None)
+
+    runs = [run("a", {"train.lr": "0.1", "train.epochs": "3", "name": "a"}),
+            run("b", {"train.lr": "0.2", "train.epochs": "3", "name": "b", "semi.enabled": "True"})]
+    assert differing_params(runs) == ["semi.enabled", "train.lr"]
+    assert differing_params(runs[:1]) == []
+    assert describe_method({"objective.name": "bce", "semi.enabled": "True", "augment.enabled": "true"}, {}) == \
+        "bce + noisy student + augmented"
+    assert describe_method({}, {tag_names.METHOD: "coteaching"}) == "coteaching"
+    header, rows = runs_table(runs, inline=True)
+    assert rows[0][header.index("semi.enabled")] == "—" and rows[0][header.index("PR-AUC (test)")] == "—"
+    first = [{"tag": "x", "positives": 3, "roc_auc": 0.5, "pr_auc": 0.2}, {"tag": "only-first", "roc_auc": 0.9}]
+    second = [{"tag": "x", "positives": 3, "roc_auc": 0.4, "pr_auc": 0.5}, {"tag": "y", "positives": 1, "roc_auc": 0.7}]
+    by_pr = tag_differences(first, second, sort_by="pr_auc")
+    assert list(by_pr["tag"]) == ["x", "only-first", "y"] and by_pr["pr_auc_delta"].iloc[0] == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="sort_by"):
+        tag_differences(first, second, sort_by="lwlrap")
+    with pytest.raises(ValueError, match="no 'tag' column"):
+        tag_differences([{"roc_auc": 1.0}], second)
+    assert len(TAGS) == 5
