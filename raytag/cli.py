@@ -1,4 +1,4 @@
-"""``raytag <command>``: synth, corpus, train, run, sweep, evaluate, models.
+"""``raytag <command>``: synth, corpus, prepare, train, run, sweep, evaluate, models.
 
 Exit codes: 0 success, 1 the job failed while running, 2 bad input (configuration, manifest,
 arguments), found before any cluster work starts.
@@ -91,6 +91,17 @@ def _add_corpus_parser(commands) -> None:
                     choices=option.choices, required=option.required, help=option.help,
                 )
         sub.set_defaults(run=cmd_corpus)
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from raytag.config import load_job
+
+    job = load_job(args.job, args.overrides)
+    from raytag.cluster.prepare import prepare_audio
+
+    report = prepare_audio(job, progress=not args.no_progress)
+    print(report.format())
+    return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -233,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_corpus_parser(commands)
 
     for name, run, text in (
+        ("prepare", cmd_prepare, "decode the job's audio once, at its model's rate, into a cache under storage"),
         ("train", cmd_train, "train a tagger on Ray Train, then evaluate its best epoch"),
         ("run", cmd_run, "run a job: all of its stages in order (resumable), or a single training"),
         ("evaluate", cmd_evaluate, "evaluate a trained model (default: the job's best model)"),
@@ -240,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=text)
         sub.add_argument("job", help="YAML job file")
         sub.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. train.lr=3e-4")
+        if name == "prepare":
+            sub.add_argument("--no-progress", action="store_true", help="no progress bar (e.g. in logs)")
         if name == "evaluate":
             sub.add_argument("--model", help="exported model folder")
             sub.add_argument("--split", choices=["valid", "test"], help="default: the job's eval.split")
@@ -284,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"raytag {args.command}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
-        print("interrupted; rerun the same command to resume from the last checkpoint", file=sys.stderr)
+        where = "what is not cached yet" if args.command == "prepare" else "the last checkpoint"
+        print(f"interrupted; rerun the same command to resume from {where}", file=sys.stderr)
         return 130
 
 

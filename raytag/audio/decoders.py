@@ -7,7 +7,12 @@ and so is Opus in Ogg, which libsndfile opens but FFmpeg decodes more than twice
 crop of a 48 kHz stereo file: 31 ms vs 83 ms, best of 15). A failed libsndfile open costs about
 20 µs (it reads a few header bytes), so the choice is made per file, not from a suffix table.
 
-Both decoders give the same contract: a frame index counts samples per channel in the file's own
+A third decoder reads raytag's prepared-audio cache (``*.<rate>hz.npy``, see
+:mod:`raytag.audio.pcm_cache`): mono int16 PCM already at a model's rate, so a crop is one
+byte-range read (``os.pread`` for a path, a ranged read through pyarrow for a URI), converted
+to float32 (÷ 32768). A cached track is decoded exactly like an audio file, from its cache file.
+
+All decoders give the same contract: a frame index counts samples per channel in the file's own
 rate from the first decoded sample; ``read(start, frames)`` returns mono float32 audio (the mean of
 the channels) beginning exactly at frame ``start``, and fewer frames only at the end of the file.
 
@@ -41,6 +46,9 @@ from dataclasses import dataclass
 import av
 import numpy as np
 import soundfile as sf
+
+from raytag.audio import pcm_cache
+from raytag.locations import is_uri
 
 # libsndfile's SF_ERR_UNRECOGNISED_FORMAT and SF_ERR_UNSUPPORTED_ENCODING: hand these to FFmpeg.
 _LIBSNDFILE_UNKNOWN = (1, 4)
@@ -80,7 +88,7 @@ class Decoder(ABC):
 
     path: str
     info: AudioInfo
-    backend: str  # "libsndfile" or "ffmpeg"
+    backend: str  # "libsndfile", "ffmpeg" or "pcm-cache"
 
     @abstractmethod
     def read(self, start: int, frames: int) -> np.ndarray:
@@ -253,12 +261,77 @@ class _PyavDecoder(Decoder):
         self._container.close()
 
 
+class _PcmCacheDecoder(Decoder):
+    """A prepared-audio cache file: header parsed on open, crops read as byte ranges."""
+
+    backend = "pcm-cache"
+
+    def __init__(self, path: str):
+        self.path = path
+        self._fd: int | None = None
+        self._remote = None
+        try:
+            if is_uri(path):
+                import pyarrow.fs as pafs
+
+                filesystem, inner = pafs.FileSystem.from_uri(path)
+                self._remote = filesystem.open_input_file(inner)
+                size = self._remote.size()
+            else:
+                self._fd = os.open(path, os.O_RDONLY)
+                size = os.fstat(self._fd).st_size
+            offset, samples = pcm_cache.parse_header(self._read_at(0, pcm_cache.HEADER_PROBE_BYTES), location=path)
+            rate = pcm_cache.rate_of(path)
+        except (OSError, pcm_cache.PcmCacheError) as exc:
+            self.close()
+            raise AudioError(f"{path}: cannot read audio ({_reason(exc)})") from None
+        expected = offset + pcm_cache.PCM_DTYPE.itemsize * samples
+        if size != expected:
+            self.close()
+            raise AudioError(
+                f"{path}: truncated audio cache file ({size} bytes; its header promises {samples} samples, "
+                f"{expected} bytes)"
+            )
+        self._offset = offset
+        self.info = AudioInfo(samples, rate, 1)
+
+    def _read_at(self, offset: int, size: int) -> bytes:
+        if self._remote is not None:
+            return self._remote.read_at(size, offset)
+        return os.pread(self._fd, size, offset)
+
+    def read(self, start: int, frames: int) -> np.ndarray:
+        start = min(max(start, 0), self.info.frames)
+        count = max(min(frames, self.info.frames - start), 0)
+        if count == 0:
+            return np.zeros(0, dtype=np.float32)
+        width = pcm_cache.PCM_DTYPE.itemsize
+        try:
+            data = self._read_at(self._offset + width * start, width * count)
+        except OSError as exc:
+            raise AudioError(f"{self.path}: reading failed at frame {start} ({_reason(exc)})") from None
+        if len(data) != width * count:
+            raise AudioError(f"{self.path}: truncated audio cache file (ends before frame {start + count})")
+        return pcm_cache.from_pcm16(np.frombuffer(data, dtype=pcm_cache.PCM_DTYPE))
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if self._remote is not None:
+            self._remote.close()
+            self._remote = None
+
+
 def open_decoder(path: str) -> Decoder:
-    """Opens ``path`` with libsndfile, or with FFmpeg when libsndfile does not know its format.
+    """Opens ``path`` with libsndfile, or with FFmpeg when libsndfile does not know its format;
+    a prepared-audio cache file (``*.npy``) with the cache reader.
 
     Raises:
         AudioError: the file is missing, unreadable or in a format neither library decodes.
     """
+    if pcm_cache.is_cache_file(path):
+        return _PcmCacheDecoder(path)
     if not os.path.exists(path):
         raise AudioError(f"{path}: cannot read audio (No such file or directory)")
     try:

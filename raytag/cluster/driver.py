@@ -26,6 +26,7 @@ from ray.train.torch import TorchTrainer
 from ray.util.queue import Empty, Queue
 
 from raytag.cluster import storage
+from raytag.cluster.audio_cache import cached_tables
 from raytag.cluster.checkpoints import latest_checkpoint
 from raytag.cluster.datasets import EpochData, ScanResult, UnlabeledSource, audio_files, scan_tracks, track_table
 from raytag.cluster.evaluation import evaluate, evaluation_labels
@@ -35,6 +36,7 @@ from raytag.cluster.session import init_ray
 from raytag.cluster.worker import train_loop_per_worker
 from raytag.config import JobConfig
 from raytag.data.manifest import Manifest, Track, read_manifest
+from raytag.data.rows import TrackTable
 from raytag.engine import checkpoint as ckpt
 from raytag.errors import JobError
 from raytag.locations import resolve_storage, run_location
@@ -235,12 +237,22 @@ def _epoch_data(job: JobConfig, prepared: Prepared, scan: ScanResult, unlabeled:
     if job.eval.average_last:
         eval_tracks = manifest.split(job.eval.split)
         test, _ = track_table(eval_tracks, evaluation_labels(job, prepared.recipe.tags, eval_tracks)[0], scan)
+    train, valid, test = _read_prepared_audio(job, prepared, tracker, train=train, valid=valid, test=test)
     return EpochData(
         train=ray.put(train), valid=ray.put(valid), test=None if test is None else ray.put(test),
         sample_rate=prepared.sample_rate, crop_samples=prepared.crop_samples, num_cpus=job.data.decode_cpus,
         seed=job.seed, shuffle=job.train.shuffle, augment=job.augment.spec(), max_chunks=job.eval.max_chunks,
         unlabeled=_unlabeled_source(job, prepared, unlabeled, scan, tracker),
     )
+
+
+def _read_prepared_audio(job: JobConfig, prepared: Prepared, tracker: Tracker, prefix: str = "data/",
+                         **tables: TrackTable | None):
+    """The tables with every track that ``raytag prepare`` cached at the model's rate read from
+    its cache file (the rest decode from their audio files); the counts go to MLflow."""
+    cached, use = cached_tables(tables, storage_root=job.storage, sample_rate=prepared.sample_rate)
+    tracker.log_metrics(use.metrics(prefix))
+    return tuple(cached[name] for name in tables)
 
 
 def training_tracks(job: JobConfig, manifest: Manifest) -> list[Track]:
@@ -297,6 +309,7 @@ def _unlabeled_source(job, prepared: Prepared, tracks: list[Track], scan: ScanRe
     table, _ = track_table(tracks, np.zeros((len(tracks), len(prepared.recipe.tags)), np.float32), scan)
     if not len(table):
         raise JobError("none of the unlabeled audio files could be read")
+    (table,) = _read_prepared_audio(job, prepared, tracker, "data/unlabeled_", unlabeled=table)
     with storage.local_folder(need.folder) as folder:
         recipe = read_exported(folder, need.key).recipe
         weights = read_weights(folder)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from raytag.cluster import storage
+from raytag.cluster.audio_cache import cached_tables
 from raytag.cluster.datasets import ScanResult, decoded, scan_tracks, track_table
 from raytag.cluster.inference import pool_size, score_tracks
 from raytag.data.manifest import Track, multi_hot, read_labels
@@ -74,7 +75,10 @@ def evaluate(
         scan = scan_tracks(tracks, num_cpus=job.data.decode_cpus)
     labels, label_source = evaluation_labels(job, prepared.recipe.tags, tracks)
     table, usable = track_table(tracks, labels, scan)
-    rows = chunk_rows(table, sample_rate=exported.sample_rate, crop_samples=exported.crop_samples,
+    # Tracks prepared at the exported model's rate are read from the cache; rows index ``table``,
+    # whose order is kept, so unscored tracks are still named by their manifest paths.
+    decode = cached_tables({split: table}, storage_root=job.storage, sample_rate=exported.sample_rate)[0][split]
+    rows = chunk_rows(decode, sample_rate=exported.sample_rate, crop_samples=exported.crop_samples,
                       max_chunks=job.eval.max_chunks)
     chunks = decoded(rows, sample_rate=exported.sample_rate, crop_samples=exported.crop_samples,
                      num_cpus=job.data.decode_cpus)

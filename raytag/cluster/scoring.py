@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 import ray
 
 from raytag.cluster import storage
+from raytag.cluster.audio_cache import cached_tables
 from raytag.cluster.datasets import decoded
 from raytag.cluster.inference import pool_size, score_tracks
 from raytag.data.rows import TrackTable, chunk_rows
@@ -78,7 +79,11 @@ def teacher_scores(
         if set(table.paths) <= set(frame.index):
             log.info("reusing teacher scores %s", location)
             return TeacherScores(frame.loc[list(table.paths), tags].to_numpy(dtype=np.float32), location, True, 0)
-    rows = chunk_rows(table, sample_rate=exported.sample_rate, crop_samples=exported.crop_samples, max_chunks=max_chunks)
+    # Decode from the audio cache where it holds the teacher's rate; the key and the score file
+    # keep the audio files' paths.
+    decode = cached_tables({"teacher scoring": table}, storage_root=storage_root,
+                           sample_rate=exported.sample_rate)[0]["teacher scoring"]
+    rows = chunk_rows(decode, sample_rate=exported.sample_rate, crop_samples=exported.crop_samples, max_chunks=max_chunks)
     chunks = decoded(rows, sample_rate=exported.sample_rate, crop_samples=exported.crop_samples, num_cpus=num_cpus)
     log.info("scoring %d training tracks with teacher %s", len(table), teacher)
     scored = score_tracks(

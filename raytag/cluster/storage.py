@@ -11,12 +11,16 @@ from __future__ import annotations
 import contextlib
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pyarrow.fs as pafs
 
 from raytag.locations import is_uri
+
+PARTIAL_SUFFIX = ".partial"
+"""Suffix of a file being written (see :func:`write_stream`); left behind only by a killed writer."""
+_UPLOAD_BLOCK = 8 << 20
 
 
 def filesystem(location: str) -> tuple[pafs.FileSystem, str]:
@@ -54,13 +58,50 @@ def write_bytes(location: str, data: bytes) -> None:
     parent = path.rsplit("/", 1)[0]
     fs.create_dir(parent, recursive=True)
     if isinstance(fs, pafs.LocalFileSystem):
-        partial = f"{path}.{uuid.uuid4().hex}.partial"
+        partial = f"{path}.{uuid.uuid4().hex}{PARTIAL_SUFFIX}"
         with fs.open_output_stream(partial) as stream:
             stream.write(data)
         fs.move(partial, path)
     else:
         with fs.open_output_stream(path) as stream:
             stream.write(data)
+
+
+def write_stream(location: str, chunks: Iterable[bytes]) -> int:
+    """Writes a file from ``chunks``, taken one at a time (memory stays that of one chunk), with
+    :func:`write_bytes`' guarantee: readers never see it half-written. When producing a chunk
+    raises, no file is left (the partial one is removed) and the exception propagates. A local
+    or shared file system gets a temporary name next to the file and a rename; for an object
+    store the bytes go to a local temporary file first and are uploaded once complete.
+
+    Returns:
+        the file's size in bytes.
+    """
+    fs, path = filesystem(location)
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    size = 0
+    if isinstance(fs, pafs.LocalFileSystem):
+        partial = f"{path}.{uuid.uuid4().hex}{PARTIAL_SUFFIX}"
+        try:
+            with fs.open_output_stream(partial) as stream:
+                for chunk in chunks:
+                    stream.write(chunk)
+                    size += len(chunk)
+            fs.move(partial, path)
+        except BaseException:
+            if fs.get_file_info(partial).type != pafs.FileType.NotFound:
+                fs.delete_file(partial)
+            raise
+        return size
+    with tempfile.TemporaryFile(prefix="raytag-") as local:
+        for chunk in chunks:
+            local.write(chunk)
+            size += len(chunk)
+        local.seek(0)
+        with fs.open_output_stream(path) as stream:
+            while block := local.read(_UPLOAD_BLOCK):
+                stream.write(block)
+    return size
 
 
 def write_text(location: str, text: str) -> None:

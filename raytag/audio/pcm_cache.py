@@ -1,0 +1,210 @@
+"""The prepared-audio cache format: one ``.npy`` file of mono int16 PCM per track and rate.
+
+``raytag prepare`` decodes every usable track once, at a model's sample rate, into
+
+::
+
+    <storage>/.raytag-cache/audio/<rate>hz/<kk>/<key>.<rate>hz.npy
+
+where ``key`` hashes the audio file's identity (its absolute path or URI, size in bytes and
+modification time) and the rate, and ``kk`` is the key's first two characters (so no folder
+holds more than a few thousand files of a million-track corpus). A file is a NumPy ``.npy``
+file (format 1.0, ``'<i2'``, shape ``(samples,)``, C order): ``numpy.load`` reads it, its
+header gives the length without reading the audio, and a crop is one byte-range read at
+``header + 2 * start``. The rate is in the file's name, so a file says what it holds wherever
+it is. Samples are ``round(x * 32768)`` clipped to int16; a reader divides by 32768.
+
+This module is the one owner of the format: names, keys, header, quantisation. It touches no
+file system (:mod:`raytag.audio.decoders` reads the files, the cluster layer writes them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from raytag.locations import cache_location
+
+__all__ = [
+    "CACHE_FORMAT",
+    "CACHE_KIND",
+    "FileIdentity",
+    "HEADER_PROBE_BYTES",
+    "PcmCacheError",
+    "cache_file",
+    "cache_key",
+    "cached_samples",
+    "file_bytes",
+    "header_bytes",
+    "is_cache_file",
+    "parse_header",
+    "pcm16_stream",
+    "rate_folder",
+    "rate_of",
+    "to_pcm16",
+    "from_pcm16",
+]
+
+CACHE_KIND = "audio"
+CACHE_FORMAT = "raytag-pcm16-v1"
+"""Hashed into every key: a change to what a file holds (format, decoding) must change this."""
+SUFFIX = ".npy"
+PCM_DTYPE = np.dtype("<i2")
+SCALE = 32768.0
+HEADER_PROBE_BYTES = 256
+"""Bytes to read from a file's start to parse its header (the header of any length up to
+2**60 samples is 128 bytes)."""
+_NAME = re.compile(r"\.(\d+)hz\.npy$")
+
+
+class PcmCacheError(ValueError):
+    """A file that is not a well-formed cache file (bad name, header or length)."""
+
+
+@dataclass(frozen=True)
+class FileIdentity:
+    """What names an audio file's content without reading it.
+
+    Attributes:
+        location: absolute path or URI of the audio file.
+        size: length in bytes.
+        mtime_ns: modification time in nanoseconds since the epoch; None where the file system
+            keeps none (the key then rests on location and size alone).
+    """
+
+    location: str
+    size: int
+    mtime_ns: int | None
+
+
+def cache_key(identity: FileIdentity, *, sample_rate: int) -> str:
+    """A 32-hex-digit key of ``identity`` and the target ``sample_rate`` (Hz).
+
+    Any change of path, size, modification time or rate gives another key, so an edited file
+    or a model at another rate is prepared anew and a stale file is never read.
+    """
+    text = "\n".join(
+        [CACHE_FORMAT, identity.location, str(identity.size), str(identity.mtime_ns), str(int(sample_rate))]
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def rate_folder(storage: str, sample_rate: int) -> str:
+    """The folder holding every cache file at ``sample_rate`` under ``storage``."""
+    return f"{cache_location(storage, CACHE_KIND)}/{int(sample_rate)}hz"
+
+
+def cache_file(storage: str, key: str, sample_rate: int) -> str:
+    """The location of the cache file with ``key`` at ``sample_rate`` under ``storage``."""
+    return f"{rate_folder(storage, sample_rate)}/{key[:2]}/{key}.{int(sample_rate)}hz{SUFFIX}"
+
+
+def is_cache_file(location: str) -> bool:
+    """Whether ``location`` names a cache file (by its suffix)."""
+    return str(location).endswith(SUFFIX)
+
+
+def rate_of(location: str) -> int:
+    """The sample rate (Hz) in a cache file's name.
+
+    Raises:
+        PcmCacheError: the name does not end in ``.<rate>hz.npy``.
+    """
+    match = _NAME.search(str(location))
+    if not match or int(match.group(1)) <= 0:
+        raise PcmCacheError(f"{location}: not a raytag audio cache file (its name must end in .<rate>hz.npy)")
+    return int(match.group(1))
+
+
+def cached_samples(frames: int, source_rate: int, target_rate: int) -> int:
+    """Samples a cache file at ``target_rate`` holds for ``frames`` frames at ``source_rate``:
+    ``ceil(frames * target_rate / source_rate)``, the length of the resampled track."""
+    if source_rate == target_rate:
+        return int(frames)
+    divisor = math.gcd(int(source_rate), int(target_rate))
+    up, down = int(target_rate) // divisor, int(source_rate) // divisor
+    return -(-int(frames) * up // down)
+
+
+def header_bytes(samples: int) -> bytes:
+    """The ``.npy`` header of a cache file holding ``samples`` samples."""
+    out = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        out, {"descr": np.lib.format.dtype_to_descr(PCM_DTYPE), "fortran_order": False, "shape": (int(samples),)}
+    )
+    return out.getvalue()
+
+
+def file_bytes(samples: int) -> int:
+    """Size in bytes of a complete cache file holding ``samples`` samples."""
+    return len(header_bytes(samples)) + PCM_DTYPE.itemsize * int(samples)
+
+
+def parse_header(prefix: bytes, *, location: str = "") -> tuple[int, int]:
+    """``(offset of the first sample in bytes, samples)`` from the first bytes of a file.
+
+    Args:
+        prefix: at least the header (:data:`HEADER_PROBE_BYTES` bytes, or the whole file).
+        location: named in errors.
+
+    Raises:
+        PcmCacheError: not a ``.npy`` header, or not a 1-D little-endian int16 array.
+    """
+    stream = io.BytesIO(prefix)
+    try:
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+        else:
+            raise ValueError(f"unsupported .npy version {version}")
+    except (ValueError, EOFError, SyntaxError) as exc:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PcmCacheError(f"{location}: not a raytag audio cache file (bad .npy header: {text})") from None
+    if dtype != PCM_DTYPE or fortran or len(shape) != 1:
+        raise PcmCacheError(
+            f"{location}: not a raytag audio cache file (holds {dtype} of shape {shape}; expected mono int16)"
+        )
+    return stream.tell(), int(shape[0])
+
+
+def to_pcm16(audio: np.ndarray) -> np.ndarray:
+    """Float samples in [-1, 1) to little-endian int16: ``round(x * 32768)``, clipped."""
+    scaled = np.rint(np.asarray(audio, dtype=np.float32) * np.float32(SCALE))
+    return np.clip(scaled, -32768, 32767).astype(PCM_DTYPE)
+
+
+def from_pcm16(pcm: np.ndarray) -> np.ndarray:
+    """int16 samples to float32 (÷ 32768, exact)."""
+    return pcm.astype(np.float32) * np.float32(1.0 / SCALE)
+
+
+def pcm16_stream(pieces: Iterable[np.ndarray], *, samples: int) -> Iterator[bytes]:
+    """The bytes of a cache file, piece by piece: the header, then each float piece as int16.
+
+    Args:
+        pieces: mono float32 audio at the cache's rate, in order (e.g. from
+            :func:`raytag.audio.io.resampled_pieces`); consumed lazily, so memory stays that of
+            one piece.
+        samples: the total the header promises.
+
+    Raises:
+        PcmCacheError: the pieces hold more or fewer than ``samples`` samples (raised before
+            the last bytes, so a writer that stops on errors never completes a wrong file).
+    """
+    yield header_bytes(samples)
+    written = 0
+    for piece in pieces:
+        written += len(piece)
+        if written > samples:
+            raise PcmCacheError(f"the audio has more than the {samples} samples its cache header promises")
+        yield to_pcm16(piece).tobytes()
+    if written != samples:
+        raise PcmCacheError(f"the audio has {written} samples; its cache header promises {samples}")
