@@ -6,6 +6,8 @@ scores decoded chunks; the driver averages chunk probabilities per track.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import ray
 import torch
@@ -57,8 +59,11 @@ def score_tracks(
     actors: int = 1,
     num_cpus: float = 1.0,
     num_gpus: float = 0.0,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Scores every chunk of ``chunks`` and averages per track.
+
+    ``progress``, when given, is called with the number of chunks of each scored batch.
 
     Returns:
         ``(scores (N', K), track indices (N',), chunks that failed to decode)``; tracks with no
@@ -79,5 +84,7 @@ def score_tracks(
         keep = batch["valid"].astype(bool)
         failed += int((~keep).sum())
         averager.add(batch["track"][keep], batch["probs"][keep])
+        if progress is not None:
+            progress(len(keep))
     scores, kept = averager.result()
     return scores, kept, failed
