@@ -43,8 +43,8 @@ def score_with_ray(
     chunks = decoded(rows, sample_rate=exported.sample_rate, crop_samples=exported.crop_samples,
                      num_cpus=options.decode_cpus)
     with tqdm(total=len(rows), unit="chunk", desc=f"tagging {len(table)} files", disable=not options.progress) as bar:
-        scores, kept, failed = score_tracks(
+        scored = score_tracks(
             chunks, exported.recipe, loaded.weights, num_tracks=len(table), batch_size=options.batch_size,
             actors=options.actors, progress=bar.update,
         )
-    return table.paths, scores, kept, failed, reasons
+    return table.paths, scored.scores, scored.tracks, scored.failed_chunks, reasons
