@@ -1,4 +1,4 @@
-"""``raytag <command>``: synth, corpus, prepare, train, run, sweep, evaluate, models.
+"""``raytag <command>``: synth, corpus, prepare, train, run, sweep, evaluate, predict, audit, review, models.
 
 Exit codes: 0 success, 1 the job failed while running, 2 bad input (configuration, manifest,
 arguments), found before any cluster work starts.
@@ -170,6 +170,100 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    import os
+
+    from raytag.cluster.predict import PredictOptions, load_model, predict_sources
+    from raytag.predictions import csv_columns, output_format, write_output
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if args.top_k < 0:
+        raise ValueError(f"--top-k must be non-negative; got {args.top_k}")
+    fmt = output_format(args.output, args.format)
+    options = PredictOptions(
+        max_chunks=args.max_chunks, batch_size=args.batch_size, ray_above=args.ray_above, actors=args.actors,
+        ray_address=args.ray_address, progress=not args.no_progress,
+    )
+    loaded = load_model(args.model, tracking_uri=args.tracking_uri)
+    if fmt == "csv":
+        csv_columns(loaded.tags, with_thresholds=loaded.thresholds is not None)
+    result = predict_sources(loaded, args.audio, options, top_k=args.top_k)
+    write_output(result.predictions, args.output, fmt=fmt, tags=loaded.tags, top_k=args.top_k,
+                 thresholds=loaded.thresholds)
+    unreadable = len(result.predictions) - result.tagged
+    log.info("tagged %d of %d files%s%s", result.tagged, len(result.predictions),
+             f"; {unreadable} could not be read (see their status)" if unreadable else "",
+             f"; wrote {args.output}" if args.output else "")
+    return 0 if result.tagged else EXIT_FAILED
+
+
+def _add_predict(commands) -> None:
+    predict = commands.add_parser(
+        "predict", help="tag audio files with a trained model: top-k tags, tags above threshold, probabilities",
+        description="Track-level tag probabilities (chunks covering each whole track, averaged), the top-k tags "
+        "and the tags at or above the model's per-tag thresholds, one row per file. Files that cannot be "
+        "read get a row with the reason. Exit code 1 when no file could be tagged.",
+    )
+    predict.add_argument("model", metavar="MODEL", help="exported model folder (path or storage URI), or an MLflow "
+                         "model: models:/<model_id>, models:/<name>/<version>, models:/<name>@<alias>, runs:/<run_id>/<path>")
+    predict.add_argument("audio", nargs="+", metavar="AUDIO", help="audio files, folders (searched recursively) "
+                         "or lists of files (.csv/.tsv/.jsonl with a 'path' column, e.g. a manifest)")
+    predict.add_argument("-o", "--output", metavar="FILE", help="output file, .csv or .jsonl (default: CSV on stdout)")
+    predict.add_argument("--format", choices=["csv", "jsonl"], help="output format (default: from -o's suffix)")
+    predict.add_argument("--top-k", type=int, default=5, help="most probable tags listed per file (default 5)")
+    predict.add_argument("--max-chunks", type=int, help="most chunks per track (default: cover the whole track)")
+    predict.add_argument("--batch-size", type=int, default=16, help="chunks per forward pass (default 16)")
+    predict.add_argument("--ray-above", type=int, default=300, metavar="N",
+                         help="more than N files go through a Ray Data actor pool; up to N, a loop in this process "
+                         "(default 300)")
+    predict.add_argument("--actors", type=int, default=1, help="Ray Data inference actors (default 1)")
+    predict.add_argument("--ray-address", help="Ray cluster to join (default: RAY_ADDRESS, else a local instance)")
+    predict.add_argument("--tracking-uri", help="MLflow tracking URI for models:/ and runs:/ "
+                         "(default: MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db)")
+    predict.add_argument("--no-progress", action="store_true", help="no progress bars")
+    predict.set_defaults(run=cmd_predict)
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    import os
+
+    from raytag.config import load_job
+    from raytag.cluster.audit import format_audit, run_audit
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    job = load_job(args.job, args.overrides)
+    outcome = run_audit(job, teacher=args.teacher, split=args.split, output=args.output, max_rows=args.max_rows)
+    print(f"{job.name}: label-noise audit of the {outcome.split} split ({outcome.tracks} tracks, "
+          f"{outcome.unscored} unscored)")
+    print(format_audit(outcome.audit, rows=args.show))
+    run = f"; MLflow run {outcome.run_id}" if outcome.run_id else ""
+    print(f"\ntables: {outcome.output}/per_tag.csv, {outcome.output}/suspicious.csv{run}")
+    return 0
+
+
+def _add_audit(commands) -> None:
+    audit = commands.add_parser(
+        "audit", help="estimate each tag's missing and spurious label rates; list labels to check",
+        description="Label-noise audit (Lu et al. 2022 Table 1 style): from a trained teacher's scores on one "
+        "split, estimate per tag Err+ (share of labelled positives that are wrong) and Err- (share of "
+        "labelled negatives whose tag is really there), and list the most suspicious (track, tag, label, "
+        "score) rows for a person to check. Writes per_tag.csv and suspicious.csv and logs them to the MLflow "
+        "run <job>-audit.",
+    )
+    audit.add_argument("job", help="YAML job file")
+    audit.add_argument("overrides", nargs="*", metavar="key=value", help="job overrides")
+    audit.add_argument("--teacher", metavar="MODEL", help="exported model folder or MLflow model URI trained on the "
+                       "job's tags (default: the job's best model)")
+    audit.add_argument("--split", choices=["valid", "test", "train"], default="valid",
+                       help="split to audit (default valid). Use one the teacher was not trained on: a teacher "
+                       "scoring its own training tracks has memorised part of their noisy labels, so missing "
+                       "tags look like true negatives and both error rates come out too low")
+    audit.add_argument("-o", "--output", metavar="DIR", help="folder for the tables (default <storage>/<job>/audit)")
+    audit.add_argument("--max-rows", type=int, default=200, help="suspicious rows listed in the CSV (default 200)")
+    audit.add_argument("--show", type=int, default=10, help="suspicious rows printed (default 10)")
+    audit.set_defaults(run=cmd_audit)
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from raytag.models import count_parameters, create_model, list_models, preset
 
@@ -274,6 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--tags", type=int, default=50, help="number of tags (default 50)")
     models.set_defaults(run=cmd_models)
     _add_review(commands)
+    _add_predict(commands)
+    _add_audit(commands)
     return parser
 
 

@@ -26,6 +26,12 @@ def is_uri(location: str) -> bool:
     return "://" in str(location)
 
 
+def is_mlflow_uri(location: str) -> bool:
+    """Whether ``location`` names an MLflow model or run artifact (``models:/...``,
+    ``runs:/...``) rather than a path or a storage URI."""
+    return str(location).startswith(("models:/", "runs:/"))
+
+
 def resolve_storage(storage: str | Path) -> str:
     """A storage location every process can use: URIs as given, local paths made absolute."""
     text = str(storage)

@@ -15,7 +15,7 @@ import raytag
 CORE_PACKAGES = ("raytag.audio", "raytag.data", "raytag.engine", "raytag.methods", "raytag.models", "raytag.objectives")
 CORE_MODULES = (
     "raytag.audit", "raytag.config", "raytag.diagnostics", "raytag.errors", "raytag.locations", "raytag.metrics",
-    "raytag.search_space",
+    "raytag.predictions", "raytag.search_space", "raytag.thresholds",
 )
 CLUSTER_PACKAGES = ("raytag.cluster", "raytag.tracking")
 

@@ -16,6 +16,7 @@ from mlflow.tracking import MlflowClient
 from raytag.config import load_job
 from raytag.cluster.driver import train
 from raytag.locations import run_location
+from raytag.models.export import read_exported, read_thresholds
 
 pytestmark = pytest.mark.ray
 
@@ -55,8 +56,15 @@ def test_two_worker_ddp_training_is_recorded_in_mlflow(ray_session, tiny_job):
     assert history(client, run, "train/examples") == [14.0, 14.0]
     assert "test/roc_auc" in run.data.metrics and run.data.tags["raytag.test_labels"] == "clean"
     files = artifacts(client, run.info.run_id)
-    for expected in ("config/job.yaml", "metrics/per_tag_test.csv", "best_model/model.pt", "best_model/model.json"):
+    for expected in ("config/job.yaml", "metrics/per_tag_test.csv", "best_model/model.pt", "best_model/model.json",
+                     "metrics/thresholds_valid.csv"):
         assert expected in files
+    # Per-tag thresholds chosen on the validation split travel with the exported model, and the
+    # validation scoring did not add a point to the per-epoch valid/* histories.
+    exported = read_exported(outcome.model_location)
+    thresholds = read_thresholds(exported)
+    assert thresholds and set(thresholds) <= set(exported.recipe.tags)
+    assert all(0.0 <= value <= 1.0 for value in thresholds.values())
 
 
 def test_corrupt_empty_and_missing_files_are_skipped_and_counted(ray_session, tiny_job, tiny_corpus, tmp_path):

@@ -15,11 +15,11 @@ import math
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import ray
 
+from raytag.audio.files import AUDIO_SUFFIXES, audio_files  # noqa: F401 - re-exported
 from raytag.audio.spec import AugmentSpec
 from raytag.data.batches import batch_seed, decode_batch, scan_batch
 from raytag.data.manifest import Track
@@ -29,11 +29,6 @@ from raytag.engine.loop import with_unlabeled
 log = logging.getLogger(__name__)
 
 SCAN_BATCH = 64
-# libsndfile formats, then those FFmpeg decodes (raytag.audio.decoders).
-AUDIO_SUFFIXES = {
-    ".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au",
-    ".m4a", ".aac", ".mp4", ".opus", ".webm", ".mka", ".wma",
-}
 ROWS_PER_BLOCK = 32
 DECODE_BATCH = 16
 
@@ -276,8 +271,3 @@ def _preserve_order() -> None:
     # Batches must come out in row order for a run to be reproducible; set in the process
     # that executes the dataset (a Train worker).
     ray.data.DataContext.get_current().execution_options.preserve_order = True
-
-
-def audio_files(folder: Path) -> list[str]:
-    """Audio files under ``folder`` (recursively), sorted."""
-    return sorted(str(p.resolve()) for p in Path(folder).rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)

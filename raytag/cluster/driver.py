@@ -12,6 +12,7 @@ never names a training method: it asks the method what it needs.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import tempfile
 import threading
@@ -44,7 +45,8 @@ from raytag.methods import build_method
 from raytag.methods.base import Method, TeacherNeed
 from raytag.metrics import TaggingReport
 from raytag.models import count_parameters
-from raytag.models.export import ModelRecipe, best_model_location, check_fits, read_exported, read_weights, write_exported
+from raytag.models.export import META_FILE, THRESHOLDS_KEY, ModelRecipe, best_model_location, check_fits, read_exported, read_weights, write_exported
+from raytag.thresholds import STATUS_OK, choose_thresholds, threshold_map
 from raytag.tracking import tags as T
 from raytag.tracking.callback import EpochMetricsToMlflow
 from raytag.tracking.client import Tracker
@@ -184,6 +186,7 @@ def train(
         final = _fit(job, prepared, tracker, data, callbacks or [])
     model_location, state = _export_best(job, prepared, final, tracker)
     log.info("best epoch %s (valid %s %.4f); model in %s", state.best_epoch, state.select_metric, state.best_value, model_location)
+    _save_thresholds(job, prepared, model_location, scan, tracker)
     evaluation = evaluate(job, model_location, prepared=prepared, scan=scan, tracker=tracker)
     log_run_plots(tracker, tags=list(prepared.recipe.tags), split=job.eval.split, title=job.name,
                   per_tag=evaluation.report.table_rows(), labels=evaluation.labels, scores=evaluation.scores)
@@ -208,6 +211,24 @@ def _export_best(job: JobConfig, prepared: Prepared, final: str, tracker: Tracke
         )
         storage.upload(out, location)
     return location, state
+
+
+def _save_thresholds(job: JobConfig, prepared: Prepared, model_location: str, scan: ScanResult,
+                     tracker: Tracker) -> None:
+    """Chooses per-tag F1 thresholds on the validation split with the exported model and writes
+    them into its ``model.json`` (what ``raytag predict`` applies); the table goes to MLflow."""
+    valid = evaluate(job, model_location, prepared=prepared, scan=scan, split="valid")  # not logged: the
+    # per-epoch valid/* histories stay one value per epoch
+    rows = choose_thresholds(scores=valid.scores, labels=valid.labels, tags=list(prepared.recipe.tags))
+    meta_location = f"{model_location}/{META_FILE}"
+    meta = json.loads(storage.read_text(meta_location))
+    meta[THRESHOLDS_KEY] = threshold_map(rows)
+    storage.write_text(meta_location, json.dumps(meta, indent=1))
+    missing = [row.tag for row in rows if row.status != STATUS_OK]
+    if missing:
+        log.warning("no decision threshold for %d tags (%s): no positive validation track",
+                    len(missing), ", ".join(missing[:5]))
+    tracker.log_table([dataclasses.asdict(row) for row in rows], "metrics/thresholds_valid.csv")
 
 
 def _epoch_data(job: JobConfig, prepared: Prepared, scan: ScanResult, unlabeled: list[Track], tracker: Tracker) -> EpochData:

@@ -6,6 +6,7 @@ scores decoded chunks; the driver averages chunk probabilities per track.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,9 +88,11 @@ def score_tracks(
     actors: int = 1,
     num_cpus: float = 1.0,
     num_gpus: float = 0.0,
+    progress: Callable[[int], None] | None = None,
 ) -> Scores:
     """Scores every chunk of ``chunks`` with an actor pool of ``actors`` (spread over the nodes)
-    and averages per track; tracks with no decodable chunk are absent from ``tracks``."""
+    and averages per track; tracks with no decodable chunk are absent from ``tracks``.
+    ``progress``, when given, is called with the number of chunks of each scored batch."""
     scored = chunks.map_batches(
         ChunkScorer,
         fn_constructor_kwargs={"recipe": recipe, "weights_ref": ray.put(weights), "use_gpu": num_gpus > 0},
@@ -107,5 +110,7 @@ def score_tracks(
         failed += int((~keep).sum())
         nodes.update(batch["node"].tolist())
         averager.add(batch["track"][keep], batch["probs"][keep])
+        if progress is not None:
+            progress(len(keep))
     scores, kept = averager.result()
     return Scores(scores, kept, failed, len(nodes))

@@ -257,3 +257,32 @@ def read_labels(path: str | Path) -> dict[str, tuple[str, ...]]:
             raise ManifestError(f"{path}:{line_no}: duplicate path {raw_path!r}")
         labels[audio] = _parse_tags(row.get("tags"), f"{path}:{line_no}")
     return labels
+
+
+def read_paths(path: str | Path) -> list[str]:
+    """Reads the ``path`` column of a manifest or any CSV, TSV or JSONL list of audio files
+    (other columns are ignored), e.g. the files to tag with ``raytag predict``.
+
+    Returns:
+        Absolute audio paths in file order; relative paths are under the file's folder.
+
+    Raises:
+        ManifestError: a missing file or ``path`` column, an empty path or a duplicate path,
+            naming the file and line; a file with no rows.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"list of audio files not found: {path}")
+    columns, rows = _read_rows(path)
+    if "path" not in columns:
+        raise ManifestError(f"{path}: no 'path' column (columns: {', '.join(columns) or 'none'})")
+    if not rows:
+        raise ManifestError(f"{path}: no rows")
+    root = path.resolve().parent
+    seen: dict[str, int] = {}
+    for line_no, row in rows:
+        audio, raw_path = _audio_path(row, root, f"{path}:{line_no}")
+        if audio in seen:
+            raise ManifestError(f"{path}:{line_no}: duplicate path {raw_path!r} (first on line {seen[audio]})")
+        seen[audio] = line_no
+    return list(seen)

@@ -4,7 +4,8 @@
 
     best_model/
       model.json   {"format": 1, "name": preset, "args": {...}, "tags": [...],
-                    "sample_rate": Hz, "crop_samples": n, ...training info}
+                    "sample_rate": Hz, "crop_samples": n,
+                    "thresholds": {tag: threshold} (optional), ...training info}
       model.pt     the weights (a state dict; read with ``torch.load(weights_only=True)``)
 
 This module is the only one that writes, reads or checks the format and names its folder. It
@@ -26,6 +27,7 @@ FORMAT_VERSION = 1
 BEST_MODEL_DIR = "best_model"
 META_FILE = "model.json"
 WEIGHTS_FILE = "model.pt"
+THRESHOLDS_KEY = "thresholds"  # {tag: threshold} in model.json, when the model has them
 
 
 class ExportError(ValueError):
@@ -126,6 +128,25 @@ def read_weights(folder: str | Path) -> dict:
     import torch
 
     return torch.load(Path(folder) / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+
+
+def read_thresholds(model: ExportedModel) -> dict[str, float] | None:
+    """The model's per-tag decision thresholds (``model.json``'s ``thresholds``, chosen on the
+    validation split with :func:`raytag.thresholds.choose_thresholds`), or None when it has
+    none. Tags without a threshold are absent from the map.
+
+    Raises:
+        ExportError: thresholds that are not a map of the model's tags to finite numbers.
+    """
+    from raytag.thresholds import check_thresholds
+
+    values = model.info.get(THRESHOLDS_KEY)
+    if values is None:
+        return None
+    try:
+        return check_thresholds(values, model.recipe.tags)
+    except ValueError as exc:
+        raise ExportError(f"{model.folder / META_FILE}: {exc}") from None
 
 
 def check_fits(

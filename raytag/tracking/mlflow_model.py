@@ -36,7 +36,7 @@ from mlflow.entities import LoggedModelOutput
 from mlflow.models.signature import ModelSignature
 from mlflow.types.schema import ParamSchema, ParamSpec, Schema, TensorSpec
 
-from raytag.models.export import read_exported
+from raytag.models.export import META_FILE, ExportError, read_exported
 from raytag.tracking import tags as tag_names
 
 log = logging.getLogger(__name__)
@@ -289,6 +289,75 @@ def publish_model(
     except Exception as exc:  # noqa: BLE001 - publishing must never fail a finished job
         log.warning("could not log the model of run %s to MLflow (%s: %s)", tracker.run_id, type(exc).__name__, exc)
         return None
+
+
+def download_exported(model_uri: str, *, tracking_uri: str, dst: str | Path) -> Path:
+    """Downloads the exported raytag model behind an MLflow URI; returns its local folder.
+
+    Everything is resolved against ``tracking_uri`` (which also serves as the registry), never
+    against MLflow's global state.
+
+    Args:
+        model_uri: ``models:/<model_id>`` (a logged model, what :func:`log_tagger` returns),
+            ``models:/<name>/<version>`` or ``models:/<name>@<alias>`` (a registered version),
+            or ``runs:/<run_id>/<path>`` (a run's artifact folder, e.g. the ``best_model``
+            folder a training run logs, or a model logged by the run under that name).
+        tracking_uri: the tracking store.
+        dst: an empty local folder to download into.
+
+    Returns:
+        The exported folder (``model.json`` + ``model.pt``) inside ``dst``: the pyfunc
+        model's ``exported_model`` artifact, or the downloaded folder itself.
+
+    Raises:
+        raytag.models.export.ExportError: an unknown model, version, alias or run, a malformed
+            URI, or artifacts that are not a raytag model.
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    try:
+        location = _model_location(client, model_uri) if model_uri.startswith("models:/") else model_uri
+        local = Path(mlflow.artifacts.download_artifacts(
+            artifact_uri=location, dst_path=str(dst), tracking_uri=tracking_uri, registry_uri=tracking_uri
+        ))
+    except MlflowException as exc:
+        raise ExportError(f"{model_uri}: {str(exc).splitlines()[0]} (tracking URI {tracking_uri})") from None
+    return _exported_folder(local, model_uri)
+
+
+def _model_location(client, model_uri: str) -> str:
+    """The artifact location of a ``models:/`` URI's logged model."""
+    body = model_uri[len("models:/"):].strip("/")
+    name, _, rest = body.partition("/")
+    if "@" in name:
+        name, alias = name.split("@", 1)
+        version = client.get_model_version_by_alias(name, alias).version
+    elif rest:
+        if not rest.isdigit():
+            raise ExportError(f"{model_uri}: name a version number or an alias (models:/NAME/VERSION, models:/NAME@ALIAS)")
+        version = rest
+    else:
+        return client.get_logged_model(body).artifact_location
+    return client.get_model_version_download_uri(name, version)
+
+
+def _exported_folder(local: Path, model_uri: str) -> Path:
+    if (local / META_FILE).is_file():
+        return local
+    mlmodel = local / "MLmodel"
+    if mlmodel.is_file():
+        import yaml
+
+        flavor = (yaml.safe_load(mlmodel.read_text()) or {}).get("flavors", {}).get("python_function", {})
+        artifact = (flavor.get("artifacts") or {}).get(EXPORTED_ARTIFACT) or {}
+        if artifact.get("path") and (local / artifact["path"] / META_FILE).is_file():
+            return local / artifact["path"]
+    raise ExportError(
+        f"{model_uri} is not a raytag model: neither an exported folder ({META_FILE}) nor an MLflow "
+        f"model with an '{EXPORTED_ARTIFACT}' artifact"
+    )
 
 
 def _version(package: str) -> str:

@@ -2,7 +2,7 @@
 
 PARENT_RUN = "mlflow.parentRunId"  # MLflow's own nesting tag
 
-KIND = "raytag.kind"  # "pipeline" or "sweep" on parent runs
+KIND = "raytag.kind"  # "pipeline" or "sweep" on parent runs, "audit" on a label-noise audit run
 MODEL = "raytag.model"  # the model preset
 METHOD = "raytag.objective"  # the training method (objective.name)
 STAGE = "raytag.stage"  # a pipeline stage's name

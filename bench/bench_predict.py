@@ -1,0 +1,146 @@
+"""``raytag predict`` through the Ray Data actor pool vs the plain batched loop, same files.
+
+Writes ``--clips`` synthetic clips (``raytag synth`` audio, ``--seconds`` long at 22.05 kHz, so
+every chunk is resampled to the model's 16 kHz) and an exported ``--model`` preset with random
+weights, then scores the clips alternately with the two executions of
+:func:`raytag.cluster.predict.predict_files` (``--repeats`` times each, plain first):
+
+- *plain*: the in-process loop (header probe, decode, batches of ``--batch-size`` chunks, one
+  model in eval mode; torch's default threads);
+- *ray*: a header scan on Ray Data tasks, decode tasks and an actor pool of ``--actors`` actors
+  holding the model, on a local Ray instance with ``--num-cpus`` CPUs started once beforehand
+  (its start-up is reported separately; actor start-up is inside every Ray call, as it is in
+  every ``raytag predict``).
+
+Reported per run: wall seconds, clips/s, the CPU seconds of this process and of all Ray worker
+processes (psutil, children of this process's Ray session), and the machine's load average;
+the ratio is the median Ray clips/s over the median plain clips/s, measured in the same
+process. Both executions produce the same numbers (checked here, and in
+tests/test_predict_ray.py).
+
+    python bench/bench_predict.py                                  # 200 clips of 4 s
+    python bench/bench_predict.py --out bench/results/predict-cpu.txt
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+try:
+    from raytag.cluster.predict import PredictOptions, load_model, predict_files
+except ImportError:  # run from a source checkout without installing the package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from raytag.cluster.predict import PredictOptions, load_model, predict_files
+
+from raytag.audio.files import audio_files
+from raytag.data.synth import SynthSpec, write_corpus
+from raytag.models.export import ModelRecipe, write_exported
+
+
+def process_tree_cpu(root: psutil.Process) -> float:
+    """CPU seconds (user + system) of ``root`` and its descendants, live ones and those that
+    ended and were reaped by their parent (e.g. Ray's actors, gone after each dataset)."""
+    total = 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system + times.children_user + times.children_system
+        except psutil.Error:
+            continue
+    return total
+
+
+def timed(label: str, run, clips: int) -> dict:
+    me = psutil.Process()
+    cpu_before = process_tree_cpu(me)
+    own_before = time.process_time()
+    start = time.perf_counter()
+    result = run()
+    wall = time.perf_counter() - start
+    own = time.process_time() - own_before
+    total = process_tree_cpu(me) - cpu_before
+    row = {"label": label, "wall_s": wall, "clips_per_s": clips / wall, "own_cpu_s": own,
+           "tree_cpu_s": total, "load1": os.getloadavg()[0], "result": result}
+    print(f"{label:6s} {wall:7.2f} s  {clips / wall:7.2f} clips/s  cpu: this process {own:6.1f} s, "
+          f"with Ray workers {total:6.1f} s  load {row['load1']:.1f}", flush=True)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clips", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--model", default="mtt-tiny")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--actors", type=int, default=1)
+    parser.add_argument("--num-cpus", type=int, default=os.cpu_count())
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--out", help="also write the report to this file")
+    args = parser.parse_args()
+
+    import ray
+    import torch
+
+    from raytag.cluster.session import init_ray
+
+    with tempfile.TemporaryDirectory(prefix="bench-predict-") as scratch:
+        scratch = Path(scratch)
+        write_corpus(scratch / "corpus", SynthSpec(clips=args.clips, seconds=args.seconds, sample_rate=22050, seed=0))
+        paths = audio_files(scratch / "corpus" / "audio")
+        recipe = ModelRecipe(args.model, {}, ("piano", "guitar", "voice", "bass", "kick", "snare"))
+        torch.manual_seed(0)
+        network = recipe.build().eval()
+        folder = write_exported(scratch / "model", recipe, network.state_dict(), sample_rate=network.sample_rate,
+                                crop_samples=network.crop_samples)
+        loaded = load_model(str(folder))
+        chunks_per_clip = -(-int(args.seconds * network.sample_rate) // network.crop_samples)
+        header = (
+            f"# bench_predict: {datetime.date.today()}, {args.clips} clips of {args.seconds:g} s at 22.05 kHz "
+            f"({chunks_per_clip} chunk(s) each), {args.model} ({network.crop_samples / network.sample_rate:g} s crops "
+            f"at {network.sample_rate} Hz), batch {args.batch_size}; {os.cpu_count()} CPUs, torch "
+            f"{torch.__version__} with {torch.get_num_threads()} threads in this process; Ray {ray.__version__} "
+            f"local instance with {args.num_cpus} CPUs, {args.actors} actor(s) of 1 CPU, decode tasks of 0.25 CPU"
+        )
+        print(header, flush=True)
+        started = time.perf_counter()
+        init_ray(num_cpus=args.num_cpus)
+        init_s = time.perf_counter() - started
+        print(f"ray.init: {init_s:.1f} s (once; not in the runs below)", flush=True)
+        plain_options = PredictOptions(batch_size=args.batch_size, ray_above=len(paths), progress=False)
+        ray_options = PredictOptions(batch_size=args.batch_size, ray_above=0, actors=args.actors, progress=False)
+        runs = []
+        for _ in range(args.repeats):
+            runs.append(timed("plain", lambda: predict_files(loaded, paths, plain_options), len(paths)))
+            runs.append(timed("ray", lambda: predict_files(loaded, paths, ray_options), len(paths)))
+        ray.shutdown()
+
+    plain = [r for r in runs if r["label"] == "plain"]
+    on_ray = [r for r in runs if r["label"] == "ray"]
+    first, second = plain[0]["result"].predictions, on_ray[0]["result"].predictions
+    difference = max(float(np.abs(a.probabilities - b.probabilities).max()) for a, b in zip(first, second))
+    ratio = statistics.median(r["clips_per_s"] for r in on_ray) / statistics.median(r["clips_per_s"] for r in plain)
+    lines = [header, f"# ray.init {init_s:.1f} s, excluded; actor start-up included in every Ray run",
+             "run    wall_s  clips/s  cpu_s(this process)  cpu_s(with Ray workers)  load1"]
+    lines += [f"{r['label']:6s} {r['wall_s']:6.2f}  {r['clips_per_s']:7.2f}  {r['own_cpu_s']:19.1f}  "
+              f"{r['tree_cpu_s']:23.1f}  {r['load1']:5.1f}" for r in runs]
+    lines.append(f"ray / plain clips/s (medians): {ratio:.2f}x (goal >= 0.9x); "
+                 f"largest probability difference between the two: {difference:.1e}")
+    report = "\n".join(lines)
+    print(report)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(report + "\n")
+
+
+if __name__ == "__main__":
+    main()

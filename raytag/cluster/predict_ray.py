@@ -1,0 +1,50 @@
+"""``raytag predict`` on Ray Data, for many files: a header scan on Ray Data tasks, decode
+tasks that read only each chunk, and an actor pool holding the model
+(:func:`raytag.cluster.inference.score_tracks`), with the in-process loop's table, rows and
+per-track averaging (see :mod:`raytag.cluster.predict`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from raytag.cluster.datasets import decoded, scan_tracks, track_table
+from raytag.cluster.inference import score_tracks
+from raytag.cluster.predict import LoadedModel, PredictOptions
+from raytag.cluster.session import init_ray
+from raytag.data.manifest import Track
+from raytag.data.rows import chunk_rows
+from raytag.engine.inference import audio_error_reason
+
+UNLABELED = "unlabeled"
+
+
+def score_with_ray(
+    loaded: LoadedModel, paths: Sequence[str], options: PredictOptions
+) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, int, dict[str, str]]:
+    """Scores ``paths`` (distinct) on Ray Data; starts or joins Ray (``options.ray_address``).
+
+    Returns:
+        ``(scored paths, scores (N', K), kept (N',) indices into the scored paths, chunks that
+        failed to decode, {path: reason} of the files the header scan could not read)``.
+    """
+    init_ray(options.ray_address)
+    exported = loaded.exported
+    tracks = [Track(path, (), UNLABELED) for path in paths]
+    scan = scan_tracks(tracks, num_cpus=options.decode_cpus)
+    table, _ = track_table(tracks, np.zeros((len(tracks), len(loaded.tags)), dtype=np.float32), scan)
+    rows = chunk_rows(table, sample_rate=exported.sample_rate, crop_samples=exported.crop_samples,
+                      max_chunks=options.max_chunks)
+    reasons = {path: audio_error_reason(path, reason) for path, reason in scan.skipped}
+    if not rows:  # no readable file
+        return table.paths, np.zeros((0, len(loaded.tags))), np.zeros(0, dtype=np.int64), 0, reasons
+    chunks = decoded(rows, sample_rate=exported.sample_rate, crop_samples=exported.crop_samples,
+                     num_cpus=options.decode_cpus)
+    with tqdm(total=len(rows), unit="chunk", desc=f"tagging {len(table)} files", disable=not options.progress) as bar:
+        scored = score_tracks(
+            chunks, exported.recipe, loaded.weights, num_tracks=len(table), batch_size=options.batch_size,
+            actors=options.actors, progress=bar.update,
+        )
+    return table.paths, scored.scores, scored.tracks, scored.failed_chunks, reasons

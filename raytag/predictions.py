@@ -1,0 +1,230 @@
+"""``raytag predict``'s inputs and outputs: which audio files to tag, and one row per file.
+
+Inputs are audio files, folders (searched recursively for :data:`raytag.audio.files.AUDIO_SUFFIXES`)
+and lists of files (a manifest, or any CSV/TSV/JSONL with a ``path`` column). A path that does
+not exist is kept: it becomes a row whose status says so, like any unreadable file.
+
+Every input file gets one output row: its path, a status (``"ok"`` or why it could not be
+tagged), its ``top_k`` most probable tags, the tags at or above the model's per-tag thresholds
+(only when the model has thresholds, see :mod:`raytag.thresholds`) and the probability of
+every tag. CSV has one column per tag; JSONL a ``probabilities`` object.
+
+Core module: no Ray, no MLflow, no torch.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+from raytag.audio.files import audio_files
+from raytag.data.manifest import read_paths
+from raytag.thresholds import tags_above, top_tags
+
+STATUS_OK = "ok"
+LIST_SUFFIXES = (".csv", ".tsv", ".jsonl")
+FORMATS = ("csv", "jsonl")
+DECIMALS = 6
+NO_CHUNK_DECODED = "no chunk of the track could be decoded"
+
+
+@dataclass(frozen=True)
+class AudioInputs:
+    """The audio files to tag, distinct, in the order given.
+
+    Attributes:
+        paths: absolute paths.
+        repeated: paths named more than once (by two arguments, e.g. a folder and a file in
+            it); each is tagged once.
+        empty_folders: folders given that hold no audio file.
+    """
+
+    paths: list[str]
+    repeated: int
+    empty_folders: list[str]
+
+
+def collect_audio(sources: Sequence[str]) -> AudioInputs:
+    """The audio files named by ``sources``: files, folders (recursive) and file lists
+    (``.csv``, ``.tsv``, ``.jsonl`` with a ``path`` column).
+
+    Raises:
+        raytag.data.manifest.ManifestError: a file list that is missing or malformed.
+    """
+    paths: list[str] = []
+    empty: list[str] = []
+    for source in sources:
+        location = Path(source)
+        if location.suffix.lower() in LIST_SUFFIXES and not location.is_dir():
+            paths += read_paths(location)
+        elif location.is_dir():
+            found = audio_files(location)
+            if not found:
+                empty.append(str(location))
+            paths += found
+        else:
+            paths.append(str(location.resolve()))
+    distinct = list(dict.fromkeys(paths))
+    return AudioInputs(distinct, len(paths) - len(distinct), empty)
+
+
+@dataclass(frozen=True)
+class TrackPrediction:
+    """One input file's result: ``probabilities`` (K,) when ``status`` is ``"ok"``, else None."""
+
+    path: str
+    status: str
+    probabilities: np.ndarray | None = None
+
+
+def gather_predictions(
+    paths: Sequence[str],
+    *,
+    scored_paths: Sequence[str],
+    scores: np.ndarray,
+    kept: np.ndarray,
+    reasons: Mapping[str, str],
+) -> list[TrackPrediction]:
+    """One :class:`TrackPrediction` per input path, in input order.
+
+    Args:
+        paths: every input file.
+        scored_paths: the files that were chunked and scored (a track table's paths).
+        scores: (N', K) track-level probabilities of ``scored_paths[kept]``.
+        kept: (N',) indices into ``scored_paths`` of the tracks with a score.
+        reasons: why each file that is not in ``scored_paths`` could not be read.
+
+    Raises:
+        ValueError: an input path that is neither scored nor given a reason.
+    """
+    scored = {scored_paths[int(i)]: scores[row] for row, i in enumerate(kept)}
+    chunked = set(scored_paths)
+    out = []
+    for path in paths:
+        if path in scored:
+            out.append(TrackPrediction(path, STATUS_OK, np.asarray(scored[path], dtype=np.float64)))
+        elif path in chunked:
+            out.append(TrackPrediction(path, NO_CHUNK_DECODED))
+        elif path in reasons:
+            out.append(TrackPrediction(path, reasons[path]))
+        else:
+            raise ValueError(f"{path} was neither scored nor reported unreadable")
+    return out
+
+
+def output_format(path: str | None, requested: str | None) -> str:
+    """``requested`` if given, else from the output file's suffix (``.csv``, ``.jsonl``), else
+    ``"csv"`` for standard output.
+
+    Raises:
+        ValueError: an unknown format, or a file whose suffix names none.
+    """
+    if requested is not None:
+        if requested not in FORMATS:
+            raise ValueError(f"unknown output format {requested!r}; use one of {', '.join(FORMATS)}")
+        return requested
+    if path is None:
+        return "csv"
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in FORMATS:
+        raise ValueError(f"cannot tell the output format of {path} from its suffix; use .csv or .jsonl, or --format")
+    return suffix
+
+
+def csv_columns(tags: Sequence[str], *, with_thresholds: bool) -> list[str]:
+    """The CSV header: path, status, top_tags, top_probabilities, tags (with thresholds),
+    then one probability column per tag.
+
+    Raises:
+        ValueError: a tag named like one of the fixed columns.
+    """
+    fixed = ["path", "status", "top_tags", "top_probabilities"] + (["tags"] if with_thresholds else [])
+    clash = sorted(set(fixed) & set(tags))
+    if clash:
+        raise ValueError(f"tags {clash} have the names of fixed output columns; write JSONL (--format jsonl)")
+    return fixed + list(tags)
+
+
+def prediction_record(
+    prediction: TrackPrediction, *, tags: Sequence[str], top_k: int, thresholds: Mapping[str, float] | None
+) -> dict:
+    """One file's result as a JSON-able dict: ``path``, ``status``, ``top`` (a list of
+    ``{tag, probability}``), ``tags`` (above threshold; only when ``thresholds`` is not None;
+    None for a file that was not tagged) and ``probabilities`` (``{tag: p}``, None likewise).
+    Probabilities are rounded to 6 decimals."""
+    record: dict = {"path": prediction.path, "status": prediction.status, "top": []}
+    probabilities = prediction.probabilities
+    if thresholds is not None:
+        record["tags"] = None if probabilities is None else tags_above(probabilities, tags, thresholds)
+    if probabilities is None:
+        record["probabilities"] = None
+        return record
+    record["top"] = [{"tag": tag, "probability": round(p, DECIMALS)} for tag, p in top_tags(probabilities, tags, top_k)]
+    record["probabilities"] = {tag: round(float(p), DECIMALS) for tag, p in zip(tags, probabilities)}
+    return record
+
+
+def write_predictions(
+    predictions: Sequence[TrackPrediction],
+    stream: IO[str],
+    *,
+    fmt: str,
+    tags: Sequence[str],
+    top_k: int,
+    thresholds: Mapping[str, float] | None,
+) -> None:
+    """Writes one row (CSV) or line (JSONL) per prediction to ``stream``.
+
+    CSV: ``top_tags`` and ``top_probabilities`` are ``;``-separated, in the same order;
+    ``tags`` (with thresholds) is ``;``-separated; a file that was not tagged has empty cells.
+    """
+    if fmt == "jsonl":
+        for prediction in predictions:
+            record = prediction_record(prediction, tags=tags, top_k=top_k, thresholds=thresholds)
+            stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+        return
+    if fmt != "csv":
+        raise ValueError(f"unknown output format {fmt!r}; use one of {', '.join(FORMATS)}")
+    columns = csv_columns(tags, with_thresholds=thresholds is not None)
+    writer = csv.DictWriter(stream, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for prediction in predictions:
+        record = prediction_record(prediction, tags=tags, top_k=top_k, thresholds=thresholds)
+        row = {
+            "path": record["path"],
+            "status": record["status"],
+            "top_tags": ";".join(item["tag"] for item in record["top"]),
+            "top_probabilities": ";".join(f"{item['probability']:.{DECIMALS}f}" for item in record["top"]),
+        }
+        if thresholds is not None:
+            row["tags"] = ";".join(record["tags"] or ())
+        for tag, p in (record["probabilities"] or {}).items():
+            row[tag] = f"{p:.{DECIMALS}f}"
+        writer.writerow(row)
+
+
+def write_output(
+    predictions: Sequence[TrackPrediction],
+    output: str | Path | None,
+    *,
+    fmt: str,
+    tags: Sequence[str],
+    top_k: int,
+    thresholds: Mapping[str, float] | None,
+) -> None:
+    """:func:`write_predictions` to the file ``output`` (its folder created if needed), or to
+    standard output when ``output`` is None."""
+    options = dict(fmt=fmt, tags=tags, top_k=top_k, thresholds=thresholds)
+    if output is None:
+        write_predictions(predictions, sys.stdout, **options)
+        return
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    with open(output, "w", encoding="utf-8", newline="") as stream:
+        write_predictions(predictions, stream, **options)

@@ -1,0 +1,223 @@
+"""``raytag predict`` in one process (no Ray): unreadable files listed with their reason, whole
+tracks averaged, thresholds applied when the model has them, MLflow model URIs, file lists."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from teachers import write_random_tagger
+
+from raytag.audio.io import chunk_starts, load_crop, source_frames
+from raytag.cli import main
+from raytag.cluster.predict import PredictOptions, load_model, predict_files
+from raytag.data.manifest import ManifestError
+from raytag.models.export import read_exported, read_weights
+from raytag.predictions import (
+    NO_CHUNK_DECODED, TrackPrediction, collect_audio, csv_columns, gather_predictions, output_format,
+    write_predictions,
+)
+
+TAGS = ("piano", "guitar", "voice")
+REAL_AUDIO = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-audio"
+REAL_FILES = sorted(p.name for p in REAL_AUDIO.glob("*") if p.suffix in (".ogg", ".wav") and p.name != "empty.wav")
+needs_real = pytest.mark.skipif(len(REAL_FILES) < 4, reason="shared/data/real-audio not present")
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    return write_random_tagger(tmp_path_factory.mktemp("model") / "tagger", tags=TAGS)
+
+
+@pytest.fixture(scope="module")
+def audio_folder(tmp_path_factory) -> Path:
+    """The real recordings (one in a sub-folder), an empty WAV, a corrupt one and a text file."""
+    folder = tmp_path_factory.mktemp("audio")
+    (folder / "sub").mkdir()
+    for name in REAL_FILES:
+        shutil.copy(REAL_AUDIO / name, placed(folder, name))
+    shutil.copy(REAL_AUDIO / "empty.wav", folder / "empty.wav")
+    (folder / "corrupt.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(range(200)))
+    (folder / "notes.txt").write_text("not audio")
+    return folder
+
+
+def placed(folder: Path, name: str) -> Path:
+    """Where :func:`audio_folder` put the real recording ``name``."""
+    return folder / ("sub" if name.startswith("kevin") else "") / name
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@needs_real
+def test_a_folder_with_corrupt_and_empty_files_lists_them_and_tags_the_rest(model, audio_folder, tmp_path, caplog):
+    caplog.set_level("INFO", logger="raytag")
+    out = tmp_path / "tags.jsonl"
+    missing = tmp_path / "gone.ogg"
+    code = main(["predict", str(model), str(audio_folder), str(missing), "-o", str(out), "--max-chunks", "2",
+                 "--no-progress"])
+    assert code == 0
+    rows = {Path(r["path"]).name: r for r in read_jsonl(out)}
+    assert set(rows) == {*REAL_FILES, "empty.wav", "corrupt.wav", "gone.ogg"}  # notes.txt is not audio
+    assert "no audio frames" in rows["empty.wav"]["status"]
+    assert "cannot read audio" in rows["corrupt.wav"]["status"]
+    assert "No such file" in rows["gone.ogg"]["status"]
+    for name in ("empty.wav", "corrupt.wav", "gone.ogg"):
+        assert rows[name]["probabilities"] is None and rows[name]["top"] == []
+    for name in REAL_FILES:
+        row = rows[name]
+        assert row["status"] == "ok" and set(row["probabilities"]) == set(TAGS)
+        top = [item["probability"] for item in row["top"]]
+        assert len(top) == 3 and top == sorted(top, reverse=True)
+        assert "tags" not in row  # the model has no thresholds: top-k only
+    assert "no per-tag thresholds" in caplog.text
+    assert f"tagged {len(REAL_FILES)} of {len(REAL_FILES) + 3} files" in caplog.text
+
+
+def test_a_whole_track_is_the_mean_of_the_chunks_that_cover_it(model, tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "long.wav"
+    sf.write(path, rng.uniform(-0.5, 0.5, int(22050 * 3.4)).astype(np.float32), 22050)
+    loaded = load_model(str(model))
+    result = predict_files(loaded, [str(path)], PredictOptions(progress=False))
+    (prediction,) = result.predictions
+    exported = read_exported(model)
+    network = exported.recipe.build()
+    network.load_state_dict(read_weights(model))
+    network.eval()
+    crop = exported.crop_samples
+    starts = chunk_starts(int(22050 * 3.4), source_frames(crop, 22050, 16000), None)
+    assert len(starts) == 4  # 3.4 s in 1 s chunks, the last ending at the end of the track
+    crops = np.stack([load_crop(str(path), s, crop, 16000, 22050) for s in starts])
+    with torch.no_grad():
+        expected = torch.sigmoid(network(torch.from_numpy(crops))).mean(dim=0).numpy()
+    np.testing.assert_allclose(prediction.probabilities, expected, atol=1e-6)
+    capped = predict_files(loaded, [str(path)], PredictOptions(max_chunks=1, progress=False)).predictions[0]
+    assert not np.allclose(capped.probabilities, expected, atol=1e-4)
+
+
+@needs_real
+def test_thresholds_saved_with_the_model_pick_the_tags(audio_folder, tmp_path):
+    files = [str(placed(audio_folder, name)) for name in REAL_FILES[:4]]
+    plain = predict_files(load_model(str(write_random_tagger(tmp_path / "m0", tags=TAGS))), files,
+                          PredictOptions(max_chunks=1, progress=False))
+    probabilities = np.array([p.probabilities for p in plain.predictions])
+    # piano: between the scores, so some files get it; voice: above them all; guitar: none.
+    thresholds = {"piano": float(np.median(probabilities[:, 0])), "voice": float(probabilities[:, 2].max() + 0.01)}
+    model = write_random_tagger(tmp_path / "m1", tags=TAGS, thresholds=thresholds)
+    out = tmp_path / "tags.csv"
+    assert main(["predict", str(model), *files, "-o", str(out), "--max-chunks", "1", "--top-k", "2", "--no-progress"]) == 0
+    with out.open() as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["path", "status", "top_tags", "top_probabilities", "tags", *TAGS]
+    for row, p in zip(rows, probabilities):
+        assert row["tags"] == ("piano" if p[0] >= thresholds["piano"] else "")
+        assert len(row["top_tags"].split(";")) == 2 and len(row["top_probabilities"].split(";")) == 2
+        np.testing.assert_allclose([float(row[t]) for t in TAGS], p, atol=1e-6)
+    assert sum(row["tags"] == "piano" for row in rows) == 2
+
+
+@needs_real
+def test_an_mlflow_model_uri_predicts_like_the_exported_folder(model, audio_folder, tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    from raytag.tracking.mlflow_model import log_tagger, register_tagger
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    run = client.create_run(client.create_experiment("predict", artifact_location=str(tmp_path / "artifacts")))
+    logged = log_tagger(tracking_uri=uri, run_id=run.info.run_id, model_dir=model)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # only for registering; predict is given --tracking-uri
+    register_tagger(tracking_uri=uri, logged=logged, registered_name="tagger")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    monkeypatch.chdir(tmp_path)
+    files = [str(placed(audio_folder, REAL_FILES[0])), str(audio_folder / "corrupt.wav")]
+    outputs = {}
+    for name, source in (("folder", str(model)), ("logged", logged.uri), ("registered", "models:/tagger/1")):
+        outputs[name] = tmp_path / f"{name}.jsonl"
+        args = ["predict", source, *files, "-o", str(outputs[name]), "--max-chunks", "2", "--no-progress"]
+        assert main([*args, "--tracking-uri", uri]) == 0
+    assert read_jsonl(outputs["logged"]) == read_jsonl(outputs["folder"]) == read_jsonl(outputs["registered"])
+    assert main(["predict", "models:/no-such-model", *files, "--tracking-uri", uri]) == 2
+
+
+@needs_real
+def test_a_manifest_names_the_files_and_paths_are_relative_to_it(model, audio_folder, tmp_path, capsys):
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "lists").mkdir()
+    shutil.copy(placed(audio_folder, REAL_FILES[1]), tmp_path / "clips" / REAL_FILES[1])
+    manifest = tmp_path / "lists" / "list.csv"
+    manifest.write_text(f"path,tags,split\n../clips/{REAL_FILES[1]},piano,test\n{audio_folder / 'empty.wav'},,test\n")
+    assert main(["predict", str(model), str(manifest), "--max-chunks", "1", "--no-progress"]) == 0
+    rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
+    assert [Path(r["path"]).name for r in rows] == [REAL_FILES[1], "empty.wav"]
+    assert rows[0]["status"] == "ok" and "no audio frames" in rows[1]["status"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("file\nx.wav\n")
+    assert main(["predict", str(model), str(bad)]) == 2
+    assert "no 'path' column" in capsys.readouterr().err
+    assert main(["predict", str(model), str(tmp_path / "nothing-here"), str(audio_folder / "corrupt.wav")]) == 1
+    assert main(["predict", str(tmp_path / "no-model"), str(audio_folder)]) == 2
+
+
+@needs_real
+def test_inputs_and_outputs(audio_folder, tmp_path):
+    inputs = collect_audio([str(audio_folder), str(audio_folder / "sub"), str(tmp_path)])
+    assert len(inputs.paths) == len(REAL_FILES) + 2 and inputs.repeated == 2  # sub/ holds two kevin-* files
+    assert inputs.empty_folders == [str(tmp_path)] and all(Path(p).is_absolute() for p in inputs.paths)
+    (tmp_path / "dup.jsonl").write_text('{"path": "a.wav"}\n{"path": "a.wav"}\n')
+    with pytest.raises(ManifestError, match="dup.jsonl:2: duplicate path"):
+        collect_audio([str(tmp_path / "dup.jsonl")])
+    assert output_format(None, None) == "csv" and output_format("x.JSONL", None) == "jsonl"
+    assert output_format("x.txt", "jsonl") == "jsonl"
+    with pytest.raises(ValueError, match="--format"):
+        output_format("x.txt", None)
+    with pytest.raises(ValueError, match="fixed output columns"):
+        csv_columns(["status", "rock"], with_thresholds=False)
+    predictions = gather_predictions(["/a", "/b", "/c"], scored_paths=("/a", "/b"), scores=np.array([[0.25, 0.5]]),
+                                     kept=np.array([0]), reasons={"/c": "gone"})
+    assert [p.status for p in predictions] == ["ok", NO_CHUNK_DECODED, "gone"]
+    with pytest.raises(ValueError, match="neither scored"):
+        gather_predictions(["/d"], scored_paths=(), scores=np.zeros((0, 2)), kept=np.zeros(0, int), reasons={})
+
+
+def test_csv_and_jsonl_hold_the_same_rows(tmp_path):
+    predictions = [TrackPrediction("/x.wav", "ok", np.array([0.1, 0.7])), TrackPrediction("/y.wav", "empty")]
+    with (tmp_path / "o.csv").open("w") as f:
+        write_predictions(predictions, f, fmt="csv", tags=["a", "b"], top_k=1, thresholds={"a": 0.05})
+    with (tmp_path / "o.jsonl").open("w") as f:
+        write_predictions(predictions, f, fmt="jsonl", tags=["a", "b"], top_k=1, thresholds={"a": 0.05})
+    assert (tmp_path / "o.csv").read_text().splitlines() == [
+        "path,status,top_tags,top_probabilities,tags,a,b",
+        "/x.wav,ok,b,0.700000,a,0.100000,0.700000",
+        "/y.wav,empty,,,,,",
+    ]
+    assert read_jsonl(tmp_path / "o.jsonl") == [
+        {"path": "/x.wav", "status": "ok", "top": [{"tag": "b", "probability": 0.7}], "tags": ["a"],
+         "probabilities": {"a": 0.1, "b": 0.7}},
+        {"path": "/y.wav", "status": "empty", "top": [], "tags": None, "probabilities": None},
+    ]
+
+
+@needs_real
+def test_up_to_ray_above_files_nothing_imports_ray(model, audio_folder, tmp_path):
+    code = (
+        "import sys\nfrom raytag.cli import main\n"
+        f"assert main(['predict', {str(model)!r}, {str(placed(audio_folder, REAL_FILES[0]))!r}, '--max-chunks', '1',"
+        f" '--no-progress', '-o', {str(tmp_path / 'o.csv')!r}]) == 0\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'ray', 'mlflow'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "o.csv").read_text().count("\n") == 2
