@@ -3,7 +3,7 @@
 Offsets and lengths in the file's own sample rate are called *frames*; lengths at the model's
 rate are called *samples*. The decoder seeks to the first frame of a crop and decodes just the
 frames asked for, so a 10 s crop of a 10 min track costs about 10 s of decoding. libsndfile
-(soundfile) decodes wav, flac, ogg and mp3; FFmpeg (PyAV) decodes what libsndfile cannot open
+(soundfile) decodes wav, flac, ogg (Vorbis), mp3, aiff and au; FFmpeg (PyAV) decodes what libsndfile cannot open
 (AAC/M4A, Opus in WebM/Matroska/MP4, WMA, ...), with the same contract: see
 :mod:`raytag.audio.decoders`.
 """
