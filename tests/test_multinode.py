@@ -88,35 +88,34 @@ def check(proc: subprocess.CompletedProcess) -> None:
     assert proc.returncode == 0, f"driver failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
 
 
-def test_a_two_node_ddp_run_lands_complete_in_the_drivers_store(cluster):
-    check(cluster.run_driver("train", str(write_job(cluster, "two-nodes", **{"scaling.num_workers": 2}))))
-    client = driver_store(cluster)
-    run = run_named(client, "two-nodes")
-    assert run.info.status == "FINISHED"
-    assert [step for step, _ in metric_steps(client, run, "train/loss")] == [0, 1]  # every epoch, once
-    assert {value for _, value in metric_steps(client, run, "workers")} == {2.0}  # one worker per node
-    assert "test/roc_auc" in run.data.metrics
-    run_folder = cluster.shared / "storage" / "two-nodes"
-    assert list(run_folder.glob("checkpoint_*")) and (run_folder / "best_model" / "model.json").is_file()
-    # Nothing was written anywhere but the driver's store and storage: the worker node had no
-    # way to (its view of the driver's folder is an empty tmpfs).
-    assert not list((cluster.shared / "storage").rglob("mlflow.db"))
-
-
-def test_d_evaluation_and_teacher_scoring_spread_over_both_nodes(cluster):
+def test_a_d_a_two_node_pipeline_lands_complete_and_its_scoring_pools_spread(cluster):
+    """(a) 2-node DDP runs land complete in the driver's store, their files in storage; (d) the
+    teacher-scoring and evaluation actor pools run on both nodes."""
     job = write_job(cluster, "spread", **{
         "stages": [
             {"name": "teacher", "overrides": {"objective": {"name": "balanced_training"}}},
             {"name": "student", "teacher": "teacher", "overrides": {"objective": {"name": "balanced_masking"}}},
         ],
-        "train.epochs": 1,
+        "train.epochs": 1, "scaling.num_workers": 2,
+        # Enough batches for both actors of each pool: 0.25 s chunks, 8 per 2 s track, 4 per batch.
+        "model.args": {"crop_seconds": 0.25}, "eval.max_chunks": 8, "eval.batch_size": 4,
     })
     check(cluster.run_driver("run", str(job)))
     client = driver_store(cluster)
-    student = run_named(client, "spread-student")
+    teacher, student = run_named(client, "spread-teacher"), run_named(client, "spread-student")
+    for run in (teacher, student):
+        assert run.info.status == "FINISHED"
+        assert [step for step, _ in metric_steps(client, run, "train/loss")] == [0]  # every epoch, once
+        assert {value for _, value in metric_steps(client, run, "workers")} == {2.0}  # one worker per node
+        assert "test/roc_auc" in run.data.metrics
+    run_folder = cluster.shared / "storage" / "spread-teacher"
+    assert list(run_folder.glob("checkpoint_*")) and (run_folder / "best_model" / "model.json").is_file()
+    # Nothing was written anywhere but the driver's store and storage: the worker node had no
+    # way to (its view of the driver's folder is an empty tmpfs).
+    assert not list((cluster.shared / "storage").rglob("mlflow.db"))
     assert student.data.metrics["teacher_scores/scoring_nodes"] == 2
     assert student.data.metrics["test/scoring_nodes"] == 2
-    assert run_named(client, "spread-teacher").data.metrics["test/scoring_nodes"] == 2
+    assert teacher.data.metrics["test/scoring_nodes"] == 2
 
 
 def test_e_a_run_logs_to_a_real_mlflow_server_and_survives_its_death(cluster):

@@ -33,9 +33,11 @@ ROWS_PER_BLOCK = 32
 DECODE_BATCH = 16
 
 
-def from_rows(rows: list[dict]) -> ray.data.Dataset:
-    """A dataset of light rows; a few dozen per block keeps per-task overhead small."""
-    return ray.data.from_items(rows, override_num_blocks=max(1, math.ceil(len(rows) / ROWS_PER_BLOCK)))
+def from_rows(rows: list[dict], min_blocks: int = 1) -> ray.data.Dataset:
+    """A dataset of light rows; a few dozen per block keeps per-task overhead small, and at
+    least ``min_blocks`` blocks (as rows allow) give every actor of a pool downstream work."""
+    blocks = max(1, math.ceil(len(rows) / ROWS_PER_BLOCK), min(min_blocks, len(rows)))
+    return ray.data.from_items(rows, override_num_blocks=blocks)
 
 
 @dataclass(frozen=True)
@@ -117,12 +119,17 @@ def track_table(
 
 
 def decoded(
-    rows: list[dict], *, sample_rate: int, crop_samples: int, num_cpus: float, augment: AugmentSpec | None = None
+    rows: list[dict], *, sample_rate: int, crop_samples: int, num_cpus: float, augment: AugmentSpec | None = None,
+    min_blocks: int = 1,
 ) -> ray.data.Dataset:
     """Rows → decoded crops at the model's rate (CPU tasks) → augmented, when ``augment`` is
-    enabled (each batch's draws seeded from its rows' seeds)."""
-    ds = from_rows(rows).map_batches(
-        _Decode(sample_rate, crop_samples), batch_size=DECODE_BATCH, num_cpus=num_cpus, batch_format="numpy"
+    enabled (each batch's draws seeded from its rows' seeds); see :func:`from_rows` for
+    ``min_blocks``."""
+    # A decode task takes a whole block when blocks are smaller than its batch, so min_blocks
+    # blocks stay min_blocks blocks downstream.
+    decode_batch = DECODE_BATCH if min_blocks <= 1 else max(1, min(DECODE_BATCH, len(rows) // min_blocks))
+    ds = from_rows(rows, min_blocks).map_batches(
+        _Decode(sample_rate, crop_samples), batch_size=decode_batch, num_cpus=num_cpus, batch_format="numpy"
     )
     if augment is not None and augment.enabled:
         ds = ds.map_batches(_Augment(sample_rate, augment), batch_size=DECODE_BATCH, num_cpus=num_cpus,

@@ -15,7 +15,7 @@ import numpy as np
 from raytag.cluster import storage
 from raytag.cluster.audio_cache import cached_tables
 from raytag.cluster.datasets import ScanResult, decoded, scan_tracks, track_table
-from raytag.cluster.inference import pool_size, score_tracks
+from raytag.cluster.inference import BLOCKS_PER_ACTOR, pool_size, score_tracks
 from raytag.data.manifest import Track, multi_hot, read_labels
 from raytag.data.rows import chunk_rows
 from raytag.errors import JobError
@@ -80,11 +80,12 @@ def evaluate(
     decode = cached_tables({split: table}, storage_root=job.storage, sample_rate=exported.sample_rate)[0][split]
     rows = chunk_rows(decode, sample_rate=exported.sample_rate, crop_samples=exported.crop_samples,
                       max_chunks=job.eval.max_chunks)
+    actors = pool_size(-(-len(rows) // job.eval.batch_size))
     chunks = decoded(rows, sample_rate=exported.sample_rate, crop_samples=exported.crop_samples,
-                     num_cpus=job.data.decode_cpus)
+                     num_cpus=job.data.decode_cpus, min_blocks=actors * BLOCKS_PER_ACTOR)
     scored = score_tracks(
         chunks, exported.recipe, weights, num_tracks=len(table), batch_size=job.eval.batch_size,
-        actors=pool_size(-(-len(rows) // job.eval.batch_size)), num_gpus=0.5 if job.scaling.use_gpu else 0.0,
+        actors=actors, num_gpus=0.5 if job.scaling.use_gpu else 0.0,
     )
     scores, kept, failed = scored.scores, scored.tracks, scored.failed_chunks
     report = tagging_report(table.labels[kept], scores, list(exported.recipe.tags))

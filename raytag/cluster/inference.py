@@ -54,6 +54,11 @@ class SoftLabeler(ChunkScorer):
         return {**batch, "soft": self.probabilities(batch["audio"])}
 
 
+ACTOR_START_TIMEOUT_S = 600  # an inference actor that cannot start in this time is an error
+SCORING_CPUS = 0.5  # per inference actor: fits beside decode tasks on a 1-CPU node, so pools can spread
+BLOCKS_PER_ACTOR = 4  # input blocks per scoring actor at least, so a small job still reaches every actor
+
+
 @dataclass(frozen=True)
 class Scores:
     """Track-level scores of a chunk dataset.
@@ -86,7 +91,7 @@ def score_tracks(
     num_tracks: int,
     batch_size: int,
     actors: int = 1,
-    num_cpus: float = 1.0,
+    num_cpus: float = SCORING_CPUS,
     num_gpus: float = 0.0,
     progress: Callable[[int], None] | None = None,
 ) -> Scores:
@@ -103,6 +108,12 @@ def score_tracks(
         scheduling_strategy="SPREAD",
         batch_format="numpy",
     )
+    # Start every actor before any batch goes out, and send batches to the least busy actor
+    # rather than the one beside the block: otherwise the first actor up, or the one on the node
+    # where the decode tasks ran, takes every batch (measured on a 2-node cluster: one actor
+    # scored all 64 rows). Scoring is compute-bound; a decoded chunk is cheap to move.
+    scored.context.wait_for_min_actors_s = ACTOR_START_TIMEOUT_S
+    scored.context.execution_options.actor_locality_enabled = False
     averager = TrackAverager(num_tracks, len(recipe.tags))
     failed, nodes = 0, set()
     for batch in scored.iter_batches(batch_format="numpy", batch_size=None):

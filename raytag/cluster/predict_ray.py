@@ -11,7 +11,7 @@ import numpy as np
 from tqdm import tqdm
 
 from raytag.cluster.datasets import decoded, scan_tracks, track_table
-from raytag.cluster.inference import score_tracks
+from raytag.cluster.inference import BLOCKS_PER_ACTOR, score_tracks
 from raytag.cluster.predict import LoadedModel, PredictOptions
 from raytag.cluster.session import init_ray
 from raytag.data.manifest import Track
@@ -41,7 +41,7 @@ def score_with_ray(
     if not rows:  # no readable file
         return table.paths, np.zeros((0, len(loaded.tags))), np.zeros(0, dtype=np.int64), 0, reasons
     chunks = decoded(rows, sample_rate=exported.sample_rate, crop_samples=exported.crop_samples,
-                     num_cpus=options.decode_cpus)
+                     num_cpus=options.decode_cpus, min_blocks=options.actors * BLOCKS_PER_ACTOR)
     with tqdm(total=len(rows), unit="chunk", desc=f"tagging {len(table)} files", disable=not options.progress) as bar:
         scored = score_tracks(
             chunks, exported.recipe, loaded.weights, num_tracks=len(table), batch_size=options.batch_size,

@@ -22,7 +22,7 @@ import ray
 from raytag.cluster import storage
 from raytag.cluster.audio_cache import cached_tables
 from raytag.cluster.datasets import decoded
-from raytag.cluster.inference import pool_size, score_tracks
+from raytag.cluster.inference import BLOCKS_PER_ACTOR, pool_size, score_tracks
 from raytag.data.rows import TrackTable, chunk_rows
 from raytag.locations import cache_location
 from raytag.models.export import WEIGHTS_FILE, read_exported, read_weights
@@ -84,11 +84,12 @@ def teacher_scores(
     decode = cached_tables({"teacher scoring": table}, storage_root=storage_root,
                            sample_rate=exported.sample_rate)[0]["teacher scoring"]
     rows = chunk_rows(decode, sample_rate=exported.sample_rate, crop_samples=exported.crop_samples, max_chunks=max_chunks)
-    chunks = decoded(rows, sample_rate=exported.sample_rate, crop_samples=exported.crop_samples, num_cpus=num_cpus)
+    actors = pool_size(-(-len(rows) // batch_size))
+    chunks = decoded(rows, sample_rate=exported.sample_rate, crop_samples=exported.crop_samples, num_cpus=num_cpus,
+                     min_blocks=actors * BLOCKS_PER_ACTOR)
     log.info("scoring %d training tracks with teacher %s", len(table), teacher)
     scored = score_tracks(
-        chunks, exported.recipe, weights, num_tracks=len(table), batch_size=batch_size,
-        actors=pool_size(-(-len(rows) // batch_size)), num_gpus=num_gpus,
+        chunks, exported.recipe, weights, num_tracks=len(table), batch_size=batch_size, actors=actors, num_gpus=num_gpus,
     )
     full = np.full((len(table), len(tags)), np.nan, dtype=np.float32)
     full[scored.tracks] = scored.scores
