@@ -209,6 +209,9 @@ class ScalingConfig(_Section):
     resources: dict[str, float] = Field(default_factory=dict, description="custom Ray resources per worker")
     max_failures: int = Field(2, ge=0, description="worker failures survived by resuming")
     resize_check_s: float = Field(60.0, gt=0, description="elastic runs look for more workers this often")
+    start_timeout_s: float | None = Field(
+        None, gt=0, description="a worker group that has not started in this time is retried, smaller "
+        "if possible (Ray Train's default, 60 s, when unset); what a lost node costs an elastic run")
 
     @model_validator(mode="after")
     def _workers(self) -> ScalingConfig:

@@ -52,7 +52,7 @@ def write_job(cluster: LocalCluster, name: str, **overrides) -> Path:
         "model": {"name": "mtt-tiny", "args": {"crop_seconds": 1.0}},
         "train": {"epochs": 2, "batch_size": 16, "lr": 0.003},
         "scaling": {"num_workers": [1, 2], "cpus_per_worker": 0.25, "resources": TRAINER, "max_failures": 3,
-                    "resize_check_s": 5},
+                    "resize_check_s": 5, "start_timeout_s": 20},
         "eval": {"max_chunks": 2, "batch_size": 8},
         "ray": {"address": cluster.address},
         "tracking": {"experiment": "multinode"},

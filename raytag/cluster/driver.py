@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import logging
 import tempfile
 import threading
@@ -53,6 +54,8 @@ from raytag.tracking.client import Tracker
 from raytag.tracking.mlflow_model import publish_model
 from raytag.tracking.run_plots import log_run_plots
 from raytag.tracking.runs import start_run
+
+WORKER_GROUP_START_TIMEOUT_ENV = "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"
 
 log = logging.getLogger("raytag")
 
@@ -380,6 +383,8 @@ def _fit(job: JobConfig, prepared: Prepared, tracker: Tracker, data: EpochData, 
             callbacks=[logger, *callbacks],
         ),
     )
+    if job.scaling.start_timeout_s is not None:  # Ray Train reads it in the driver and passes it on
+        os.environ[WORKER_GROUP_START_TIMEOUT_ENV] = str(job.scaling.start_timeout_s)
     printer = _ProgressPrinter(progress)
     try:
         result = trainer.fit()
