@@ -24,11 +24,14 @@ $(CORPUS)/manifest.csv: | $(STAMP)
 demo: $(STAMP) $(CORPUS)/manifest.csv
 	$(VENV)/bin/raytag train jobs/demo-teacher.yaml
 
+# The multi-node tests start their own Ray cluster: they run in a pytest process of their own,
+# never beside the shared local Ray instance of the other integration tests.
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not multinode"
+	$(PY) -m pytest -q -m multinode
 
 test-unit: $(STAMP)
-	$(PY) -m pytest -q -m "not ray"
+	$(PY) -m pytest -q -m "not ray and not multinode"
 
 bench: $(STAMP)
 	$(PY) bench/bench_synth.py

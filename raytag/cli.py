@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -18,14 +19,23 @@ EXIT_BAD_INPUT = 2
 log = logging.getLogger("raytag")
 
 
+QUIET_LOGGERS = ("alembic", "mlflow", "urllib3", "filelock", "ray", "py.warnings")
+
+
 def _setup_logging(verbose: bool) -> None:
+    """raytag's own lines at INFO; Ray's and MLflow's only when ``-v`` (they are always in
+    Ray's session logs). Worker output reaches the console only with ``-v`` too."""
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(message)s",
+        format="%(asctime)s %(message)s" if not verbose else "%(asctime)s %(name)s %(levelname)s %(message)s",
         datefmt="%H:%M:%S",
     )
-    for noisy in ("alembic", "mlflow", "urllib3", "filelock"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if verbose:
+        os.environ["RAYTAG_VERBOSE"] = "1"
+        return
+    logging.captureWarnings(True)
+    for noisy in QUIET_LOGGERS:
+        logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -145,8 +155,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model = resolve_storage(args.model) if args.model else best_model_location(job.storage, job.name)
     if not storage.exists(model):
         raise FileNotFoundError(f"no trained model at {model}; train the job first or pass --model")
-    report = evaluate(job, model, split=args.split)
-    print(report.format_table())
+    print(evaluate(job, model, split=args.split).report.format_table())
     return 0
 
 

@@ -72,7 +72,9 @@ class TrainConfig(_Section):
     """Optimisation of one supervised run."""
 
     epochs: int = Field(100, gt=0)
-    batch_size: int = Field(32, gt=0, description="examples per worker per step")
+    batch_size: int = Field(
+        32, gt=0, description="global batch: examples per optimizer step over all workers (each takes its share)"
+    )
     lr: float = Field(1e-4, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     select_metric: Literal["roc_auc", "pr_auc", "lwlrap", "loss"] = Field(
@@ -93,7 +95,8 @@ class MeanTeacherConfig(_Section):
     The EMA smoothing and the ramp are counted in optimizer steps in the paper (η 0.999, T0
     40000). ``window_epochs`` and ``ramp_epochs`` give them in epochs instead, converted with
     the run's real steps per epoch per rank: η = 1 − 1/(window_epochs · steps per epoch),
-    T0 = ramp_epochs · steps per epoch. Set one of each pair.
+    T0 = ramp_epochs · steps per epoch. When given, they take precedence over ``eta`` and
+    ``t0`` (so a sweep can vary them on a job written in the paper's steps).
     """
 
     enabled: bool = False
@@ -104,14 +107,6 @@ class MeanTeacherConfig(_Section):
     ramp_epochs: float | None = Field(None, ge=0, description="ramp-up length in epochs (instead of t0)")
     gamma: float = Field(0.5, gt=0, description="ramp-up exponent")
     warmup_epochs: int = Field(40, ge=0, description="epochs of the student alone")
-
-    @model_validator(mode="after")
-    def _one_of_each(self) -> MeanTeacherConfig:
-        if self.eta is not None and self.window_epochs is not None:
-            raise ValueError("give eta or window_epochs, not both")
-        if self.t0 is not None and self.ramp_epochs is not None:
-            raise ValueError("give t0 or ramp_epochs, not both")
-        return self
 
 
 class StagedConfig(_Section):
@@ -198,16 +193,40 @@ class AugmentConfig(_Section):
 
 
 class ScalingConfig(_Section):
-    """Ray Train workers. Fractional CPUs keep Data and Train from deadlocking on small hosts."""
+    """Ray Train workers. Fractional CPUs keep Data and Train from deadlocking on small hosts.
 
-    num_workers: int = Field(2, gt=0)
+    ``num_workers`` is a number, or ``[min, max]`` for elastic training: Ray Train starts with
+    as many workers as the cluster can hold (at least ``min``), restarts the group from the
+    latest checkpoint with fewer when a worker or node is lost, and with more when resources
+    appear (checked every ``resize_check_s``). ``train.batch_size`` is the global batch, so a
+    resize changes each worker's share of it, not the optimisation.
+    """
+
+    num_workers: int | tuple[int, int] = Field(2, description="workers, or [min, max] for elastic training")
     use_gpu: bool = False
     cpus_per_worker: float = Field(0.5, gt=0)
+    gpus_per_worker: float = Field(1.0, gt=0, description="GPUs per worker when use_gpu")
+    resources: dict[str, float] = Field(default_factory=dict, description="custom Ray resources per worker")
     max_failures: int = Field(2, ge=0, description="worker failures survived by resuming")
+    resize_check_s: float = Field(60.0, gt=0, description="elastic runs look for more workers this often")
+
+    @model_validator(mode="after")
+    def _workers(self) -> ScalingConfig:
+        low, high = self.worker_range
+        if not 1 <= low <= high:
+            raise ValueError(f"num_workers must be a positive number or [min, max] with 1 <= min <= max, got {self.num_workers}")
+        return self
+
+    @property
+    def worker_range(self) -> tuple[int, int]:
+        """``(min, max)`` workers (equal for a fixed-size run)."""
+        return (self.num_workers, self.num_workers) if isinstance(self.num_workers, int) else tuple(self.num_workers)
 
 
 class RayConfig(_Section):
-    address: str | None = Field(None, description="existing cluster address; None starts a local instance")
+    address: str | None = Field(
+        None, description="auto, HOST:PORT or ray://HOST:PORT; None: RAY_ADDRESS, else a new local instance"
+    )
     num_cpus: int | None = Field(None, gt=0, description="logical CPUs of a local instance")
 
 
@@ -215,6 +234,7 @@ class TrackingConfig(_Section):
     enabled: bool = True
     uri: str | None = Field(None, description="MLflow tracking URI; None: sqlite:///<cwd>/mlflow.db")
     experiment: str = "raytag"
+    register_as: str | None = Field(None, description="register the best model in MLflow's model registry under this name")
 
 
 class EvalConfig(_Section):

@@ -259,8 +259,9 @@ def test_mean_teacher_settings_in_epochs_follow_the_real_steps_per_epoch():
     paper = build_method(job(name="bce", mean_teacher={"enabled": True}), tags=TAGS)
     start(paper, tiny(), steps=9)
     assert paper.eta == 0.999 and paper.t0 == 40000  # the paper's values, in steps, stay expressible
-    with pytest.raises(Exception, match="eta or window_epochs"):
-        job(name="bce", mean_teacher={"enabled": True, "eta": 0.99, "window_epochs": 2})
+    both = build_method(job(name="bce", mean_teacher={"enabled": True, "eta": 0.99, "window_epochs": 2}), tags=TAGS)
+    start(both, tiny(), steps=9)
+    assert both.eta == pytest.approx(1 - 1 / 18)  # the epoch-based setting takes precedence
 
 
 def _verified_batch(verified, noisy=None, batch=6):

@@ -75,3 +75,12 @@ def test_wrappers_train_a_ddp_epoch(ray_session, tiny_job, untrained_teacher, ti
         experiment = client.get_experiment_by_name(job.tracking.experiment)
         run = client.search_runs([experiment.experiment_id], filter_string=f"attributes.run_name = '{job.name}'")[0]
         assert run.data.metrics[part] > 0
+
+
+@pytest.mark.parametrize("model", ["pons-spectrogram-tiny", "pons-waveform-tiny", "cnn-gru-tiny"])
+def test_every_new_model_family_trains_a_ddp_epoch(ray_session, tiny_job, model):
+    """Pons et al.'s two front-ends and He et al.'s CNN-GRU, through the whole job path."""
+    job = load_job(tiny_job(f"family-{model}"), ["train.epochs=1", "eval.max_chunks=1", f"model.name={model}",
+                                                 "model.args={}"])
+    outcome = train(job)
+    assert outcome.report.tracks == 6 and len(losses(job)) == 1

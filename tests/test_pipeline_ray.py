@@ -11,6 +11,7 @@ from raytag.config import load_job
 from raytag.cluster.stages import run_pipeline
 from raytag.cluster.scoring import CACHE_KIND
 from raytag.locations import cache_location
+from raytag.models.export import read_exported
 
 pytestmark = pytest.mark.ray
 
@@ -62,3 +63,42 @@ def test_two_stage_run_records_parent_child_runs_with_lineage(ray_session, tiny_
     again = run_pipeline(job)  # resumed: finished stages are not rerun
     assert all(r.reused for r in again)
     assert [r.run_id for r in again] == [r.run_id for r in results]
+
+
+HE_STAGES = """
+model: {name: cnn-gru-tiny, args: {}, head: sigmoid_sparsemax}
+stages:
+  - name: verified
+    overrides: {data: {train_subset: verified}}
+  - name: all
+    init_from: verified
+    overrides: {objective: {name: staged_training, staged: {k: 3}}}
+  - name: finetune
+    init_from: all
+    overrides: {data: {train_subset: verified}}
+"""
+
+
+def test_he_staged_training_with_the_multi_activation_head(ray_session, tiny_job):
+    """He et al.'s three stages on 2 DDP workers: each stage starts from the previous one's
+    best model; stage 2 trains on every row and ignores unverified clips above its threshold."""
+    path = tiny_job("he")
+    path.write_text(path.read_text().replace("model:\n  name: mtt-tiny\n  args: {crop_seconds: 1.0}\n", "")
+                    + HE_STAGES)
+    job = load_job(path, ["train.epochs=1"])
+
+    results = run_pipeline(job)
+
+    assert [r.name for r in results] == ["verified", "all", "finetune"]
+    client = MlflowClient(job.tracking.uri)
+    experiment = client.get_experiment_by_name(job.tracking.experiment)
+    runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
+    verified, everything = runs["he-verified"], runs["he-all"]
+    assert verified.data.params["data.train_subset"] == "verified"
+    assert everything.data.params["model.init"].endswith("he-verified/best_model")
+    assert everything.data.params["model.head"] == "sigmoid_sparsemax"
+    assert verified.data.metrics["train/examples"] < everything.data.metrics["train/examples"]
+    assert "staged/threshold" in everything.data.metrics and "staged/ignored_share" in everything.data.metrics
+    assert "staged/ignored_precision" in everything.data.metrics  # clean labels known: diagnostics
+    final = read_exported(results[-1].model_location)
+    assert final.recipe.head == "sigmoid_sparsemax" and final.recipe.name == "cnn-gru-tiny"

@@ -37,6 +37,9 @@ def mlflow_server(tmp_path):
          "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
          "--workers", "1"],
         cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        # The server's background job consumers (a dozen processes) serve features these tests
+        # do not use and would slow its start on 2 cores.
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
     )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import ray
 import ray.train
 from ray.train import CheckpointConfig, FailureConfig, RunConfig
 from ray.train.torch import TorchTrainer
+from ray.util.queue import Empty, Queue
 
 from raytag.cluster import storage
 from raytag.cluster.checkpoints import latest_checkpoint
@@ -44,6 +46,8 @@ from raytag.models.export import ModelRecipe, best_model_location, check_fits, r
 from raytag.tracking import tags as T
 from raytag.tracking.callback import EpochMetricsToMlflow
 from raytag.tracking.client import Tracker
+from raytag.tracking.mlflow_model import publish_model
+from raytag.tracking.run_plots import log_run_plots
 from raytag.tracking.runs import start_run
 
 log = logging.getLogger("raytag")
@@ -112,7 +116,7 @@ def ensure_ray(job: JobConfig) -> None:
     """Connects to ``ray.address`` or starts a local instance (once per process)."""
     init_ray(job.ray.address, job.ray.num_cpus)
     cpus = ray.cluster_resources().get("CPU", 0)
-    train_cpus = job.scaling.num_workers * job.scaling.cpus_per_worker
+    train_cpus = job.scaling.worker_range[1] * job.scaling.cpus_per_worker
     if cpus and train_cpus > cpus / 2:
         log.warning(
             "Train workers take %.1f of the cluster's %.0f CPUs; Ray Data decoding gets what is left "
@@ -178,11 +182,15 @@ def train(
         final = _fit(job, prepared, tracker, data, callbacks or [])
     model_location, state = _export_best(job, prepared, final, tracker)
     log.info("best epoch %s (valid %s %.4f); model in %s", state.best_epoch, state.select_metric, state.best_value, model_location)
-    report = evaluate(job, model_location, prepared=prepared, scan=scan, tracker=tracker)
+    evaluation = evaluate(job, model_location, prepared=prepared, scan=scan, tracker=tracker)
+    log_run_plots(tracker, tags=list(prepared.recipe.tags), split=job.eval.split, title=job.name,
+                  per_tag=evaluation.report.table_rows(), labels=evaluation.labels, scores=evaluation.scores)
     with storage.local_folder(model_location) as folder:
         tracker.log_artifacts(folder, "best_model")
+        lineage = {k: v for k, v in (run_tags or {}).items() if k in T.LINEAGE}
+        publish_model(tracker, folder, register_as=job.tracking.register_as, lineage=lineage)
     tracker.end()
-    return Outcome(model_location, report, state.best_epoch, tracker.run_id, len(scan.skipped))
+    return Outcome(model_location, evaluation.report, state.best_epoch, tracker.run_id, len(scan.skipped))
 
 
 def _export_best(job: JobConfig, prepared: Prepared, final: str, tracker: Tracker) -> tuple[str, ckpt.TrainingState]:
@@ -258,12 +266,14 @@ def _teacher_scores(job: JobConfig, method: Method, table, tracker: Tracker) -> 
     need = method.needs.scores_teacher
     if need is None:
         return None
-    scores, location, reused = teacher_scores(
+    scored = teacher_scores(
         need.folder, table, key=need.key, storage_root=job.storage, max_chunks=job.eval.max_chunks,
         batch_size=job.eval.batch_size, num_cpus=job.data.decode_cpus, num_gpus=0.5 if job.scaling.use_gpu else 0.0,
     )
-    tracker.set_tags({T.TEACHER_SCORES: location, T.TEACHER_SCORES_REUSED: str(reused)})
-    return scores
+    tracker.set_tags({T.TEACHER_SCORES: scored.location, T.TEACHER_SCORES_REUSED: str(scored.reused)})
+    if not scored.reused:
+        tracker.log_metrics({"teacher_scores/scoring_nodes": scored.nodes})
+    return scored.scores
 
 
 def precompute_teacher_scores(job: JobConfig) -> None:
@@ -300,9 +310,25 @@ def _unlabeled_source(job, prepared: Prepared, tracks: list[Track], scan: ScanRe
     )
 
 
+def scaling_config(job: JobConfig) -> ray.train.ScalingConfig:
+    """Ray Train's scaling: a fixed group, or an elastic ``(min, max)`` range."""
+    low, high = job.scaling.worker_range
+    resources = {"CPU": job.scaling.cpus_per_worker, **job.scaling.resources}
+    if job.scaling.use_gpu:
+        resources["GPU"] = job.scaling.gpus_per_worker
+    return ray.train.ScalingConfig(
+        num_workers=low if low == high else (low, high),
+        use_gpu=job.scaling.use_gpu,
+        resources_per_worker=resources,
+        elastic_resize_monitor_interval_s=job.scaling.resize_check_s,
+    )
+
+
 def _fit(job: JobConfig, prepared: Prepared, tracker: Tracker, data: EpochData, callbacks: list) -> str:
     """Runs the TorchTrainer; returns the location of the final checkpoint."""
-    logger = EpochMetricsToMlflow(tracker.uri, tracker.handle()["run_id"], tracker.logged_steps("epoch"))
+    progress = Queue(actor_options={"num_cpus": 0})
+    logger = EpochMetricsToMlflow(tracker.uri, tracker.handle()["run_id"], tracker.logged_steps("epoch"),
+                                  epochs=job.train.epochs, progress=progress)
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={
@@ -311,11 +337,7 @@ def _fit(job: JobConfig, prepared: Prepared, tracker: Tracker, data: EpochData, 
             "data": data,
             "run_location": run_location(job.storage, job.name),
         },
-        scaling_config=ray.train.ScalingConfig(
-            num_workers=job.scaling.num_workers,
-            use_gpu=job.scaling.use_gpu,
-            resources_per_worker={"CPU": job.scaling.cpus_per_worker},
-        ),
+        scaling_config=scaling_config(job),
         run_config=RunConfig(
             name=job.name,
             storage_path=resolve_storage(job.storage),
@@ -324,12 +346,44 @@ def _fit(job: JobConfig, prepared: Prepared, tracker: Tracker, data: EpochData, 
             callbacks=[logger, *callbacks],
         ),
     )
+    printer = _ProgressPrinter(progress)
     try:
         result = trainer.fit()
     except Exception:
         tracker.end("FAILED")
         raise
+    finally:
+        printer.stop()
     if result.checkpoint is None:
         raise JobError(f"training of {job.name} ended without a checkpoint")
     latest = latest_checkpoint(run_location(job.storage, job.name))
     return latest[0] if latest else result.checkpoint.path
+
+
+class _ProgressPrinter:
+    """Prints the per-epoch lines the Train controller's callback queues, while ``fit`` runs in
+    the main thread (which keeps Ctrl-C working as Ray Train expects)."""
+
+    def __init__(self, queue: Queue):
+        self.queue = queue
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="raytag-progress", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.done.is_set():
+            self._print_next(timeout=0.5)
+
+    def _print_next(self, timeout: float) -> bool:
+        try:
+            log.info(self.queue.get(timeout=timeout))
+            return True
+        except (Empty, ray.exceptions.RayError):
+            return False
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join()
+        while self._print_next(timeout=0.1):
+            pass
+        self.queue.shutdown()

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from raytag.cluster import storage
 from raytag.cluster.datasets import ScanResult, decoded, scan_tracks, track_table
-from raytag.cluster.inference import score_tracks
+from raytag.cluster.inference import pool_size, score_tracks
 from raytag.data.manifest import Track, multi_hot, read_labels
 from raytag.data.rows import chunk_rows
 from raytag.errors import JobError
@@ -23,6 +24,15 @@ from raytag.tracking.client import Tracker
 from raytag.tracking.tags import labels_source
 
 log = logging.getLogger("raytag")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A split's metrics, and the track-level labels and scores (N', K) they came from."""
+
+    report: TaggingReport
+    labels: np.ndarray
+    scores: np.ndarray
 
 
 def evaluation_labels(job, tags: Sequence[str], tracks: Sequence[Track]) -> tuple[np.ndarray, str]:
@@ -44,7 +54,7 @@ def evaluate(
     scan: ScanResult | None = None,
     tracker: Tracker | None = None,
     split: str | None = None,
-) -> TaggingReport:
+) -> Evaluation:
     """Scores an exported model on a split, track-level, against clean labels when given.
 
     The audio is decoded at the exported model's rate and crop length, which may differ from
@@ -68,10 +78,11 @@ def evaluate(
                       max_chunks=job.eval.max_chunks)
     chunks = decoded(rows, sample_rate=exported.sample_rate, crop_samples=exported.crop_samples,
                      num_cpus=job.data.decode_cpus)
-    scores, kept, failed = score_tracks(
+    scored = score_tracks(
         chunks, exported.recipe, weights, num_tracks=len(table), batch_size=job.eval.batch_size,
-        num_gpus=0.5 if job.scaling.use_gpu else 0.0,
+        actors=pool_size(-(-len(rows) // job.eval.batch_size)), num_gpus=0.5 if job.scaling.use_gpu else 0.0,
     )
+    scores, kept, failed = scored.scores, scored.tracks, scored.failed_chunks
     report = tagging_report(table.labels[kept], scores, list(exported.recipe.tags))
     unscored = _unscored(tracks, usable, kept, scan)
     log.info(
@@ -84,10 +95,10 @@ def evaluate(
         tracker.log_table(unscored, f"metrics/unscored_{split}.csv")
     prefix = f"{split}/"
     tracker.log_metrics({**report.as_metrics(prefix), f"{prefix}decode_failures": failed,
-                         f"{prefix}unscored_tracks": len(unscored)})
+                         f"{prefix}unscored_tracks": len(unscored), f"{prefix}scoring_nodes": scored.nodes})
     tracker.set_tags({labels_source(split): label_source})
     tracker.log_table(report.table_rows(), f"metrics/per_tag_{split}.csv")
-    return report
+    return Evaluation(report, table.labels[kept], scores)
 
 
 def _unscored(tracks: Sequence[Track], usable: list[int], kept: np.ndarray, scan: ScanResult) -> list[dict]:

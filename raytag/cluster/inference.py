@@ -6,6 +6,8 @@ scores decoded chunks; the driver averages chunk probabilities per track.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import ray
 import torch
@@ -24,6 +26,7 @@ class ChunkScorer:
         self.model.load_state_dict(weights)
         self.model.to(self.device).eval()
         self.amp = amp
+        self.node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
 
     @torch.no_grad()
     def probabilities(self, audio: np.ndarray) -> np.ndarray:
@@ -33,7 +36,10 @@ class ChunkScorer:
         return torch.sigmoid(logits.float()).cpu().numpy()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {"track": batch["track"], "probs": self.probabilities(batch["audio"]), "valid": batch["valid"]}
+        return {
+            "track": batch["track"], "probs": self.probabilities(batch["audio"]), "valid": batch["valid"],
+            "node": np.full(len(batch["track"]), self.node, dtype=object),
+        }
 
 
 class SoftLabeler(ChunkScorer):
@@ -47,6 +53,30 @@ class SoftLabeler(ChunkScorer):
         return {**batch, "soft": self.probabilities(batch["audio"])}
 
 
+@dataclass(frozen=True)
+class Scores:
+    """Track-level scores of a chunk dataset.
+
+    Attributes:
+        scores: (N', K) chunk probabilities averaged per track.
+        tracks: (N',) indices of the tracks with at least one decodable chunk.
+        failed_chunks: chunks that failed to decode.
+        nodes: how many Ray nodes the scoring actors ran on.
+    """
+
+    scores: np.ndarray
+    tracks: np.ndarray
+    failed_chunks: int
+    nodes: int
+
+
+def pool_size(num_batches: int) -> int:
+    """Actors for a scoring pool: one per alive node with CPUs (so a cluster's nodes share the
+    work), never more than there are batches."""
+    nodes = sum(1 for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU", 0) > 0)
+    return max(1, min(nodes, num_batches))
+
+
 def score_tracks(
     chunks: ray.data.Dataset,
     recipe: ModelRecipe,
@@ -57,13 +87,9 @@ def score_tracks(
     actors: int = 1,
     num_cpus: float = 1.0,
     num_gpus: float = 0.0,
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """Scores every chunk of ``chunks`` and averages per track.
-
-    Returns:
-        ``(scores (N', K), track indices (N',), chunks that failed to decode)``; tracks with no
-        decodable chunk are absent from the indices.
-    """
+) -> Scores:
+    """Scores every chunk of ``chunks`` with an actor pool of ``actors`` (spread over the nodes)
+    and averages per track; tracks with no decodable chunk are absent from ``tracks``."""
     scored = chunks.map_batches(
         ChunkScorer,
         fn_constructor_kwargs={"recipe": recipe, "weights_ref": ray.put(weights), "use_gpu": num_gpus > 0},
@@ -71,13 +97,15 @@ def score_tracks(
         compute=ray.data.ActorPoolStrategy(size=actors),
         num_cpus=num_cpus,
         num_gpus=num_gpus,
+        scheduling_strategy="SPREAD",
         batch_format="numpy",
     )
     averager = TrackAverager(num_tracks, len(recipe.tags))
-    failed = 0
+    failed, nodes = 0, set()
     for batch in scored.iter_batches(batch_format="numpy", batch_size=None):
         keep = batch["valid"].astype(bool)
         failed += int((~keep).sum())
+        nodes.update(batch["node"].tolist())
         averager.add(batch["track"][keep], batch["probs"][keep])
     scores, kept = averager.result()
-    return scores, kept, failed
+    return Scores(scores, kept, failed, len(nodes))

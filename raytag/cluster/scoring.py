@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -20,7 +21,7 @@ import ray
 
 from raytag.cluster import storage
 from raytag.cluster.datasets import decoded
-from raytag.cluster.inference import score_tracks
+from raytag.cluster.inference import pool_size, score_tracks
 from raytag.data.rows import TrackTable, chunk_rows
 from raytag.locations import cache_location
 from raytag.models.export import WEIGHTS_FILE, read_exported, read_weights
@@ -28,6 +29,18 @@ from raytag.models.export import WEIGHTS_FILE, read_exported, read_weights
 log = logging.getLogger("raytag")
 
 CACHE_KIND = "teacher-scores"
+
+
+@dataclass(frozen=True)
+class TeacherScores:
+    """A teacher's track-level probabilities (N, K; NaN rows for tracks it could not score),
+    the cache file they are kept in, whether it was reused, and how many nodes scored them
+    (0 when reused)."""
+
+    scores: np.ndarray
+    location: str
+    reused: bool
+    nodes: int
 
 
 def scores_key(weights: bytes, table: TrackTable, max_chunks: int | None) -> str:
@@ -49,12 +62,10 @@ def teacher_scores(
     batch_size: int,
     num_cpus: float,
     num_gpus: float = 0.0,
-) -> tuple[np.ndarray, str, bool]:
+) -> TeacherScores:
     """Track-level probabilities (N, K) of the exported ``teacher`` (named by config ``key``)
     for every track of ``table``; NaN rows for tracks it could not score.
 
-    Returns:
-        ``(scores, cache file location, whether the cache was reused)``.
     """
     with storage.local_folder(teacher) as folder:
         exported = read_exported(folder, key)
@@ -66,20 +77,22 @@ def teacher_scores(
         frame = pq.read_table(pa.BufferReader(storage.read_bytes(location))).to_pandas().set_index("path")
         if set(table.paths) <= set(frame.index):
             log.info("reusing teacher scores %s", location)
-            return frame.loc[list(table.paths), tags].to_numpy(dtype=np.float32), location, True
+            return TeacherScores(frame.loc[list(table.paths), tags].to_numpy(dtype=np.float32), location, True, 0)
     rows = chunk_rows(table, sample_rate=exported.sample_rate, crop_samples=exported.crop_samples, max_chunks=max_chunks)
     chunks = decoded(rows, sample_rate=exported.sample_rate, crop_samples=exported.crop_samples, num_cpus=num_cpus)
     log.info("scoring %d training tracks with teacher %s", len(table), teacher)
-    scores, kept, failed = score_tracks(
-        chunks, exported.recipe, weights, num_tracks=len(table), batch_size=batch_size, num_gpus=num_gpus
+    scored = score_tracks(
+        chunks, exported.recipe, weights, num_tracks=len(table), batch_size=batch_size,
+        actors=pool_size(-(-len(rows) // batch_size)), num_gpus=num_gpus,
     )
     full = np.full((len(table), len(tags)), np.nan, dtype=np.float32)
-    full[kept] = scores
-    if failed:
-        log.warning("teacher scoring: %d chunks failed to decode", failed)
+    full[scored.tracks] = scored.scores
+    log.info("teacher scoring ran on %d node(s)", scored.nodes)
+    if scored.failed_chunks:
+        log.warning("teacher scoring: %d chunks failed to decode", scored.failed_chunks)
     frame = pd.DataFrame(full, columns=tags)
     frame.insert(0, "path", list(table.paths))
     buffer = pa.BufferOutputStream()
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buffer)
     storage.write_bytes(location, buffer.getvalue().to_pybytes())
-    return full, location, False
+    return TeacherScores(full, location, False, scored.nodes)

@@ -1,10 +1,31 @@
-"""Starting or joining Ray."""
+"""Starting or joining Ray.
+
+``ray.address`` (or ``RAY_ADDRESS``, which ``ray job submit`` sets for the jobs it runs) names
+the cluster to join: ``auto`` (the cluster this machine's last ``ray start`` made), ``HOST:PORT``
+(a head node's GCS) or ``ray://HOST:PORT`` (Ray Client). With neither, raytag starts its own
+local instance and never joins whatever cluster a machine happens to remember. An address that
+cannot be reached is an error naming it within seconds, not minutes of "Failed to connect to
+GCS".
+"""
 
 from __future__ import annotations
 
+import logging
 import os
+import socket
 
 import ray
+
+from raytag.errors import JobError
+
+log = logging.getLogger("raytag")
+
+CONNECT_TIMEOUT_S = 5.0
+
+
+def cluster_address(address: str | None) -> str:
+    """The address to use: the job's, else ``RAY_ADDRESS``, else ``"local"`` (a new instance)."""
+    return address or os.environ.get("RAY_ADDRESS") or "local"
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
@@ -15,13 +36,54 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     workers between epochs and every epoch pays those imports again (measured on 2 cores: a
     demo epoch took 20 s instead of 3 s). On a cluster, set ``RAY_num_workers_soft_limit``
     for ``ray start`` the same way.
+
+    Raises:
+        JobError: the address cannot be resolved or reached.
     """
     # Per-operator progress bars from several workers garble a terminal; epochs log progress.
     # Set in every process that builds datasets (a driver, a Tune trial).
     ray.data.DataContext.get_current().enable_progress_bars = False
     if ray.is_initialized():
         return
-    if address is None:
+    target = cluster_address(address)
+    if target == "local":
         cpus = num_cpus or os.cpu_count() or 1
         os.environ.setdefault("RAY_num_workers_soft_limit", str(max(8, 2 * cpus)))
-    ray.init(address=address, num_cpus=num_cpus)
+        ray.init(address="local", num_cpus=num_cpus, log_to_driver=_log_to_driver())
+        return
+    if num_cpus is not None:
+        log.warning("ray.num_cpus applies to a local instance only; ignored when joining %s", target)
+    if not target.startswith("ray://"):
+        target = reachable_gcs(target)
+    ray.init(address=target, log_to_driver=_log_to_driver())
+
+
+def reachable_gcs(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> str:
+    """``host:port`` of the cluster ``address`` names (``auto`` or ``HOST:PORT``), after checking
+    that something listens there.
+
+    Raises:
+        JobError: nothing to resolve ``auto`` to, a malformed address, or nothing listening.
+    """
+    from ray._private.services import canonicalize_bootstrap_address_or_die
+
+    try:
+        resolved = canonicalize_bootstrap_address_or_die(address)
+    except (ConnectionError, ValueError) as exc:
+        raise JobError(f"ray.address {address!r}: {exc}") from None
+    host, _, port = resolved.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
+    except (OSError, ValueError) as exc:
+        raise JobError(
+            f"cannot reach the Ray cluster at {address!r} ({resolved}): {exc}. Start its head node "
+            "(`ray start --head`), fix ray.address, or leave it unset to start a local instance"
+        ) from None
+    return resolved
+
+
+def _log_to_driver() -> bool:
+    # Workers' output reaches the console only when asked for (-v); it is always in Ray's
+    # session logs.
+    return os.environ.get("RAYTAG_VERBOSE") == "1"

@@ -73,6 +73,23 @@ def param_space(space: SearchSpace) -> dict[str, Any]:
     return {p.path: makers[p.kind](p.args) for p in space.params}
 
 
+def driver_node_resource() -> str:
+    """A resource only the driver's node has, to keep trial processes beside the driver.
+
+    A trial's process drives its Ray Train run, and Ray Train runs its controller (which writes
+    the trial's MLflow run) on that process's node; the sweep's MLflow store (by default the
+    driver's SQLite file) is reachable from the driver's node only. Trials are light (0.1 CPU);
+    their Train workers still go wherever the cluster has room.
+    """
+    import ray
+
+    node_id = ray.get_runtime_context().get_node_id()
+    node = next(n for n in ray.nodes() if n["NodeID"] == node_id)
+    if "node:__internal_head__" in node["Resources"]:
+        return "node:__internal_head__"
+    return f"node:{node['NodeManagerAddress']}"
+
+
 def _shared_work(job: JobConfig, target: JobConfig) -> None:
     """Runs what every trial would otherwise repeat: earlier stages, teacher scores."""
     from raytag.cluster.driver import precompute_teacher_scores
@@ -129,7 +146,7 @@ def run_sweep(job: JobConfig, space: SearchSpace, options: SweepOptions) -> Swee
     base["tracking"]["uri"] = resolve_uri(target.tracking.uri)
     trainable = tune.with_resources(
         tune.with_parameters(_trial, base=base, sweep=sweep, parent_run_id=parent.run_id),
-        {"cpu": TRIAL_CPUS},
+        {"cpu": TRIAL_CPUS, driver_node_resource(): 0.001},
     )
     path = f"{storage}/{sweep}"
     if options.resume and tune.Tuner.can_restore(path):

@@ -22,6 +22,7 @@ from raytag.cluster.checkpoints import load_latest, report
 from raytag.cluster.datasets import EpochData
 from raytag.config import JobConfig
 from raytag.engine import checkpoint as ckpt
+from raytag.data.rows import rank_batch_size
 from raytag.engine.loop import TrackAverager, chunk_probabilities, track_loss, train_epoch
 from raytag.engine.seeding import init_seed, rank_generator_seed
 from raytag.methods import build_method
@@ -32,11 +33,17 @@ from raytag.models.export import ModelRecipe, read_weights
 log = logging.getLogger("raytag.train")
 
 
-def validate(model, batches, *, num_tracks: int, tags: list[str], device, amp: str, prefix: str) -> dict[str, float]:
-    """Track-level metrics of ``model`` on chunk batches, against the batches' labels."""
+def validate(data: EpochData, split: str, model, *, tags: list[str], device, amp: str, batch_size: int,
+             rank: int, world_size: int, prefix: str) -> dict[str, float]:
+    """Track-level metrics of ``model`` on a split, sharded: every rank scores the chunks of its
+    tracks, the per-track sums are all-reduced, and every rank gets the same metrics (so no
+    worker idles at the report barrier while another validates everything)."""
+    chunks, num_tracks = data.chunks(split, rank=rank, world_size=world_size)
     averager = TrackAverager(num_tracks, len(tags))
+    batches = chunks.iter_torch_batches(batch_size=batch_size)
     for track, probs, labels in chunk_probabilities(model, batches, device=device, amp=amp):
         averager.add(track, probs, labels)
+    averager.all_reduce(device)
     scores, kept = averager.result()
     labels = averager.labels[kept]
     metrics = tagging_report(labels, scores, tags).as_metrics(prefix=prefix)
@@ -53,6 +60,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     data: EpochData = config["data"]
     context = ray.train.get_context()
     rank, world_size = context.get_world_rank(), context.get_world_size()
+    node = ray.get_runtime_context().get_node_id()
     device = ray.train.torch.get_device()
 
     method = build_method(job, tags=tags)
@@ -71,7 +79,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         if rank == 0:
             log.info("resuming from the checkpoint of epoch %d", state.next_epoch - 1)
 
-    steps = data.steps_per_epoch(world_size=world_size, batch_size=job.train.batch_size)
+    batch_size = rank_batch_size(job.train.batch_size, world_size)
+    steps = data.steps_per_epoch(world_size=world_size, batch_size=batch_size)
     for epoch in range(state.next_epoch, job.train.epochs):
         started = time.perf_counter()
         if epoch == job.train.select_until_epoch:
@@ -83,16 +92,16 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         step_seed = rank_generator_seed(job.seed, epoch, rank)
         torch.manual_seed(step_seed)  # dropout
         method.start_epoch(Epoch(epoch, torch.Generator().manual_seed(step_seed), model, steps))
-        batches = data.train_batches(epoch=epoch, rank=rank, world_size=world_size, batch_size=job.train.batch_size)
+        batches = data.train_batches(epoch=epoch, rank=rank, world_size=world_size, batch_size=batch_size)
         stats = train_epoch(
             model, batches, optimizer, method=method, device=device, amp=job.train.amp,
             log_every=job.train.log_every, describe=f"[rank {rank}] epoch {epoch}",
         )
-        metrics: dict[str, Any] = {"epoch": epoch}
+        metrics: dict[str, Any] = {"epoch": epoch, "node": node}
         improved = False
+        evaluated = _evaluate_epoch(job, data, method.evaluated(model), state, epoch, tags, device, rank, world_size)
         if rank == 0:
-            metrics.update({**stats.as_metrics(), **method.epoch_metrics()})
-            metrics.update(_evaluate_epoch(job, data, method.evaluated(model), state, epoch, tags, device))
+            metrics.update({**stats.as_metrics(), **method.epoch_metrics(), **evaluated, "workers": world_size})
             if job.train.select_until_epoch is None or epoch < job.train.select_until_epoch:
                 value = metrics[f"valid/{job.train.select_metric}"]
                 improved = state.improves(value)
@@ -105,11 +114,6 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                 "resumed_from_epoch": -1 if state.resumed_from_epoch is None else state.resumed_from_epoch,
             })
             state.history.append(dict(metrics))
-            log.info(
-                "epoch %d/%d  train loss %.4f  valid roc_auc %.4f  pr_auc %.4f  (%.0f s)",
-                epoch + 1, job.train.epochs, stats.loss, metrics["valid/roc_auc"],
-                metrics["valid/pr_auc"], metrics["epoch_seconds"],
-            )
         if _agree(improved):  # every rank keeps the same best snapshot
             best = ckpt.Snapshot.capture(model, optimizer, method)
         state.next_epoch = epoch + 1
@@ -142,18 +146,16 @@ def _agree(flag: bool) -> bool:
     return bool(decision[0])
 
 
-def _evaluate_epoch(job, data: EpochData, model, state, epoch: int, tags: list[str], device) -> dict[str, float]:
-    """Rank 0's per-epoch evaluation: validation, and the test split in the last
+def _evaluate_epoch(job, data: EpochData, model, state, epoch: int, tags: list[str], device, rank: int,
+                    world_size: int) -> dict[str, float]:
+    """Per-epoch evaluation on every rank: validation, and the test split in the last
     ``eval.average_last`` epochs, with their running mean (Lu et al. protocol)."""
-    chunks, num_tracks = data.chunks("valid")
-    batches = chunks.iter_torch_batches(batch_size=job.eval.batch_size)
-    metrics = validate(model, batches, num_tracks=num_tracks, tags=tags, device=device, amp=job.train.amp, prefix="valid/")
+    common = {"tags": tags, "device": device, "amp": job.train.amp, "batch_size": job.eval.batch_size,
+              "rank": rank, "world_size": world_size}
+    metrics = validate(data, "valid", model, prefix="valid/", **common)
     if job.eval.average_last and epoch >= job.train.epochs - job.eval.average_last:
         split = job.eval.split
-        chunks, num_tracks = data.chunks("test")
-        batches = chunks.iter_torch_batches(batch_size=job.eval.batch_size)
-        metrics.update(validate(model, batches, num_tracks=num_tracks, tags=tags, device=device, amp=job.train.amp,
-                                prefix=f"{split}_epoch/"))
+        metrics.update(validate(data, "test", model, prefix=f"{split}_epoch/", **common))
         recent = [h for h in state.history if f"{split}_epoch/roc_auc" in h] + [metrics]
         for key in ("roc_auc", "pr_auc", "lwlrap"):
             metrics[f"{split}/avg_last/{key}"] = sum(h[f"{split}_epoch/{key}"] for h in recent) / len(recent)

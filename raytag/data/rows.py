@@ -99,6 +99,12 @@ def epoch_rows(
     ]
 
 
+def rank_batch_size(global_batch: int, world_size: int) -> int:
+    """Each rank's share of a global batch (rounded, at least 1): a job's ``train.batch_size``
+    is the batch of one optimizer step over all workers, whatever their number."""
+    return max(1, round(global_batch / world_size))
+
+
 def chunk_rows(
     table: TrackTable,
     *,

@@ -163,6 +163,17 @@ class TrackAverager:
         if labels is not None:
             self.labels[track] = labels
 
+    def all_reduce(self, device: torch.device) -> None:
+        """Sums every rank's averager (each holding the tracks of its shard), so that all ranks
+        hold every track's chunk sums, counts and labels. A no-op outside DDP."""
+        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            return
+        for name in ("sums", "counts", "labels"):
+            array = getattr(self, name)
+            tensor = torch.from_numpy(np.ascontiguousarray(array)).to(device)
+            torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.SUM)
+            setattr(self, name, tensor.cpu().numpy().astype(array.dtype, copy=False))
+
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         """``(scores (N', K), kept track indices (N',))`` for tracks with at least one chunk."""
         kept = np.flatnonzero(self.counts > 0)

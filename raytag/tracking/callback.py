@@ -19,6 +19,7 @@ import ray.train
 
 from raytag.engine import checkpoint as ckpt
 from raytag.tracking.client import Tracker
+from raytag.tracking.tags import TRAIN_NODES
 
 
 class EpochMetricsToMlflow(ray.train.UserCallback):
@@ -29,15 +30,30 @@ class EpochMetricsToMlflow(ray.train.UserCallback):
         logged_epochs: epochs already in the run (when a job is resumed).
     """
 
-    def __init__(self, uri: str | None, run_id: str | None, logged_epochs: set[int] | None = None):
+    def __init__(
+        self,
+        uri: str | None,
+        run_id: str | None,
+        logged_epochs: set[int] | None = None,
+        *,
+        epochs: int | None = None,
+        progress=None,
+    ):
         self.tracker = Tracker(uri, run_id)
         self.logged = set(logged_epochs or ())
+        self.epochs = epochs
+        self.progress = progress  # a ray.util.queue.Queue the driver prints from, or None
+        self.nodes: set[str] = set()
 
     def after_report(self, run_context, metrics: list[dict], checkpoint) -> None:
         if checkpoint is not None:
             self._backfill(checkpoint)
         if metrics:
             self.log_epoch(metrics[0])
+            nodes = self.nodes | {str(m["node"]) for m in metrics if m.get("node")}
+            if nodes != self.nodes:
+                self.nodes = nodes
+                self.tracker.set_tags({TRAIN_NODES: ",".join(sorted(nodes))})
 
     def log_epoch(self, metrics: dict) -> None:
         """Logs one epoch's metrics unless that epoch is already in the run."""
@@ -50,6 +66,11 @@ class EpochMetricsToMlflow(ray.train.UserCallback):
         }
         self.tracker.log_metrics(scalars, step=int(epoch))
         self.logged.add(int(epoch))
+        if self.progress is not None:
+            try:
+                self.progress.put_nowait(epoch_line(scalars, self.epochs))
+            except Exception:  # noqa: BLE001 - a lost progress line must never stop training
+                self.progress = None
 
     def _backfill(self, checkpoint) -> None:
         # Only the small state file is read, through the checkpoint's own file system.
@@ -60,3 +81,19 @@ class EpochMetricsToMlflow(ray.train.UserCallback):
             return
         for entry in history:
             self.log_epoch(entry)
+
+
+def epoch_line(metrics: dict[str, float], epochs: int | None) -> str:
+    """One readable line per epoch: loss, validation ranking metrics, time, workers."""
+    epoch = int(metrics["epoch"]) + 1
+    parts = [f"epoch {epoch}/{epochs}" if epochs else f"epoch {epoch}"]
+    for key, label in (("train/loss", "train loss"), ("valid/loss", "valid loss"), ("valid/roc_auc", "ROC-AUC"),
+                       ("valid/pr_auc", "PR-AUC")):
+        if key in metrics:
+            parts.append(f"{label} {metrics[key]:.4f}")
+    tail = [f"{metrics['epoch_seconds']:.0f} s"] if "epoch_seconds" in metrics else []
+    if metrics.get("workers", 1) > 1:
+        tail.append(f"{int(metrics['workers'])} workers")
+    if metrics.get("best_epoch") == metrics["epoch"]:
+        tail.append("best so far")
+    return "  ".join(parts) + (f"  ({', '.join(tail)})" if tail else "")

@@ -18,6 +18,8 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
+               "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
 MAX_PARAMS_PER_CALL = 100
 MAX_PARAM_LENGTH = 6000
 
@@ -81,6 +83,10 @@ class Tracker:
         if self._client is None:
             from mlflow.tracking import MlflowClient
 
+            # A tracking server that goes away must cost a warning within seconds, not minutes
+            # of retries (MLflow's defaults: 7 retries with backoff, 120 s timeouts).
+            for variable, value in HTTP_LIMITS.items():
+                os.environ.setdefault(variable, value)
             self._client = MlflowClient(tracking_uri=self.uri)
         return self._client
 

@@ -12,12 +12,15 @@ TEACHER_RUN_ID = "raytag.teacher_run_id"  # lineage: the run that trained this r
 TEACHER_MODEL = "raytag.teacher_model"  # lineage: the exported teacher folder
 TEACHER_SCORES = "raytag.teacher_scores"  # the cached score file Balanced-Masking used
 TEACHER_SCORES_REUSED = "raytag.teacher_scores_reused"
+TRAIN_NODES = "raytag.train_nodes"  # the Ray nodes the Train workers ran on
 SWEEP = "raytag.sweep"
 SWEEP_TARGET = "raytag.target"
 TRIAL_ID = "raytag.trial_id"
 BEST_PREFIX = "raytag.best."  # + a swept config path, on a sweep's parent run
 FINAL_MODEL = "raytag.final_model"
 FINAL_RUN_ID = "raytag.final_run_id"
+LINEAGE = (STAGE, PIPELINE, TEACHER_STAGE, TEACHER_RUN_ID, TEACHER_MODEL)
+"""The tags that say where a model came from (also the version tags of a registered model)."""
 
 
 def labels_source(split: str) -> str:

@@ -1,0 +1,231 @@
+"""Integration: raytag on a local Ray cluster whose nodes share nothing but storage and audio.
+
+The cluster (tests/multinode.py) has a head node in the machine's file system view and worker
+nodes in mount namespaces that hide the driver's working directory. Every driver is a real
+`raytag` process in that hidden folder, with MLflow's default SQLite file there. Each node offers
+one `trainer` resource and each Train worker asks for one, so a 2-worker run must use two nodes.
+
+These tests start their own Ray processes and run in their own pytest invocation (marker
+`multinode`, see the Makefile), never beside the shared local instance of the other tests.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from multinode import LocalCluster, free_port, node_env
+
+pytestmark = [pytest.mark.multinode, pytest.mark.skipif(os.geteuid() != 0, reason="unshare --mount needs root")]
+
+TRAINER = {"trainer": 1}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    from raytag.data.synth import SynthSpec, write_corpus
+
+    cluster = LocalCluster(tmp_path_factory.mktemp("cluster"))
+    write_corpus(cluster.shared / "audio", SynthSpec(clips=40, seconds=2.0, sample_rate=16000, seed=3), overwrite=True)
+    try:
+        cluster.start_head(cpus=2, resources=TRAINER)
+        cluster.add_worker("w1", cpus=1, resources=TRAINER)
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def write_job(cluster: LocalCluster, name: str, **overrides) -> Path:
+    job = {
+        "name": name,
+        "storage": str(cluster.shared / "storage"),
+        "data": {"manifest": str(cluster.shared / "audio" / "manifest.csv"),
+                 "clean_labels": str(cluster.shared / "audio" / "clean.csv"), "decode_cpus": 0.25},
+        "model": {"name": "mtt-tiny", "args": {"crop_seconds": 1.0}},
+        "train": {"epochs": 2, "batch_size": 16, "lr": 0.003},
+        "scaling": {"num_workers": [1, 2], "cpus_per_worker": 0.25, "resources": TRAINER, "max_failures": 3,
+                    "resize_check_s": 5},
+        "eval": {"max_chunks": 2, "batch_size": 8},
+        "ray": {"address": cluster.address},
+        "tracking": {"experiment": "multinode"},
+    }
+    for path, value in overrides.items():
+        node = job
+        *parents, last = path.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    path = cluster.private / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(job))
+    return path
+
+
+def driver_store(cluster: LocalCluster) -> MlflowClient:
+    """The driver's default MLflow store: ./mlflow.db in its (private) working directory."""
+    return MlflowClient(f"sqlite:///{cluster.private / 'mlflow.db'}")
+
+
+def run_named(client: MlflowClient, name: str):
+    experiment = client.get_experiment_by_name("multinode")
+    runs = client.search_runs([experiment.experiment_id], filter_string=f"attributes.run_name = '{name}'")
+    assert len(runs) == 1, f"expected one run {name}, found {len(runs)}"
+    return runs[0]
+
+
+def metric_steps(client: MlflowClient, run, key: str) -> list[tuple[int, float]]:
+    return sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, key))
+
+
+def check(proc: subprocess.CompletedProcess) -> None:
+    assert proc.returncode == 0, f"driver failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+
+
+def test_a_two_node_ddp_run_lands_complete_in_the_drivers_store(cluster):
+    check(cluster.run_driver("train", str(write_job(cluster, "two-nodes", **{"scaling.num_workers": 2}))))
+    client = driver_store(cluster)
+    run = run_named(client, "two-nodes")
+    assert run.info.status == "FINISHED"
+    assert [step for step, _ in metric_steps(client, run, "train/loss")] == [0, 1]  # every epoch, once
+    assert {value for _, value in metric_steps(client, run, "workers")} == {2.0}  # one worker per node
+    assert "test/roc_auc" in run.data.metrics
+    run_folder = cluster.shared / "storage" / "two-nodes"
+    assert list(run_folder.glob("checkpoint_*")) and (run_folder / "best_model" / "model.json").is_file()
+    # Nothing was written anywhere but the driver's store and storage: the worker node had no
+    # way to (its view of the driver's folder is an empty tmpfs).
+    assert not list((cluster.shared / "storage").rglob("mlflow.db"))
+
+
+def test_d_evaluation_and_teacher_scoring_spread_over_both_nodes(cluster):
+    job = write_job(cluster, "spread", **{
+        "stages": [
+            {"name": "teacher", "overrides": {"objective": {"name": "balanced_training"}}},
+            {"name": "student", "teacher": "teacher", "overrides": {"objective": {"name": "balanced_masking"}}},
+        ],
+        "train.epochs": 1,
+    })
+    check(cluster.run_driver("run", str(job)))
+    client = driver_store(cluster)
+    student = run_named(client, "spread-student")
+    assert student.data.metrics["teacher_scores/scoring_nodes"] == 2
+    assert student.data.metrics["test/scoring_nodes"] == 2
+    assert run_named(client, "spread-teacher").data.metrics["test/scoring_nodes"] == 2
+
+
+def test_e_a_run_logs_to_a_real_mlflow_server_and_survives_its_death(cluster):
+    port = free_port()
+    store = cluster.private / "server.db"
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("mlflow")), "server", "--backend-store-uri", f"sqlite:///{store}",
+         "--artifacts-destination", str(cluster.private / "server-artifacts"), "--host", "127.0.0.1",
+         "--port", str(port), "--workers", "1"],
+        env={**node_env(), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},  # no background job consumers
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for_server(uri)
+        job = write_job(cluster, "served", **{"tracking.uri": uri, "train.epochs": 4})
+        driver = cluster.start_driver("train", str(job))
+        client = MlflowClient(uri)
+        deadline = time.time() + 300
+        while time.time() < deadline and not _logged_epochs(client, "served"):
+            assert driver.poll() is None, (cluster.root / "driver.log").read_text()[-3000:]
+            time.sleep(2)
+        assert _logged_epochs(client, "served"), "no epoch reached the tracking server"
+        os.killpg(server.pid, signal.SIGKILL)  # the server goes away mid-run
+        server.wait(timeout=30)
+        assert driver.wait(timeout=600) == 0, (cluster.root / "driver.log").read_text()[-3000:]
+        log = (cluster.root / "driver.log").read_text()
+        assert "training continues" in log  # a warning, not the end of the run
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+    run = run_named(MlflowClient(f"sqlite:///{store}"), "served")  # what reached the server stayed
+    assert metric_steps(MlflowClient(f"sqlite:///{store}"), run, "train/loss")
+
+
+def test_f_a_sweeps_trials_spread_over_both_nodes_and_land_in_the_drivers_store(cluster):
+    job = write_job(cluster, "swept", **{"scaling.num_workers": 1, "train.epochs": 1})
+    space = cluster.private / "space.yaml"
+    space.write_text("params:\n  train.lr: {grid: [0.001, 0.003]}\n")
+    check(cluster.run_driver("sweep", str(job), str(space), "--samples", "1", "--scheduler", "fifo",
+                             "--max-concurrent", "2"))
+    client = driver_store(cluster)
+    parent = run_named(client, "swept-sweep")
+    experiment = client.get_experiment_by_name("multinode")
+    trials = client.search_runs([experiment.experiment_id],
+                                filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert len(trials) == 2 and all(t.info.status == "FINISHED" for t in trials)
+    assert all("test/roc_auc" in t.data.metrics for t in trials)
+    nodes = {t.data.tags.get("raytag.train_nodes") for t in trials}
+    assert len({n for trial in nodes for n in (trial or "").split(",") if n}) == 2  # both nodes trained
+
+
+def test_b_c_an_elastic_run_shrinks_when_a_node_dies_and_grows_when_one_joins(cluster):
+    job = write_job(cluster, "elastic", **{"train.epochs": 8})
+    driver = cluster.start_driver("train", str(job))
+    run_folder = cluster.shared / "storage" / "elastic"
+    try:
+        _wait_for(lambda: len(list(run_folder.glob("checkpoint_*"))) >= 1, driver, cluster)
+        cluster.kill_worker("w1")  # a node dies mid-run
+        _wait_for(lambda: _workers_logged(cluster, "elastic", 1), driver, cluster)
+        cluster.add_worker("w2", cpus=1, resources=TRAINER)  # a node joins
+        assert driver.wait(timeout=900) == 0, (cluster.root / "driver.log").read_text()[-4000:]
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    client = driver_store(cluster)
+    run = run_named(client, "elastic")
+    workers = [value for _, value in metric_steps(client, run, "workers")]
+    assert workers[0] == 2 and 1 in workers and workers[-1] == 2  # shrank, then grew back
+    assert [step for step, _ in metric_steps(client, run, "train/loss")] == list(range(8))  # no epoch twice
+    assert max(v for _, v in metric_steps(client, run, "resumed_from_epoch")) >= 1  # from a checkpoint
+
+
+def _logged_epochs(client: MlflowClient, name: str) -> list:
+    experiment = client.get_experiment_by_name("multinode")
+    if experiment is None:
+        return []
+    runs = client.search_runs([experiment.experiment_id], filter_string=f"attributes.run_name = '{name}'")
+    return client.get_metric_history(runs[0].info.run_id, "train/loss") if runs else []
+
+
+def _workers_logged(cluster: LocalCluster, name: str, count: int) -> bool:
+    client = driver_store(cluster)
+    try:
+        run = run_named(client, name)
+    except (AssertionError, AttributeError):
+        return False
+    return any(value == count for _, value in metric_steps(client, run, "workers"))
+
+
+def _wait_for(condition, driver: subprocess.Popen, cluster: LocalCluster, timeout: float = 600) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if condition():
+            return
+        assert driver.poll() is None, (cluster.root / "driver.log").read_text()[-4000:]
+        time.sleep(1)
+    raise TimeoutError((cluster.root / "driver.log").read_text()[-4000:])
+
+
+def _wait_for_server(uri: str, timeout: float = 120) -> None:
+    import urllib.request
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(1)
+    raise TimeoutError(f"mlflow server at {uri} did not come up")
