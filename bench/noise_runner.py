@@ -1,0 +1,414 @@
+"""A plain-PyTorch runner for the noise-robustness benchmarks: raytag's Ray-free core, no Ray.
+
+The benchmarks (``bench_noise.py``, ``bench_staged.py``, ``bench_semi.py``) train about 60 runs of
+up to 40 epochs on 2 CPU cores. Ray's per-run overhead (a local instance, Ray Data pipelines,
+Train workers: seconds to minutes per run) would make ≥ 3 seeds × ~20 configurations impossible
+there, so this runner drives the code a Ray job's training workers run, in one process with one
+rank (world size 1), minus the cluster layer:
+
+- the job is a validated raytag job config (:func:`raytag.config.validate`);
+- the method is ``raytag.methods.build_method(job, tags=...)``: its ``needs``, ``track_columns``,
+  ``build_network``, ``start_epoch(Epoch(...))``, ``inputs``, ``loss``, ``after_step``,
+  ``epoch_metrics`` and ``evaluated`` are called as the worker calls them;
+- the network is the job's ``ModelRecipe`` (preset, arguments, head), seeded by ``init_seed``;
+- each epoch's rows come from ``raytag.data.rows.epoch_rows`` (order and crop seeds per
+  (seed, epoch, track)), its step draws from ``rank_generator_seed(seed, epoch, 0)``, and one
+  epoch is ``raytag.engine.loop.train_epoch`` (``with_unlabeled`` for the noisy student);
+- augmentation is ``augment_numpy_batch`` seeded by ``batch_seed`` of the batch's rows;
+- evaluation is ``chunk_rows`` → ``chunk_probabilities`` → ``TrackAverager`` → ``tagging_report``.
+
+What the cluster layer would do, done here in a few lines: the corpus is decoded into memory
+once (it is small), and a row's crop is cut from memory exactly as ``decode_batch`` cuts it from
+the file; a frozen exported teacher scores the training tracks (chunk-averaged) for
+``track_columns``; the noisy student's stream runs the frozen teacher (eval mode) on the clean
+crop for ``u_soft`` and augments that crop for ``u_audio``. Differences from a Ray job: one rank
+instead of DDP, augmentation per training batch (the Ray pipeline augments per decode batch of
+16 rows), and no checkpoints (a run is short; the benchmarks cache whole runs instead).
+The same job and seed give the same numbers when rerun (``tests/test_bench_noise.py``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from bench_stats import bootstrap_macro_roc_se  # bench/bench_stats.py, beside this file
+from raytag.audio.augment import augment_numpy_batch
+from raytag.audio.io import fit_length, probe, random_start, read_frames
+from raytag.data.batches import batch_seed
+from raytag.data.manifest import multi_hot, read_labels, read_manifest
+from raytag.data.rows import BASE_COLUMNS, RANDOM_START, TrackTable, chunk_rows, epoch_rows
+from raytag.engine.checkpoint import TrainingState, cpu_state
+from raytag.engine.loop import TrackAverager, chunk_probabilities, track_loss, train_epoch, with_unlabeled
+from raytag.engine.seeding import init_seed, rank_generator_seed
+from raytag.methods import build_method
+from raytag.methods.base import Epoch
+from raytag.metrics import tagging_report
+from raytag.models.export import ModelRecipe, check_fits, read_exported, read_weights, write_exported
+
+CPU = torch.device("cpu")
+UNLABELED_PASS_KEY = 1000
+"""The unlabeled stream's pass ``p`` of epoch ``e`` draws its order and crops as epoch
+``e * 1000 + p`` of the ``unlabeled`` stream, as the Ray pipeline does."""
+
+
+def configure_process() -> None:
+    """One thread per benchmark process (at most two run at once on the 2-core machine)."""
+    torch.set_num_threads(1)
+
+
+@dataclass(frozen=True)
+class SplitAudio:
+    """One split of a corpus, decoded into memory.
+
+    Attributes:
+        table: the split's tracks (``labels``: what the manifest shows, noisy or verified).
+        audio: one float32 mono waveform per track at the corpus's rate, in table order.
+        clean: (N, K) clean labels (zeros for unlabeled audio).
+        verified: (N,) bool, the manifest's ``verified`` flags.
+    """
+
+    table: TrackTable
+    audio: tuple[np.ndarray, ...]
+    clean: np.ndarray
+    verified: np.ndarray
+
+    def subset(self, keep: np.ndarray) -> SplitAudio:
+        """The tracks where ``keep`` (N,) is True, in order."""
+        index = np.flatnonzero(keep)
+        table = self.table
+        return SplitAudio(
+            TrackTable(tuple(table.paths[i] for i in index), table.frames[index], table.rates[index],
+                       table.labels[index]),
+            tuple(self.audio[i] for i in index), self.clean[index], self.verified[index],
+        )
+
+
+@dataclass(frozen=True)
+class MemoryCorpus:
+    """A corpus held in memory: its tag vocabulary, sample rate (Hz) and decoded splits."""
+
+    tags: tuple[str, ...]
+    sample_rate: int
+    splits: dict[str, SplitAudio]
+
+    def split(self, name: str) -> SplitAudio:
+        if name not in self.splits:
+            raise ValueError(f"the corpus was loaded without its {name!r} split (loaded: {sorted(self.splits)})")
+        return self.splits[name]
+
+
+def load_corpus(manifest: str | Path, clean_labels: str | Path, *, splits: Sequence[str] = ("train", "valid", "test"),
+                tags: Sequence[str] | None = None) -> MemoryCorpus:
+    """Reads a manifest and its clean label file and decodes every clip of ``splits`` once.
+
+    Args:
+        manifest: the corpus manifest (``raytag.data.manifest`` format).
+        clean_labels: ``path,tags`` of the true labels of every labelled clip (``clean.csv``).
+        splits: which splits to hold (``unlabeled`` only where a noisy student needs it).
+        tags: the vocabulary; default every tag in the manifest, sorted (as a job without
+            ``data.tags``).
+
+    Raises:
+        ValueError: clips at different sample rates, or a labelled clip without clean labels.
+    """
+    parsed = read_manifest(manifest, tags)
+    clean = read_labels(clean_labels)
+    vocabulary, rates, held = parsed.vocabulary, set(), {}
+    for name in splits:
+        tracks = parsed.split(name)
+        missing = [t.path for t in tracks if name != "unlabeled" and t.path not in clean]
+        if missing:
+            raise ValueError(f"{clean_labels}: no clean labels for {len(missing)} {name} clips, e.g. {missing[0]}")
+        audio, frames, track_rates = [], [], []
+        for track in tracks:
+            info = probe(track.path)
+            audio.append(read_frames(track.path, 0, info.frames))
+            frames.append(info.frames)
+            track_rates.append(info.sample_rate)
+        rates.update(track_rates)
+        labels = parsed.label_matrix(tracks)
+        truth = multi_hot([clean.get(t.path, ()) for t in tracks], vocabulary)
+        table = TrackTable(tuple(t.path for t in tracks), np.asarray(frames, np.int64),
+                           np.asarray(track_rates, np.int64), labels)
+        held[name] = SplitAudio(table, tuple(audio), truth, np.array([t.verified for t in tracks], dtype=bool))
+    if len(rates) != 1:
+        raise ValueError(f"{manifest}: the benchmark runner needs one sample rate for every clip, found {sorted(rates)}")
+    return MemoryCorpus(tuple(vocabulary), rates.pop(), held)
+
+
+def memory_batch(rows: Sequence[dict], audio: Sequence[np.ndarray], *, crop_samples: int) -> dict[str, np.ndarray]:
+    """``raytag.data.batches.decode_batch`` on clips held in memory at the model's rate.
+
+    A row with ``start == RANDOM_START`` gets the crop offset ``random_start`` draws from the
+    row's own ``seed``; a crop past the clip's end is zero-padded. Every row decodes.
+
+    Returns:
+        ``audio`` (B, crop_samples) float32, ``labels`` (B, K), ``track`` and ``seed`` (B,)
+        int64, ``valid`` (B,) bool, and the rows' extra columns as float32.
+    """
+    out_audio = np.zeros((len(rows), crop_samples), dtype=np.float32)
+    for i, row in enumerate(rows):
+        wave = audio[row["track"]]
+        start = int(row["start"])
+        if start == RANDOM_START:
+            start = random_start(len(wave), crop_samples, np.random.default_rng(int(row["seed"])))
+        out_audio[i] = fit_length(wave[start:start + crop_samples], crop_samples)
+    batch = {
+        "audio": out_audio,
+        "labels": np.stack([row["labels"] for row in rows]).astype(np.float32),
+        "track": np.array([row["track"] for row in rows], dtype=np.int64),
+        "seed": np.array([row["seed"] for row in rows], dtype=np.int64),
+        "valid": np.ones(len(rows), dtype=bool),
+    }
+    for name in rows[0].keys() - set(BASE_COLUMNS):
+        batch[name] = np.stack([np.asarray(row[name], dtype=np.float32) for row in rows])
+    return batch
+
+
+def _chunks(rows: list[dict], size: int) -> Iterator[list[dict]]:
+    for start in range(0, len(rows), size):
+        yield rows[start:start + size]
+
+
+def track_scores(model: torch.nn.Module, split: SplitAudio, *, sample_rate: int, crop_samples: int,
+                 max_chunks: int | None, batch_size: int, amp: str = "auto") -> np.ndarray:
+    """(N, K) track-level probabilities: chunk predictions over each whole track, averaged."""
+    rows = chunk_rows(split.table, sample_rate=sample_rate, crop_samples=crop_samples, max_chunks=max_chunks)
+    batches = (memory_batch(chunk, split.audio, crop_samples=crop_samples) for chunk in _chunks(rows, batch_size))
+    averager = TrackAverager(len(split.table), split.table.labels.shape[1])
+    for track, probs, _ in chunk_probabilities(model, batches, device=CPU, amp=amp):
+        averager.add(track, probs)
+    scores, kept = averager.result()
+    if len(kept) != len(split.table):
+        raise RuntimeError(f"{len(split.table) - len(kept)} tracks got no prediction")
+    return scores
+
+
+def load_teacher(folder: str | None, *, key: str, tags: Sequence[str]) -> tuple[torch.nn.Module, int, int]:
+    """A frozen exported teacher in eval mode, its sample rate and crop (samples)."""
+    exported = check_fits(read_exported(folder, key), key=key, tags=tags)
+    teacher = exported.recipe.build()
+    teacher.load_state_dict(read_weights(exported.folder))
+    for parameter in teacher.parameters():
+        parameter.requires_grad_(False)
+    return teacher.eval(), exported.sample_rate, exported.crop_samples
+
+
+class UnlabeledStream:
+    """The noisy student's unlabeled batches: a frozen teacher's probabilities on the clean crop
+    (``u_soft``), the augmented crop (``u_audio``) and ``u_valid``.
+
+    When every clip fits in one crop, the crop is the whole clip in every pass, so the teacher's
+    probabilities are computed once per clip and reused (the teacher is frozen and in eval mode).
+    """
+
+    def __init__(self, split: SplitAudio, teacher: torch.nn.Module, *, seed: int, batch_size: int, crop_samples: int,
+                 sample_rate: int, augment) -> None:
+        self.split, self.teacher, self.seed, self.batch_size = split, teacher, seed, batch_size
+        self.crop_samples, self.sample_rate, self.augment = crop_samples, sample_rate, augment
+        self.cache: dict[int, np.ndarray] | None = {} if all(len(a) <= crop_samples for a in split.audio) else None
+
+    def passes(self, epoch: int) -> Callable[[], Iterator[dict]]:
+        """``with_unlabeled``'s restartable stream for ``epoch``: each call starts a new pass."""
+        counter = itertools.count()
+        return lambda: self._batches(epoch * UNLABELED_PASS_KEY + next(counter))
+
+    def _batches(self, key: int) -> Iterator[dict]:
+        rows = epoch_rows(self.split.table, seed=self.seed, epoch=key, rank=0, world_size=1, shuffle=True,
+                          stream="unlabeled")
+        for chunk in _chunks(rows, self.batch_size):
+            batch = memory_batch(chunk, self.split.audio, crop_samples=self.crop_samples)
+            soft = self._soft(batch)
+            batch = augment_numpy_batch(batch, sample_rate=self.sample_rate, spec=self.augment,
+                                        seed=batch_seed(batch["seed"]))
+            yield {"u_audio": batch["audio"], "u_soft": soft, "u_valid": batch["valid"]}
+
+    @torch.no_grad()
+    def _soft(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        tracks = batch["track"].tolist()
+        todo = [i for i, t in enumerate(tracks) if self.cache is None or t not in self.cache]
+        if todo:
+            probs = torch.sigmoid(self.teacher(torch.from_numpy(batch["audio"][todo])).float()).numpy()
+            if self.cache is None:
+                return probs
+            self.cache.update({tracks[i]: p for i, p in zip(todo, probs)})
+        return np.stack([self.cache[t] for t in tracks])
+
+
+def _network_factory(recipe: ModelRecipe, init: str | None) -> Callable[[], torch.nn.Module]:
+    """Fresh networks, or networks starting from an exported model (``model.init``)."""
+    if init is None:
+        return recipe.build
+    exported = check_fits(read_exported(init, "model.init"), key="model.init", recipe=recipe)
+    weights = read_weights(exported.folder)
+
+    def make() -> torch.nn.Module:
+        network = recipe.build()
+        network.load_state_dict(weights)
+        return network
+
+    return make
+
+
+def _check_supported(job) -> None:
+    if job.train.select_until_epoch is not None:
+        raise ValueError("train.select_until_epoch is not supported by the benchmark runner; it selects by "
+                         "train.select_metric over every epoch and averages the last eval.average_last epochs")
+
+
+def _metrics(labels: np.ndarray, scores: np.ndarray, tags: Sequence[str], prefix: str) -> dict[str, float]:
+    report = tagging_report(labels, scores, list(tags))
+    return {f"{prefix}roc_auc": report.roc_auc_macro, f"{prefix}pr_auc": report.pr_auc_macro,
+            f"{prefix}lwlrap": report.lwlrap, f"{prefix}loss": track_loss(scores, labels)}
+
+
+def memorisation(scores: np.ndarray, noisy: np.ndarray, clean: np.ndarray, tags: Sequence[str]) -> dict[str, float]:
+    """How far a model's training-clip scores follow the wrong labels it was trained on.
+
+    Returns:
+        ``fit_noisy_roc_auc`` / ``fit_clean_roc_auc``: macro ROC-AUC of the scores against the
+        training labels / the clean labels of the same clips; ``missing_fitted``: the share of
+        truly missing tags (labelled 0, truly 1) scored below 0.5; ``spurious_fitted``: the
+        share of spurious tags (labelled 1, truly 0) scored above 0.5 (NaN without any).
+    """
+    noisy, clean = noisy > 0.5, clean > 0.5
+    missing, spurious = ~noisy & clean, noisy & ~clean
+    return {
+        "fit_noisy_roc_auc": tagging_report(noisy, scores, list(tags)).roc_auc_macro,
+        "fit_clean_roc_auc": tagging_report(clean, scores, list(tags)).roc_auc_macro,
+        "missing_fitted": float((scores[missing] < 0.5).mean()) if missing.any() else math.nan,
+        "spurious_fitted": float((scores[spurious] > 0.5).mean()) if spurious.any() else math.nan,
+    }
+
+
+def run_job(job, corpus: MemoryCorpus, *, train_labels: str = "manifest", export_to: str | Path | None = None,
+            log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Trains one validated job on an in-memory corpus and evaluates it against clean labels.
+
+    Every epoch: one pass over the training rows, then the validation split (the manifest's,
+    noisy, labels) for the selection metric ``train.select_metric`` (the best epoch's weights
+    are kept); in the last ``eval.average_last`` epochs also the test split against the clean
+    labels. At the end, the best epoch's test metrics against the clean labels, its test scores,
+    and how much the best and the last epoch follow the wrong training labels.
+
+    Args:
+        job: a :class:`raytag.config.JobConfig`; teachers and ``model.init`` are exported folders.
+        corpus: from :func:`load_corpus`, at the model's sample rate.
+        train_labels: ``"manifest"`` (what a job trains on) or ``"clean"`` (an oracle reference).
+        export_to: write the best epoch there as an exported model (a teacher for later runs).
+        log: receives one progress line per epoch.
+
+    Returns:
+        JSON-able: ``history`` (per-epoch metrics), ``best_epoch``, ``test`` (the best epoch's
+        metrics and per-tag rows), ``test_last`` (means over the last epochs), ``columns``
+        (the method's ``track_columns`` metrics and tables), ``memorised`` (best / last),
+        ``params``, ``seconds``; and ``test_scores`` (N, K) (an array, not JSON).
+    """
+    _check_supported(job)
+    started = time.perf_counter()
+    tags = list(corpus.tags)
+    method = build_method(job, tags=tags)
+    recipe = ModelRecipe(job.model.name, dict(job.model.args), tuple(tags), job.model.head)
+    torch.manual_seed(init_seed(job.seed))
+    model = method.build_network(_network_factory(recipe, job.model.init))
+    rate, crop = model.sample_rate, model.crop_samples
+    if rate != corpus.sample_rate:
+        raise ValueError(f"{job.model.name} runs at {rate} Hz, the corpus is at {corpus.sample_rate} Hz")
+    optimizer = torch.optim.Adam(model.parameters(), lr=job.train.lr, weight_decay=job.train.weight_decay)
+    train = corpus.split("train")
+    if job.data.train_subset == "verified":
+        train = train.subset(train.verified)
+    if train_labels == "clean":
+        train = replace(train, table=replace(train.table, labels=train.clean.astype(np.float32)))
+    elif train_labels != "manifest":
+        raise ValueError(f"train_labels must be 'manifest' or 'clean', got {train_labels!r}")
+    evaluation = dict(sample_rate=rate, crop_samples=crop, max_chunks=job.eval.max_chunks,
+                      batch_size=job.eval.batch_size, amp=job.train.amp)
+
+    needs, scores = method.needs, None
+    if needs.scores_teacher is not None:
+        teacher, t_rate, t_crop = load_teacher(needs.scores_teacher.folder, key=needs.scores_teacher.key, tags=tags)
+        scores = track_scores(teacher, train, **{**evaluation, "sample_rate": t_rate, "crop_samples": t_crop})
+    columns = method.track_columns(labels=train.table.labels, verified=train.verified, scores=scores, clean=train.clean)
+    missing = set(needs.columns) - set(columns.columns)
+    if missing:
+        raise ValueError(f"method {job.objective.name} needs columns {sorted(missing)} it did not make")
+    table = replace(train.table, columns=columns.columns)
+    stream = None
+    if needs.unlabeled_teacher is not None:
+        teacher, _, _ = load_teacher(needs.unlabeled_teacher.folder, key=needs.unlabeled_teacher.key, tags=tags)
+        stream = UnlabeledStream(corpus.split("unlabeled"), teacher, seed=job.seed, crop_samples=crop,
+                                 batch_size=max(1, round(job.semi.ratio * job.train.batch_size)),
+                                 sample_rate=rate, augment=job.augment.spec())
+
+    valid, test = corpus.split("valid"), corpus.split("test")
+    steps = math.ceil(len(table) / job.train.batch_size)
+    state = TrainingState(select_metric=job.train.select_metric)
+    history, best_weights = [], None
+    spec = job.augment.spec()
+    for epoch in range(job.train.epochs):
+        tick = time.perf_counter()
+        step_seed = rank_generator_seed(job.seed, epoch, 0)
+        torch.manual_seed(step_seed)  # dropout
+        method.start_epoch(Epoch(epoch, torch.Generator().manual_seed(step_seed), model, steps))
+        batches = _train_batches(table, train.audio, seed=job.seed, epoch=epoch, shuffle=job.train.shuffle,
+                                 batch_size=job.train.batch_size, crop_samples=crop, sample_rate=rate, augment=spec)
+        if stream is not None:
+            batches = with_unlabeled(batches, stream.passes(epoch))
+        stats = train_epoch(model, batches, optimizer, method=method, device=CPU, amp=job.train.amp,
+                            log_every=1 << 30)
+        evaluated = method.evaluated(model)
+        record = {"epoch": epoch, **stats.as_metrics(), **method.epoch_metrics()}
+        record.update(_metrics(valid.table.labels, track_scores(evaluated, valid, **evaluation), tags, "valid/"))
+        if epoch >= job.train.epochs - job.eval.average_last:
+            record.update(_metrics(test.clean, track_scores(evaluated, test, **evaluation), tags, "test_epoch/"))
+        if state.improves(record[f"valid/{job.train.select_metric}"]):
+            state.best_value, state.best_epoch = record[f"valid/{job.train.select_metric}"], epoch
+            best_weights = cpu_state(evaluated)
+        record["epoch_seconds"] = time.perf_counter() - tick
+        history.append(record)
+        log(f"{job.name} epoch {epoch + 1}/{job.train.epochs}: train loss {stats.loss:.4f}, valid loss "
+            f"{record['valid/loss']:.4f}, valid ROC-AUC {record['valid/roc_auc']:.4f} ({record['epoch_seconds']:.0f} s)")
+
+    memorised = {"last": memorisation(track_scores(evaluated, train, **evaluation), train.table.labels, train.clean,
+                                      tags)}
+    evaluated.load_state_dict(best_weights)
+    memorised["best"] = memorisation(track_scores(evaluated, train, **evaluation), train.table.labels, train.clean,
+                                     tags)
+    test_scores = track_scores(evaluated, test, **evaluation)
+    report = tagging_report(test.clean, test_scores, tags)
+    if export_to is not None:
+        write_exported(export_to, recipe, best_weights, sample_rate=rate, crop_samples=crop,
+                       best_epoch=state.best_epoch, select_metric=state.select_metric, best_value=state.best_value)
+    last = [h for h in history if "test_epoch/roc_auc" in h]
+    return {
+        "job": job.name, "seed": job.seed, "train_labels": train_labels, "train_tracks": len(table),
+        "params": sum(p.numel() for p in evaluated.parameters()),
+        "best_epoch": state.best_epoch, "history": history,
+        "test": {**_metrics(test.clean, test_scores, tags, ""), "per_tag": report.table_rows(),
+                 "roc_auc_se": bootstrap_macro_roc_se(test.clean, test_scores)},
+        "test_last": {key: float(np.mean([h[f"test_epoch/{key}"] for h in last])) for key in ("roc_auc", "pr_auc",
+                                                                                            "lwlrap")} if last else {},
+        "columns": {"metrics": columns.metrics, "tables": columns.tables},
+        "memorised": memorised, "seconds": time.perf_counter() - started, "test_scores": test_scores,
+    }
+
+
+def _train_batches(table: TrackTable, audio: Sequence[np.ndarray], *, seed: int, epoch: int, shuffle: bool,
+                   batch_size: int, crop_samples: int, sample_rate: int, augment) -> Iterator[dict]:
+    """One epoch's labelled batches: ``epoch_rows`` order and crops, augmented when enabled."""
+    rows = epoch_rows(table, seed=seed, epoch=epoch, rank=0, world_size=1, shuffle=shuffle)
+    for chunk in _chunks(rows, batch_size):
+        batch = memory_batch(chunk, audio, crop_samples=crop_samples)
+        if augment.enabled:
+            batch = augment_numpy_batch(batch, sample_rate=sample_rate, spec=augment, seed=batch_seed(batch["seed"]))
+        yield batch
