@@ -53,7 +53,12 @@ def test_evaluate_scores_the_trained_model(ray_session, tiny_job, capsys):
     job = tiny_job("cli-eval")
     overrides = ["train.epochs=1", "scaling.num_workers=1"]
     assert main(["train", str(job), *overrides]) == 0
-    capsys.readouterr()
+    out, err = capsys.readouterr()
+    console = (out + err).splitlines()
+    # A readable console: the data summary, the epoch line, the result table, where the run is;
+    # none of Ray's own logging (that needs -v).
+    assert len(console) < 40, "\n".join(console)
+    assert not any("streaming_executor" in line or "(RayTrainWorker" in line for line in console)
     assert main(["evaluate", str(job), *overrides, "--split", "valid"]) == 0
     out = capsys.readouterr().out
     assert "macro" in out and "ROC-AUC" in out
