@@ -77,17 +77,22 @@ def run_elastic(tree: dict, spec: SynthSpec, *, kill_delay_s: float, timeout_s: 
     sys.path.insert(0, str(REPO / "tests"))
     from multinode import LocalCluster
 
-    from raytag.cluster.checkpoints import latest_checkpoint
-    from raytag.locations import run_location
-
     # The nodes and the driver import raytag from this checkout (a worker node sees it: it hides
     # only the driver's private folder and the head's temporary folder).
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
-    root = Path(tempfile.mkdtemp(prefix="bench-train-elastic-"))
-    cluster = LocalCluster(root)
+    with tempfile.TemporaryDirectory(prefix="bench-train-elastic-") as root:
+        return _run_on(LocalCluster(Path(root)), tree, spec, kill_delay_s=kill_delay_s, timeout_s=timeout_s)
+
+
+def _run_on(cluster, tree: dict, spec: SynthSpec, *, kill_delay_s: float, timeout_s: float) -> ElasticRun:
+    """:func:`run_elastic` on a new ``LocalCluster`` (no node started yet), stopped at the end."""
+    from raytag.cluster.checkpoints import latest_checkpoint
+    from raytag.locations import run_location
+
     timeline = CpuTimeline()
     driver: subprocess.Popen | None = None
     killed_at, checkpoint_at, done_at_kill, code, problem = None, 0.0, 0, None, ""
+    killed_folder: Path | None = None
     started = time.time()
     try:
         corpus, storage = cluster.shared / "audio", cluster.shared / "storage"
@@ -107,7 +112,7 @@ def run_elastic(tree: dict, spec: SynthSpec, *, kill_delay_s: float, timeout_s: 
             checkpoint_at = time.time()
             time.sleep(kill_delay_s)
             done_at_kill = latest_checkpoint(run)[1].next_epoch
-            killed_at = time.time()
+            killed_at, killed_folder = time.time(), cluster.nodes["w1"].temp_dir
             cluster.kill_worker("w1")
             log.info("elastic: killed the worker node with %d epoch(s) checkpointed", done_at_kill)
             try:
@@ -122,14 +127,15 @@ def run_elastic(tree: dict, spec: SynthSpec, *, kill_delay_s: float, timeout_s: 
             driver.wait(timeout=30)
         events = _head_events(cluster, killed_at)
         cluster.stop()
+        if killed_folder is not None:  # kill_worker leaves the node's temporary folder behind
+            shutil.rmtree(killed_folder, ignore_errors=True)
     ended = time.time()
     histories = _histories(cluster.private / "mlflow.db", tree["tracking"]["experiment"])
     records = records_from_histories(histories)
     if problem or code != 0:
-        driver_log = root / "driver.log"
+        driver_log = cluster.root / "driver.log"
         tail = driver_log.read_text(errors="replace")[-3000:] if driver_log.exists() else ""
         problem = f"{problem or f'the driver exited with {code}'}\n{tail}"
-    shutil.rmtree(root, ignore_errors=True)
     restart = None
     if killed_at is not None:
         try:
