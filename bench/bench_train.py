@@ -298,17 +298,21 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--epochs and --elastic-epochs must be at least 2")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
-    import ray
+    from mlflow.tracking import MlflowClient
 
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-train-"))
     work.mkdir(parents=True, exist_ok=True)
     load_start, clock = os.getloadavg()[0], time.time()
     try:
         write_corpus(work / "corpus", corpus_spec(args), overwrite=True)
-        shutil.rmtree(work / "storage", ignore_errors=True)
+        for previous in ("storage", "artifacts"):
+            shutil.rmtree(work / previous, ignore_errors=True)
         (work / "mlflow.db").unlink(missing_ok=True)
-        tree = job_tree(args, name="bench", corpus=work / "corpus", storage=work / "storage",
-                        tracking=f"sqlite:///{work / 'mlflow.db'}")
+        tracking = f"sqlite:///{work / 'mlflow.db'}"
+        # Made here so the runs' artifacts go to the work folder, not to ./mlruns (MLflow's
+        # default for a new experiment in a SQLite store); raytag finds it by name.
+        MlflowClient(tracking).create_experiment(EXPERIMENT, artifact_location=str(work / "artifacts"))
+        tree = job_tree(args, name="bench", corpus=work / "corpus", storage=work / "storage", tracking=tracking)
         job_file = write_job(tree, work)
         plain = plain_arm(load_job(job_file), loader_workers=args.loader_workers)
         one = ray_arm(job_file, workers=1)
