@@ -13,7 +13,7 @@ weights, then scores the clips alternately with the two executions of
   every ``raytag predict``).
 
 Reported per run: wall seconds, clips/s, the CPU seconds of this process and of all Ray worker
-processes (psutil, children of this process's Ray session), and the machine's load average;
+processes (/proc, descendants of this process, see process_meter.py), and the machine's load average;
 the ratio is the median Ray clips/s over the median plain clips/s, measured in the same
 process. Both executions produce the same numbers (checked here, and in
 tests/test_predict_ray.py).
@@ -34,7 +34,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 
 try:
     from raytag.cluster.predict import PredictOptions, load_model, predict_files
@@ -46,22 +45,17 @@ from raytag.audio.files import audio_files
 from raytag.data.synth import SynthSpec, write_corpus
 from raytag.models.export import ModelRecipe, write_exported
 
+from process_meter import process_tree, tree_cpu_seconds  # bench/process_meter.py, beside this file
 
-def process_tree_cpu(root: psutil.Process) -> float:
-    """CPU seconds (user + system) of ``root`` and its descendants, live ones and those that
-    ended and were reaped by their parent (e.g. Ray's actors, gone after each dataset)."""
-    total = 0.0
-    for proc in [root, *root.children(recursive=True)]:
-        try:
-            times = proc.cpu_times()
-            total += times.user + times.system + times.children_user + times.children_system
-        except psutil.Error:
-            continue
-    return total
+
+def process_tree_cpu(root: int) -> float:
+    """CPU seconds (user + system) of process ``root`` and its descendants, live ones and those
+    that ended and were reaped by their parent (e.g. Ray's actors, gone after each dataset)."""
+    return sum(tree_cpu_seconds(pid) or 0.0 for pid in process_tree(root))
 
 
 def timed(label: str, run, clips: int) -> dict:
-    me = psutil.Process()
+    me = os.getpid()
     cpu_before = process_tree_cpu(me)
     own_before = time.process_time()
     start = time.perf_counter()

@@ -58,6 +58,17 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
+def tree_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of one process and of its children that ended and were waited
+    for; None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return sum(int(fields[i]) for i in (11, 12, 13, 14)) / _TICKS
+
+
 def pss_bytes(pid: int) -> int:
     """Proportional set size of one process in bytes; 0 when it is gone."""
     try:

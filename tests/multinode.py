@@ -165,7 +165,9 @@ class LocalCluster:
                                               "--resources", json.dumps(resources or {})], isolated=True))
 
     def kill_worker(self, name: str) -> None:
-        self.nodes.pop(name).kill()
+        node = self.nodes.pop(name)
+        node.kill()
+        shutil.rmtree(node.temp_dir, ignore_errors=True)
 
     @staticmethod
     def _wait_started(node: Node) -> None:
