@@ -86,7 +86,9 @@ def test_audit_of_a_synth_corpus_against_its_true_noise(ray_session, tmp_path, c
     minus_error = estimated["err_minus"] - estimated["clean_err_minus"]
     separated = estimated["separation"] >= 0.6
     assert separated.sum() >= 2
-    assert minus_error[separated].abs().max() <= 0.05
+    # raytag/audit.py states the bias: within 0.05 for a 0.98-AUC teacher on 20,000 tracks, about
+    # +0.08 for a weaker one; this 6-epoch teacher on 840 tracks measured up to +0.057 (flute).
+    assert minus_error[separated].abs().max() <= 0.08
     assert plus_error[separated].abs().max() <= 0.25
     assert minus_error.min() >= -0.05 and plus_error.min() >= -0.15
     assert -0.02 <= minus_error.mean() <= 0.12 and -0.05 <= plus_error.mean() <= 0.2

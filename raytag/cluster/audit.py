@@ -113,13 +113,13 @@ def run_audit(
         table, usable = track_table(tracks, labels, scan)
         if not len(table):
             raise JobError(f"no readable audio in the '{split}' split: {scan.summary()}")
-        scores, location, reused = teacher_scores(
+        scored = teacher_scores(
             str(folder), table, key=TEACHER_KEY, storage_root=job.storage, max_chunks=job.eval.max_chunks,
             batch_size=job.eval.batch_size, num_cpus=job.data.decode_cpus,
             num_gpus=0.5 if job.scaling.use_gpu else 0.0,
         )
     full = np.full(labels.shape, np.nan)
-    full[usable] = scores
+    full[usable] = scored.scores
     unscored = int(np.isnan(full).all(axis=1).sum())
     if unscored:
         log.warning("%d of %d %s tracks have no teacher score (unreadable) and are left out", unscored, len(tracks), split)
@@ -134,7 +134,7 @@ def run_audit(
     storage.write_text(f"{output}/{SUSPICIOUS_FILE}", audit.suspicious.to_csv(index=False))
     run_id = _log_audit(job, audit, teacher=teacher, teacher_run_id=exported.info.get("mlflow_run_id"),
                         split=split, tracks=len(tracks), unscored=unscored)
-    return AuditOutcome(audit, split, len(tracks), unscored, output, run_id, location, reused)
+    return AuditOutcome(audit, split, len(tracks), unscored, output, run_id, scored.location, scored.reused)
 
 
 def with_clean_rates(per_tag: pd.DataFrame, *, noisy: np.ndarray, clean: np.ndarray) -> pd.DataFrame:

@@ -220,8 +220,11 @@ def _save_thresholds(job: JobConfig, prepared: Prepared, model_location: str, sc
                      tracker: Tracker) -> None:
     """Chooses per-tag F1 thresholds on the validation split with the exported model and writes
     them into its ``model.json`` (what ``raytag predict`` applies); the table goes to MLflow."""
-    valid = evaluate(job, model_location, prepared=prepared, scan=scan, split="valid")  # not logged: the
-    # per-epoch valid/* histories stay one value per epoch
+    try:  # not logged: the per-epoch valid/* histories keep one value per epoch
+        valid = evaluate(job, model_location, prepared=prepared, scan=scan, split="valid")
+    except JobError as exc:  # e.g. clean labels that do not cover the validation split
+        log.warning("no decision thresholds saved with the model: %s", exc)
+        return
     rows = choose_thresholds(scores=valid.scores, labels=valid.labels, tags=list(prepared.recipe.tags))
     meta_location = f"{model_location}/{META_FILE}"
     meta = json.loads(storage.read_text(meta_location))
