@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 CORPUS ?= data/synth
 
-.PHONY: install demo test test-unit bench clean
+.PHONY: install demo test test-all test-unit bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,7 +26,12 @@ demo: $(STAMP) $(CORPUS)/manifest.csv
 
 # The multi-node tests start their own Ray cluster: they run in a pytest process of their own,
 # never beside the shared local Ray instance of the other integration tests.
+# CI runs `make test` (under 30 minutes on 2 cores); `make test-all` adds the tests marked slow.
 test: $(STAMP)
+	$(PY) -m pytest -q -m "not multinode and not slow"
+	$(PY) -m pytest -q -m multinode
+
+test-all: $(STAMP)
 	$(PY) -m pytest -q -m "not multinode"
 	$(PY) -m pytest -q -m multinode
 

@@ -133,6 +133,7 @@ def test_worker_killed_mid_run_resumes_from_checkpoint(ray_session, tiny_job):
     assert run.info.status == "FINISHED"
 
 
+@pytest.mark.slow  # resuming from a checkpoint also: the killed-worker test, tests/test_multinode.py (b)
 def test_rerun_of_a_failed_job_resumes_from_its_checkpoint(ray_session, tiny_job):
     job = load_job(tiny_job("rerun"), ["train.epochs=4", "scaling.max_failures=0"])
     failed: dict = {}

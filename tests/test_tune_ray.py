@@ -12,6 +12,7 @@ from raytag.cluster.sweep import SweepOptions, run_sweep
 pytestmark = pytest.mark.ray
 
 
+@pytest.mark.slow  # sweeps also: the pipeline-stage sweep below, tests/test_multinode.py (f)
 def test_three_trial_asha_sweep_resumes_and_writes_its_best_job(ray_session, tiny_job, tmp_path):
     job = load_job(tiny_job("sweep"), ["train.epochs=2", "scaling.num_workers=1", "eval.max_chunks=1"])
     space_file = tmp_path / "space.yaml"
