@@ -49,13 +49,15 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     if target == "local":
         cpus = num_cpus or os.cpu_count() or 1
         os.environ.setdefault("RAY_num_workers_soft_limit", str(max(8, 2 * cpus)))
-        ray.init(address="local", num_cpus=num_cpus, log_to_driver=_log_to_driver())
+        ray.init(address="local", num_cpus=num_cpus, log_to_driver=_log_to_driver(), logging_level=_ray_level())
+        _quiet_after_init()
         return
     if num_cpus is not None:
         log.warning("ray.num_cpus applies to a local instance only; ignored when joining %s", target)
     if not target.startswith("ray://"):
         target = reachable_gcs(target)
-    ray.init(address=target, log_to_driver=_log_to_driver())
+    ray.init(address=target, log_to_driver=_log_to_driver(), logging_level=_ray_level())
+    _quiet_after_init()
 
 
 def reachable_gcs(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> str:
@@ -81,6 +83,19 @@ def reachable_gcs(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> str:
             "(`ray start --head`), fix ray.address, or leave it unset to start a local instance"
         ) from None
     return resolved
+
+
+def _ray_level() -> int:
+    """Ray's own log level on the console: INFO with -v, else errors only."""
+    return logging.INFO if _log_to_driver() else logging.ERROR
+
+
+def _quiet_after_init() -> None:
+    # ray.init and the first imports of Ray Data and MLflow configure their loggers anew; a
+    # quiet console (no -v) keeps only their errors. Everything stays in Ray's session logs.
+    if not _log_to_driver():
+        for name in ("ray", "ray.data", "ray.train", "ray.tune", "mlflow"):
+            logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _log_to_driver() -> bool:
