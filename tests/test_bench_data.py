@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import soundfile as sf
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
-
-
-def _load(name: str):
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while being defined
-    spec.loader.exec_module(module)
-    return module
-
+from bench_modules import load_bench
 
 def test_the_meter_counts_a_child_process_memory_and_cpu():
-    meter_module = _load("process_meter")
+    meter_module = load_bench("process_meter")
     child = (
         "import time, numpy as np\n"
         "block = np.ones(200 * 2**20 // 8)\n"  # 200 MiB, touched
@@ -39,7 +27,7 @@ def test_the_meter_counts_a_child_process_memory_and_cpu():
 
 
 def test_the_corpus_and_the_dataloader_arm(tmp_path):
-    bench = _load("bench_data")
+    bench = load_bench("bench_data")
     audio = bench.make_corpus(tmp_path / "audio", tracks=2, seconds=2.0)
     for fmt, paths in audio.items():
         assert len(paths) == 2

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import torch
 from torch import nn
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_models.py"
-
+from bench_modules import load_bench
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("bench_models", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while being defined
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("bench_models")
 
 
 class _LinearTagger(nn.Module):

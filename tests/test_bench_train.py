@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import sys
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+from bench_modules import load_bench
 
-
-def _load(name: str):
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while being defined
-    spec.loader.exec_module(module)
-    return module
-
-
-figures = _load("train_figures")
+figures = load_bench("train_figures")
 EpochRecord, Sample = figures.EpochRecord, figures.Sample
 
 
@@ -138,7 +125,7 @@ def test_ray_events_read_the_restart_from_the_controller_and_gcs_logs():
     import datetime
     import json
 
-    elastic = _load("elastic_restart")
+    elastic = load_bench("elastic_restart")
 
     def controller(stamp: str, message: str) -> str:
         return json.dumps({"asctime": f"2026-11-21 {stamp}", "levelname": "INFO", "message": message})
