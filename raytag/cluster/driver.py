@@ -386,7 +386,10 @@ def _fit(job: JobConfig, prepared: Prepared, tracker: Tracker, data: EpochData, 
             callbacks=[logger, *callbacks],
         ),
     )
-    if job.scaling.start_timeout_s is not None:  # Ray Train reads it in the driver and passes it on
+    # Ray Train reads its start timeout from the driver's environment when fit() starts; set it
+    # for this run only, so a later stage or trial in the same process gets its own setting.
+    previous = os.environ.get(WORKER_GROUP_START_TIMEOUT_ENV)
+    if job.scaling.start_timeout_s is not None:
         os.environ[WORKER_GROUP_START_TIMEOUT_ENV] = str(job.scaling.start_timeout_s)
     printer = _ProgressPrinter(progress)
     try:
@@ -396,6 +399,10 @@ def _fit(job: JobConfig, prepared: Prepared, tracker: Tracker, data: EpochData, 
         raise
     finally:
         printer.stop()
+        if previous is None:
+            os.environ.pop(WORKER_GROUP_START_TIMEOUT_ENV, None)
+        else:
+            os.environ[WORKER_GROUP_START_TIMEOUT_ENV] = previous
     if result.checkpoint is None:
         raise JobError(f"training of {job.name} ended without a checkpoint")
     latest = latest_checkpoint(run_location(job.storage, job.name))
