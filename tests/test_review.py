@@ -189,3 +189,30 @@ def test_pure_parts_need_no_store():
     with pytest.raises(ValueError, match="no 'tag' column"):
         tag_differences([{"roc_auc": 1.0}], second)
     assert len(TAGS) == 5
+
+
+def test_runs_of_the_same_name_are_told_apart_and_a_repeated_id_is_shown_once(store, tmp_path):
+    client = store["client"]
+    experiment = client.create_experiment("reruns", artifact_location=str(tmp_path / "artifacts"))
+    ids = []
+    for value in (0.7, 0.72):
+        run = client.create_run(experiment, run_name="same-job")
+        client.log_batch(run.info.run_id, metrics=[Metric("valid/roc_auc", value - 0.1 * (1 - e), 0, e) for e in (0, 1)]
+                         + [Metric("test/roc_auc", value, 1, 0)])
+        client.set_terminated(run.info.run_id)
+        ids.append(run.info.run_id)
+    first, second = ids
+    outcome = review_runs(tracking_uri=store["uri"], run_ids=[first, second, first], html_path=tmp_path / "same.html")
+    review = outcome.review
+    assert [run.run_id for run in review.runs] == [first, second]
+    assert [run.label for run in review.runs] == [f"same-job [{first[:8]}]", f"same-job [{second[:8]}]"]
+    assert "1 run id given more than once, shown once" in review.notes
+    curves = [image.caption for image in review.images if "training and validation curves" in image.caption]
+    assert curves == [f"same-job [{first[:8]}]: training and validation curves",
+                      f"same-job [{second[:8]}]: training and validation curves"]
+    header, rows = runs_table(review.runs)
+    assert [row[header.index("labels")] for row in rows] == ["—", "—"]  # not recorded by these runs
+    html = outcome.html_path.read_text()
+    assert html.count("<h2>same-job [") == 2
+    printed = text_of(review)
+    assert first[:8] in printed and second[:8] in printed and "given more than once" in printed

@@ -134,7 +134,7 @@ def plot_roc_pr_curves(
     for kind in ("roc", "pr"):
         figure = Figure(figsize=(width, height), dpi=DPI)
         figure.subplots_adjust(left=0.6 / width, right=1 - 0.15 / width, bottom=0.65 / height,
-                               top=1 - 1.0 / height, wspace=0.12, hspace=0.45)
+                               top=1 - 1.2 / height, wspace=0.12, hspace=0.45)
         axes_grid = figure.subplots(rows, columns, squeeze=False)
         for index, axes in enumerate(axes_grid.flat):
             if index >= len(tags):
@@ -173,8 +173,9 @@ def plot_roc_pr_curves(
         figure.supylabel(axis_names[1], fontsize=10, x=0.08 / width)
         heading = "ROC curves (AUC)" if kind == "roc" else "Precision-recall curves (average precision)"
         source = f" ({labels_name})" if labels_name else ""
-        marked = "; ● the decision threshold chosen on the valid split" if thresholds else ""
-        figure.suptitle(f"{title + ': ' if title else ''}{heading}, {split} split{source}, {len(labels)} tracks{marked}")
+        marked = "; ● threshold chosen on the valid split" if thresholds else ""
+        figure.suptitle(f"{title + ': ' if title else ''}{heading}\n{split} split{source}, {len(labels)} tracks{marked}",
+                        fontsize=11)
         figures[kind] = save_png(figure, out_dir / (roc_name if kind == "roc" else pr_name))
     return [figures["roc"], figures["pr"]]
 
