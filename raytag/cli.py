@@ -231,14 +231,19 @@ def _write_segment_outputs(args: argparse.Namespace, loaded, result, options, pl
     segments = predict_segments(loaded, tagged, options, segment_samples=plan[0], hop_seconds=plan[1])
     if args.taggram:
         rows = write_taggram(args.taggram, segments.scores, segments.paths, loaded.tags)
-        log.info("wrote %s: %d segments of %d files", args.taggram, rows, len(tagged))
+        log.info("wrote %s: %s of %s", args.taggram, _count(rows, "segment"), _count(len(tagged), "file"))
     if args.taggram_png:
         written = write_heat_maps(args.taggram_png, segments.scores, segments.paths, loaded.tags)
-        log.info("wrote %d taggram heat maps to %s", len(written), args.taggram_png)
+        log.info("wrote %s to %s", _count(len(written), "taggram heat map"), args.taggram_png)
     if args.embeddings:
         rows = write_embeddings(args.embeddings, segments.scores, segments.paths, per=args.embeddings_per)
-        log.info("wrote %s: %d %s embeddings of size %d", args.embeddings, rows, args.embeddings_per,
+        log.info("wrote %s: %s (one per %s) of size %d", args.embeddings, _count(rows, "embedding"), args.embeddings_per,
                  segments.scores.embeddings.shape[1])
+
+
+def _count(number: int, noun: str) -> str:
+    """``"1 file"``, ``"2 files"``."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _add_predict(commands) -> None:

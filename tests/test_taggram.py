@@ -137,3 +137,26 @@ def test_bad_segment_options_are_one_line_and_exit_2(model, tmp_path, capsys, ex
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_unreadable_files_have_no_segments_and_many_files_stay_in_process(model, tmp_path, caplog):
+    caplog.set_level("INFO", logger="raytag")
+    good = noise_file(tmp_path / "good.wav", 2.0, 16000)
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(range(200)))
+    out = tmp_path / "taggram.csv"
+    code = main(["predict", str(model), str(good), str(tmp_path / "corrupt.wav"), str(tmp_path / "gone.wav"),
+                 "-o", str(tmp_path / "tags.csv"), "--taggram", str(out), "--no-progress"])
+    assert code == 0
+    assert [Path(r["path"]).name for r in read_csv(out)] == ["good.wav", "good.wav"]
+    statuses = {Path(r["path"]).name: r["status"] for r in read_csv(tmp_path / "tags.csv")}
+    assert statuses["good.wav"] == "ok" and statuses["corrupt.wav"] != "ok" and statuses["gone.wav"] != "ok"
+    assert "wrote " + str(out) + ": 2 segments of 1 file" in caplog.text
+
+    from raytag.cluster.predict import PredictOptions, load_model, predict_segments, segment_plan
+
+    loaded = load_model(str(model))
+    samples, hop = segment_plan(loaded, None, 0.25)
+    result = predict_segments(loaded, [str(good)], PredictOptions(ray_above=0, progress=False),
+                              segment_samples=samples, hop_seconds=hop)
+    assert len(result.scores.track) == 5 and result.scores.failed == 0  # 0, 0.25, ..., 1.0 s
+    assert "computed in this process, not on Ray Data" in caplog.text
