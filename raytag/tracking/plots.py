@@ -244,6 +244,7 @@ def plot_run(
     split: str = "test",
     title: str = "",
     labels: str | None = None,
+    valid_labels: str | None = None,
 ) -> list[Path]:
     """The standard plots of one run from what MLflow holds: curves, method statistics (the
     series that change, :func:`constant_series`), one heatmap per per-tag metric group, and
@@ -258,6 +259,7 @@ def plot_run(
         title: prefix of the figure titles (e.g. the run name).
         labels: the labels ``split`` was evaluated against, in words (``"clean labels"``), for
             the per-tag bars' title; None leaves it out.
+        valid_labels: the same for the validation split, for the curves' title.
 
     Returns:
         Paths of the PNGs written.
@@ -265,7 +267,8 @@ def plot_run(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     curves, groups, scalars = split_history(history, tags)
-    written = [plot_training_curves(history, out_dir / CURVES_FILE, title=f"{title} training".strip())]
+    heading = f"{title} training".strip() + (f" (validation on {valid_labels})" if valid_labels else "")
+    written = [plot_training_curves(history, out_dir / CURVES_FILE, title=heading)]
     changing, _ = constant_series(scalars)
     method = plot_scalar_series(changing, out_dir / METHOD_FILE, title=f"{title} method statistics".strip())
     if method is not None:

@@ -305,7 +305,7 @@ def _run_images(client, run: RunSummary, history, per_tag, vocabulary, folder: P
     have = {path.name for path in logged}
     source = labels_words(run.label_source)
     drawn = plots.plot_run(history, folder / "drawn", tags=vocabulary, per_tag=per_tag, split=run.split,
-                           title=run.label, labels=source)
+                           title=run.label, labels=source, valid_labels=labels_words(run.threshold_labels))
     chosen = [(path, " (logged with the run)") for path in logged] + [(p, "") for p in drawn if p.name not in have]
     chosen.sort(key=lambda item: (_reading_order(item[0].name, run.split), item[0].name))
     return [ReportImage(path, f"{run.label}: {_caption(path.name, run.split, source)}{origin}", run.run_id)

@@ -53,12 +53,13 @@ def log_run_plots(
         run = client.get_run(tracker.run_id)
         history, _ = read_history(client, tracker.run_id, list(run.data.metrics), split)
         source = labels_words(run.data.tags.get(tag_names.labels_source(split)))
+        valid_source = labels_words(run.data.tags.get(tag_names.labels_source("valid")))
         with tempfile.TemporaryDirectory(prefix="raytag-plots-") as scratch:
             chosen = read_thresholds(client, tracker.run_id, Path(scratch) / "thresholds")
             thresholds = {tag: float(row["threshold"]) for tag, row in (chosen or {}).items()}
             folder = Path(scratch) / "png"
             written = plots.plot_run(history, folder, tags=tags, per_tag=per_tag, split=split, title=title,
-                                     labels=source)
+                                     labels=source, valid_labels=valid_source)
             if labels is not None and scores is not None:
                 written += tag_plots.plot_roc_pr_curves(labels, scores, tags, folder, split=split, title=title,
                                                         thresholds=thresholds or None, labels_name=source)
