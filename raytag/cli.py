@@ -346,7 +346,7 @@ def cmd_review(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from raytag.tracking.report import rich_tables
+    from raytag.tracking.report_console import rich_tables
     from raytag.tracking.review import review_runs
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars per downloaded file

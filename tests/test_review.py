@@ -15,11 +15,11 @@ from raytag.tracking.report import (
     describe_method,
     differing_params,
     params_table,
-    rich_tables,
     runs_table,
     summarize_run,
     tag_differences,
 )
+from raytag.tracking.report_console import rich_tables
 from raytag.tracking.review import ReviewError, read_history, review_runs
 
 
