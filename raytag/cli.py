@@ -355,7 +355,7 @@ def cmd_review(args: argparse.Namespace) -> int:
         html_path=args.html, log_to_parent=not args.no_log, max_runs=args.max_runs, sort_by=args.sort_by,
         max_plotted_runs=args.max_plots,
     )
-    console = Console(width=None if sys.stdout.isatty() else 160)  # piped: wide rows, not wrapped cells
+    console = Console(width=None if sys.stdout.isatty() else 200)  # piped: wide rows, not wrapped cells
     for item in rich_tables(outcome.review, max_tags=args.tags):
         console.print(item)
     logged = f"; logged to the parent run as {outcome.logged_artifact}" if outcome.logged_artifact else ""

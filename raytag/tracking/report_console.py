@@ -23,6 +23,8 @@ from raytag.tracking.report import (
     tags_by_run_table,
 )
 
+KEEP_WHOLE = ("id",)
+
 
 def rich_tables(review: Review, *, max_tags: int = 15) -> list:
     """The review for a terminal: the runs table, lineage, and the top per-tag differences.
@@ -36,12 +38,23 @@ def rich_tables(review: Review, *, max_tags: int = 15) -> list:
     header, rows = runs_table(review.runs)
     splits = sorted({run.split for run in review.runs})
     title = f"{review.title}, final metrics on the {'/'.join(splits)} split"
+    labels = header.index("labels")
+    if len({row[labels] for row in rows}) == 1 and rows[0][labels] != MISSING:  # one column fewer: into the title
+        title += f", {rows[0][labels]}"
+        header, rows = _without(header, labels), [_without(row, labels) for row in rows]
+    started, took = header.index("started"), header.index("duration")  # one column: narrower
+    header = header[:started] + ["started, took"] + header[took + 1:]
+    rows = [row[:started] + [f"{row[started]}, {row[took]}"] + row[took + 1:] for row in rows]
     runs = Table(title=Text(title), header_style="bold", box=box.SIMPLE_HEAD)
-    for column in header:
+    for index, column in enumerate(header):
         column = column.split(" (")[0]  # the split is in the title
         numeric = column in {name for _, name in METRIC_COLUMNS} | {"best epoch"}
         if numeric:
             runs.add_column(Text(column), justify="right", min_width=6)
+        elif column in KEEP_WHOLE:  # read whole (and copied into commands)
+            runs.add_column(Text(column), no_wrap=True)
+        elif column == "run":  # names are what the table is read by
+            runs.add_column(Text(column), overflow="fold", min_width=min(28, max(len(row[index]) for row in rows)))
         else:
             runs.add_column(Text(column), overflow="fold")
     for row in rows:
@@ -80,6 +93,10 @@ def rich_tables(review: Review, *, max_tags: int = 15) -> list:
             out.append(Text(f"... {len(review.differences) - max_tags} more tags in the HTML report"))
     out.extend(Text(f"note: {note}") for note in review.notes)
     return out
+
+
+def _without(cells: list[str], index: int) -> list[str]:
+    return cells[:index] + cells[index + 1:]
 
 
 def _per_tag_console(review: Review, max_tags: int) -> list:
