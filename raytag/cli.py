@@ -206,6 +206,8 @@ def _segment_plan(args: argparse.Namespace, loaded) -> tuple[int, float] | None:
     from raytag.cluster.predict import segment_plan
     from raytag.taggrams import EMBEDDING_FORMATS, TAGGRAM_FORMATS, file_format, taggram_columns
 
+    if args.embeddings_per and not args.embeddings:
+        raise ValueError("--embeddings-per says what --embeddings FILE holds; give --embeddings")
     wanted = args.taggram or args.taggram_png or args.embeddings
     if not wanted:
         for flag, value in (("--segment-s", args.segment_s), ("--hop-s", args.hop_s)):
@@ -236,8 +238,9 @@ def _write_segment_outputs(args: argparse.Namespace, loaded, result, options, pl
         written = write_heat_maps(args.taggram_png, segments.scores, segments.paths, loaded.tags)
         log.info("wrote %s to %s", _count(len(written), "taggram heat map"), args.taggram_png)
     if args.embeddings:
-        rows = write_embeddings(args.embeddings, segments.scores, segments.paths, per=args.embeddings_per)
-        log.info("wrote %s: %s (one per %s) of size %d", args.embeddings, _count(rows, "embedding"), args.embeddings_per,
+        per = args.embeddings_per or "file"
+        rows = write_embeddings(args.embeddings, segments.scores, segments.paths, per=per)
+        log.info("wrote %s: %s (one per %s) of size %d", args.embeddings, _count(rows, "embedding"), per,
                  segments.scores.embeddings.shape[1])
 
 
@@ -278,7 +281,7 @@ def _add_predict(commands) -> None:
     segments.add_argument("--taggram-png", metavar="FOLDER", help="write a tags x time heat map per file (PNG) here")
     segments.add_argument("--embeddings", metavar="FILE", help="write embeddings (the features the tag layer "
                           "reads): .npy (with FILE's .rows.csv naming the rows), .csv or .jsonl")
-    segments.add_argument("--embeddings-per", choices=["file", "segment"], default="file",
+    segments.add_argument("--embeddings-per", choices=["file", "segment"],
                           help="one embedding per file (mean over its segments, default) or per segment")
     segments.add_argument("--segment-s", type=float, metavar="SECONDS",
                           help="segment length (default: the model's training crop)")

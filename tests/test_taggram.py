@@ -129,6 +129,7 @@ def test_a_heat_map_per_file(model, tmp_path):
     (["--taggram", "t.csv", "--segment-s", "0.001"], "does not fit the model"),
     (["--taggram", "t.csv", "--hop-s", "0"], "--hop-s must be a positive"),
     (["--hop-s", "0.5"], "--hop-s sets the segments"),
+    (["--embeddings-per", "segment"], "give --embeddings"),
 ])
 def test_bad_segment_options_are_one_line_and_exit_2(model, tmp_path, capsys, extra, message):
     audio = noise_file(tmp_path / "a.wav", 1.0, 16000)
