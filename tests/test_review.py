@@ -216,3 +216,10 @@ def test_runs_of_the_same_name_are_told_apart_and_a_repeated_id_is_shown_once(st
     assert html.count("<h2>same-job [") == 2
     printed = text_of(review)
     assert first[:8] in printed and second[:8] in printed and "given more than once" in printed
+
+
+def test_durations_read_like_a_person_writes_them():
+    from raytag.tracking.report import format_duration
+
+    assert [format_duration(0, ms) for ms in (45_000, 725_000, 7_380_000)] == ["45s", "12m 05s", "2h 03m"]
+    assert format_duration(0, None) == "running" and format_duration(None, 5) == "—"
