@@ -187,14 +187,66 @@ def cmd_predict(args: argparse.Namespace) -> int:
     loaded = load_model(args.model, tracking_uri=args.tracking_uri)
     if fmt == "csv":
         csv_columns(loaded.tags, with_thresholds=loaded.thresholds is not None)
+    plan = _segment_plan(args, loaded)
     result = predict_sources(loaded, args.audio, options, top_k=args.top_k)
     write_output(result.predictions, args.output, fmt=fmt, tags=loaded.tags, top_k=args.top_k,
                  thresholds=loaded.thresholds)
+    if plan is not None:
+        _write_segment_outputs(args, loaded, result, options, plan)
     unreadable = len(result.predictions) - result.tagged
     log.info("tagged %d of %d files%s%s", result.tagged, len(result.predictions),
              f"; {unreadable} could not be read (see their status)" if unreadable else "",
              f"; wrote {args.output}" if args.output else "")
     return 0 if result.tagged else EXIT_FAILED
+
+
+def _segment_plan(args: argparse.Namespace, loaded) -> tuple[int, float] | None:
+    """``(segment samples, hop seconds)`` when a segment output is asked for, checked before
+    any file is tagged; None otherwise."""
+    from raytag.cluster.predict import segment_plan
+    from raytag.taggrams import EMBEDDING_FORMATS, TAGGRAM_FORMATS, file_format, taggram_columns
+
+    if args.embeddings_per and not args.embeddings:
+        raise ValueError("--embeddings-per says what --embeddings FILE holds; give --embeddings")
+    wanted = args.taggram or args.taggram_png or args.embeddings
+    if not wanted:
+        for flag, value in (("--segment-s", args.segment_s), ("--hop-s", args.hop_s)):
+            if value is not None:
+                raise ValueError(f"{flag} sets the segments of --taggram, --taggram-png and --embeddings; give one")
+        return None
+    if args.taggram:
+        if file_format(args.taggram, TAGGRAM_FORMATS, "--taggram") == "csv":
+            taggram_columns(loaded.tags)
+    if args.embeddings:
+        file_format(args.embeddings, EMBEDDING_FORMATS, "--embeddings")
+    return segment_plan(loaded, args.segment_s, args.hop_s)
+
+
+def _write_segment_outputs(args: argparse.Namespace, loaded, result, options, plan: tuple[int, float]) -> None:
+    """Scores the tagged files' segments and writes the taggram, heat maps and embeddings asked for."""
+    from raytag.cluster.predict import predict_segments
+    from raytag.taggrams import write_embeddings, write_heat_maps, write_taggram
+
+    tagged = [p.path for p in result.predictions if p.status == "ok"]
+    if not tagged:
+        return
+    segments = predict_segments(loaded, tagged, options, segment_samples=plan[0], hop_seconds=plan[1])
+    if args.taggram:
+        rows = write_taggram(args.taggram, segments.scores, segments.paths, loaded.tags)
+        log.info("wrote %s: %s of %s", args.taggram, _count(rows, "segment"), _count(len(tagged), "file"))
+    if args.taggram_png:
+        written = write_heat_maps(args.taggram_png, segments.scores, segments.paths, loaded.tags)
+        log.info("wrote %s to %s", _count(len(written), "taggram heat map"), args.taggram_png)
+    if args.embeddings:
+        per = args.embeddings_per or "file"
+        rows = write_embeddings(args.embeddings, segments.scores, segments.paths, per=per)
+        log.info("wrote %s: %s (one per %s) of size %d", args.embeddings, _count(rows, "embedding"), per,
+                 segments.scores.embeddings.shape[1])
+
+
+def _count(number: int, noun: str) -> str:
+    """``"1 file"``, ``"2 files"``."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _add_predict(commands) -> None:
@@ -221,6 +273,20 @@ def _add_predict(commands) -> None:
     predict.add_argument("--tracking-uri", help="MLflow tracking URI for models:/ and runs:/ "
                          "(default: MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db)")
     predict.add_argument("--no-progress", action="store_true", help="no progress bars")
+    segments = predict.add_argument_group(
+        "tags over time and embeddings", "segments of --segment-s seconds every --hop-s seconds cover each tagged "
+        "file (the last one ends at the file's end); computed in this process, also above --ray-above files")
+    segments.add_argument("--taggram", metavar="FILE", help="write a taggram, one row per segment: path, start_s, "
+                          "end_s and one probability per tag (.csv or .jsonl)")
+    segments.add_argument("--taggram-png", metavar="FOLDER", help="write a tags x time heat map per file (PNG) here")
+    segments.add_argument("--embeddings", metavar="FILE", help="write embeddings (the features the tag layer "
+                          "reads): .npy (with FILE's .rows.csv naming the rows), .csv or .jsonl")
+    segments.add_argument("--embeddings-per", choices=["file", "segment"],
+                          help="one embedding per file (mean over its segments, default) or per segment")
+    segments.add_argument("--segment-s", type=float, metavar="SECONDS",
+                          help="segment length (default: the model's training crop)")
+    segments.add_argument("--hop-s", type=float, metavar="SECONDS",
+                          help="seconds between segment starts (default: the segment length, no overlap)")
     predict.set_defaults(run=cmd_predict)
 
 
@@ -283,7 +349,7 @@ def cmd_review(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from raytag.tracking.report import rich_tables
+    from raytag.tracking.report_console import rich_tables
     from raytag.tracking.review import review_runs
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars per downloaded file
@@ -292,7 +358,7 @@ def cmd_review(args: argparse.Namespace) -> int:
         html_path=args.html, log_to_parent=not args.no_log, max_runs=args.max_runs, sort_by=args.sort_by,
         max_plotted_runs=args.max_plots,
     )
-    console = Console(width=None if sys.stdout.isatty() else 160)  # piped: wide rows, not wrapped cells
+    console = Console(width=None if sys.stdout.isatty() else 200)  # piped: wide rows, not wrapped cells
     for item in rich_tables(outcome.review, max_tags=args.tags):
         console.print(item)
     logged = f"; logged to the parent run as {outcome.logged_artifact}" if outcome.logged_artifact else ""

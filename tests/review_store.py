@@ -22,6 +22,17 @@ STUDENT_ROC = [0.82, 0.78, 0.85, None, 0.61]
 EXPECTED_ORDER = ["genre---pop", "instrument---piano", "genre---rock", "instrument---violin", "mood/theme---sad"]
 
 
+# The student's decision thresholds, as the driver logs them; the tag without positives has none.
+THRESHOLDS_CSV = (
+    "tag,threshold,f1,precision,recall,positives,tracks,status\n"
+    "genre---rock,0.41,0.8,0.75,0.857,7,40,ok\n"
+    "genre---pop,0.55,0.7,0.7,0.7,7,40,ok\n"
+    "instrument---piano,0.3,0.9,0.9,0.9,7,40,ok\n"
+    "mood/theme---sad,,,,,0,40,no positive validation track\n"
+    "instrument---violin,0.62,0.5,0.5,0.5,7,40,ok\n"
+)
+
+
 def per_tag_csv(roc: list) -> str:
     lines = ["tag,positives,negatives,roc_auc,pr_auc"]
     for tag, value in zip(TAGS, roc):
@@ -50,7 +61,8 @@ def _stage(client, experiment_id, parent_id, stage, params, tags, roc, extra_ser
         experiment_id,
         run_name=f"demo-progressive-{stage}",
         tags={tag_names.PARENT_RUN: parent_id, tag_names.STAGE: stage, tag_names.PIPELINE: "demo-progressive",
-              tag_names.MODEL: "shortres-tiny", tag_names.METHOD: params["objective.name"], **tags},
+              tag_names.MODEL: "shortres-tiny", tag_names.METHOD: params["objective.name"],
+              tag_names.labels_source("test"): "clean", tag_names.labels_source("valid"): "clean", **tags},
     )
     run_id = run.info.run_id
     common = {"name": f"demo-progressive-{stage}", "model.name": "shortres-tiny", "train.epochs": "4",
@@ -96,9 +108,11 @@ def fill_pipeline(client, experiment_id: str) -> dict[str, str]:
          "objective.masking.teacher": "/runs/demo-progressive-teacher/best_model"},
         {tag_names.TEACHER_RUN_ID: teacher, tag_names.TEACHER_STAGE: "teacher",
          tag_names.TEACHER_MODEL: "/runs/demo-progressive-teacher/best_model"},
-        STUDENT_ROC, {**masked, "mask/masked_fraction": [0.4, 0.41, 0.39, 0.4], "mean_teacher/beta": [0, 0, 0.2, 0.4]},
+        STUDENT_ROC, {**masked, "mask/masked_fraction": [0.4, 0.41, 0.39, 0.4], "mean_teacher/beta": [0, 0, 0.2, 0.4],
+                      "mask/percentile": [80.0] * EPOCHS, "mask/teacher_tracks": [40.0]},  # two constants
         0.78,
     )
+    client.log_text(student, THRESHOLDS_CSV, "metrics/thresholds_valid.csv")
     for run_id in (teacher, student, parent_id):
         client.set_terminated(run_id)
     return {"parent": parent_id, "teacher": teacher, "student": student}

@@ -62,10 +62,37 @@ def test_plot_run_writes_the_standard_set(tmp_path, epochs):
                 "pr_auc": i / 60 if i else np.nan} for i, t in enumerate(TAGS)]
     written = plots.plot_run(history(epochs), tmp_path / "plots", tags=TAGS, per_tag=per_tag, split="test", title="run")
     names = [p.name for p in written]
-    assert names == ["curves.png", "method_statistics.png", "tags_mask_masked.png", "per_tag_test.png"]
+    # One epoch: every method statistic is a single value, a table in the review, not a plot.
+    method = ["method_statistics.png"] if epochs > 1 else []
+    assert names == ["curves.png", *method, "tags_mask_masked.png", "per_tag_test.png"]
     sizes = {p.name: check_png(p) for p in written}
     assert sizes["per_tag_test.png"][1] > 1000  # 50 tags get room: about 30 px per tag
     assert sizes["tags_mask_masked.png"][1] > 900
+
+
+def test_constant_method_statistics_are_listed_and_only_changing_ones_are_plotted(tmp_path):
+    series = {"beta": [(1, 0.0), (2, 0.4)], "fraction": [(1, 0.3), (2, 0.3)], "once": [(1, 7.0)],
+              "broken": [(1, float("nan"))], "same_with_nan": [(1, 2.0), (2, float("nan")), (3, 2.0)]}
+    changing, constants = plots.constant_series(series)
+    assert list(changing) == ["beta", "broken"]  # no finite value: drawn, saying so
+    assert constants == [("fraction", 0.3, 2), ("once", 7.0, 1), ("same_with_nan", 2.0, 3)]
+    _, _, scalars = plots.split_history(history(5), TAGS)
+    written = plots.plot_run({k: v for k, v in history(5).items() if not k.startswith("mask/masked/")},
+                             tmp_path, split="test")
+    assert [p.name for p in written] == ["curves.png", "method_statistics.png"]
+    changing, constants = plots.constant_series(scalars)
+    assert list(changing) == ["mean_teacher/beta"] and [c[0] for c in constants] == ["mask/masked_fraction"]
+    with Image.open(tmp_path / "method_statistics.png") as image:  # one panel, not a grid of flat lines
+        assert image.size[0] < 600
+
+
+def test_the_chosen_threshold_lands_on_the_curves():
+    y = np.array([True, True, False, False, True])
+    s = np.array([0.9, 0.4, 0.6, 0.1, 0.7])
+    assert tag_plots._threshold_point(y, s, 0.5, "roc") == pytest.approx((0.5, 2 / 3))  # 1 of 2 negatives, 2 of 3
+    assert tag_plots._threshold_point(y, s, 0.5, "pr") == pytest.approx((2 / 3, 2 / 3))  # recall, precision
+    assert tag_plots._threshold_point(y, s, 0.95, "pr") is None  # nothing predicted: no precision
+    assert tag_plots._threshold_point(y, s, float("nan"), "roc") is None
 
 
 def test_per_tag_roc_and_pr_curves_for_50_tags_with_a_tag_without_positives(tmp_path):
@@ -74,7 +101,8 @@ def test_per_tag_roc_and_pr_curves_for_50_tags_with_a_tag_without_positives(tmp_
     labels[:, 4] = False
     scores = np.clip(labels * 0.3 + rng.random((300, 50)) * 0.7, 0, 1)
     scores[0, 7] = np.nan
-    roc, pr = tag_plots.plot_roc_pr_curves(labels, scores, TAGS, tmp_path, split="valid")
+    roc, pr = tag_plots.plot_roc_pr_curves(labels, scores, TAGS, tmp_path, split="valid", labels_name="clean labels",
+                                           thresholds={tag: 0.5 for tag in TAGS[:40]})
     assert (roc.name, pr.name) == ("roc_curves_valid.png", "pr_curves_valid.png")
     for path in (roc, pr):
         width, height = check_png(path, min_size=(1200, 1000))

@@ -15,11 +15,11 @@ from raytag.tracking.report import (
     describe_method,
     differing_params,
     params_table,
-    rich_tables,
     runs_table,
     summarize_run,
     tag_differences,
 )
+from raytag.tracking.report_console import rich_tables
 from raytag.tracking.review import ReviewError, read_history, review_runs
 
 
@@ -59,15 +59,19 @@ def test_reviewing_a_pipeline_lists_both_stages_sorts_per_tag_changes_and_logs_t
     assert student.method == "balanced_masking + mean teacher" and student.best_epoch == 2
 
     header, rows = runs_table(review.runs)
-    assert header == ["run", "stage", "model", "method", "ROC-AUC (test)", "PR-AUC (test)", "lwlrap (test)",
-                      "best epoch", "teacher", "status"]
+    assert header == ["run", "id", "stage", "model", "method", "ROC-AUC (test)", "PR-AUC (test)", "lwlrap (test)",
+                      "labels", "best epoch", "teacher", "started", "duration", "status"]
     assert rows[1][header.index("teacher")] == "teacher"
+    assert [row[header.index("id")] for row in rows] == [store["teacher"][:8], store["student"][:8]]
+    assert {row[header.index("labels")] for row in rows} == {"clean labels"}
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", row[header.index("started")]) for row in rows)
+    assert all(re.fullmatch(r"\d+s|\d+m \d\ds", row[header.index("duration")]) for row in rows)
     differing = ["objective.masking.teacher", "objective.mean_teacher.enabled", "train.lr"]
     params_header, params_rows = params_table(review.runs)  # two runs: one row per differing param
     assert params_header == ["param", "teacher", "student"]
     assert [row[0] for row in params_rows] == differing and params_rows[2][1:] == ["0.001", "0.0003"]
     inline_header, _ = runs_table(review.runs, inline=True)  # many runs (sweeps): params as columns
-    assert inline_header[4:7] == differing
+    assert inline_header[5:8] == differing
 
     # Per-tag changes of the two stages, largest first, the tag without positives last.
     assert list(review.differences["tag"]) == EXPECTED_ORDER
@@ -90,7 +94,17 @@ def test_reviewing_a_pipeline_lists_both_stages_sorts_per_tag_changes_and_logs_t
     assert "teacher: training and validation curves" not in captions
     assert "student: training and validation curves" in captions
     assert "student: per tag and epoch: mask/masked" in captions  # the heatmap, tags with "/" included
-    assert "student: method statistics per epoch" in captions
+    assert "student: method statistics per epoch (the ones that change)" in captions
+    assert "student: per-tag ROC-AUC and PR-AUC on the test split (clean labels)" in captions
+    # Constant method statistics are a table, not flat lines; thresholds join the per-tag table.
+    assert review.constants[store["student"]] == [("mask/percentile", 80.0, 4), ("mask/teacher_tracks", 40.0, 1)]
+    assert "Method statistics that did not change" in html and "mask/teacher_tracks" in html
+    assert review.thresholds[store["student"]]["genre---pop"]["threshold"] == pytest.approx(0.55)
+    assert store["teacher"] not in review.thresholds
+    assert "student: per tag on the test split (clean labels)" in html
+    assert "best F1 on the valid split (clean labels)" in html
+    assert re.search(r"<td>genre---pop</td><td class=\"num\">7</td><td class=\"num\">0.7800</td>"
+                     r"<td class=\"num\">0.3900</td><td class=\"num\">0.5500</td><td class=\"num\">0.7000</td>", html)
     assert any(c.startswith("Per-tag change on the test split") for c in captions)
     assert "demo-progressive-student" in html and "/runs/demo-progressive-teacher/best_model" in html
 
@@ -175,3 +189,37 @@ def test_pure_parts_need_no_store():
     with pytest.raises(ValueError, match="no 'tag' column"):
         tag_differences([{"roc_auc": 1.0}], second)
     assert len(TAGS) == 5
+
+
+def test_runs_of_the_same_name_are_told_apart_and_a_repeated_id_is_shown_once(store, tmp_path):
+    client = store["client"]
+    experiment = client.create_experiment("reruns", artifact_location=str(tmp_path / "artifacts"))
+    ids = []
+    for value in (0.7, 0.72):
+        run = client.create_run(experiment, run_name="same-job")
+        client.log_batch(run.info.run_id, metrics=[Metric("valid/roc_auc", value - 0.1 * (1 - e), 0, e) for e in (0, 1)]
+                         + [Metric("test/roc_auc", value, 1, 0)])
+        client.set_terminated(run.info.run_id)
+        ids.append(run.info.run_id)
+    first, second = ids
+    outcome = review_runs(tracking_uri=store["uri"], run_ids=[first, second, first], html_path=tmp_path / "same.html")
+    review = outcome.review
+    assert [run.run_id for run in review.runs] == [first, second]
+    assert [run.label for run in review.runs] == [f"same-job [{first[:8]}]", f"same-job [{second[:8]}]"]
+    assert "1 run id given more than once, shown once" in review.notes
+    curves = [image.caption for image in review.images if "training and validation curves" in image.caption]
+    assert curves == [f"same-job [{first[:8]}]: training and validation curves",
+                      f"same-job [{second[:8]}]: training and validation curves"]
+    header, rows = runs_table(review.runs)
+    assert [row[header.index("labels")] for row in rows] == ["—", "—"]  # not recorded by these runs
+    html = outcome.html_path.read_text()
+    assert html.count("<h2>same-job [") == 2
+    printed = text_of(review)
+    assert first[:8] in printed and second[:8] in printed and "given more than once" in printed
+
+
+def test_durations_read_like_a_person_writes_them():
+    from raytag.tracking.report import format_duration
+
+    assert [format_duration(0, ms) for ms in (45_000, 725_000, 7_380_000)] == ["45s", "12m 05s", "2h 03m"]
+    assert format_duration(0, None) == "running" and format_duration(None, 5) == "—"

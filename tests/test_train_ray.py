@@ -57,6 +57,7 @@ def test_two_worker_ddp_training_is_recorded_in_mlflow(ray_session, tiny_job):
     # Both DDP workers trained: rank 0 saw half the 28 training clips each epoch.
     assert history(client, run, "train/examples") == [14.0, 14.0, 14.0]
     assert "test/roc_auc" in run.data.metrics and run.data.tags["raytag.test_labels"] == "clean"
+    assert run.data.tags["raytag.valid_labels"] == "clean"  # what the thresholds were chosen on
     files = artifacts(client, run.info.run_id)
     for expected in ("config/job.yaml", "metrics/per_tag_test.csv", "best_model/model.pt", "best_model/model.json",
                      "metrics/thresholds_valid.csv"):

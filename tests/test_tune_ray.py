@@ -45,7 +45,8 @@ def test_three_trial_asha_sweep_resumes_and_writes_its_best_job(ray_session, tin
     assert best.data.manifest == job.data.manifest and best.train.epochs == job.train.epochs
 
 
-def test_sweeping_a_pipeline_stage_runs_the_teacher_and_its_scores_once(ray_session, tiny_job, tiny_corpus):
+def test_sweeping_a_pipeline_stage_runs_the_teacher_and_its_scores_once(ray_session, tiny_job, tiny_corpus, caplog):
+    caplog.set_level("INFO", logger="raytag")
     path = tiny_job("psweep")
     path.write_text(
         path.read_text()
@@ -68,3 +69,9 @@ def test_sweeping_a_pipeline_stage_runs_the_teacher_and_its_scores_once(ray_sess
     # The scores were computed before the trials; every trial read them.
     assert all(r.data.tags["raytag.teacher_scores_reused"] == "True" for r in trials)
     assert {r.data.params["objective.masking.percentile"] for r in trials} == {"70.0", "90.0"}
+    # The trial table: a header, then one line per trial as it finished, with its sampled value.
+    table = [r.getMessage() for r in caplog.records if r.getMessage().startswith("sweep trial")]
+    assert table[0] == "sweep trials: trial  status  epochs  valid/roc_auc  best so far  objective.masking.percentile"
+    lines = sorted(line.split("  ")[1:] for line in table[1:])
+    assert [(status, epochs, value) for status, epochs, _, _, value in lines] == [
+        ("finished", "1", "70"), ("finished", "1", "90")]

@@ -235,6 +235,7 @@ def _save_thresholds(job: JobConfig, prepared: Prepared, model_location: str, sc
         log.warning("no decision threshold for %d tags (%s): no positive validation track",
                     len(missing), ", ".join(missing[:5]))
     tracker.log_table([dataclasses.asdict(row) for row in rows], "metrics/thresholds_valid.csv")
+    tracker.set_tags({T.labels_source("valid"): valid.label_source})  # the labels the thresholds were chosen on
 
 
 def _epoch_data(job: JobConfig, prepared: Prepared, scan: ScanResult, unlabeled: list[Track], tracker: Tracker) -> EpochData:

@@ -29,11 +29,13 @@ log = logging.getLogger("raytag")
 
 @dataclass(frozen=True)
 class Evaluation:
-    """A split's metrics, and the track-level labels and scores (N', K) they came from."""
+    """A split's metrics, the track-level labels and scores (N', K) they came from, and which
+    labels those are (``"clean"`` or ``"manifest"``, :func:`evaluation_labels`)."""
 
     report: TaggingReport
     labels: np.ndarray
     scores: np.ndarray
+    label_source: str
 
 
 def evaluation_labels(job, tags: Sequence[str], tracks: Sequence[Track]) -> tuple[np.ndarray, str]:
@@ -103,7 +105,7 @@ def evaluate(
                          f"{prefix}unscored_tracks": len(unscored), f"{prefix}scoring_nodes": scored.nodes})
     tracker.set_tags({labels_source(split): label_source})
     tracker.log_table(report.table_rows(), f"metrics/per_tag_{split}.csv")
-    return Evaluation(report, table.labels[kept], scores)
+    return Evaluation(report, table.labels[kept], scores, label_source)
 
 
 def _unscored(tracks: Sequence[Track], usable: list[int], kept: np.ndarray, scan: ScanResult) -> list[dict]:

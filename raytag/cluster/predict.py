@@ -22,6 +22,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
@@ -30,6 +31,9 @@ from raytag.cluster import storage
 from raytag.locations import is_mlflow_uri
 from raytag.models.export import ExportedModel, read_exported, read_thresholds, read_weights
 from raytag.predictions import STATUS_OK, TrackPrediction, collect_audio, gather_predictions
+
+if TYPE_CHECKING:
+    from raytag.engine.segments import SegmentScores
 
 log = logging.getLogger("raytag")
 
@@ -193,3 +197,66 @@ def score_in_process(
             progress=bar.update,
         )
     return table.paths, scores, kept, failed, reasons
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    """Every segment's outputs (:class:`raytag.engine.segments.SegmentScores`) and the paths
+    its ``track`` indices refer to (the readable files, in input order)."""
+
+    paths: tuple[str, ...]
+    scores: SegmentScores
+
+
+def segment_plan(loaded: LoadedModel, segment_seconds: float | None, hop_seconds: float | None) -> tuple[int, float]:
+    """``(segment samples at the model's rate, hop in seconds)`` for ``--segment-s`` and
+    ``--hop-s`` (None: the model's training crop; a hop of one segment, no overlap).
+
+    Raises:
+        ValueError: a non-positive length or hop, or a length the model cannot take.
+    """
+    from raytag.engine.segments import check_segment_length
+
+    exported = loaded.exported
+    if segment_seconds is None:
+        segment_samples = exported.crop_samples
+    elif segment_seconds > 0:
+        segment_samples = round(segment_seconds * exported.sample_rate)
+    else:
+        raise ValueError(f"--segment-s must be a positive number of seconds; got {segment_seconds}")
+    hop = segment_samples / exported.sample_rate if hop_seconds is None else hop_seconds
+    if not hop > 0:
+        raise ValueError(f"--hop-s must be a positive number of seconds; got {hop_seconds}")
+    check_segment_length(exported.recipe.build(), segment_samples)
+    return segment_samples, hop
+
+
+def predict_segments(
+    loaded: LoadedModel, paths: Sequence[str], options: PredictOptions, *, segment_samples: int, hop_seconds: float
+) -> SegmentResult:
+    """Tag activations and embeddings of every segment of ``paths`` (distinct), in this process
+    (:mod:`raytag.engine.segments`), whatever the number of files: the Ray Data path averages
+    chunks on its actors and keeps no per-segment output.
+
+    Args:
+        segment_samples, hop_seconds: from :func:`segment_plan`.
+    """
+    from raytag.engine.inference import probe_table
+    from raytag.engine.segments import score_segments, segment_rows
+
+    exported = loaded.exported
+    model = exported.recipe.build()
+    model.load_state_dict(loaded.weights)
+    if len(paths) > options.ray_above:
+        log.warning("taggrams and embeddings of %d files are computed in this process, not on Ray Data", len(paths))
+    table, _ = probe_table(paths, num_tags=len(loaded.tags))  # unreadable files are reported by predict_files
+    total = len(segment_rows(table, sample_rate=exported.sample_rate, segment_samples=segment_samples,
+                             hop_seconds=hop_seconds))
+    with tqdm(total=total, unit="segment", desc="taggrams and embeddings", disable=not options.progress) as bar:
+        scores = score_segments(
+            model, table, sample_rate=exported.sample_rate, segment_samples=segment_samples, hop_seconds=hop_seconds,
+            batch_size=options.batch_size, progress=bar.update,
+        )
+    if scores.failed:
+        log.warning("%d segments failed to decode; they are left out of the taggrams and embeddings", scores.failed)
+    return SegmentResult(table.paths, scores)

@@ -117,6 +117,61 @@ def _trial(config: dict[str, Any], *, base: dict[str, Any], sweep: str, parent_r
     train(job, parent_run_id=parent_run_id, run_tags=tags, callbacks=[TuneReportCallback()])
 
 
+def trial_header(params: list[str], metric: str) -> str:
+    """The header line of the trial table a sweep prints as trials finish."""
+    return "  ".join(["trial", "status", "epochs", metric, "best so far", *params])
+
+
+def trial_line(
+    *, trial_id: str, status: str, epochs: int | None, value: float | None, best: float | None,
+    config: dict[str, Any], params: list[str],
+) -> str:
+    """One finished trial as a line of the sweep's trial table: id, how it ended (finished,
+    stopped early, error), epochs run, its last value of the sweep's metric, the best value
+    of the sweep so far, and its sampled values in ``params`` order (floats to 4 significant
+    digits)."""
+    def cell(value: Any) -> str:
+        if value is None:
+            return "—"
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    return "  ".join([trial_id, status, cell(epochs), cell(value), cell(best), *(cell(config.get(p)) for p in params)])
+
+
+def trial_table_callback(params: list[str], metric: str, mode: str, epochs: int):
+    """A Tune callback (it runs on the driver, in the Tune controller) that logs the trial
+    table's header when the sweep starts and one :func:`trial_line` per trial as it ends."""
+    from ray.tune import Callback
+
+    class TrialTable(Callback):
+        def __init__(self) -> None:
+            self.best: float | None = None
+            self.started = False
+
+        def _log(self, trial, status: str) -> None:
+            if not self.started:
+                log.info("sweep trials: %s", trial_header(params, metric))
+                self.started = True
+            result = trial.last_result or {}
+            value = result.get(metric)
+            value = float(value) if isinstance(value, (int, float)) else None
+            if value is not None and (self.best is None or (value > self.best if mode == "max" else value < self.best)):
+                self.best = value
+            ran = result.get("training_iteration")
+            if status == "finished" and isinstance(ran, int) and ran < epochs:
+                status = "stopped early"
+            log.info("sweep trial: %s", trial_line(trial_id=trial.trial_id, status=status, epochs=ran, value=value,
+                                                   best=self.best, config=trial.config, params=params))
+
+        def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+            self._log(trial, "finished")
+
+        def on_trial_error(self, iteration, trials, trial, **info) -> None:
+            self._log(trial, "error")
+
+    return TrialTable()
+
+
 def run_sweep(job: JobConfig, space: SearchSpace, options: SweepOptions) -> SweepOutcome:
     """Validates, does the shared work once, runs the trials, writes the best job file."""
     from ray import tune
@@ -170,7 +225,10 @@ def run_sweep(job: JobConfig, space: SearchSpace, options: SweepOptions) -> Swee
                 metric=metric, mode=mode, num_samples=options.samples, scheduler=scheduler,
                 search_alg=search_alg, max_concurrent_trials=options.max_concurrent,
             ),
-            run_config=tune.RunConfig(name=sweep, storage_path=storage),
+            run_config=tune.RunConfig(
+                name=sweep, storage_path=storage,
+                callbacks=[trial_table_callback([p.path for p in space.params], metric, mode, target.train.epochs)],
+            ),
         )
     results = tuner.fit()
     return _finish(results, target, space, metric, mode, path, parent)

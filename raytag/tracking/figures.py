@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 DPI = 100
 SERIES_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf")
 BETTER_COLOR, WORSE_COLOR = "#2ca02c", "#d62728"
+THRESHOLD_COLOR = "#111111"  # the chosen decision threshold on ROC / PR curves
 
 
 def note(axes, text: str, size: int = 10) -> None:

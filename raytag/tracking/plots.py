@@ -9,7 +9,9 @@ Layouts:
 * per-tag method statistics over epochs (e.g. masked entries per tag): a tags × epochs
   heatmap, one row per tag (50 tags fit, in vocabulary order);
 * scalar method statistics (masked fraction, β, forget rate, a loss threshold, an ignored
-  share, ...): small multiples of lines, three across.
+  share, ...): small multiples of lines, three across, for the series that change; a series
+  with one value (constant, or logged once) is no line to look at and is listed in the review's
+  table of constants instead (:func:`constant_series`).
 
 NaN and infinite values are left out of lines (and shown grey in heatmaps); a single epoch is
 drawn as a marker.
@@ -171,6 +173,26 @@ def plot_scalar_series(history: History, path: str | Path, *, title: str = "Meth
     return save_png(figure, path)
 
 
+def constant_series(history: History) -> tuple[dict[str, list], list[tuple[str, float, int]]]:
+    """Splits scalar series into those that change and those that do not.
+
+    Returns:
+        ``(changing {metric: points}, constants [(metric, value, points logged)])``: a series
+        is constant when all its finite values are equal (one point included); a series with
+        no finite value counts as changing, so its panel says "no finite values". Sorted by name.
+    """
+    changing: dict[str, list] = {}
+    constants: list[tuple[str, float, int]] = []
+    for key in sorted(history):
+        points = list(history[key])
+        finite = [float(v) for _, v in points if is_finite(v)]
+        if finite and max(finite) == min(finite):
+            constants.append((key, finite[0], len(points)))
+        else:
+            changing[key] = points
+    return changing, constants
+
+
 def plot_tag_heatmap(
     series: Mapping[str, Sequence[tuple[int, float]]],
     path: str | Path,
@@ -221,9 +243,12 @@ def plot_run(
     per_tag: Sequence[Mapping] | None = None,
     split: str = "test",
     title: str = "",
+    labels: str | None = None,
+    valid_labels: str | None = None,
 ) -> list[Path]:
-    """The standard plots of one run from what MLflow holds: curves, method statistics,
-    one heatmap per per-tag metric group, and the per-tag bars.
+    """The standard plots of one run from what MLflow holds: curves, method statistics (the
+    series that change, :func:`constant_series`), one heatmap per per-tag metric group, and
+    the per-tag bars.
 
     Args:
         history: the run's per-epoch metrics.
@@ -232,6 +257,9 @@ def plot_run(
         per_tag: rows of ``metrics/per_tag_<split>.csv``, if any.
         split: the evaluated split's name.
         title: prefix of the figure titles (e.g. the run name).
+        labels: the labels ``split`` was evaluated against, in words (``"clean labels"``), for
+            the per-tag bars' title; None leaves it out.
+        valid_labels: the same for the validation split, for the curves' title.
 
     Returns:
         Paths of the PNGs written.
@@ -239,8 +267,10 @@ def plot_run(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     curves, groups, scalars = split_history(history, tags)
-    written = [plot_training_curves(history, out_dir / CURVES_FILE, title=f"{title} training".strip())]
-    method = plot_scalar_series(scalars, out_dir / METHOD_FILE, title=f"{title} method statistics".strip())
+    heading = f"{title} training".strip() + (f" (validation on {valid_labels})" if valid_labels else "")
+    written = [plot_training_curves(history, out_dir / CURVES_FILE, title=heading)]
+    changing, _ = constant_series(scalars)
+    method = plot_scalar_series(changing, out_dir / METHOD_FILE, title=f"{title} method statistics".strip())
     if method is not None:
         written.append(method)
     for group, series in sorted(groups.items()):
@@ -250,7 +280,8 @@ def plot_run(
             plot_tag_heatmap(ordered, out_dir / heatmap_file(group), title=f"{title} {group} per tag".strip(), value_label=label)
         )
     if per_tag:
-        written.append(plot_per_tag_scores(per_tag, out_dir / per_tag_file(split), title=f"{title} {split} split".strip()))
+        heading = f"{title} {split} split".strip() + (f", {labels}" if labels else "")
+        written.append(plot_per_tag_scores(per_tag, out_dir / per_tag_file(split), title=heading))
     return written
 
 

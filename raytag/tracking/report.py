@@ -1,10 +1,13 @@
-"""What a review shows, computed from plain data: run summaries, the table of runs, lineage and
-per-tag differences, and their ``rich`` tables. No MLflow queries here
-(:mod:`raytag.tracking.review` fetches; :mod:`raytag.tracking.report_html` renders HTML).
+"""What a review shows, computed from plain data: run summaries, the table of runs, lineage,
+per-tag tables and differences. No MLflow queries here (:mod:`raytag.tracking.review`
+fetches; :mod:`raytag.tracking.report_console` prints ``rich`` tables;
+:mod:`raytag.tracking.report_html` renders HTML).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +40,13 @@ class RunSummary:
         teacher_run_id, teacher_model, teacher_stage: lineage tags, or None.
         trial_id: a sweep trial's id, or None.
         params: every param, as logged.
+        end_time: end in ms since the epoch, or None (still running).
+        label_source: which labels ``split`` was evaluated against (``clean`` or ``manifest``,
+            the run's ``raytag.<split>_labels`` tag), or None (not recorded).
+        threshold_labels: the labels its decision thresholds were chosen on (the
+            ``raytag.valid_labels`` tag), or None.
+        alias: the label to show when another reviewed run has the same one (its short id
+            added), else None.
     """
 
     run_id: str
@@ -54,11 +64,31 @@ class RunSummary:
     teacher_stage: str | None
     trial_id: str | None
     params: Mapping[str, str] = field(default_factory=dict)
+    end_time: int | None = None
+    label_source: str | None = None
+    alias: str | None = None
+    threshold_labels: str | None = None
 
     @property
     def label(self) -> str:
-        """Short name for headings: the stage, else the run name, else the id's head."""
-        return self.stage or self.name or self.run_id[:8]
+        """Short name for headings: the stage, else the run name, else the id's head (with the
+        short id added where two reviewed runs would share it, see :func:`distinct_labels`)."""
+        return self.alias or self.stage or self.name or self.short_id
+
+    @property
+    def short_id(self) -> str:
+        """The run id's first 8 characters, as MLflow's UI shows it."""
+        return self.run_id[:8]
+
+    @property
+    def labels(self) -> str:
+        """The evaluated split's labels in words: ``clean labels``, ``manifest labels``,
+        :data:`MISSING` when not recorded; ``train: verified`` added when only verified rows
+        were trained on."""
+        text = labels_words(self.label_source) or MISSING
+        if self.params.get("data.train_subset") == "verified":
+            text += " (train: verified)"
+        return text
 
 
 def summarize_run(
@@ -71,8 +101,10 @@ def summarize_run(
     final: Mapping[str, float],
     best_epoch: float | None,
     start_time: int | None = None,
+    end_time: int | None = None,
 ) -> RunSummary:
     """A :class:`RunSummary` from a run's params, tags and final metrics (plain dicts)."""
+    split = params.get("eval.split", "test")
     return RunSummary(
         run_id=run_id,
         name=name,
@@ -81,7 +113,7 @@ def summarize_run(
         stage=tags.get(tag_names.STAGE),
         model=params.get("model.name") or tags.get(tag_names.MODEL),
         method=describe_method(params, tags),
-        split=params.get("eval.split", "test"),
+        split=split,
         final=dict(final),
         best_epoch=best_epoch,
         teacher_run_id=tags.get(tag_names.TEACHER_RUN_ID),
@@ -89,7 +121,47 @@ def summarize_run(
         teacher_stage=tags.get(tag_names.TEACHER_STAGE),
         trial_id=tags.get(tag_names.TRIAL_ID),
         params=dict(params),
+        end_time=end_time,
+        label_source=tags.get(tag_names.labels_source(split)),
+        threshold_labels=tags.get(tag_names.labels_source("valid")),
     )
+
+
+def labels_words(source: str | None) -> str | None:
+    """A recorded label source (``raytag.<split>_labels``: ``clean``, ``manifest``) in words
+    for tables and figure titles (``"clean labels"``); None when not recorded."""
+    return f"{source} labels" if source else None
+
+
+def distinct_labels(runs: Sequence[RunSummary]) -> list[RunSummary]:
+    """``runs`` with the short run id added to every label two or more of them share (two runs
+    of the same job name), so tables, headings and captions tell them apart."""
+    counts: dict[str, int] = {}
+    for run in runs:
+        counts[run.label] = counts.get(run.label, 0) + 1
+    return [dataclasses.replace(run, alias=f"{run.label} [{run.short_id}]") if counts[run.label] > 1 else run
+            for run in runs]
+
+
+def format_time(ms: int | None) -> str:
+    """A start or end time (ms since the epoch) as local ``YYYY-MM-DD HH:MM``; MISSING for None."""
+    if ms is None:
+        return MISSING
+    return datetime.datetime.fromtimestamp(ms / 1000).astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def format_duration(start_ms: int | None, end_ms: int | None) -> str:
+    """How long a run took: ``45s``, ``12m 05s``, ``2h 03m``; ``running`` without an end."""
+    if start_ms is None:
+        return MISSING
+    if end_ms is None:
+        return "running"
+    seconds = max(0, round((end_ms - start_ms) / 1000))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
 
 
 def describe_method(params: Mapping[str, str], tags: Mapping[str, str]) -> str:
@@ -144,29 +216,79 @@ def params_inline(runs: Sequence[RunSummary]) -> bool:
 def runs_table(
     runs: Sequence[RunSummary], *, width: int = 32, inline: bool | None = None
 ) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the runs table: run, stage, model, method, [the differing params,
-    when ``inline`` (default :func:`params_inline`)], final ROC-AUC, PR-AUC, lwlrap (with the
-    split), best epoch, teacher, status."""
+    """Header and rows of the runs table: run, id (short), stage, model, method, [the differing
+    params, when ``inline`` (default :func:`params_inline`)], final ROC-AUC, PR-AUC, lwlrap
+    (with the split), the labels they were computed on, best epoch, teacher, started,
+    duration, status."""
     inline = params_inline(runs) if inline is None else inline
     differing = differing_params(runs) if inline else []
     splits = {run.split for run in runs}
     suffix = f" ({splits.pop()})" if len(splits) == 1 else ""
-    header = ["run", "stage", "model", "method", *differing,
-              *(name + suffix for _, name in METRIC_COLUMNS), "best epoch", "teacher", "status"]
+    header = ["run", "id", "stage", "model", "method", *differing,
+              *(name + suffix for _, name in METRIC_COLUMNS), "labels", "best epoch", "teacher", "started",
+              "duration", "status"]
     rows = []
     for run in runs:
         rows.append([
-            run.name or run.run_id[:8],
+            run.name or run.short_id,
+            run.short_id,
             run.stage or MISSING,
             run.model or MISSING,
             run.method,
             *(shorten(run.params.get(k, MISSING), width) for k in differing),
             *(format_number(run.final.get(key)) + ("" if suffix else f" ({run.split})") for key, _ in METRIC_COLUMNS),
+            run.labels,
             format_number(run.best_epoch),
             teacher_label(run, runs),
+            format_time(run.start_time),
+            format_duration(run.start_time, run.end_time),
             run.status,
         ])
     return header, rows
+
+
+def per_tag_table(
+    rows: Sequence[Mapping], thresholds: Mapping[str, Mapping] | None = None
+) -> tuple[list[str], list[list[str]]]:
+    """One run's per-tag table: tag, positives, ROC-AUC, PR-AUC on the evaluated split and,
+    when the run logged them, the decision threshold chosen on the validation split and its
+    F1 there (:data:`MISSING` for a tag without threshold).
+
+    Args:
+        rows: the run's ``metrics/per_tag_<split>.csv`` rows (``tag``, ``positives``,
+            ``roc_auc``, ``pr_auc``).
+        thresholds: ``{tag: row of metrics/thresholds_valid.csv}`` (``threshold``, ``f1``), or None.
+    """
+    header = ["tag", "positives", "ROC-AUC", "PR-AUC"] + (["threshold", "F1 (valid)"] if thresholds is not None else [])
+    table = []
+    for row in rows:
+        tag = str(row["tag"])
+        cells = [tag, format_number(_number(row.get("positives"))), format_number(_number(row.get("roc_auc"))),
+                 format_number(_number(row.get("pr_auc")))]
+        if thresholds is not None:
+            chosen = thresholds.get(tag, {})
+            cells += [format_number(_number(chosen.get("threshold"))), format_number(_number(chosen.get("f1")))]
+        table.append(cells)
+    return header, table
+
+
+def tags_by_run_table(runs: Sequence[RunSummary], per_tag: Mapping[str, Sequence[Mapping]]) -> tuple[list[str], list[list[str]]]:
+    """Per-tag ROC-AUC of several runs side by side: one row per tag (in the first run's order,
+    then tags only later runs have), one column per run that has per-tag rows."""
+    shown = [run for run in runs if per_tag.get(run.run_id)]
+    values = {run.run_id: {str(r["tag"]): _number(r.get("roc_auc")) for r in per_tag[run.run_id]} for run in shown}
+    tags = list(dict.fromkeys(tag for run in shown for tag in values[run.run_id]))
+    header = ["tag", *(f"ROC-AUC {run.label}" for run in shown)]
+    return header, [[tag, *(format_number(values[run.run_id].get(tag)) for run in shown)] for tag in tags]
+
+
+def _number(value) -> float | None:
+    """A CSV cell as a number: None for empty, missing or non-numeric cells."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else number
 
 
 def params_table(runs: Sequence[RunSummary], *, width: int = 48) -> tuple[list[str], list[list[str]]]:
@@ -268,70 +390,15 @@ class Review:
     images: list[ReportImage] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     generated: str = ""
+    per_tag: dict[str, list[dict]] = field(default_factory=dict)
+    """``{run id: per-tag rows of its evaluated split}`` (plotted runs only)."""
+    thresholds: dict[str, dict[str, dict]] = field(default_factory=dict)
+    """``{run id: {tag: its metrics/thresholds_valid.csv row}}`` for the runs that logged them."""
+    constants: dict[str, list[tuple[str, float, int]]] = field(default_factory=dict)
+    """``{run id: [(statistic, value, epochs logged)]}``: method statistics that never changed,
+    shown as a table instead of a flat line."""
 
 
-def rich_tables(review: Review, *, max_tags: int = 15) -> list:
-    """The review for a terminal: the runs table, lineage, and the top per-tag differences.
-
-    Every string is wrapped in ``rich.text.Text``, so brackets in names or ids ("[3f2a]") are
-    printed, not read as markup."""
-    from rich import box
-    from rich.table import Table
-    from rich.text import Text
-
-    header, rows = runs_table(review.runs)
-    splits = sorted({run.split for run in review.runs})
-    title = f"{review.title}, final metrics on the {'/'.join(splits)} split"
-    runs = Table(title=Text(title), header_style="bold", box=box.SIMPLE_HEAD)
-    for column in header:
-        column = column.split(" (")[0]  # the split is in the title
-        numeric = column in {name for _, name in METRIC_COLUMNS} | {"best epoch"}
-        if numeric:
-            runs.add_column(Text(column), justify="right", min_width=6)
-        else:
-            runs.add_column(Text(column), overflow="fold")
-    for row in rows:
-        runs.add_row(*map(Text, row))
-    out: list = [runs]
-    if not params_inline(review.runs) and differing_params(review.runs):
-        header, rows = params_table(review.runs)
-        params = Table(title="params that differ", header_style="bold", box=box.SIMPLE_HEAD)
-        for column in header:
-            params.add_column(Text(column), overflow="fold")
-        for row in rows:
-            params.add_row(*map(Text, row))
-        out.append(params)
-    for line in lineage(review.runs):
-        out.append(Text(f"lineage: {line}"))
-    if review.differences is not None and len(review.differences):
-        first, second = review.runs[0].label, review.runs[1].label
-        table = Table(
-            title=Text(f"per-tag change {second} − {first}, largest first"),
-            caption=Text(f"A = {first}, B = {second}; ROC = ROC-AUC, PR = PR-AUC, Δ = B − A, pos = positive tracks"),
-            header_style="bold",
-            box=box.SIMPLE_HEAD,
-        )
-        for column in ("tag", "pos", "ROC A", "ROC B", "Δ ROC", "PR A", "PR B", "Δ PR"):
-            if column == "tag":  # tag names are what the table is read by: keep them whole
-                longest = max(len(str(tag)) for tag in review.differences["tag"].head(max_tags))
-                table.add_column(Text(column), min_width=min(longest, 28), overflow="fold")
-            else:
-                table.add_column(Text(column), justify="right", min_width=3 if column == "pos" else 6)  # "+0.080"
-        for row in review.differences.head(max_tags).itertuples(index=False):
-            table.add_row(*map(Text, [row.tag, format_number(row.positives), *_delta_cells(row)]))
-        out.append(table)
-        out.append(Text(difference_summary(review.differences, first=first, second=second)))
-        if len(review.differences) > max_tags:
-            out.append(Text(f"... {len(review.differences) - max_tags} more tags in the HTML report"))
-    out.extend(Text(f"note: {note}") for note in review.notes)
-    return out
-
-
-def _delta_cells(row, digits: int = 3) -> list[str]:
-    cells = []
-    for metric in ("roc_auc", "pr_auc"):
-        delta = getattr(row, f"{metric}_delta")
-        cells += [format_number(getattr(row, f"{metric}_first"), digits),
-                  format_number(getattr(row, f"{metric}_second"), digits),
-                  MISSING if math.isnan(delta) else f"{delta:+.{digits}f}"]
-    return cells
+def per_tag_title(run: RunSummary) -> str:
+    """Heading of a run's per-tag table: split and labels, and where thresholds come from."""
+    return f"{run.label}: per tag on the {run.split} split ({run.labels})"

@@ -16,14 +16,20 @@ from raytag.tracking.report import (
     Review,
     difference_summary,
     differing_params,
+    format_duration,
     format_number,
+    format_time,
     lineage,
     params_inline,
     params_table,
+    per_tag_table,
+    per_tag_title,
     runs_table,
+    tags_by_run_table,
 )
 
-NUMERIC_COLUMNS = {"ROC-AUC", "PR-AUC", "lwlrap", "best epoch"}
+NUMERIC_COLUMNS = {"ROC-AUC", "PR-AUC", "lwlrap", "best epoch", "positives", "threshold", "F1", "value",
+                   "epochs logged", "duration"}
 
 STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d2330;
@@ -73,13 +79,19 @@ def render_html(review: Review) -> str:
         parts.append('<ul class="lineage">' + "".join(f"<li>{escape(line)}</li>" for line in lines) + "</ul>")
     if review.differences is not None:
         parts.append(_differences(review))
+    if len(review.runs) > 2 and review.per_tag:
+        parts.append("<h2>Per-tag ROC-AUC by run</h2>")
+        parts.append(_table(*tags_by_run_table(review.runs, review.per_tag)))
     for run in review.runs:
         images = [image for image in review.images if image.run_id == run.run_id]
         parts.append(f"<h2>{escape(run.label)} <span class=\"muted\">run {escape(run.run_id)}</span></h2>")
         parts.append(
             f'<p class="meta">{escape(run.name)} · {escape(run.model or MISSING)} · {escape(run.method)} · '
-            f"{escape(run.status)}</p>"
+            f"{escape(run.status)} · started {escape(format_time(run.start_time))}, took "
+            f"{escape(format_duration(run.start_time, run.end_time))} · {escape(run.split)} split, "
+            f"{escape(run.labels)}</p>"
         )
+        parts.extend(_run_tables(review, run))
         parts.extend(_figure(image) for image in images)
         if not images:
             parts.append('<p class="muted">no plots for this run</p>')
@@ -101,6 +113,29 @@ def write_html(review: Review, path: str | Path) -> Path:
 def data_uri(path: str | Path) -> str:
     """A PNG file as a ``data:image/png;base64,...`` URI."""
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def _run_tables(review: Review, run) -> list[str]:
+    """A run's per-tag table (with its decision thresholds) and its constant method statistics."""
+    out = []
+    rows = review.per_tag.get(run.run_id)
+    if rows:
+        thresholds = review.thresholds.get(run.run_id)
+        chosen = ""
+        if thresholds is not None:
+            source = f" ({run.threshold_labels} labels)" if run.threshold_labels else ""
+            chosen = ("Threshold: the tag is predicted when its probability is at least this; chosen per tag "
+                      f"for the best F1 on the valid split{source}.")
+        out.append(f"<h3>{escape(per_tag_title(run))}</h3>")
+        if chosen:
+            out.append(f'<p class="meta">{escape(chosen)}</p>')
+        out.append(_table(*per_tag_table(rows, thresholds)))
+    constants = review.constants.get(run.run_id)
+    if constants:
+        out.append("<h3>Method statistics that did not change</h3>")
+        out.append(_table(["statistic", "value", "epochs logged"],
+                          [[key, format_number(value), str(count)] for key, value, count in constants]))
+    return out
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:

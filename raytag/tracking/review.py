@@ -24,11 +24,20 @@ import pandas as pd
 from raytag.tracking import plots, tag_plots
 from raytag.tracking import tags as tag_names
 from raytag.tracking.client import resolve_uri
-from raytag.tracking.report import Review, ReportImage, RunSummary, summarize_run, tag_differences
+from raytag.tracking.report import (
+    Review,
+    ReportImage,
+    RunSummary,
+    distinct_labels,
+    labels_words,
+    summarize_run,
+    tag_differences,
+)
 from raytag.tracking.report_html import write_html
 
 REVIEW_ARTIFACT_DIR = "review"
 MODEL_DESCRIPTION = "best_model/model.json"
+THRESHOLDS_TABLE = "metrics/thresholds_valid.csv"  # written by the driver (raytag.cluster.driver)
 DEFAULT_MAX_RUNS = 50
 DEFAULT_MAX_PLOTTED_RUNS = 8
 
@@ -66,7 +75,8 @@ def review_runs(
         experiment: review the runs of this experiment (newest ``max_runs``; parent runs of
             pipelines and sweeps are left out, their children are listed).
         parent_run_id: review this pipeline's or sweep's child runs.
-        run_ids: review these runs, in this order (two runs: per-tag differences second − first).
+        run_ids: review these runs, in this order (two runs: per-tag differences second − first);
+            an id given twice is reviewed once, where it first appears.
         html_path: where to write the report; default ``review-<name>.html`` in the cwd.
         log_to_parent: log the report to the parent run (``parent_run_id`` only). Default True.
         max_runs: most runs of an experiment or parent. Default 50.
@@ -86,6 +96,9 @@ def review_runs(
     with tempfile.TemporaryDirectory(prefix="raytag-review-") as scratch:
         review = build_review(client, runs, title=title, tracking_uri=uri, workdir=Path(scratch), sort_by=sort_by,
                               max_plotted_runs=max_plotted_runs)
+        repeated = len(run_ids) - len(dict.fromkeys(run_ids))
+        if repeated:
+            review.notes.append(f"{repeated} run id{'s' if repeated != 1 else ''} given more than once, shown once")
         path = Path(html_path) if html_path else Path.cwd() / f"review-{_slug(title)}.html"
         write_html(review, path)
     logged = None
@@ -116,7 +129,7 @@ def select_runs(
     if sum(chosen) != 1:
         raise ReviewError("give exactly one of: run ids, --experiment NAME or --parent RUN_ID")
     if run_ids:
-        runs = [_get_run(client, run_id) for run_id in run_ids]
+        runs = [_get_run(client, run_id) for run_id in dict.fromkeys(run_ids)]
         return runs, None, "runs " + ", ".join(run.info.run_name or run.info.run_id[:8] for run in runs)
     if parent_run_id:
         parent = _get_run(client, parent_run_id)
@@ -174,8 +187,9 @@ def build_review(
         review.runs.append(summarize_run(
             run_id=run.info.run_id, name=run.info.run_name or "", status=run.info.status, params=params,
             tags=dict(run.data.tags), final=final, best_epoch=_last(history.get("best_epoch")),
-            start_time=run.info.start_time,
+            start_time=run.info.start_time, end_time=run.info.end_time,
         ))
+    review.runs = distinct_labels(review.runs)
     plotted = _runs_to_plot(review.runs, max_plotted_runs)
     if len(plotted) < len(review.runs):
         review.notes.append(
@@ -188,18 +202,30 @@ def build_review(
             continue
         folder = workdir / summary.run_id
         history, _ = read_history(client, summary.run_id, list(run.data.metrics), summary.split)
-        rows = per_tag[summary.run_id] = _read_per_tag(client, summary.run_id, summary.split, folder, review.notes, summary.name)
+        rows = per_tag[summary.run_id] = _read_per_tag(client, summary.run_id, summary.split, folder, review.notes, summary.label)
+        if rows:
+            review.per_tag[summary.run_id] = rows
+        thresholds = read_thresholds(client, summary.run_id, folder)
+        if thresholds is not None:
+            review.thresholds[summary.run_id] = thresholds
         vocabulary = [str(r["tag"]) for r in rows] if rows else _model_tags(client, summary.run_id, folder)
+        constants = plots.constant_series(plots.split_history(history, vocabulary)[2])[1]
+        if constants:
+            review.constants[summary.run_id] = constants
         review.images.extend(_run_images(client, summary, history, rows, vocabulary, folder))
     if len(review.runs) == 2:
         first, second = review.runs
         rows_a, rows_b = per_tag.get(first.run_id), per_tag.get(second.run_id)
         if rows_a and rows_b and first.split == second.split:
             review.differences = tag_differences(rows_a, rows_b, sort_by=sort_by)
+            where = f"{first.split} split" + (f", {first.labels}" if first.labels == second.labels else "")
             path = tag_plots.plot_tag_differences(
-                review.differences.to_dict("records"), workdir / "differences.png", first=first.label, second=second.label
+                review.differences.to_dict("records"), workdir / "differences.png", first=first.label,
+                second=second.label, where=where,
             )
-            review.images.append(ReportImage(path, f"Per-tag change on the {first.split} split, {second.label} − {first.label}"))
+            review.images.append(ReportImage(path, f"Per-tag change on the {where}, {second.label} − {first.label}"))
+            if first.labels != second.labels:
+                review.notes.append(f"the two runs were evaluated on different labels ({first.labels}, {second.labels})")
         elif rows_a and rows_b:
             review.notes.append(f"no per-tag comparison: the runs were evaluated on different splits ({first.split}, {second.split})")
     return review
@@ -249,6 +275,19 @@ def _read_per_tag(client, run_id: str, split: str, folder: Path, notes: list[str
     return frame.to_dict("records")
 
 
+def read_thresholds(client, run_id: str, folder: Path) -> dict[str, dict] | None:
+    """A run's decision thresholds (``metrics/thresholds_valid.csv``) as ``{tag: row}`` (keys
+    ``threshold``, ``f1``, ``precision``, ``recall``, ``positives``, ``status``; NaN where a tag
+    got none), or None when the run has no such table."""
+    local = _download(client, run_id, THRESHOLDS_TABLE, folder)
+    if local is None:
+        return None
+    frame = pd.read_csv(local)
+    if "tag" not in frame.columns or "threshold" not in frame.columns:
+        return None
+    return {str(row["tag"]): row for row in frame.to_dict("records")}
+
+
 def _model_tags(client, run_id: str, folder: Path) -> list[str]:
     local = _download(client, run_id, MODEL_DESCRIPTION, folder)
     if local is None:
@@ -264,21 +303,25 @@ def _run_images(client, run: RunSummary, history, per_tag, vocabulary, folder: P
     order: curves, method statistics, per-tag heatmaps, per-tag scores, ROC and PR curves."""
     logged = _download_plots(client, run.run_id, folder / "logged")
     have = {path.name for path in logged}
-    drawn = plots.plot_run(history, folder / "drawn", tags=vocabulary, per_tag=per_tag, split=run.split, title=run.label)
+    source = labels_words(run.label_source)
+    drawn = plots.plot_run(history, folder / "drawn", tags=vocabulary, per_tag=per_tag, split=run.split,
+                           title=run.label, labels=source, valid_labels=labels_words(run.threshold_labels))
     chosen = [(path, " (logged with the run)") for path in logged] + [(p, "") for p in drawn if p.name not in have]
     chosen.sort(key=lambda item: (_reading_order(item[0].name, run.split), item[0].name))
-    return [ReportImage(path, f"{run.label}: {_caption(path.name, run.split)}{origin}", run.run_id) for path, origin in chosen]
+    return [ReportImage(path, f"{run.label}: {_caption(path.name, run.split, source)}{origin}", run.run_id)
+            for path, origin in chosen]
 
 
-def _known_plots(split: str) -> list[tuple[str, str]]:
+def _known_plots(split: str, labels: str | None = None) -> list[tuple[str, str]]:
     roc, pr = tag_plots.curve_files(split)
+    on = f"the {split} split" + (f" ({labels})" if labels else "")
     return [
         (plots.CURVES_FILE, "training and validation curves"),
-        (plots.METHOD_FILE, "method statistics per epoch"),
+        (plots.METHOD_FILE, "method statistics per epoch (the ones that change)"),
         ("tags_", "per tag and epoch: "),
-        (tag_plots.per_tag_file(split), f"per-tag ROC-AUC and PR-AUC on the {split} split"),
-        (roc, f"per-tag ROC curves on the {split} split"),
-        (pr, f"per-tag precision-recall curves on the {split} split"),
+        (tag_plots.per_tag_file(split), f"per-tag ROC-AUC and PR-AUC on {on}"),
+        (roc, f"per-tag ROC curves on {on}"),
+        (pr, f"per-tag precision-recall curves on {on}"),
     ]
 
 
@@ -287,8 +330,8 @@ def _reading_order(name: str, split: str) -> int:
     return next((i for i, (prefix, _) in enumerate(known) if name.startswith(prefix)), len(known))
 
 
-def _caption(name: str, split: str) -> str:
-    for prefix, caption in _known_plots(split):
+def _caption(name: str, split: str, labels: str | None = None) -> str:
+    for prefix, caption in _known_plots(split, labels):
         if name == prefix:
             return caption
         if prefix == "tags_" and name.startswith(prefix):

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from raytag.tracking import plots, tag_plots
+from raytag.tracking import tags as tag_names
 from raytag.tracking.client import Tracker
 
 log = logging.getLogger(__name__)
@@ -45,15 +46,23 @@ def log_run_plots(
     if tracker.failed:
         return []
     try:
-        from raytag.tracking.review import read_history
+        from raytag.tracking.report import labels_words
+        from raytag.tracking.review import read_history, read_thresholds
 
         client = tracker.client
-        keys = list(client.get_run(tracker.run_id).data.metrics)
-        history, _ = read_history(client, tracker.run_id, keys, split)
-        with tempfile.TemporaryDirectory(prefix="raytag-plots-") as folder:
-            written = plots.plot_run(history, folder, tags=tags, per_tag=per_tag, split=split, title=title)
+        run = client.get_run(tracker.run_id)
+        history, _ = read_history(client, tracker.run_id, list(run.data.metrics), split)
+        source = labels_words(run.data.tags.get(tag_names.labels_source(split)))
+        valid_source = labels_words(run.data.tags.get(tag_names.labels_source("valid")))
+        with tempfile.TemporaryDirectory(prefix="raytag-plots-") as scratch:
+            chosen = read_thresholds(client, tracker.run_id, Path(scratch) / "thresholds")
+            thresholds = {tag: float(row["threshold"]) for tag, row in (chosen or {}).items()}
+            folder = Path(scratch) / "png"
+            written = plots.plot_run(history, folder, tags=tags, per_tag=per_tag, split=split, title=title,
+                                     labels=source, valid_labels=valid_source)
             if labels is not None and scores is not None:
-                written += tag_plots.plot_roc_pr_curves(labels, scores, tags, folder, split=split, title=title)
+                written += tag_plots.plot_roc_pr_curves(labels, scores, tags, folder, split=split, title=title,
+                                                        thresholds=thresholds or None, labels_name=source)
             tracker.log_artifacts(folder, plots.ARTIFACT_DIR)
             names = [f"{plots.ARTIFACT_DIR}/{Path(path).name}" for path in written]
     except Exception as exc:  # noqa: BLE001 - plots must never fail a job

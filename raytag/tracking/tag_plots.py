@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 
 from raytag.tracking.figures import (
     BETTER_COLOR,
+    THRESHOLD_COLOR,
     DPI,
     SERIES_COLORS,
     WORSE_COLOR,
@@ -94,8 +95,11 @@ def plot_roc_pr_curves(
     *,
     split: str = "test",
     title: str = "",
+    thresholds: Mapping[str, float] | None = None,
+    labels_name: str | None = None,
 ) -> list[Path]:
-    """Per-tag ROC and PR curves as two small-multiple figures.
+    """Per-tag ROC and PR curves as two small-multiple figures, each tag's chosen decision
+    threshold marked on its curves (a dot where ``score ≥ threshold`` lands).
 
     Args:
         labels: (N, K) 0/1 labels of the evaluated split.
@@ -104,6 +108,9 @@ def plot_roc_pr_curves(
         out_dir: folder for ``roc_curves_<split>.png`` and ``pr_curves_<split>.png``.
         split: split name used in titles and file names. Default ``"test"``.
         title: prefix of both figure titles.
+        thresholds: ``{tag: threshold}`` chosen on the validation split (tags without one are
+            not marked); None marks nothing.
+        labels_name: the labels ``labels`` are, in words (``"clean labels"``), for the titles.
 
     Returns:
         The two PNG paths (ROC first).
@@ -127,7 +134,7 @@ def plot_roc_pr_curves(
     for kind in ("roc", "pr"):
         figure = Figure(figsize=(width, height), dpi=DPI)
         figure.subplots_adjust(left=0.6 / width, right=1 - 0.15 / width, bottom=0.65 / height,
-                               top=1 - 1.0 / height, wspace=0.12, hspace=0.45)
+                               top=1 - 1.2 / height, wspace=0.12, hspace=0.45)
         axes_grid = figure.subplots(rows, columns, squeeze=False)
         for index, axes in enumerate(axes_grid.flat):
             if index >= len(tags):
@@ -157,18 +164,24 @@ def plot_roc_pr_curves(
                 axes.axhline(positives / len(y), color="0.7", linewidth=0.8, linestyle=":")
                 axes.plot(recall, precision, color=SERIES_COLORS[4], linewidth=1.2, drawstyle="steps-post")
                 value = average_precision_score(y, s)
+            point = _threshold_point(y, s, (thresholds or {}).get(tags[index]), kind)
+            if point is not None:
+                axes.plot(*point, "o", color=THRESHOLD_COLOR, markersize=5, zorder=3)
             axes.set_title(f"{tags[index]}\n{value:.3f} ({positives}+)", fontsize=8)
         axis_names = ("false positive rate", "true positive rate") if kind == "roc" else ("recall", "precision")
         figure.supxlabel(axis_names[0], fontsize=10, y=0.12 / height)
         figure.supylabel(axis_names[1], fontsize=10, x=0.08 / width)
         heading = "ROC curves (AUC)" if kind == "roc" else "Precision-recall curves (average precision)"
-        figure.suptitle(f"{title + ': ' if title else ''}{heading}, {split} split, {len(labels)} tracks")
+        source = f" ({labels_name})" if labels_name else ""
+        marked = "; ● threshold chosen on the valid split" if thresholds else ""
+        figure.suptitle(f"{title + ': ' if title else ''}{heading}\n{split} split{source}, {len(labels)} tracks{marked}",
+                        fontsize=11)
         figures[kind] = save_png(figure, out_dir / (roc_name if kind == "roc" else pr_name))
     return [figures["roc"], figures["pr"]]
 
 
 def plot_tag_differences(
-    differences: Sequence[Mapping], path: str | Path, *, first: str, second: str
+    differences: Sequence[Mapping], path: str | Path, *, first: str, second: str, where: str = ""
 ) -> Path:
     """Diverging bars of per-tag ROC-AUC and PR-AUC changes from run ``first`` to ``second``.
 
@@ -177,6 +190,7 @@ def plot_tag_differences(
             drawn top down in the given order (sort them first). NaN deltas are drawn as "n/a".
         path: PNG to write.
         first, second: the runs' names, for the title.
+        where: the split and labels compared, for the title (``"test split, clean labels"``).
     """
     rows = list(differences)
     height = max(3.0, 0.24 * len(rows) + 1.6)
@@ -198,8 +212,23 @@ def plot_tag_differences(
         axes.set_ylim(-0.7, len(rows) - 0.3)
         axes.set_title(name)
         axes.grid(axis="x", alpha=0.3)
-    figure.suptitle(f"Per-tag change: {second} − {first} (green: {second} better)")
+    on = f" on the {where}" if where else ""
+    figure.suptitle(f"Per-tag change{on}: {second} − {first} (green: {second} better)")
     return save_png(figure, path)
+
+
+def _threshold_point(y: np.ndarray, s: np.ndarray, threshold, kind: str) -> tuple[float, float] | None:
+    """Where predicting ``s ≥ threshold`` sits on a tag's curve: (FPR, TPR) for ROC, (recall,
+    precision) for PR; None without a finite threshold, or (PR) when nothing is predicted."""
+    if threshold is None or not is_finite(threshold):
+        return None
+    predicted = s >= float(threshold)
+    recall = float(predicted[y].mean())
+    if kind == "roc":
+        return float(predicted[~y].mean()), recall
+    if not predicted.any():
+        return None
+    return recall, float(y[predicted].mean())
 
 
 def _undefined_reason(row: Mapping) -> str:

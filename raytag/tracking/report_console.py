@@ -1,0 +1,136 @@
+"""A review for a terminal: ``rich`` tables of the runs, the params that differ, lineage and
+per-tag values or changes, computed by :mod:`raytag.tracking.report` (the HTML twin is
+:mod:`raytag.tracking.report_html`).
+"""
+
+from __future__ import annotations
+
+import math
+
+from raytag.tracking.report import (
+    METRIC_COLUMNS,
+    MISSING,
+    Review,
+    difference_summary,
+    differing_params,
+    format_number,
+    lineage,
+    params_inline,
+    params_table,
+    per_tag_table,
+    per_tag_title,
+    runs_table,
+    tags_by_run_table,
+)
+
+KEEP_WHOLE = ("id",)
+
+
+def rich_tables(review: Review, *, max_tags: int = 15) -> list:
+    """The review for a terminal: the runs table, lineage, and the top per-tag differences.
+
+    Every string is wrapped in ``rich.text.Text``, so brackets in names or ids ("[3f2a]") are
+    printed, not read as markup."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    header, rows = runs_table(review.runs)
+    splits = sorted({run.split for run in review.runs})
+    title = f"{review.title}, final metrics on the {'/'.join(splits)} split"
+    labels = header.index("labels")
+    if len({row[labels] for row in rows}) == 1 and rows[0][labels] != MISSING:  # one column fewer: into the title
+        title += f", {rows[0][labels]}"
+        header, rows = _without(header, labels), [_without(row, labels) for row in rows]
+    started, took = header.index("started"), header.index("duration")  # one column: narrower
+    header = header[:started] + ["started, took"] + header[took + 1:]
+    rows = [row[:started] + [f"{row[started]}, {row[took]}"] + row[took + 1:] for row in rows]
+    runs = Table(title=Text(title), header_style="bold", box=box.SIMPLE_HEAD)
+    for index, column in enumerate(header):
+        column = column.split(" (")[0]  # the split is in the title
+        numeric = column in {name for _, name in METRIC_COLUMNS} | {"best epoch"}
+        if numeric:
+            runs.add_column(Text(column), justify="right", min_width=6)
+        elif column in KEEP_WHOLE:  # read whole (and copied into commands)
+            runs.add_column(Text(column), no_wrap=True)
+        elif column == "run":  # names are what the table is read by
+            runs.add_column(Text(column), overflow="fold", min_width=min(28, max(len(row[index]) for row in rows)))
+        else:
+            runs.add_column(Text(column), overflow="fold")
+    for row in rows:
+        runs.add_row(*map(Text, row))
+    out: list = [runs]
+    if not params_inline(review.runs) and differing_params(review.runs):
+        header, rows = params_table(review.runs)
+        params = Table(title="params that differ", header_style="bold", box=box.SIMPLE_HEAD)
+        for column in header:
+            params.add_column(Text(column), overflow="fold")
+        for row in rows:
+            params.add_row(*map(Text, row))
+        out.append(params)
+    for line in lineage(review.runs):
+        out.append(Text(f"lineage: {line}"))
+    out.extend(_per_tag_console(review, max_tags))
+    if review.differences is not None and len(review.differences):
+        first, second = review.runs[0].label, review.runs[1].label
+        table = Table(
+            title=Text(f"per-tag change {second} − {first}, largest first"),
+            caption=Text(f"A = {first}, B = {second}; ROC = ROC-AUC, PR = PR-AUC, Δ = B − A, pos = positive tracks"),
+            header_style="bold",
+            box=box.SIMPLE_HEAD,
+        )
+        for column in ("tag", "pos", "ROC A", "ROC B", "Δ ROC", "PR A", "PR B", "Δ PR"):
+            if column == "tag":  # tag names are what the table is read by: keep them whole
+                longest = max(len(str(tag)) for tag in review.differences["tag"].head(max_tags))
+                table.add_column(Text(column), min_width=min(longest, 28), overflow="fold")
+            else:
+                table.add_column(Text(column), justify="right", min_width=3 if column == "pos" else 6)  # "+0.080"
+        for row in review.differences.head(max_tags).itertuples(index=False):
+            table.add_row(*map(Text, [row.tag, format_number(row.positives), *_delta_cells(row)]))
+        out.append(table)
+        out.append(Text(difference_summary(review.differences, first=first, second=second)))
+        if len(review.differences) > max_tags:
+            out.append(Text(f"... {len(review.differences) - max_tags} more tags in the HTML report"))
+    out.extend(Text(f"note: {note}") for note in review.notes)
+    return out
+
+
+def _without(cells: list[str], index: int) -> list[str]:
+    return cells[:index] + cells[index + 1:]
+
+
+def _per_tag_console(review: Review, max_tags: int) -> list:
+    """One run: its per-tag table with thresholds; three or more: tags × runs ROC-AUC (two runs
+    get the table of differences instead). At most ``max_tags`` rows."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    if len(review.runs) == 1 and review.per_tag.get(review.runs[0].run_id):
+        run = review.runs[0]
+        header, rows = per_tag_table(review.per_tag[run.run_id], review.thresholds.get(run.run_id))
+        title = per_tag_title(run) + (", thresholds chosen on the valid split" if run.run_id in review.thresholds else "")
+    elif len(review.runs) > 2 and any(review.per_tag.get(run.run_id) for run in review.runs):
+        header, rows = tags_by_run_table(review.runs, review.per_tag)
+        title = "per-tag ROC-AUC by run"
+    else:
+        return []
+    table = Table(title=Text(title), header_style="bold", box=box.SIMPLE_HEAD)
+    for index, column in enumerate(header):
+        table.add_column(Text(column), justify="left" if index == 0 else "right", overflow="fold")
+    for row in rows[:max_tags]:
+        table.add_row(*map(Text, row))
+    out: list = [table]
+    if len(rows) > max_tags:
+        out.append(Text(f"... {len(rows) - max_tags} more tags in the HTML report"))
+    return out
+
+
+def _delta_cells(row, digits: int = 3) -> list[str]:
+    cells = []
+    for metric in ("roc_auc", "pr_auc"):
+        delta = getattr(row, f"{metric}_delta")
+        cells += [format_number(getattr(row, f"{metric}_first"), digits),
+                  format_number(getattr(row, f"{metric}_second"), digits),
+                  MISSING if math.isnan(delta) else f"{delta:+.{digits}f}"]
+    return cells
