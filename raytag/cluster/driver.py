@@ -12,7 +12,6 @@ never names a training method: it asks the method what it needs.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import logging
 import tempfile
@@ -41,13 +40,15 @@ from raytag.data.manifest import Manifest, Track, read_manifest
 from raytag.data.rows import TrackTable
 from raytag.engine import checkpoint as ckpt
 from raytag.errors import JobError
-from raytag.locations import resolve_storage, run_location
+from raytag.locations import is_uri, resolve_storage, run_location
 from raytag.methods import build_method
 from raytag.methods.base import Method, TeacherNeed
 from raytag.metrics import TaggingReport
 from raytag.models import count_parameters
-from raytag.models.export import META_FILE, THRESHOLDS_KEY, ModelRecipe, best_model_location, check_fits, read_exported, read_weights, write_exported
-from raytag.thresholds import STATUS_OK, choose_thresholds, threshold_map
+from raytag.models.export import (
+    ModelRecipe, best_model_location, check_fits, read_exported, read_weights, write_exported, write_thresholds,
+)
+from raytag.thresholds import STATUS_OK, choose_thresholds, threshold_labels, threshold_map
 from raytag.tracking import tags as T
 from raytag.tracking.callback import EpochMetricsToMlflow
 from raytag.tracking.client import Tracker
@@ -218,22 +219,32 @@ def _export_best(job: JobConfig, prepared: Prepared, final: str, tracker: Tracke
 
 def _save_thresholds(job: JobConfig, prepared: Prepared, model_location: str, scan: ScanResult,
                      tracker: Tracker) -> None:
-    """Chooses per-tag F1 thresholds on the validation split with the exported model and writes
-    them into its ``model.json`` (what ``raytag predict`` applies); the table goes to MLflow."""
+    """Chooses per-tag F1 thresholds on the validation split with the exported model, on the
+    labels a user has (``eval.threshold_labels``), and writes them into its ``model.json``
+    (what ``raytag predict`` applies) with what they were chosen on; the table goes to MLflow."""
     try:  # not logged: the per-epoch valid/* histories keep one value per epoch
-        valid = evaluate(job, model_location, prepared=prepared, scan=scan, split="valid")
-    except JobError as exc:  # e.g. clean labels that do not cover the validation split
+        valid = evaluate(job, model_location, prepared=prepared, scan=scan, split="valid", manifest_labels=True)
+        by_path = {t.path: t for t in prepared.manifest.split("valid")}
+        scored = [by_path[path] for path in valid.paths]
+        clean = evaluation_labels(job, prepared.recipe.tags, scored)[0] if job.eval.threshold_labels == "clean" else None
+        chosen = threshold_labels(job.eval.threshold_labels, noisy=valid.labels, verified=[t.verified for t in scored],
+                                  clean=clean, min_verified=job.eval.threshold_min_verified)
+    except (JobError, ValueError) as exc:  # e.g. no verified validation track, or no clean labels for it
         log.warning("no decision thresholds saved with the model: %s", exc)
         return
-    rows = choose_thresholds(scores=valid.scores, labels=valid.labels, tags=list(prepared.recipe.tags))
-    meta_location = f"{model_location}/{META_FILE}"
-    meta = json.loads(storage.read_text(meta_location))
-    meta[THRESHOLDS_KEY] = threshold_map(rows)
-    storage.write_text(meta_location, json.dumps(meta, indent=1))
+    rows = choose_thresholds(scores=valid.scores[chosen.rows], labels=chosen.labels, tags=list(prepared.recipe.tags))
+    with storage.local_folder(model_location) as folder:
+        write_thresholds(folder, threshold_map(rows), labels=chosen.source, tracks=chosen.tracks)
+        if is_uri(model_location):
+            storage.upload(folder, model_location)
+    log.info("decision thresholds chosen on the %s labels of %d validation tracks (eval.threshold_labels %s)",
+             chosen.source, chosen.tracks, job.eval.threshold_labels)
     missing = [row.tag for row in rows if row.status != STATUS_OK]
     if missing:
         log.warning("no decision threshold for %d tags (%s): no positive validation track",
                     len(missing), ", ".join(missing[:5]))
+    tracker.set_tags({T.THRESHOLD_LABELS: chosen.source})
+    tracker.log_metrics({"thresholds/tracks": chosen.tracks})
     tracker.log_table([dataclasses.asdict(row) for row in rows], "metrics/thresholds_valid.csv")
 
 

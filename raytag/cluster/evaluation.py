@@ -29,11 +29,13 @@ log = logging.getLogger("raytag")
 
 @dataclass(frozen=True)
 class Evaluation:
-    """A split's metrics, and the track-level labels and scores (N', K) they came from."""
+    """A split's metrics, and the track-level labels and scores (N', K) they came from, and
+    the scored tracks' manifest paths (N',), in row order."""
 
     report: TaggingReport
     labels: np.ndarray
     scores: np.ndarray
+    paths: tuple[str, ...] = ()
 
 
 def evaluation_labels(job, tags: Sequence[str], tracks: Sequence[Track]) -> tuple[np.ndarray, str]:
@@ -55,8 +57,10 @@ def evaluate(
     scan: ScanResult | None = None,
     tracker: Tracker | None = None,
     split: str | None = None,
+    manifest_labels: bool = False,
 ) -> Evaluation:
-    """Scores an exported model on a split, track-level, against clean labels when given.
+    """Scores an exported model on a split, track-level, against clean labels when given
+    (``manifest_labels``: against the manifest's, as a user of the model has them).
 
     The audio is decoded at the exported model's rate and crop length, which may differ from
     the job's model (``raytag evaluate --model``).
@@ -73,7 +77,10 @@ def evaluate(
     tracks = prepared.manifest.split(split)
     if scan is None:
         scan = scan_tracks(tracks, num_cpus=job.data.decode_cpus)
-    labels, label_source = evaluation_labels(job, prepared.recipe.tags, tracks)
+    if manifest_labels:
+        labels, label_source = multi_hot([t.tags for t in tracks], prepared.recipe.tags), "manifest"
+    else:
+        labels, label_source = evaluation_labels(job, prepared.recipe.tags, tracks)
     table, usable = track_table(tracks, labels, scan)
     # Tracks prepared at the exported model's rate are read from the cache; rows index ``table``,
     # whose order is kept, so unscored tracks are still named by their manifest paths.
@@ -103,7 +110,7 @@ def evaluate(
                          f"{prefix}unscored_tracks": len(unscored), f"{prefix}scoring_nodes": scored.nodes})
     tracker.set_tags({labels_source(split): label_source})
     tracker.log_table(report.table_rows(), f"metrics/per_tag_{split}.csv")
-    return Evaluation(report, table.labels[kept], scores)
+    return Evaluation(report, table.labels[kept], scores, tuple(table.paths[int(i)] for i in kept))
 
 
 def _unscored(tracks: Sequence[Track], usable: list[int], kept: np.ndarray, scan: ScanResult) -> list[dict]:

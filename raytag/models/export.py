@@ -5,7 +5,9 @@
     best_model/
       model.json   {"format": 1, "name": preset, "args": {...}, "tags": [...],
                     "sample_rate": Hz, "crop_samples": n,
-                    "thresholds": {tag: threshold} (optional), ...training info}
+                    "thresholds": {tag: threshold} (optional),
+                    "thresholds_labels": {"labels": "noisy"|"verified"|"clean", "tracks": n},
+                    ...training info}
       model.pt     the weights (a state dict; read with ``torch.load(weights_only=True)``)
 
 This module is the only one that writes, reads or checks the format and names its folder. It
@@ -28,6 +30,7 @@ BEST_MODEL_DIR = "best_model"
 META_FILE = "model.json"
 WEIGHTS_FILE = "model.pt"
 THRESHOLDS_KEY = "thresholds"  # {tag: threshold} in model.json, when the model has them
+THRESHOLDS_LABELS_KEY = "thresholds_labels"  # {"labels": noisy|verified|clean, "tracks": n}
 
 
 class ExportError(ValueError):
@@ -147,6 +150,35 @@ def read_thresholds(model: ExportedModel) -> dict[str, float] | None:
         return check_thresholds(values, model.recipe.tags)
     except ValueError as exc:
         raise ExportError(f"{model.folder / META_FILE}: {exc}") from None
+
+
+def write_thresholds(folder: str | Path, thresholds: dict[str, float], *, labels: str, tracks: int) -> None:
+    """Adds per-tag decision thresholds to an exported model's ``model.json``, with what they
+    were chosen on (``labels``: ``"noisy"``, ``"verified"`` or ``"clean"``; ``tracks``: how many
+    validation tracks).
+
+    Raises:
+        ExportError: ``folder`` is not an exported model, or a threshold for a tag it lacks.
+    """
+    from raytag.thresholds import check_thresholds
+
+    model = read_exported(folder)
+    try:
+        checked = check_thresholds(thresholds, model.recipe.tags)
+    except ValueError as exc:
+        raise ExportError(f"{model.folder / META_FILE}: {exc}") from None
+    path = model.folder / META_FILE
+    meta = json.loads(path.read_text())
+    meta[THRESHOLDS_KEY] = checked
+    meta[THRESHOLDS_LABELS_KEY] = {"labels": str(labels), "tracks": int(tracks)}
+    path.write_text(json.dumps(meta, indent=1))
+
+
+def thresholds_labels(model: ExportedModel) -> dict[str, Any] | None:
+    """What the model's thresholds were chosen on (``{"labels": ..., "tracks": n}``), or None
+    (no thresholds, or a model exported before this was recorded)."""
+    value = model.info.get(THRESHOLDS_LABELS_KEY)
+    return dict(value) if isinstance(value, dict) else None
 
 
 def check_fits(
