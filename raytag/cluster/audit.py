@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from raytag.audit import STATUS_OK, LabelAudit, audit_labels
-from raytag.cluster import storage
+from raytag import storage
 from raytag.cluster.datasets import scan_tracks, track_table
 from raytag.cluster.evaluation import evaluation_labels
 from raytag.cluster.predict import model_folder

@@ -26,7 +26,7 @@ from ray.train import CheckpointConfig, FailureConfig, RunConfig
 from ray.train.torch import TorchTrainer
 from ray.util.queue import Empty, Queue
 
-from raytag.cluster import storage
+from raytag import storage
 from raytag.cluster.audio_cache import cached_tables
 from raytag.cluster.checkpoints import latest_checkpoint
 from raytag.cluster.datasets import EpochData, ScanResult, UnlabeledSource, audio_files, scan_tracks, track_table

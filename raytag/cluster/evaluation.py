@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from raytag.cluster import storage
+from raytag import storage
 from raytag.cluster.audio_cache import cached_tables
 from raytag.cluster.datasets import ScanResult, decoded, scan_tracks, track_table
 from raytag.cluster.inference import BLOCKS_PER_ACTOR, pool_size, score_tracks

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from raytag.cluster import storage
+from raytag import storage
 from raytag.locations import is_mlflow_uri
 from raytag.models.export import ExportedModel, read_exported, read_thresholds, read_weights
 from raytag.predictions import STATUS_OK, TrackPrediction, collect_audio, gather_predictions

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
 
-from raytag.cluster import storage
+from raytag import storage
 from raytag.cluster.audio_cache import cached_tables
 from raytag.cluster.datasets import decoded
 from raytag.cluster.inference import BLOCKS_PER_ACTOR, pool_size, score_tracks

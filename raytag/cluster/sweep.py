@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from raytag.cluster import storage
+from raytag import storage
 from raytag.config import ConfigError, JobConfig
 from raytag.search_space import SearchSpace, apply_params, check_space
 from raytag.tracking import tags as T

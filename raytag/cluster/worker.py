@@ -18,7 +18,7 @@ import ray.train
 import ray.train.torch
 import torch
 
-from raytag.cluster import storage
+from raytag import storage
 from raytag.cluster.checkpoints import load_latest, report
 from raytag.cluster.datasets import EpochData
 from raytag.config import JobConfig
