@@ -14,13 +14,14 @@ import numpy as np
 
 from raytag import storage
 from raytag.cluster.audio_cache import cached_tables
-from raytag.cluster.datasets import ScanResult, decoded, scan_tracks, track_table
-from raytag.cluster.inference import BLOCKS_PER_ACTOR, pool_size, score_tracks
-from raytag.data.manifest import Track, multi_hot, read_labels
+from raytag.cluster.datasets import ScanResult, scan_tracks, track_table
+from raytag.cluster.inference import score_rows
+from raytag.cluster.session import ensure_ray
+from raytag.data.manifest import Track, multi_hot
 from raytag.data.rows import chunk_rows
-from raytag.errors import JobError
 from raytag.metrics import TaggingReport, tagging_report
 from raytag.models.export import check_fits, read_exported, read_weights
+from raytag.plan import evaluation_labels, prepare
 from raytag.tracking.client import Tracker
 from raytag.tracking.tags import labels_source
 
@@ -36,17 +37,6 @@ class Evaluation:
     labels: np.ndarray
     scores: np.ndarray
     paths: tuple[str, ...] = ()
-
-
-def evaluation_labels(job, tags: Sequence[str], tracks: Sequence[Track]) -> tuple[np.ndarray, str]:
-    """Labels to evaluate ``tracks`` against: the clean label file when the job has one."""
-    if not job.data.clean_labels:
-        return multi_hot([t.tags for t in tracks], tags), "manifest"
-    clean = read_labels(job.data.clean_labels)
-    missing = [t.path for t in tracks if t.path not in clean]
-    if missing:
-        raise JobError(f"{job.data.clean_labels}: no clean labels for {len(missing)} tracks, e.g. {missing[0]}")
-    return multi_hot([clean[t.path] for t in tracks], tags), "clean"
 
 
 def evaluate(
@@ -65,8 +55,6 @@ def evaluate(
     The audio is decoded at the exported model's rate and crop length, which may differ from
     the job's model (``raytag evaluate --model``).
     """
-    from raytag.cluster.driver import ensure_ray, prepare
-
     prepared = prepared or prepare(job)
     tracker = tracker or Tracker.disabled()
     split = split or job.eval.split
@@ -87,13 +75,8 @@ def evaluate(
     decode = cached_tables({split: table}, storage_root=job.storage, sample_rate=exported.sample_rate)[0][split]
     rows = chunk_rows(decode, sample_rate=exported.sample_rate, crop_samples=exported.crop_samples,
                       max_chunks=job.eval.max_chunks)
-    actors = pool_size(-(-len(rows) // job.eval.batch_size))
-    chunks = decoded(rows, sample_rate=exported.sample_rate, crop_samples=exported.crop_samples,
-                     num_cpus=job.data.decode_cpus, min_blocks=actors * BLOCKS_PER_ACTOR)
-    scored = score_tracks(
-        chunks, exported.recipe, weights, num_tracks=len(table), batch_size=job.eval.batch_size,
-        actors=actors, num_gpus=0.5 if job.scaling.use_gpu else 0.0,
-    )
+    scored = score_rows(rows, exported, weights, num_tracks=len(table), batch_size=job.eval.batch_size,
+                        num_cpus=job.data.decode_cpus, num_gpus=0.5 if job.scaling.use_gpu else 0.0)
     scores, kept, failed = scored.scores, scored.tracks, scored.failed_chunks
     report = tagging_report(table.labels[kept], scores, list(exported.recipe.tags))
     unscored = _unscored(tracks, usable, kept, scan)

@@ -75,7 +75,7 @@ def prepare_targets(job: JobConfig) -> list[PrepareTarget]:
         rate = int(recipe.build().sample_rate)
         tracks = [t for split in sorted({"train", "valid", one.eval.split}) for t in manifest.split(split)]
         if build_method(one, tags=list(recipe.tags)).needs.unlabeled_teacher is not None:
-            from raytag.cluster.driver import unlabeled_tracks
+            from raytag.plan import unlabeled_tracks
 
             tracks += unlabeled_tracks(one, manifest)
         names, unique = by_rate.setdefault(rate, ([], {}))

@@ -126,6 +126,31 @@ def read_exported(folder: str | Path | None, key: str = "model") -> ExportedMode
     return ExportedModel(folder, recipe, sample_rate, crop_samples, meta)
 
 
+def is_exported(folder: str | Path) -> bool:
+    """Whether ``folder`` holds an exported model's description (its ``model.json``)."""
+    return (Path(folder) / META_FILE).is_file()
+
+
+def description_path(folder: str = BEST_MODEL_DIR) -> str:
+    """Where an exported model's description lies inside ``folder`` (e.g. an MLflow artifact
+    path): ``best_model/model.json`` by default."""
+    return f"{folder}/{META_FILE}"
+
+
+def description_tags(path: str | Path) -> list[str]:
+    """The tags named by a model description file alone (no weights needed), or ``[]`` when
+    the file is not a readable description."""
+    try:
+        return [str(tag) for tag in json.loads(Path(path).read_text()).get("tags", [])]
+    except (OSError, ValueError, AttributeError, TypeError):
+        return []
+
+
+def weights_bytes(folder: str | Path) -> bytes:
+    """The exported weights file's bytes (what a cache key over a teacher hashes)."""
+    return (Path(folder) / WEIGHTS_FILE).read_bytes()
+
+
 def read_weights(folder: str | Path) -> dict:
     """The exported state dict, loaded on the CPU with ``weights_only=True``."""
     import torch
