@@ -50,7 +50,7 @@ class ListHooks:
         self.reported.append(dict(metrics))
 
 
-def test_fit_selects_in_the_window_restores_the_best_and_averages_the_last_epochs():
+def test_fit_selects_in_the_window_restores_the_best_and_averages_the_last_epochs(monkeypatch):
     job = _job(select_until_epoch=3)
     training = build_training(job, TAGS)
     # Validation peaks at epoch 1 inside the window; epoch 4 is better but after the window.
@@ -62,11 +62,8 @@ def test_fit_selects_in_the_window_restores_the_best_and_averages_the_last_epoch
         restored["weights"] = {k: v.clone() for k, v in self.model.items()}
         original(self, model, optimizer, method)
 
-    Snapshot.restore = spy
-    try:
-        state, best = fit(job, training, hooks, steps=2, device=CPU)
-    finally:
-        Snapshot.restore = original
+    monkeypatch.setattr(Snapshot, "restore", spy)
+    state, best = fit(job, training, hooks, steps=2, device=CPU)
     assert isinstance(state, TrainingState) and state.next_epoch == 5
     assert state.best_epoch == 1 and state.best_value == 0.9
     # At epoch 3 the whole best snapshot came back (the model state of epoch 1, not of epoch 2).
@@ -79,7 +76,7 @@ def test_fit_selects_in_the_window_restores_the_best_and_averages_the_last_epoch
     assert [h["train/loss"] for h in state.history] == [m["train/loss"] for m in hooks.reported]
 
 
-def test_the_same_job_gives_the_same_losses_and_resuming_continues_the_run():
+def test_the_same_job_gives_the_same_losses():
     job = _job()
     first = fit(job, build_training(job, TAGS), ListHooks([0.5] * 5), steps=2, device=CPU)[0]
     again = fit(job, build_training(job, TAGS), ListHooks([0.5] * 5), steps=2, device=CPU)[0]
@@ -144,3 +141,28 @@ def test_the_ray_train_worker_and_the_benchmark_runner_run_the_same_epochs(ray_s
     assert bench["best_epoch"] == outcome.best_epoch
     assert [h["valid/roc_auc"] for h in bench["history"]] == pytest.approx([h["valid/roc_auc"] for h in ray_history],
                                                                           abs=1e-4)
+
+
+def test_resuming_from_an_epoch_snapshot_continues_the_same_run():
+    import copy
+
+    job = _job()
+    whole = fit(job, build_training(job, TAGS), ListHooks([0.5] * 5), steps=2, device=CPU)[0]
+
+    class Stop(Exception):
+        pass
+
+    saved = {}
+
+    class StopAfterThree(ListHooks):
+        def report(self, metrics, *, state, best, latest):
+            if metrics["epoch"] == 2:
+                saved.update(state=copy.deepcopy(state), latest=latest(), best=best)
+                raise Stop
+
+    with pytest.raises(Stop):
+        fit(job, build_training(job, TAGS), StopAfterThree([0.5] * 5), steps=2, device=CPU)
+    resumed = fit(job, build_training(job, TAGS), ListHooks([0.5] * 5), steps=2, device=CPU,
+                  resume=(saved["state"], saved["latest"], saved["best"]))[0]
+    assert resumed.resumed_from_epoch == 3
+    assert [h["train/loss"] for h in resumed.history] == [h["train/loss"] for h in whole.history]
