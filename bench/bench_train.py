@@ -156,7 +156,7 @@ def scanned_table(tracks, labels: np.ndarray) -> TrackTable:
 def plain_arm(job: JobConfig, *, loader_workers: int) -> Arm:
     """Trains ``job`` in this process as one Ray Train worker would, minus Ray (see the module
     docstring); one record per epoch, ended when its checkpoint is written."""
-    from raytag.cluster.driver import prepare, training_tracks
+    from raytag.plan import prepare, training_tracks
     from raytag.engine import checkpoint as ckpt
     from raytag.engine.loop import TrackAverager, chunk_probabilities, track_loss, train_epoch
     from raytag.engine.seeding import init_seed, rank_generator_seed

@@ -7,13 +7,13 @@ there, so this runner drives the code a Ray job's training workers run, in one p
 rank (world size 1), minus the cluster layer:
 
 - the job is a validated raytag job config (:func:`raytag.config.validate`);
-- the method is ``raytag.methods.build_method(job, tags=...)``: its ``needs``, ``track_columns``,
-  ``build_network``, ``start_epoch(Epoch(...))``, ``inputs``, ``loss``, ``after_step``,
-  ``epoch_metrics`` and ``evaluated`` are called as the worker calls them;
-- the network is the job's ``ModelRecipe`` (preset, arguments, head), seeded by ``init_seed``;
+- the run is the worker's: ``raytag.engine.run.build_training`` (method, network seeded by
+  ``init_seed``, optimizer) and ``raytag.engine.run.fit`` (step draws per (seed, epoch, rank 0),
+  ``train_epoch``, Lu et al.'s selection window ``train.select_until_epoch``, the best snapshot,
+  the mean of the last ``eval.average_last`` epochs), with this module's hooks;
+- the method's ``needs`` and ``track_columns`` are served here as the driver serves them;
 - each epoch's rows come from ``raytag.data.rows.epoch_rows`` (order and crop seeds per
-  (seed, epoch, track)), its step draws from ``rank_generator_seed(seed, epoch, 0)``, and one
-  epoch is ``raytag.engine.loop.train_epoch`` (``with_unlabeled`` for the noisy student);
+  (seed, epoch, track)) (``with_unlabeled`` for the noisy student);
 - augmentation is ``augment_numpy_batch`` seeded by ``batch_seed`` of the batch's rows;
 - evaluation is ``chunk_rows`` → ``chunk_probabilities`` → ``TrackAverager`` → ``tagging_report``.
 
@@ -46,11 +46,9 @@ from raytag.audio.io import fit_length, probe, random_start, read_frames
 from raytag.data.batches import batch_seed
 from raytag.data.manifest import multi_hot, read_labels, read_manifest
 from raytag.data.rows import BASE_COLUMNS, RANDOM_START, TrackTable, chunk_rows, epoch_rows
-from raytag.engine.checkpoint import TrainingState, cpu_state
-from raytag.engine.loop import TrackAverager, chunk_probabilities, track_loss, train_epoch, with_unlabeled
-from raytag.engine.seeding import init_seed, rank_generator_seed
-from raytag.methods import build_method
-from raytag.methods.base import Epoch
+from raytag.engine.checkpoint import TrainingState
+from raytag.engine.loop import TrackAverager, chunk_probabilities, track_loss, with_unlabeled
+from raytag.engine.run import build_training, fit
 from raytag.metrics import tagging_report
 from raytag.models.export import ModelRecipe, check_fits, read_exported, read_weights, write_exported
 
@@ -244,25 +242,11 @@ class UnlabeledStream:
         return np.stack([self.cache[t] for t in tracks])
 
 
-def _network_factory(recipe: ModelRecipe, init: str | None) -> Callable[[], torch.nn.Module]:
-    """Fresh networks, or networks starting from an exported model (``model.init``)."""
+def _init_weights(recipe: ModelRecipe, init: str | None) -> dict | None:
+    """The weights of ``model.init`` (an exported model that must be the job's recipe), or None."""
     if init is None:
-        return recipe.build
-    exported = check_fits(read_exported(init, "model.init"), key="model.init", recipe=recipe)
-    weights = read_weights(exported.folder)
-
-    def make() -> torch.nn.Module:
-        network = recipe.build()
-        network.load_state_dict(weights)
-        return network
-
-    return make
-
-
-def _check_supported(job) -> None:
-    if job.train.select_until_epoch is not None:
-        raise ValueError("train.select_until_epoch is not supported by the benchmark runner; it selects by "
-                         "train.select_metric over every epoch and averages the last eval.average_last epochs")
+        return None
+    return read_weights(check_fits(read_exported(init, "model.init"), key="model.init", recipe=recipe).folder)
 
 
 def _metrics(labels: np.ndarray, scores: np.ndarray, tags: Sequence[str], prefix: str) -> dict[str, float]:
@@ -290,15 +274,43 @@ def memorisation(scores: np.ndarray, noisy: np.ndarray, clean: np.ndarray, tags:
     }
 
 
+class _BenchHooks:
+    """:class:`raytag.engine.run.Hooks` on an in-memory corpus: one rank, validation against the
+    manifest's (noisy) labels, the test split against the clean ones, a progress line per epoch."""
+
+    def __init__(self, job, table: TrackTable, audio: Sequence[np.ndarray], *, valid: SplitAudio, test: SplitAudio,
+                 tags: list[str], stream: UnlabeledStream | None, evaluation: dict, log: Callable[[str], None]):
+        self.job, self.table, self.audio, self.valid, self.test = job, table, audio, valid, test
+        self.tags, self.stream, self.evaluation, self.log = tags, stream, evaluation, log
+
+    def batches(self, epoch: int) -> Iterator[dict]:
+        job = self.job
+        batches = _train_batches(self.table, self.audio, seed=job.seed, epoch=epoch, shuffle=job.train.shuffle,
+                                 batch_size=job.train.batch_size, crop_samples=self.evaluation["crop_samples"],
+                                 sample_rate=self.evaluation["sample_rate"], augment=job.augment.spec())
+        return batches if self.stream is None else with_unlabeled(batches, self.stream.passes(epoch))
+
+    def evaluate(self, model: torch.nn.Module, split: str, *, prefix: str) -> dict[str, float]:
+        held, labels = (self.valid, self.valid.table.labels) if split == "valid" else (self.test, self.test.clean)
+        return _metrics(labels, track_scores(model, held, **self.evaluation), self.tags, prefix)
+
+    def report(self, metrics: dict[str, Any], *, state: TrainingState, best, latest) -> None:
+        self.log(f"{self.job.name} epoch {metrics['epoch'] + 1}/{self.job.train.epochs}: train loss "
+                 f"{metrics['train/loss']:.4f}, valid loss {metrics['valid/loss']:.4f}, valid ROC-AUC "
+                 f"{metrics['valid/roc_auc']:.4f} ({metrics['epoch_seconds']:.0f} s)")
+
+
 def run_job(job, corpus: MemoryCorpus, *, train_labels: str = "manifest", export_to: str | Path | None = None,
             log: Callable[[str], None] = print) -> dict[str, Any]:
     """Trains one validated job on an in-memory corpus and evaluates it against clean labels.
 
-    Every epoch: one pass over the training rows, then the validation split (the manifest's,
-    noisy, labels) for the selection metric ``train.select_metric`` (the best epoch's weights
-    are kept); in the last ``eval.average_last`` epochs also the test split against the clean
-    labels. At the end, the best epoch's test metrics against the clean labels, its test scores,
-    and how much the best and the last epoch follow the wrong training labels.
+    The run is :func:`raytag.engine.run.fit`, as on a Ray Train worker: every epoch one pass
+    over the training rows, then the validation split (the manifest's, noisy, labels) for the
+    selection metric ``train.select_metric``, the best epoch looked for before
+    ``train.select_until_epoch`` (Lu et al.'s window; training then goes on from it); in the
+    last ``eval.average_last`` epochs also the test split against the clean labels. At the end,
+    the best epoch's test metrics against the clean labels, its test scores, and how much the
+    best and the last epoch follow the wrong training labels.
 
     Args:
         job: a :class:`raytag.config.JobConfig`; teachers and ``model.init`` are exported folders.
@@ -313,17 +325,14 @@ def run_job(job, corpus: MemoryCorpus, *, train_labels: str = "manifest", export
         (the method's ``track_columns`` metrics and tables), ``memorised`` (best / last),
         ``params``, ``seconds``; and ``test_scores`` (N, K) (an array, not JSON).
     """
-    _check_supported(job)
     started = time.perf_counter()
     tags = list(corpus.tags)
-    method = build_method(job, tags=tags)
     recipe = ModelRecipe(job.model.name, dict(job.model.args), tuple(tags), job.model.head)
-    torch.manual_seed(init_seed(job.seed))
-    model = method.build_network(_network_factory(recipe, job.model.init))
+    training = build_training(job, tags, init_weights=_init_weights(recipe, job.model.init))
+    method, model = training.method, training.model
     rate, crop = model.sample_rate, model.crop_samples
     if rate != corpus.sample_rate:
         raise ValueError(f"{job.model.name} runs at {rate} Hz, the corpus is at {corpus.sample_rate} Hz")
-    optimizer = torch.optim.Adam(model.parameters(), lr=job.train.lr, weight_decay=job.train.weight_decay)
     train = corpus.split("train")
     if job.data.train_subset == "verified":
         train = train.subset(train.verified)
@@ -350,44 +359,22 @@ def run_job(job, corpus: MemoryCorpus, *, train_labels: str = "manifest", export
                                  batch_size=max(1, round(job.semi.ratio * job.train.batch_size)),
                                  sample_rate=rate, augment=job.augment.spec())
 
-    valid, test = corpus.split("valid"), corpus.split("test")
-    steps = math.ceil(len(table) / job.train.batch_size)
-    state = TrainingState(select_metric=job.train.select_metric)
-    history, best_weights = [], None
-    spec = job.augment.spec()
-    for epoch in range(job.train.epochs):
-        tick = time.perf_counter()
-        step_seed = rank_generator_seed(job.seed, epoch, 0)
-        torch.manual_seed(step_seed)  # dropout
-        method.start_epoch(Epoch(epoch, torch.Generator().manual_seed(step_seed), model, steps))
-        batches = _train_batches(table, train.audio, seed=job.seed, epoch=epoch, shuffle=job.train.shuffle,
-                                 batch_size=job.train.batch_size, crop_samples=crop, sample_rate=rate, augment=spec)
-        if stream is not None:
-            batches = with_unlabeled(batches, stream.passes(epoch))
-        stats = train_epoch(model, batches, optimizer, method=method, device=CPU, amp=job.train.amp,
-                            log_every=1 << 30)
-        evaluated = method.evaluated(model)
-        record = {"epoch": epoch, **stats.as_metrics(), **method.epoch_metrics()}
-        record.update(_metrics(valid.table.labels, track_scores(evaluated, valid, **evaluation), tags, "valid/"))
-        if epoch >= job.train.epochs - job.eval.average_last:
-            record.update(_metrics(test.clean, track_scores(evaluated, test, **evaluation), tags, "test_epoch/"))
-        if state.improves(record[f"valid/{job.train.select_metric}"]):
-            state.best_value, state.best_epoch = record[f"valid/{job.train.select_metric}"], epoch
-            best_weights = cpu_state(evaluated)
-        record["epoch_seconds"] = time.perf_counter() - tick
-        history.append(record)
-        log(f"{job.name} epoch {epoch + 1}/{job.train.epochs}: train loss {stats.loss:.4f}, valid loss "
-            f"{record['valid/loss']:.4f}, valid ROC-AUC {record['valid/roc_auc']:.4f} ({record['epoch_seconds']:.0f} s)")
+    test = corpus.split("test")
+    hooks = _BenchHooks(job, table, train.audio, valid=corpus.split("valid"), test=test, tags=tags, stream=stream,
+                        evaluation=evaluation, log=log)
+    state, best = fit(job, training, hooks, steps=math.ceil(len(table) / job.train.batch_size), device=CPU)
+    history = state.history
 
+    evaluated = method.evaluated(model)
     memorised = {"last": memorisation(track_scores(evaluated, train, **evaluation), train.table.labels, train.clean,
                                       tags)}
-    evaluated.load_state_dict(best_weights)
+    evaluated.load_state_dict(best.weights)
     memorised["best"] = memorisation(track_scores(evaluated, train, **evaluation), train.table.labels, train.clean,
                                      tags)
     test_scores = track_scores(evaluated, test, **evaluation)
     report = tagging_report(test.clean, test_scores, tags)
     if export_to is not None:
-        write_exported(export_to, recipe, best_weights, sample_rate=rate, crop_samples=crop,
+        write_exported(export_to, recipe, best.weights, sample_rate=rate, crop_samples=crop,
                        best_epoch=state.best_epoch, select_metric=state.select_metric, best_value=state.best_value)
     last = [h for h in history if "test_epoch/roc_auc" in h]
     return {

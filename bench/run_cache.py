@@ -23,7 +23,7 @@ from raytag.config import validate
 
 from noise_runner import MemoryCorpus, run_job  # bench/noise_runner.py, beside this file
 
-RUNNER_VERSION = 1
+RUNNER_VERSION = 2
 """Part of every run's key: raise it when the runner changes what a run computes."""
 
 

@@ -157,7 +157,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from raytag.config import load_job
-    from raytag.cluster import storage
+    from raytag import storage
     from raytag.cluster.evaluation import evaluate
     from raytag.locations import resolve_storage
     from raytag.models.export import best_model_location

@@ -248,6 +248,12 @@ class EvalConfig(_Section):
         0, ge=0, description="also evaluate each of the last N epochs on `split` and report their mean "
         "(Lu et al. §3.1 average the last ten)",
     )
+    threshold_labels: Literal["auto", "noisy", "verified", "clean"] = Field(
+        "auto", description="labels the per-tag decision thresholds are chosen on: auto = the verified "
+        "validation rows when there are threshold_min_verified of them, else the manifest's (noisy) labels; "
+        "clean = data.clean_labels (experiments only: a user has no clean labels)",
+    )
+    threshold_min_verified: int = Field(100, gt=0, description="fewest verified validation tracks auto uses on their own")
 
 
 class StageConfig(_Section):
@@ -303,6 +309,8 @@ class JobConfig(_Section):
             raise ValueError("train.select_until_epoch must not exceed train.epochs")
         if self.eval.average_last > self.train.epochs:
             raise ValueError("eval.average_last must not exceed train.epochs")
+        if self.eval.threshold_labels == "clean" and self.data.clean_labels is None:
+            raise ValueError("eval.threshold_labels is clean but data.clean_labels is not set")
         return self
 
     @model_validator(mode="after")

@@ -16,9 +16,13 @@ separates them (0.5 everywhere under-tags rare tags). The criterion here:
   threshold: F1 is undefined and any number would be invented. They are left out of the
   ``{tag: threshold}`` map, so ``raytag predict`` never lists them among the tags above
   threshold (it still reports their probabilities and top-k ranks) and says which they are.
-* **Noisy labels.** The threshold maximises F1 against the labels it is given. With crowd
-  labels that miss tags (Lu et al. 2022), F1 against them rewards under-tagging; pass the
-  clean validation labels when the job has them.
+* **Which labels.** The threshold maximises F1 against the labels it is given. A user of the
+  model has the manifest's (noisy) labels, and perhaps a subset of rows a person verified; clean
+  labels exist only for a benchmark corpus. :func:`threshold_labels` picks the rows and labels
+  (``eval.threshold_labels``): by default the verified validation rows when there are enough,
+  else every validation row with its noisy labels. Choosing on clean labels is allowed, for
+  experiments, and named so. With crowd labels that miss tags (Lu et al. 2022), F1 against them
+  rewards under-tagging: the recorded source says which kind of threshold a model carries.
 
 Core module: numpy only.
 """
@@ -32,6 +36,78 @@ from dataclasses import dataclass
 import numpy as np
 
 STATUS_OK = "ok"
+THRESHOLD_LABELS = ("auto", "noisy", "verified", "clean")
+"""Choices of ``eval.threshold_labels``: ``auto`` is ``verified`` with enough verified rows,
+else ``noisy``."""
+MIN_VERIFIED = 100
+"""Default fewest verified validation tracks for ``auto`` to choose on them alone."""
+
+
+@dataclass(frozen=True)
+class ThresholdLabels:
+    """The validation rows and labels thresholds are chosen on, and what they are.
+
+    Attributes:
+        source: ``"noisy"`` (the manifest's labels, every row), ``"verified"`` (the manifest's
+            labels of the rows a person verified) or ``"clean"`` (a clean label file).
+        rows: (N,) bool, which of the scored validation tracks are used.
+        labels: (rows.sum(), K) 0/1 labels of those tracks.
+    """
+
+    source: str
+    rows: np.ndarray
+    labels: np.ndarray
+
+    @property
+    def tracks(self) -> int:
+        return int(self.rows.sum())
+
+
+def threshold_labels(
+    choice: str,
+    *,
+    noisy: np.ndarray,
+    verified: np.ndarray,
+    clean: np.ndarray | None = None,
+    min_verified: int = MIN_VERIFIED,
+) -> ThresholdLabels:
+    """What the decision thresholds are chosen on: the labels a user of the model has.
+
+    Args:
+        choice: one of :data:`THRESHOLD_LABELS`. ``auto``: the verified rows when at least
+            ``min_verified`` are verified, else every row with its noisy labels; ``noisy``,
+            ``verified`` and ``clean`` force one (``clean`` needs ``clean``).
+        noisy: (N, K) the manifest's labels of the scored validation tracks.
+        verified: (N,) bool, which of them a person verified.
+        clean: (N, K) clean labels of the same tracks, or None when there are none.
+        min_verified: fewest verified rows ``auto`` takes on their own (≥ 1).
+
+    Returns:
+        :class:`ThresholdLabels`.
+
+    Raises:
+        ValueError: an unknown choice, mismatched shapes, ``verified`` with no verified row or
+            ``clean`` without clean labels.
+    """
+    if choice not in THRESHOLD_LABELS:
+        raise ValueError(f"threshold labels must be one of {', '.join(THRESHOLD_LABELS)}; got {choice!r}")
+    noisy = np.asarray(noisy)
+    verified = np.asarray(verified, dtype=bool)
+    if noisy.ndim != 2 or verified.shape != (noisy.shape[0],):
+        raise ValueError(f"noisy labels {noisy.shape} and verified flags {verified.shape} do not match")
+    if min_verified < 1:
+        raise ValueError(f"min_verified must be at least 1; got {min_verified}")
+    if choice == "auto":
+        choice = "verified" if verified.sum() >= min_verified else "noisy"
+    if choice == "clean":
+        if clean is None or np.shape(clean) != noisy.shape:
+            raise ValueError("thresholds on clean labels need clean labels for every scored validation track")
+        return ThresholdLabels("clean", np.ones(len(noisy), dtype=bool), np.asarray(clean))
+    if choice == "verified":
+        if not verified.any():
+            raise ValueError("thresholds on verified labels, but no scored validation track is verified")
+        return ThresholdLabels("verified", verified, noisy[verified])
+    return ThresholdLabels("noisy", np.ones(len(noisy), dtype=bool), noisy)
 
 
 @dataclass(frozen=True)
@@ -106,7 +182,7 @@ def choose_thresholds(
     Args:
         scores: (N, K) track-level probabilities of the validation tracks; NaN marks a track
             the model could not score (left out of that tag).
-        labels: (N, K) 0/1 validation labels (clean ones when the job has them).
+        labels: (N, K) 0/1 validation labels (see :func:`threshold_labels`).
         tags: K tag names, in column order.
         min_positives: fewest labelled positives a tag needs to get a threshold. Default 1.
 

@@ -62,7 +62,8 @@ def _stage(client, experiment_id, parent_id, stage, params, tags, roc, extra_ser
         run_name=f"demo-progressive-{stage}",
         tags={tag_names.PARENT_RUN: parent_id, tag_names.STAGE: stage, tag_names.PIPELINE: "demo-progressive",
               tag_names.MODEL: "shortres-tiny", tag_names.METHOD: params["objective.name"],
-              tag_names.labels_source("test"): "clean", tag_names.labels_source("valid"): "clean", **tags},
+              tag_names.labels_source("test"): "clean", tag_names.labels_source("valid"): "clean",
+              tag_names.THRESHOLD_LABELS: "noisy", **tags},
     )
     run_id = run.info.run_id
     common = {"name": f"demo-progressive-{stage}", "model.name": "shortres-tiny", "train.epochs": "4",

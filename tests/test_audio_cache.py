@@ -14,7 +14,7 @@ import soundfile as sf
 
 from raytag.audio import pcm_cache
 from raytag.audio.io import probe
-from raytag.cluster import storage
+from raytag import storage
 from raytag.cluster.audio_cache import cached_tables, file_identities, folder_size, lookup
 from raytag.cluster.prepare import PrepareReport, RateReport, human_bytes, prepare_targets, write_cache_files
 from raytag.config import validate

@@ -122,3 +122,20 @@ def test_the_rank_formula_macro_roc_auc_is_raytags_metric_with_ties_and_one_side
     scores = np.round(rng.random((40, 4)), 1)  # many ties
     expected = tagging_report(labels, scores, ["a", "b", "c", "d"]).roc_auc_macro
     assert macro_roc_auc(labels, scores) == pytest.approx(expected, abs=1e-12)
+
+
+def test_lu_protocol_jobs_choose_in_a_window_then_continue_and_average_the_last_ten(tmp_path):
+    import bench_noise
+
+    assert bench_noise.LU_METHODS == ("bce", "btrain", "bmasking", "bmasking_mt")
+    jobs = {m: validate(bench_noise.lu_protocol_tree(m, 1, tmp_path, tmp_path, window=40, more=30))
+            for m in bench_noise.LU_METHODS}
+    for job in jobs.values():
+        assert (job.train.epochs, job.train.select_until_epoch, job.eval.average_last) == (70, 40, 10)
+        assert job.seed == 1 and job.train.select_metric == "roc_auc"
+    teacher = jobs["bmasking_mt"].objective.mean_teacher
+    assert teacher.enabled and (teacher.warmup_epochs, teacher.ramp_epochs, teacher.beta_max) == (20, 20.0, 0.8)
+    assert jobs["bmasking"].objective.masking.teacher.endswith("lup-btrain-s1-w40m30")
+    assert jobs["bmasking"].objective.masking.percentile == 80
+    # A short tail averages what it has.
+    assert validate(bench_noise.lu_protocol_tree("bce", 0, tmp_path, tmp_path, window=2, more=2)).eval.average_last == 2

@@ -4,6 +4,7 @@ Each check runs in a fresh interpreter, so what one test imported cannot hide wh
 module pulls in.
 """
 
+import ast
 import json
 import pkgutil
 import subprocess
@@ -15,7 +16,7 @@ import raytag
 CORE_PACKAGES = ("raytag.audio", "raytag.data", "raytag.engine", "raytag.methods", "raytag.models", "raytag.objectives")
 CORE_MODULES = (
     "raytag.audit", "raytag.config", "raytag.diagnostics", "raytag.errors", "raytag.locations", "raytag.metrics",
-    "raytag.predictions", "raytag.search_space", "raytag.thresholds",
+    "raytag.plan", "raytag.predictions", "raytag.search_space", "raytag.storage", "raytag.thresholds",
 )
 CLUSTER_PACKAGES = ("raytag.cluster", "raytag.tracking")
 
@@ -58,3 +59,122 @@ def test_train_workers_never_open_the_tracking_store():
     """The worker loop reports to Ray Train; MLflow is written on the driver's side only."""
     loaded = _imported_after("import raytag.cluster.worker")
     assert "mlflow" not in loaded and "raytag.tracking.client" not in loaded
+
+
+# --- static structure: import graph, who reads what ---------------------------------------------
+
+ROOT = Path(raytag.__file__).parent
+
+
+def _module_files() -> dict[str, Path]:
+    files = {}
+    for path in ROOT.rglob("*.py"):
+        parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+        files[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return files
+
+
+def _runtime_nodes(tree: ast.AST):
+    """Every node of ``tree`` except what sits under ``if TYPE_CHECKING:`` (never run)."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and getattr(child.test, "id", None) == "TYPE_CHECKING":
+                stack.extend(child.orelse)
+                continue
+            stack.append(child)
+
+
+def _imports() -> dict[str, set[str]]:
+    """raytag module -> the raytag modules it imports, at the top or inside functions."""
+    files = _module_files()
+    graph = {}
+    for name, path in files.items():
+        targets = set()
+        for node in _runtime_nodes(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                for alias in node.names:
+                    full = f"{node.module}.{alias.name}"
+                    targets.add(full if full in files else node.module)
+        graph[name] = {t for t in targets if t in files and t not in ("raytag", name)}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in graph[node]:
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in graph:
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_import_cycles_among_raytag_modules():
+    graph = _imports()
+    assert len(graph) > 80 and "raytag.cluster.driver" in graph["raytag.cluster.stages"]  # the walk sees imports
+    assert _cycles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [["a", "b"]]  # and would see a cycle
+    assert _cycles(graph) == []
+
+
+def test_tracking_imports_nothing_from_the_cluster_layer_and_the_core_nothing_from_either():
+    graph = _imports()
+    core = [m for p in CORE_PACKAGES for m in _modules(p)] + list(CORE_MODULES)
+    for module, targets in graph.items():
+        if module.startswith("raytag.tracking"):
+            assert not {t for t in targets if t.startswith("raytag.cluster")}, module
+        if module in core:
+            assert not {t for t in targets if t.startswith(("raytag.cluster", "raytag.tracking"))}, module
+
+
+def test_only_the_export_module_names_the_exported_model_files():
+    """models/export.py is the only reader and writer of an exported model's folder: nobody
+    else imports its file names or spells them as a path."""
+    private = {"META_FILE", "WEIGHTS_FILE", "THRESHOLDS_KEY", "THRESHOLDS_LABELS_KEY"}
+    offenders = []
+    for name, path in _module_files().items():
+        if name == "raytag.models.export":
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "raytag.models.export":
+                offenders += [f"{name} imports {a.name}" for a in node.names if a.name in private]
+            if (isinstance(node, ast.Constant) and isinstance(node.value, str)
+                    and node.value.rstrip("/").endswith(("model.json", "/model.pt")) and "\n" not in node.value):
+                offenders.append(f"{name} spells {node.value!r}")
+    assert offenders == []
+
+
+def test_the_driver_is_split_into_plan_needs_and_fit():
+    graph = _imports()
+    driver = graph["raytag.cluster.driver"]
+    assert {"raytag.plan", "raytag.cluster.needs", "raytag.cluster.fit"} <= driver
+    assert len((ROOT / "cluster" / "driver.py").read_text().splitlines()) < 250
+    loaded = _imported_after("import raytag.plan")
+    assert not {m for m in loaded if m.split(".")[0] in ("ray", "mlflow")}

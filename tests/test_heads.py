@@ -124,8 +124,12 @@ def test_weights_ignore_clips_in_both_terms_and_clip_losses_add_up():
     subset = multi_activation_losses(MultiActivationOutput(output[0][keep], output[1][keep]), labels[keep], reduction="clip")
     torch.testing.assert_close(kept.sigmoid, subset.sigmoid)
     torch.testing.assert_close(kept.sparsemax, subset.sparsemax)
-    per_clip = multi_activation_clip_losses(output, labels)
-    torch.testing.assert_close(per_clip[keep].mean(), kept.sigmoid + kept.sparsemax)
+    per_clip = multi_activation_clip_losses(output, labels, reduction="clip")
+    torch.testing.assert_close((per_clip.sigmoid + per_clip.sparsemax)[keep].mean(), kept.sigmoid + kept.sparsemax)
+    # The default ("entry") averages the sigmoid term over tags, as multi_activation_losses does.
+    per_entry = multi_activation_clip_losses(output, labels)
+    torch.testing.assert_close(per_entry.sigmoid, per_clip.sigmoid / 4)
+    torch.testing.assert_close(per_entry.sigmoid[keep].mean(), multi_activation_losses(output, labels, weights=keep).sigmoid)
     nothing = multi_activation_losses(output, labels, weights=torch.zeros(5, dtype=torch.bool))
     assert nothing.sigmoid.item() == 0.0 and nothing.sparsemax.item() == 0.0
     with pytest.raises(ValueError, match="eval mode"):

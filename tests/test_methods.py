@@ -274,17 +274,17 @@ def _verified_batch(verified, noisy=None, batch=6):
 def test_staged_training_ignores_only_unverified_clips_above_the_threshold():
     torch.manual_seed(0)
     method = build_method(job(name="staged_training", staged={"k": 2, "alpha": 0.5}), tags=TAGS)
-    assert method.needs.columns == ("verified", "noisy") and method.reduction == "clip"
+    assert method.needs.columns == ("verified", "noisy") and method.reduction == "entry"
     start(method, None)
     logits = torch.tensor([[4.0, 4.0, 4.0]] * 3 + [[-4.0, -4.0, -4.0]] * 3)
     batch = _verified_batch([1, 0, 0, 1, 0, 0], noisy=[0, 1, 0, 0, 0, 0])
     batch["labels"] = torch.tensor([[0.0, 0.0, 0.0]] * 3 + [[0.0, 0.0, 0.0]] * 3)  # the first 3 clips are wrong
     parts = method.loss(logits, batch)
-    # Clip losses: 3 high (~12.05) and 3 low (~0.054); T_1 = the 2nd largest = high: eta = high.
-    high = 3 * torch.nn.functional.softplus(torch.tensor(4.0))
+    # Clip losses (mean over tags): 3 high (~4.02) and 3 low (~0.018); T_1 = the 2nd largest = high.
+    high = torch.nn.functional.softplus(torch.tensor(4.0))
     assert torch.isclose(method.threshold, high)
     # Nothing exceeds eta yet (ties are kept): the loss is the mean of all clip losses.
-    low = 3 * torch.nn.functional.softplus(torch.tensor(-4.0))
+    low = torch.nn.functional.softplus(torch.tensor(-4.0))
     assert torch.isclose(parts["loss"], (3 * high + 3 * low) / 6)
     method.threshold = torch.tensor(1.0)  # a lower eta: the unverified high-loss clips are ignored
     parts = method.loss(logits, batch)
@@ -294,6 +294,29 @@ def test_staged_training_ignores_only_unverified_clips_above_the_threshold():
     restored = build_method(job(name="staged_training"), tags=TAGS)
     restored.load_state_dict(method.state_dict())
     assert torch.isclose(restored.threshold, method.threshold)
+
+
+def test_staged_training_weighs_the_sparsemax_term_as_its_stages_1_and_3_do():
+    # He et al.'s three stages on the same batch: stages 1 and 3 are bce + the multi-activation
+    # wrapper, stage 2 is staged_training scoring both heads per clip. With every clip kept
+    # (verified), the two terms and so their ratio must be the same in every stage.
+    from raytag.models.heads import MultiActivationOutput
+
+    generator = torch.Generator().manual_seed(3)
+    tags = [f"t{j}" for j in range(8)]
+    output = MultiActivationOutput(torch.randn(6, 8, generator=generator), torch.randn(6, 8, generator=generator))
+    batch = _verified_batch([1] * 6)
+    batch["labels"] = (torch.rand(6, 8, generator=generator) < 0.3).float()
+    batch["labels"][0] = 0.0  # a clip with no label: no sparsemax target
+    parts = {}
+    for stage, name in (("1/3", "bce"), ("2", "staged_training")):
+        config = validate({"name": "t", "data": {"manifest": "m.csv"}, "objective": {"name": name},
+                           "model": {"name": "mtt-tiny", "head": "sigmoid_sparsemax"}})
+        method = start(build_method(config, tags=tags), None)
+        parts[stage] = {key: value.item() for key, value in method.loss(output, batch).items()}
+    ratios = {stage: p["sparsemax_loss"] / (p["loss"] - p["sparsemax_loss"]) for stage, p in parts.items()}
+    assert ratios["2"] == pytest.approx(ratios["1/3"], rel=1e-5)
+    assert parts["2"]["loss"] == pytest.approx(parts["1/3"]["loss"], rel=1e-5)
 
 
 def test_the_multi_activation_head_adds_its_sparsemax_term_to_any_method():

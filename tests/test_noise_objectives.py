@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from raytag.objectives import (
@@ -304,9 +305,50 @@ def test_bootstrap_targets_by_hand():
         loss = bootstrap_loss(leaf, labels, beta=beta, mode=mode)
         expected = -(targets * torch.log(p) + (1 - targets) * torch.log(1 - p)).mean()
         torch.testing.assert_close(loss, expected)
-        loss.backward()
-        # The prediction inside the target is detached: d/dlogit = (p - target) / (N K).
-        torch.testing.assert_close(leaf.grad, (p - targets) / 4)
+    # Hard: the thresholded prediction is a constant, d/dlogit = (p - target) / (N K).
+    leaf = logits.clone().requires_grad_(True)
+    bootstrap_loss(leaf, labels, beta=0.8, mode="hard").backward()
+    torch.testing.assert_close(leaf.grad, (p - hard_targets) / 4)
+
+
+def test_soft_bootstrap_keeps_the_prediction_in_the_gradient_as_reed_et_al():
+    # Reed et al. 2015 soft bootstrapping: -Σ [β y + (1 − β) q] log q with q the prediction,
+    # differentiated through q too. Autograd through the written-out formula is the reference.
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(6, 5, generator=generator) * 3
+    labels = (torch.rand(6, 5, generator=generator) > 0.6).float()
+    beta = 0.95
+    reference_leaf = logits.clone().requires_grad_(True)
+    q = torch.sigmoid(reference_leaf)
+    targets = beta * labels + (1 - beta) * q
+    reference = -(targets * torch.log(q) + (1 - targets) * torch.log(1 - q)).mean()
+    reference.backward()
+    leaf = logits.clone().requires_grad_(True)
+    loss = bootstrap_loss(leaf, labels, beta=beta, mode="soft")
+    loss.backward()
+    torch.testing.assert_close(loss, reference.detach())
+    torch.testing.assert_close(leaf.grad, reference_leaf.grad)
+    # In closed form: β (p − y) − (1 − β) x p (1 − p), per entry, over N K.
+    p = torch.sigmoid(logits)
+    closed = (beta * (p - labels) - (1 - beta) * logits * p * (1 - p)) / logits.numel()
+    torch.testing.assert_close(leaf.grad, closed)
+
+
+def test_soft_bootstrap_is_not_a_rescaled_bce():
+    # The defect this guards against: with p detached, the gradient was β × BCE's, i.e. BCE.
+    generator = torch.Generator().manual_seed(1)
+    logits = torch.randn(8, 4, generator=generator) * 2
+    labels = (torch.rand(8, 4, generator=generator) > 0.5).float()
+    soft_leaf, bce_leaf = logits.clone().requires_grad_(True), logits.clone().requires_grad_(True)
+    bootstrap_loss(soft_leaf, labels, beta=0.95, mode="soft").backward()
+    F.binary_cross_entropy_with_logits(bce_leaf, labels).backward()
+    ratio = soft_leaf.grad / bce_leaf.grad
+    assert (ratio.max() - ratio.min()).item() > 0.05  # not one scale factor for all entries
+    assert not torch.allclose(soft_leaf.grad, 0.95 * bce_leaf.grad, atol=1e-4)
+    # β = 1 is BCE exactly.
+    beta_one = logits.clone().requires_grad_(True)
+    bootstrap_loss(beta_one, labels, beta=1.0, mode="soft").backward()
+    torch.testing.assert_close(beta_one.grad, bce_leaf.grad)
 
 
 def test_bootstrap_rejects_unknown_mode():

@@ -102,7 +102,7 @@ def test_reviewing_a_pipeline_lists_both_stages_sorts_per_tag_changes_and_logs_t
     assert review.thresholds[store["student"]]["genre---pop"]["threshold"] == pytest.approx(0.55)
     assert store["teacher"] not in review.thresholds
     assert "student: per tag on the test split (clean labels)" in html
-    assert "best F1 on the valid split (clean labels)" in html
+    assert "best F1 on the valid split (noisy labels)" in html
     assert re.search(r"<td>genre---pop</td><td class=\"num\">7</td><td class=\"num\">0.7800</td>"
                      r"<td class=\"num\">0.3900</td><td class=\"num\">0.5500</td><td class=\"num\">0.7000</td>", html)
     assert any(c.startswith("Per-tag change on the test split") for c in captions)

@@ -21,6 +21,9 @@ def test_clip_losses_sum_bce_over_tags():
     torch.testing.assert_close(losses, expected)
     losses.sum().backward()
     assert logits.grad is not None
+    torch.testing.assert_close(clip_losses(logits, labels, reduction="entry"), expected / 2)
+    with pytest.raises(ValueError, match="reduction"):
+        clip_losses(logits, labels, reduction="sum")
     with pytest.raises(ValueError, match="logits"):
         clip_losses(logits, labels[:, :1])
 

@@ -5,7 +5,7 @@ No Ray instance is started: finding a checkpoint only reads storage.
 
 import torch
 
-from raytag.cluster import storage
+from raytag import storage
 from raytag.cluster.checkpoints import latest_checkpoint
 from raytag.engine import checkpoint as ckpt
 from raytag.locations import cache_location, resolve_storage, run_location

@@ -6,8 +6,12 @@ import math
 import numpy as np
 import pytest
 
-from raytag.models.export import ExportError, ModelRecipe, read_exported, read_thresholds, write_exported
-from raytag.thresholds import check_thresholds, choose_thresholds, f1_threshold, tags_above, threshold_map, top_tags
+from raytag.models.export import (
+    ExportError, ModelRecipe, read_exported, read_thresholds, thresholds_labels, write_exported, write_thresholds,
+)
+from raytag.thresholds import (
+    check_thresholds, choose_thresholds, f1_threshold, tags_above, threshold_labels, threshold_map, top_tags,
+)
 
 
 def brute_force_f1(scores: np.ndarray, labels: np.ndarray, threshold: float) -> float:
@@ -87,3 +91,68 @@ def test_thresholds_in_an_exported_model_are_checked(tmp_path):
         with pytest.raises(ExportError, match=message):
             read_thresholds(read_exported(tmp_path / "bad"))
     assert check_thresholds({"a": 1}, ["a"]) == {"a": 1.0}
+
+
+# --- which labels the thresholds are chosen on: what a user has ------------------------------
+
+
+def test_thresholds_are_chosen_on_the_labels_a_user_has_by_default():
+    noisy = np.array([[1, 0], [0, 1], [0, 0], [1, 1]])
+    clean = np.array([[1, 1], [0, 1], [1, 0], [1, 1]])
+    verified = np.array([True, False, True, False])
+    # auto with too few verified rows: every row, the manifest's (noisy) labels, never the clean.
+    chosen = threshold_labels("auto", noisy=noisy, verified=verified, clean=clean, min_verified=3)
+    assert chosen.source == "noisy" and chosen.tracks == 4
+    np.testing.assert_array_equal(chosen.labels, noisy)
+    # auto with enough verified rows: those rows only.
+    chosen = threshold_labels("auto", noisy=noisy, verified=verified, clean=clean, min_verified=2)
+    assert chosen.source == "verified" and chosen.rows.tolist() == verified.tolist()
+    np.testing.assert_array_equal(chosen.labels, noisy[verified])
+    # Forced choices; clean is allowed (experiments) but named.
+    assert threshold_labels("noisy", noisy=noisy, verified=verified, min_verified=1).source == "noisy"
+    chosen = threshold_labels("clean", noisy=noisy, verified=verified, clean=clean)
+    assert chosen.source == "clean"
+    np.testing.assert_array_equal(chosen.labels, clean)
+    with pytest.raises(ValueError, match="clean labels"):
+        threshold_labels("clean", noisy=noisy, verified=verified, clean=None)
+    with pytest.raises(ValueError, match="no scored validation track is verified"):
+        threshold_labels("verified", noisy=noisy, verified=np.zeros(4, bool))
+    with pytest.raises(ValueError, match="one of auto"):
+        threshold_labels("best", noisy=noisy, verified=verified)
+
+
+def test_noisy_and_clean_labels_give_different_thresholds_and_model_json_says_which(tmp_path):
+    # A missing tag on the validation split (clean 1, noisy 0) moves the F1 threshold: the
+    # choice matters, so the model records it.
+    scores = np.array([[0.9], [0.8], [0.7], [0.2]])
+    noisy, clean = np.array([[1], [0], [0], [0]]), np.array([[1], [1], [1], [0]])
+    verified = np.zeros(4, bool)
+    by_source = {}
+    for choice in ("auto", "clean"):
+        chosen = threshold_labels(choice, noisy=noisy, verified=verified, clean=clean)
+        rows = choose_thresholds(scores=scores[chosen.rows], labels=chosen.labels, tags=["a"])
+        by_source[chosen.source] = threshold_map(rows)["a"]
+    assert by_source["noisy"] == pytest.approx(0.85) and by_source["clean"] == pytest.approx(0.45)
+    import torch
+
+    recipe = ModelRecipe("mtt-tiny", {"crop_seconds": 0.5}, ("a", "b"))
+    folder = write_exported(tmp_path / "m", recipe, recipe.build().state_dict(), sample_rate=16000, crop_samples=8000)
+    assert thresholds_labels(read_exported(folder)) is None
+    write_thresholds(folder, {"a": by_source["noisy"]}, labels="noisy", tracks=4)
+    exported = read_exported(folder)
+    assert read_thresholds(exported) == {"a": pytest.approx(0.85)}
+    assert thresholds_labels(exported) == {"labels": "noisy", "tracks": 4}
+    assert torch.load(folder / "model.pt", weights_only=True).keys() == recipe.build().state_dict().keys()
+    with pytest.raises(ExportError, match="not one of the model's tags"):
+        write_thresholds(folder, {"z": 0.5}, labels="noisy", tracks=4)
+
+
+def test_clean_threshold_labels_need_a_clean_label_file():
+    from raytag.config import ConfigError, validate
+
+    base = {"name": "t", "data": {"manifest": "m.csv"}, "model": {"name": "mtt-tiny"}}
+    assert validate(base).eval.threshold_labels == "auto"
+    with pytest.raises(ConfigError, match="clean_labels"):
+        validate({**base, "eval": {"threshold_labels": "clean"}})
+    with pytest.raises(ConfigError, match="threshold_labels"):
+        validate({**base, "eval": {"threshold_labels": "test"}})

@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 from raytag.config import load_job
 from raytag.cluster.driver import train
 from raytag.locations import run_location
-from raytag.models.export import read_exported, read_thresholds
+from raytag.models.export import read_exported, read_thresholds, thresholds_labels
 
 pytestmark = pytest.mark.ray
 
@@ -57,7 +57,7 @@ def test_two_worker_ddp_training_is_recorded_in_mlflow(ray_session, tiny_job):
     # Both DDP workers trained: rank 0 saw half the 28 training clips each epoch.
     assert history(client, run, "train/examples") == [14.0, 14.0, 14.0]
     assert "test/roc_auc" in run.data.metrics and run.data.tags["raytag.test_labels"] == "clean"
-    assert run.data.tags["raytag.valid_labels"] == "clean"  # what the thresholds were chosen on
+    assert run.data.tags["raytag.valid_labels"] == "manifest"  # validation is scored on what a user has
     files = artifacts(client, run.info.run_id)
     for expected in ("config/job.yaml", "metrics/per_tag_test.csv", "best_model/model.pt", "best_model/model.json",
                      "metrics/thresholds_valid.csv"):
@@ -68,6 +68,10 @@ def test_two_worker_ddp_training_is_recorded_in_mlflow(ray_session, tiny_job):
     thresholds = read_thresholds(exported)
     assert thresholds and set(thresholds) <= set(exported.recipe.tags)
     assert all(0.0 <= value <= 1.0 for value in thresholds.values())
+    # The job has clean labels, but the thresholds are chosen on what a user has: the 6
+    # validation tracks' manifest labels (none verified), and model.json and the run say so.
+    assert thresholds_labels(exported) == {"labels": "noisy", "tracks": 6}
+    assert run.data.tags["raytag.threshold_labels"] == "noisy"
     assert outcome.best_epoch in (0, 1)  # only the selection window can hold the best epoch
     per_epoch = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "test_epoch/roc_auc")}
     assert sorted(per_epoch) == [1, 2]  # the last two epochs were evaluated on the test split

@@ -26,7 +26,7 @@ import pyarrow.fs as pafs
 
 from raytag.audio import pcm_cache
 from raytag.audio.pcm_cache import FileIdentity
-from raytag.cluster import storage
+from raytag import storage
 from raytag.data.rows import TrackTable
 from raytag.locations import is_uri
 

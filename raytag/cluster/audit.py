@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 
 from raytag.audit import STATUS_OK, LabelAudit, audit_labels
-from raytag.cluster import storage
+from raytag import storage
 from raytag.cluster.datasets import scan_tracks, track_table
-from raytag.cluster.evaluation import evaluation_labels
+from raytag.plan import evaluation_labels
 from raytag.cluster.predict import model_folder
 from raytag.cluster.scoring import teacher_scores
 from raytag.cluster.session import init_ray

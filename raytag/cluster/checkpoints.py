@@ -15,7 +15,7 @@ from pathlib import Path
 import ray.train
 from ray.train import Checkpoint
 
-from raytag.cluster import storage
+from raytag import storage
 from raytag.engine import checkpoint as ckpt
 
 

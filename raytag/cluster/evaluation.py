@@ -12,15 +12,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from raytag.cluster import storage
+from raytag import storage
 from raytag.cluster.audio_cache import cached_tables
-from raytag.cluster.datasets import ScanResult, decoded, scan_tracks, track_table
-from raytag.cluster.inference import BLOCKS_PER_ACTOR, pool_size, score_tracks
-from raytag.data.manifest import Track, multi_hot, read_labels
+from raytag.cluster.datasets import ScanResult, scan_tracks, track_table
+from raytag.cluster.inference import score_rows
+from raytag.cluster.session import ensure_ray
+from raytag.data.manifest import Track, multi_hot
 from raytag.data.rows import chunk_rows
-from raytag.errors import JobError
 from raytag.metrics import TaggingReport, tagging_report
 from raytag.models.export import check_fits, read_exported, read_weights
+from raytag.plan import evaluation_labels, prepare
 from raytag.tracking.client import Tracker
 from raytag.tracking.tags import labels_source
 
@@ -29,24 +30,15 @@ log = logging.getLogger("raytag")
 
 @dataclass(frozen=True)
 class Evaluation:
-    """A split's metrics, the track-level labels and scores (N', K) they came from, and which
-    labels those are (``"clean"`` or ``"manifest"``, :func:`evaluation_labels`)."""
+    """A split's metrics, the track-level labels and scores (N', K) they came from, which
+    labels those are (``"clean"`` or ``"manifest"``, :func:`raytag.plan.evaluation_labels`) and
+    the scored tracks' manifest paths (N',), in row order."""
 
     report: TaggingReport
     labels: np.ndarray
     scores: np.ndarray
     label_source: str
-
-
-def evaluation_labels(job, tags: Sequence[str], tracks: Sequence[Track]) -> tuple[np.ndarray, str]:
-    """Labels to evaluate ``tracks`` against: the clean label file when the job has one."""
-    if not job.data.clean_labels:
-        return multi_hot([t.tags for t in tracks], tags), "manifest"
-    clean = read_labels(job.data.clean_labels)
-    missing = [t.path for t in tracks if t.path not in clean]
-    if missing:
-        raise JobError(f"{job.data.clean_labels}: no clean labels for {len(missing)} tracks, e.g. {missing[0]}")
-    return multi_hot([clean[t.path] for t in tracks], tags), "clean"
+    paths: tuple[str, ...] = ()
 
 
 def evaluate(
@@ -57,14 +49,14 @@ def evaluate(
     scan: ScanResult | None = None,
     tracker: Tracker | None = None,
     split: str | None = None,
+    manifest_labels: bool = False,
 ) -> Evaluation:
-    """Scores an exported model on a split, track-level, against clean labels when given.
+    """Scores an exported model on a split, track-level, against clean labels when given
+    (``manifest_labels``: against the manifest's, as a user of the model has them).
 
     The audio is decoded at the exported model's rate and crop length, which may differ from
     the job's model (``raytag evaluate --model``).
     """
-    from raytag.cluster.driver import ensure_ray, prepare
-
     prepared = prepared or prepare(job)
     tracker = tracker or Tracker.disabled()
     split = split or job.eval.split
@@ -75,20 +67,18 @@ def evaluate(
     tracks = prepared.manifest.split(split)
     if scan is None:
         scan = scan_tracks(tracks, num_cpus=job.data.decode_cpus)
-    labels, label_source = evaluation_labels(job, prepared.recipe.tags, tracks)
+    if manifest_labels:
+        labels, label_source = multi_hot([t.tags for t in tracks], prepared.recipe.tags), "manifest"
+    else:
+        labels, label_source = evaluation_labels(job, prepared.recipe.tags, tracks)
     table, usable = track_table(tracks, labels, scan)
     # Tracks prepared at the exported model's rate are read from the cache; rows index ``table``,
     # whose order is kept, so unscored tracks are still named by their manifest paths.
     decode = cached_tables({split: table}, storage_root=job.storage, sample_rate=exported.sample_rate)[0][split]
     rows = chunk_rows(decode, sample_rate=exported.sample_rate, crop_samples=exported.crop_samples,
                       max_chunks=job.eval.max_chunks)
-    actors = pool_size(-(-len(rows) // job.eval.batch_size))
-    chunks = decoded(rows, sample_rate=exported.sample_rate, crop_samples=exported.crop_samples,
-                     num_cpus=job.data.decode_cpus, min_blocks=actors * BLOCKS_PER_ACTOR)
-    scored = score_tracks(
-        chunks, exported.recipe, weights, num_tracks=len(table), batch_size=job.eval.batch_size,
-        actors=actors, num_gpus=0.5 if job.scaling.use_gpu else 0.0,
-    )
+    scored = score_rows(rows, exported, weights, num_tracks=len(table), batch_size=job.eval.batch_size,
+                        num_cpus=job.data.decode_cpus, num_gpus=0.5 if job.scaling.use_gpu else 0.0)
     scores, kept, failed = scored.scores, scored.tracks, scored.failed_chunks
     report = tagging_report(table.labels[kept], scores, list(exported.recipe.tags))
     unscored = _unscored(tracks, usable, kept, scan)
@@ -105,7 +95,7 @@ def evaluate(
                          f"{prefix}unscored_tracks": len(unscored), f"{prefix}scoring_nodes": scored.nodes})
     tracker.set_tags({labels_source(split): label_source})
     tracker.log_table(report.table_rows(), f"metrics/per_tag_{split}.csv")
-    return Evaluation(report, table.labels[kept], scores, label_source)
+    return Evaluation(report, table.labels[kept], scores, label_source, tuple(table.paths[int(i)] for i in kept))
 
 
 def _unscored(tracks: Sequence[Track], usable: list[int], kept: np.ndarray, scan: ScanResult) -> list[dict]:

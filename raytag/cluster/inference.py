@@ -13,8 +13,9 @@ import numpy as np
 import ray
 import torch
 
-from raytag.models.export import ModelRecipe
+from raytag.cluster.datasets import decoded
 from raytag.engine.loop import TrackAverager, autocast
+from raytag.models.export import ExportedModel, ModelRecipe
 
 
 class ChunkScorer:
@@ -125,3 +126,36 @@ def score_tracks(
             progress(len(keep))
     scores, kept = averager.result()
     return Scores(scores, kept, failed, len(nodes))
+
+
+def score_rows(
+    rows: list[dict],
+    model: ExportedModel,
+    weights: dict[str, torch.Tensor],
+    *,
+    num_tracks: int,
+    batch_size: int,
+    num_cpus: float,
+    num_gpus: float = 0.0,
+    actors: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Scores:
+    """The one scoring recipe (evaluation, teacher scores, ``raytag predict``): pool size →
+    decode → score.
+
+    Args:
+        rows: chunk rows (:func:`raytag.data.rows.chunk_rows` at the model's rate and crop).
+        model: the exported model (recipe, rate, crop); ``weights`` its state dict.
+        num_tracks: tracks the rows index.
+        batch_size: chunks per forward pass.
+        num_cpus: per decode task.
+        num_gpus: per scoring actor.
+        actors: the pool's size; default one per alive node with CPUs, never more than batches.
+        progress: called with the number of chunks of each scored batch.
+    """
+    if actors is None:
+        actors = pool_size(-(-len(rows) // batch_size))
+    chunks = decoded(rows, sample_rate=model.sample_rate, crop_samples=model.crop_samples, num_cpus=num_cpus,
+                     min_blocks=actors * BLOCKS_PER_ACTOR)
+    return score_tracks(chunks, model.recipe, weights, num_tracks=num_tracks, batch_size=batch_size, actors=actors,
+                        num_gpus=num_gpus, progress=progress)

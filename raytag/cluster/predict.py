@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm import tqdm
 
-from raytag.cluster import storage
+from raytag import storage
 from raytag.locations import is_mlflow_uri
 from raytag.models.export import ExportedModel, read_exported, read_thresholds, read_weights
 from raytag.predictions import STATUS_OK, TrackPrediction, collect_audio, gather_predictions

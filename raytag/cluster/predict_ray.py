@@ -1,22 +1,25 @@
 """``raytag predict`` on Ray Data, for many files: a header scan on Ray Data tasks, decode
 tasks that read only each chunk, and an actor pool holding the model
-(:func:`raytag.cluster.inference.score_tracks`), with the in-process loop's table, rows and
+(:func:`raytag.cluster.inference.score_rows`), with the in-process loop's table, rows and
 per-track averaging (see :mod:`raytag.cluster.predict`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
 
-from raytag.cluster.datasets import decoded, scan_tracks, track_table
-from raytag.cluster.inference import BLOCKS_PER_ACTOR, score_tracks
-from raytag.cluster.predict import LoadedModel, PredictOptions
+from raytag.cluster.datasets import scan_tracks, track_table
+from raytag.cluster.inference import score_rows
 from raytag.cluster.session import init_ray
 from raytag.data.manifest import Track
 from raytag.data.rows import chunk_rows
 from raytag.engine.inference import audio_error_reason
+
+if TYPE_CHECKING:  # raytag.cluster.predict imports this module when it needs Ray
+    from raytag.cluster.predict import LoadedModel, PredictOptions
 
 UNLABELED = "unlabeled"
 
@@ -40,11 +43,7 @@ def score_with_ray(
     reasons = {path: audio_error_reason(path, reason) for path, reason in scan.skipped}
     if not rows:  # no readable file
         return table.paths, np.zeros((0, len(loaded.tags))), np.zeros(0, dtype=np.int64), 0, reasons
-    chunks = decoded(rows, sample_rate=exported.sample_rate, crop_samples=exported.crop_samples,
-                     num_cpus=options.decode_cpus, min_blocks=options.actors * BLOCKS_PER_ACTOR)
     with tqdm(total=len(rows), unit="chunk", desc=f"tagging {len(table)} files", disable=not options.progress) as bar:
-        scored = score_tracks(
-            chunks, exported.recipe, loaded.weights, num_tracks=len(table), batch_size=options.batch_size,
-            actors=options.actors, progress=bar.update,
-        )
+        scored = score_rows(rows, exported, loaded.weights, num_tracks=len(table), batch_size=options.batch_size,
+                            num_cpus=options.decode_cpus, actors=options.actors, progress=bar.update)
     return table.paths, scored.scores, scored.tracks, scored.failed_chunks, reasons

@@ -5,7 +5,7 @@ read + validate the job and manifest (no Ray) → which tracks at which rate (th
 and evaluation splits, and the noisy-student unlabeled audio; every stage's model of a pipeline)
 → scan headers (Ray Data) → look up what the cache holds → decode the rest in Ray Data tasks
 (whole track, in bounded pieces: decode, downmix, resample, int16), each task writing its files
-whole (:func:`raytag.cluster.storage.write_stream`) → a report: tracks prepared now, already
+whole (:func:`raytag.storage.write_stream`) → a report: tracks prepared now, already
 cached, failed with reasons, the cache's size.
 
 Resumable: a file is complete or absent, so a rerun prepares only what is missing. A model at
@@ -27,7 +27,7 @@ from tqdm import tqdm
 from raytag.audio import pcm_cache
 from raytag.audio.decoders import AudioError, open_decoder
 from raytag.audio.io import resampled_pieces
-from raytag.cluster import storage
+from raytag import storage
 from raytag.cluster.audio_cache import cache_listing, folder_size, lookup
 from raytag.cluster.datasets import ScanResult, scan_tracks
 from raytag.cluster.session import init_ray
@@ -75,7 +75,7 @@ def prepare_targets(job: JobConfig) -> list[PrepareTarget]:
         rate = int(recipe.build().sample_rate)
         tracks = [t for split in sorted({"train", "valid", one.eval.split}) for t in manifest.split(split)]
         if build_method(one, tags=list(recipe.tags)).needs.unlabeled_teacher is not None:
-            from raytag.cluster.driver import unlabeled_tracks
+            from raytag.plan import unlabeled_tracks
 
             tracks += unlabeled_tracks(one, manifest)
         names, unique = by_rate.setdefault(rate, ([], {}))

@@ -19,13 +19,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
 
-from raytag.cluster import storage
+from raytag import storage
 from raytag.cluster.audio_cache import cached_tables
-from raytag.cluster.datasets import decoded
-from raytag.cluster.inference import BLOCKS_PER_ACTOR, pool_size, score_tracks
+from raytag.cluster.inference import score_rows
 from raytag.data.rows import TrackTable, chunk_rows
 from raytag.locations import cache_location
-from raytag.models.export import WEIGHTS_FILE, read_exported, read_weights
+from raytag.models.export import read_exported, read_weights, weights_bytes
 
 log = logging.getLogger("raytag")
 
@@ -71,9 +70,9 @@ def teacher_scores(
     with storage.local_folder(teacher) as folder:
         exported = read_exported(folder, key)
         weights = read_weights(folder)
-        weights_bytes = (folder / WEIGHTS_FILE).read_bytes()
+        weights_file = weights_bytes(folder)
     tags = list(exported.recipe.tags)
-    location = f"{cache_location(storage_root, CACHE_KIND)}/{scores_key(weights_bytes, table, max_chunks)}.parquet"
+    location = f"{cache_location(storage_root, CACHE_KIND)}/{scores_key(weights_file, table, max_chunks)}.parquet"
     if storage.is_file(location):
         frame = pq.read_table(pa.BufferReader(storage.read_bytes(location))).to_pandas().set_index("path")
         if set(table.paths) <= set(frame.index):
@@ -84,13 +83,9 @@ def teacher_scores(
     decode = cached_tables({"teacher scoring": table}, storage_root=storage_root,
                            sample_rate=exported.sample_rate)[0]["teacher scoring"]
     rows = chunk_rows(decode, sample_rate=exported.sample_rate, crop_samples=exported.crop_samples, max_chunks=max_chunks)
-    actors = pool_size(-(-len(rows) // batch_size))
-    chunks = decoded(rows, sample_rate=exported.sample_rate, crop_samples=exported.crop_samples, num_cpus=num_cpus,
-                     min_blocks=actors * BLOCKS_PER_ACTOR)
     log.info("scoring %d training tracks with teacher %s", len(table), teacher)
-    scored = score_tracks(
-        chunks, exported.recipe, weights, num_tracks=len(table), batch_size=batch_size, actors=actors, num_gpus=num_gpus,
-    )
+    scored = score_rows(rows, exported, weights, num_tracks=len(table), batch_size=batch_size, num_cpus=num_cpus,
+                        num_gpus=num_gpus)
     full = np.full((len(table), len(tags)), np.nan, dtype=np.float32)
     full[scored.tracks] = scored.scores
     log.info("teacher scoring ran on %d node(s)", scored.nodes)

@@ -102,3 +102,15 @@ def _log_to_driver() -> bool:
     # Workers' output reaches the console only when asked for (-v); it is always in Ray's
     # session logs.
     return os.environ.get("RAYTAG_VERBOSE") == "1"
+
+
+def ensure_ray(job) -> None:
+    """Connects to ``ray.address`` or starts a local instance (once per process)."""
+    init_ray(job.ray.address, job.ray.num_cpus)
+    cpus = ray.cluster_resources().get("CPU", 0)
+    train_cpus = job.scaling.worker_range[1] * job.scaling.cpus_per_worker
+    if cpus and train_cpus > cpus / 2:
+        log.warning(
+            "Train workers take %.1f of the cluster's %.0f CPUs; Ray Data decoding gets what is left "
+            "and can starve (lower scaling.cpus_per_worker if epochs do not start)", train_cpus, cpus,
+        )

@@ -12,7 +12,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 
-from raytag.cluster import storage
+from raytag import storage
 from raytag.cluster.driver import train
 from raytag.config import JobConfig, stage_jobs
 from raytag.locations import STAGE_RECORD, run_location

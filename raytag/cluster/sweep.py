@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from raytag.cluster import storage
+from raytag import storage
 from raytag.config import ConfigError, JobConfig
 from raytag.search_space import SearchSpace, apply_params, check_space
 from raytag.tracking import tags as T
@@ -92,7 +92,7 @@ def driver_node_resource() -> str:
 
 def _shared_work(job: JobConfig, target: JobConfig) -> None:
     """Runs what every trial would otherwise repeat: earlier stages, teacher scores."""
-    from raytag.cluster.driver import precompute_teacher_scores
+    from raytag.cluster.needs import precompute_teacher_scores
     from raytag.cluster.stages import run_pipeline
 
     if job.stages:
@@ -177,7 +177,7 @@ def run_sweep(job: JobConfig, space: SearchSpace, options: SweepOptions) -> Swee
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-    from raytag.cluster.driver import ensure_ray
+    from raytag.cluster.session import ensure_ray
     from raytag.locations import resolve_storage
     from raytag.tracking.client import resolve_uri
     from raytag.tracking.runs import start_run

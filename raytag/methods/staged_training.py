@@ -3,11 +3,16 @@ unverified clip's loss ignored when it exceeds an updatable threshold.
 
 Stages 1 and 3 (verified clips only, stage 3 fine-tuning from stage 2) are plain training on
 ``data.train_subset: verified``; a pipeline chains the three with ``init_from`` (see
-``jobs/staged.yaml``). This method is stage 2: per clip C_i = BCE summed over tags (plus the
+``jobs/staged.yaml``). This method is stage 2: per clip C_i = BCE averaged over tags (plus the
 sparsemax loss with the multi-activation head), η_t = α·η_{t−1} + (1 − α)·T_t with T_t the k-th
 largest C_i of the global batch (gathered over the DDP ranks, so every rank keeps the same η),
 and the loss is the mean of C_i over the clips kept: every verified clip, and unverified clips
 with C_i ≤ η_t.
+
+One reduction in all three stages: the mean of C_i over kept clips is ``bce``'s per-entry mean
+(plus the sparsemax term averaged over clips), exactly the loss of stages 1 and 3 when every
+clip is kept. Summing C_i over tags instead would make stage 2's loss K times larger, and the
+sparsemax term's weight relative to the sigmoid term K times smaller, than in stages 1 and 3.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from raytag.objectives.staged import clip_losses, staged_keep_mask, update_thres
 
 class StagedTraining(Method):
     name = "staged_training"
-    reduction = "clip"  # eq. 1: a sum of per-clip losses C_i, each summed over tags
+    reduction = "entry"  # C_i averaged over tags: the scale of stages 1 and 3 (plain bce)
     handles_multi_activation = True
 
     def __init__(self, *, k: int, alpha: float):
@@ -62,17 +67,27 @@ class StagedTraining(Method):
 
     def loss(self, output, batch: Batch) -> dict[str, torch.Tensor]:
         labels, rows = batch["labels"], kept_rows(batch)
+        sigmoid = sparse = None
         if isinstance(output, MultiActivationOutput):
-            per_clip = multi_activation_clip_losses(output, labels)
+            sigmoid, sparse = multi_activation_clip_losses(output, labels, reduction=self.reduction)
+            per_clip = sigmoid + sparse
         else:
-            per_clip = clip_losses(output, labels)
+            per_clip = clip_losses(output, labels, reduction=self.reduction)
         losses, counted = _gathered(per_clip.detach(), rows)
         self.threshold = update_threshold(self.threshold, losses, k=self.k, alpha=self.alpha, rows=counted)
         verified = batch["verified"] > 0.5
         keep = staged_keep_mask(per_clip.detach(), verified=verified, threshold=self.threshold) & rows
         self._count(~keep & rows, verified, rows, batch["noisy"])
         kept = keep.to(per_clip.dtype)
-        return {"loss": (per_clip * kept).sum() / kept.sum().clamp(min=1.0)}
+        if sparse is None:
+            return {"loss": (per_clip * kept).sum() / kept.sum().clamp(min=1.0)}
+        # The two terms reduced as the multi-activation wrapper reduces them in stages 1 and 3:
+        # the sigmoid term over kept clips, the sparsemax term over kept clips with a label.
+        labelled = kept * (labels > 0.5).any(dim=1).to(kept.dtype)
+        sparse_term = (sparse * labelled).sum() / labelled.sum().clamp(min=1.0)
+        parts = {"loss": (sigmoid * kept).sum() / kept.sum().clamp(min=1.0) + sparse_term,
+                 "sparsemax_loss": sparse_term.detach()}
+        return parts
 
     def _count(self, ignored: torch.Tensor, verified: torch.Tensor, rows: torch.Tensor, noisy: torch.Tensor) -> None:
         considered = rows & ~verified

@@ -5,7 +5,9 @@
     best_model/
       model.json   {"format": 1, "name": preset, "args": {...}, "tags": [...],
                     "sample_rate": Hz, "crop_samples": n,
-                    "thresholds": {tag: threshold} (optional), ...training info}
+                    "thresholds": {tag: threshold} (optional),
+                    "thresholds_labels": {"labels": "noisy"|"verified"|"clean", "tracks": n},
+                    ...training info}
       model.pt     the weights (a state dict; read with ``torch.load(weights_only=True)``)
 
 This module is the only one that writes, reads or checks the format and names its folder. It
@@ -28,6 +30,7 @@ BEST_MODEL_DIR = "best_model"
 META_FILE = "model.json"
 WEIGHTS_FILE = "model.pt"
 THRESHOLDS_KEY = "thresholds"  # {tag: threshold} in model.json, when the model has them
+THRESHOLDS_LABELS_KEY = "thresholds_labels"  # {"labels": noisy|verified|clean, "tracks": n}
 
 
 class ExportError(ValueError):
@@ -123,6 +126,31 @@ def read_exported(folder: str | Path | None, key: str = "model") -> ExportedMode
     return ExportedModel(folder, recipe, sample_rate, crop_samples, meta)
 
 
+def is_exported(folder: str | Path) -> bool:
+    """Whether ``folder`` holds an exported model's description (its ``model.json``)."""
+    return (Path(folder) / META_FILE).is_file()
+
+
+def description_path(folder: str = BEST_MODEL_DIR) -> str:
+    """Where an exported model's description lies inside ``folder`` (e.g. an MLflow artifact
+    path): ``best_model/model.json`` by default."""
+    return f"{folder}/{META_FILE}"
+
+
+def description_tags(path: str | Path) -> list[str]:
+    """The tags named by a model description file alone (no weights needed), or ``[]`` when
+    the file is not a readable description."""
+    try:
+        return [str(tag) for tag in json.loads(Path(path).read_text()).get("tags", [])]
+    except (OSError, ValueError, AttributeError, TypeError):
+        return []
+
+
+def weights_bytes(folder: str | Path) -> bytes:
+    """The exported weights file's bytes (what a cache key over a teacher hashes)."""
+    return (Path(folder) / WEIGHTS_FILE).read_bytes()
+
+
 def read_weights(folder: str | Path) -> dict:
     """The exported state dict, loaded on the CPU with ``weights_only=True``."""
     import torch
@@ -147,6 +175,35 @@ def read_thresholds(model: ExportedModel) -> dict[str, float] | None:
         return check_thresholds(values, model.recipe.tags)
     except ValueError as exc:
         raise ExportError(f"{model.folder / META_FILE}: {exc}") from None
+
+
+def write_thresholds(folder: str | Path, thresholds: dict[str, float], *, labels: str, tracks: int) -> None:
+    """Adds per-tag decision thresholds to an exported model's ``model.json``, with what they
+    were chosen on (``labels``: ``"noisy"``, ``"verified"`` or ``"clean"``; ``tracks``: how many
+    validation tracks).
+
+    Raises:
+        ExportError: ``folder`` is not an exported model, or a threshold for a tag it lacks.
+    """
+    from raytag.thresholds import check_thresholds
+
+    model = read_exported(folder)
+    try:
+        checked = check_thresholds(thresholds, model.recipe.tags)
+    except ValueError as exc:
+        raise ExportError(f"{model.folder / META_FILE}: {exc}") from None
+    path = model.folder / META_FILE
+    meta = json.loads(path.read_text())
+    meta[THRESHOLDS_KEY] = checked
+    meta[THRESHOLDS_LABELS_KEY] = {"labels": str(labels), "tracks": int(tracks)}
+    path.write_text(json.dumps(meta, indent=1))
+
+
+def thresholds_labels(model: ExportedModel) -> dict[str, Any] | None:
+    """What the model's thresholds were chosen on (``{"labels": ..., "tracks": n}``), or None
+    (no thresholds, or a model exported before this was recorded)."""
+    value = model.info.get(THRESHOLDS_LABELS_KEY)
+    return dict(value) if isinstance(value, dict) else None
 
 
 def check_fits(

@@ -52,6 +52,21 @@ def reduce_losses(
     return (losses * kept).sum() / (kept.sum() * per_entry).clamp(min=1.0)
 
 
+def per_clip(losses: torch.Tensor, *, reduction: Reduction) -> torch.Tensor:
+    """Each row's share of a reduction: (N, K) per-entry losses to (N,) per-clip losses whose
+    mean over clips is ``reduce_losses`` of the same table (sum over tags for ``"clip"``, mean
+    for ``"entry"``).
+
+    Raises:
+        ValueError: on an unknown reduction or losses that are not 2-D.
+    """
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    if losses.dim() != 2:
+        raise ValueError(f"losses must be (N, K), got shape {tuple(losses.shape)}")
+    return losses.sum(dim=1) if reduction == "clip" else losses.mean(dim=1)
+
+
 def bce(
     logits: torch.Tensor,
     targets: torch.Tensor,

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from entmax import sparsemax
 
-from raytag.objectives.bce import Reduction, reduce_losses
+from raytag.objectives.bce import Reduction, per_clip, reduce_losses
 
 __all__ = [
     "MultiActivationLosses",
@@ -145,22 +145,28 @@ def multi_activation_losses(
     return MultiActivationLosses(sigmoid_term, sparsemax_term)
 
 
-def multi_activation_clip_losses(output, labels: torch.Tensor) -> torch.Tensor:
-    """Per-clip loss of a multi-activation model, e.g. C_i for staged training.
+def multi_activation_clip_losses(output, labels: torch.Tensor, *, reduction: Reduction = "entry") -> MultiActivationLosses:
+    """Per-clip terms of a multi-activation model, e.g. C_i = sigmoid + sparsemax for staged
+    training.
 
-    The sigmoid head's BCE summed over tags plus the sparsemax loss (0 for a clip with no
-    label).
+    The sigmoid head's BCE over tags (mean for ``"entry"``, sum for ``"clip"``) and the
+    sparsemax loss (0 for a clip with no label). With ``"entry"`` (the default) the mean over
+    clips of the two terms is what :func:`multi_activation_losses` gives with its default, so
+    a method scoring clips with both heads weighs the sparsemax term as every other method does.
 
     Args:
         output: the head's training-mode (sigmoid_logits, sparsemax_scores) pair, (B, K) each.
         labels: (B, K) labels, 0/1.
+        reduction: of the sigmoid term over tags, ``"entry"`` (default) or ``"clip"``.
 
     Returns:
-        (B,) float32 losses, connected to the outputs' graph.
+        :class:`MultiActivationLosses` of two (B,) float32 tensors, connected to the outputs'
+        graph; their sum is the clip's loss.
     """
     sigmoid_logits, sparsemax_scores = _unpack(output)
     if labels.shape != sigmoid_logits.shape:
         raise ValueError(f"labels {tuple(labels.shape)} and outputs {tuple(sigmoid_logits.shape)} differ")
     entries = F.binary_cross_entropy_with_logits(sigmoid_logits.float(), labels.float(), reduction="none")
     target, labelled = label_distribution(labels)
-    return entries.sum(dim=1) + sparsemax_loss(sparsemax_scores, target) * labelled.float()
+    return MultiActivationLosses(per_clip(entries, reduction=reduction),
+                                 sparsemax_loss(sparsemax_scores, target) * labelled.float())

@@ -1,7 +1,8 @@
 """Noise-robust baselines of Lu et al. 2022 Table 2: bootstrapping and Co-teaching.
 
 * Bootstrapping (Reed et al. 2015): the target is a convex mix of the noisy label and the
-  model's own (detached) prediction, soft (β = 0.95) or thresholded at 0.5 (hard, β = 0.8).
+  model's own prediction, soft (β = 0.95, the prediction stays in the gradient) or thresholded
+  at 0.5 (hard, β = 0.8).
 * Co-teaching (Han et al. 2018): two networks each pick the small-loss fraction (1 − R(T)) of
   the batch and the *peer* network learns from that selection; R(T) ramps up over epochs. For
   multi-label tagging we select (track, tag) *entries* by their per-entry BCE, per tag and per
@@ -26,13 +27,14 @@ def bootstrap_loss(
 ) -> torch.Tensor:
     """Bootstrapping loss of Reed et al. 2015, for independent sigmoid outputs.
 
-    With p = σ(logits) treated as a constant (detached):
+    With p = σ(logits), per entry BCE(logits, target):
 
-    * soft: target = β·y + (1 − β)·p (Reed et al. use β = 0.95);
-    * hard: target = β·y + (1 − β)·1[p > 0.5] (Reed et al. use β = 0.8).
-
-    Detaching p means the gradient is that of a BCE against a fixed, partly self-predicted
-    target; it keeps the soft variant from rewarding confident predictions for their own sake.
+    * soft: target = β·y + (1 − β)·p (Reed et al. use β = 0.95). As in Reed et al.'s soft
+      bootstrapping, p stays in the gradient: the loss is β·BCE(logits, y) + (1 − β)·H(p),
+      with H the binary entropy, so it also rewards confident predictions (entropy
+      minimisation). Detaching p would make its gradient β·(p − y), a rescaled BCE.
+    * hard: target = β·y + (1 − β)·1[p > 0.5] (Reed et al. use β = 0.8); the indicator has no
+      gradient, so the target is a constant.
 
     Args:
         logits: (N, K) model outputs.
@@ -41,7 +43,7 @@ def bootstrap_loss(
         mode: "soft" or "hard".
 
     Returns:
-        Scalar: mean BCE over all N·K entries against the bootstrapped targets.
+        Scalar: mean over all N·K entries of the per-entry loss.
 
     Raises:
         ValueError: on an unknown mode, β outside [0, 1] or mismatched shapes.
@@ -51,15 +53,17 @@ def bootstrap_loss(
     if logits.shape != labels.shape:
         raise ValueError(f"logits {tuple(logits.shape)} and labels {tuple(labels.shape)} differ")
     logits = logits.float()
-    predictions = torch.sigmoid(logits.detach())
+    labels = labels.to(logits.dtype)
     if mode == "soft":
-        own = predictions
-    elif mode == "hard":
-        own = (predictions > 0.5).to(logits.dtype)
-    else:
-        raise ValueError(f"mode must be 'soft' or 'hard', got {mode!r}")
-    targets = beta * labels.to(logits.dtype) + (1.0 - beta) * own
-    return F.binary_cross_entropy_with_logits(logits, targets)
+        # BCE(x, β·y + (1 − β)·σ(x)) = β·BCE(x, y) + (1 − β)·BCE(x, σ(x)), and
+        # BCE(x, σ(x)) = softplus(x) − x·σ(x) is the entropy of σ(x), written stably.
+        entropy = F.softplus(logits) - logits * torch.sigmoid(logits)
+        per_entry = beta * F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
+        return (per_entry + (1.0 - beta) * entropy).mean()
+    if mode == "hard":
+        own = (torch.sigmoid(logits.detach()) > 0.5).to(logits.dtype)
+        return F.binary_cross_entropy_with_logits(logits, beta * labels + (1.0 - beta) * own)
+    raise ValueError(f"mode must be 'soft' or 'hard', got {mode!r}")
 
 
 def forget_rate(epoch: int, *, tau: float, num_gradual: int, exponent: float = 1.0) -> float:

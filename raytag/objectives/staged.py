@@ -21,32 +21,38 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from raytag.objectives.bce import Reduction, per_clip
+
 PAPER_K = 10
 """He et al.'s k: the threshold follows the 10th largest clip loss of a 64-clip batch."""
 PAPER_ALPHA = 0.9
 """He et al.'s smoothing coefficient α of eq. 3."""
 
 
-def clip_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Per-clip loss C_i of eq. 1: binary cross-entropy summed over the K tags.
+def clip_losses(logits: torch.Tensor, labels: torch.Tensor, *, reduction: Reduction = "clip") -> torch.Tensor:
+    """Per-clip loss C_i of eq. 1: binary cross-entropy over the K tags, summed or averaged.
 
     Summing or averaging over tags does not change which clips are ignored (the threshold
-    follows the same losses and scales with them); the sum is the per-clip loss of Lu et al.
-    eq. 1 and of ``masked_bce``.
+    follows the same losses and scales with them); it sets the loss's scale. The sum
+    (``"clip"``) is the per-clip loss of Lu et al. eq. 1 and of ``masked_bce``; the mean
+    (``"entry"``) gives the mean of the C_i the scale of ``bce``'s default, which is what
+    staged training uses so that its stages 1 and 3 (plain ``bce``) and 2 share one scale.
 
     Args:
         logits: (N, K) model outputs.
         labels: (N, K) labels in [0, 1].
+        reduction: ``"clip"`` (default: sum over tags) or ``"entry"`` (mean over tags).
 
     Returns:
         (N,) float32 losses, connected to ``logits``'s graph (detach them for the threshold).
 
     Raises:
-        ValueError: if the shapes differ or are not 2-D.
+        ValueError: if the shapes differ or are not 2-D, or on an unknown reduction.
     """
     if logits.dim() != 2 or logits.shape != labels.shape:
         raise ValueError(f"logits {tuple(logits.shape)} and labels {tuple(labels.shape)} must both be (N, K)")
-    return F.binary_cross_entropy_with_logits(logits.float(), labels.float(), reduction="none").sum(dim=1)
+    return per_clip(F.binary_cross_entropy_with_logits(logits.float(), labels.float(), reduction="none"),
+                    reduction=reduction)
 
 
 def update_threshold(

@@ -36,7 +36,7 @@ from mlflow.entities import LoggedModelOutput
 from mlflow.models.signature import ModelSignature
 from mlflow.types.schema import ParamSchema, ParamSpec, Schema, TensorSpec
 
-from raytag.models.export import META_FILE, ExportError, read_exported
+from raytag.models.export import ExportError, is_exported, read_exported
 from raytag.tracking import tags as tag_names
 
 log = logging.getLogger(__name__)
@@ -344,7 +344,7 @@ def _model_location(client, model_uri: str) -> str:
 
 
 def _exported_folder(local: Path, model_uri: str) -> Path:
-    if (local / META_FILE).is_file():
+    if is_exported(local):
         return local
     mlmodel = local / "MLmodel"
     if mlmodel.is_file():
@@ -352,10 +352,10 @@ def _exported_folder(local: Path, model_uri: str) -> Path:
 
         flavor = (yaml.safe_load(mlmodel.read_text()) or {}).get("flavors", {}).get("python_function", {})
         artifact = (flavor.get("artifacts") or {}).get(EXPORTED_ARTIFACT) or {}
-        if artifact.get("path") and (local / artifact["path"] / META_FILE).is_file():
+        if artifact.get("path") and is_exported(local / artifact["path"]):
             return local / artifact["path"]
     raise ExportError(
-        f"{model_uri} is not a raytag model: neither an exported folder ({META_FILE}) nor an MLflow "
+        f"{model_uri} is not a raytag model: neither an exported folder (model.json) nor an MLflow "
         f"model with an '{EXPORTED_ARTIFACT}' artifact"
     )
 

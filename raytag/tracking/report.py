@@ -44,7 +44,7 @@ class RunSummary:
         label_source: which labels ``split`` was evaluated against (``clean`` or ``manifest``,
             the run's ``raytag.<split>_labels`` tag), or None (not recorded).
         threshold_labels: the labels its decision thresholds were chosen on (the
-            ``raytag.valid_labels`` tag), or None.
+            ``raytag.threshold_labels`` tag: noisy, verified or clean), or None.
         alias: the label to show when another reviewed run has the same one (its short id
             added), else None.
     """
@@ -123,7 +123,7 @@ def summarize_run(
         params=dict(params),
         end_time=end_time,
         label_source=tags.get(tag_names.labels_source(split)),
-        threshold_labels=tags.get(tag_names.labels_source("valid")),
+        threshold_labels=tags.get(tag_names.THRESHOLD_LABELS),
     )
 
 

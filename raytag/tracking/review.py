@@ -11,7 +11,6 @@ is logged to it as ``review/<file>.html``.
 from __future__ import annotations
 
 import datetime
-import json
 import re
 import tempfile
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 
+from raytag.models.export import description_path, description_tags
 from raytag.tracking import plots, tag_plots
 from raytag.tracking import tags as tag_names
 from raytag.tracking.client import resolve_uri
@@ -36,7 +36,7 @@ from raytag.tracking.report import (
 from raytag.tracking.report_html import write_html
 
 REVIEW_ARTIFACT_DIR = "review"
-MODEL_DESCRIPTION = "best_model/model.json"
+MODEL_DESCRIPTION = description_path()
 THRESHOLDS_TABLE = "metrics/thresholds_valid.csv"  # written by the driver (raytag.cluster.driver)
 DEFAULT_MAX_RUNS = 50
 DEFAULT_MAX_PLOTTED_RUNS = 8
@@ -292,10 +292,7 @@ def _model_tags(client, run_id: str, folder: Path) -> list[str]:
     local = _download(client, run_id, MODEL_DESCRIPTION, folder)
     if local is None:
         return []
-    try:
-        return [str(tag) for tag in json.loads(local.read_text()).get("tags", [])]
-    except (ValueError, AttributeError):
-        return []
+    return description_tags(local)
 
 
 def _run_images(client, run: RunSummary, history, per_tag, vocabulary, folder: Path) -> list[ReportImage]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import yaml
 
-from raytag.cluster import storage
+from raytag import storage
 from raytag.config import flatten
 from raytag.locations import RUN_ID_FILE, run_location
 from raytag.tracking import tags as T

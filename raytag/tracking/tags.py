@@ -12,6 +12,7 @@ TEACHER_RUN_ID = "raytag.teacher_run_id"  # lineage: the run that trained this r
 TEACHER_MODEL = "raytag.teacher_model"  # lineage: the exported teacher folder
 TEACHER_SCORES = "raytag.teacher_scores"  # the cached score file Balanced-Masking used
 TEACHER_SCORES_REUSED = "raytag.teacher_scores_reused"
+THRESHOLD_LABELS = "raytag.threshold_labels"  # what the decision thresholds were chosen on
 TRAIN_NODES = "raytag.train_nodes"  # the Ray nodes the Train workers ran on
 SWEEP = "raytag.sweep"
 SWEEP_TARGET = "raytag.target"

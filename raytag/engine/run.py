@@ -1,0 +1,186 @@
+"""One training run, many epochs, Ray-free: what a Ray Train worker and the benchmark both call.
+
+:func:`build_training` turns a job into its method, network and optimizer (seeded so that every
+rank starts from the same weights); :func:`fit` runs the epochs:
+
+* each epoch's step draws (dropout, masks) seeded by (seed, epoch, rank), the method started
+  with them, one pass of :func:`raytag.engine.loop.train_epoch` over ``hooks.batches(epoch)``;
+* validation every epoch (``hooks.evaluate(model, "valid", prefix="valid/")``) and, in the last
+  ``eval.average_last`` epochs, the evaluation split too with the running mean of those epochs
+  (Lu et al. §3.1 report the mean of the last ten);
+* the best epoch by ``train.select_metric``, looked for only before ``train.select_until_epoch``
+  when it is set; at that epoch the whole best snapshot (model, optimizer, method state: the
+  mean teacher too) is restored and training goes on from it (Lu et al.: "load the best model
+  and train another N epochs");
+* ``hooks.report(metrics, state=..., best=..., latest=...)`` at the end of every epoch: a Ray
+  worker reports to Ray Train and checkpoints there, the benchmark prints a line.
+
+Only rank 0 decides which epoch is best (``agree`` gives its decision to every rank, so each
+keeps the same snapshot) and fills the epoch's metrics; other ranks report an epoch number only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from raytag.engine.checkpoint import Snapshot, TrainingState
+from raytag.engine.loop import train_epoch
+from raytag.engine.seeding import init_seed, rank_generator_seed
+from raytag.methods import build_method
+from raytag.methods.base import Epoch, Method
+from raytag.models.export import ModelRecipe
+
+log = logging.getLogger("raytag.train")
+
+AVERAGED = ("roc_auc", "pr_auc", "lwlrap")
+"""The evaluation split's metrics averaged over the last ``eval.average_last`` epochs."""
+
+
+class Hooks(Protocol):
+    """What a caller of :func:`fit` supplies: where batches come from, how a split is scored,
+    what happens with an epoch's results."""
+
+    def batches(self, epoch: int) -> Iterable[dict]:
+        """This rank's training batches of ``epoch`` (dicts as ``train_epoch`` takes them)."""
+
+    def evaluate(self, model: nn.Module, split: str, *, prefix: str) -> dict[str, float]:
+        """Track-level metrics of ``model`` on ``split`` ("valid", or "test": the job's
+        evaluation split ``eval.split``), keys prefixed, with at least ``{prefix}loss``,
+        ``{prefix}roc_auc``, ``{prefix}pr_auc``, ``{prefix}lwlrap`` and ``{prefix}{select_metric}``."""
+
+    def report(self, metrics: dict[str, Any], *, state: TrainingState, best: Snapshot,
+               latest: Callable[[], Snapshot]) -> None:
+        """The end of an epoch: ``metrics`` (full on rank 0), the run's state, the best snapshot
+        and a function giving this epoch's snapshot (for a checkpoint)."""
+
+
+@dataclass
+class Training:
+    """What a run trains: the method, its trainable module and the optimizer."""
+
+    method: Method
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+
+
+def build_training(job: Any, tags: list[str], *, init_weights: dict | None = None,
+                   wrap: Callable[[nn.Module], nn.Module] = lambda module: module) -> Training:
+    """The job's method, network (``init_weights``: start from an exported model's weights,
+    e.g. He et al.'s stage 2 from stage 1) and Adam optimizer.
+
+    Args:
+        job: a validated :class:`raytag.config.JobConfig`.
+        tags: the tag vocabulary, in column order.
+        init_weights: a state dict of the job's model (``model.init``, read by the caller).
+        wrap: applied to the trainable module before the optimizer sees it (Ray Train's
+            ``prepare_model``: device and DDP).
+    """
+    method = build_method(job, tags=list(tags))
+    recipe = ModelRecipe(job.model.name, dict(job.model.args), tuple(tags), job.model.head)
+
+    def make() -> nn.Module:
+        network = recipe.build()
+        if init_weights is not None:
+            network.load_state_dict(init_weights)
+        return network
+
+    torch.manual_seed(init_seed(job.seed))  # the same initial weights on every rank
+    model = wrap(method.build_network(make))
+    optimizer = torch.optim.Adam(model.parameters(), lr=job.train.lr, weight_decay=job.train.weight_decay)
+    return Training(method, model, optimizer)
+
+
+def fit(
+    job: Any,
+    training: Training,
+    hooks: Hooks,
+    *,
+    steps: int,
+    device: torch.device,
+    rank: int = 0,
+    world_size: int = 1,
+    resume: tuple[TrainingState, Snapshot, Snapshot] | None = None,
+    agree: Callable[[bool], bool] = lambda flag: flag,
+    context: dict[str, Any] | None = None,
+) -> tuple[TrainingState, Snapshot]:
+    """Runs the job's epochs (see the module docstring).
+
+    Args:
+        job: a validated :class:`raytag.config.JobConfig`.
+        training: from :func:`build_training`.
+        hooks: the caller's :class:`Hooks`.
+        steps: optimizer steps per epoch on this rank (the method's schedules use it).
+        device: where batches go.
+        rank, world_size: this rank and how many train together.
+        resume: ``(state, latest, best)`` of a checkpoint to continue from.
+        agree: rank 0's boolean on every rank (identity for one rank).
+        context: constant metrics added to every epoch's (e.g. the node id).
+
+    Returns:
+        ``(state, best)``: the run's final :class:`TrainingState` (its ``history`` holds rank
+        0's per-epoch metrics) and the best epoch's :class:`Snapshot`.
+    """
+    method, model, optimizer = training.method, training.model, training.optimizer
+    state = TrainingState(select_metric=job.train.select_metric)
+    best = Snapshot.capture(model, optimizer, method)
+    if resume is not None:
+        state, latest, best = resume
+        latest.restore(model, optimizer, method)
+        state.resumed_from_epoch = state.next_epoch
+        if rank == 0:
+            log.info("resuming from the checkpoint of epoch %d", state.next_epoch - 1)
+    window = job.train.select_until_epoch
+    for epoch in range(state.next_epoch, job.train.epochs):
+        started = time.perf_counter()
+        if epoch == window:
+            best.restore(model, optimizer, method)
+            if rank == 0:
+                log.info("selection window over: continuing from the best epoch (%s)", state.best_epoch)
+        step_seed = rank_generator_seed(job.seed, epoch, rank)
+        torch.manual_seed(step_seed)  # dropout
+        method.start_epoch(Epoch(epoch, torch.Generator().manual_seed(step_seed), model, steps))
+        stats = train_epoch(model, hooks.batches(epoch), optimizer, method=method, device=device, amp=job.train.amp,
+                            log_every=job.train.log_every, describe=f"[rank {rank}] epoch {epoch}")
+        evaluated = _evaluate(job, hooks, method.evaluated(model), state, epoch)
+        metrics: dict[str, Any] = {"epoch": epoch, **(context or {})}
+        improved = False
+        if rank == 0:
+            metrics.update({**stats.as_metrics(), **method.epoch_metrics(), **evaluated, "workers": world_size})
+            if window is None or epoch < window:
+                value = metrics[f"valid/{job.train.select_metric}"]
+                improved = state.improves(value)
+                if improved:
+                    state.best_value, state.best_epoch = value, epoch
+            metrics.update({
+                "best_epoch": state.best_epoch,
+                f"best/valid/{job.train.select_metric}": state.best_value,
+                "epoch_seconds": time.perf_counter() - started,
+                "resumed_from_epoch": -1 if state.resumed_from_epoch is None else state.resumed_from_epoch,
+            })
+            state.history.append(dict(metrics))
+        if agree(improved):  # every rank keeps the same best snapshot
+            best = Snapshot.capture(model, optimizer, method)
+        state.next_epoch = epoch + 1
+        hooks.report(metrics, state=state, best=best, latest=lambda: Snapshot.capture(model, optimizer, method))
+    return state, best
+
+
+def _evaluate(job: Any, hooks: Hooks, model: nn.Module, state: TrainingState, epoch: int) -> dict[str, float]:
+    """Validation, and the evaluation split in the last ``eval.average_last`` epochs with the
+    running mean of those epochs (on every rank: sharded evaluation needs them all)."""
+    metrics = hooks.evaluate(model, "valid", prefix="valid/")
+    if job.eval.average_last and epoch >= job.train.epochs - job.eval.average_last:
+        split = job.eval.split
+        metrics.update(hooks.evaluate(model, "test", prefix=f"{split}_epoch/"))
+        recent = [h for h in state.history if f"{split}_epoch/roc_auc" in h] + [metrics]
+        for key in AVERAGED:
+            metrics[f"{split}/avg_last/{key}"] = sum(h[f"{split}_epoch/{key}"] for h in recent) / len(recent)
+        metrics[f"{split}/avg_last/epochs"] = len(recent)
+    return metrics

@@ -1,0 +1,168 @@
+"""The run in the core (raytag.engine.run): one multi-epoch run that the Ray Train worker and the
+benchmark runner both call. Pure tests drive ``fit`` with plain hooks; one Ray test runs a tiny
+job through the Ray Train worker and through the benchmark runner and compares the losses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from raytag.config import validate
+from raytag.engine.checkpoint import Snapshot, TrainingState
+from raytag.engine.run import build_training, fit
+from bench_modules import load_bench
+
+CPU = torch.device("cpu")
+TAGS = ["a", "b", "c"]
+
+
+def _job(**train):
+    return validate({"name": "t", "seed": 3, "data": {"manifest": "m.csv"},
+                     "model": {"name": "mtt-tiny", "args": {"crop_seconds": 0.25}},
+                     "train": {"epochs": 5, "batch_size": 4, "lr": 0.01, **train},
+                     "eval": {"average_last": 2}})
+
+
+class ListHooks:
+    """Fixed batches; a validation score that the caller scripts per epoch."""
+
+    def __init__(self, valid_scores: list[float]):
+        generator = torch.Generator().manual_seed(0)
+        self.data = [{"audio": 0.1 * torch.randn(4, 5512, generator=generator),
+                      "labels": torch.randint(0, 2, (4, 3), generator=generator).float(),
+                      "valid": torch.ones(4, dtype=torch.bool)} for _ in range(2)]
+        self.valid_scores, self.evaluated, self.reported = valid_scores, [], []
+        self.weights_at_start: list[torch.Tensor] = []
+
+    def batches(self, epoch):
+        return iter(self.data)
+
+    def evaluate(self, model, split, *, prefix):
+        epoch = sum(1 for s in self.evaluated if s == "valid") - (split != "valid")
+        self.evaluated.append(split)
+        value = self.valid_scores[epoch] if split == "valid" else 0.5 + epoch / 100
+        return {f"{prefix}{key}": value for key in ("roc_auc", "pr_auc", "lwlrap", "loss")}
+
+    def report(self, metrics, *, state, best, latest):
+        assert isinstance(best, Snapshot) and isinstance(latest(), Snapshot)
+        self.reported.append(dict(metrics))
+
+
+def test_fit_selects_in_the_window_restores_the_best_and_averages_the_last_epochs(monkeypatch):
+    job = _job(select_until_epoch=3)
+    training = build_training(job, TAGS)
+    # Validation peaks at epoch 1 inside the window; epoch 4 is better but after the window.
+    hooks = ListHooks([0.6, 0.9, 0.7, 0.1, 0.99])
+    restored = {}
+    original = Snapshot.restore
+
+    def spy(self, model, optimizer, method):
+        restored["weights"] = {k: v.clone() for k, v in self.model.items()}
+        original(self, model, optimizer, method)
+
+    monkeypatch.setattr(Snapshot, "restore", spy)
+    state, best = fit(job, training, hooks, steps=2, device=CPU)
+    assert isinstance(state, TrainingState) and state.next_epoch == 5
+    assert state.best_epoch == 1 and state.best_value == 0.9
+    # At epoch 3 the whole best snapshot came back (the model state of epoch 1, not of epoch 2).
+    assert restored and all(torch.equal(restored["weights"][k], best.model[k]) for k in best.model)
+    assert [m["epoch"] for m in hooks.reported] == [0, 1, 2, 3, 4]
+    assert hooks.evaluated == ["valid"] * 3 + ["valid", "test", "valid", "test"]
+    last = hooks.reported[-1]
+    assert last["test/avg_last/epochs"] == 2
+    assert last["test/avg_last/roc_auc"] == pytest.approx((0.53 + 0.54) / 2)
+    assert [h["train/loss"] for h in state.history] == [m["train/loss"] for m in hooks.reported]
+
+
+def test_the_same_job_gives_the_same_losses():
+    job = _job()
+    first = fit(job, build_training(job, TAGS), ListHooks([0.5] * 5), steps=2, device=CPU)[0]
+    again = fit(job, build_training(job, TAGS), ListHooks([0.5] * 5), steps=2, device=CPU)[0]
+    losses = [h["train/loss"] for h in first.history]
+    assert losses == [h["train/loss"] for h in again.history] and len(set(losses)) == 5
+
+
+def test_the_benchmark_runner_runs_lu_et_al_selection_window(tmp_path):
+    from raytag.data.synth import SynthSpec, write_corpus
+
+    runner = load_bench("noise_runner")
+    write_corpus(tmp_path, SynthSpec(clips=24, seconds=0.5, sample_rate=16000, seed=2, valid_fraction=0.25,
+                                     test_fraction=0.25))
+    corpus = runner.load_corpus(tmp_path / "manifest.csv", tmp_path / "clean.csv")
+    job = validate({"name": "window", "data": {"manifest": str(tmp_path / "manifest.csv")},
+                    "model": {"name": "shortres-tiny", "args": {"crop_samples": 8000}},
+                    "train": {"epochs": 4, "batch_size": 8, "lr": 1e-3, "select_until_epoch": 2},
+                    "eval": {"batch_size": 16, "average_last": 2}, "tracking": {"enabled": False}})
+    result = runner.run_job(job, corpus, log=lambda line: None)
+    assert result["best_epoch"] in (0, 1) and len(result["history"]) == 4
+    assert set(result["test_last"]) == {"roc_auc", "pr_auc", "lwlrap"}
+    assert result["history"][-1]["test/avg_last/epochs"] == 2
+
+
+@pytest.mark.ray
+def test_the_ray_train_worker_and_the_benchmark_runner_run_the_same_epochs(ray_session, tiny_corpus, tmp_path):
+    """One tiny job (1 Train worker, 3 epochs, a selection window of 2) through the Ray path
+    (driver → TorchTrainer → worker → engine.fit, Ray Data batches from the files) and through
+    the benchmark runner (engine.fit, batches from memory): the same per-epoch training losses."""
+    from raytag.cluster.checkpoints import latest_checkpoint
+    from raytag.cluster.driver import train
+    from raytag.engine import checkpoint as ckpt
+    from raytag.locations import run_location
+
+    runner = load_bench("noise_runner")
+    tree = {"name": "same-run", "seed": 4, "storage": str(tmp_path / "ray_results"),
+            "data": {"manifest": str(tiny_corpus / "manifest.csv"), "clean_labels": str(tiny_corpus / "clean.csv"),
+                     "decode_cpus": 0.25},
+            "model": {"name": "shortres-tiny", "args": {"crop_samples": 8000}},
+            "train": {"epochs": 3, "batch_size": 8, "lr": 3e-3, "select_until_epoch": 2, "log_every": 100},
+            "scaling": {"num_workers": 1, "cpus_per_worker": 0.5, "max_failures": 0},
+            "eval": {"max_chunks": 2, "batch_size": 8, "average_last": 1},
+            "tracking": {"enabled": False}}
+    job = validate(tree)
+    outcome = train(job)
+    location, _ = latest_checkpoint(run_location(job.storage, job.name))
+    ray_history = ckpt.load_state(Path(location)).history
+
+    corpus = runner.load_corpus(tiny_corpus / "manifest.csv", tiny_corpus / "clean.csv")
+    # One thread, as the Train worker (0.5 CPU: Ray sets OMP_NUM_THREADS=1) and the benchmark
+    # run: another thread count sums gradients in another order, and Adam turns those last-bit
+    # differences into visibly different losses within an epoch.
+    threads = torch.get_num_threads()
+    runner.configure_process()
+    try:
+        bench = runner.run_job(job, corpus, log=lambda line: None)
+    finally:
+        torch.set_num_threads(threads)
+    ray_losses = [h["train/loss"] for h in ray_history]
+    assert len(ray_losses) == 3
+    assert [h["train/loss"] for h in bench["history"]] == pytest.approx(ray_losses, rel=1e-6)
+    assert bench["best_epoch"] == outcome.best_epoch
+    assert [h["valid/roc_auc"] for h in bench["history"]] == pytest.approx([h["valid/roc_auc"] for h in ray_history],
+                                                                          abs=1e-4)
+
+
+def test_resuming_from_an_epoch_snapshot_continues_the_same_run():
+    import copy
+
+    job = _job()
+    whole = fit(job, build_training(job, TAGS), ListHooks([0.5] * 5), steps=2, device=CPU)[0]
+
+    class Stop(Exception):
+        pass
+
+    saved = {}
+
+    class StopAfterThree(ListHooks):
+        def report(self, metrics, *, state, best, latest):
+            if metrics["epoch"] == 2:
+                saved.update(state=copy.deepcopy(state), latest=latest(), best=best)
+                raise Stop
+
+    with pytest.raises(Stop):
+        fit(job, build_training(job, TAGS), StopAfterThree([0.5] * 5), steps=2, device=CPU)
+    resumed = fit(job, build_training(job, TAGS), ListHooks([0.5] * 5), steps=2, device=CPU,
+                  resume=(saved["state"], saved["latest"], saved["best"]))[0]
+    assert resumed.resumed_from_epoch == 3
+    assert [h["train/loss"] for h in resumed.history] == [h["train/loss"] for h in whole.history]
