@@ -191,11 +191,13 @@ class LocalCluster:
             os.killpg(self.network.pid, signal.SIGKILL)
             self.network.wait(timeout=10)
 
-    def run_driver(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    def run_driver(self, *args: str, timeout: float = 600, env: dict[str, str] | None = None
+                   ) -> subprocess.CompletedProcess:
         """Runs ``raytag ARGS`` as a driver process in the private folder (the machine's own
-        file system view: it sees everything, as a user's laptop or head node would)."""
+        file system view: it sees everything, as a user's laptop or head node would); ``env``
+        adds to the nodes' environment."""
         return subprocess.run(self.in_network([sys.executable, "-m", "raytag.cli", *args]), cwd=self.private,
-                              env=node_env(), capture_output=True, text=True, timeout=timeout)
+                              env={**node_env(), **(env or {})}, capture_output=True, text=True, timeout=timeout)
 
     def start_driver(self, *args: str) -> subprocess.Popen:
         log = self.root / "driver.log"

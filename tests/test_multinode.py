@@ -90,8 +90,11 @@ def check(proc: subprocess.CompletedProcess) -> None:
 
 def test_a_d_a_two_node_pipeline_lands_complete_and_its_scoring_pools_spread(cluster):
     """(a) 2-node DDP runs land complete in the driver's store, their files in storage; (d) the
-    teacher-scoring and evaluation actor pools run on both nodes."""
+    teacher-scoring and evaluation actor pools run on both nodes. The job names no address: the
+    driver joins the cluster ``RAY_ADDRESS`` names (as under ``ray job submit``); a local instance
+    would have no ``trainer`` resource for the workers."""
     job = write_job(cluster, "spread", **{
+        "ray.address": None,
         "stages": [
             {"name": "teacher", "overrides": {"objective": {"name": "balanced_training"}}},
             {"name": "student", "teacher": "teacher", "overrides": {"objective": {"name": "balanced_masking"}}},
@@ -100,7 +103,7 @@ def test_a_d_a_two_node_pipeline_lands_complete_and_its_scoring_pools_spread(clu
         # Enough batches for both actors of each pool: 0.25 s chunks, 8 per 2 s track, 4 per batch.
         "model.args": {"crop_seconds": 0.25}, "eval.max_chunks": 8, "eval.batch_size": 4,
     })
-    check(cluster.run_driver("run", str(job)))
+    check(cluster.run_driver("run", str(job), env={"RAY_ADDRESS": cluster.address}))
     client = driver_store(cluster)
     teacher, student = run_named(client, "spread-teacher"), run_named(client, "spread-student")
     for run in (teacher, student):
