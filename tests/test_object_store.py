@@ -4,15 +4,17 @@ audio, the prepared-audio cache, checkpoints, exported models and teacher scores
 
 The first tests read through the server in this process (no Ray). The last one runs the
 commands as a user would, each its own process with its own local Ray instance: ``prepare``,
-then a two-stage ``run`` whose 2-worker teacher loses a worker mid-run and resumes from its
-checkpoint in the bucket and whose student reads the teacher's scores from the bucket's cache,
-then ``predict`` and ``review``. Nothing but the MLflow store (the tracking store is not
-storage) and temporary files lands on the local disk.
+then ``train`` with Lu et al.'s Balanced-Masking (its teacher, an exported model in the bucket,
+scores the training set into the bucket's cache) on 2 workers, one of which is killed mid-run,
+so the run resumes from its checkpoint in the bucket; then ``predict`` and ``review``. Nothing
+but the MLflow store (the tracking store is not storage) and temporary files lands on the local
+disk.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,6 +28,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from object_store import S3Server, start_s3_server
+from teachers import write_random_tagger
 from raytag.audio.io import probe, read_frames
 from raytag.cluster import storage
 from raytag.cli import main
@@ -127,7 +130,10 @@ def _command(env: dict, cwd: Path, *args: str, timeout: float = 600) -> subproce
 
 
 @pytest.mark.ray
-def test_a_job_kept_in_object_storage_trains_resumes_and_serves(s3, s3_env, tmp_path):
+def test_a_job_kept_in_object_storage_trains_resumes_and_serves(s3, s3_env, tmp_path, tiny_corpus):
+    teacher = f"{STORAGE}/teachers/random"
+    s3.upload(write_random_tagger(tmp_path / "teacher", tags=read_manifest(tiny_corpus / "manifest.csv").vocabulary),
+              teacher)
     work = tmp_path / "work"  # the commands' working folder: it ends up holding the MLflow store only
     work.mkdir()
     ray_tmp = Path(tempfile.mkdtemp(prefix="rt-", dir="/tmp"))  # short: Ray's socket paths have a length limit
@@ -143,12 +149,8 @@ def test_a_job_kept_in_object_storage_trains_resumes_and_serves(s3, s3_env, tmp_
         "train": {"epochs": 4, "batch_size": 8, "lr": 0.003, "log_every": 100},
         "scaling": {"num_workers": 2, "cpus_per_worker": 0.5, "max_failures": 1},
         "eval": {"max_chunks": 2, "batch_size": 8},
+        "objective": {"name": "balanced_masking", "masking": {"teacher": teacher}},
         "tracking": {"uri": tracking, "experiment": "s3"},
-        "stages": [
-            {"name": "teacher"},
-            {"name": "student", "teacher": "teacher",
-             "overrides": {"train": {"epochs": 1}, "scaling": {"num_workers": 1}, "objective": {"name": "balanced_masking"}}},
-        ],
     }))
     try:
         _command(env, work, "prepare", str(job), "--no-progress")
@@ -156,49 +158,48 @@ def test_a_job_kept_in_object_storage_trains_resumes_and_serves(s3, s3_env, tmp_
         assert len(cached) == 40  # every clip of every split the job uses, in the bucket
 
         log = (tmp_path / "run.log").open("w")
-        run = subprocess.Popen([sys.executable, "-m", "raytag.cli", "run", str(job)], env=env, cwd=work,
+        driver = subprocess.Popen([sys.executable, "-m", "raytag.cli", "train", str(job)], env=env, cwd=work,
                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             deadline = time.time() + 400
-            while len(_checkpoints(s3, "s3-teacher")) < 2:  # the first surely registered with Ray Train
-                assert run.poll() is None, (tmp_path / "run.log").read_text()[-4000:]
+            while len(_checkpoints(s3, "s3")) < 2:  # the first surely registered with Ray Train
+                assert driver.poll() is None, (tmp_path / "run.log").read_text()[-4000:]
                 assert time.time() < deadline, "no checkpoints appeared in the bucket"
                 time.sleep(0.5)
             workers = _train_worker_pids(marker)
             assert workers, "no live Ray Train worker to kill"
             os.kill(workers[-1], signal.SIGKILL)
-            assert run.wait(timeout=600) == 0, (tmp_path / "run.log").read_text()[-4000:]
+            assert driver.wait(timeout=600) == 0, (tmp_path / "run.log").read_text()[-4000:]
         finally:
-            if run.poll() is None:
-                os.killpg(run.pid, signal.SIGKILL)
+            if driver.poll() is None:
+                os.killpg(driver.pid, signal.SIGKILL)
     finally:
         # Each command's Ray instance stops with its command; nothing of it may survive.
         leftovers = _train_worker_pids(marker)
         for pid in leftovers:
             os.kill(pid, signal.SIGKILL)
-        subprocess.run(["rm", "-rf", str(ray_tmp)], check=False)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
     assert not leftovers
 
     client = MlflowClient(tracking)
     experiment = client.get_experiment_by_name("s3")
-    runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
-    teacher, student = runs["s3-teacher"], runs["s3-student"]
-    assert teacher.info.status == student.info.status == "FINISHED"
-    resumed = [m.value for m in client.get_metric_history(teacher.info.run_id, "resumed_from_epoch")]
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "FINISHED"
+    resumed = [m.value for m in client.get_metric_history(run.info.run_id, "resumed_from_epoch")]
     assert max(resumed) >= 1  # restarted from a checkpoint in the bucket, not from scratch
-    assert teacher.data.metrics["data/prepared_audio_tracks"] == 34  # train and valid read from the cache
-    assert student.data.metrics["masking/masked_entries"] > 0
+    assert run.data.metrics["data/prepared_audio_tracks"] == 34  # train and valid read from the cache
+    assert run.data.metrics["masking/masked_entries"] > 0  # the teacher's scores were used
     keys = s3.keys(STORAGE)
-    assert f"{STORAGE}/s3-teacher/best_model/model.pt" in keys and f"{STORAGE}/s3-student/best_model/model.json" in keys
+    assert f"{STORAGE}/s3/best_model/model.pt" in keys and f"{STORAGE}/s3/best_model/model.json" in keys
     assert [k for k in keys if "/.raytag-cache/teacher-scores/" in k and k.endswith(".parquet")]
 
     # predict reads the model and the audio from the bucket; review reads what MLflow kept of it.
-    model = f"{STORAGE}/s3-student/best_model"
+    model = f"{STORAGE}/s3/best_model"
     out = tmp_path / "predictions.csv"
     assert main(["predict", model, f"{CORPUS}/audio/clip-000001.wav", "-o", str(out), "--no-progress"]) == 0
     lines = out.read_text().splitlines()
     assert len(lines) == 2 and lines[1].startswith(f"{CORPUS}/audio/clip-000001.wav,ok,")
     html = tmp_path / "review.html"
-    assert main(["review", student.info.run_id, "--uri", tracking, "--html", str(html), "--no-log"]) == 0
+    assert main(["review", run.info.run_id, "--uri", tracking, "--html", str(html), "--no-log"]) == 0
     assert html.is_file()
     assert sorted(p.name for p in work.iterdir()) == ["mlflow.db", "mlruns", "s3.yaml"]
