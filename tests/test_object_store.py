@@ -159,7 +159,7 @@ def test_a_job_kept_in_object_storage_trains_resumes_and_serves(s3, s3_env, tmp_
 
         log = (tmp_path / "run.log").open("w")
         driver = subprocess.Popen([sys.executable, "-m", "raytag.cli", "train", str(job)], env=env, cwd=work,
-                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             deadline = time.time() + 400
             while len(_checkpoints(s3, "s3")) < 2:  # the first surely registered with Ray Train
@@ -175,7 +175,9 @@ def test_a_job_kept_in_object_storage_trains_resumes_and_serves(s3, s3_env, tmp_
                 os.killpg(driver.pid, signal.SIGKILL)
     finally:
         # Each command's Ray instance stops with its command; nothing of it may survive.
-        leftovers = _train_worker_pids(marker)
+        deadline = time.time() + 20  # worker processes exit shortly after their raylet
+        while (leftovers := _train_worker_pids(marker)) and time.time() < deadline:
+            time.sleep(0.5)
         for pid in leftovers:
             os.kill(pid, signal.SIGKILL)
         shutil.rmtree(ray_tmp, ignore_errors=True)
