@@ -32,8 +32,8 @@ class _Section(BaseModel):
 class DataConfig(_Section):
     """Where the audio and labels are."""
 
-    manifest: Path = Field(description="CSV/TSV/JSONL manifest (path, tags, split, ...)")
-    clean_labels: Path | None = Field(None, description="label file used instead of the manifest's at evaluation")
+    manifest: str = Field(description="CSV/TSV/JSONL manifest (path, tags, split, ...); a path or a URI (s3://...)")
+    clean_labels: str | None = Field(None, description="label file used instead of the manifest's at evaluation")
     tags: list[str] | None = Field(None, description="tag vocabulary; default: every tag in the manifest")
     decode_cpus: float = Field(0.25, gt=0, description="CPUs per Ray Data decode task")
     train_subset: Literal["all", "verified"] = Field(
@@ -331,7 +331,7 @@ class JobConfig(_Section):
         data = self.model_dump(mode="json")
         for section, key in (("data", "manifest"), ("data", "clean_labels")):
             if data[section][key] is not None:
-                data[section][key] = str(Path(data[section][key]).resolve())
+                data[section][key] = resolve_storage(data[section][key])
         masking = data["objective"]["masking"]
         if masking["teacher"] is not None:
             masking["teacher"] = resolve_storage(masking["teacher"])

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import json
+import posixpath
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ import numpy as np
 
 from raytag.audio.files import audio_files
 from raytag.data.manifest import read_paths
+from raytag.locations import is_uri
 from raytag.thresholds import tags_above, top_tags
 
 STATUS_OK = "ok"
@@ -53,7 +55,8 @@ class AudioInputs:
 
 def collect_audio(sources: Sequence[str]) -> AudioInputs:
     """The audio files named by ``sources``: files, folders (recursive) and file lists
-    (``.csv``, ``.tsv``, ``.jsonl`` with a ``path`` column).
+    (``.csv``, ``.tsv``, ``.jsonl`` with a ``path`` column); a URI (``s3://...``) names a file
+    or a file list.
 
     Raises:
         raytag.data.manifest.ManifestError: a file list that is missing or malformed.
@@ -61,6 +64,10 @@ def collect_audio(sources: Sequence[str]) -> AudioInputs:
     paths: list[str] = []
     empty: list[str] = []
     for source in sources:
+        if is_uri(source):  # an audio file or a file list in object storage (no folder listing)
+            listed = posixpath.splitext(source)[1].lower() in LIST_SUFFIXES
+            paths += read_paths(source) if listed else [source]
+            continue
         location = Path(source)
         if location.suffix.lower() in LIST_SUFFIXES and not location.is_dir():
             paths += read_paths(location)

@@ -37,6 +37,15 @@ tracking:
 """
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_ambient_cluster():
+    """Tests never join a cluster named by the environment they run in (``ray job submit`` and
+    some CI images set ``RAY_ADDRESS``): every Ray they use is one they start themselves."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("RAY_ADDRESS", raising=False)
+        yield
+
+
 @pytest.fixture(scope="session")
 def ray_session():
     """A local Ray instance sized like the CI machine (2 CPUs), shared by the integration tests."""

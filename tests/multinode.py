@@ -94,9 +94,11 @@ class Node:
 @dataclass
 class LocalCluster:
     """A head node plus worker nodes; ``shared`` holds storage and audio, ``private`` the driver's
-    working directory (hidden from worker nodes)."""
+    working directory (hidden from worker nodes); ``env`` adds to every node's and driver's
+    environment (e.g. an object store's endpoint and credentials)."""
 
     root: Path
+    env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     nodes: dict[str, Node] = field(default_factory=dict)
     network: subprocess.Popen | None = None
@@ -149,7 +151,7 @@ class LocalCluster:
             command = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
                        f"{mounts} && exec {shlex.join(command)}"]
         process = subprocess.Popen(self.in_network(command), stdout=log.open("w"), stderr=subprocess.STDOUT,
-                                   env=node_env(), start_new_session=True, cwd="/")
+                                   env={**node_env(), **self.env}, start_new_session=True, cwd="/")
         node = Node(name, temp_dir, process, log)
         self.nodes[name] = node
         return node
@@ -191,13 +193,17 @@ class LocalCluster:
             os.killpg(self.network.pid, signal.SIGKILL)
             self.network.wait(timeout=10)
 
-    def run_driver(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    def run_driver(self, *args: str, timeout: float = 600, env: dict[str, str] | None = None
+                   ) -> subprocess.CompletedProcess:
         """Runs ``raytag ARGS`` as a driver process in the private folder (the machine's own
-        file system view: it sees everything, as a user's laptop or head node would)."""
+        file system view: it sees everything, as a user's laptop or head node would); ``env``
+        adds to the nodes' environment."""
         return subprocess.run(self.in_network([sys.executable, "-m", "raytag.cli", *args]), cwd=self.private,
-                              env=node_env(), capture_output=True, text=True, timeout=timeout)
+                              env={**node_env(), **self.env, **(env or {})}, capture_output=True, text=True,
+                              timeout=timeout)
 
     def start_driver(self, *args: str) -> subprocess.Popen:
         log = self.root / "driver.log"
         return subprocess.Popen(self.in_network([sys.executable, "-m", "raytag.cli", *args]), cwd=self.private,
-                                env=node_env(), stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+                                env={**node_env(), **self.env}, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                                start_new_session=True)

@@ -11,6 +11,7 @@ These tests start their own Ray processes and run in their own pytest invocation
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -23,24 +24,35 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from multinode import LocalCluster, free_port, node_env
+from object_store import s3_env, start_s3_server
 
 pytestmark = [pytest.mark.multinode, pytest.mark.skipif(os.geteuid() != 0, reason="unshare --mount needs root")]
 
 TRAINER = {"trainer": 1}
 
 
+S3_PORT = free_port()
+S3_ENDPOINT = f"http://127.0.0.1:{S3_PORT}"
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
+    """The cluster, and an S3-compatible server (moto's) in its network that every node and
+    driver reaches through the AWS environment variables."""
     from raytag.data.synth import SynthSpec, write_corpus
 
-    cluster = LocalCluster(tmp_path_factory.mktemp("cluster"))
+    cluster = LocalCluster(tmp_path_factory.mktemp("cluster"), env=s3_env(S3_ENDPOINT))
     write_corpus(cluster.shared / "audio", SynthSpec(clips=40, seconds=2.0, sample_rate=16000, seed=3), overwrite=True)
+    server = None
     try:
+        server = start_s3_server(cluster.root / "s3.log", wrap=cluster.in_network, port=S3_PORT)
         cluster.start_head(cpus=2, resources=TRAINER)
         cluster.add_worker("w1", cpus=1, resources=TRAINER)
         yield cluster
     finally:
         cluster.stop()
+        if server is not None:
+            server.stop()
 
 
 def write_job(cluster: LocalCluster, name: str, **overrides) -> Path:
@@ -90,8 +102,11 @@ def check(proc: subprocess.CompletedProcess) -> None:
 
 def test_a_d_a_two_node_pipeline_lands_complete_and_its_scoring_pools_spread(cluster):
     """(a) 2-node DDP runs land complete in the driver's store, their files in storage; (d) the
-    teacher-scoring and evaluation actor pools run on both nodes."""
+    teacher-scoring and evaluation actor pools run on both nodes. The job names no address: the
+    driver joins the cluster ``RAY_ADDRESS`` names (as under ``ray job submit``); a local instance
+    would have no ``trainer`` resource for the workers."""
     job = write_job(cluster, "spread", **{
+        "ray.address": None,
         "stages": [
             {"name": "teacher", "overrides": {"objective": {"name": "balanced_training"}}},
             {"name": "student", "teacher": "teacher", "overrides": {"objective": {"name": "balanced_masking"}}},
@@ -100,7 +115,7 @@ def test_a_d_a_two_node_pipeline_lands_complete_and_its_scoring_pools_spread(clu
         # Enough batches for both actors of each pool: 0.25 s chunks, 8 per 2 s track, 4 per batch.
         "model.args": {"crop_seconds": 0.25}, "eval.max_chunks": 8, "eval.batch_size": 4,
     })
-    check(cluster.run_driver("run", str(job)))
+    check(cluster.run_driver("run", str(job), env={"RAY_ADDRESS": cluster.address}))
     client = driver_store(cluster)
     teacher, student = run_named(client, "spread-teacher"), run_named(client, "spread-student")
     for run in (teacher, student):
@@ -116,6 +131,28 @@ def test_a_d_a_two_node_pipeline_lands_complete_and_its_scoring_pools_spread(clu
     assert student.data.metrics["teacher_scores/scoring_nodes"] == 2
     assert student.data.metrics["test/scoring_nodes"] == 2
     assert teacher.data.metrics["test/scoring_nodes"] == 2
+
+
+def test_g_a_worker_node_reads_everything_from_an_object_store(cluster):
+    """Manifest, audio, checkpoints, the exported model and the caches at ``s3://``: the worker
+    node trains and scores from the server alone (nothing of the job is in the shared folder)."""
+    helper = [sys.executable, str(Path(__file__).with_name("object_store.py")), S3_ENDPOINT]
+    subprocess.run(cluster.in_network([*helper, "upload", str(cluster.shared / "audio"), "s3://corpus/synth"]),
+                   check=True)
+    subprocess.run(cluster.in_network([*helper, "bucket", "runs"]), check=True)
+    job = write_job(cluster, "objects", **{
+        "storage": "s3://runs/raytag", "data.manifest": "s3://corpus/synth/manifest.csv",
+        "data.clean_labels": "s3://corpus/synth/clean.csv", "train.epochs": 1, "scaling.num_workers": 2,
+    })
+    check(cluster.run_driver("train", str(job)))
+    run = run_named(driver_store(cluster), "objects")
+    assert run.info.status == "FINISHED" and "test/roc_auc" in run.data.metrics
+    assert len(run.data.tags["raytag.train_nodes"].split(",")) == 2  # the worker node trained
+    listed = subprocess.run(cluster.in_network([*helper, "keys", "s3://runs/raytag/objects"]), check=True,
+                            capture_output=True, text=True).stdout
+    keys = json.loads(listed)
+    assert "s3://runs/raytag/objects/best_model/model.pt" in keys and any("/checkpoint_" in k for k in keys)
+    assert not (cluster.shared / "storage" / "objects").exists()
 
 
 def test_e_a_run_logs_to_a_real_mlflow_server_and_survives_its_death(cluster):

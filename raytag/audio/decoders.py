@@ -112,9 +112,10 @@ class Decoder(ABC):
 class _SoundfileDecoder(Decoder):
     backend = "libsndfile"
 
-    def __init__(self, path: str, sound_file: sf.SoundFile):
+    def __init__(self, path: str, sound_file: sf.SoundFile, remote=None):
         self.path = path
         self._file = sound_file
+        self._remote = remote
         self.info = AudioInfo(int(sound_file.frames), int(sound_file.samplerate), int(sound_file.channels))
 
     def read(self, start: int, frames: int) -> np.ndarray:
@@ -127,6 +128,8 @@ class _SoundfileDecoder(Decoder):
 
     def close(self) -> None:
         self._file.close()
+        if self._remote is not None:
+            self._remote.close()
 
 
 def _frame_to_mono(frame: av.AudioFrame) -> np.ndarray:
@@ -155,9 +158,10 @@ def _frame_to_mono(frame: av.AudioFrame) -> np.ndarray:
 class _PyavDecoder(Decoder):
     backend = "ffmpeg"
 
-    def __init__(self, path: str, container: av.container.InputContainer):
+    def __init__(self, path: str, container: av.container.InputContainer, remote=None):
         self.path = path
         self._container = container
+        self._remote = remote
         if not container.streams.audio:
             raise AudioError(f"{path}: cannot read audio (the file has no audio stream)")
         self._stream = container.streams.audio[0]
@@ -259,6 +263,8 @@ class _PyavDecoder(Decoder):
 
     def close(self) -> None:
         self._container.close()
+        if self._remote is not None:
+            self._remote.close()
 
 
 class _PcmCacheDecoder(Decoder):
@@ -332,10 +338,35 @@ def open_decoder(path: str) -> Decoder:
     """
     if pcm_cache.is_cache_file(path):
         return _PcmCacheDecoder(path)
-    if not os.path.exists(path):
-        raise AudioError(f"{path}: cannot read audio (No such file or directory)")
+    source, remote = _open_source(path)
     try:
-        sound_file = sf.SoundFile(path)
+        return _open_with_libraries(path, source, remote)
+    except BaseException:
+        if remote is not None:
+            remote.close()
+        raise
+
+
+def _open_source(path: str):
+    """``(what the libraries open, the remote file to close or None)``: the path itself, or for
+    a URI a seekable file of pyarrow's file system (reads become ranged requests)."""
+    if not is_uri(path):
+        if not os.path.exists(path):
+            raise AudioError(f"{path}: cannot read audio (No such file or directory)")
+        return path, None
+    import pyarrow.fs as pafs
+
+    try:
+        filesystem, inner = pafs.FileSystem.from_uri(path)
+        remote = filesystem.open_input_file(inner)
+    except (OSError, ValueError) as exc:
+        raise AudioError(f"{path}: cannot read audio ({_reason(exc)})") from None
+    return remote, remote
+
+
+def _open_with_libraries(path: str, source, remote) -> Decoder:
+    try:
+        sound_file = sf.SoundFile(source)
     except sf.LibsndfileError as exc:
         if exc.code not in _LIBSNDFILE_UNKNOWN:
             raise AudioError(f"{path}: cannot read audio ({_reason(exc)})") from None
@@ -344,19 +375,21 @@ def open_decoder(path: str) -> Decoder:
         raise AudioError(f"{path}: cannot read audio ({_reason(exc)})") from None
     else:
         if sound_file.subtype != "OPUS":
-            return _SoundfileDecoder(path, sound_file)
+            return _SoundfileDecoder(path, sound_file, remote)
         # Ogg Opus: FFmpeg decodes a seeked crop about twice as fast as libsndfile, and Ogg
         # granule positions count samples, so positions stay exact.
         sound_file.close()
         libsndfile_reason = "Ogg Opus, decoded by FFmpeg"
+    if remote is not None:
+        remote.seek(0)
     try:
-        container = av.open(path, mode="r")
+        container = av.open(source, mode="r")
     except _PYAV_ERRORS as exc:
         raise AudioError(
             f"{path}: cannot read audio (libsndfile: {libsndfile_reason}; ffmpeg: {_reason(exc)})"
         ) from None
     try:
-        return _PyavDecoder(path, container)
+        return _PyavDecoder(path, container, remote)
     except AudioError:
         container.close()
         raise

@@ -103,18 +103,19 @@ def score_tracks(
         ChunkScorer,
         fn_constructor_kwargs={"recipe": recipe, "weights_ref": ray.put(weights), "use_gpu": num_gpus > 0},
         batch_size=batch_size,
-        compute=ray.data.ActorPoolStrategy(size=actors),
+        # One batch in flight per actor: an actor takes the next batch only when it is done with
+        # its last, so a batch goes to the actor beside its block only when that one is free,
+        # else to the least busy one. Otherwise the first actor up, or the one on the node where
+        # the decode tasks ran, queues every batch (measured on a 2-node cluster: one actor scored
+        # all 64 rows). Scoring is compute-bound; a decoded chunk is cheap to move. (This replaces
+        # turning Ray Data's actor locality off, a setting Ray 2.60 deprecates; actors are placed
+        # with Ray Data's default SPREAD strategy.)
+        compute=ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=1),
         num_cpus=num_cpus,
         num_gpus=num_gpus,
-        scheduling_strategy="SPREAD",
         batch_format="numpy",
     )
-    # Start every actor before any batch goes out, and send batches to the least busy actor
-    # rather than the one beside the block: otherwise the first actor up, or the one on the node
-    # where the decode tasks ran, takes every batch (measured on a 2-node cluster: one actor
-    # scored all 64 rows). Scoring is compute-bound; a decoded chunk is cheap to move.
-    scored.context.wait_for_min_actors_s = ACTOR_START_TIMEOUT_S
-    scored.context.execution_options.actor_locality_enabled = False
+    scored.context.wait_for_min_actors_s = ACTOR_START_TIMEOUT_S  # every actor starts before batches go out
     averager = TrackAverager(num_tracks, len(recipe.tags))
     failed, nodes = 0, set()
     for batch in scored.iter_batches(batch_format="numpy", batch_size=None):

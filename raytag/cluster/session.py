@@ -55,14 +55,16 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     if num_cpus is not None:
         log.warning("ray.num_cpus applies to a local instance only; ignored when joining %s", target)
     if not target.startswith("ray://"):
-        target = reachable_gcs(target)
+        target = reachable_gcs(target, source="ray.address" if address else "RAY_ADDRESS")
     ray.init(address=target, log_to_driver=_log_to_driver(), logging_level=_ray_level())
     _quiet_after_init()
 
 
-def reachable_gcs(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> str:
+def reachable_gcs(address: str, timeout_s: float = CONNECT_TIMEOUT_S, source: str = "ray.address") -> str:
     """``host:port`` of the cluster ``address`` names (``auto`` or ``HOST:PORT``), after checking
-    that something listens there.
+    that something listens there. ``auto`` is what Ray's ``ray_current_cluster`` file (in Ray's
+    temporary folder) names, which may be a cluster that is long gone; ``source`` (the setting
+    the address came from) goes into the error.
 
     Raises:
         JobError: nothing to resolve ``auto`` to, a malformed address, or nothing listening.
@@ -72,15 +74,15 @@ def reachable_gcs(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> str:
     try:
         resolved = canonicalize_bootstrap_address_or_die(address)
     except (ConnectionError, ValueError) as exc:
-        raise JobError(f"ray.address {address!r}: {exc}") from None
+        raise JobError(f"{source} {address!r}: {exc}") from None
     host, _, port = resolved.rpartition(":")
     try:
         with socket.create_connection((host, int(port)), timeout=timeout_s):
             pass
     except (OSError, ValueError) as exc:
         raise JobError(
-            f"cannot reach the Ray cluster at {address!r} ({resolved}): {exc}. Start its head node "
-            "(`ray start --head`), fix ray.address, or leave it unset to start a local instance"
+            f"cannot reach the Ray cluster at {source} {address!r} ({resolved}): {exc}. Start its head "
+            f"node (`ray start --head`), fix {source}, or leave it unset to start a local instance"
         ) from None
     return resolved
 

@@ -2,7 +2,7 @@
 
 A manifest is a CSV, TSV or JSONL file with the columns
 
-- ``path``: the audio file, relative to the manifest's folder or absolute;
+- ``path``: the audio file, relative to the manifest's folder or absolute, or a URI;
 - ``tags``: ``;``-separated tags (a list is accepted in JSONL); empty for unlabeled rows;
 - ``split``: ``train``, ``valid``, ``test`` or ``unlabeled``;
 - ``verified`` (optional): ``true``/``false``, whether a person checked the row's tags;
@@ -12,17 +12,27 @@ Reading validates everything up front and raises :class:`ManifestError` with the
 line of the first problem, so a bad corpus fails before any cluster work starts. A CSV/TSV row
 must have exactly as many fields as the header: extra fields (say, tags in their own
 tab-separated fields) are an error, never silently dropped.
+
+A manifest or label file may itself live in object storage (``s3://bucket/corpus/manifest.csv``,
+any URI pyarrow's file systems open): it is read through pyarrow, and its relative paths become
+URIs under its folder, which the audio decoders read the same way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
-from collections.abc import Iterable, Sequence
+import posixpath
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
+
+from raytag.locations import is_uri
 
 SPLITS = ("train", "valid", "test", "unlabeled")
 REQUIRED_COLUMNS = ("path", "tags", "split")
@@ -82,12 +92,48 @@ def multi_hot(tag_lists: Iterable[Sequence[str]], vocabulary: Sequence[str]) -> 
     return out
 
 
-def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict]]]:
-    """Returns (columns, [(line number, row)]) for a CSV, TSV or JSONL file."""
-    suffix = path.suffix.lower()
+def _location(path: str | Path) -> str:
+    """A URI as given, a path made absolute (the name every message and relative path uses)."""
+    return str(path) if is_uri(str(path)) else str(Path(path).resolve())
+
+
+def _is_file(location: str) -> bool:
+    if not is_uri(location):
+        return Path(location).is_file()
+    import pyarrow.fs as pafs
+
+    try:
+        filesystem, inner = pafs.FileSystem.from_uri(location)
+        return filesystem.get_file_info(inner).type == pafs.FileType.File
+    except (OSError, ValueError):
+        return False
+
+
+@contextlib.contextmanager
+def _open_text(location: str, encoding: str) -> Iterator[TextIO]:
+    """The file as text (universal newlines left to the csv module), local or through pyarrow."""
+    if not is_uri(location):
+        with open(location, encoding=encoding, newline="") as f:
+            yield f
+        return
+    import pyarrow.fs as pafs
+
+    filesystem, inner = pafs.FileSystem.from_uri(location)
+    with filesystem.open_input_stream(inner) as stream:
+        data = stream.read()
+    yield io.TextIOWrapper(io.BytesIO(data), encoding=encoding, newline="")
+
+
+def _folder(location: str) -> str:
+    return location.rsplit("/", 1)[0] if is_uri(location) else str(Path(location).parent)
+
+
+def _read_rows(path: str) -> tuple[list[str], list[tuple[int, dict]]]:
+    """Returns (columns, [(line number, row)]) for a CSV, TSV or JSONL file (path or URI)."""
+    suffix = posixpath.splitext(path)[1].lower()
     if suffix == ".jsonl":
         rows, columns = [], []
-        with path.open(encoding="utf-8") as f:
+        with _open_text(path, "utf-8") as f:
             for line_no, line in enumerate(f, start=1):
                 if not line.strip():
                     continue
@@ -105,7 +151,7 @@ def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict]]]:
     return _read_delimited(path, "\t" if suffix == ".tsv" else ",")
 
 
-def _read_delimited(path: Path, delimiter: str) -> tuple[list[str], list[tuple[int, dict]]]:
+def _read_delimited(path: str, delimiter: str) -> tuple[list[str], list[tuple[int, dict]]]:
     """Strict CSV/TSV: every row has exactly the header's number of fields.
 
     A row with more fields than the header (e.g. tags in extra tab-separated fields) or fewer
@@ -113,7 +159,7 @@ def _read_delimited(path: Path, delimiter: str) -> tuple[list[str], list[tuple[i
     are skipped; LF and CRLF line ends and a UTF-8 byte-order mark are accepted.
     """
     kind, separator = ("TSV", "tab") if delimiter == "\t" else ("CSV", "comma")
-    with path.open(encoding="utf-8-sig", newline="") as f:
+    with _open_text(path, "utf-8-sig") as f:
         reader = csv.reader(f, delimiter=delimiter)
         try:
             columns = [c.strip() for c in next(reader, [])]
@@ -165,13 +211,18 @@ def _parse_bool(value, where: str) -> bool:
     raise ManifestError(f"{where}: 'verified' must be true or false, got {value!r}")
 
 
-def _audio_path(row: dict, root: Path, where: str) -> tuple[str, str]:
-    """``(absolute path, path as written)`` of a row; relative paths are under ``root``."""
+def _audio_path(row: dict, root: str, where: str) -> tuple[str, str]:
+    """``(absolute path or URI, path as written)`` of a row; relative paths are under ``root``
+    (a folder or a URI)."""
     raw_path = str(row.get("path") or "").strip()
     if not raw_path:
         raise ManifestError(f"{where}: empty 'path'")
-    audio = Path(raw_path)
-    return str(audio if audio.is_absolute() else (root / audio).resolve()), raw_path
+    if is_uri(raw_path) or Path(raw_path).is_absolute():
+        return raw_path if is_uri(raw_path) else str(Path(raw_path).resolve()), raw_path
+    if is_uri(root):
+        scheme, inner = root.split("://", 1)
+        return f"{scheme}://{posixpath.normpath(posixpath.join(inner, raw_path))}", raw_path
+    return str((Path(root) / raw_path).resolve()), raw_path
 
 
 def read_manifest(path: str | Path, vocabulary: Sequence[str] | None = None) -> Manifest:
@@ -186,8 +237,8 @@ def read_manifest(path: str | Path, vocabulary: Sequence[str] | None = None) -> 
         ManifestError: a missing file or column, an unknown split, a duplicate path, an empty
             path or manifest, or a bad ``verified`` value; the message names file and line.
     """
-    path = Path(path)
-    if not path.is_file():
+    path = _location(path)
+    if not _is_file(path):
         raise ManifestError(f"manifest not found: {path}")
     columns, rows = _read_rows(path)
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
@@ -197,7 +248,7 @@ def read_manifest(path: str | Path, vocabulary: Sequence[str] | None = None) -> 
         )
     if not rows:
         raise ManifestError(f"{path}: the manifest has no rows")
-    root = path.resolve().parent
+    root = _folder(path)
     tracks, seen = [], {}
     for line_no, row in rows:
         where = f"{path}:{line_no}"
@@ -242,14 +293,14 @@ def read_labels(path: str | Path) -> dict[str, tuple[str, ...]]:
     Used for clean labels that replace a manifest's noisy ones at evaluation time.
     Returns absolute audio path -> tags.
     """
-    path = Path(path)
-    if not path.is_file():
+    path = _location(path)
+    if not _is_file(path):
         raise ManifestError(f"label file not found: {path}")
     columns, rows = _read_rows(path)
     missing = [c for c in ("path", "tags") if c not in columns]
     if missing:
         raise ManifestError(f"{path}: missing column(s) {', '.join(missing)}")
-    root = path.resolve().parent
+    root = _folder(path)
     labels = {}
     for line_no, row in rows:
         audio, raw_path = _audio_path(row, root, f"{path}:{line_no}")
@@ -270,15 +321,15 @@ def read_paths(path: str | Path) -> list[str]:
         ManifestError: a missing file or ``path`` column, an empty path or a duplicate path,
             naming the file and line; a file with no rows.
     """
-    path = Path(path)
-    if not path.is_file():
+    path = _location(path)
+    if not _is_file(path):
         raise ManifestError(f"list of audio files not found: {path}")
     columns, rows = _read_rows(path)
     if "path" not in columns:
         raise ManifestError(f"{path}: no 'path' column (columns: {', '.join(columns) or 'none'})")
     if not rows:
         raise ManifestError(f"{path}: no rows")
-    root = path.resolve().parent
+    root = _folder(path)
     seen: dict[str, int] = {}
     for line_no, row in rows:
         audio, raw_path = _audio_path(row, root, f"{path}:{line_no}")
