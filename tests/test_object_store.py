@@ -30,7 +30,7 @@ from mlflow.tracking import MlflowClient
 from object_store import S3Server, start_s3_server
 from teachers import write_random_tagger
 from raytag.audio.io import probe, read_frames
-from raytag.cluster import storage
+from raytag import storage
 from raytag.cli import main
 from raytag.data.manifest import read_labels, read_manifest, read_paths
 from test_session import stale_cluster_file

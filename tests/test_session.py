@@ -10,6 +10,7 @@ tests/test_object_store.py.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -46,11 +47,18 @@ def test_an_address_nothing_listens_at_is_an_error_naming_it():
         reachable_gcs("head-node")
 
 
-def test_auto_names_the_cluster_of_a_stale_ray_current_cluster_file_and_fails(tmp_path, monkeypatch):
-    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))
+def test_auto_names_the_cluster_of_a_stale_ray_current_cluster_file_and_fails(tmp_path):
+    """Ray resolves ``auto`` from running GCS processes before the file, so the check runs in a
+    PID namespace of its own (root; CI is): another Ray on the machine, such as the shared test
+    instance, must not answer for the stale file."""
     port = stale_cluster_file(tmp_path).rpartition(":")[2]
-    with pytest.raises(JobError, match=rf"cannot reach the Ray cluster at ray.address 'auto' \(.*:{port}\)"):
-        reachable_gcs("auto")
+    check = ("from raytag.cluster.session import reachable_gcs\n"
+             "from raytag.errors import JobError\n"
+             "try:\n    reachable_gcs('auto')\nexcept JobError as exc:\n    print(exc)\n")
+    proc = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c", check],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "RAY_TMPDIR": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    assert re.match(rf"cannot reach the Ray cluster at ray.address 'auto' \(.*:{port}\)", proc.stdout), proc.stdout
 
 
 def test_train_with_an_unreachable_ray_address_exits_1_with_one_line(tmp_path, tiny_job):
