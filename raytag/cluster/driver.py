@@ -37,7 +37,7 @@ from raytag.cluster.scoring import teacher_scores
 from raytag.cluster.session import init_ray
 from raytag.cluster.worker import train_loop_per_worker
 from raytag.config import JobConfig
-from raytag.data.manifest import Manifest, Track, read_manifest
+from raytag.data.manifest import Manifest, ManifestError, Track, read_manifest
 from raytag.data.rows import TrackTable
 from raytag.engine import checkpoint as ckpt
 from raytag.errors import JobError
@@ -48,6 +48,7 @@ from raytag.metrics import TaggingReport
 from raytag.models import count_parameters
 from raytag.models.export import META_FILE, THRESHOLDS_KEY, ModelRecipe, best_model_location, check_fits, read_exported, read_weights, write_exported
 from raytag.thresholds import STATUS_OK, choose_thresholds, threshold_map
+from raytag.text import plural
 from raytag.tracking import tags as T
 from raytag.tracking.callback import EpochMetricsToMlflow
 from raytag.tracking.client import Tracker
@@ -74,13 +75,15 @@ class Prepared:
 
 @dataclass
 class Outcome:
-    """The result of a job: where the best model is, how it scored, which MLflow run has it."""
+    """The result of a job: where the best model is, how it scored, which MLflow run has it,
+    and the MLflow model logged from it (``models:/<model_id>``; None without tracking)."""
 
     model_location: str
     report: TaggingReport
     best_epoch: int | None
     run_id: str | None
     skipped_files: int
+    model_uri: str | None = None
 
 
 def prepare(job: JobConfig) -> Prepared:
@@ -196,9 +199,10 @@ def train(
     with storage.local_folder(model_location) as folder:
         tracker.log_artifacts(folder, "best_model")
         lineage = {k: v for k, v in (run_tags or {}).items() if k in T.LINEAGE}
-        publish_model(tracker, folder, register_as=job.tracking.register_as, lineage=lineage)
+        logged = publish_model(tracker, folder, register_as=job.tracking.register_as, lineage=lineage)
     tracker.end()
-    return Outcome(model_location, evaluation.report, state.best_epoch, tracker.run_id, len(scan.skipped))
+    return Outcome(model_location, evaluation.report, state.best_epoch, tracker.run_id, len(scan.skipped),
+                   logged.uri if logged else None)
 
 
 def _export_best(job: JobConfig, prepared: Prepared, final: str, tracker: Tracker) -> tuple[str, ckpt.TrainingState]:
@@ -222,7 +226,7 @@ def _save_thresholds(job: JobConfig, prepared: Prepared, model_location: str, sc
     them into its ``model.json`` (what ``raytag predict`` applies); the table goes to MLflow."""
     try:  # not logged: the per-epoch valid/* histories keep one value per epoch
         valid = evaluate(job, model_location, prepared=prepared, scan=scan, split="valid")
-    except JobError as exc:  # e.g. clean labels that do not cover the validation split
+    except (JobError, ManifestError) as exc:  # e.g. clean labels that do not cover the validation split
         log.warning("no decision thresholds saved with the model: %s", exc)
         return
     rows = choose_thresholds(scores=valid.scores, labels=valid.labels, tags=list(prepared.recipe.tags))
@@ -232,8 +236,8 @@ def _save_thresholds(job: JobConfig, prepared: Prepared, model_location: str, sc
     storage.write_text(meta_location, json.dumps(meta, indent=1))
     missing = [row.tag for row in rows if row.status != STATUS_OK]
     if missing:
-        log.warning("no decision threshold for %d tags (%s): no positive validation track",
-                    len(missing), ", ".join(missing[:5]))
+        log.warning("no decision threshold for %s (%s): no positive validation track",
+                    plural(len(missing), "tag"), ", ".join(missing[:5]))
     tracker.log_table([dataclasses.asdict(row) for row in rows], "metrics/thresholds_valid.csv")
 
 

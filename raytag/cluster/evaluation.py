@@ -16,11 +16,11 @@ from raytag.cluster import storage
 from raytag.cluster.audio_cache import cached_tables
 from raytag.cluster.datasets import ScanResult, decoded, scan_tracks, track_table
 from raytag.cluster.inference import BLOCKS_PER_ACTOR, pool_size, score_tracks
-from raytag.data.manifest import Track, multi_hot, read_labels
+from raytag.data.manifest import ManifestError, Track, multi_hot, read_labels
 from raytag.data.rows import chunk_rows
-from raytag.errors import JobError
 from raytag.metrics import TaggingReport, tagging_report
 from raytag.models.export import check_fits, read_exported, read_weights
+from raytag.text import plural
 from raytag.tracking.client import Tracker
 from raytag.tracking.tags import labels_source
 
@@ -43,7 +43,8 @@ def evaluation_labels(job, tags: Sequence[str], tracks: Sequence[Track]) -> tupl
     clean = read_labels(job.data.clean_labels)
     missing = [t.path for t in tracks if t.path not in clean]
     if missing:
-        raise JobError(f"{job.data.clean_labels}: no clean labels for {len(missing)} tracks, e.g. {missing[0]}")
+        raise ManifestError(f"{job.data.clean_labels} (data.clean_labels): no clean labels for "
+                            f"{plural(len(missing), 'track')}, e.g. {missing[0]}")
     return multi_hot([clean[t.path] for t in tracks], tags), "clean"
 
 
@@ -91,12 +92,12 @@ def evaluate(
     report = tagging_report(table.labels[kept], scores, list(exported.recipe.tags))
     unscored = _unscored(tracks, usable, kept, scan)
     log.info(
-        "%s split, %s labels, %d tracks: macro ROC-AUC %.4f, PR-AUC %.4f",
-        split, label_source, len(kept), report.roc_auc_macro, report.pr_auc_macro,
+        "%s split, %s labels, %s: macro ROC-AUC %.4f, PR-AUC %.4f",
+        split, label_source, plural(len(kept), "track"), report.roc_auc_macro, report.pr_auc_macro,
     )
     if unscored:
-        log.warning("%d %s tracks could not be scored and are not in these metrics, e.g. %s",
-                    len(unscored), split, unscored[0]["path"])
+        log.warning("%s of the %s split could not be scored and are not in these metrics, e.g. %s",
+                    plural(len(unscored), "track"), split, unscored[0]["path"])
         tracker.log_table(unscored, f"metrics/unscored_{split}.csv")
     prefix = f"{split}/"
     tracker.log_metrics({**report.as_metrics(prefix), f"{prefix}decode_failures": failed,

@@ -38,6 +38,7 @@ from mlflow.types.schema import ParamSchema, ParamSpec, Schema, TensorSpec
 
 from raytag.models.export import META_FILE, ExportError, read_exported
 from raytag.tracking import tags as tag_names
+from raytag.tracking.client import existing_store
 
 log = logging.getLogger(__name__)
 MODEL_NAME = "tagger"  # the logged model's name within its run
@@ -291,7 +292,7 @@ def publish_model(
         return None
 
 
-def download_exported(model_uri: str, *, tracking_uri: str, dst: str | Path) -> Path:
+def download_exported(model_uri: str, *, tracking_uri: str | None, dst: str | Path) -> Path:
     """Downloads the exported raytag model behind an MLflow URI; returns its local folder.
 
     Everything is resolved against ``tracking_uri`` (which also serves as the registry), never
@@ -302,7 +303,8 @@ def download_exported(model_uri: str, *, tracking_uri: str, dst: str | Path) -> 
             ``models:/<name>/<version>`` or ``models:/<name>@<alias>`` (a registered version),
             or ``runs:/<run_id>/<path>`` (a run's artifact folder, e.g. the ``best_model``
             folder a training run logs, or a model logged by the run under that name).
-        tracking_uri: the tracking store.
+        tracking_uri: the tracking store (None: ``MLFLOW_TRACKING_URI``, else the default
+            store in the cwd; see :func:`raytag.tracking.client.resolve_uri`). It must exist.
         dst: an empty local folder to download into.
 
     Returns:
@@ -312,10 +314,13 @@ def download_exported(model_uri: str, *, tracking_uri: str, dst: str | Path) -> 
     Raises:
         raytag.models.export.ExportError: an unknown model, version, alias or run, a malformed
             URI, or artifacts that are not a raytag model.
+        raytag.tracking.client.StoreError: no store at ``tracking_uri`` (none is created), or a
+            server that does not answer.
     """
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
+    tracking_uri = existing_store(tracking_uri, option="--tracking-uri")
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     try:
         location = _model_location(client, model_uri) if model_uri.startswith("models:/") else model_uri

@@ -37,6 +37,7 @@ class RunSummary:
         teacher_run_id, teacher_model, teacher_stage: lineage tags, or None.
         trial_id: a sweep trial's id, or None.
         params: every param, as logged.
+        model_uri: the MLflow model of the run's best epoch (``models:/<model_id>``), or None.
     """
 
     run_id: str
@@ -54,6 +55,7 @@ class RunSummary:
     teacher_stage: str | None
     trial_id: str | None
     params: Mapping[str, str] = field(default_factory=dict)
+    model_uri: str | None = None
 
     @property
     def label(self) -> str:
@@ -89,6 +91,7 @@ def summarize_run(
         teacher_stage=tags.get(tag_names.TEACHER_STAGE),
         trial_id=tags.get(tag_names.TRIAL_ID),
         params=dict(params),
+        model_uri=f"models:/{tags[tag_names.LOGGED_MODEL_ID]}" if tags.get(tag_names.LOGGED_MODEL_ID) else None,
     )
 
 
