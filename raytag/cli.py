@@ -36,6 +36,7 @@ def _setup_logging(verbose: bool) -> None:
         os.environ["RAYTAG_VERBOSE"] = "1"
         return
     logging.captureWarnings(True)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bar per file MLflow copies
     for noisy in QUIET_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
