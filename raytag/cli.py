@@ -147,7 +147,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(outcome.report.format_table())
     print(
         f"\nbest epoch {outcome.best_epoch}; model: {outcome.model_location}; "
-        f"skipped: {plural(outcome.skipped_files, 'file')}; MLflow run: {outcome.run_id}"
+        f"skipped files: {outcome.skipped_files}; MLflow run: {outcome.run_id}"
     )
     if outcome.model_uri:
         print(f"MLflow model: {outcome.model_uri}  (load it with mlflow.pyfunc.load_model, or `raytag predict "
