@@ -122,12 +122,24 @@ def test_registering_creates_versions_that_carry_the_lineage(store, tracking_uri
     second = register_tagger(tracking_uri=tracking_uri, logged=logged, registered_name="jamendo-tagger")
     assert (int(first.version), int(second.version)) == (1, 2)
     version = MlflowClient(tracking_uri).get_model_version("jamendo-tagger", first.version)
-    assert version.tags == {**lineage, tag_names.SOURCE_RUN_ID: store["run_id"]}
-    assert version.run_id == store["run_id"] and version.source == logged.uri
+    assert version.tags == {**lineage, tag_names.SOURCE_RUN_ID: store["run_id"], tag_names.LOGGED_MODEL_ID: logged.model_id}
+    assert version.run_id == store["run_id"]
     loaded = mlflow.pyfunc.load_model("models:/jamendo-tagger/1")
     crops = np.random.default_rng(2).standard_normal((2, CROP)).astype(np.float32)
     out = loaded.predict(waveforms(crops))[list(TAGS)].to_numpy()
     np.testing.assert_allclose(out, reference(store["model"], crops), atol=1e-6, rtol=0)
+
+
+def test_registering_and_loading_use_the_given_store_only(store, logged, tmp_path, monkeypatch):
+    """No MLFLOW_TRACKING_URI and an empty cwd: nothing may fall back to MLflow's default store."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    version = register_tagger(tracking_uri=store["uri"], logged=logged, registered_name="no-global-uri")
+    from raytag.cluster.predict import load_model
+
+    for uri in (f"models:/no-global-uri/{version.version}", logged.uri, f"runs:/{store['run_id']}/tagger"):
+        assert load_model(uri, tracking_uri=store["uri"]).tags == TAGS
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_folder_that_is_not_an_exported_model_is_refused(store, tmp_path):
@@ -144,7 +156,7 @@ def test_publish_model_logs_and_registers_and_never_raises(store, tracking_uri, 
     logged = publish_model(tracker, store["model_dir"], register_as="published", lineage=lineage)
     client = MlflowClient(tracking_uri)
     (version,) = client.search_model_versions("name = 'published'")
-    assert version.source == logged.uri and version.tags[tag_names.TEACHER_RUN_ID] == "t-run"
+    assert version.tags[tag_names.LOGGED_MODEL_ID] == logged.model_id and version.tags[tag_names.TEACHER_RUN_ID] == "t-run"
     assert client.get_logged_model(logged.model_id).tags[tag_names.TEACHER_RUN_ID] == "t-run"
     assert publish_model(Tracker.disabled(), store["model_dir"]) is None
     with caplog.at_level("WARNING", logger="raytag.tracking.mlflow_model"):

@@ -220,7 +220,8 @@ def register_tagger(
         logged: what :func:`log_tagger` returned.
         registered_name: the registered model's name (the job's ``tracking.register_as``).
         lineage: version tags, e.g. ``{raytag.teacher_run_id: ..., raytag.teacher_model: ...}``
-            (names from :mod:`raytag.tracking.tags`); the source run id is always added.
+            (names from :mod:`raytag.tracking.tags`); the source run id and the logged model id
+            are always added.
         description: the version's description.
 
     Returns:
@@ -236,10 +237,14 @@ def register_tagger(
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
-    version_tags = {tag_names.SOURCE_RUN_ID: logged.run_id, **{k: str(v) for k, v in (lineage or {}).items()}}
+    version_tags = {tag_names.SOURCE_RUN_ID: logged.run_id, tag_names.LOGGED_MODEL_ID: logged.model_id,
+                    **{k: str(v) for k, v in (lineage or {}).items()}}
+    # The logged model's artifact location, not its models:/ URI: MLflow's SQL registry looks a
+    # models:/ source up in the global (cwd default) store, where it is not, creating ./mlflow.db
+    # there; the version then has no model_id of its own, so the id goes into its tags.
     return client.create_model_version(
         registered_name,
-        source=logged.uri,
+        source=client.get_logged_model(logged.model_id).artifact_location,
         run_id=logged.run_id,
         tags=version_tags,
         description=description or None,
