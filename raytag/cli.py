@@ -41,20 +41,19 @@ def _setup_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
-def at_least(minimum: int | float, kind: type = int):
-    """An argparse ``type`` that converts with ``kind`` and refuses values below ``minimum``
-    (argparse then names the flag: ``argument --max-chunks: must be at least 1; got 0``)."""
+def at_least(minimum: int):
+    """An argparse ``type``: an integer not below ``minimum`` (argparse then names the flag:
+    ``argument --max-chunks: must be at least 1; got 0``, exit 2)."""
 
-    def convert(text: str):
+    def convert(text: str) -> int:
         try:
-            value = kind(text)
+            value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{'an integer' if kind is int else 'a number'} expected; got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"an integer expected; got {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}; got {text}")
         return value
 
-    convert.__name__ = kind.__name__
     return convert
 
 
