@@ -1,7 +1,7 @@
 """``raytag <command>``: synth, corpus, prepare, train, run, sweep, evaluate, predict, audit, review, models.
 
 Exit codes: 0 success, 1 the job failed while running, 2 bad input (configuration, manifest,
-arguments), found before any cluster work starts.
+arguments, a missing model or tracking store), found before any cluster work starts.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import os
 import sys
 import time
 from pathlib import Path
+
+from raytag.text import plural
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -34,8 +36,36 @@ def _setup_logging(verbose: bool) -> None:
         os.environ["RAYTAG_VERBOSE"] = "1"
         return
     logging.captureWarnings(True)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bar per file MLflow copies
     for noisy in QUIET_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def at_least(minimum: int):
+    """An argparse ``type``: an integer not below ``minimum`` (argparse then names the flag:
+    ``argument --max-chunks: must be at least 1; got 0``, exit 2)."""
+
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"an integer expected; got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}; got {text}")
+        return value
+
+    return convert
+
+
+def positive(text: str) -> float:
+    """An argparse ``type``: a number above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number expected; got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0; got {text}")
+    return value
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -118,6 +148,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"\nbest epoch {outcome.best_epoch}; model: {outcome.model_location}; "
         f"skipped files: {outcome.skipped_files}; MLflow run: {outcome.run_id}"
     )
+    if outcome.model_uri:
+        print(f"MLflow model: {outcome.model_uri}  (load it with mlflow.pyfunc.load_model, or `raytag predict "
+              f"{outcome.model_uri} AUDIO...`)")
     return 0
 
 
@@ -130,8 +163,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from raytag.cluster.stages import format_stages, run_pipeline
 
     results = run_pipeline(job)
-    print(f"\n{job.name}: {len(results)} stages, evaluated on the {job.eval.split} split")
+    print(f"\n{job.name}: {plural(len(results), 'stage')}, evaluated on the {job.eval.split} split")
     print(format_stages(results, job.eval.split))
+    models = [f"{r.name}: {r.model_uri}" for r in results if r.model_uri]
+    if models:
+        print("MLflow models: " + "; ".join(models))
     return 0
 
 
@@ -149,7 +185,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     check_space(job, space)
     check_options(space, options)
     outcome = run_sweep(job, space, options)
-    print(f"\n{outcome.trials} trials ({outcome.stopped_early} stopped early by the scheduler)")
+    print(f"\n{plural(outcome.trials, 'trial')} ({outcome.stopped_early} stopped early by the scheduler)")
     print(f"best: {outcome.best_value:.4f} with " + ", ".join(f"{k}={v}" for k, v in outcome.best_config.items()))
     print(f"best job file: {outcome.best_job_file}  (train it with `raytag train {outcome.best_job_file}`)")
     return 0
@@ -174,12 +210,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     import os
 
     from raytag.cluster.predict import PredictOptions, load_model, predict_sources
-    from raytag.predictions import csv_columns, output_format, write_output
+    from raytag.predictions import csv_columns, format_mismatch, output_format, write_output
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    if args.top_k < 0:
-        raise ValueError(f"--top-k must be non-negative; got {args.top_k}")
     fmt = output_format(args.output, args.format)
+    mismatch = format_mismatch(args.output, args.format)
+    if mismatch:
+        log.warning("%s", mismatch)
     options = PredictOptions(
         max_chunks=args.max_chunks, batch_size=args.batch_size, ray_above=args.ray_above, actors=args.actors,
         ray_address=args.ray_address, progress=not args.no_progress,
@@ -194,7 +231,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if plan is not None:
         _write_segment_outputs(args, loaded, result, options, plan)
     unreadable = len(result.predictions) - result.tagged
-    log.info("tagged %d of %d files%s%s", result.tagged, len(result.predictions),
+    log.info("tagged %d of %s%s%s", result.tagged, plural(len(result.predictions), "file"),
              f"; {unreadable} could not be read (see their status)" if unreadable else "",
              f"; wrote {args.output}" if args.output else "")
     return 0 if result.tagged else EXIT_FAILED
@@ -262,13 +299,13 @@ def _add_predict(commands) -> None:
                          "or lists of files (.csv/.tsv/.jsonl with a 'path' column, e.g. a manifest)")
     predict.add_argument("-o", "--output", metavar="FILE", help="output file, .csv or .jsonl (default: CSV on stdout)")
     predict.add_argument("--format", choices=["csv", "jsonl"], help="output format (default: from -o's suffix)")
-    predict.add_argument("--top-k", type=int, default=5, help="most probable tags listed per file (default 5)")
-    predict.add_argument("--max-chunks", type=int, help="most chunks per track (default: cover the whole track)")
-    predict.add_argument("--batch-size", type=int, default=16, help="chunks per forward pass (default 16)")
-    predict.add_argument("--ray-above", type=int, default=300, metavar="N",
+    predict.add_argument("--top-k", type=at_least(0), default=5, help="most probable tags listed per file (default 5)")
+    predict.add_argument("--max-chunks", type=at_least(1), help="most chunks per track (default: cover the whole track)")
+    predict.add_argument("--batch-size", type=at_least(1), default=16, help="chunks per forward pass (default 16)")
+    predict.add_argument("--ray-above", type=at_least(0), default=300, metavar="N",
                          help="more than N files go through a Ray Data actor pool; up to N, a loop in this process "
                          "(default 300)")
-    predict.add_argument("--actors", type=int, default=1, help="Ray Data inference actors (default 1)")
+    predict.add_argument("--actors", type=at_least(1), default=1, help="Ray Data inference actors (default 1)")
     predict.add_argument("--ray-address", help="Ray cluster to join (default: RAY_ADDRESS, else a local instance)")
     predict.add_argument("--tracking-uri", help="MLflow tracking URI for models:/ and runs:/ "
                          "(default: MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db)")
@@ -299,7 +336,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     job = load_job(args.job, args.overrides)
     outcome = run_audit(job, teacher=args.teacher, split=args.split, output=args.output, max_rows=args.max_rows)
-    print(f"{job.name}: label-noise audit of the {outcome.split} split ({outcome.tracks} tracks, "
+    print(f"{job.name}: label-noise audit of the {outcome.split} split ({plural(outcome.tracks, 'track')}, "
           f"{outcome.unscored} unscored)")
     print(format_audit(outcome.audit, rows=args.show))
     run = f"; MLflow run {outcome.run_id}" if outcome.run_id else ""
@@ -325,8 +362,8 @@ def _add_audit(commands) -> None:
                        "scoring its own training tracks has memorised part of their noisy labels, so missing "
                        "tags look like true negatives and both error rates come out too low")
     audit.add_argument("-o", "--output", metavar="DIR", help="folder for the tables (default <storage>/<job>/audit)")
-    audit.add_argument("--max-rows", type=int, default=200, help="suspicious rows listed in the CSV (default 200)")
-    audit.add_argument("--show", type=int, default=10, help="suspicious rows printed (default 10)")
+    audit.add_argument("--max-rows", type=at_least(0), default=200, help="suspicious rows listed in the CSV (default 200)")
+    audit.add_argument("--show", type=at_least(0), default=10, help="suspicious rows printed (default 10)")
     audit.set_defaults(run=cmd_audit)
 
 
@@ -361,6 +398,10 @@ def cmd_review(args: argparse.Namespace) -> int:
     console = Console(width=None if sys.stdout.isatty() else 200)  # piped: wide rows, not wrapped cells
     for item in rich_tables(outcome.review, max_tags=args.tags):
         console.print(item)
+    models = [f"{run.label}: {run.model_uri}" for run in outcome.review.runs if run.model_uri]
+    if models:
+        print("MLflow models (load with mlflow.pyfunc.load_model or `raytag predict`):")
+        print("\n".join(f"  {line}" for line in models))
     logged = f"; logged to the parent run as {outcome.logged_artifact}" if outcome.logged_artifact else ""
     print(f"HTML report: {outcome.html_path}{logged}")
     return 0
@@ -374,27 +415,49 @@ def _add_review(commands) -> None:
     review.add_argument("--uri", help="tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db)")
     review.add_argument("--html", metavar="PATH", help="report file (default: ./review-<name>.html)")
     review.add_argument("--no-log", action="store_true", help="do not log the report to the parent run")
-    review.add_argument("--max-runs", type=int, default=50, help="most runs listed (default 50)")
-    review.add_argument("--max-plots", type=int, default=8, help="runs with plots, the best by ROC-AUC (default 8)")
+    review.add_argument("--max-runs", type=at_least(1), default=50, help="most runs listed (default 50)")
+    review.add_argument("--max-plots", type=at_least(0), default=8, help="runs with plots, the best by ROC-AUC (default 8)")
     review.add_argument("--sort-by", choices=["roc_auc", "pr_auc"], default="roc_auc", help="per-tag change order")
-    review.add_argument("--tags", type=int, default=15, help="per-tag changes printed (all in the HTML; default 15)")
+    review.add_argument("--tags", type=at_least(0), default=15, help="per-tag changes printed (all in the HTML; default 15)")
     review.set_defaults(run=cmd_review)
 
 
+def _version() -> str:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("raytag")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _verbose_everywhere(parser: argparse.ArgumentParser) -> None:
+    """``-v`` after any command too (``raytag train job.yaml -v``). SUPPRESS as the default
+    keeps a ``-v`` given before the command."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                sub.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging")
+                _verbose_everywhere(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from raytag.data.crowd_noise import NOISE_MODELS
+
     parser = argparse.ArgumentParser(prog="raytag", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"raytag {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     synth = commands.add_parser("synth", help="write a synthetic noisy-label corpus")
     synth.add_argument("out", help="output folder")
-    synth.add_argument("--clips", type=int, default=400, help="labelled clips (default 400)")
-    synth.add_argument("--unlabeled", type=int, default=0, help="extra unlabeled clips (default 0)")
-    synth.add_argument("--seconds", type=float, default=4.0, help="clip length (default 4)")
-    synth.add_argument("--sample-rate", type=int, default=22050, help="Hz (default 22050)")
+    synth.add_argument("--clips", type=at_least(1), default=400, help="labelled clips (default 400)")
+    synth.add_argument("--unlabeled", type=at_least(0), default=0, help="extra unlabeled clips (default 0)")
+    synth.add_argument("--seconds", type=positive, default=4.0, help="clip length (default 4)")
+    synth.add_argument("--sample-rate", type=at_least(1), default=22050, help="Hz (default 22050)")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument(
-        "--noise-model",
+        "--noise-model", choices=NOISE_MODELS,
         help="label noise: 'audio' (the default: quieter sources go missing more often, spurious "
         "tags come from confusable timbres) or 'independent' (flips blind to the audio)",
     )
@@ -423,24 +486,28 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("job", help="YAML job file")
     sweep.add_argument("space", help="YAML search space (tune_spaces/)")
     sweep.add_argument("overrides", nargs="*", metavar="key=value", help="job overrides")
-    sweep.add_argument("--samples", type=int, default=4, help="trials to sample (default 4)")
+    sweep.add_argument("--samples", type=at_least(1), default=4, help="trials to sample (default 4)")
     sweep.add_argument("--scheduler", choices=["asha", "fifo"], default="asha")
     sweep.add_argument("--search", choices=["random", "optuna"], default="random")
-    sweep.add_argument("--max-concurrent", type=int, default=1, help="trials at once (default 1)")
+    sweep.add_argument("--max-concurrent", type=at_least(1), default=1, help="trials at once (default 1)")
     sweep.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
     sweep.set_defaults(run=cmd_sweep)
 
     models = commands.add_parser("models", help="list model presets with parameter counts")
-    models.add_argument("--tags", type=int, default=50, help="number of tags (default 50)")
+    models.add_argument("--tags", type=at_least(1), default=50, help="number of tags (default 50)")
     models.set_defaults(run=cmd_models)
     _add_review(commands)
     _add_predict(commands)
     _add_audit(commands)
+    _verbose_everywhere(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse: bad arguments (exit 2, flag named), --help, --version
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     _setup_logging(args.verbose)
     from raytag.audio.io import AudioError
     from raytag.config import ConfigError
@@ -449,9 +516,11 @@ def main(argv: list[str] | None = None) -> int:
     from raytag.models import ModelError
     from raytag.models.export import ExportError
 
+    bad_input = (ConfigError, ManifestError, ModelError, ExportError, FileNotFoundError, IsADirectoryError,
+                 NotADirectoryError, PermissionError, ValueError)
     try:
         return args.run(args)
-    except (ConfigError, ManifestError, ModelError, ExportError, FileNotFoundError, ValueError) as exc:
+    except bad_input as exc:
         if args.verbose:
             raise
         print(f"raytag {args.command}: {exc}", file=sys.stderr)

@@ -18,12 +18,13 @@ import numpy as np
 
 from raytag import storage
 from raytag.audio.files import audio_files
-from raytag.data.manifest import Manifest, Track, multi_hot, read_labels, read_manifest
+from raytag.data.manifest import Manifest, ManifestError, Track, multi_hot, read_labels, read_manifest
 from raytag.errors import JobError
 from raytag.methods import build_method
 from raytag.methods.base import Method, TeacherNeed
 from raytag.models import count_parameters
 from raytag.models.export import ModelRecipe, check_fits, read_exported
+from raytag.text import plural
 
 log = logging.getLogger("raytag")
 
@@ -106,14 +107,15 @@ def evaluation_labels(job, tags: Sequence[str], tracks: Sequence[Track]) -> tupl
         ``(labels (N, K), "clean" or "manifest")``.
 
     Raises:
-        JobError: the clean label file lacks some of the tracks.
+        ManifestError: the clean label file lacks some of the tracks (bad input).
     """
     if not job.data.clean_labels:
         return multi_hot([t.tags for t in tracks], tags), "manifest"
     clean = read_labels(job.data.clean_labels)
     missing = [t.path for t in tracks if t.path not in clean]
     if missing:
-        raise JobError(f"{job.data.clean_labels}: no clean labels for {len(missing)} tracks, e.g. {missing[0]}")
+        raise ManifestError(f"{job.data.clean_labels} (data.clean_labels): no clean labels for "
+                            f"{plural(len(missing), 'track')}, e.g. {missing[0]}")
     return multi_hot([clean[t.path] for t in tracks], tags), "clean"
 
 
@@ -124,6 +126,6 @@ def clean_labels(job, tags: Sequence[str], tracks: Sequence[Track]) -> np.ndarra
         return None
     try:
         return evaluation_labels(job, tags, tracks)[0]
-    except JobError as exc:
+    except ManifestError as exc:
         log.info("no diagnostics against clean labels: %s", exc)
         return None

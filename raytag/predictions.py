@@ -145,6 +145,17 @@ def output_format(path: str | None, requested: str | None) -> str:
     return suffix
 
 
+def format_mismatch(path: str | None, requested: str | None) -> str | None:
+    """A warning when ``--format`` names another format than the output file's suffix
+    (``--format csv -o x.jsonl``), else None. The requested format is still written."""
+    if requested is None or path is None:
+        return None
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix in FORMATS and suffix != requested:
+        return f"--format {requested} writes {requested.upper()} into {path}, whose suffix says {suffix.upper()}"
+    return None
+
+
 def csv_columns(tags: Sequence[str], *, with_thresholds: bool) -> list[str]:
     """The CSV header: path, status, top_tags, top_probabilities, tags (with thresholds),
     then one probability column per tag.

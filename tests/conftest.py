@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 
 REAL_AUDIO = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-audio"
+CHECKOUT = Path(__file__).resolve().parents[1]
+# MLflow's defaults in the cwd: tests keep their stores and artifacts under tmp_path instead.
+TRACKING_DEFAULTS = ("mlruns", "mlflow.db")
 
 TINY_JOB = """
 name: {name}
@@ -44,6 +47,29 @@ def no_ambient_cluster():
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("RAY_ADDRESS", raising=False)
         yield
+
+
+def tracking_files(folder: Path) -> set[tuple[str, int]]:
+    """``(path, mtime)`` of MLflow's default store and artifact files in ``folder``."""
+    found = set()
+    for name in TRACKING_DEFAULTS:
+        path = folder / name
+        if path.is_file():
+            found.add((name, path.stat().st_mtime_ns))
+        elif path.is_dir():
+            found |= {(str(p.relative_to(folder)), p.stat().st_mtime_ns) for p in path.rglob("*")}
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_tracking_files_in_the_checkout():
+    """Fails the session if a test wrote ./mlruns or ./mlflow.db into the checkout or the cwd
+    (an experiment made without an artifact location, a command run on MLflow's default store)."""
+    folders = {CHECKOUT, Path.cwd().resolve()}
+    before = {folder: tracking_files(folder) for folder in folders}
+    yield
+    written = sorted(f"{folder / name}" for folder in folders for name, _ in tracking_files(folder) - before[folder])
+    assert not written, f"tests wrote MLflow files outside their tmp_path: {written[:10]}"
 
 
 @pytest.fixture(scope="session")

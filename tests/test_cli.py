@@ -27,9 +27,9 @@ def test_synth_writes_a_corpus_and_rejects_bad_values(tmp_path, capsys):
     assert main(["synth", str(tmp_path / "i"), "--clips", "4", "--seconds", "0.5", "--noise-model", "independent"]) == 0
     assert json.loads((tmp_path / "i" / "synth.json").read_text())["spec"]["noise_model"] == "independent"
     assert main(["synth", str(tmp_path / "d"), "--clips", "0"]) == 2
-    assert "clips" in capsys.readouterr().err
+    assert "argument --clips: must be at least 1; got 0" in capsys.readouterr().err
     assert main(["synth", str(tmp_path / "e"), "--noise-model", "random"]) == 2
-    assert "noise_model" in capsys.readouterr().err
+    assert "argument --noise-model: invalid choice: 'random'" in capsys.readouterr().err
 
 
 def test_train_refuses_a_pipeline_job(tmp_path, capsys):
@@ -63,3 +63,57 @@ def test_evaluate_scores_the_trained_model(ray_session, tiny_job, capsys):
     out = capsys.readouterr().out
     assert "macro" in out and "ROC-AUC" in out
     assert main(["evaluate", str(job), *overrides, "--model", "/nonexistent"]) == 2
+
+
+def test_verbose_goes_before_or_after_the_command_and_version_prints(capsys):
+    from raytag.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["-v", "models"]).verbose and parser.parse_args(["models", "-v"]).verbose
+    assert parser.parse_args(["train", "job.yaml", "-v"]).verbose
+    assert parser.parse_args(["corpus", "magnatagatune", "--from", "d", "-o", "m.csv", "-v"]).verbose
+    assert not parser.parse_args(["models"]).verbose
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == "raytag 0.1.0"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["predict", "m", "a.wav", "--max-chunks", "0"], "argument --max-chunks: must be at least 1; got 0"),
+        (["predict", "m", "a.wav", "--top-k", "-1"], "argument --top-k: must be at least 0; got -1"),
+        (["predict", "m", "a.wav", "--batch-size", "x"], "argument --batch-size: an integer expected; got 'x'"),
+        (["review", "--max-runs", "0"], "argument --max-runs: must be at least 1; got 0"),
+        (["synth", "out", "--seconds", "0"], "argument --seconds: must be above 0; got 0"),
+        (["sweep", "j.yaml", "s.yaml", "--samples", "0"], "argument --samples: must be at least 1; got 0"),
+        (["audit", "j.yaml", "--show", "-2"], "argument --show: must be at least 0; got -2"),
+    ],
+)
+def test_bad_arguments_name_their_flag_and_exit_2(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_plurals_and_the_format_warning():
+    from raytag.predictions import format_mismatch
+    from raytag.text import plural
+
+    assert [plural(n, "track") for n in (0, 1, 2, 1500)] == ["0 tracks", "1 track", "2 tracks", "1,500 tracks"]
+    assert plural(1, "run") == "1 run" and plural(3, "match", "matches") == "3 matches"
+    assert format_mismatch("x.jsonl", "csv") == "--format csv writes CSV into x.jsonl, whose suffix says JSONL"
+    assert format_mismatch("x.csv", "csv") is None and format_mismatch("x.txt", "csv") is None
+    assert format_mismatch(None, "jsonl") is None and format_mismatch("x.jsonl", None) is None
+
+
+def test_clean_labels_that_miss_tracks_are_bad_input(tmp_path):
+    from types import SimpleNamespace
+
+    from raytag.cluster.evaluation import evaluation_labels
+    from raytag.data.manifest import ManifestError, Track
+
+    clean = tmp_path / "clean.csv"
+    clean.write_text(f"path,tags\n{tmp_path / 'a.wav'},rock\n")
+    job = SimpleNamespace(data=SimpleNamespace(clean_labels=str(clean)))
+    tracks = [Track(str(tmp_path / "a.wav"), ("rock",), "valid"), Track(str(tmp_path / "b.wav"), (), "valid")]
+    with pytest.raises(ManifestError, match=r"\(data.clean_labels\): no clean labels for 1 track, e\.g\. .*b\.wav"):
+        evaluation_labels(job, ["rock"], tracks)

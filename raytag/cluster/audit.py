@@ -34,6 +34,7 @@ from raytag.data.manifest import read_manifest
 from raytag.errors import JobError
 from raytag.locations import run_location
 from raytag.models.export import best_model_location, check_fits, read_exported
+from raytag.text import plural
 from raytag.tracking import tags as T
 from raytag.tracking.client import Tracker, resolve_uri
 
@@ -104,6 +105,7 @@ def run_audit(
         raise JobError(f"{job.data.manifest}: the '{split}' split is empty")
     tags = list(manifest.vocabulary)
     teacher = teacher or best_model_location(job.storage, job.name)
+    log.info("auditing the labels of the '%s' split (%s) with teacher %s", split, plural(len(tracks), "track"), teacher)
     labels = manifest.label_matrix(tracks)
     clean = evaluation_labels(job, tags, tracks)[0] if job.data.clean_labels else None
     with model_folder(teacher, tracking_uri=job.tracking.uri) as folder:
@@ -122,7 +124,8 @@ def run_audit(
     full[usable] = scored.scores
     unscored = int(np.isnan(full).all(axis=1).sum())
     if unscored:
-        log.warning("%d of %d %s tracks have no teacher score (unreadable) and are left out", unscored, len(tracks), split)
+        log.warning("%d of the '%s' split's %s have no teacher score (unreadable) and are left out",
+                    unscored, split, plural(len(tracks), "track"))
     audit = audit_labels(
         scores=full, labels=labels, tags=tags, tracks=[t.path for t in tracks],
         max_rows=max_rows, max_rows_per_tag=max_rows_per_tag,

@@ -34,6 +34,7 @@ from raytag.metrics import TaggingReport
 from raytag.models.export import best_model_location, write_exported, write_thresholds
 from raytag.plan import Prepared, evaluation_labels, prepare, unlabeled_tracks
 from raytag.thresholds import STATUS_OK, choose_thresholds, threshold_labels, threshold_map
+from raytag.text import plural
 from raytag.tracking import tags as T
 from raytag.tracking.client import Tracker
 from raytag.tracking.mlflow_model import publish_model
@@ -45,13 +46,15 @@ log = logging.getLogger("raytag")
 
 @dataclass
 class Outcome:
-    """The result of a job: where the best model is, how it scored, which MLflow run has it."""
+    """The result of a job: where the best model is, how it scored, which MLflow run has it,
+    and the MLflow model logged from it (``models:/<model_id>``; None without tracking)."""
 
     model_location: str
     report: TaggingReport
     best_epoch: int | None
     run_id: str | None
     skipped_files: int
+    model_uri: str | None = None
 
 
 def _log_scan(scan: ScanResult, tracker: Tracker) -> None:
@@ -108,9 +111,10 @@ def train(
     with storage.local_folder(model_location) as folder:
         tracker.log_artifacts(folder, "best_model")
         lineage = {k: v for k, v in (run_tags or {}).items() if k in T.LINEAGE}
-        publish_model(tracker, folder, register_as=job.tracking.register_as, lineage=lineage)
+        logged = publish_model(tracker, folder, register_as=job.tracking.register_as, lineage=lineage)
     tracker.end()
-    return Outcome(model_location, evaluation.report, state.best_epoch, tracker.run_id, len(scan.skipped))
+    return Outcome(model_location, evaluation.report, state.best_epoch, tracker.run_id, len(scan.skipped),
+                   logged.uri if logged else None)
 
 
 def _export_best(job: JobConfig, prepared: Prepared, final: str, tracker: Tracker) -> tuple[str, ckpt.TrainingState]:
@@ -152,8 +156,8 @@ def _save_thresholds(job: JobConfig, prepared: Prepared, model_location: str, sc
              chosen.source, chosen.tracks, job.eval.threshold_labels)
     missing = [row.tag for row in rows if row.status != STATUS_OK]
     if missing:
-        log.warning("no decision threshold for %d tags (%s): no positive validation track",
-                    len(missing), ", ".join(missing[:5]))
+        log.warning("no decision threshold for %s (%s): no positive validation track",
+                    plural(len(missing), "tag"), ", ".join(missing[:5]))
     tracker.set_tags({T.THRESHOLD_LABELS: chosen.source})
     tracker.log_metrics({"thresholds/tracks": chosen.tracks})
     tracker.log_table([dataclasses.asdict(row) for row in rows], "metrics/thresholds_valid.csv")

@@ -22,6 +22,7 @@ from raytag.data.rows import chunk_rows
 from raytag.metrics import TaggingReport, tagging_report
 from raytag.models.export import check_fits, read_exported, read_weights
 from raytag.plan import evaluation_labels, prepare
+from raytag.text import plural
 from raytag.tracking.client import Tracker
 from raytag.tracking.tags import labels_source
 
@@ -83,12 +84,12 @@ def evaluate(
     report = tagging_report(table.labels[kept], scores, list(exported.recipe.tags))
     unscored = _unscored(tracks, usable, kept, scan)
     log.info(
-        "%s split, %s labels, %d tracks: macro ROC-AUC %.4f, PR-AUC %.4f",
-        split, label_source, len(kept), report.roc_auc_macro, report.pr_auc_macro,
+        "%s split, %s labels, %s: macro ROC-AUC %.4f, PR-AUC %.4f",
+        split, label_source, plural(len(kept), "track"), report.roc_auc_macro, report.pr_auc_macro,
     )
     if unscored:
-        log.warning("%d %s tracks could not be scored and are not in these metrics, e.g. %s",
-                    len(unscored), split, unscored[0]["path"])
+        log.warning("%s of the %s split could not be scored and are not in these metrics, e.g. %s",
+                    plural(len(unscored), "track"), split, unscored[0]["path"])
         tracker.log_table(unscored, f"metrics/unscored_{split}.csv")
     prefix = f"{split}/"
     tracker.log_metrics({**report.as_metrics(prefix), f"{prefix}decode_failures": failed,

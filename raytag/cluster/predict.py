@@ -107,11 +107,10 @@ def model_folder(model: str, *, tracking_uri: str | None = None) -> Iterator[Pat
     ``tracking_uri``, default :func:`raytag.tracking.client.resolve_uri`), a storage URI
     copied, a local folder used in place; temporary copies are removed on exit."""
     if is_mlflow_uri(model):
-        from raytag.tracking.client import resolve_uri
         from raytag.tracking.mlflow_model import download_exported
 
         with tempfile.TemporaryDirectory(prefix="raytag-model-") as scratch:
-            yield download_exported(model, tracking_uri=resolve_uri(tracking_uri), dst=scratch)
+            yield download_exported(model, tracking_uri=tracking_uri, dst=scratch)
         return
     if not storage.exists(model):
         raise FileNotFoundError(f"MODEL: no exported model at {model} (a folder, a storage URI, models:/... or runs:/...)")

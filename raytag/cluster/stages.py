@@ -31,6 +31,7 @@ class StageResult:
     model_location: str
     metrics: dict[str, float]
     reused: bool
+    model_uri: str | None = None  # the stage's MLflow model, models:/<model_id>
 
 
 def _record(location: str) -> dict | None:
@@ -59,7 +60,7 @@ def run_pipeline(job: JobConfig) -> list[StageResult]:
         outcome = train(stage_job, parent_run_id=parent.run_id, run_tags=tags)
         split = stage_job.eval.split
         metrics = {key: float(value) for key, value in outcome.report.as_metrics(f"{split}/").items()}
-        result = StageResult(stage.name, outcome.run_id, outcome.model_location, metrics, False)
+        result = StageResult(stage.name, outcome.run_id, outcome.model_location, metrics, False, outcome.model_uri)
         storage.write_text(record_location, json.dumps(asdict(result), indent=1))
         results[stage.name] = result
         parent.log_metrics({f"{stage.name}/{key}": value for key, value in metrics.items()})

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import socket
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -20,8 +21,15 @@ log = logging.getLogger(__name__)
 
 HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
                "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+SERVER_PROBE_TIMEOUT_S = 5.0
+ARTIFACTS_DIR = "mlruns"  # a SQLite store's artifacts: this folder beside the database file
 MAX_PARAMS_PER_CALL = 100
 MAX_PARAM_LENGTH = 6000
+
+
+class StoreError(ValueError):
+    """A tracking store that a reading command cannot use: missing, a file store, or a server
+    that does not answer."""
 
 
 def default_uri() -> str:
@@ -32,6 +40,81 @@ def default_uri() -> str:
 def resolve_uri(uri: str | None) -> str:
     """An explicit URI, else ``MLFLOW_TRACKING_URI``, else :func:`default_uri`."""
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or default_uri()
+
+
+def limit_http_retries() -> None:
+    """A tracking server that goes away must cost an error within seconds, not minutes of
+    retries (MLflow's defaults: 7 retries with backoff, 120 s timeouts). Values already in the
+    environment win."""
+    for variable, value in HTTP_LIMITS.items():
+        os.environ.setdefault(variable, value)
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (relative to the cwd unless it starts with
+    ``sqlite:////``), or None for other URIs and in-memory databases."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///"):].split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+def artifact_location(uri: str) -> str | None:
+    """Where a new experiment in store ``uri`` keeps its artifacts: beside a SQLite database
+    (``<db folder>/mlruns``, which is MLflow's ``./mlruns`` when the database is the default
+    one in the cwd), so a store and its artifacts stay together whatever the cwd; None (the
+    server's or backend's own default) for other stores."""
+    path = sqlite_path(uri)
+    return str(path.resolve().parent / ARTIFACTS_DIR) if path is not None else None
+
+
+def existing_store(uri: str | None, *, option: str = "--uri") -> str:
+    """The resolved tracking URI (see :func:`resolve_uri`) of a store that exists, for
+    commands that only read: they must never create a store, nor wait minutes on a server.
+
+    Args:
+        uri: the URI given on the command line, or None for the default.
+        option: the command-line flag that names a store, for the error message.
+
+    Returns:
+        The resolved URI. HTTP retries are limited (:func:`limit_http_retries`).
+
+    Raises:
+        StoreError: a SQLite file or file-store folder that does not exist, a file store
+            (MLflow refuses them unless ``MLFLOW_ALLOW_FILE_STORE`` is set), or an
+            ``http(s)://`` server that does not accept a connection within
+            :data:`SERVER_PROBE_TIMEOUT_S` seconds.
+    """
+    from urllib.parse import urlsplit
+
+    resolved = resolve_uri(uri)
+    hint = "" if uri or os.environ.get("MLFLOW_TRACKING_URI") else (
+        f" (MLflow's default store in the current folder; name one with {option} or MLFLOW_TRACKING_URI)"
+    )
+    parts = urlsplit(resolved)
+    database = sqlite_path(resolved)
+    if database is not None:
+        if not database.is_file():
+            raise StoreError(f"no MLflow store at {database.absolute()}{hint}")
+    elif parts.scheme in ("", "file"):
+        folder = Path(parts.path if parts.scheme else resolved)
+        if not folder.is_dir():
+            raise StoreError(f"no MLflow store at {folder.absolute()}{hint}")
+        if os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() not in ("1", "true"):
+            raise StoreError(
+                f"{resolved} is an MLflow file store, which MLflow no longer opens: convert it with "
+                "`mlflow migrate-filestore` and name the SQLite file (sqlite:///PATH/mlflow.db), or set "
+                "MLFLOW_ALLOW_FILE_STORE=true"
+            )
+    elif parts.scheme in ("http", "https"):
+        limit_http_retries()
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            socket.create_connection((parts.hostname or "localhost", port), timeout=SERVER_PROBE_TIMEOUT_S).close()
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise StoreError(f"no MLflow tracking server answers at {parts.hostname}:{port} ({reason})") from None
+    return resolved
 
 
 class Tracker:
@@ -67,7 +150,9 @@ class Tracker:
                 client.update_run(resume_run_id, status="RUNNING")
             else:
                 found = client.get_experiment_by_name(experiment)
-                experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+                experiment_id = found.experiment_id if found else client.create_experiment(
+                    experiment, artifact_location=artifact_location(uri)
+                )
                 run_tags = dict(tags or {})
                 if parent_run_id:
                     run_tags["mlflow.parentRunId"] = parent_run_id
@@ -83,10 +168,7 @@ class Tracker:
         if self._client is None:
             from mlflow.tracking import MlflowClient
 
-            # A tracking server that goes away must cost a warning within seconds, not minutes
-            # of retries (MLflow's defaults: 7 retries with backoff, 120 s timeouts).
-            for variable, value in HTTP_LIMITS.items():
-                os.environ.setdefault(variable, value)
+            limit_http_retries()
             self._client = MlflowClient(tracking_uri=self.uri)
         return self._client
 

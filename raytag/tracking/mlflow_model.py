@@ -6,12 +6,16 @@ Why a ``pyfunc.PythonModel`` and not ``mlflow.pytorch``: the pytorch flavour pic
 raw output, which for raytag models are logits of one crop. The wrapper here carries the
 exported folder (``model.json`` + ``model.pt``) as an artifact, rebuilds the model from its
 recipe and loads the weights with ``torch.load(weights_only=True)``
-(:func:`raytag.models.export.read_weights`); ``predict`` returns tag probabilities and applies
-raytag's evaluation protocol to inputs longer than a crop. The model is saved "from code" (a
-two-line script that names the wrapper class), so nothing is pickled at all. Loading needs
-``raytag`` importable (its version is in the metadata); the raytag code is not copied into the
-model (``code_paths``), because loading such a model prepends its copy to ``sys.path`` of the
-loading process.
+(:func:`raytag.models.export.read_weights`); ``predict`` takes audio files or waveforms with
+their sample rate and returns a DataFrame of per-tag probabilities and thresholded tags,
+scoring each track as raytag evaluates one (:mod:`raytag.tracking.pyfunc_tagger`). The model is
+saved "from code" (a short loader script), so nothing is pickled at all.
+
+The model is self-contained: it carries a copy of the raytag package (an artifact, not
+``code_paths``, which would put the copy first on ``sys.path`` of every loading process and
+shadow an installed raytag) and lists what that code imports as its requirements
+(:data:`MODEL_REQUIREMENTS`, pinned). Where raytag is importable the loader uses it; elsewhere
+it appends the copy to ``sys.path``.
 
 Logging goes through ``MlflowClient`` against an explicit tracking URI and run id (no global
 active run, no global tracking URI), with MLflow 3's logged-model API:
@@ -32,99 +36,56 @@ from typing import Any
 
 import mlflow
 import numpy as np
+import pandas as pd
 from mlflow.entities import LoggedModelOutput
 from mlflow.models.signature import ModelSignature
-from mlflow.types.schema import ParamSchema, ParamSpec, Schema, TensorSpec
+from mlflow.types import DataType
+from mlflow.types.schema import Array, ColSpec, ParamSchema, ParamSpec, Schema
 
-from raytag.models.export import ExportError, is_exported, read_exported
+from raytag.models.export import ExportError, is_exported, read_exported, read_thresholds
 from raytag.tracking import tags as tag_names
+from raytag.tracking.client import existing_store
+from raytag.tracking.pyfunc_tagger import (  # noqa: F401  (RaytagTagger: what models logged before the loader name)
+    DEFAULT_BATCH_SIZE, DEFAULT_MAX_CHUNKS, EXPORTED_ARTIFACT, OUTPUT_COLUMNS, PATH_COLUMN, RATE_COLUMN,
+    WAVEFORM_COLUMN, RaytagTagger, tag_probabilities,
+)
 
 log = logging.getLogger(__name__)
 MODEL_NAME = "tagger"  # the logged model's name within its run
-EXPORTED_ARTIFACT = "exported_model"  # the pyfunc artifact key of the exported folder
 MODEL_TYPE = "raytag-tagger"
-INPUT_EXAMPLE_SAMPLES = 1024  # a short silent row (zero-padded to a crop): small, and serving-valid
-DEFAULT_MAX_CHUNKS = 16
-DEFAULT_BATCH_SIZE = 16
-# MLflow's "models from code": the saved model names this class in a two-line script instead
-# of holding a pickled object, so loading it unpickles nothing.
+CODE_ARTIFACT = "raytag_code"  # the pyfunc artifact key of the copy of the raytag package
+INPUT_EXAMPLE_SAMPLES = 1024  # a short silent waveform (zero-padded to a crop): small, and serving-valid
+# What the pyfunc code imports, besides MLflow (which MLflow adds itself): the model's
+# requirements, pinned to the versions it was logged with.
+MODEL_REQUIREMENTS = ("torch", "torchaudio", "numpy", "pandas", "soundfile", "av", "entmax")
+# MLflow's "models from code": the saved model names its wrapper in this script instead of
+# holding a pickled object, so loading it unpickles nothing. An installed raytag is used as it
+# is; where none is installed (a serving image, a colleague's notebook) the copy of the
+# package logged with the model is appended to sys.path (appended, so it never shadows one).
 LOADER_FILE = "raytag_tagger.py"
-LOADER_CODE = (
-    "from mlflow.models import set_model\n"
-    "from raytag.tracking.mlflow_model import RaytagTagger\n\n"
-    "set_model(RaytagTagger())\n"
-)
+LOADER_CODE = f'''import importlib.util
+import sys
+
+import mlflow
+import pandas as pd
+from mlflow.models import set_model
 
 
-class RaytagTagger(mlflow.pyfunc.PythonModel):
-    """pyfunc wrapper of an exported raytag model.
+class RaytagLoader(mlflow.pyfunc.PythonModel):
+    def load_context(self, context):
+        if importlib.util.find_spec("raytag") is None:
+            sys.path.append(context.artifacts["{CODE_ARTIFACT}"])
+        from raytag.tracking.pyfunc_tagger import RaytagTagger
 
-    ``predict(waveforms)``: waveforms (B, T) float32, mono, at the model's sample rate
-    (``metadata["sample_rate"]``) → tag probabilities (B, K) float32, columns in
-    ``metadata["tags"]`` order. Per row, as raytag evaluates a track: T equal to the crop
-    length (``metadata["crop_samples"]``) is one forward pass; shorter input is zero-padded
-    to a crop; longer input is cut into chunks spread over the whole row (at most
-    ``max_chunks``, a param, default 16) whose probabilities are averaged.
-    """
+        self.tagger = RaytagTagger()
+        self.tagger.load_context(context)
 
-    def load_context(self, context) -> None:
-        from raytag.models.export import read_weights
-
-        folder = context.artifacts[EXPORTED_ARTIFACT]
-        exported = read_exported(folder, key="MLflow model artifact")
-        model = exported.recipe.build()
-        model.load_state_dict(read_weights(folder))
-        self._model = model.eval()
-        self._crop_samples = exported.crop_samples
-
-    def predict(self, context, model_input: np.ndarray, params: dict[str, Any] | None = None) -> np.ndarray:
-        params = params or {}
-        return tag_probabilities(
-            self._model,
-            np.asarray(model_input, dtype=np.float32),
-            crop_samples=self._crop_samples,
-            max_chunks=int(params.get("max_chunks", DEFAULT_MAX_CHUNKS)),
-            batch_size=int(params.get("batch_size", DEFAULT_BATCH_SIZE)),
-        )
+    def predict(self, context, model_input: pd.DataFrame, params=None):
+        return self.tagger.predict(context, model_input, params)
 
 
-def tag_probabilities(
-    model, waveforms: np.ndarray, *, crop_samples: int, max_chunks: int = DEFAULT_MAX_CHUNKS,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-) -> np.ndarray:
-    """Track-level tag probabilities of a batch of waveforms (see :class:`RaytagTagger`).
-
-    Args:
-        model: a raytag tagger in eval mode (waveforms (n, crop) → logits (n, K)).
-        waveforms: (B, T) float32 at the model's rate.
-        crop_samples: the model's crop length in samples.
-        max_chunks: most chunks per row for T > crop. Default 16.
-        batch_size: crops per forward pass. Default 16.
-
-    Returns:
-        (B, K) float32 probabilities.
-
-    Raises:
-        ValueError: input that is not (B, T) or holds non-finite samples.
-    """
-    import torch
-
-    from raytag.audio.io import chunk_starts
-
-    if waveforms.ndim != 2 or waveforms.shape[1] == 0:
-        raise ValueError(f"waveforms must be (batch, samples); got shape {waveforms.shape}")
-    if not np.isfinite(waveforms).all():
-        raise ValueError("waveforms hold NaN or infinite samples")
-    length = waveforms.shape[1]
-    if length < crop_samples:
-        waveforms = np.pad(waveforms, ((0, 0), (0, crop_samples - length)))
-        length = crop_samples
-    starts = chunk_starts(length, crop_samples, max_chunks)
-    crops = np.stack([waveforms[:, s : s + crop_samples] for s in starts], axis=1)  # (B, C, crop)
-    flat = torch.from_numpy(np.ascontiguousarray(crops.reshape(-1, crop_samples)))
-    with torch.no_grad():
-        probabilities = torch.cat([torch.sigmoid(model(part).float()) for part in flat.split(batch_size)])
-    return probabilities.reshape(len(waveforms), len(starts), -1).mean(dim=1).numpy().astype(np.float32)
+set_model(RaytagLoader())
+'''
 
 
 @dataclass(frozen=True)
@@ -137,16 +98,33 @@ class LoggedTagger:
     uri: str
 
 
-def model_signature(num_tags: int) -> ModelSignature:
-    """Waveforms (B, T) float32 in, probabilities (B, K) float32 out, and the chunking params."""
+def model_signature(tags: list[str]) -> ModelSignature:
+    """Rows of ``path`` or ``waveform`` + ``sample_rate`` in; per-tag probabilities, ``tags``
+    and ``status`` out (:mod:`raytag.tracking.pyfunc_tagger`); the chunking params."""
     return ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1))]),
-        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, num_tags))]),
+        inputs=Schema([
+            ColSpec(DataType.string, PATH_COLUMN, required=False),
+            ColSpec(Array(DataType.double), WAVEFORM_COLUMN, required=False),
+            ColSpec(DataType.long, RATE_COLUMN, required=False),
+        ]),
+        outputs=Schema([ColSpec(DataType.float, tag) for tag in tags]
+                       + [ColSpec(DataType.string, column) for column in OUTPUT_COLUMNS]),
         params=ParamSchema([
             ParamSpec("max_chunks", "long", DEFAULT_MAX_CHUNKS),
             ParamSpec("batch_size", "long", DEFAULT_BATCH_SIZE),
         ]),
     )
+
+
+def copy_code(dst: Path) -> Path:
+    """A copy of the installed raytag package (its ``.py`` files) in ``dst/raytag``; returns
+    ``dst``, the folder to put on ``sys.path``."""
+    import shutil
+
+    import raytag
+
+    shutil.copytree(Path(raytag.__file__).parent, dst / "raytag", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return dst
 
 
 def log_tagger(
@@ -175,6 +153,9 @@ def log_tagger(
     from mlflow.tracking import MlflowClient
 
     exported = read_exported(model_dir, key="model_dir")
+    clash = sorted(set(exported.recipe.tags) & set(OUTPUT_COLUMNS))
+    if clash:
+        raise ExportError(f"model_dir: tags {clash} have the names of the MLflow model's output columns")
     client = MlflowClient(tracking_uri=tracking_uri)
     run = client.get_run(run_id)
     metadata = {
@@ -184,6 +165,7 @@ def log_tagger(
         "model_name": exported.recipe.name,
         "model_args": dict(exported.recipe.args),
         "raytag_version": _version("raytag"),
+        "thresholds": read_thresholds(exported),
         "training": {k: v for k, v in exported.info.items() if isinstance(v, (str, int, float, bool))},
     }
     logged = client.create_logged_model(
@@ -200,14 +182,17 @@ def log_tagger(
             local = Path(scratch) / "model"
             loader = Path(scratch) / LOADER_FILE
             loader.write_text(LOADER_CODE)
+            code = copy_code(Path(scratch) / CODE_ARTIFACT)
+            example = pd.DataFrame({WAVEFORM_COLUMN: [np.zeros(INPUT_EXAMPLE_SAMPLES, dtype=np.float32)],
+                                    RATE_COLUMN: [exported.sample_rate]})
             mlflow.pyfunc.save_model(
                 path=str(local),
                 python_model=str(loader),
-                artifacts={EXPORTED_ARTIFACT: str(Path(model_dir).resolve())},
-                signature=model_signature(len(exported.recipe.tags)),
-                input_example=np.zeros((1, INPUT_EXAMPLE_SAMPLES), dtype=np.float32),
+                artifacts={EXPORTED_ARTIFACT: str(Path(model_dir).resolve()), CODE_ARTIFACT: str(code)},
+                signature=model_signature(list(exported.recipe.tags)),
+                input_example=example,
                 metadata=metadata,
-                pip_requirements=[f"{p}=={_version(p)}" for p in ("torch", "torchaudio", "numpy")],
+                pip_requirements=model_requirements(),
                 mlflow_model=mlflow.models.Model(model_id=logged.model_id, run_id=run_id),
             )
             client.log_model_artifacts(logged.model_id, str(local))
@@ -235,7 +220,8 @@ def register_tagger(
         logged: what :func:`log_tagger` returned.
         registered_name: the registered model's name (the job's ``tracking.register_as``).
         lineage: version tags, e.g. ``{raytag.teacher_run_id: ..., raytag.teacher_model: ...}``
-            (names from :mod:`raytag.tracking.tags`); the source run id is always added.
+            (names from :mod:`raytag.tracking.tags`); the source run id and the logged model id
+            are always added.
         description: the version's description.
 
     Returns:
@@ -251,10 +237,14 @@ def register_tagger(
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
-    version_tags = {tag_names.SOURCE_RUN_ID: logged.run_id, **{k: str(v) for k, v in (lineage or {}).items()}}
+    version_tags = {tag_names.SOURCE_RUN_ID: logged.run_id, tag_names.LOGGED_MODEL_ID: logged.model_id,
+                    **{k: str(v) for k, v in (lineage or {}).items()}}
+    # The logged model's artifact location, not its models:/ URI: MLflow's SQL registry looks a
+    # models:/ source up in the global (cwd default) store, where it is not, creating ./mlflow.db
+    # there; the version then has no model_id of its own, so the id goes into its tags.
     return client.create_model_version(
         registered_name,
-        source=logged.uri,
+        source=client.get_logged_model(logged.model_id).artifact_location,
         run_id=logged.run_id,
         tags=version_tags,
         description=description or None,
@@ -291,7 +281,7 @@ def publish_model(
         return None
 
 
-def download_exported(model_uri: str, *, tracking_uri: str, dst: str | Path) -> Path:
+def download_exported(model_uri: str, *, tracking_uri: str | None, dst: str | Path) -> Path:
     """Downloads the exported raytag model behind an MLflow URI; returns its local folder.
 
     Everything is resolved against ``tracking_uri`` (which also serves as the registry), never
@@ -302,7 +292,8 @@ def download_exported(model_uri: str, *, tracking_uri: str, dst: str | Path) -> 
             ``models:/<name>/<version>`` or ``models:/<name>@<alias>`` (a registered version),
             or ``runs:/<run_id>/<path>`` (a run's artifact folder, e.g. the ``best_model``
             folder a training run logs, or a model logged by the run under that name).
-        tracking_uri: the tracking store.
+        tracking_uri: the tracking store (None: ``MLFLOW_TRACKING_URI``, else the default
+            store in the cwd; see :func:`raytag.tracking.client.resolve_uri`). It must exist.
         dst: an empty local folder to download into.
 
     Returns:
@@ -312,13 +303,17 @@ def download_exported(model_uri: str, *, tracking_uri: str, dst: str | Path) -> 
     Raises:
         raytag.models.export.ExportError: an unknown model, version, alias or run, a malformed
             URI, or artifacts that are not a raytag model.
+        raytag.tracking.client.StoreError: no store at ``tracking_uri`` (none is created), or a
+            server that does not answer.
     """
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
+    tracking_uri = existing_store(tracking_uri, option="--tracking-uri")
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     try:
-        location = _model_location(client, model_uri) if model_uri.startswith("models:/") else model_uri
+        location = (_model_location(client, model_uri) if model_uri.startswith("models:/")
+                    else _run_location(client, model_uri))
         local = Path(mlflow.artifacts.download_artifacts(
             artifact_uri=location, dst_path=str(dst), tracking_uri=tracking_uri, registry_uri=tracking_uri
         ))
@@ -343,6 +338,28 @@ def _model_location(client, model_uri: str) -> str:
     return client.get_model_version_download_uri(name, version)
 
 
+def _run_location(client, model_uri: str) -> str:
+    """The artifact location of a ``runs:/<run_id>/<path>`` URI: the run's artifact at
+    ``path`` (e.g. ``best_model``), else the model the run logged under that name (e.g.
+    ``tagger``; the newest if several). Resolved here through ``client``, not by MLflow's
+    ``runs:/`` repository, which looks logged models up in the default store of the cwd."""
+    run_id, _, path = model_uri[len("runs:/"):].strip("/").partition("/")
+    if not run_id or not path:
+        raise ExportError(f"{model_uri}: name a run and a path in it (runs:/RUN_ID/{MODEL_NAME} or runs:/RUN_ID/best_model)")
+    run = client.get_run(run_id)
+    parent = path.rpartition("/")[0]
+    if any(item.path == path for item in client.list_artifacts(run_id, parent or None)):
+        return f"{run.info.artifact_uri}/{path}"
+    name, _, inside = path.partition("/")
+    models = [model for model in client.search_logged_models(
+        experiment_ids=[run.info.experiment_id], filter_string=f"name = '{name}'", max_results=1000,
+    ) if model.source_run_id == run_id]
+    if not models:
+        raise ExportError(f"{model_uri}: run {run_id} has no artifact {path!r} and logged no model named {name!r}")
+    newest = max(models, key=lambda model: model.creation_timestamp)
+    return f"{newest.artifact_location}/{inside}" if inside else newest.artifact_location
+
+
 def _exported_folder(local: Path, model_uri: str) -> Path:
     if is_exported(local):
         return local
@@ -358,6 +375,11 @@ def _exported_folder(local: Path, model_uri: str) -> Path:
         f"{model_uri} is not a raytag model: neither an exported folder (model.json) nor an MLflow "
         f"model with an '{EXPORTED_ARTIFACT}' artifact"
     )
+
+
+def model_requirements() -> list[str]:
+    """:data:`MODEL_REQUIREMENTS` pinned to the installed versions (``pip`` form)."""
+    return [f"{package}=={_version(package)}" for package in MODEL_REQUIREMENTS]
 
 
 def _version(package: str) -> str:

@@ -47,6 +47,7 @@ class RunSummary:
             ``raytag.threshold_labels`` tag: noisy, verified or clean), or None.
         alias: the label to show when another reviewed run has the same one (its short id
             added), else None.
+        model_uri: the MLflow model of the run's best epoch (``models:/<model_id>``), or None.
     """
 
     run_id: str
@@ -68,6 +69,7 @@ class RunSummary:
     label_source: str | None = None
     alias: str | None = None
     threshold_labels: str | None = None
+    model_uri: str | None = None
 
     @property
     def label(self) -> str:
@@ -124,6 +126,7 @@ def summarize_run(
         end_time=end_time,
         label_source=tags.get(tag_names.labels_source(split)),
         threshold_labels=tags.get(tag_names.THRESHOLD_LABELS),
+        model_uri=f"models:/{tags[tag_names.LOGGED_MODEL_ID]}" if tags.get(tag_names.LOGGED_MODEL_ID) else None,
     )
 
 

@@ -23,7 +23,7 @@ import pandas as pd
 from raytag.models.export import description_path, description_tags
 from raytag.tracking import plots, tag_plots
 from raytag.tracking import tags as tag_names
-from raytag.tracking.client import resolve_uri
+from raytag.tracking.client import existing_store
 from raytag.tracking.report import (
     Review,
     ReportImage,
@@ -85,10 +85,12 @@ def review_runs(
 
     Raises:
         ReviewError: not exactly one selection, an unknown experiment or run, nothing to show.
+        raytag.tracking.client.StoreError: no store at ``tracking_uri`` (none is created), or a
+            server that does not answer.
     """
     from mlflow.tracking import MlflowClient
 
-    uri = resolve_uri(tracking_uri)
+    uri = existing_store(tracking_uri, option="--uri")
     client = MlflowClient(tracking_uri=uri)
     runs, parent, title = select_runs(
         client, experiment=experiment, parent_run_id=parent_run_id, run_ids=run_ids, max_runs=max_runs

@@ -27,6 +27,6 @@ LINEAGE = (STAGE, PIPELINE, TEACHER_STAGE, TEACHER_RUN_ID, TEACHER_MODEL)
 def labels_source(split: str) -> str:
     """Which labels a split was evaluated against ("clean" or "manifest")."""
     return f"raytag.{split}_labels"
-LOGGED_MODEL_ID = "raytag.logged_model_id"  # on a run: the MLflow logged model of its best epoch
+LOGGED_MODEL_ID = "raytag.logged_model_id"  # on a run and its registered version: the MLflow logged model of its best epoch
 SOURCE_RUN_ID = "raytag.source_run_id"  # on a registered model version: the run that trained it
 REVIEW_REPORT = "raytag.review_report"  # on a parent run: artifact path of its review report

@@ -1,0 +1,97 @@
+"""Commands that read MLflow never create a store nor hang on a server that is not there, and
+stores keep their artifacts beside them; against real SQLite stores in tmp_path."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from mlflow.tracking import MlflowClient
+from review_store import fill_pipeline
+
+from raytag.cli import main
+from raytag.tracking import tags as tag_names
+from raytag.tracking.client import StoreError, Tracker, artifact_location, existing_store
+
+
+@pytest.fixture
+def empty_folder(tmp_path, monkeypatch):
+    """An empty cwd and no MLFLOW_TRACKING_URI: MLflow's default store would be ./mlflow.db."""
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return folder
+
+
+def free_port() -> int:
+    """A loopback port with nothing listening on it."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_review_and_predict_never_create_a_store(empty_folder, capsys):
+    wrong = empty_folder / "wrong" / "path.db"
+    assert main(["review", "--uri", f"sqlite:///{wrong}", "--experiment", "x"]) == 2
+    assert capsys.readouterr().err.strip() == f"raytag review: no MLflow store at {wrong}"
+    assert main(["review", "--experiment", "x"]) == 2
+    err = capsys.readouterr().err
+    assert f"no MLflow store at {empty_folder / 'mlflow.db'}" in err and "--uri or MLFLOW_TRACKING_URI" in err
+    assert main(["predict", "models:/m-0123", str(empty_folder / "a.wav")]) == 2
+    assert "--tracking-uri or MLFLOW_TRACKING_URI" in capsys.readouterr().err
+    assert main(["predict", "runs:/0123/tagger", "a.wav", "--tracking-uri", "sqlite:///relative.db"]) == 2
+    assert f"no MLflow store at {empty_folder / 'relative.db'}" in capsys.readouterr().err
+    assert sorted(p.name for p in empty_folder.iterdir()) == []
+
+
+def test_a_server_that_is_not_there_is_one_line(empty_folder, capsys):
+    port = free_port()
+    assert main(["review", "--uri", f"http://127.0.0.1:{port}", "--experiment", "x"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"raytag review: no MLflow tracking server answers at 127.0.0.1:{port} (")
+    assert "\n" not in err
+
+
+def test_a_file_store_is_one_line_and_an_existing_sqlite_store_is_used(tmp_path, empty_folder, capsys, monkeypatch):
+    (tmp_path / "mlruns" / "0").mkdir(parents=True)
+    for uri in (str(tmp_path / "mlruns"), f"file://{tmp_path / 'mlruns'}"):
+        assert main(["review", "--uri", uri, "--experiment", "x"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "is an MLflow file store" in err and "mlflow migrate-filestore" in err and "\n" not in err
+    assert main(["review", "--uri", f"file://{tmp_path / 'none'}", "--experiment", "x"]) == 2
+    assert f"no MLflow store at {tmp_path / 'none'}" in capsys.readouterr().err
+    database = tmp_path / "mlflow.db"
+    MlflowClient(f"sqlite:///{database}").search_experiments()  # a real store
+    assert existing_store(f"sqlite:///{database}") == f"sqlite:///{database}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{database}")
+    assert existing_store(None) == f"sqlite:///{database}"
+    with pytest.raises(StoreError, match="no MLflow store at"):
+        existing_store(f"sqlite:///{tmp_path / 'other.db'}")
+
+
+def test_an_experiment_keeps_its_artifacts_beside_its_sqlite_store(tmp_path, empty_folder):
+    """Not in ./mlruns of the cwd, MLflow's default (how tests once filled the checkout's)."""
+    store = tmp_path / "store"
+    store.mkdir()
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    tracker = Tracker.start(uri, "beside", "run")
+    tracker.log_text("hello", "notes/a.txt")
+    tracker.end()
+    experiment = MlflowClient(uri).get_experiment_by_name("beside")
+    assert experiment.artifact_location.removeprefix("file://") == str(store / "mlruns")
+    assert (store / "mlruns" / tracker.run_id / "artifacts" / "notes" / "a.txt").is_file()
+    assert not (empty_folder / "mlruns").exists()
+    assert artifact_location("http://127.0.0.1:5000") is None
+    assert artifact_location("sqlite:///relative/mlflow.db") == str(empty_folder / "relative" / "mlruns")
+
+
+def test_review_lists_each_runs_mlflow_model(tmp_path, capsys):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    ids = fill_pipeline(client, client.create_experiment("pipelines", artifact_location=str(tmp_path / "artifacts")))
+    client.set_tag(ids["student"], tag_names.LOGGED_MODEL_ID, "m-0123456789")
+    args = ["review", ids["teacher"], ids["student"], "--uri", uri, "--html", str(tmp_path / "r.html")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "MLflow models" in out and "student: models:/m-0123456789" in out and "teacher: models:/" not in out
