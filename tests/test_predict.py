@@ -17,6 +17,7 @@ import torch
 
 from teachers import write_random_tagger
 
+from requirements import needs
 from raytag.audio.io import chunk_starts, load_crop, source_frames
 from raytag.cli import main
 from raytag.cluster.predict import PredictOptions, load_model, predict_files
@@ -30,7 +31,7 @@ from raytag.predictions import (
 TAGS = ("piano", "guitar", "voice")
 REAL_AUDIO = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-audio"
 REAL_FILES = sorted(p.name for p in REAL_AUDIO.glob("*") if p.suffix in (".ogg", ".wav") and p.name != "empty.wav")
-needs_real = pytest.mark.skipif(len(REAL_FILES) < 4, reason="shared/data/real-audio not present")
+needs_real = needs(len(REAL_FILES) >= 4, "shared/data/real-audio not present")
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ crop of a 48 kHz stereo file: 31 ms vs 83 ms, best of 15). A failed libsndfile o
 20 µs (it reads a few header bytes), so the choice is made per file, not from a suffix table.
 
 A third decoder reads raytag's prepared-audio cache (``*.<rate>hz.npy``, see
-:mod:`raytag.audio.pcm_cache`): mono int16 PCM already at a model's rate, so a crop is one
+:mod:`raytag.audio.pcm_cache`): mono float16 audio already at a model's rate, so a crop is one
 byte-range read (``os.pread`` for a path, a ranged read through pyarrow for a URI), converted
-to float32 (÷ 32768). A cached track is decoded exactly like an audio file, from its cache file.
+to float32 (exact). A cached track is decoded exactly like an audio file, from its cache file.
 
 All decoders give the same contract: a frame index counts samples per channel in the file's own
 rate from the first decoded sample; ``read(start, frames)`` returns mono float32 audio (the mean of
@@ -443,7 +443,7 @@ class _PcmCacheDecoder(Decoder):
             raise AudioError(f"{self.path}: reading failed at frame {start} ({_reason(exc)})") from None
         if len(data) != width * count:
             raise AudioError(f"{self.path}: truncated audio cache file (ends before frame {start + count})")
-        return pcm_cache.from_pcm16(np.frombuffer(data, dtype=pcm_cache.PCM_DTYPE))
+        return pcm_cache.from_cache_samples(np.frombuffer(data, dtype=pcm_cache.PCM_DTYPE))
 
     def close(self) -> None:
         if self._fd is not None:
