@@ -53,7 +53,7 @@ def probe(path: str) -> AudioInfo:
     the middle read lands in); damage elsewhere still shows up as a decode failure at training
     time. Cost per 3-minute file (best of 30, one core): 0.25 ms for wav, 0.6 ms flac, 1.2 ms
     Ogg Vorbis, 4 ms mp3 (libsndfile's mp3 seeks are slow), 2 ms AAC/M4A, 4-6 ms Opus (each
-    FFmpeg read also decodes its 0.2 s pre-roll); the header alone is 0.05-0.9 ms.
+    FFmpeg read also decodes its pre-roll; measured with a 0.2 s pre-roll, now 0.5 s); the header alone is 0.05-0.9 ms.
 
     Raises:
         AudioError: the file is missing, unreadable, unsupported, has no frames, or its audio
