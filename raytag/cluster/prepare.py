@@ -132,8 +132,9 @@ class PrepareReport:
             )
         failed = [(r.sample_rate, path, reason) for r in self.rates for path, reason in r.failed]
         if failed:
-            lines.append(f"failed while preparing ({len(failed)}; decoded from the audio file at training time, "
-                         "where they fail again):")
+            lines.append(f"failed while preparing ({len(failed)}; not cached: training decodes them from the audio "
+                         "file, where a crop that reaches the damage is refused (valid=False, counted in "
+                         "train/decode_failures) and never trained on):")
             lines += [f"  [{rate} Hz] {_with_path(path, reason)}" for rate, path, reason in failed[:max_listed]]
             lines += [f"  ... and {len(failed) - max_listed} more"] if len(failed) > max_listed else []
         if self.unusable:
