@@ -66,7 +66,8 @@ def cmd_corpus(args: argparse.Namespace) -> int:
     adapter = get_corpus(args.corpus)
     options = {option.name: getattr(args, option.name) for option in adapter.options}
     report = make_manifest(
-        adapter, source=Path(args.source), output=Path(args.output), overwrite=args.overwrite, **options
+        adapter, source=Path(args.source), output=Path(args.output), overwrite=args.overwrite,
+        allow_missing=args.allow_missing, **options
     )
     print(report.format())
     return 0
@@ -82,6 +83,9 @@ def _add_corpus_parser(commands) -> None:
         sub.add_argument("--from", dest="source", required=True, metavar="DIR", help=adapter.source_help)
         sub.add_argument("-o", "--output", required=True, metavar="MANIFEST.csv", help="manifest to write")
         sub.add_argument("--overwrite", action="store_true", help="replace an existing manifest")
+        sub.add_argument("--allow-missing", action="store_true",
+                         help="write the manifest even if none of its audio files is under --from (otherwise an "
+                              "error: a wrong --from)")
         for option in adapter.options:
             if option.kind is bool:
                 sub.add_argument(option.flag, dest=option.name, action="store_true", help=option.help)
