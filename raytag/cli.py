@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 EXIT_FAILED = 1
@@ -194,9 +195,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     result = predict_sources(loaded, args.audio, options, top_k=args.top_k)
     write_output(result.predictions, args.output, fmt=fmt, tags=loaded.tags, top_k=args.top_k,
                  thresholds=loaded.thresholds)
-    unreadable = len(result.predictions) - result.tagged
+    untagged = Counter(p.status for p in result.predictions if p.status != "ok")
     log.info("tagged %d of %d files%s%s", result.tagged, len(result.predictions),
-             f"; {unreadable} could not be read (see their status)" if unreadable else "",
+             "; not tagged: " + ", ".join(f"{n} {status}" for status, n in sorted(untagged.items())) +
+             " (see their status and reason)" if untagged else "",
              f"; wrote {args.output}" if args.output else "")
     return 0 if result.tagged else EXIT_FAILED
 
@@ -205,8 +207,9 @@ def _add_predict(commands) -> None:
     predict = commands.add_parser(
         "predict", help="tag audio files with a trained model: top-k tags, tags above threshold, probabilities",
         description="Track-level tag probabilities (chunks covering each whole track, averaged), the top-k tags "
-        "and the tags at or above the model's per-tag thresholds, one row per file. Files that cannot be "
-        "read get a row with the reason. Exit code 1 when no file could be tagged.",
+        "and the tags at or above the model's per-tag thresholds, one row per file. Files that are not tagged "
+        "get a status (silent, too short, unreadable) and a reason instead of tags. Exit code 1 when no file "
+        "could be tagged.",
     )
     predict.add_argument("model", metavar="MODEL", help="exported model folder (path or storage URI), or an MLflow "
                          "model: models:/<model_id>, models:/<name>/<version>, models:/<name>@<alias>, runs:/<run_id>/<path>")

@@ -23,12 +23,12 @@ UNLABELED = "unlabeled"
 
 def score_with_ray(
     loaded: LoadedModel, paths: Sequence[str], options: PredictOptions
-) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, int, dict[str, str]]:
+) -> tuple[object, np.ndarray, np.ndarray, int, dict[str, str], np.ndarray]:
     """Scores ``paths`` (distinct) on Ray Data; starts or joins Ray (``options.ray_address``).
 
     Returns:
-        ``(scored paths, scores (N', K), kept (N',) indices into the scored paths, chunks that
-        failed to decode, {path: reason} of the files the header scan could not read)``.
+        ``(track table, scores (N', K), kept (N',) indices into the table, chunks that failed
+        to decode, {path: reason} of the files the header scan could not read, peaks (N'))``.
     """
     init_ray(options.ray_address)
     exported = loaded.exported
@@ -39,7 +39,8 @@ def score_with_ray(
                       max_chunks=options.max_chunks)
     reasons = {path: audio_error_reason(path, reason) for path, reason in scan.skipped}
     if not rows:  # no readable file
-        return table.paths, np.zeros((0, len(loaded.tags))), np.zeros(0, dtype=np.int64), 0, reasons
+        return (table, np.zeros((0, len(loaded.tags))), np.zeros(0, dtype=np.int64), 0, reasons,
+                np.zeros(0, dtype=np.float32))
     chunks = decoded(rows, sample_rate=exported.sample_rate, crop_samples=exported.crop_samples,
                      num_cpus=options.decode_cpus, min_blocks=options.actors * BLOCKS_PER_ACTOR)
     with tqdm(total=len(rows), unit="chunk", desc=f"tagging {len(table)} files", disable=not options.progress) as bar:
@@ -47,4 +48,4 @@ def score_with_ray(
             chunks, exported.recipe, loaded.weights, num_tracks=len(table), batch_size=options.batch_size,
             actors=options.actors, progress=bar.update,
         )
-    return table.paths, scored.scores, scored.tracks, scored.failed_chunks, reasons
+    return table, scored.scores, scored.tracks, scored.failed_chunks, reasons, scored.peaks
