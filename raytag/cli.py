@@ -200,6 +200,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
              "; not tagged: " + ", ".join(f"{n} {status}" for status, n in sorted(untagged.items())) +
              " (see their status and reason)" if untagged else "",
              f"; wrote {args.output}" if args.output else "")
+    from raytag.audio import chatter
+
+    if chatter.counts():  # decoder libraries' stderr, captured in this process (run with -v to see kinds)
+        log.info("decoder library messages captured (not printed): %d", sum(chatter.counts().values()))
+        for kind, count in sorted(chatter.counts().items(), key=lambda item: -item[1]):
+            log.debug("  %d x %s", count, kind)
     return 0 if result.tagged else EXIT_FAILED
 
 

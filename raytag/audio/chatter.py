@@ -31,7 +31,7 @@ log = logging.getLogger("raytag")
 
 # libmpg123's notes for data that is not an MPEG audio stream where one should be.
 DAMAGE_PATTERNS = ("illegal audio-mpeg-header", "giving up resync", "trying to resync", "skipped ")
-_DIGITS = re.compile(r"0x[0-9a-f]+|\d+", re.IGNORECASE)
+_DIGITS = re.compile(r"\b(?:0x[0-9a-f]+|\d+)\b", re.IGNORECASE)
 _LOCATION = re.compile(r"^\[[^\]]*\]\s*")
 _lock = threading.Lock()
 _scratch = None
