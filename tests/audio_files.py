@@ -51,7 +51,12 @@ def write(path: Path, audio: np.ndarray, rate: int, codec: str) -> Path:
     suffix, writer, container, subtype = CODECS[codec]
     path = Path(path).with_suffix(suffix)
     if writer == "soundfile":
-        sf.write(path, audio, rate, format=container, subtype=subtype)
+        # In blocks: libsndfile 1.2's Vorbis encoder crashes on one large write (a minute of
+        # 44.1 kHz stereo).
+        channels = 1 if audio.ndim == 1 else audio.shape[1]
+        with sf.SoundFile(path, "w", rate, channels, format=container, subtype=subtype) as out:
+            for i in range(0, len(audio), 65536):
+                out.write(audio[i : i + 65536])
         return path
     planar = np.ascontiguousarray(np.atleast_2d(audio.T) if audio.ndim == 2 else audio[None, :], dtype=np.float32)
     layout = {1: "mono", 2: "stereo"}[planar.shape[0]]
