@@ -14,7 +14,12 @@ to float32 (exact). A cached track is decoded exactly like an audio file, from i
 
 All decoders give the same contract: a frame index counts samples per channel in the file's own
 rate from the first decoded sample; ``read(start, frames)`` returns mono float32 audio (the mean of
-the channels) beginning exactly at frame ``start``, and fewer frames only at the end of the file.
+all the channels, however many) beginning exactly at frame ``start``, and fewer frames only at the
+end of the file (:func:`raytag.audio.io.check_complete` refuses a read that ends before the
+header's length). A crop equals the same frames of a whole-file decode: libsndfile's MP3 crops are
+decoded from an aligned pre-roll in one read call, its Ogg Vorbis crops are checked against
+FFmpeg's (see the two classes), and libmpg123's messages on C-level standard error are captured
+(:mod:`raytag.audio.chatter`): counted, and its notes about damaged data fail the read.
 
 PyAV specifics:
 
@@ -222,8 +227,9 @@ class _VorbisDecoder(_SoundfileDecoder):
         """A crop placed by the end of a packet (its timestamp plus duration, which counts
         samples in Ogg), not by a frame's timestamp (wrong where block sizes change)."""
         container, stream = self._open()
-        rate = self.info.sample_rate
-        container.seek(int((start - VORBIS_PREROLL_FRAMES) / (rate * stream.time_base)), stream=stream, backward=True)
+        rate, origin = self.info.sample_rate, stream.start_time or 0
+        target = origin + int((start - VORBIS_PREROLL_FRAMES) / (rate * stream.time_base))
+        container.seek(target, stream=stream, backward=True)
         pieces, decoded, first = [], 0, None
         for packet in container.demux(stream):
             for frame in packet.decode():
@@ -232,7 +238,7 @@ class _VorbisDecoder(_SoundfileDecoder):
                 if first is None:
                     if packet.pts is None or not packet.duration:
                         return None
-                    first = round((packet.pts + packet.duration) * stream.time_base * rate) - decoded
+                    first = round((packet.pts + packet.duration - origin) * stream.time_base * rate) - decoded
                     if first > start:
                         return None
             if first is not None and first + decoded >= start + frames:
@@ -242,20 +248,26 @@ class _VorbisDecoder(_SoundfileDecoder):
         return np.concatenate(pieces)[start - first : start - first + frames]
 
     def _from_start(self, start: int, frames: int) -> np.ndarray:
-        """Frames ``[start, start + frames)`` decoded by FFmpeg from the first packet."""
+        """Frames ``[start, start + frames)`` decoded by FFmpeg from the first packet.
+
+        Packet end positions (Ogg granules) that run ahead of the samples decoded by more than
+        a long block mean pages are missing (damaged data the decoder skipped): an error."""
+        decoded = 0
         try:
             container, stream = self._open()
-            container.seek(0, stream=stream, backward=True)
-            rate, pieces, decoded = self.info.sample_rate, [], 0
+            container.seek(stream.start_time or 0, stream=stream, backward=True)
+            rate, pieces, lead = self.info.sample_rate, [], None
             for packet in container.demux(stream):
                 for frame in packet.decode():
                     pieces.append(_frame_to_mono(frame))
                     decoded += frame.samples
                 if packet.pts is not None and packet.duration and decoded > VORBIS_PREROLL_FRAMES:
                     end = round((packet.pts + packet.duration) * stream.time_base * rate)
-                    if end - decoded > VORBIS_PREROLL_FRAMES:
+                    lead = end - decoded if lead is None else lead  # a stream may start at a granule > 0
+                    if end - decoded - lead > VORBIS_PREROLL_FRAMES:
                         raise AudioError(
-                            f"{self.path}: damaged audio: {end - decoded} frames are missing before frame {end}"
+                            f"{self.path}: damaged audio: {end - decoded - lead} frames are missing before frame "
+                            f"{decoded}"
                         )
                 if decoded >= start + frames:
                     break
