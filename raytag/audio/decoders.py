@@ -188,11 +188,12 @@ class _VorbisDecoder(_SoundfileDecoder):
     4096-frame crops at random offsets: 34 of 600 with one open file, some shifted by a fixed
     lag; 23 of 600 with a fresh open per crop, mostly near a file's end; a 2048-frame pre-roll
     alone still left 2 %) and FFmpeg's Ogg demuxer sometimes mislabels the first packets after a
-    seek (2 % of crops), but the two were never wrong the same way (1,000 crops): a crop is decoded by both (each from
-    ``VORBIS_PREROLL_FRAMES`` before the crop, dropped) and kept when they agree within
-    ``VORBIS_AGREEMENT``; otherwise it is decoded from the start of the file by FFmpeg, which
-    is exact, and which checks that the packets' end positions match the samples counted (a
-    hole, i.e. damaged pages that the decoder skipped, is then an error)."""
+    seek (2 % of crops), but the two were never wrong the same way (1,000 crops). So a crop is
+    decoded by both (each from ``VORBIS_PREROLL_FRAMES`` before the crop, dropped) and kept when
+    they agree within ``VORBIS_AGREEMENT``; otherwise (about 5 % of crops) it is decoded from the
+    start of the file by FFmpeg, which is exact, and which checks that the packets' end positions
+    match the samples counted (a hole, i.e. damaged pages that the decoder skipped, is then an
+    error)."""
 
     def __init__(self, path: str, sound_file: sf.SoundFile):
         super().__init__(path, sound_file)

@@ -120,7 +120,8 @@ def score_table(
         part = rows[start : start + batch_size]
         batch = decode_batch(rows_to_batch(part), sample_rate=sample_rate, crop_samples=crop_samples)
         failed += int((~batch["valid"]).sum())
-        np.maximum.at(peaks, batch["track"][batch["valid"]], np.abs(batch["audio"][batch["valid"]]).max(axis=1, initial=0.0))
+        decoded = batch["valid"]
+        np.maximum.at(peaks, batch["track"][decoded], np.abs(batch["audio"][decoded]).max(axis=1, initial=0.0))
         for track, probabilities, _ in chunk_probabilities(model, [batch], device=device, amp=amp):
             averager.add(track, probabilities)
         if progress is not None:
