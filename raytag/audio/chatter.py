@@ -50,9 +50,13 @@ def captured() -> Iterator[list[str]]:
     global _scratch
     lines: list[str] = []
     with _lock:
-        if _scratch is None:
-            _scratch = tempfile.TemporaryFile()
-        saved = os.dup(2)
+        try:
+            if _scratch is None:
+                _scratch = tempfile.TemporaryFile()
+            saved = os.dup(2)
+        except OSError:  # no descriptor 2 (a daemon) or no scratch file: nothing to capture
+            yield lines
+            return
         os.dup2(_scratch.fileno(), 2)
         try:
             yield lines
