@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from raytag.text import plural
@@ -96,7 +97,8 @@ def cmd_corpus(args: argparse.Namespace) -> int:
     adapter = get_corpus(args.corpus)
     options = {option.name: getattr(args, option.name) for option in adapter.options}
     report = make_manifest(
-        adapter, source=Path(args.source), output=Path(args.output), overwrite=args.overwrite, **options
+        adapter, source=Path(args.source), output=Path(args.output), overwrite=args.overwrite,
+        allow_missing=args.allow_missing, **options
     )
     print(report.format())
     return 0
@@ -112,6 +114,9 @@ def _add_corpus_parser(commands) -> None:
         sub.add_argument("--from", dest="source", required=True, metavar="DIR", help=adapter.source_help)
         sub.add_argument("-o", "--output", required=True, metavar="MANIFEST.csv", help="manifest to write")
         sub.add_argument("--overwrite", action="store_true", help="replace an existing manifest")
+        sub.add_argument("--allow-missing", action="store_true",
+                         help="write the manifest even if none of its audio files is under --from (otherwise an "
+                              "error: a wrong --from)")
         for option in adapter.options:
             if option.kind is bool:
                 sub.add_argument(option.flag, dest=option.name, action="store_true", help=option.help)
@@ -230,10 +235,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
                  thresholds=loaded.thresholds)
     if plan is not None:
         _write_segment_outputs(args, loaded, result, options, plan)
-    unreadable = len(result.predictions) - result.tagged
+    untagged = Counter(p.status for p in result.predictions if p.status != "ok")
     log.info("tagged %d of %s%s%s", result.tagged, plural(len(result.predictions), "file"),
-             f"; {unreadable} could not be read (see their status)" if unreadable else "",
+             "; not tagged: " + ", ".join(f"{n} {status}" for status, n in sorted(untagged.items())) +
+             " (see their status and reason)" if untagged else "",
              f"; wrote {args.output}" if args.output else "")
+    from raytag.audio import chatter
+
+    if chatter.counts():  # decoder libraries' stderr, captured in this process (run with -v to see kinds)
+        log.info("decoder library messages captured (not printed): %d", sum(chatter.counts().values()))
+        for kind, count in sorted(chatter.counts().items(), key=lambda item: -item[1]):
+            log.debug("  %d x %s", count, kind)
     return 0 if result.tagged else EXIT_FAILED
 
 
@@ -290,8 +302,9 @@ def _add_predict(commands) -> None:
     predict = commands.add_parser(
         "predict", help="tag audio files with a trained model: top-k tags, tags above threshold, probabilities",
         description="Track-level tag probabilities (chunks covering each whole track, averaged), the top-k tags "
-        "and the tags at or above the model's per-tag thresholds, one row per file. Files that cannot be "
-        "read get a row with the reason. Exit code 1 when no file could be tagged.",
+        "and the tags at or above the model's per-tag thresholds, one row per file. Files that are not tagged "
+        "get a status (silent, too short, unreadable) and a reason instead of tags. Exit code 1 when no file "
+        "could be tagged.",
     )
     predict.add_argument("model", metavar="MODEL", help="exported model folder (path or storage URI), or an MLflow "
                          "model: models:/<model_id>, models:/<name>/<version>, models:/<name>@<alias>, runs:/<run_id>/<path>")

@@ -4,10 +4,19 @@ Inputs are audio files, folders (searched recursively for :data:`raytag.audio.fi
 and lists of files (a manifest, or any CSV/TSV/JSONL with a ``path`` column). A path that does
 not exist is kept: it becomes a row whose status says so, like any unreadable file.
 
-Every input file gets one output row: its path, a status (``"ok"`` or why it could not be
-tagged), its ``top_k`` most probable tags, the tags at or above the model's per-tag thresholds
+Every input file gets one output row: its path, a status, a reason (empty when the status is
+``ok``), its ``top_k`` most probable tags, the tags at or above the model's per-tag thresholds
 (only when the model has thresholds, see :mod:`raytag.thresholds`) and the probability of
 every tag. CSV has one column per tag; JSONL a ``probabilities`` object.
+
+Statuses (:data:`STATUSES`); only ``ok`` rows have tags and probabilities, so a file that holds
+no music to tag never gets confident tags:
+
+- ``ok``: tagged.
+- ``silent``: every decoded chunk peaks at or below :data:`SILENT_PEAK_DBFS` (-60 dBFS).
+- ``too short``: the track is shorter than one of the model's crops (it would be mostly
+  zero padding).
+- ``unreadable``: missing, empty, corrupt, truncated, or no chunk decoded (the reason says which).
 
 Core module: no Ray, no MLflow, no torch.
 """
@@ -31,6 +40,13 @@ from raytag.locations import is_uri
 from raytag.thresholds import tags_above, top_tags
 
 STATUS_OK = "ok"
+STATUS_SILENT = "silent"
+STATUS_TOO_SHORT = "too short"
+STATUS_UNREADABLE = "unreadable"
+STATUSES = (STATUS_OK, STATUS_SILENT, STATUS_TOO_SHORT, STATUS_UNREADABLE)
+SILENT_PEAK_DBFS = -60.0
+"""A track whose decoded chunks never go above this peak level is ``silent`` (digital silence,
+dither, a metadata-only file padded with zeros)."""
 LIST_SUFFIXES = (".csv", ".tsv", ".jsonl")
 FORMATS = ("csv", "jsonl")
 DECIMALS = 6
@@ -84,11 +100,13 @@ def collect_audio(sources: Sequence[str]) -> AudioInputs:
 
 @dataclass(frozen=True)
 class TrackPrediction:
-    """One input file's result: ``probabilities`` (K,) when ``status`` is ``"ok"``, else None."""
+    """One input file's result: ``status`` (one of :data:`STATUSES`), ``reason`` (why it was
+    not tagged; "" when ok) and ``probabilities`` (K,) when ``status`` is ``"ok"``, else None."""
 
     path: str
     status: str
     probabilities: np.ndarray | None = None
+    reason: str = ""
 
 
 def gather_predictions(
@@ -98,6 +116,8 @@ def gather_predictions(
     scores: np.ndarray,
     kept: np.ndarray,
     reasons: Mapping[str, str],
+    peaks: np.ndarray | None = None,
+    too_short: Mapping[str, str] | None = None,
 ) -> list[TrackPrediction]:
     """One :class:`TrackPrediction` per input path, in input order.
 
@@ -107,23 +127,40 @@ def gather_predictions(
         scores: (N', K) track-level probabilities of ``scored_paths[kept]``.
         kept: (N',) indices into ``scored_paths`` of the tracks with a score.
         reasons: why each file that is not in ``scored_paths`` could not be read.
+        peaks: (N',) the largest absolute sample of each scored track's chunks (None: no
+            silence check).
+        too_short: ``{path: reason}`` of the files shorter than one crop.
 
     Raises:
         ValueError: an input path that is neither scored nor given a reason.
     """
-    scored = {scored_paths[int(i)]: scores[row] for row, i in enumerate(kept)}
+    scored = {scored_paths[int(i)]: row for row, i in enumerate(kept)}
     chunked = set(scored_paths)
+    too_short = too_short or {}
     out = []
     for path in paths:
-        if path in scored:
-            out.append(TrackPrediction(path, STATUS_OK, np.asarray(scored[path], dtype=np.float64)))
+        if path in reasons:
+            out.append(TrackPrediction(path, STATUS_UNREADABLE, reason=reasons[path]))
+        elif path in too_short:
+            out.append(TrackPrediction(path, STATUS_TOO_SHORT, reason=too_short[path]))
+        elif path in scored:
+            row = scored[path]
+            level = _dbfs(float(peaks[row])) if peaks is not None else None
+            if level is not None and level <= SILENT_PEAK_DBFS:
+                out.append(TrackPrediction(path, STATUS_SILENT, reason=f"peak level {level:.1f} dBFS "
+                                                                       f"(at most {SILENT_PEAK_DBFS:.0f} dBFS)"))
+            else:
+                out.append(TrackPrediction(path, STATUS_OK, np.asarray(scores[row], dtype=np.float64)))
         elif path in chunked:
-            out.append(TrackPrediction(path, NO_CHUNK_DECODED))
-        elif path in reasons:
-            out.append(TrackPrediction(path, reasons[path]))
+            out.append(TrackPrediction(path, STATUS_UNREADABLE, reason=NO_CHUNK_DECODED))
         else:
             raise ValueError(f"{path} was neither scored nor reported unreadable")
     return out
+
+
+def _dbfs(peak: float) -> float:
+    """A peak sample value in dB relative to full scale (-inf for 0)."""
+    return 20.0 * float(np.log10(peak)) if peak > 0 else float("-inf")
 
 
 def output_format(path: str | None, requested: str | None) -> str:
@@ -157,13 +194,13 @@ def format_mismatch(path: str | None, requested: str | None) -> str | None:
 
 
 def csv_columns(tags: Sequence[str], *, with_thresholds: bool) -> list[str]:
-    """The CSV header: path, status, top_tags, top_probabilities, tags (with thresholds),
-    then one probability column per tag.
+    """The CSV header: path, status, reason, top_tags, top_probabilities, tags (with
+    thresholds), then one probability column per tag.
 
     Raises:
         ValueError: a tag named like one of the fixed columns.
     """
-    fixed = ["path", "status", "top_tags", "top_probabilities"] + (["tags"] if with_thresholds else [])
+    fixed = ["path", "status", "reason", "top_tags", "top_probabilities"] + (["tags"] if with_thresholds else [])
     clash = sorted(set(fixed) & set(tags))
     if clash:
         raise ValueError(f"tags {clash} have the names of fixed output columns; write JSONL (--format jsonl)")
@@ -173,11 +210,11 @@ def csv_columns(tags: Sequence[str], *, with_thresholds: bool) -> list[str]:
 def prediction_record(
     prediction: TrackPrediction, *, tags: Sequence[str], top_k: int, thresholds: Mapping[str, float] | None
 ) -> dict:
-    """One file's result as a JSON-able dict: ``path``, ``status``, ``top`` (a list of
+    """One file's result as a JSON-able dict: ``path``, ``status``, ``reason``, ``top`` (a list of
     ``{tag, probability}``), ``tags`` (above threshold; only when ``thresholds`` is not None;
     None for a file that was not tagged) and ``probabilities`` (``{tag: p}``, None likewise).
     Probabilities are rounded to 6 decimals."""
-    record: dict = {"path": prediction.path, "status": prediction.status, "top": []}
+    record: dict = {"path": prediction.path, "status": prediction.status, "reason": prediction.reason, "top": []}
     probabilities = prediction.probabilities
     if thresholds is not None:
         record["tags"] = None if probabilities is None else tags_above(probabilities, tags, thresholds)
@@ -218,6 +255,7 @@ def write_predictions(
         row = {
             "path": record["path"],
             "status": record["status"],
+            "reason": record["reason"],
             "top_tags": ";".join(item["tag"] for item in record["top"]),
             "top_probabilities": ";".join(f"{item['probability']:.{DECIMALS}f}" for item in record["top"]),
         }

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from requirements import needs_real_audio
 from raytag.audio.io import (
     AudioError,
     chunk_starts,
@@ -16,7 +17,7 @@ from raytag.audio.io import (
 )
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-audio"
-needs_real = pytest.mark.skipif(not REAL.is_dir(), reason="shared/data/real-audio not present")
+needs_real = needs_real_audio
 
 
 @needs_real

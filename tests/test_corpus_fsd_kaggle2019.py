@@ -74,7 +74,7 @@ def test_kaggle_layout_without_test_labels_and_options(tmp_path):
     write_csv(root / "train_noisy.csv", ["fname", "labels"], [["n1.wav", "Bark"]])
     (root / "train_curated").mkdir()
     report = make_manifest(
-        get_corpus("fsd-kaggle2019"), source=root, output=tmp_path / "m.csv", no_noisy=True, keep_known_bad=True, valid_fraction=0.2
+        get_corpus("fsd-kaggle2019"), source=root, output=tmp_path / "m.csv", allow_missing=True, no_noisy=True, keep_known_bad=True, valid_fraction=0.2
     )
     paths = {t.path for t in read_manifest(tmp_path / "m.csv").tracks}
     assert str(root / "train_curated" / "f76181c4.wav") in paths and len(paths) == 11

@@ -46,7 +46,7 @@ def write_corpus(folder: Path, clips=CLIPS) -> Path:
 
 def test_top_tags_folder_split_and_untagged_clips(tmp_path):
     source = write_corpus(tmp_path / "mtt")
-    report = make_manifest(get_corpus("magnatagatune"), source=source, output=tmp_path / "m.csv", top=3)
+    report = make_manifest(get_corpus("magnatagatune"), source=source, output=tmp_path / "m.csv", allow_missing=True, top=3)
     manifest = read_manifest(tmp_path / "m.csv")
     # Counts: guitar 3, classical 2, singer 2, slow 2, techno 2, no voice 1. Ties at 2 go alphabetically.
     assert set(manifest.vocabulary) == {"guitar", "classical", "singer"}
@@ -65,7 +65,7 @@ def test_top_tags_folder_split_and_untagged_clips(tmp_path):
 
 def test_drop_untagged_counts_what_it_dropped(tmp_path):
     source = write_corpus(tmp_path / "mtt")
-    report = make_manifest(get_corpus("magnatagatune"), source=source, output=tmp_path / "m.csv", top=3, drop_untagged=True)
+    report = make_manifest(get_corpus("magnatagatune"), source=source, output=tmp_path / "m.csv", allow_missing=True, top=3, drop_untagged=True)
     assert sum(report.rows_per_split.values()) == 5 and report.untagged_rows == 0
     assert "dropped (3, --drop-untagged)" in report.format()
 
@@ -73,7 +73,7 @@ def test_drop_untagged_counts_what_it_dropped(tmp_path):
 def test_without_clip_info_there_are_no_artists(tmp_path):
     source = write_corpus(tmp_path / "mtt")
     (source / "clip_info_final.csv").unlink()
-    report = make_manifest(get_corpus("magnatagatune"), source=source, output=tmp_path / "m.csv", top=6)
+    report = make_manifest(get_corpus("magnatagatune"), source=source, output=tmp_path / "m.csv", allow_missing=True, top=6)
     assert report.artist_disjoint is None and report.tags == 6
     assert "unknown (no artist information)" in report.format()
 

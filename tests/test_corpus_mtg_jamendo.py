@@ -67,7 +67,7 @@ def test_shared_artists_and_low_quality_audio(tmp_path):
     splits = {**SPLITS, "test": [("track_0000999", "artist_000005", "a", "99/999.mp3", "100.0", ["genre---rock"])]}
     split_dir = write_split_dir(tmp_path / "split", splits)
     report = make_manifest(
-        get_corpus("mtg-jamendo"), source=tmp_path, output=tmp_path / "m.csv", split_dir=split_dir, low_quality=True
+        get_corpus("mtg-jamendo"), source=tmp_path, output=tmp_path / "m.csv", allow_missing=True, split_dir=split_dir, low_quality=True
     )
     assert report.artist_disjoint is False and report.shared_artist_examples == ("artist_000005",)
     assert str(tmp_path / "99/999.low.mp3") in {t.path for t in read_manifest(tmp_path / "m.csv").tracks}
@@ -76,7 +76,7 @@ def test_shared_artists_and_low_quality_audio(tmp_path):
 def test_other_subsets_use_their_own_files(tmp_path):
     split_dir = write_split_dir(tmp_path / "split", subset="all")
     assert split_file(split_dir, "all", "train").name == "autotagging-train.tsv"
-    report = make_manifest(get_corpus("mtg-jamendo"), source=tmp_path, output=tmp_path / "m.csv", split_dir=split_dir, subset="all")
+    report = make_manifest(get_corpus("mtg-jamendo"), source=tmp_path, output=tmp_path / "m.csv", allow_missing=True, split_dir=split_dir, subset="all")
     assert sum(report.rows_per_split.values()) == 5
     with pytest.raises(CorpusError, match=r"autotagging_moodtheme-train.tsv: split file not found"):
         make_manifest(get_corpus("mtg-jamendo"), source=tmp_path, output=tmp_path / "x.csv", split_dir=split_dir, subset="moodtheme")
@@ -136,3 +136,19 @@ def test_corpus_adapters_are_core_code():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_wrong_from_is_an_error_unless_missing_audio_is_allowed(tmp_path, capsys):
+    """Every audio file missing almost always means a wrong --from: exit 2, one line naming the
+    folder and the count, and no manifest; --allow-missing writes it anyway."""
+    split_dir = write_split_dir(tmp_path / "split", SPLITS)
+    wrong = tmp_path / "not-the-audio"
+    wrong.mkdir()
+    argv = ["corpus", "mtg-jamendo", "--from", str(wrong), "--split-dir", str(split_dir), "-o", str(tmp_path / "m.csv")]
+    assert main(argv) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1
+    assert f"{wrong}: none of the 5 audio files the corpus lists is there" in error and "--allow-missing" in error
+    assert not (tmp_path / "m.csv").exists()
+    assert main([*argv, "--allow-missing"]) == 0
+    assert "audio missing on disk: 5 of 5" in capsys.readouterr().out

@@ -25,8 +25,9 @@ from mlflow.tracking import MlflowClient
 
 from multinode import LocalCluster, free_port, node_env
 from object_store import s3_env, start_s3_server
+from requirements import needs_root_unshare
 
-pytestmark = [pytest.mark.multinode, pytest.mark.skipif(os.geteuid() != 0, reason="unshare --mount needs root")]
+pytestmark = [pytest.mark.multinode, needs_root_unshare]
 
 TRAINER = {"trainer": 1}
 

@@ -10,23 +10,26 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from requirements import needs_real_audio
 from raytag.audio import pcm_cache
 from raytag.audio.decoders import AudioInfo, Decoder, open_decoder
 from raytag.audio.io import AudioError, load_crop, probe, read_frames, resample, resampled_pieces
 from raytag.audio.pcm_cache import FileIdentity, cache_key
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-audio"
-needs_real = pytest.mark.skipif(not REAL.is_dir(), reason="shared/data/real-audio not present")
-QUANTUM = 1.0 / 32768
+needs_real = needs_real_audio
+# float16 keeps 11 significant bits: a sample is within 2**-11 of its value (relative), and
+# within 6e-8 near zero (the subnormal step).
+RTOL, ATOL = 2.0 ** -11, 6e-8
 
 
 def write_cache(source: Path, folder: Path, target_rate: int, piece_seconds: float = 0.5) -> Path:
-    """Prepares ``source`` into ``folder`` as raytag prepare does (pieces, header, int16)."""
+    """Prepares ``source`` into ``folder`` as raytag prepare does (pieces, header, float16)."""
     with open_decoder(str(source)) as decoder:
         info = decoder.info
         pieces = resampled_pieces(decoder, target_rate=target_rate, piece_frames=int(piece_seconds * info.sample_rate))
         samples = pcm_cache.cached_samples(info.frames, info.sample_rate, target_rate)
-        data = b"".join(pcm_cache.pcm16_stream(pieces, samples=samples))
+        data = b"".join(pcm_cache.cache_stream(pieces, samples=samples))
     path = folder / f"{source.stem}.{target_rate}hz.npy"
     path.write_bytes(data)
     return path
@@ -79,13 +82,40 @@ def test_cached_samples_is_the_length_of_the_resampled_track():
         assert pcm_cache.cached_samples(frames, source_rate, target_rate) == len(resample(audio, source_rate, target_rate))
 
 
-def test_quantisation_round_trip_and_clipping():
-    audio = np.array([0.0, 0.5, -0.5, 1.0, -1.0, 2.0, -2.0, 1e-5], dtype=np.float32)
-    back = pcm_cache.from_pcm16(pcm_cache.to_pcm16(audio))
+def test_float16_round_trip_keeps_loud_and_quiet_samples_unclipped():
+    audio = np.array([0.0, 0.5, -0.5, 1.0, -1.0, 2.0, -2.0, 1e-5, 1e6], dtype=np.float32)
+    back = pcm_cache.from_cache_samples(pcm_cache.to_cache_samples(audio))
     assert back.dtype == np.float32
-    np.testing.assert_allclose(back[:3], audio[:3], atol=0)
-    assert back[3] == back[5] == 32767 / 32768 and back[4] == back[6] == -1.0
-    assert abs(back[7] - audio[7]) <= QUANTUM / 2
+    np.testing.assert_array_equal(back[:7], audio[:7])  # past full scale: kept, not clipped
+    assert abs(back[7] - audio[7]) <= RTOL * 1e-5 + ATOL
+    assert back[8] == pcm_cache.FLOAT16_MAX
+
+
+def test_a_loud_master_round_trips_through_the_cache_without_clipping(tmp_path):
+    """A master at 0 dBFS whose resampling overshoots full scale (inter-sample peaks): int16
+    clipped these samples; the float16 cache keeps them within float16's precision."""
+    rate = 44100
+    t = np.arange(3 * rate) / rate
+    rng = np.random.default_rng(3)
+    square = np.sign(np.sin(2 * np.pi * 997 * t)) + 0.05 * rng.standard_normal(len(t))
+    master = (square / np.max(np.abs(square))).astype(np.float32)  # peak exactly 1.0, clipped-square loud
+    source = tmp_path / "loud.wav"
+    sf.write(source, master, rate, subtype="FLOAT")
+    whole = resample(read_frames(str(source), 0, len(master)), rate, 16000)
+    over = np.abs(whole) > 32767 / 32768
+    assert over.sum() > 50  # the resampled master goes past int16's range
+    cache = write_cache(source, tmp_path, 16000)
+    back = read_frames(str(cache), 0, len(whole))
+    np.testing.assert_allclose(back, whole, rtol=RTOL, atol=ATOL)
+    assert np.max(np.abs(back)) > 1.0
+
+
+def test_an_int16_cache_of_an_older_raytag_is_refused_with_a_way_out(tmp_path):
+    old = tmp_path / "old.16000hz.npy"
+    np.save(old, np.zeros(10, dtype=np.int16))
+    with pytest.raises(AudioError, match="older raytag .*raytag-pcm16-v1.*run raytag prepare again"):
+        probe(str(old))
+    assert pcm_cache.CACHE_FORMAT != "raytag-pcm16-v1"  # so every key differs from an old cache's
 
 
 def test_a_cache_file_is_a_plain_npy_and_probes_at_its_rate(stereo_wav, tmp_path):
@@ -95,7 +125,7 @@ def test_a_cache_file_is_a_plain_npy_and_probes_at_its_rate(stereo_wav, tmp_path
     expected = pcm_cache.cached_samples(source.frames, source.sample_rate, 16000)
     assert info == AudioInfo(expected, 16000, 1)
     array = np.load(cache)
-    assert array.dtype == np.int16 and array.shape == (expected,)
+    assert array.dtype == np.float16 and array.shape == (expected,)
     assert cache.stat().st_size == pcm_cache.file_bytes(expected)
     with open_decoder(str(cache)) as decoder:
         assert decoder.backend == "pcm-cache"
@@ -108,7 +138,7 @@ def test_a_crop_equals_the_crop_of_the_whole_resampled_source(stereo_wav, tmp_pa
     whole = resample(read_frames(str(stereo_wav), 0, source.frames), source.sample_rate, 16000)
     for start in (0, 1, 7919, 16000, len(whole) - 16000):
         crop = load_crop(str(cache), start, 16000, 16000, 16000)
-        np.testing.assert_allclose(crop, whole[start : start + 16000], atol=QUANTUM / 2 + 1e-7)
+        np.testing.assert_allclose(crop, whole[start : start + 16000], rtol=RTOL, atol=ATOL)
 
 
 @needs_real
@@ -119,7 +149,7 @@ def test_a_real_ogg_prepared_at_16k_matches_its_whole_decode(tmp_path):
     whole = resample(read_frames(str(path), 0, info.frames), info.sample_rate, 16000)
     assert probe(str(cache)).frames == len(whole)
     crop = read_frames(str(cache), 5 * 16000, 3 * 16000)
-    np.testing.assert_allclose(crop, whole[5 * 16000 : 8 * 16000], atol=QUANTUM / 2 + 1e-7)
+    np.testing.assert_allclose(crop, whole[5 * 16000 : 8 * 16000], rtol=RTOL, atol=ATOL)
 
 
 def test_crops_past_the_end_are_zero_padded_and_reads_past_it_empty(stereo_wav, tmp_path):
@@ -154,7 +184,7 @@ def test_truncated_and_malformed_cache_files_are_audio_errors(stereo_wav, tmp_pa
         probe(str(header_only))
     floats = tmp_path / "floats.16000hz.npy"
     np.save(floats, np.zeros(10, dtype=np.float32))
-    with pytest.raises(AudioError, match=r"holds float32 of shape \(10,\); expected mono int16"):
+    with pytest.raises(AudioError, match=r"holds float32 of shape \(10,\); expected mono float16"):
         probe(str(floats))
     unnamed = tmp_path / "plain.npy"
     unnamed.write_bytes(data)
@@ -164,13 +194,13 @@ def test_truncated_and_malformed_cache_files_are_audio_errors(stereo_wav, tmp_pa
         probe(str(tmp_path / "missing.16000hz.npy"))
 
 
-def test_pcm16_stream_refuses_a_length_other_than_its_header():
+def test_cache_stream_refuses_a_length_other_than_its_header():
     pieces = [np.zeros(5, np.float32), np.zeros(5, np.float32)]
-    assert len(b"".join(pcm_cache.pcm16_stream(pieces, samples=10))) == pcm_cache.file_bytes(10)
+    assert len(b"".join(pcm_cache.cache_stream(pieces, samples=10))) == pcm_cache.file_bytes(10)
     with pytest.raises(pcm_cache.PcmCacheError, match="has 10 samples; its cache header promises 11"):
-        b"".join(pcm_cache.pcm16_stream(pieces, samples=11))
+        b"".join(pcm_cache.cache_stream(pieces, samples=11))
     with pytest.raises(pcm_cache.PcmCacheError, match="more than the 9 samples"):
-        b"".join(pcm_cache.pcm16_stream(pieces, samples=9))
+        b"".join(pcm_cache.cache_stream(pieces, samples=9))
 
 
 class SyntheticTrack(Decoder):
@@ -208,7 +238,7 @@ def test_a_long_track_is_prepared_in_bounded_memory():
     track = SyntheticTrack(10 * 60 * rate, rate)  # 10 minutes: 106 MB as float32
     tracemalloc.start()
     total = 0
-    for chunk in pcm_cache.pcm16_stream(resampled_pieces(track, target_rate=16000, piece_frames=piece),
+    for chunk in pcm_cache.cache_stream(resampled_pieces(track, target_rate=16000, piece_frames=piece),
                                         samples=pcm_cache.cached_samples(track.info.frames, rate, 16000)):
         total += len(chunk)
     peak = tracemalloc.get_traced_memory()[1]

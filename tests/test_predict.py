@@ -17,6 +17,7 @@ import torch
 
 from teachers import write_random_tagger
 
+from requirements import needs
 from raytag.audio.io import chunk_starts, load_crop, source_frames
 from raytag.cli import main
 from raytag.cluster.predict import PredictOptions, load_model, predict_files
@@ -30,7 +31,7 @@ from raytag.predictions import (
 TAGS = ("piano", "guitar", "voice")
 REAL_AUDIO = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-audio"
 REAL_FILES = sorted(p.name for p in REAL_AUDIO.glob("*") if p.suffix in (".ogg", ".wav") and p.name != "empty.wav")
-needs_real = pytest.mark.skipif(len(REAL_FILES) < 4, reason="shared/data/real-audio not present")
+needs_real = needs(len(REAL_FILES) >= 4, "shared/data/real-audio not present")
 
 
 @pytest.fixture(scope="module")
@@ -70,14 +71,15 @@ def test_a_folder_with_corrupt_and_empty_files_lists_them_and_tags_the_rest(mode
     assert code == 0
     rows = {Path(r["path"]).name: r for r in read_jsonl(out)}
     assert set(rows) == {*REAL_FILES, "empty.wav", "corrupt.wav", "gone.ogg"}  # notes.txt is not audio
-    assert "no audio frames" in rows["empty.wav"]["status"]
-    assert "cannot read audio" in rows["corrupt.wav"]["status"]
-    assert "No such file" in rows["gone.ogg"]["status"]
+    assert "no audio frames" in rows["empty.wav"]["reason"]
+    assert "cannot read audio" in rows["corrupt.wav"]["reason"]
+    assert "No such file" in rows["gone.ogg"]["reason"]
     for name in ("empty.wav", "corrupt.wav", "gone.ogg"):
+        assert rows[name]["status"] == "unreadable"
         assert rows[name]["probabilities"] is None and rows[name]["top"] == []
     for name in REAL_FILES:
         row = rows[name]
-        assert row["status"] == "ok" and set(row["probabilities"]) == set(TAGS)
+        assert row["status"] == "ok" and row["reason"] == "" and set(row["probabilities"]) == set(TAGS)
         top = [item["probability"] for item in row["top"]]
         assert len(top) == 3 and top == sorted(top, reverse=True)
         assert "tags" not in row  # the model has no thresholds: top-k only
@@ -120,7 +122,7 @@ def test_thresholds_saved_with_the_model_pick_the_tags(audio_folder, tmp_path):
     assert main(["predict", str(model), *files, "-o", str(out), "--max-chunks", "1", "--top-k", "2", "--no-progress"]) == 0
     with out.open() as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["path", "status", "top_tags", "top_probabilities", "tags", *TAGS]
+    assert list(rows[0]) == ["path", "status", "reason", "top_tags", "top_probabilities", "tags", *TAGS]
     for row, p in zip(rows, probabilities):
         assert row["tags"] == ("piano" if p[0] >= thresholds["piano"] else "")
         assert len(row["top_tags"].split(";")) == 2 and len(row["top_probabilities"].split(";")) == 2
@@ -162,7 +164,7 @@ def test_a_manifest_names_the_files_and_paths_are_relative_to_it(model, audio_fo
     assert main(["predict", str(model), str(manifest), "--max-chunks", "1", "--no-progress"]) == 0
     rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
     assert [Path(r["path"]).name for r in rows] == [REAL_FILES[1], "empty.wav"]
-    assert rows[0]["status"] == "ok" and "no audio frames" in rows[1]["status"]
+    assert rows[0]["status"] == "ok" and rows[1]["status"] == "unreadable" and "no audio frames" in rows[1]["reason"]
     bad = tmp_path / "bad.csv"
     bad.write_text("file\nx.wav\n")
     assert main(["predict", str(model), str(bad)]) == 2
@@ -187,26 +189,28 @@ def test_inputs_and_outputs(audio_folder, tmp_path):
         csv_columns(["status", "rock"], with_thresholds=False)
     predictions = gather_predictions(["/a", "/b", "/c"], scored_paths=("/a", "/b"), scores=np.array([[0.25, 0.5]]),
                                      kept=np.array([0]), reasons={"/c": "gone"})
-    assert [p.status for p in predictions] == ["ok", NO_CHUNK_DECODED, "gone"]
+    assert [p.status for p in predictions] == ["ok", "unreadable", "unreadable"]
+    assert [p.reason for p in predictions] == ["", NO_CHUNK_DECODED, "gone"]
     with pytest.raises(ValueError, match="neither scored"):
         gather_predictions(["/d"], scored_paths=(), scores=np.zeros((0, 2)), kept=np.zeros(0, int), reasons={})
 
 
 def test_csv_and_jsonl_hold_the_same_rows(tmp_path):
-    predictions = [TrackPrediction("/x.wav", "ok", np.array([0.1, 0.7])), TrackPrediction("/y.wav", "empty")]
+    predictions = [TrackPrediction("/x.wav", "ok", np.array([0.1, 0.7])),
+                   TrackPrediction("/y.wav", "unreadable", reason="empty")]
     with (tmp_path / "o.csv").open("w") as f:
         write_predictions(predictions, f, fmt="csv", tags=["a", "b"], top_k=1, thresholds={"a": 0.05})
     with (tmp_path / "o.jsonl").open("w") as f:
         write_predictions(predictions, f, fmt="jsonl", tags=["a", "b"], top_k=1, thresholds={"a": 0.05})
     assert (tmp_path / "o.csv").read_text().splitlines() == [
-        "path,status,top_tags,top_probabilities,tags,a,b",
-        "/x.wav,ok,b,0.700000,a,0.100000,0.700000",
-        "/y.wav,empty,,,,,",
+        "path,status,reason,top_tags,top_probabilities,tags,a,b",
+        "/x.wav,ok,,b,0.700000,a,0.100000,0.700000",
+        "/y.wav,unreadable,empty,,,,,",
     ]
     assert read_jsonl(tmp_path / "o.jsonl") == [
-        {"path": "/x.wav", "status": "ok", "top": [{"tag": "b", "probability": 0.7}], "tags": ["a"],
+        {"path": "/x.wav", "status": "ok", "reason": "", "top": [{"tag": "b", "probability": 0.7}], "tags": ["a"],
          "probabilities": {"a": 0.1, "b": 0.7}},
-        {"path": "/y.wav", "status": "empty", "top": [], "tags": None, "probabilities": None},
+        {"path": "/y.wav", "status": "unreadable", "reason": "empty", "top": [], "tags": None, "probabilities": None},
     ]
 
 
@@ -221,3 +225,25 @@ def test_up_to_ray_above_files_nothing_imports_ray(model, audio_folder, tmp_path
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
     assert (tmp_path / "o.csv").read_text().count("\n") == 2
+
+
+def test_silence_a_file_shorter_than_a_crop_and_a_metadata_only_mp3_get_a_status_not_tags(model, tmp_path):
+    """Each file that holds nothing to tag gets its status and a reason, and no tags; the loud
+    file beside them is tagged."""
+    rate = 16000
+    sf.write(tmp_path / "silence.wav", np.zeros(3 * rate, dtype=np.float32), rate)
+    sf.write(tmp_path / "dither.flac", np.random.default_rng(0).uniform(-3e-5, 3e-5, 3 * rate).astype(np.float32), rate)
+    sf.write(tmp_path / "short.wav", np.random.default_rng(1).uniform(-0.5, 0.5, rate // 2).astype(np.float32), rate)
+    sf.write(tmp_path / "music.wav", np.random.default_rng(2).uniform(-0.5, 0.5, 3 * rate).astype(np.float32), rate)
+    # An ID3v2 tag and nothing else: what a download that stopped after the metadata leaves.
+    (tmp_path / "tag-only.mp3").write_bytes(b"ID3\x03\x00\x00\x00\x00\x00\x20" + bytes(32))
+    out = tmp_path / "out.csv"
+    assert main(["predict", str(model), str(tmp_path), "-o", str(out), "--no-progress"]) == 0
+    rows = {Path(r["path"]).name: r for r in csv.DictReader(out.open())}
+    statuses = {name: row["status"] for name, row in rows.items()}
+    assert statuses == {"silence.wav": "silent", "dither.flac": "silent", "short.wav": "too short",
+                        "music.wav": "ok", "tag-only.mp3": "unreadable"}
+    assert "dBFS" in rows["silence.wav"]["reason"] and "0.50 s of audio" in rows["short.wav"]["reason"]
+    for name, row in rows.items():
+        tagged = name == "music.wav"
+        assert bool(row["top_tags"]) == tagged and bool(row["piano"]) == tagged

@@ -29,6 +29,7 @@ def audio_folder(folder: Path) -> Path:
         if (REAL_AUDIO / name).is_file():
             shutil.copy(REAL_AUDIO / name, folder / name)
     (folder / "corrupt.flac").write_bytes(b"fLaC" + bytes(300))
+    sf.write(folder / "silent.wav", np.zeros(2 * 16000, dtype=np.float32), 16000)
     return folder
 
 
@@ -45,8 +46,12 @@ def test_the_ray_data_path_and_the_plain_loop_give_the_same_rows(ray_session, tm
     plain = [json.loads(line) for line in outputs["plain"].read_text().splitlines()]
     ray = [json.loads(line) for line in outputs["ray"].read_text().splitlines()]
     assert [(r["path"], r["status"]) for r in ray] == [(r["path"], r["status"]) for r in plain]
+    assert [r["reason"] for r in ray] == [r["reason"] for r in plain]
     statuses = {Path(r["path"]).name: r["status"] for r in plain}
-    assert "cannot read audio" in statuses["corrupt.flac"] and "No such file" in statuses["missing.wav"]
+    reasons = {Path(r["path"]).name: r["reason"] for r in plain}
+    assert statuses["corrupt.flac"] == statuses["missing.wav"] == "unreadable"
+    assert "cannot read audio" in reasons["corrupt.flac"] and "No such file" in reasons["missing.wav"]
+    assert statuses["silent.wav"] == "silent" and statuses["clip-0.wav"] == "too short"  # 0.4 s, 1 s crops
     assert sum(status == "ok" for status in statuses.values()) >= 5
     for mine, theirs in zip(plain, ray):
         if mine["status"] != "ok":

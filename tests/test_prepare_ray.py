@@ -14,6 +14,7 @@ import pytest
 import soundfile as sf
 from mlflow.tracking import MlflowClient
 
+from requirements import needs_real_audio
 from raytag.cli import main
 from raytag.cluster.prepare import prepare_audio
 from raytag.config import load_job
@@ -135,7 +136,7 @@ def write_jamendo(folder: Path) -> tuple[Path, Path]:
     return audio, splits
 
 
-@pytest.mark.skipif(not REAL_AUDIO.is_dir(), reason="shared/data/real-audio not present")
+@needs_real_audio
 def test_end_to_end_on_real_recordings_reads_from_the_cache(ray_session, tiny_job, tmp_path, capsys, caplog):
     audio, splits = write_jamendo(tmp_path / "jamendo")
     manifest = tmp_path / "manifest.csv"

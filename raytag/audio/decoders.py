@@ -8,21 +8,29 @@ crop of a 48 kHz stereo file: 31 ms vs 83 ms, best of 15). A failed libsndfile o
 20 µs (it reads a few header bytes), so the choice is made per file, not from a suffix table.
 
 A third decoder reads raytag's prepared-audio cache (``*.<rate>hz.npy``, see
-:mod:`raytag.audio.pcm_cache`): mono int16 PCM already at a model's rate, so a crop is one
+:mod:`raytag.audio.pcm_cache`): mono float16 audio already at a model's rate, so a crop is one
 byte-range read (``os.pread`` for a path, a ranged read through pyarrow for a URI), converted
-to float32 (÷ 32768). A cached track is decoded exactly like an audio file, from its cache file.
+to float32 (exact). A cached track is decoded exactly like an audio file, from its cache file.
 
 All decoders give the same contract: a frame index counts samples per channel in the file's own
 rate from the first decoded sample; ``read(start, frames)`` returns mono float32 audio (the mean of
-the channels) beginning exactly at frame ``start``, and fewer frames only at the end of the file.
+all the channels, however many) beginning exactly at frame ``start``, and fewer frames only at the
+end of the file (:func:`raytag.audio.io.check_complete` refuses a read that ends before the
+header's length). A crop equals the same frames of a whole-file decode: libsndfile's MP3 crops are
+decoded from an aligned pre-roll in one read call, its Ogg Vorbis crops are checked against
+FFmpeg's (see the two classes), and libmpg123's messages on C-level standard error are captured
+(:mod:`raytag.audio.chatter`): counted, and its notes about damaged data fail the read.
 
 PyAV specifics:
 
-- *Positioning.* A read seeks to a packet at or before ``start`` minus a 0.2 s pre-roll, demuxes
+- *Positioning.* A read seeks to a packet at or before ``start`` minus a 0.5 s pre-roll, demuxes
   (without decoding) the packets that end before the pre-roll, since a seek may land seconds
   early (on a WebM cluster start), decodes from there and drops the samples before ``start``.
   The pre-roll lets the decoder converge: an AAC crop is bit-identical to the same frames of a
-  decode from the file's start, an Opus crop within 1e-3 (-60 dB). The first decoded frame is
+  decode from the file's start, except in bands the encoder coded as noise (perceptual noise
+  substitution: the decoder draws that noise from its own random state, so it differs by
+  where decoding began; up to 0.08 on noisy generated music), and an Opus crop is within 1e-7
+  (with a 0.2 s pre-roll it was 1.2e-3). The first decoded frame is
   placed by its timestamp, later frames are counted. That is exact where timestamps count
   samples (MP4/M4A, ADTS, Ogg) and within 1 ms where the container keeps milliseconds
   (WebM/Matroska, ASF/WMA). When a seek lands past ``start`` (a broken index), the read decodes
@@ -47,17 +55,28 @@ import av
 import numpy as np
 import soundfile as sf
 
-from raytag.audio import pcm_cache
+from raytag.audio import chatter, pcm_cache
 from raytag.locations import is_uri
 
 # libsndfile's SF_ERR_UNRECOGNISED_FORMAT and SF_ERR_UNSUPPORTED_ENCODING: hand these to FFmpeg.
 _LIBSNDFILE_UNKNOWN = (1, 4)
-PREROLL_SECONDS = 0.2
+PREROLL_SECONDS = 0.5
 # FFmpeg demuxers for raw elementary streams, whose durations are only estimated from bitrate.
 _RAW_STREAM_FORMATS = {
     "aac", "ac3", "eac3", "dts", "dtshd", "mp3", "amr", "amrnb", "amrwb", "mlp", "truehd", "loas",
 }
 _PYAV_ERRORS = (av.error.FFmpegError, OSError, ValueError, IndexError, RuntimeError)
+# An MP3 crop is decoded from a multiple of this many frames at least this far before it (four
+# MPEG-1 layer III frames: more than the bit reservoir, 511 bytes, reaches back at any bitrate).
+MP3_PREROLL_FRAMES = 4608
+# Frames decoded before an Ogg Vorbis crop and dropped (two long blocks): the first block after
+# a seek lacks the overlap of the one before it.
+VORBIS_PREROLL_FRAMES = 2048
+# The most two Vorbis decoders (libvorbis in libsndfile, FFmpeg's own) differ by on the same
+# frames (measured: 4e-7 on the project's real files).
+VORBIS_AGREEMENT = 1e-5
+# libsndfile reads in blocks of this many frames, so a decoding error names where it happened.
+READ_BLOCK_FRAMES = 65536
 
 
 class AudioError(Exception):
@@ -110,6 +129,16 @@ class Decoder(ABC):
 
 
 class _SoundfileDecoder(Decoder):
+    """libsndfile. An MP3 crop is decoded in one read call from a multiple of
+    ``MP3_PREROLL_FRAMES`` at least that far before it, and trimmed: a layer III frame may take
+    up to 511 bytes of its data from the frames before it (the bit reservoir), which a plain
+    seek never reads (a short impulse then decodes as zeros). libsndfile 1.2's MP3 reader is
+    also not seamless across read calls nor after a seek to an arbitrary frame (measured on
+    generated files: errors up to 0.4 at some 64 k block boundaries and some pre-rolled
+    offsets); one call from a multiple of 4608 frames matched a decode of the whole file on
+    every one of 870 offsets over five files (within 2e-7). Other formats read in blocks of
+    ``READ_BLOCK_FRAMES``, so an error names the block's first frame."""
+
     backend = "libsndfile"
 
     def __init__(self, path: str, sound_file: sf.SoundFile, remote=None):
@@ -117,19 +146,149 @@ class _SoundfileDecoder(Decoder):
         self._file = sound_file
         self._remote = remote
         self.info = AudioInfo(int(sound_file.frames), int(sound_file.samplerate), int(sound_file.channels))
+        self._mp3 = sound_file.format == "MP3"
 
     def read(self, start: int, frames: int) -> np.ndarray:
-        try:
-            self._file.seek(min(max(start, 0), self._file.frames))
-            data = self._file.read(max(frames, 0), dtype="float32", always_2d=True)
-        except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:
-            raise AudioError(f"{self.path}: decoding failed at frame {start} ({_reason(exc)})") from None
-        return data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+        start = min(max(start, 0), self.info.frames)
+        first = max(start - MP3_PREROLL_FRAMES, 0) // MP3_PREROLL_FRAMES * MP3_PREROLL_FRAMES if self._mp3 else start
+        data = self._decode(first, start - first + max(frames, 0))
+        return data[start - first :]
+
+    def _decode(self, start: int, frames: int) -> np.ndarray:
+        """Mono frames from a seek to ``start``."""
+        pieces, position = [], start
+        block = frames if self._mp3 else READ_BLOCK_FRAMES
+        with chatter.captured() as lines:
+            try:
+                self._file.seek(start)
+                while frames > 0:
+                    data = self._file.read(min(frames, block), dtype="float32", always_2d=True)
+                    if len(data) == 0:
+                        break
+                    pieces.append(data.mean(axis=1) if data.shape[1] > 1 else data[:, 0])
+                    position += len(data)
+                    frames -= len(data)
+            except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:
+                failure = _reason(exc)
+            else:
+                failure = None
+        chatter.record(self.path, lines)
+        if failure is not None:
+            raise AudioError(f"{self.path}: decoding failed near frame {position} ({failure})")
+        damage = chatter.damage_reason(lines)
+        if damage is not None:
+            raise AudioError(f"{self.path}: damaged audio near frame {position} ({damage})")
+        return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
 
     def close(self) -> None:
         self._file.close()
         if self._remote is not None:
             self._remote.close()
+
+
+class _VorbisDecoder(_SoundfileDecoder):
+    """Ogg Vorbis. libsndfile 1.2's seek is sometimes wrong (on the project's real recordings,
+    4096-frame crops at random offsets: 34 of 600 with one open file, some shifted by a fixed
+    lag; 23 of 600 with a fresh open per crop, mostly near a file's end; a 2048-frame pre-roll
+    alone still left 2 %) and FFmpeg's Ogg demuxer sometimes mislabels the first packets after a
+    seek (2 % of crops), but the two were never wrong the same way (1,000 crops). So a crop is
+    decoded by both (each from ``VORBIS_PREROLL_FRAMES`` before the crop, dropped) and kept when
+    they agree within ``VORBIS_AGREEMENT``; otherwise (about 5 % of crops) it is decoded from the
+    start of the file by FFmpeg, which is exact, and which checks that the packets' end positions
+    match the samples counted (a hole, i.e. damaged pages that the decoder skipped, is then an
+    error)."""
+
+    def __init__(self, path: str, sound_file: sf.SoundFile, remote=None):
+        super().__init__(path, sound_file, remote)
+        self._container = None
+        self._container_remote = None  # FFmpeg's own handle on a URI (libsndfile seeks the other)
+        self.fallbacks = 0  # crops decoded from the start of the file
+
+    def read(self, start: int, frames: int) -> np.ndarray:
+        start = min(max(start, 0), self.info.frames)
+        frames = max(min(frames, self.info.frames - start), 0)
+        if frames == 0:
+            return np.zeros(0, dtype=np.float32)
+        if start <= VORBIS_PREROLL_FRAMES:
+            return self._from_start(start, frames)
+        first = start - VORBIS_PREROLL_FRAMES
+        ours = self._decode(first, frames + VORBIS_PREROLL_FRAMES)[VORBIS_PREROLL_FRAMES:]
+        try:
+            theirs = self._ffmpeg_crop(start, frames)
+        except _PYAV_ERRORS:
+            theirs = None
+        if theirs is not None and len(theirs) == len(ours) and \
+                (len(ours) == 0 or float(np.max(np.abs(theirs - ours))) <= VORBIS_AGREEMENT):
+            return ours
+        self.fallbacks += 1
+        return self._from_start(start, frames)
+
+    def _open(self):
+        if self._container is None:
+            source, self._container_remote = _open_source(self.path)
+            self._container = av.open(source, mode="r")
+        return self._container, self._container.streams.audio[0]
+
+    def _ffmpeg_crop(self, start: int, frames: int) -> np.ndarray | None:
+        """A crop placed by the end of a packet (its timestamp plus duration, which counts
+        samples in Ogg), not by a frame's timestamp (wrong where block sizes change)."""
+        container, stream = self._open()
+        rate, origin = self.info.sample_rate, stream.start_time or 0
+        target = origin + int((start - VORBIS_PREROLL_FRAMES) / (rate * stream.time_base))
+        container.seek(target, stream=stream, backward=True)
+        pieces, decoded, first = [], 0, None
+        for packet in container.demux(stream):
+            for frame in packet.decode():
+                pieces.append(_frame_to_mono(frame))
+                decoded += frame.samples
+                if first is None:
+                    if packet.pts is None or not packet.duration:
+                        return None
+                    first = round((packet.pts + packet.duration - origin) * stream.time_base * rate) - decoded
+                    if first > start:
+                        return None
+            if first is not None and first + decoded >= start + frames:
+                break
+        if first is None:
+            return None
+        return np.concatenate(pieces)[start - first : start - first + frames]
+
+    def _from_start(self, start: int, frames: int) -> np.ndarray:
+        """Frames ``[start, start + frames)`` decoded by FFmpeg from the first packet.
+
+        Packet end positions (Ogg granules) that run ahead of the samples decoded by more than
+        a long block mean pages are missing (damaged data the decoder skipped): an error."""
+        decoded = 0
+        try:
+            container, stream = self._open()
+            container.seek(stream.start_time or 0, stream=stream, backward=True)
+            rate, pieces, lead = self.info.sample_rate, [], None
+            for packet in container.demux(stream):
+                for frame in packet.decode():
+                    pieces.append(_frame_to_mono(frame))
+                    decoded += frame.samples
+                if packet.pts is not None and packet.duration and decoded > VORBIS_PREROLL_FRAMES:
+                    end = round((packet.pts + packet.duration) * stream.time_base * rate)
+                    lead = end - decoded if lead is None else lead  # a stream may start at a granule > 0
+                    if end - decoded - lead > VORBIS_PREROLL_FRAMES:
+                        raise AudioError(
+                            f"{self.path}: damaged audio: {end - decoded - lead} frames are missing before frame "
+                            f"{decoded}"
+                        )
+                if decoded >= start + frames:
+                    break
+        except _PYAV_ERRORS as exc:
+            raise AudioError(f"{self.path}: decoding failed near frame {decoded} ({_reason(exc)})") from None
+        return np.concatenate(pieces)[start : start + frames] if pieces else np.zeros(0, dtype=np.float32)
+
+    def close(self) -> None:
+        super().close()
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+        if self._container_remote is not None:
+            self._container_remote.close()
+            self._container_remote = None
 
 
 def _frame_to_mono(frame: av.AudioFrame) -> np.ndarray:
@@ -318,7 +477,7 @@ class _PcmCacheDecoder(Decoder):
             raise AudioError(f"{self.path}: reading failed at frame {start} ({_reason(exc)})") from None
         if len(data) != width * count:
             raise AudioError(f"{self.path}: truncated audio cache file (ends before frame {start + count})")
-        return pcm_cache.from_pcm16(np.frombuffer(data, dtype=pcm_cache.PCM_DTYPE))
+        return pcm_cache.from_cache_samples(np.frombuffer(data, dtype=pcm_cache.PCM_DTYPE))
 
     def close(self) -> None:
         if self._fd is not None:
@@ -365,8 +524,10 @@ def _open_source(path: str):
 
 
 def _open_with_libraries(path: str, source, remote) -> Decoder:
+    lines: list[str] = []
     try:
-        sound_file = sf.SoundFile(source)
+        with chatter.captured() as lines:  # libmpg123 notes a Xing header that is off on open
+            sound_file = sf.SoundFile(source)
     except sf.LibsndfileError as exc:
         if exc.code not in _LIBSNDFILE_UNKNOWN:
             raise AudioError(f"{path}: cannot read audio ({_reason(exc)})") from None
@@ -374,6 +535,9 @@ def _open_with_libraries(path: str, source, remote) -> Decoder:
     except (RuntimeError, OSError, ValueError) as exc:
         raise AudioError(f"{path}: cannot read audio ({_reason(exc)})") from None
     else:
+        chatter.record(path, lines)
+        if sound_file.subtype == "VORBIS":
+            return _VorbisDecoder(path, sound_file, remote)
         if sound_file.subtype != "OPUS":
             return _SoundfileDecoder(path, sound_file, remote)
         # Ogg Opus: FFmpeg decodes a seeked crop about twice as fast as libsndfile, and Ogg

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-# libsndfile formats, then those FFmpeg decodes (raytag.audio.decoders).
+# libsndfile formats, then those FFmpeg decodes (raytag.audio.decoders; Monkey's Audio .ape included:
+# FFmpeg decodes it, it has no encoder to make a test file with).
 AUDIO_SUFFIXES = frozenset({
     ".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".au",
-    ".m4a", ".aac", ".mp4", ".opus", ".webm", ".mka", ".wma",
+    ".m4a", ".aac", ".mp4", ".opus", ".webm", ".mka", ".wma", ".ape",
 })
 
 

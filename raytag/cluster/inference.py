@@ -19,7 +19,8 @@ from raytag.models.export import ExportedModel, ModelRecipe
 
 
 class ChunkScorer:
-    """Ray Data callable class: ``{audio, track, valid, ...} -> {track, probs, valid}``."""
+    """Ray Data callable class: ``{audio, track, valid, ...} -> {track, probs, valid, peak, node}``
+    (``peak``: each chunk's largest absolute sample)."""
 
     def __init__(self, recipe: ModelRecipe, weights_ref, use_gpu: bool = False, amp: str = "auto"):
         self.device = torch.device("cuda" if use_gpu and torch.cuda.is_available() else "cpu")
@@ -40,6 +41,7 @@ class ChunkScorer:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {
             "track": batch["track"], "probs": self.probabilities(batch["audio"]), "valid": batch["valid"],
+            "peak": np.abs(np.asarray(batch["audio"])).max(axis=1, initial=0.0).astype(np.float32),
             "node": np.full(len(batch["track"]), self.node, dtype=object),
         }
 
@@ -69,12 +71,15 @@ class Scores:
         tracks: (N',) indices of the tracks with at least one decodable chunk.
         failed_chunks: chunks that failed to decode.
         nodes: how many Ray nodes the scoring actors ran on.
+        peaks: (N',) the largest absolute sample of each scored track's decoded chunks (how
+            ``raytag predict`` tells a silent file).
     """
 
     scores: np.ndarray
     tracks: np.ndarray
     failed_chunks: int
     nodes: int
+    peaks: np.ndarray | None = None
 
 
 def pool_size(num_batches: int) -> int:
@@ -117,16 +122,18 @@ def score_tracks(
     )
     scored.context.wait_for_min_actors_s = ACTOR_START_TIMEOUT_S  # every actor starts before batches go out
     averager = TrackAverager(num_tracks, len(recipe.tags))
+    peaks = np.zeros(num_tracks, dtype=np.float32)
     failed, nodes = 0, set()
     for batch in scored.iter_batches(batch_format="numpy", batch_size=None):
         keep = batch["valid"].astype(bool)
         failed += int((~keep).sum())
         nodes.update(batch["node"].tolist())
         averager.add(batch["track"][keep], batch["probs"][keep])
+        np.maximum.at(peaks, batch["track"][keep], batch["peak"][keep])
         if progress is not None:
             progress(len(keep))
     scores, kept = averager.result()
-    return Scores(scores, kept, failed, len(nodes))
+    return Scores(scores, kept, failed, len(nodes), peaks[kept])
 
 
 def score_rows(

@@ -11,7 +11,9 @@ imported); above, Ray Data (:mod:`raytag.cluster.predict_ray`: a header scan on 
 tasks, decode tasks and an actor pool holding the model). Both build the same track table and
 chunk rows, decode with the same function and average with the same
 :class:`~raytag.engine.loop.TrackAverager`. Files that cannot be tagged (missing, empty,
-corrupt, no decodable chunk) get a row with the reason; they never stop the others.
+corrupt, no decodable chunk) get a row with status ``unreadable`` and the reason, files shorter
+than one crop ``too short`` and silent ones ``silent`` (see :mod:`raytag.predictions`), with no
+tags; they never stop the others.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from raytag import storage
 from raytag.locations import is_mlflow_uri
 from raytag.models.export import ExportedModel, read_exported, read_thresholds, read_weights
 from raytag.predictions import STATUS_OK, TrackPrediction, collect_audio, gather_predictions
+from raytag.audio.io import source_frames
 
 if TYPE_CHECKING:
     from raytag.engine.segments import SegmentScores
@@ -157,28 +160,40 @@ def predict_files(loaded: LoadedModel, paths: Sequence[str], options: PredictOpt
     """Scores every file of ``paths`` (distinct) with ``loaded``; see the module docstring.
 
     Returns:
-        The predictions, in ``paths`` order; unreadable files have their reason as status.
+        The predictions, in ``paths`` order, each with its status (and reason when not ok).
     """
     if len(paths) > options.ray_above:
         from raytag.cluster.predict_ray import score_with_ray
 
         log.info("%d files (more than %d): scoring with Ray Data", len(paths), options.ray_above)
-        scored_paths, scores, kept, failed, reasons = score_with_ray(loaded, paths, options)
+        table, scores, kept, failed, reasons, peaks = score_with_ray(loaded, paths, options)
         used_ray = True
     else:
-        scored_paths, scores, kept, failed, reasons = score_in_process(loaded, paths, options)
+        table, scores, kept, failed, reasons, peaks = score_in_process(loaded, paths, options)
         used_ray = False
-    predictions = gather_predictions(paths, scored_paths=scored_paths, scores=scores, kept=kept, reasons=reasons)
+    predictions = gather_predictions(paths, scored_paths=table.paths, scores=scores, kept=kept, reasons=reasons,
+                                     peaks=peaks, too_short=too_short_files(table, loaded.exported))
     if failed:
         log.warning("%d chunks failed to decode; their tracks are averaged over the others", failed)
     return PredictionResult(predictions, used_ray, failed)
 
 
+def too_short_files(table, exported: ExportedModel) -> dict[str, str]:
+    """``{path: reason}`` of the tracks of ``table`` shorter than one of the model's crops."""
+    out = {}
+    for path, frames, rate in zip(table.paths, table.frames, table.rates):
+        need = source_frames(exported.crop_samples, int(rate), exported.sample_rate)
+        if int(frames) < need:
+            out[path] = (f"{int(frames) / int(rate):.2f} s of audio; the model's crop is "
+                         f"{exported.crop_samples / exported.sample_rate:.2f} s")
+    return out
+
+
 def score_in_process(
     loaded: LoadedModel, paths: Sequence[str], options: PredictOptions
-) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, int, dict[str, str]]:
-    """The plain batched loop: ``(scored paths, scores (N', K), kept (N',), failed chunks,
-    {path: reason} of unreadable files)``."""
+) -> tuple[object, np.ndarray, np.ndarray, int, dict[str, str], np.ndarray]:
+    """The plain batched loop: ``(track table, scores (N', K), kept (N',), failed chunks,
+    {path: reason} of unreadable files, peaks (N'))``."""
     from raytag.data.rows import chunk_rows
     from raytag.engine.inference import probe_table, score_table
 
@@ -190,12 +205,12 @@ def score_in_process(
     chunks = len(chunk_rows(table, sample_rate=exported.sample_rate, crop_samples=exported.crop_samples,
                             max_chunks=options.max_chunks))
     with tqdm(total=chunks, unit="chunk", desc=f"tagging {len(table)} files", disable=not options.progress) as bar:
-        scores, kept, failed = score_table(
+        scores, kept, failed, peaks = score_table(
             model, table, sample_rate=exported.sample_rate, crop_samples=exported.crop_samples,
             max_chunks=options.max_chunks, batch_size=options.batch_size, num_tags=len(loaded.tags),
             progress=bar.update,
         )
-    return table.paths, scores, kept, failed, reasons
+    return table, scores, kept, failed, reasons, peaks
 
 
 @dataclass(frozen=True)

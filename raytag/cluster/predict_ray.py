@@ -26,12 +26,12 @@ UNLABELED = "unlabeled"
 
 def score_with_ray(
     loaded: LoadedModel, paths: Sequence[str], options: PredictOptions
-) -> tuple[tuple[str, ...], np.ndarray, np.ndarray, int, dict[str, str]]:
+) -> tuple[object, np.ndarray, np.ndarray, int, dict[str, str], np.ndarray]:
     """Scores ``paths`` (distinct) on Ray Data; starts or joins Ray (``options.ray_address``).
 
     Returns:
-        ``(scored paths, scores (N', K), kept (N',) indices into the scored paths, chunks that
-        failed to decode, {path: reason} of the files the header scan could not read)``.
+        ``(track table, scores (N', K), kept (N',) indices into the table, chunks that failed
+        to decode, {path: reason} of the files the header scan could not read, peaks (N'))``.
     """
     init_ray(options.ray_address)
     exported = loaded.exported
@@ -42,8 +42,9 @@ def score_with_ray(
                       max_chunks=options.max_chunks)
     reasons = {path: audio_error_reason(path, reason) for path, reason in scan.skipped}
     if not rows:  # no readable file
-        return table.paths, np.zeros((0, len(loaded.tags))), np.zeros(0, dtype=np.int64), 0, reasons
+        return (table, np.zeros((0, len(loaded.tags))), np.zeros(0, dtype=np.int64), 0, reasons,
+                np.zeros(0, dtype=np.float32))
     with tqdm(total=len(rows), unit="chunk", desc=f"tagging {len(table)} files", disable=not options.progress) as bar:
         scored = score_rows(rows, exported, loaded.weights, num_tracks=len(table), batch_size=options.batch_size,
                             num_cpus=options.decode_cpus, actors=options.actors, progress=bar.update)
-    return table.paths, scored.scores, scored.tracks, scored.failed_chunks, reasons
+    return table, scored.scores, scored.tracks, scored.failed_chunks, reasons, scored.peaks

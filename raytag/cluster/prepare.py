@@ -4,7 +4,7 @@ prepared-audio cache under ``storage``.
 read + validate the job and manifest (no Ray) → which tracks at which rate (the train, valid
 and evaluation splits, and the noisy-student unlabeled audio; every stage's model of a pipeline)
 → scan headers (Ray Data) → look up what the cache holds → decode the rest in Ray Data tasks
-(whole track, in bounded pieces: decode, downmix, resample, int16), each task writing its files
+(whole track, in bounded pieces: decode, downmix, resample, float16), each task writing its files
 whole (:func:`raytag.storage.write_stream`) → a report: tracks prepared now, already
 cached, failed with reasons, the cache's size.
 
@@ -132,8 +132,9 @@ class PrepareReport:
             )
         failed = [(r.sample_rate, path, reason) for r in self.rates for path, reason in r.failed]
         if failed:
-            lines.append(f"failed while preparing ({len(failed)}; decoded from the audio file at training time, "
-                         "where they fail again):")
+            lines.append(f"failed while preparing ({len(failed)}; not cached: training decodes them from the audio "
+                         "file, where a crop that reaches the damage is refused (valid=False, counted in "
+                         "train/decode_failures) and never trained on):")
             lines += [f"  [{rate} Hz] {_with_path(path, reason)}" for rate, path, reason in failed[:max_listed]]
             lines += [f"  ... and {len(failed) - max_listed} more"] if len(failed) > max_listed else []
         if self.unusable:
@@ -194,7 +195,7 @@ def _write_one(path: str, frames: int, rate: int, target_rate: int, location: st
                              f"{info.sample_rate} Hz, scanned {frames} at {rate} Hz); prepare again")
         pieces = resampled_pieces(decoder, target_rate=target_rate, piece_frames=max(1, round(piece_seconds * rate)))
         samples = pcm_cache.cached_samples(frames, rate, target_rate)
-        return storage.write_stream(location, pcm_cache.pcm16_stream(pieces, samples=samples))
+        return storage.write_stream(location, pcm_cache.cache_stream(pieces, samples=samples))
 
 
 def remove_stale_partials(storage_root: str, sample_rate: int, *, older_than_s: float = STALE_PARTIAL_SECONDS) -> int:

@@ -14,10 +14,15 @@ tested directly. Row columns:
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from raytag.audio.io import AudioError, load_crop, probe, random_start, source_frames
 from raytag.data.rows import BASE_COLUMNS, RANDOM_START
+
+log = logging.getLogger("raytag")
+_reported_paths: set[str] = set()
 
 
 def scan_batch(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -47,8 +52,11 @@ def decode_batch(batch: dict[str, np.ndarray], *, sample_rate: int, crop_samples
 
     Rows with ``start == RANDOM_START`` get a uniformly random crop drawn from the row's own
     ``seed``, so a crop depends on the row, not on which task decodes it or with which others. A
-    file that fails to decode (e.g. truncated after its header was read) yields silence and
-    ``valid = False``; the row is kept so every DDP rank still sees the same number of rows.
+    crop that fails to decode (damaged data, or a file truncated after its header was read: a
+    read that ends before the header's length is an error, not silence) yields zeros and
+    ``valid = False``, which training and evaluation leave out and count; the row is kept so
+    every DDP rank still sees the same number of rows. The first failure of each file is
+    logged (once per process) with its reason.
 
     Returns:
         ``audio`` (B, crop_samples) float32, ``labels`` (B, K) float32, ``track`` (B,) int64,
@@ -66,8 +74,11 @@ def decode_batch(batch: dict[str, np.ndarray], *, sample_rate: int, crop_samples
             start = random_start(frames, source_frames(crop_samples, rate, sample_rate), rng)
         try:
             audio[i] = load_crop(str(batch["path"][i]), start, crop_samples, sample_rate, rate)
-        except AudioError:
+        except AudioError as exc:
             valid[i] = False
+            if str(batch["path"][i]) not in _reported_paths:
+                _reported_paths.add(str(batch["path"][i]))
+                log.warning("crop left out (first failure of this file; later ones are only counted): %s", exc)
     out = {
         "audio": audio,
         "labels": np.asarray(batch["labels"], dtype=np.float32).reshape(count, -1),

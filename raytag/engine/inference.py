@@ -107,20 +107,24 @@ def score_table(
 
     Returns:
         ``(scores (N', K) float64, track indices (N',) into table, chunks that failed to
-        decode)``; a track none of whose chunks decoded is absent from the indices.
+        decode, peaks (N',): the largest absolute sample of each scored track's chunks)``; a
+        track none of whose chunks decoded is absent from the indices.
     """
     device = device or torch.device("cpu")
     model.to(device).eval()
     rows = chunk_rows(table, sample_rate=sample_rate, crop_samples=crop_samples, max_chunks=max_chunks)
     averager = TrackAverager(len(table), num_tags)
+    peaks = np.zeros(len(table), dtype=np.float32)
     failed = 0
     for start in range(0, len(rows), batch_size):
         part = rows[start : start + batch_size]
         batch = decode_batch(rows_to_batch(part), sample_rate=sample_rate, crop_samples=crop_samples)
         failed += int((~batch["valid"]).sum())
+        decoded = batch["valid"]
+        np.maximum.at(peaks, batch["track"][decoded], np.abs(batch["audio"][decoded]).max(axis=1, initial=0.0))
         for track, probabilities, _ in chunk_probabilities(model, [batch], device=device, amp=amp):
             averager.add(track, probabilities)
         if progress is not None:
             progress(len(part))
     scores, kept = averager.result()
-    return scores, kept, failed
+    return scores, kept, failed, peaks[kept]

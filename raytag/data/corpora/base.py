@@ -183,6 +183,7 @@ def make_manifest(
     source: Path,
     output: Path,
     overwrite: bool = False,
+    allow_missing: bool = False,
     **options,
 ) -> CorpusReport:
     """Builds a corpus's rows, writes them as a manifest CSV and reports on them.
@@ -192,11 +193,15 @@ def make_manifest(
         source: the corpus folder (``--from``), made absolute.
         output: manifest CSV to write.
         overwrite: replace an existing ``output``.
+        allow_missing: write the manifest even when not one of its audio files is on disk
+            (e.g. to make it before downloading the audio); without it that is an error, since
+            it almost always means a wrong ``--from``.
         **options: the adapter's own options, by name.
 
     Raises:
         CorpusError: unreadable corpus files, a tag that contains ``;``, a duplicate audio file,
-            an existing ``output`` without ``overwrite``.
+            an existing ``output`` without ``overwrite``, every audio file missing without
+            ``allow_missing`` (nothing is written then).
     """
     output = Path(output)
     if output.suffix.lower() != ".csv":
@@ -210,6 +215,12 @@ def make_manifest(
     if not built.rows:
         raise CorpusError(f"{adapter.name}: the corpus files list no audio")
     _check_rows(built.rows)
+    missing = [row.path for row in built.rows if not os.path.isfile(row.path)]
+    if len(missing) == len(built.rows) and not allow_missing:
+        raise CorpusError(
+            f"{source}: none of the {len(built.rows):,} audio files the corpus lists is there (e.g. {missing[0]}); "
+            "is --from the corpus's audio root? Pass --allow-missing to write the manifest anyway"
+        )
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(f".{output.stem}.partial.csv")
     with partial.open("w", encoding="utf-8", newline="") as f:
@@ -226,7 +237,6 @@ def make_manifest(
         partial.unlink()
         raise
     os.replace(partial, output)
-    missing = [row.path for row in built.rows if not os.path.isfile(row.path)]
     shared = _shared_artists(built.rows)
     counts = Counter(row.split for row in built.rows)
     return CorpusReport(
