@@ -1,13 +1,13 @@
 """The review report in a real browser: headless Chromium (Debian's ``chromium`` package) loads a
 report of a real SQLite store, every image decodes, and a screenshot shows the page.
 
-Without Chromium the test is skipped on a laptop and fails under ``CI=true`` (CI installs it).
+Without Chromium the test is skipped on a laptop and fails under ``CI=true`` (tests/requirements.py;
+CI installs it).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 from PIL import Image
+from requirements import needs
 from review_store import fill_pipeline, log_plot
 
 from raytag.tracking.review import review_runs
@@ -33,15 +34,13 @@ IMAGE_CHECK = (
 )
 
 
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = needs(CHROMIUM is not None, "chromium is not installed (Debian: apt-get install -y chromium)")
+
+
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        message = "chromium is not installed (Debian: apt-get install -y chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
+    return CHROMIUM
 
 
 def run_chromium(chromium: str, profile: Path, *args: str) -> str:
