@@ -35,6 +35,7 @@ from typing import IO
 import numpy as np
 
 from raytag.audio.files import audio_files
+from raytag.audio.io import source_frames
 from raytag.data.manifest import read_paths
 from raytag.locations import is_uri
 from raytag.thresholds import tags_above, top_tags
@@ -155,6 +156,17 @@ def gather_predictions(
             out.append(TrackPrediction(path, STATUS_UNREADABLE, reason=NO_CHUNK_DECODED))
         else:
             raise ValueError(f"{path} was neither scored nor reported unreadable")
+    return out
+
+
+def too_short_files(table, *, crop_samples: int, sample_rate: int) -> dict[str, str]:
+    """``{path: reason}`` of the tracks of ``table`` (a :class:`raytag.data.rows.TrackTable`)
+    shorter than one crop of ``crop_samples`` at the model's ``sample_rate`` (Hz)."""
+    out = {}
+    for path, frames, rate in zip(table.paths, table.frames, table.rates):
+        if int(frames) < source_frames(crop_samples, int(rate), sample_rate):
+            out[path] = (f"{int(frames) / int(rate):.2f} s of audio; the model's crop is "
+                         f"{crop_samples / sample_rate:.2f} s")
     return out
 
 

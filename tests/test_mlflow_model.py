@@ -12,6 +12,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+import soundfile as sf
 import torch
 from mlflow.entities import LoggedModelStatus
 from mlflow.tracking import MlflowClient
@@ -22,6 +23,7 @@ from raytag.tracking import tags as tag_names
 from raytag.tracking.mlflow_model import log_tagger, model_requirements, register_tagger, tag_probabilities
 
 from conftest import REAL_AUDIO
+from requirements import needs_real_audio
 
 TAGS = ("rock", "piano", "mood/theme---sad")
 CROP = 8000
@@ -184,7 +186,7 @@ def test_a_waveform_at_44100_hz_scores_like_the_same_sound_at_the_model_rate(log
         loaded.predict(pd.DataFrame({"sample_rate": [RATE]}))
 
 
-@pytest.mark.skipif(not (REAL_AUDIO / "kevin-macleod-vibe-ace.ogg").is_file(), reason="shared/data/real-audio not present")
+@needs_real_audio
 def test_audio_files_score_as_raytag_predict_scores_them(store, logged, tracking_uri, tmp_path):
     from raytag.cli import main
 
@@ -194,11 +196,15 @@ def test_audio_files_score_as_raytag_predict_scores_them(store, logged, tracking
                  "--tracking-uri", tracking_uri]) == 0
     (row,) = [json.loads(line) for line in out.read_text().splitlines()]
     loaded = mlflow.pyfunc.load_model(logged.uri)
-    frame = loaded.predict(pd.DataFrame({"path": [track, str(tmp_path / "missing.wav")]}))
+    silence = tmp_path / "silence.wav"
+    sf.write(silence, np.zeros(3 * RATE, dtype=np.float32), RATE)
+    frame = loaded.predict(pd.DataFrame({"path": [track, str(tmp_path / "missing.wav"), str(silence)]}))
     np.testing.assert_allclose(frame.loc[0, list(TAGS)].to_numpy(float), [row["probabilities"][t] for t in TAGS], atol=1e-5)
     assert frame.loc[0, "status"] == "ok" and frame.loc[0, "tags"].split(";") == row["tags"]
-    assert frame.loc[1, "status"].startswith("cannot read audio") and frame.loc[1, list(TAGS)].isna().all()
+    assert frame.loc[1, "status"].startswith("unreadable: ") and "cannot read audio" in frame.loc[1, "status"] and frame.loc[1, list(TAGS)].isna().all()
     assert frame.loc[1, "tags"] == ""
+    assert frame.loc[2, "status"].startswith("silent: peak level -inf dBFS")  # predict's statuses
+    assert frame.loc[2, list(TAGS)].isna().all() and frame.loc[2, "tags"] == ""
 
 
 def test_predict_takes_a_runs_uri(store, logged, tmp_path, capsys):

@@ -32,8 +32,7 @@ from tqdm import tqdm
 from raytag import storage
 from raytag.locations import is_mlflow_uri
 from raytag.models.export import ExportedModel, read_exported, read_thresholds, read_weights
-from raytag.predictions import STATUS_OK, TrackPrediction, collect_audio, gather_predictions
-from raytag.audio.io import source_frames
+from raytag.predictions import STATUS_OK, TrackPrediction, collect_audio, gather_predictions, too_short_files
 
 if TYPE_CHECKING:
     from raytag.engine.segments import SegmentScores
@@ -172,21 +171,11 @@ def predict_files(loaded: LoadedModel, paths: Sequence[str], options: PredictOpt
         table, scores, kept, failed, reasons, peaks = score_in_process(loaded, paths, options)
         used_ray = False
     predictions = gather_predictions(paths, scored_paths=table.paths, scores=scores, kept=kept, reasons=reasons,
-                                     peaks=peaks, too_short=too_short_files(table, loaded.exported))
+                                     peaks=peaks, too_short=too_short_files(
+                                         table, crop_samples=loaded.exported.crop_samples, sample_rate=loaded.exported.sample_rate))
     if failed:
         log.warning("%d chunks failed to decode; their tracks are averaged over the others", failed)
     return PredictionResult(predictions, used_ray, failed)
-
-
-def too_short_files(table, exported: ExportedModel) -> dict[str, str]:
-    """``{path: reason}`` of the tracks of ``table`` shorter than one of the model's crops."""
-    out = {}
-    for path, frames, rate in zip(table.paths, table.frames, table.rates):
-        need = source_frames(exported.crop_samples, int(rate), exported.sample_rate)
-        if int(frames) < need:
-            out[path] = (f"{int(frames) / int(rate):.2f} s of audio; the model's crop is "
-                         f"{exported.crop_samples / exported.sample_rate:.2f} s")
-    return out
 
 
 def score_in_process(

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from raytag.models.export import read_exported, read_thresholds, read_weights
+from raytag.predictions import STATUS_OK
 
 EXPORTED_ARTIFACT = "exported_model"  # the pyfunc artifact key of the exported folder
 DEFAULT_MAX_CHUNKS = 16
@@ -35,7 +36,6 @@ DEFAULT_BATCH_SIZE = 16
 PATH_COLUMN, WAVEFORM_COLUMN, RATE_COLUMN = "path", "waveform", "sample_rate"
 TAGS_COLUMN, STATUS_COLUMN = "tags", "status"
 OUTPUT_COLUMNS = (TAGS_COLUMN, STATUS_COLUMN)  # after one column per tag
-STATUS_OK = "ok"
 TAG_SEPARATOR = ";"
 
 
@@ -116,21 +116,25 @@ def score_rows(
 
 def _score_paths(model, paths: dict[int, str], scores: np.ndarray, statuses: list[str], **protocol) -> None:
     """Scores audio files as ``raytag predict`` does in process (header probe, chunks, decode,
-    average) and fills their rows of ``scores`` and ``statuses``."""
+    average, the same statuses) and fills their rows of ``scores`` and ``statuses``: ``ok``, or
+    ``"<status>: <reason>"`` (``silent``, ``too short``, ``unreadable``) with no scores."""
     from raytag.engine.inference import probe_table, score_table
-    from raytag.predictions import NO_CHUNK_DECODED
+    from raytag.predictions import gather_predictions, too_short_files
 
     distinct = list(dict.fromkeys(paths.values()))
     table, reasons = probe_table(distinct, num_tags=protocol["num_tags"])
-    found: dict[str, np.ndarray] = {}
+    track_scores, kept, peaks = np.zeros((0, protocol["num_tags"])), np.zeros(0, dtype=np.int64), None
     if len(table):
-        track_scores, kept, _ = score_table(model, table, **protocol)
-        found = {table.paths[i]: track_scores[n] for n, i in enumerate(kept)}
+        track_scores, kept, _, peaks = score_table(model, table, **protocol)
+    too_short = too_short_files(table, crop_samples=protocol["crop_samples"], sample_rate=protocol["sample_rate"])
+    found = {p.path: p for p in gather_predictions(distinct, scored_paths=table.paths, scores=track_scores, kept=kept,
+                                                   reasons=reasons, peaks=peaks, too_short=too_short)}
     for row, path in paths.items():
-        if path in found:
-            scores[row] = found[path]
+        prediction = found[path]
+        if prediction.status == STATUS_OK:
+            scores[row] = prediction.probabilities
         else:
-            statuses[row] = reasons.get(path, NO_CHUNK_DECODED)
+            statuses[row] = f"{prediction.status}: {prediction.reason}"
 
 
 def tagger_frame(
