@@ -95,3 +95,5 @@ def test_review_lists_each_runs_mlflow_model(tmp_path, capsys):
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "MLflow models" in out and "student: models:/m-0123456789" in out and "teacher: models:/" not in out
+    html = (tmp_path / "r.html").read_text()
+    assert html.count("MLflow model <code>") == 1 and "<code>models:/m-0123456789</code>" in html

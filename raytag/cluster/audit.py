@@ -108,7 +108,7 @@ def run_audit(
     log.info("auditing the labels of the '%s' split (%s) with teacher %s", split, plural(len(tracks), "track"), teacher)
     labels = manifest.label_matrix(tracks)
     clean = evaluation_labels(job, tags, tracks)[0] if job.data.clean_labels else None
-    with model_folder(teacher, tracking_uri=job.tracking.uri) as folder:
+    with model_folder(teacher, tracking_uri=job.tracking.uri, option="tracking.uri") as folder:
         exported = check_fits(read_exported(folder, TEACHER_KEY), key=TEACHER_KEY, tags=tags)
         init_ray(job.ray.address, job.ray.num_cpus)
         scan = scan_tracks(tracks, num_cpus=job.data.decode_cpus)

@@ -104,15 +104,16 @@ class PredictionResult:
 
 
 @contextlib.contextmanager
-def model_folder(model: str, *, tracking_uri: str | None = None) -> Iterator[Path]:
+def model_folder(model: str, *, tracking_uri: str | None = None, option: str = "--tracking-uri") -> Iterator[Path]:
     """A local exported folder for ``model``: an MLflow URI is downloaded (tracking store
-    ``tracking_uri``, default :func:`raytag.tracking.client.resolve_uri`), a storage URI
-    copied, a local folder used in place; temporary copies are removed on exit."""
+    ``tracking_uri``, default :func:`raytag.tracking.client.resolve_uri`; ``option`` names the
+    setting it came from in errors), a storage URI copied, a local folder used in place;
+    temporary copies are removed on exit."""
     if is_mlflow_uri(model):
         from raytag.tracking.mlflow_model import download_exported
 
         with tempfile.TemporaryDirectory(prefix="raytag-model-") as scratch:
-            yield download_exported(model, tracking_uri=tracking_uri, dst=scratch)
+            yield download_exported(model, tracking_uri=tracking_uri, dst=scratch, option=option)
         return
     if not storage.exists(model):
         raise FileNotFoundError(f"MODEL: no exported model at {model} (a folder, a storage URI, models:/... or runs:/...)")

@@ -281,7 +281,8 @@ def publish_model(
         return None
 
 
-def download_exported(model_uri: str, *, tracking_uri: str | None, dst: str | Path) -> Path:
+def download_exported(model_uri: str, *, tracking_uri: str | None, dst: str | Path,
+                      option: str = "--tracking-uri") -> Path:
     """Downloads the exported raytag model behind an MLflow URI; returns its local folder.
 
     Everything is resolved against ``tracking_uri`` (which also serves as the registry), never
@@ -295,6 +296,7 @@ def download_exported(model_uri: str, *, tracking_uri: str | None, dst: str | Pa
         tracking_uri: the tracking store (None: ``MLFLOW_TRACKING_URI``, else the default
             store in the cwd; see :func:`raytag.tracking.client.resolve_uri`). It must exist.
         dst: an empty local folder to download into.
+        option: the setting that names ``tracking_uri``, for the error when there is no store.
 
     Returns:
         The exported folder (``model.json`` + ``model.pt``) inside ``dst``: the pyfunc
@@ -309,7 +311,7 @@ def download_exported(model_uri: str, *, tracking_uri: str | None, dst: str | Pa
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    tracking_uri = existing_store(tracking_uri, option="--tracking-uri")
+    tracking_uri = existing_store(tracking_uri, option=option)
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     try:
         location = (_model_location(client, model_uri) if model_uri.startswith("models:/")

@@ -89,7 +89,8 @@ def render_html(review: Review) -> str:
             f'<p class="meta">{escape(run.name)} · {escape(run.model or MISSING)} · {escape(run.method)} · '
             f"{escape(run.status)} · started {escape(format_time(run.start_time))}, took "
             f"{escape(format_duration(run.start_time, run.end_time))} · {escape(run.split)} split, "
-            f"{escape(run.labels)}</p>"
+            f"{escape(run.labels)}"
+            + (f" · MLflow model <code>{escape(run.model_uri)}</code>" if run.model_uri else "") + "</p>"
         )
         parts.extend(_run_tables(review, run))
         parts.extend(_figure(image) for image in images)
