@@ -95,7 +95,7 @@ def train(
     run = run_location(job.storage, job.name)
     previous = latest_checkpoint(run)
     if previous and previous[1].next_epoch >= job.train.epochs:
-        log.info("%s already trained %d epochs; evaluating its best epoch", job.name, previous[1].next_epoch)
+        log.info("%s already trained %s; evaluating its best epoch", job.name, plural(previous[1].next_epoch, "epoch"))
         final = previous[0]
     else:
         if previous:

@@ -33,6 +33,7 @@ from raytag import storage
 from raytag.locations import is_mlflow_uri
 from raytag.models.export import ExportedModel, read_exported, read_thresholds, read_weights
 from raytag.predictions import STATUS_OK, TrackPrediction, collect_audio, gather_predictions, too_short_files
+from raytag.text import plural
 
 if TYPE_CHECKING:
     from raytag.engine.segments import SegmentScores
@@ -142,15 +143,16 @@ def predict_sources(loaded: LoadedModel, sources: Sequence[str], options: Predic
         raytag.data.manifest.ManifestError: a malformed list of files.
     """
     if loaded.thresholds is None:
-        log.warning("the model has no per-tag thresholds (model.json 'thresholds'); reporting the top %d tags only", top_k)
+        log.warning("the model has no per-tag thresholds (model.json 'thresholds'); reporting the top %s only", plural(top_k, "tag"))
     elif len(loaded.thresholds) < len(loaded.tags):
         missing = [t for t in loaded.tags if t not in loaded.thresholds]
-        log.info("no threshold for %d tags (never listed above threshold): %s", len(missing), ", ".join(missing))
+        log.info("no threshold for %s (never listed above threshold): %s", plural(len(missing), "tag"), ", ".join(missing))
     inputs = collect_audio(sources)
     for folder in inputs.empty_folders:
         log.warning("no audio files under %s", folder)
     if inputs.repeated:
-        log.info("%d files named more than once are tagged once", inputs.repeated)
+        log.info("%s named more than once %s tagged once", plural(inputs.repeated, "file"),
+                 "is" if inputs.repeated == 1 else "are")
     if not inputs.paths:
         raise ValueError(f"no audio files in {' '.join(sources)}")
     return predict_files(loaded, inputs.paths, options)
@@ -175,7 +177,7 @@ def predict_files(loaded: LoadedModel, paths: Sequence[str], options: PredictOpt
                                      peaks=peaks, too_short=too_short_files(
                                          table, crop_samples=loaded.exported.crop_samples, sample_rate=loaded.exported.sample_rate))
     if failed:
-        log.warning("%d chunks failed to decode; their tracks are averaged over the others", failed)
+        log.warning("%s failed to decode; their tracks are averaged over the others", plural(failed, "chunk"))
     return PredictionResult(predictions, used_ray, failed)
 
 
@@ -194,7 +196,7 @@ def score_in_process(
         table, reasons = probe_table(paths, num_tags=len(loaded.tags), progress=bar.update)
     chunks = len(chunk_rows(table, sample_rate=exported.sample_rate, crop_samples=exported.crop_samples,
                             max_chunks=options.max_chunks))
-    with tqdm(total=chunks, unit="chunk", desc=f"tagging {len(table)} files", disable=not options.progress) as bar:
+    with tqdm(total=chunks, unit="chunk", desc=f"tagging {plural(len(table), 'file')}", disable=not options.progress) as bar:
         scores, kept, failed, peaks = score_table(
             model, table, sample_rate=exported.sample_rate, crop_samples=exported.crop_samples,
             max_chunks=options.max_chunks, batch_size=options.batch_size, num_tags=len(loaded.tags),
@@ -262,5 +264,5 @@ def predict_segments(
             batch_size=options.batch_size, progress=bar.update,
         )
     if scores.failed:
-        log.warning("%d segments failed to decode; they are left out of the taggrams and embeddings", scores.failed)
+        log.warning("%s failed to decode; left out of the taggrams and embeddings", plural(scores.failed, "segment"))
     return SegmentResult(table.paths, scores)

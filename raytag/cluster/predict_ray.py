@@ -17,6 +17,7 @@ from raytag.cluster.session import init_ray
 from raytag.data.manifest import Track
 from raytag.data.rows import chunk_rows
 from raytag.engine.inference import audio_error_reason
+from raytag.text import plural
 
 if TYPE_CHECKING:  # raytag.cluster.predict imports this module when it needs Ray
     from raytag.cluster.predict import LoadedModel, PredictOptions
@@ -44,7 +45,7 @@ def score_with_ray(
     if not rows:  # no readable file
         return (table, np.zeros((0, len(loaded.tags))), np.zeros(0, dtype=np.int64), 0, reasons,
                 np.zeros(0, dtype=np.float32))
-    with tqdm(total=len(rows), unit="chunk", desc=f"tagging {len(table)} files", disable=not options.progress) as bar:
+    with tqdm(total=len(rows), unit="chunk", desc=f"tagging {plural(len(table), 'file')}", disable=not options.progress) as bar:
         scored = score_rows(rows, exported, loaded.weights, num_tracks=len(table), batch_size=options.batch_size,
                             num_cpus=options.decode_cpus, actors=options.actors, progress=bar.update)
     return table, scored.scores, scored.tracks, scored.failed_chunks, reasons, scored.peaks

@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import ray
 
 from raytag import storage
 from raytag.cluster.audio_cache import cached_tables
@@ -25,6 +24,7 @@ from raytag.cluster.inference import score_rows
 from raytag.data.rows import TrackTable, chunk_rows
 from raytag.locations import cache_location
 from raytag.models.export import read_exported, read_weights, weights_bytes
+from raytag.text import plural
 
 log = logging.getLogger("raytag")
 
@@ -90,7 +90,7 @@ def teacher_scores(
     full[scored.tracks] = scored.scores
     log.info("teacher scoring ran on %d node(s)", scored.nodes)
     if scored.failed_chunks:
-        log.warning("teacher scoring: %d chunks failed to decode", scored.failed_chunks)
+        log.warning("teacher scoring: %s failed to decode", plural(scored.failed_chunks, "chunk"))
     frame = pd.DataFrame(full, columns=tags)
     frame.insert(0, "path", list(table.paths))
     buffer = pa.BufferOutputStream()
