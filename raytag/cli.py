@@ -33,11 +33,11 @@ def _setup_logging(verbose: bool) -> None:
         format="%(asctime)s %(message)s" if not verbose else "%(asctime)s %(name)s %(levelname)s %(message)s",
         datefmt="%H:%M:%S",
     )
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bar per file MLflow copies
     if verbose:
         os.environ["RAYTAG_VERBOSE"] = "1"
         return
     logging.captureWarnings(True)
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bar per file MLflow copies
     for noisy in QUIET_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
@@ -212,12 +212,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    import os
 
     from raytag.cluster.predict import PredictOptions, load_model, predict_sources
     from raytag.predictions import csv_columns, format_mismatch, output_format, write_output
 
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     fmt = output_format(args.output, args.format)
     mismatch = format_mismatch(args.output, args.format)
     if mismatch:
@@ -282,20 +280,16 @@ def _write_segment_outputs(args: argparse.Namespace, loaded, result, options, pl
     segments = predict_segments(loaded, tagged, options, segment_samples=plan[0], hop_seconds=plan[1])
     if args.taggram:
         rows = write_taggram(args.taggram, segments.scores, segments.paths, loaded.tags)
-        log.info("wrote %s: %s of %s", args.taggram, _count(rows, "segment"), _count(len(tagged), "file"))
+        log.info("wrote %s: %s of %s", args.taggram, plural(rows, "segment"), plural(len(tagged), "file"))
     if args.taggram_png:
         written = write_heat_maps(args.taggram_png, segments.scores, segments.paths, loaded.tags)
-        log.info("wrote %s to %s", _count(len(written), "taggram heat map"), args.taggram_png)
+        log.info("wrote %s to %s", plural(len(written), "taggram heat map"), args.taggram_png)
     if args.embeddings:
         per = args.embeddings_per or "file"
         rows = write_embeddings(args.embeddings, segments.scores, segments.paths, per=per)
-        log.info("wrote %s: %s (one per %s) of size %d", args.embeddings, _count(rows, "embedding"), per,
+        log.info("wrote %s: %s (one per %s) of size %d", args.embeddings, plural(rows, "embedding"), per,
                  segments.scores.embeddings.shape[1])
 
-
-def _count(number: int, noun: str) -> str:
-    """``"1 file"``, ``"2 files"``."""
-    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _add_predict(commands) -> None:
@@ -341,12 +335,10 @@ def _add_predict(commands) -> None:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    import os
 
     from raytag.config import load_job
     from raytag.cluster.audit import format_audit, run_audit
 
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     job = load_job(args.job, args.overrides)
     outcome = run_audit(job, teacher=args.teacher, split=args.split, output=args.output, max_rows=args.max_rows)
     print(f"{job.name}: label-noise audit of the {outcome.split} split ({plural(outcome.tracks, 'track')}, "
@@ -395,14 +387,12 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_review(args: argparse.Namespace) -> int:
-    import os
 
     from rich.console import Console
 
     from raytag.tracking.report_console import rich_tables
     from raytag.tracking.review import review_runs
 
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars per downloaded file
     outcome = review_runs(
         tracking_uri=args.uri, experiment=args.experiment, parent_run_id=args.parent, run_ids=args.run_ids,
         html_path=args.html, log_to_parent=not args.no_log, max_runs=args.max_runs, sort_by=args.sort_by,

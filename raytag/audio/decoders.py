@@ -47,6 +47,8 @@ PyAV specifics:
 
 from __future__ import annotations
 
+import contextlib
+
 import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -158,7 +160,8 @@ class _SoundfileDecoder(Decoder):
         """Mono frames from a seek to ``start``."""
         pieces, position = [], start
         block = frames if self._mp3 else READ_BLOCK_FRAMES
-        with chatter.captured() as lines:
+        # Only libmpg123 (MP3) writes to stderr; other formats skip the descriptor swap and its lock.
+        with chatter.captured() if self._mp3 else contextlib.nullcontext([]) as lines:
             try:
                 self._file.seek(start)
                 while frames > 0:
@@ -202,7 +205,6 @@ class _VorbisDecoder(_SoundfileDecoder):
         super().__init__(path, sound_file, remote)
         self._container = None
         self._container_remote = None  # FFmpeg's own handle on a URI (libsndfile seeks the other)
-        self.fallbacks = 0  # crops decoded from the start of the file
 
     def read(self, start: int, frames: int) -> np.ndarray:
         start = min(max(start, 0), self.info.frames)
@@ -220,7 +222,6 @@ class _VorbisDecoder(_SoundfileDecoder):
         if theirs is not None and len(theirs) == len(ours) and \
                 (len(ours) == 0 or float(np.max(np.abs(theirs - ours))) <= VORBIS_AGREEMENT):
             return ours
-        self.fallbacks += 1
         return self._from_start(start, frames)
 
     def _open(self):

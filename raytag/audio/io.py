@@ -75,9 +75,9 @@ def _check_decodes(decoder: Decoder) -> None:
     slack = math.ceil(END_SHORTFALL_SECONDS * decoder.info.sample_rate)
     places = {"start": 0, "middle": max(frames // 2 - window // 2, 0), "end": max(frames - window - slack, 0)}
     for place, start in places.items():
-        audio = decoder.read(start, window + slack if place == "end" else window)
-        check_complete(decoder, start, window + slack if place == "end" else window, audio,
-                       place=f" ({place} of the file)")
+        frames_read = window + slack if place == "end" else window
+        audio = decoder.read(start, frames_read)
+        check_complete(decoder, start, frames_read, audio, place=f" ({place} of the file)")
         if not np.all(np.isfinite(audio)):
             raise AudioError(f"{decoder.path}: decoded samples are not finite near frame {start}")
 

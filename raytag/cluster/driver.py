@@ -29,9 +29,9 @@ from raytag.cluster.session import ensure_ray
 from raytag.config import JobConfig
 from raytag.engine import checkpoint as ckpt
 from raytag.errors import JobError
-from raytag.locations import is_uri, run_location
+from raytag.locations import run_location
 from raytag.metrics import TaggingReport
-from raytag.models.export import best_model_location, write_exported, write_thresholds
+from raytag.models.export import best_model_location, description_path, description_with_thresholds, write_exported
 from raytag.plan import Prepared, evaluation_labels, prepare, unlabeled_tracks
 from raytag.thresholds import STATUS_OK, choose_thresholds, threshold_labels, threshold_map
 from raytag.text import plural
@@ -148,10 +148,11 @@ def _save_thresholds(job: JobConfig, prepared: Prepared, model_location: str, sc
         log.warning("no decision thresholds saved with the model: %s", exc)
         return
     rows = choose_thresholds(scores=valid.scores[chosen.rows], labels=chosen.labels, tags=list(prepared.recipe.tags))
-    with storage.local_folder(model_location) as folder:
-        write_thresholds(folder, threshold_map(rows), labels=chosen.source, tracks=chosen.tracks)
-        if is_uri(model_location):
-            storage.upload(folder, model_location)
+    # Only model.json changes: read and written where the model lies, weights untouched.
+    location = description_path(model_location)
+    storage.write_text(location, description_with_thresholds(storage.read_text(location), threshold_map(rows),
+                                                             labels=chosen.source, tracks=chosen.tracks,
+                                                             where=location))
     log.info("decision thresholds chosen on the %s labels of %d validation tracks (eval.threshold_labels %s)",
              chosen.source, chosen.tracks, job.eval.threshold_labels)
     missing = [row.tag for row in rows if row.status != STATUS_OK]

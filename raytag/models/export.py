@@ -178,25 +178,37 @@ def read_thresholds(model: ExportedModel) -> dict[str, float] | None:
 
 
 def write_thresholds(folder: str | Path, thresholds: dict[str, float], *, labels: str, tracks: int) -> None:
-    """Adds per-tag decision thresholds to an exported model's ``model.json``, with what they
-    were chosen on (``labels``: ``"noisy"``, ``"verified"`` or ``"clean"``; ``tracks``: how many
-    validation tracks).
+    """Adds per-tag decision thresholds to a local exported model's ``model.json``
+    (:func:`description_with_thresholds`).
 
     Raises:
         ExportError: ``folder`` is not an exported model, or a threshold for a tag it lacks.
     """
+    path = read_exported(folder).folder / META_FILE
+    path.write_text(description_with_thresholds(path.read_text(), thresholds, labels=labels, tracks=tracks,
+                                                where=str(path)))
+
+
+def description_with_thresholds(text: str, thresholds: dict[str, float], *, labels: str, tracks: int,
+                                 where: str) -> str:
+    """The text of a ``model.json`` (read from ``where``, named in errors) with per-tag decision
+    thresholds added and what they were chosen on (``labels``: ``"noisy"``, ``"verified"`` or
+    ``"clean"``; ``tracks``: how many validation tracks). Works on the text alone, so a model in
+    object storage is updated without moving its weights.
+
+    Raises:
+        ExportError: not a model description, or a threshold for a tag it lacks.
+    """
     from raytag.thresholds import check_thresholds
 
-    model = read_exported(folder)
     try:
-        checked = check_thresholds(thresholds, model.recipe.tags)
-    except ValueError as exc:
-        raise ExportError(f"{model.folder / META_FILE}: {exc}") from None
-    path = model.folder / META_FILE
-    meta = json.loads(path.read_text())
+        meta = json.loads(text)
+        checked = check_thresholds(thresholds, [str(tag) for tag in meta["tags"]])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ExportError(f"{where}: {exc}") from None
     meta[THRESHOLDS_KEY] = checked
     meta[THRESHOLDS_LABELS_KEY] = {"labels": str(labels), "tracks": int(tracks)}
-    path.write_text(json.dumps(meta, indent=1))
+    return json.dumps(meta, indent=1)
 
 
 def thresholds_labels(model: ExportedModel) -> dict[str, Any] | None:

@@ -34,6 +34,7 @@ from raytag.tracking.report import (
     tag_differences,
 )
 from raytag.tracking.report_html import write_html
+from raytag.text import plural
 
 REVIEW_ARTIFACT_DIR = "review"
 MODEL_DESCRIPTION = description_path()
@@ -100,7 +101,7 @@ def review_runs(
                               max_plotted_runs=max_plotted_runs)
         repeated = len(run_ids) - len(dict.fromkeys(run_ids))
         if repeated:
-            review.notes.append(f"{repeated} run id{'s' if repeated != 1 else ''} given more than once, shown once")
+            review.notes.append(f"{plural(repeated, 'run id')} given more than once, shown once")
         path = Path(html_path) if html_path else Path.cwd() / f"review-{_slug(title)}.html"
         write_html(review, path)
     logged = None
