@@ -5,7 +5,8 @@ scan audio headers (Ray Data) → serve the method's needs (:mod:`raytag.cluster
 scores → per-track columns; an unlabeled stream) → fit (:mod:`raytag.cluster.fit`: TorchTrainer,
 DDP workers running :func:`raytag.engine.run.fit`; per-epoch metrics to MLflow through the
 controller's callback) → export the best model to storage, with decision thresholds → evaluate
-it with Ray Data batch inference → MLflow.
+it with Ray Data batch inference (validation for the thresholds and the eval split in one
+pass) → MLflow. The seconds each phase took are logged at the end and recorded in MLflow.
 
 Everything that can be checked without a cluster is checked before Ray starts. The driver
 never names a training method: it asks the method what it needs.
@@ -22,7 +23,7 @@ from pathlib import Path
 from raytag import storage
 from raytag.cluster.checkpoints import latest_checkpoint
 from raytag.cluster.datasets import ScanResult, scan_tracks
-from raytag.cluster.evaluation import evaluate
+from raytag.cluster.evaluation import ScoredSplits, score_splits
 from raytag.cluster.fit import fit
 from raytag.cluster.needs import epoch_data
 from raytag.cluster.session import ensure_ray
@@ -33,6 +34,7 @@ from raytag.locations import run_location
 from raytag.metrics import TaggingReport
 from raytag.models.export import best_model_location, description_path, description_with_thresholds, write_exported
 from raytag.plan import Prepared, evaluation_labels, prepare, unlabeled_tracks
+from raytag.timing import Phases
 from raytag.thresholds import STATUS_OK, choose_thresholds, threshold_labels, threshold_map
 from raytag.text import plural
 from raytag.tracking import tags as T
@@ -47,7 +49,8 @@ log = logging.getLogger("raytag")
 @dataclass
 class Outcome:
     """The result of a job: where the best model is, how it scored, which MLflow run has it,
-    and the MLflow model logged from it (``models:/<model_id>``; None without tracking)."""
+    the MLflow model logged from it (``models:/<model_id>``; None without tracking) and the
+    wall-clock seconds of the run's phases (:class:`raytag.timing.Phases`)."""
 
     model_location: str
     report: TaggingReport
@@ -55,6 +58,7 @@ class Outcome:
     run_id: str | None
     skipped_files: int
     model_uri: str | None = None
+    seconds: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 def _log_scan(scan: ScanResult, tracker: Tracker) -> None:
@@ -78,18 +82,21 @@ def train(
     ``callbacks`` go to the Ray Train run (a Tune trial passes ``TuneReportCallback`` so every
     epoch's metrics reach Tune).
     """
+    phases = Phases()
     prepared = prepare(job)
     log.info(
         "model %s: %s parameters, %d tags, %d Hz, %.2f s crops; method %s",
         job.model.name, f"{prepared.parameters:,}", len(prepared.recipe.tags),
         prepared.sample_rate, prepared.crop_samples / prepared.sample_rate, job.objective.name,
     )
-    ensure_ray(job)
-    tracker = start_run(job, parameters=prepared.parameters, parent_run_id=parent_run_id, run_tags=run_tags)
+    with phases("start"):
+        ensure_ray(job)
+        tracker = start_run(job, parameters=prepared.parameters, parent_run_id=parent_run_id, run_tags=run_tags)
     manifest = prepared.manifest
     extra = unlabeled_tracks(job, manifest) if prepared.method.needs.unlabeled_teacher else []
     splits = {*("train", "valid", job.eval.split)}
-    scan = scan_tracks([t for s in sorted(splits) for t in manifest.split(s)] + extra, num_cpus=job.data.decode_cpus)
+    with phases("scan"):
+        scan = scan_tracks([t for s in sorted(splits) for t in manifest.split(s)] + extra, num_cpus=job.data.decode_cpus)
     _log_scan(scan, tracker)
 
     run = run_location(job.storage, job.name)
@@ -100,21 +107,30 @@ def train(
     else:
         if previous:
             log.info("resuming %s from %s (epoch %d done)", job.name, previous[0], previous[1].next_epoch)
-        data = epoch_data(job, prepared, scan, extra, tracker)
-        final = fit(job, prepared, tracker, data, callbacks or [])
-    model_location, state = _export_best(job, prepared, final, tracker)
+        with phases("needs"):
+            data = epoch_data(job, prepared, scan, extra, tracker)
+        with phases("fit"):
+            final = fit(job, prepared, tracker, data, callbacks or [])
+    with phases("export"):
+        model_location, state = _export_best(job, prepared, final, tracker)
     log.info("best epoch %s (valid %s %.4f); model in %s", state.best_epoch, state.select_metric, state.best_value, model_location)
-    _save_thresholds(job, prepared, model_location, scan, tracker)
-    evaluation = evaluate(job, model_location, prepared=prepared, scan=scan, tracker=tracker)
-    log_run_plots(tracker, tags=list(prepared.recipe.tags), split=job.eval.split, title=job.name,
-                  per_tag=evaluation.report.table_rows(), labels=evaluation.labels, scores=evaluation.scores)
-    with storage.local_folder(model_location) as folder:
-        tracker.log_artifacts(folder, "best_model")
-        lineage = {k: v for k, v in (run_tags or {}).items() if k in T.LINEAGE}
-        logged = publish_model(tracker, folder, register_as=job.tracking.register_as, lineage=lineage)
+    with phases("evaluate"):
+        # One scoring pass for the validation split (thresholds) and the eval split.
+        scored = score_splits(job, model_location, ["valid", job.eval.split], prepared=prepared, scan=scan)
+        _save_thresholds(job, prepared, model_location, scored, tracker)
+        evaluation = scored.evaluate(job.eval.split, tracker=tracker)
+    with phases("artifacts"):
+        log_run_plots(tracker, tags=list(prepared.recipe.tags), split=job.eval.split, title=job.name,
+                      per_tag=evaluation.report.table_rows(), labels=evaluation.labels, scores=evaluation.scores)
+        with storage.local_folder(model_location) as folder:
+            tracker.log_artifacts(folder, "best_model")
+            lineage = {k: v for k, v in (run_tags or {}).items() if k in T.LINEAGE}
+            logged = publish_model(tracker, folder, register_as=job.tracking.register_as, lineage=lineage)
+    tracker.log_metrics(phases.as_metrics())
     tracker.end()
+    log.info("time: %s", phases.summary())
     return Outcome(model_location, evaluation.report, state.best_epoch, tracker.run_id, len(scan.skipped),
-                   logged.uri if logged else None)
+                   logged.uri if logged else None, phases.seconds)
 
 
 def _export_best(job: JobConfig, prepared: Prepared, final: str, tracker: Tracker) -> tuple[str, ckpt.TrainingState]:
@@ -132,17 +148,17 @@ def _export_best(job: JobConfig, prepared: Prepared, final: str, tracker: Tracke
     return location, state
 
 
-def _save_thresholds(job: JobConfig, prepared: Prepared, model_location: str, scan: ScanResult,
+def _save_thresholds(job: JobConfig, prepared: Prepared, model_location: str, scored: ScoredSplits,
                      tracker: Tracker) -> None:
-    """Chooses per-tag F1 thresholds on the validation split with the exported model, on the
-    labels a user has (``eval.threshold_labels``), and writes them into its ``model.json``
-    (what ``raytag predict`` applies) with what they were chosen on; the table goes to MLflow."""
+    """Chooses per-tag F1 thresholds on the exported model's validation scores, on the labels
+    a user has (``eval.threshold_labels``), and writes them into its ``model.json`` (what
+    ``raytag predict`` applies) with what they were chosen on; the table goes to MLflow."""
     try:  # not logged: the per-epoch valid/* histories keep one value per epoch
-        valid = evaluate(job, model_location, prepared=prepared, scan=scan, split="valid", manifest_labels=True)
+        valid = scored.evaluate("valid", manifest_labels=True)
         by_path = {t.path: t for t in prepared.manifest.split("valid")}
-        scored = [by_path[path] for path in valid.paths]
-        clean = evaluation_labels(job, prepared.recipe.tags, scored)[0] if job.eval.threshold_labels == "clean" else None
-        chosen = threshold_labels(job.eval.threshold_labels, noisy=valid.labels, verified=[t.verified for t in scored],
+        tracks = [by_path[path] for path in valid.paths]
+        clean = evaluation_labels(job, prepared.recipe.tags, tracks)[0] if job.eval.threshold_labels == "clean" else None
+        chosen = threshold_labels(job.eval.threshold_labels, noisy=valid.labels, verified=[t.verified for t in tracks],
                                   clean=clean, min_verified=job.eval.threshold_min_verified)
     except (JobError, ValueError) as exc:  # e.g. no verified validation track, or no clean labels for it
         log.warning("no decision thresholds saved with the model: %s", exc)

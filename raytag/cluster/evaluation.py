@@ -1,7 +1,10 @@
-"""Evaluating an exported model on a split: Ray Data batch inference, track-level metrics.
+"""Evaluating an exported model on splits: Ray Data batch inference, track-level metrics.
 
-Every track of the split is accounted for: tracks the header scan skipped and tracks none of
-whose chunks decoded are listed (count and paths, in MLflow), never silently left out.
+Every track of a split is accounted for: tracks the header scan skipped and tracks none of
+whose chunks decoded are listed (count and paths, in MLflow), never silently left out. Several
+evaluations of one model (the validation split for thresholds, the test split for the report)
+share one scoring pass (:func:`score_splits`): one dataset, one actor pool, each split scored
+once.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from raytag.cluster.datasets import ScanResult, scan_tracks, track_table
 from raytag.cluster.inference import score_rows
 from raytag.cluster.session import ensure_ray
 from raytag.data.manifest import Track, multi_hot
-from raytag.data.rows import chunk_rows
+from raytag.data.rows import TrackTable, chunk_rows
 from raytag.metrics import TaggingReport, tagging_report
 from raytag.models.export import check_fits, read_exported, read_weights
 from raytag.plan import evaluation_labels, prepare
@@ -42,6 +45,55 @@ class Evaluation:
     paths: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class _Split:
+    """A split's tracks, its usable ones (``table``, their indices ``usable`` in the split) and
+    what the scoring pass gave them: scores (N', K) of the table rows ``kept``, failed chunks."""
+
+    tracks: Sequence[Track]
+    table: TrackTable
+    usable: list[int]
+    scores: np.ndarray
+    kept: np.ndarray
+    failed: int
+
+
+class ScoredSplits:
+    """An exported model's track-level scores on some splits (:func:`score_splits`), to
+    evaluate against any labels without scoring again."""
+
+    def __init__(self, job, prepared, tags: Sequence[str], splits: dict[str, _Split], scan: ScanResult, nodes: int):
+        self.job, self.prepared, self.tags = job, prepared, list(tags)
+        self.splits, self.scan, self.nodes = splits, scan, nodes
+
+    def evaluate(self, split: str, *, manifest_labels: bool = False, tracker: Tracker | None = None) -> Evaluation:
+        """The split's metrics against clean labels when the job has them (``manifest_labels``:
+        against the manifest's, as a user of the model has them); the metrics, per-tag table and
+        unscored tracks go to ``tracker``."""
+        tracker = tracker or Tracker.disabled()
+        scored = self.splits[split]
+        tracks, kept = scored.tracks, scored.kept
+        if manifest_labels:
+            labels, label_source = multi_hot([t.tags for t in tracks], self.prepared.recipe.tags), "manifest"
+        else:
+            labels, label_source = evaluation_labels(self.job, self.prepared.recipe.tags, tracks)
+        labels = np.asarray(labels, dtype=np.float32)[scored.usable][kept]
+        report = tagging_report(labels, scored.scores, self.tags)
+        unscored = _unscored(tracks, scored.usable, kept, self.scan)
+        log.info("%s split, %s labels, %s: macro ROC-AUC %.4f, PR-AUC %.4f", split, label_source,
+                 plural(len(kept), "track"), report.roc_auc_macro, report.pr_auc_macro)
+        if unscored:
+            log.warning("%s of the %s split could not be scored and are not in these metrics, e.g. %s",
+                        plural(len(unscored), "track"), split, unscored[0]["path"])
+            tracker.log_table(unscored, f"metrics/unscored_{split}.csv")
+        prefix = f"{split}/"
+        tracker.log_metrics({**report.as_metrics(prefix), f"{prefix}decode_failures": scored.failed,
+                             f"{prefix}unscored_tracks": len(unscored), f"{prefix}scoring_nodes": self.nodes})
+        tracker.set_tags({labels_source(split): label_source})
+        tracker.log_table(report.table_rows(), f"metrics/per_tag_{split}.csv")
+        return Evaluation(report, labels, scored.scores, label_source, tuple(scored.table.paths[int(i)] for i in kept))
+
+
 def evaluate(
     job,
     model_location: str,
@@ -52,51 +104,58 @@ def evaluate(
     split: str | None = None,
     manifest_labels: bool = False,
 ) -> Evaluation:
-    """Scores an exported model on a split, track-level, against clean labels when given
-    (``manifest_labels``: against the manifest's, as a user of the model has them).
+    """Scores an exported model on a split (default ``eval.split``) and evaluates it
+    (:meth:`ScoredSplits.evaluate`)."""
+    split = split or job.eval.split
+    scored = score_splits(job, model_location, [split], prepared=prepared, scan=scan)
+    return scored.evaluate(split, manifest_labels=manifest_labels, tracker=tracker)
+
+
+def score_splits(
+    job,
+    model_location: str,
+    splits: Sequence[str],
+    *,
+    prepared=None,
+    scan: ScanResult | None = None,
+) -> ScoredSplits:
+    """Scores an exported model on every track of ``splits`` in one pass (one dataset, one
+    actor pool; track indices offset split after split), track-level.
 
     The audio is decoded at the exported model's rate and crop length, which may differ from
     the job's model (``raytag evaluate --model``).
     """
     prepared = prepared or prepare(job)
-    tracker = tracker or Tracker.disabled()
-    split = split or job.eval.split
     with storage.local_folder(model_location) as folder:
         exported = check_fits(read_exported(folder, "model"), key="model", tags=prepared.recipe.tags)
         weights = read_weights(folder)
     ensure_ray(job)
-    tracks = prepared.manifest.split(split)
+    splits = list(dict.fromkeys(splits))
+    tracks = {s: prepared.manifest.split(s) for s in splits}
     if scan is None:
-        scan = scan_tracks(tracks, num_cpus=job.data.decode_cpus)
-    if manifest_labels:
-        labels, label_source = multi_hot([t.tags for t in tracks], prepared.recipe.tags), "manifest"
-    else:
-        labels, label_source = evaluation_labels(job, prepared.recipe.tags, tracks)
-    table, usable = track_table(tracks, labels, scan)
-    # Tracks prepared at the exported model's rate are read from the cache; rows index ``table``,
-    # whose order is kept, so unscored tracks are still named by their manifest paths.
-    decode = cached_tables({split: table}, storage_root=job.storage, sample_rate=exported.sample_rate)[0][split]
-    rows = chunk_rows(decode, sample_rate=exported.sample_rate, crop_samples=exported.crop_samples,
-                      max_chunks=job.eval.max_chunks)
-    scored = score_rows(rows, exported, weights, num_tracks=len(table), batch_size=job.eval.batch_size,
+        scan = scan_tracks([t for s in splits for t in tracks[s]], num_cpus=job.data.decode_cpus)
+    tables = {s: track_table(tracks[s], multi_hot([t.tags for t in tracks[s]], prepared.recipe.tags), scan)
+              for s in splits}
+    # Tracks prepared at the exported model's rate are read from the cache; rows index the
+    # tables, whose order is kept, so unscored tracks are still named by their manifest paths.
+    decode = cached_tables({s: tables[s][0] for s in splits}, storage_root=job.storage,
+                           sample_rate=exported.sample_rate)[0]
+    rows, offsets = [], {}
+    for s in splits:
+        offsets[s] = sum(len(decode[name]) for name in offsets)
+        for row in chunk_rows(decode[s], sample_rate=exported.sample_rate, crop_samples=exported.crop_samples,
+                              max_chunks=job.eval.max_chunks):
+            rows.append({**row, "track": row["track"] + offsets[s]})
+    total = sum(len(decode[s]) for s in splits)
+    scored = score_rows(rows, exported, weights, num_tracks=total, batch_size=job.eval.batch_size,
                         num_cpus=job.data.decode_cpus, num_gpus=0.5 if job.scaling.use_gpu else 0.0)
-    scores, kept, failed = scored.scores, scored.tracks, scored.failed_chunks
-    report = tagging_report(table.labels[kept], scores, list(exported.recipe.tags))
-    unscored = _unscored(tracks, usable, kept, scan)
-    log.info(
-        "%s split, %s labels, %s: macro ROC-AUC %.4f, PR-AUC %.4f",
-        split, label_source, plural(len(kept), "track"), report.roc_auc_macro, report.pr_auc_macro,
-    )
-    if unscored:
-        log.warning("%s of the %s split could not be scored and are not in these metrics, e.g. %s",
-                    plural(len(unscored), "track"), split, unscored[0]["path"])
-        tracker.log_table(unscored, f"metrics/unscored_{split}.csv")
-    prefix = f"{split}/"
-    tracker.log_metrics({**report.as_metrics(prefix), f"{prefix}decode_failures": failed,
-                         f"{prefix}unscored_tracks": len(unscored), f"{prefix}scoring_nodes": scored.nodes})
-    tracker.set_tags({labels_source(split): label_source})
-    tracker.log_table(report.table_rows(), f"metrics/per_tag_{split}.csv")
-    return Evaluation(report, table.labels[kept], scores, label_source, tuple(table.paths[int(i)] for i in kept))
+    out = {}
+    for s in splits:
+        start, end = offsets[s], offsets[s] + len(decode[s])
+        inside = (scored.tracks >= start) & (scored.tracks < end)
+        out[s] = _Split(tracks[s], tables[s][0], tables[s][1], scored.scores[inside], scored.tracks[inside] - start,
+                        int(scored.failed_by_track[start:end].sum()))
+    return ScoredSplits(job, prepared, exported.recipe.tags, out, scan, scored.nodes)
 
 
 def _unscored(tracks: Sequence[Track], usable: list[int], kept: np.ndarray, scan: ScanResult) -> list[dict]:

@@ -73,6 +73,7 @@ class Scores:
         nodes: how many Ray nodes the scoring actors ran on.
         peaks: (N',) the largest absolute sample of each scored track's decoded chunks (how
             ``raytag predict`` tells a silent file).
+        failed_by_track: (N,) failed chunks per track of the dataset (all ``num_tracks``).
     """
 
     scores: np.ndarray
@@ -80,6 +81,7 @@ class Scores:
     failed_chunks: int
     nodes: int
     peaks: np.ndarray | None = None
+    failed_by_track: np.ndarray | None = None
 
 
 def pool_size(num_batches: int) -> int:
@@ -123,17 +125,17 @@ def score_tracks(
     scored.context.wait_for_min_actors_s = ACTOR_START_TIMEOUT_S  # every actor starts before batches go out
     averager = TrackAverager(num_tracks, len(recipe.tags))
     peaks = np.zeros(num_tracks, dtype=np.float32)
-    failed, nodes = 0, set()
+    failed, nodes = np.zeros(num_tracks, dtype=np.int64), set()
     for batch in scored.iter_batches(batch_format="numpy", batch_size=None):
         keep = batch["valid"].astype(bool)
-        failed += int((~keep).sum())
+        np.add.at(failed, batch["track"][~keep], 1)
         nodes.update(batch["node"].tolist())
         averager.add(batch["track"][keep], batch["probs"][keep])
         np.maximum.at(peaks, batch["track"][keep], batch["peak"][keep])
         if progress is not None:
             progress(len(keep))
     scores, kept = averager.result()
-    return Scores(scores, kept, failed, len(nodes), peaks[kept])
+    return Scores(scores, kept, int(failed.sum()), len(nodes), peaks[kept], failed)
 
 
 def score_rows(

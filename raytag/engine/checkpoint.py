@@ -10,44 +10,29 @@ never happened.
 
 A checkpoint folder holds both snapshots and ``state.json`` (next epoch, best metric, best
 epoch, per-epoch metrics, the resolved job config). Only ``torch.save``/``json`` are used, so
-the folders are readable without Ray; they are loaded with ``weights_only=True``.
+the folders are readable without Ray; they are loaded with ``weights_only=True``. ``state.json``
+is read and written by :mod:`raytag.engine.state`, which does not import torch (the Train
+controller's callback reads it).
 """
 
 from __future__ import annotations
 
 import copy
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from raytag.engine.state import STATE_FILE, TrainingState, parse_state  # noqa: F401 - part of this format
+
 LATEST_FILE = "latest.pt"
 BEST_FILE = "best.pt"
 BEST_MODEL_FILE = "best_model.pt"
-STATE_FILE = "state.json"
 REQUIRED_FILES = (LATEST_FILE, BEST_FILE, BEST_MODEL_FILE, STATE_FILE)
 """A checkpoint folder missing any of these was cut short and is passed over."""
-
-
-@dataclass
-class TrainingState:
-    """Progress of a run, saved with every checkpoint."""
-
-    next_epoch: int = 0
-    best_epoch: int | None = None
-    best_value: float | None = None
-    select_metric: str = "roc_auc"
-    resumed_from_epoch: int | None = None
-    history: list[dict[str, float]] = field(default_factory=list)
-
-    def improves(self, value: float) -> bool:
-        """Whether ``value`` of the selection metric beats the best so far (loss: lower)."""
-        if self.best_value is None:
-            return True
-        return value < self.best_value if self.select_metric == "loss" else value > self.best_value
 
 
 @dataclass
@@ -107,18 +92,6 @@ def save(folder: Path, *, latest: Snapshot, best: Snapshot, state: TrainingState
 
 def load_state(folder: Path) -> TrainingState:
     return parse_state((folder / STATE_FILE).read_text())
-
-
-def parse_state(text: str) -> TrainingState:
-    """The :class:`TrainingState` in a ``state.json``'s text.
-
-    Raises:
-        ValueError: the text is not a complete state file.
-    """
-    try:
-        return TrainingState(**json.loads(text)["state"])
-    except (KeyError, TypeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"not a raytag checkpoint state ({exc!r})") from None
 
 
 def load(folder: Path) -> tuple[TrainingState, Snapshot, Snapshot]:

@@ -17,7 +17,7 @@ import math
 
 import ray.train
 
-from raytag.engine import checkpoint as ckpt
+from raytag.engine.state import STATE_FILE, parse_state
 from raytag.tracking.client import Tracker
 from raytag.tracking.tags import TRAIN_NODES
 
@@ -75,8 +75,8 @@ class EpochMetricsToMlflow(ray.train.UserCallback):
     def _backfill(self, checkpoint) -> None:
         # Only the small state file is read, through the checkpoint's own file system.
         try:
-            with checkpoint.filesystem.open_input_stream(f"{checkpoint.path}/{ckpt.STATE_FILE}") as stream:
-                history = ckpt.parse_state(stream.read().decode()).history
+            with checkpoint.filesystem.open_input_stream(f"{checkpoint.path}/{STATE_FILE}") as stream:
+                history = parse_state(stream.read().decode()).history
         except (OSError, ValueError):
             return
         for entry in history:
