@@ -254,6 +254,11 @@ class EvalConfig(_Section):
         "clean = data.clean_labels (experiments only: a user has no clean labels)",
     )
     threshold_min_verified: int = Field(100, gt=0, description="fewest verified validation tracks auto uses on their own")
+    ray_above: int = Field(
+        200, ge=0, description="an evaluation of at most this many tracks (all its splits together) is scored in "
+        "the driver's process, like `raytag predict --ray-above`: same numbers without an actor pool's start-up; "
+        "above it, with a Ray Data actor pool",
+    )
 
 
 class StageConfig(_Section):

@@ -55,6 +55,13 @@ def test_loading_and_validating_a_job_does_not_import_torch(tmp_path):
     assert not {m for m in loaded if m.split(".")[0] in ("torch", "torchaudio", "ray", "mlflow", "numpy")}
 
 
+def test_the_train_controllers_callback_imports_neither_torch_nor_sklearn():
+    """Ray Train runs the metrics callback in its controller, a new process every run: what the
+    callback imports is start-up time of every run (torch and sklearn cost seconds on 2 cores)."""
+    loaded = _imported_after("import raytag.tracking.callback")
+    assert not {m for m in loaded if m.split(".")[0] in ("torch", "torchaudio", "sklearn")}
+
+
 def test_train_workers_never_open_the_tracking_store():
     """The worker loop reports to Ray Train; MLflow is written on the driver's side only."""
     loaded = _imported_after("import raytag.cluster.worker")

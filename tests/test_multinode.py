@@ -115,6 +115,7 @@ def test_a_d_a_two_node_pipeline_lands_complete_and_its_scoring_pools_spread(clu
         "train.epochs": 1, "scaling.num_workers": 2,
         # Enough batches for both actors of each pool: 0.25 s chunks, 8 per 2 s track, 4 per batch.
         "model.args": {"crop_seconds": 0.25}, "eval.max_chunks": 8, "eval.batch_size": 4,
+        "eval.ray_above": 0,  # evaluation on the actor pool, however few the tracks
     })
     check(cluster.run_driver("run", str(job), env={"RAY_ADDRESS": cluster.address}))
     client = driver_store(cluster)

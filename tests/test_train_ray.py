@@ -77,6 +77,11 @@ def test_two_worker_ddp_training_is_recorded_in_mlflow(ray_session, tiny_job):
     assert sorted(per_epoch) == [1, 2]  # the last two epochs were evaluated on the test split
     assert run.data.metrics["test/avg_last/roc_auc"] == pytest.approx((per_epoch[1] + per_epoch[2]) / 2)
     assert run.data.metrics["test/avg_last/epochs"] == 2
+    # Where the run's time went: seconds per phase, on the outcome and in MLflow.
+    phases = {k: v for k, v in run.data.metrics.items() if k.startswith("time/")}
+    assert {"time/start_s", "time/scan_s", "time/fit_s", "time/evaluate_s", "time/total_s"} <= set(phases)
+    assert phases["time/fit_s"] > 0 and outcome.seconds["fit"] == pytest.approx(phases["time/fit_s"], abs=1e-3)
+    assert phases["time/total_s"] >= sum(v for k, v in phases.items() if k != "time/total_s") - 0.01
 
 
 def test_corrupt_empty_and_missing_files_are_skipped_and_counted(ray_session, tiny_job, tiny_corpus, tmp_path):

@@ -22,6 +22,7 @@ from raytag.cluster.inference import score_rows
 from raytag.cluster.session import ensure_ray
 from raytag.data.manifest import Track, multi_hot
 from raytag.data.rows import TrackTable, chunk_rows
+from raytag.engine.inference import score_table
 from raytag.metrics import TaggingReport, tagging_report
 from raytag.models.export import check_fits, read_exported, read_weights
 from raytag.plan import evaluation_labels, prepare
@@ -140,22 +141,48 @@ def score_splits(
     # tables, whose order is kept, so unscored tracks are still named by their manifest paths.
     decode = cached_tables({s: tables[s][0] for s in splits}, storage_root=job.storage,
                            sample_rate=exported.sample_rate)[0]
-    rows, offsets = [], {}
-    for s in splits:
-        offsets[s] = sum(len(decode[name]) for name in offsets)
-        for row in chunk_rows(decode[s], sample_rate=exported.sample_rate, crop_samples=exported.crop_samples,
-                              max_chunks=job.eval.max_chunks):
-            rows.append({**row, "track": row["track"] + offsets[s]})
     total = sum(len(decode[s]) for s in splits)
-    scored = score_rows(rows, exported, weights, num_tracks=total, batch_size=job.eval.batch_size,
-                        num_cpus=job.data.decode_cpus, num_gpus=0.5 if job.scaling.use_gpu else 0.0)
+    if total <= job.eval.ray_above:
+        log.info("scoring %s in this process (eval.ray_above %d)", plural(total, "track"), job.eval.ray_above)
+        scored, nodes = _score_in_process(job, exported, weights, decode), 1
+    else:
+        scored, nodes = _score_on_ray(job, exported, weights, decode)
+    out = {s: _Split(tracks[s], tables[s][0], tables[s][1], *scored[s]) for s in splits}
+    return ScoredSplits(job, prepared, exported.recipe.tags, out, scan, nodes)
+
+
+def _score_on_ray(job, exported, weights, tables: dict[str, TrackTable]) -> tuple[dict, int]:
+    """One Ray Data pass over the chunks of every table (track indices offset table after
+    table), cut back into ``{name: (scores, kept, failed chunks)}``; and the nodes it used."""
+    rows, offsets = [], {}
+    for name, table in tables.items():
+        offsets[name] = sum(len(tables[n]) for n in offsets)
+        for row in chunk_rows(table, sample_rate=exported.sample_rate, crop_samples=exported.crop_samples,
+                              max_chunks=job.eval.max_chunks):
+            rows.append({**row, "track": row["track"] + offsets[name]})
+    scored = score_rows(rows, exported, weights, num_tracks=sum(len(t) for t in tables.values()),
+                        batch_size=job.eval.batch_size, num_cpus=job.data.decode_cpus,
+                        num_gpus=0.5 if job.scaling.use_gpu else 0.0)
     out = {}
-    for s in splits:
-        start, end = offsets[s], offsets[s] + len(decode[s])
+    for name, table in tables.items():
+        start, end = offsets[name], offsets[name] + len(table)
         inside = (scored.tracks >= start) & (scored.tracks < end)
-        out[s] = _Split(tracks[s], tables[s][0], tables[s][1], scored.scores[inside], scored.tracks[inside] - start,
-                        int(scored.failed_by_track[start:end].sum()))
-    return ScoredSplits(job, prepared, exported.recipe.tags, out, scan, scored.nodes)
+        out[name] = (scored.scores[inside], scored.tracks[inside] - start, int(scored.failed_by_track[start:end].sum()))
+    return out, scored.nodes
+
+
+def _score_in_process(job, exported, weights, tables: dict[str, TrackTable]) -> dict:
+    """Every table scored by the Ray-free loop ``raytag predict`` runs in process (same chunks,
+    same model, same averaging): ``{name: (scores, kept, failed chunks)}``."""
+    model = exported.recipe.build()
+    model.load_state_dict(weights)
+    out = {}
+    for name, table in tables.items():
+        scores, kept, failed, _ = score_table(model, table, sample_rate=exported.sample_rate,
+                                              crop_samples=exported.crop_samples, max_chunks=job.eval.max_chunks,
+                                              batch_size=job.eval.batch_size, num_tags=len(exported.recipe.tags))
+        out[name] = (scores, kept, failed)
+    return out
 
 
 def _unscored(tracks: Sequence[Track], usable: list[int], kept: np.ndarray, scan: ScanResult) -> list[dict]:
