@@ -1,8 +1,13 @@
-"""Shared fixtures: one local Ray instance and one tiny synthetic corpus per test session."""
+"""Shared fixtures: one local Ray instance, one tiny synthetic corpus and one model trained on it
+through Ray per test session."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from requirements import in_ci
@@ -110,21 +115,77 @@ def tiny_corpus(tmp_path_factory) -> Path:
     return out
 
 
+def write_tiny_job(folder: Path, name: str, corpus: Path, manifest: Path | None = None) -> Path:
+    """``folder/<name>.yaml``: the tiny job on ``corpus``, with its storage (``ray_results``) and
+    SQLite store (``mlflow.db``) in ``folder``."""
+    path = folder / f"{name}.yaml"
+    path.write_text(
+        TINY_JOB.format(
+            name=name,
+            storage=folder / "ray_results",
+            manifest=manifest or corpus / "manifest.csv",
+            clean=corpus / "clean.csv",
+            tracking=folder / "mlflow.db",
+        )
+    )
+    return path
+
+
 @pytest.fixture
 def tiny_job(tmp_path, tiny_corpus):
     """Writes a tiny job file; returns ``make(name, manifest=None) -> Path``."""
 
     def make(name: str = "tiny", manifest: Path | None = None) -> Path:
-        path = tmp_path / f"{name}.yaml"
-        path.write_text(
-            TINY_JOB.format(
-                name=name,
-                storage=tmp_path / "ray_results",
-                manifest=manifest or tiny_corpus / "manifest.csv",
-                clean=tiny_corpus / "clean.csv",
-                tracking=tmp_path / "mlflow.db",
-            )
-        )
-        return path
+        return write_tiny_job(tmp_path, name, tiny_corpus, manifest)
 
     return make
+
+
+# The shared run's job: the tiny job on 2 DDP workers for 3 epochs, with Lu et al.'s protocol
+# (the best epoch chosen within the first two, the last two epochs' test metrics averaged).
+TRAINED_RUN_OVERRIDES = ("train.epochs=3", "train.select_until_epoch=2", "eval.average_last=2")
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    """A job trained by ``raytag train``: its job file and overrides, the loaded job, the outcome
+    the driver returned to the command, and what the command printed."""
+
+    job_file: Path
+    overrides: tuple[str, ...]
+    job: Any  # raytag.config.JobConfig
+    outcome: Any  # raytag.cluster.driver.Outcome
+    out: str
+    err: str
+
+
+@pytest.fixture(scope="session")
+def trained_run(ray_session, tiny_corpus, tmp_path_factory) -> TrainedRun:
+    """The tiny job trained once per session through ``raytag train`` (the real driver, on the
+    shared Ray instance), into a folder of its own with its own SQLite store: for the tests that
+    need a trained model or a finished MLflow run (tests/test_train_ray.py checks how it trained,
+    tests/test_cli.py what the command printed and ``raytag evaluate`` on its model).
+
+    Tests read it only: one that would change its run, model or storage works on a copy.
+    """
+    import raytag.cluster.driver as driver
+    from raytag.cli import main
+    from raytag.config import load_job
+
+    folder = tmp_path_factory.mktemp("trained-run")
+    job_file = write_tiny_job(folder, "ddp", tiny_corpus)
+    outcomes = []
+    train = driver.train
+
+    def recorded(job, **kwargs):
+        outcomes.append(train(job, **kwargs))
+        return outcomes[-1]
+
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        patch.setattr(driver, "train", recorded)
+        code = main(["train", str(job_file), *TRAINED_RUN_OVERRIDES])
+    assert code == 0, f"raytag train failed ({code}):\n{err.getvalue()[-4000:]}"
+    assert len(outcomes) == 1, "raytag train did not train through raytag.cluster.driver.train"
+    return TrainedRun(job_file, TRAINED_RUN_OVERRIDES, load_job(job_file, list(TRAINED_RUN_OVERRIDES)),
+                      outcomes[0], out.getvalue(), err.getvalue())

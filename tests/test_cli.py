@@ -49,16 +49,16 @@ def test_sweep_rejects_a_bad_space_before_starting(tmp_path, capsys):
 
 
 @pytest.mark.ray
-def test_evaluate_scores_the_trained_model(ray_session, tiny_job, capsys):
-    job = tiny_job("cli-eval")
-    overrides = ["train.epochs=1", "scaling.num_workers=1"]
-    assert main(["train", str(job), *overrides]) == 0
-    out, err = capsys.readouterr()
-    console = (out + err).splitlines()
+def test_train_prints_a_readable_console_and_evaluate_scores_the_trained_model(trained_run, capsys):
+    """``raytag train`` of the session's shared run (tests/conftest.py), then ``raytag evaluate``
+    of its model, which reads it only."""
+    job, overrides = trained_run.job_file, trained_run.overrides
+    console = (trained_run.out + trained_run.err).splitlines()
     # A readable console: the data summary, the epoch line, the result table, where the run is;
     # none of Ray's own logging (that needs -v).
     assert len(console) < 40, "\n".join(console)
     assert not any("streaming_executor" in line or "(RayTrainWorker" in line for line in console)
+    assert f"MLflow run: {trained_run.outcome.run_id}" in trained_run.out  # what train printed is its run
     assert main(["evaluate", str(job), *overrides, "--split", "valid"]) == 0
     out = capsys.readouterr().out
     assert "macro" in out and "ROC-AUC" in out

@@ -40,11 +40,12 @@ def history(client, run, key):
     return [m.value for m in sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.timestamp)]
 
 
-def test_two_worker_ddp_training_is_recorded_in_mlflow(ray_session, tiny_job):
+def test_two_worker_ddp_training_is_recorded_in_mlflow(trained_run):
     """A 2-worker run, with Lu et al.'s protocol: the best epoch is selected within the first
-    two epochs and the last two epochs' test metrics are averaged."""
-    job = load_job(tiny_job("ddp"), ["train.epochs=3", "train.select_until_epoch=2", "eval.average_last=2"])
-    outcome = train(job)
+    two epochs and the last two epochs' test metrics are averaged (the session's shared run,
+    trained by ``raytag train``: see tests/conftest.py)."""
+    job, outcome = trained_run.job, trained_run.outcome
+    assert (job.train.epochs, job.train.select_until_epoch, job.eval.average_last) == (3, 2, 2)
 
     assert outcome.report.tracks == 6 and 0.0 <= outcome.report.roc_auc_macro <= 1.0
     assert (Path(outcome.model_location) / "model.pt").is_file() and outcome.skipped_files == 0
