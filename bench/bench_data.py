@@ -8,14 +8,16 @@ batches to a consumer in this (the driver) process by
 
 (a) Ray Data decoding on the fly, MP3 and Ogg (the training path: ``raytag.cluster.datasets.
     decoded``, order preserved as the Train workers set it);
-(b) Ray Data reading the prepared cache (``raytag prepare``'s files, same pipeline);
+(b) Ray Data reading the prepared cache (``raytag prepare``'s files, same function: ``decoded``
+    gives rows that all read the cache tasks of whole blocks, up to 64 MiB of audio, here 349
+    crops, instead of 32 rows);
 (c) a plain ``torch.utils.data.DataLoader`` with ``--workers`` worker processes, the same rows
     and the same decode function (``raytag.data.batches.decode_batch``, 16 rows a batch).
 
 Ray runs a local instance with ``--workers`` logical CPUs and decode tasks of 1 CPU, so Ray Data
 and the DataLoader each have ``--workers`` decoding processes; a second Ray row uses the jobs'
 default of 0.25 CPU per task (4x as many tasks), a third the same decode function over 128-row
-blocks and batches instead of the pipeline's 32 and 16 (what per-task overhead costs). Workers of
+blocks and batches instead of the on-the-fly pipeline's 32 and 16 (what per-task overhead costs). Workers of
 both task sizes are started before anything is measured, and the CPU use of an idle Ray instance
 is measured for 5 s (on 2 cores its background processes are a visible share). Every figure comes with the CPU seconds of the
 driver and all its descendants (Ray's processes, DataLoader workers) and the load average: on a

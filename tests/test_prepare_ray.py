@@ -175,3 +175,39 @@ def test_end_to_end_on_real_recordings_reads_from_the_cache(ray_session, tiny_jo
     assert main(["evaluate", str(job_file), *overrides]) == 0
     assert "prepared audio at 16000 Hz: test 2/2 tracks read from the cache" in caplog.text
     assert "genre---speech" in capsys.readouterr().out
+
+
+def test_cached_rows_decode_in_big_blocks_to_the_same_batches(ray_session, tmp_path):
+    """Rows that all read the prepared cache are decoded a whole block per task (one block
+    here), with the crops, order, values and columns of the 32-row pipeline; with
+    augmentation, or one row from an audio file, the 32-row pipeline runs as before."""
+    from raytag.audio import pcm_cache
+    from raytag.audio.spec import AugmentSpec
+    from raytag.cluster.datasets import CACHE_BLOCK_BYTES, _cache_rows_per_block, decoded
+    from raytag.data.rows import TrackTable, epoch_rows
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(5):
+        samples = 16000 * (2 + i)
+        path = tmp_path / f"t{i}.16000hz.npy"
+        path.write_bytes(b"".join(pcm_cache.cache_stream([0.1 * rng.standard_normal(samples)], samples=samples)))
+        paths.append(str(path))
+    table = TrackTable(tuple(paths), np.array([16000 * (2 + i) for i in range(5)]), np.full(5, 16000),
+                       np.eye(5, dtype=np.float32), columns={"keep": rng.random((5, 5)).astype(np.float32)})
+    rows = [row for epoch in range(15) for row in epoch_rows(table, seed=3, epoch=epoch, rank=0, world_size=1)]
+    assert len(rows) == 75
+    ray_session.data.DataContext.get_current().execution_options.preserve_order = True
+    big = decoded(rows, sample_rate=16000, crop_samples=8000, num_cpus=0.25)
+    small = decoded(rows, sample_rate=16000, crop_samples=8000, num_cpus=0.25, cache_blocks=False)
+    assert big.materialize().num_blocks() == 1 and small.materialize().num_blocks() == 3  # tasks of 32 rows
+    for a, b in zip(big.iter_batches(batch_size=16, batch_format="numpy"),
+                    small.iter_batches(batch_size=16, batch_format="numpy"), strict=True):
+        assert a.keys() == b.keys() == {"audio", "labels", "track", "seed", "valid", "keep"}
+        for name in a:
+            np.testing.assert_array_equal(a[name], b[name])
+    assert _cache_rows_per_block(rows, 8000) == CACHE_BLOCK_BYTES // (4 * 8000)  # float32 crops
+    mixed = [*rows, {**rows[0], "path": str(tmp_path / "t0.wav")}]
+    assert _cache_rows_per_block(mixed, 8000) is None and _cache_rows_per_block([], 8000) is None
+    augmented = decoded(rows, sample_rate=16000, crop_samples=8000, num_cpus=0.25, augment=AugmentSpec())
+    assert augmented.materialize().num_blocks() == 3

@@ -51,7 +51,10 @@ class PredictOptions:
         ray_above: more files than this go through Ray Data; up to it, a loop in this process.
             Default 300.
         actors: Ray Data inference actors holding the model. Default 1.
-        decode_cpus: CPUs per Ray Data decode or header-scan task. Default 0.25.
+        decode_cpus: CPUs per Ray Data decode or header-scan task. Default 0.5: each task
+            worker process imports torch (seconds of CPU) and every ``raytag predict`` on a
+            fresh instance starts them, so half as many as with 0.25 start (on 2 CPUs, 1,000
+            files, Ray's start-up included: 36-50 s instead of 52-64 s; see bench_predict.py).
         ray_address: the Ray cluster to join (None: ``RAY_ADDRESS`` or a new local instance).
         progress: show progress bars (on standard error). Default True.
     """
@@ -60,7 +63,7 @@ class PredictOptions:
     batch_size: int = 16
     ray_above: int = 300
     actors: int = 1
-    decode_cpus: float = 0.25
+    decode_cpus: float = 0.5
     ray_address: str | None = None
     progress: bool = True
 
