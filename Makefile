@@ -28,12 +28,12 @@ demo: $(STAMP) $(CORPUS)/manifest.csv
 # never beside the shared local Ray instance of the other integration tests.
 # CI runs `make test` (under 30 minutes on 2 cores); `make test-all` adds the tests marked slow.
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not multinode and not slow"
-	$(PY) -m pytest -q -m multinode
+	$(PY) -m pytest -q --durations=20 -m "not multinode and not slow"
+	$(PY) -m pytest -q --durations=10 -m multinode
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m "not multinode"
-	$(PY) -m pytest -q -m multinode
+	$(PY) -m pytest -q --durations=10 -m multinode
 
 test-unit: $(STAMP)
 	$(PY) -m pytest -q -m "not ray and not multinode"
