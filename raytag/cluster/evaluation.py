@@ -120,8 +120,9 @@ def score_splits(
     prepared=None,
     scan: ScanResult | None = None,
 ) -> ScoredSplits:
-    """Scores an exported model on every track of ``splits`` in one pass (one dataset, one
-    actor pool; track indices offset split after split), track-level.
+    """Scores an exported model on every track of ``splits`` in one pass, track-level: in this
+    process when they hold at most ``eval.ray_above`` tracks together, else one Ray Data
+    dataset and one actor pool for all of them (track indices offset split after split).
 
     The audio is decoded at the exported model's rate and crop length, which may differ from
     the job's model (``raytag evaluate --model``).
