@@ -3,8 +3,8 @@
 Every track of a split is accounted for: tracks the header scan skipped and tracks none of
 whose chunks decoded are listed (count and paths, in MLflow), never silently left out. Several
 evaluations of one model (the validation split for thresholds, the test split for the report)
-share one scoring pass (:func:`score_splits`): one dataset, one actor pool, each split scored
-once.
+share one scoring pass (:func:`score_splits`), each split scored once: in the driver's process
+for few tracks, else one Ray Data dataset and one actor pool.
 """
 
 from __future__ import annotations
@@ -74,11 +74,11 @@ class ScoredSplits:
         tracker = tracker or Tracker.disabled()
         scored = self.splits[split]
         tracks, kept = scored.tracks, scored.kept
-        if manifest_labels:
-            labels, label_source = multi_hot([t.tags for t in tracks], self.prepared.recipe.tags), "manifest"
+        if manifest_labels:  # the table holds the manifest's labels of the usable tracks
+            labels, label_source = scored.table.labels[kept], "manifest"
         else:
             labels, label_source = evaluation_labels(self.job, self.prepared.recipe.tags, tracks)
-        labels = np.asarray(labels, dtype=np.float32)[scored.usable][kept]
+            labels = np.asarray(labels, dtype=np.float32)[scored.usable][kept]
         report = tagging_report(labels, scored.scores, self.tags)
         unscored = _unscored(tracks, scored.usable, kept, self.scan)
         log.info("%s split, %s labels, %s: macro ROC-AUC %.4f, PR-AUC %.4f", split, label_source,
