@@ -11,7 +11,7 @@ never happened.
 A checkpoint folder holds both snapshots and ``state.json`` (next epoch, best metric, best
 epoch, per-epoch metrics, the resolved job config). Only ``torch.save``/``json`` are used, so
 the folders are readable without Ray; they are loaded with ``weights_only=True``. ``state.json``
-is read and written by :mod:`raytag.engine.state`, which does not import torch (the Train
+is parsed by :mod:`raytag.engine.state`, which does not import torch (the Train
 controller's callback reads it).
 """
 
