@@ -5,6 +5,11 @@ controller, which is pinned to the driver's node, after every round of ``ray.tra
 Train workers therefore never open the tracking store, and with the default SQLite store a
 multi-node run lands complete in the driver's ``mlflow.db``.
 
+The callback decides what to log and hands each record to the driver through a queue
+(``ray.util.queue.Queue``); the driver, which has MLflow open already, logs it and prints the
+epoch's line (:class:`RecordWriter`). The controller therefore never imports MLflow (~2 CPU
+seconds on every run) unless the queue is gone: then it logs the record itself.
+
 Each epoch is logged once (step = epoch). Rank 0's checkpoint carries the metrics of every
 epoch so far, so an epoch whose report was lost (a worker killed right after persisting its
 checkpoint) is logged from the next checkpoint, and an epoch re-run after a restart is not
@@ -13,13 +18,36 @@ logged twice.
 
 from __future__ import annotations
 
+import logging
 import math
+from dataclasses import asdict, dataclass, field
 
 import ray.train
 
 from raytag.engine.state import STATE_FILE, parse_state
 from raytag.tracking.client import Tracker
 from raytag.tracking.tags import TRAIN_NODES
+
+log = logging.getLogger("raytag")
+
+
+@dataclass
+class Record:
+    """One thing to log: an epoch's metrics (``step`` = the epoch) or run tags."""
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    step: int | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    epochs: int | None = None  # the run's epochs, for the progress line
+
+    def write(self, tracker: Tracker, *, progress: bool) -> None:
+        """Logs the record; an epoch's record also prints its progress line."""
+        if self.metrics:
+            tracker.log_metrics(self.metrics, step=self.step)
+            if progress:
+                log.info(epoch_line(self.metrics, self.epochs))
+        if self.tags:
+            tracker.set_tags(self.tags)
 
 
 class EpochMetricsToMlflow(ray.train.UserCallback):
@@ -28,6 +56,9 @@ class EpochMetricsToMlflow(ray.train.UserCallback):
     Args:
         uri, run_id: the run (a disabled tracker's ``run_id`` is None: then nothing is logged).
         logged_epochs: epochs already in the run (when a job is resumed).
+        epochs: the run's epochs, for the progress line.
+        records: a ``ray.util.queue.Queue`` the driver writes :class:`Record` s from; None:
+            the callback logs itself (and prints no progress line).
     """
 
     def __init__(
@@ -37,12 +68,12 @@ class EpochMetricsToMlflow(ray.train.UserCallback):
         logged_epochs: set[int] | None = None,
         *,
         epochs: int | None = None,
-        progress=None,
+        records=None,
     ):
         self.tracker = Tracker(uri, run_id)
         self.logged = set(logged_epochs or ())
         self.epochs = epochs
-        self.progress = progress  # a ray.util.queue.Queue the driver prints from, or None
+        self.records = records
         self.nodes: set[str] = set()
 
     def after_report(self, run_context, metrics: list[dict], checkpoint) -> None:
@@ -53,7 +84,7 @@ class EpochMetricsToMlflow(ray.train.UserCallback):
             nodes = self.nodes | {str(m["node"]) for m in metrics if m.get("node")}
             if nodes != self.nodes:
                 self.nodes = nodes
-                self.tracker.set_tags({TRAIN_NODES: ",".join(sorted(nodes))})
+                self._send(Record(tags={TRAIN_NODES: ",".join(sorted(nodes))}))
 
     def log_epoch(self, metrics: dict) -> None:
         """Logs one epoch's metrics unless that epoch is already in the run."""
@@ -64,13 +95,18 @@ class EpochMetricsToMlflow(ray.train.UserCallback):
             k: float(v) for k, v in metrics.items()
             if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
         }
-        self.tracker.log_metrics(scalars, step=int(epoch))
+        self._send(Record(metrics=scalars, step=int(epoch), epochs=self.epochs))
         self.logged.add(int(epoch))
-        if self.progress is not None:
+
+    def _send(self, record: Record) -> None:
+        """To the driver's queue; if that is gone, straight to the store (nothing is dropped)."""
+        if self.records is not None:
             try:
-                self.progress.put_nowait(epoch_line(scalars, self.epochs))
-            except Exception:  # noqa: BLE001 - a lost progress line must never stop training
-                self.progress = None
+                self.records.put_nowait(asdict(record))  # plain data: the queue's actor imports nothing
+                return
+            except Exception:  # noqa: BLE001 - a lost queue must never stop training or lose metrics
+                self.records = None
+        record.write(self.tracker, progress=False)
 
     def _backfill(self, checkpoint) -> None:
         # Only the small state file is read, through the checkpoint's own file system.
