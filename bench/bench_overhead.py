@@ -9,7 +9,8 @@ synthetic corpus at 16 kHz, which this script writes once for all trees) three t
 - *cold*: ``--epochs`` epochs (the demo's 12), the first run in the fresh instance, as
   ``raytag train`` on a laptop runs (Ray's start-up is timed separately and added);
 - *warm 1*, *warm 2*: ``--short`` and ``--long`` epochs in the same instance, as a sweep trial or
-  an integration test runs on a running cluster.
+  an integration test runs on a running cluster; ``--repeats`` times each, alternating (one warm
+  run varies by several seconds on 2 busy cores: the figures use each kind's median).
 
 Per-run overhead, two ways: (a) the *intercept*: whole run time = overhead + per-epoch time x
 epochs, the per-epoch time from the two warm runs' difference; (b) *outside epochs*: the whole
@@ -29,6 +30,7 @@ import argparse
 import datetime
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -55,9 +57,10 @@ def child(args: argparse.Namespace) -> None:
     work = Path(args.work)
     uri = f"sqlite:///{work / 'mlflow.db'}"
     runs = []
-    for name, epochs in (("cold", args.epochs), ("warm 1", args.short), ("warm 2", args.long)):
+    plan = [("cold", args.epochs)] + [("warm 1", args.short), ("warm 2", args.long)] * args.repeats
+    for index, (name, epochs) in enumerate(plan):
         job = load_job(ROOT / "jobs" / "demo-teacher.yaml", [
-            f"name=bench-{name.replace(' ', '')}", f"train.epochs={epochs}", f"storage={work / 'storage'}",
+            f"name=bench-{index}-{name.replace(' ', '')}", f"train.epochs={epochs}", f"storage={work / 'storage'}",
             f"data.manifest={args.corpus}/manifest.csv", f"data.clean_labels={args.corpus}/clean.csv",
             f"tracking.uri={uri}", "tracking.experiment=bench-overhead",
         ])
@@ -77,8 +80,8 @@ def run_tree(args: argparse.Namespace, label: str, path: Path, corpus: Path) -> 
         env = {**os.environ, "PYTHONPATH": str(path.resolve())}
         command = [sys.executable, str(Path(__file__).resolve()), "--child", "--work", work, "--corpus", str(corpus),
                    "--epochs", str(args.epochs), "--short", str(args.short), "--long", str(args.long),
-                   "--num-cpus", str(args.num_cpus)]
-        print(f"[{label}] {path}: training the demo job 3 times ...", flush=True)
+                   "--num-cpus", str(args.num_cpus), "--repeats", str(args.repeats)]
+        print(f"[{label}] {path}: training the demo job {1 + 2 * args.repeats} times ...", flush=True)
         done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)
         lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
         if done.returncode or not lines:
@@ -87,13 +90,19 @@ def run_tree(args: argparse.Namespace, label: str, path: Path, corpus: Path) -> 
 
 
 def figures(result: dict, short: int, long: int) -> dict:
-    """Per-epoch seconds and the overheads of one tree's runs."""
-    runs = {run["name"]: run for run in result["runs"]}
-    per_epoch = (runs["warm 2"]["wall_s"] - runs["warm 1"]["wall_s"]) / (long - short)
-    out = {"per_epoch_s": per_epoch, "ray_start_s": result["ray_start_s"]}
-    for name, run in runs.items():
-        out[name] = {"wall_s": run["wall_s"], "intercept_s": run["wall_s"] - per_epoch * run["epochs"],
-                     "outside_s": run["wall_s"] - sum(run["epoch_s"]), "roc_auc": run["roc_auc"]}
+    """Per-epoch seconds and the overheads of one tree's runs: each kind of run (cold, warm 1,
+    warm 2) by the median of its repeats."""
+    kinds: dict[str, list[dict]] = {}
+    for run in result["runs"]:
+        kinds.setdefault(run["name"], []).append(run)
+    wall = {name: statistics.median(r["wall_s"] for r in runs) for name, runs in kinds.items()}
+    per_epoch = (wall["warm 2"] - wall["warm 1"]) / (long - short)
+    out = {"per_epoch_s": per_epoch, "ray_start_s": result["ray_start_s"], "runs": []}
+    for run in result["runs"]:
+        out["runs"].append({"wall_s": run["wall_s"], "intercept_s": run["wall_s"] - per_epoch * run["epochs"],
+                            "outside_s": run["wall_s"] - sum(run["epoch_s"]), "roc_auc": run["roc_auc"]})
+    for name, runs in kinds.items():
+        out[name] = {"wall_s": wall[name], "intercept_s": wall[name] - per_epoch * runs[0]["epochs"]}
     return out
 
 
@@ -106,19 +115,19 @@ def report(args: argparse.Namespace, results: dict[str, dict]) -> str:
         "# job: jobs/demo-teacher.yaml (mtt-tiny, 2 DDP workers of 0.5 CPU, 400 synthetic clips at 16 kHz);"
         f" cold = first run in a fresh instance, {args.epochs} epochs (+ Ray's start-up); warm = runs in the same"
         f" instance, {args.short} and {args.long} epochs",
-        "# intercept: whole run - per-epoch seconds x epochs (per-epoch from the two warm runs); outside epochs:"
-        " whole run - the sum of its epochs' own seconds",
+        f"# intercept: whole run - per-epoch seconds x epochs (per-epoch from the medians of the {args.repeats}"
+        " warm runs of each length); outside epochs: whole run - the sum of its epochs' own seconds",
         "",
         f"{'tree':10} {'run':7} {'epochs':>6} {'wall s':>7} {'intercept s':>11} {'outside s':>9} {'ROC-AUC':>7}",
     ]
     for label, result in results.items():
         fig = figures(result, args.short, args.long)
-        for run in result["runs"]:
-            f = fig[run["name"]]
+        for run, f in zip(result["runs"], fig["runs"]):
             lines.append(f"{label:10} {run['name']:7} {run['epochs']:>6} {f['wall_s']:>7.1f} {f['intercept_s']:>11.1f} "
                          f"{f['outside_s']:>9.1f} {f['roc_auc']:>7.4f}")
         lines.append(f"{label:10} Ray start-up {fig['ray_start_s']:.1f} s; per epoch {fig['per_epoch_s']:.2f} s; "
-                     f"demo train+eval (cold run + Ray start-up) {fig['cold']['wall_s'] + fig['ray_start_s']:.1f} s")
+                     f"demo train+eval (cold run + Ray start-up) {fig['cold']['wall_s'] + fig['ray_start_s']:.1f} s; "
+                     f"medians: warm 1 {fig['warm 1']['wall_s']:.1f} s, warm 2 {fig['warm 2']['wall_s']:.1f} s")
         for run in result["runs"]:
             if run["phases"]:
                 phases = ", ".join(f"{k} {v:.1f}" for k, v in run["phases"].items())
@@ -126,7 +135,7 @@ def report(args: argparse.Namespace, results: dict[str, dict]) -> str:
     labels = list(results)
     if len(labels) == 2:
         before, after = (figures(results[label], args.short, args.long) for label in labels)
-        lines += ["", f"ratios {labels[1]} / {labels[0]} (lower is better):"]
+        lines += ["", f"ratios {labels[1]} / {labels[0]} (lower is better; warm runs by their medians):"]
         for name in ("cold", "warm 1", "warm 2"):
             lines.append(f"  {name:7} whole run {after[name]['wall_s'] / before[name]['wall_s']:.2f}x, intercept "
                          f"{after[name]['intercept_s']:.1f} s vs {before[name]['intercept_s']:.1f} s")
@@ -142,6 +151,7 @@ def main() -> None:
     parser.add_argument("--short", type=int, default=2)
     parser.add_argument("--long", type=int, default=6)
     parser.add_argument("--num-cpus", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3, help="warm runs of each length (default 3)")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
