@@ -249,9 +249,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tracks", type=int, default=6, help="N: tracks per format (default 6)")
     parser.add_argument("--seconds", type=float, default=180.0, help="track length (default 180)")
     parser.add_argument("--crops", type=int, default=240, help="random crops per on-the-fly run (default 240)")
-    parser.add_argument("--cache-crops", type=int, default=960,
-                        help="random crops per run from the cache (default 960: a run of 240 would be mostly "
-                        "the pipeline's start)")
+    parser.add_argument("--cache-crops", type=int, default=9600,
+                        help="random crops per run from the cache (default 9600, 10 passes over the 960 of the "
+                        "tracks' crops: a run of 960 takes under a second, mostly the pipeline's start)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of every throughput row (default 3: medians)")
     parser.add_argument("--workers", type=int, default=2, help="decoding processes of each loader (default 2)")
     parser.add_argument("--epoch-crops", type=int, default=4, help="crops per track in a memory epoch (default 4)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/raytag-bench-data"), help="audio and caches")
@@ -305,7 +306,15 @@ def main(argv: list[str] | None = None) -> None:
         ]
         if source != "ogg":
             runs.append((f"    Ray Data, {label}", source, big, lambda r=rows: ray_run(r, 1.0, rows_per_block=128)))
-    results = {(source, who): run() for _, source, who, run in runs}
+    # Every row runs --repeats times, round-robin (a single short run varies by up to 1.4x on 2
+    # busy cores); each row shows its median run by clip/s, and the range over its runs.
+    samples: dict[tuple[str, str], list[tuple[int, Usage]]] = {}
+    for _ in range(args.repeats):
+        for _, source, who, run in runs:
+            samples.setdefault((source, who), []).append(run())
+    results = {key: sorted(runs_, key=lambda r: r[0] / r[1].wall_s)[len(runs_) // 2] for key, runs_ in samples.items()}
+    spread = {key: (min(c / u.wall_s for c, u in runs_), max(c / u.wall_s for c, u in runs_))
+              for key, runs_ in samples.items()}
 
     def rate(source: str, who: str, per_cpu: bool = False) -> float:
         clips, usage = results[(source, who)]
@@ -320,7 +329,8 @@ def main(argv: list[str] | None = None) -> None:
         f"workers) used {idle.usage.cpu_s / idle.usage.wall_s:.2f} CPU-s per second and {mb(idle.usage.peak_bytes)} MiB")
     say("# clip/s: per wall-clock second at the consumer (this process); cpu-s: CPU seconds of the driver and all "
         "its descendants (Ray processes, DataLoader workers); x mp3: clip/s over the mp3 row of the same decoders; "
-        "load: 1-min load average when the row started")
+        f"load: 1-min load average when the row started; each row is the median of {args.repeats} runs by clip/s, "
+        "the last column the range of clip/s over them")
     say()
     header = (f"{'throughput':<32} {'decoders':<30} {'clips':>5} {'wall s':>7} {'clip/s':>8} {'cpu-s':>7} "
               f"{'clip/cpu-s':>8}  x mp3  load")
@@ -328,7 +338,8 @@ def main(argv: list[str] | None = None) -> None:
     say("-" * len(header))
     for name, source, who, _ in runs:
         clips, usage = results[(source, who)]
-        say(throughput_line(name, who, clips, usage, rate("mp3", who)))
+        low, high = spread[(source, who)]
+        say(throughput_line(name, who, clips, usage, rate("mp3", who)) + f"  {low:.0f}-{high:.0f}")
     say()
     say("ratios measured in this run (per wall-clock second; per CPU second in brackets):")
     for source in ("mp3", "ogg", "cache"):
