@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from raytag import package_version
 from raytag.text import plural
 
 EXIT_FAILED = 1
@@ -425,15 +426,6 @@ def _add_review(commands) -> None:
     review.set_defaults(run=cmd_review)
 
 
-def _version() -> str:
-    import importlib.metadata
-
-    try:
-        return importlib.metadata.version("raytag")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
-
-
 def _verbose_everywhere(parser: argparse.ArgumentParser) -> None:
     """``-v`` after any command too (``raytag train job.yaml -v``). SUPPRESS as the default
     keeps a ``-v`` given before the command."""
@@ -449,7 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="raytag", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    parser.add_argument("--version", action="version", version=f"raytag {_version()}")
+    parser.add_argument("--version", action="version", version=f"raytag {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     synth = commands.add_parser("synth", help="write a synthetic noisy-label corpus")

@@ -26,7 +26,6 @@ run as its output). The model's URI is ``models:/<model_id>``.
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 import tempfile
 from collections.abc import Mapping
@@ -42,6 +41,7 @@ from mlflow.models.signature import ModelSignature
 from mlflow.types import DataType
 from mlflow.types.schema import Array, ColSpec, ParamSchema, ParamSpec, Schema
 
+from raytag import package_version
 from raytag.models.export import ExportError, is_exported, read_exported, read_thresholds
 from raytag.tracking import tags as tag_names
 from raytag.tracking.client import existing_store
@@ -164,7 +164,7 @@ def log_tagger(
         "crop_samples": exported.crop_samples,
         "model_name": exported.recipe.name,
         "model_args": dict(exported.recipe.args),
-        "raytag_version": _version("raytag"),
+        "raytag_version": package_version("raytag"),
         "thresholds": read_thresholds(exported),
         "training": {k: v for k, v in exported.info.items() if isinstance(v, (str, int, float, bool))},
     }
@@ -381,11 +381,4 @@ def _exported_folder(local: Path, model_uri: str) -> Path:
 
 def model_requirements() -> list[str]:
     """:data:`MODEL_REQUIREMENTS` pinned to the installed versions (``pip`` form)."""
-    return [f"{package}=={_version(package)}" for package in MODEL_REQUIREMENTS]
-
-
-def _version(package: str) -> str:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
+    return [f"{package}=={package_version(package)}" for package in MODEL_REQUIREMENTS]
