@@ -87,10 +87,12 @@ def scan_tracks(tracks: Sequence[Track], *, num_cpus: float) -> ScanResult:
     paths = sorted({t.path for t in tracks})
     if not paths:
         return ScanResult({}, [])
+    # Never more tasks than blocks (Ray Data warns about a concurrency its input cannot use).
+    tasks = min(int(ray.cluster_resources().get("CPU", 1)), math.ceil(len(paths) / SCAN_BATCH))
     scanned = (
         from_rows([{"path": p} for p in paths])
         .map_batches(scan_batch, batch_size=SCAN_BATCH, num_cpus=num_cpus, batch_format="numpy",
-                     concurrency=max(1, int(ray.cluster_resources().get("CPU", 1))))
+                     concurrency=max(1, tasks))
         .to_pandas()
     )
     usable, skipped = {}, []
