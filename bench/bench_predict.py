@@ -9,7 +9,8 @@ with random weights, then scores the clips with the two executions of
   model in eval mode; torch's default threads);
 - *ray*: what every ``raytag predict`` of more than ``ray_above`` files does on a machine with no
   cluster running: start a local Ray instance (all CPUs), scan the headers on Ray Data tasks,
-  decode on tasks and score on an actor pool of ``--actors`` actors holding the model. Each
+  decode on tasks and score on an actor pool of ``--actors`` actors holding the model (default:
+  predict's, one per CPU). Each
   such run starts from no Ray at all (``ray.shutdown()`` before it), so Ray's start-up and the
   workers' imports are in it; ``ray.init`` is timed apart as well;
 - *ray warm*: the same right after, on the instance the *ray* run left (its worker processes
@@ -42,9 +43,11 @@ import numpy as np
 
 try:
     from raytag.cluster.predict import PredictOptions, load_model, predict_files
+    from raytag.cluster.predict_ray import default_actors
 except ImportError:  # run from a source checkout without installing the package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from raytag.cluster.predict import PredictOptions, load_model, predict_files
+    from raytag.cluster.predict_ray import default_actors
 
 from raytag.audio.files import audio_files
 from raytag.data.synth import SynthSpec, write_corpus
@@ -81,7 +84,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--model", default="mtt-tiny")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--actors", type=int, default=1)
+    parser.add_argument("--actors", type=int, default=None, help="scoring actors (default: predict's, one per CPU)")
     parser.add_argument("--num-cpus", type=int, default=os.cpu_count())
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--out", help="also write the report to this file")
@@ -109,7 +112,7 @@ def main() -> None:
             f"({chunks_per_clip} chunk(s) each), {args.model} ({network.crop_samples / network.sample_rate:g} s crops "
             f"at {network.sample_rate} Hz), batch {args.batch_size}; {os.cpu_count()} CPUs, torch "
             f"{torch.__version__} with {torch.get_num_threads()} threads in this process; Ray {ray.__version__} "
-            f"local instance with {args.num_cpus} CPUs, {args.actors} actor(s) of {SCORING_CPUS:g} CPU, decode tasks of "
+            f"local instance with {args.num_cpus} CPUs, {args.actors or default_actors(args.num_cpus, 10**9)} actor(s) of {SCORING_CPUS:g} CPU, decode tasks of "
             f"{PredictOptions().decode_cpus:g} CPU"
         )
         print(header, flush=True)

@@ -313,7 +313,8 @@ def _add_predict(commands) -> None:
     predict.add_argument("--ray-above", type=at_least(0), default=300, metavar="N",
                          help="more than N files go through a Ray Data actor pool; up to N, a loop in this process "
                          "(default 300)")
-    predict.add_argument("--actors", type=at_least(1), default=1, help="Ray Data inference actors (default 1)")
+    predict.add_argument("--actors", type=at_least(1), default=None,
+                         help="Ray Data inference actors (default: one per CPU of the cluster, at most one per batch)")
     predict.add_argument("--ray-address", help="Ray cluster to join (default: RAY_ADDRESS, else a local instance)")
     predict.add_argument("--tracking-uri", help="MLflow tracking URI for models:/ and runs:/ "
                          "(default: MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db)")

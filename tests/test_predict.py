@@ -247,3 +247,14 @@ def test_silence_a_file_shorter_than_a_crop_and_a_metadata_only_mp3_get_a_status
     for name, row in rows.items():
         tagged = name == "music.wav"
         assert bool(row["top_tags"]) == tagged and bool(row["piano"]) == tagged
+
+
+def test_predict_scores_on_one_actor_per_cpu_unless_told_and_never_more_than_batches():
+    from raytag.cluster.predict_ray import default_actors
+
+    assert PredictOptions().actors is None
+    assert default_actors(2.0, batches=125) == 2  # 1,000 files on 2 CPUs: both CPUs score
+    assert default_actors(16.0, batches=3) == 3  # no idle actor
+    assert default_actors(0.5, batches=10) == 1  # a fractional cluster still gets one
+    with pytest.raises(ValueError, match="actors must be at least 1"):
+        PredictOptions(actors=0)

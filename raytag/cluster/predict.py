@@ -50,7 +50,8 @@ class PredictOptions:
         batch_size: chunks per forward pass. Default 16.
         ray_above: more files than this go through Ray Data; up to it, a loop in this process.
             Default 300.
-        actors: Ray Data inference actors holding the model. Default 1.
+        actors: Ray Data inference actors holding the model. Default None: one per CPU of the
+            cluster (at most one per batch; see :func:`raytag.cluster.predict_ray.default_actors`).
         decode_cpus: CPUs per Ray Data decode or header-scan task. Default 0.5: each task
             worker process imports torch (seconds of CPU) and every ``raytag predict`` on a
             fresh instance starts them, so half as many as with 0.25 start (on 2 CPUs, 1,000
@@ -62,14 +63,14 @@ class PredictOptions:
     max_chunks: int | None = None
     batch_size: int = 16
     ray_above: int = 300
-    actors: int = 1
+    actors: int | None = None
     decode_cpus: float = 0.5
     ray_address: str | None = None
     progress: bool = True
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "actors"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1; got {getattr(self, name)}")
         if self.max_chunks is not None and self.max_chunks < 1:
             raise ValueError(f"max_chunks must be at least 1; got {self.max_chunks}")

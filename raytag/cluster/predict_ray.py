@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+import ray
 from tqdm import tqdm
 
 from raytag.cluster.datasets import scan_tracks, track_table
@@ -23,6 +24,18 @@ if TYPE_CHECKING:  # raytag.cluster.predict imports this module when it needs Ra
     from raytag.cluster.predict import LoadedModel, PredictOptions
 
 UNLABELED = "unlabeled"
+
+
+def default_actors(cluster_cpus: float, batches: int) -> int:
+    """``predict``'s scoring actors when ``--actors`` is not given: one per CPU of the cluster,
+    at most one per batch, at least one.
+
+    Forward passes are most of predict's work and an actor scores on one torch thread, so one
+    actor per node leaves CPUs idle (1,000 files on 2 CPUs, bench/bench_predict.py: a fresh
+    instance 27-29 s with 2 actors, 31-34 s with 1; warm 18-21 s and 22-24 s). Each actor asks for
+    :data:`raytag.cluster.inference.SCORING_CPUS` (0.5), so the decode tasks keep the other half.
+    """
+    return max(1, min(int(cluster_cpus), batches))
 
 
 def score_with_ray(
@@ -45,7 +58,8 @@ def score_with_ray(
     if not rows:  # no readable file
         return (table, np.zeros((0, len(loaded.tags))), np.zeros(0, dtype=np.int64), 0, reasons,
                 np.zeros(0, dtype=np.float32))
+    actors = options.actors or default_actors(ray.cluster_resources().get("CPU", 1), -(-len(rows) // options.batch_size))
     with tqdm(total=len(rows), unit="chunk", desc=f"tagging {plural(len(table), 'file')}", disable=not options.progress) as bar:
         scored = score_rows(rows, exported, loaded.weights, num_tracks=len(table), batch_size=options.batch_size,
-                            num_cpus=options.decode_cpus, actors=options.actors, progress=bar.update)
+                            num_cpus=options.decode_cpus, actors=actors, progress=bar.update)
     return table, scored.scores, scored.tracks, scored.failed_chunks, reasons, scored.peaks
