@@ -47,3 +47,22 @@ def test_records_reach_mlflow_through_the_driver_and_without_the_queue(ray_sessi
     _report(callback, 1)
     assert _history(uri, tracker.run_id, "train/loss") == {0: 1.0, 1: 0.5}
     assert _history(uri, tracker.run_id, "valid/roc_auc") == pytest.approx({0: 0.5, 1: 0.6})
+
+
+def test_the_writer_stops_reading_a_queue_whose_actor_is_gone(ray_session, tmp_path):
+    import time
+
+    import ray
+    from ray.util.queue import Queue
+
+    tracker = Tracker.start(f"sqlite:///{tmp_path / 'mlflow.db'}", "records", "run")
+    queue = Queue(actor_options={"num_cpus": 0})
+    writer = RecordWriter(queue, tracker)
+    ray.kill(queue.actor)
+    deadline = time.monotonic() + 30
+    while not writer.gone and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert writer.gone  # no busy loop of failing gets for the rest of the run
+    writer.thread.join(timeout=5)
+    assert not writer.thread.is_alive()
+    writer.stop()  # nothing left to write, nothing to shut down

@@ -87,7 +87,7 @@ def scan_tracks(tracks: Sequence[Track], *, num_cpus: float) -> ScanResult:
     paths = sorted({t.path for t in tracks})
     if not paths:
         return ScanResult({}, [])
-    # Never more tasks than blocks (Ray Data warns about a concurrency its input cannot use).
+    # Never more tasks than batches (Ray Data warns about a concurrency its input cannot use).
     tasks = min(int(ray.cluster_resources().get("CPU", 1)), math.ceil(len(paths) / SCAN_BATCH))
     scanned = (
         from_rows([{"path": p} for p in paths])

@@ -1,5 +1,6 @@
-"""Fitting on the cluster: Ray Train's TorchTrainer around the worker loop, with the per-epoch
-metrics going to MLflow through the controller's callback and a progress line per epoch."""
+"""Fitting on the cluster: Ray Train's TorchTrainer around the worker loop. The per-epoch
+metrics go from the controller's callback through a queue to the driver, which logs them to
+MLflow and prints a progress line per epoch."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import ray.train
 from ray.train import CheckpointConfig, FailureConfig, RunConfig
 from ray.train.torch import TorchTrainer
 from ray.util.queue import Empty, Queue
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from raytag.cluster.checkpoints import latest_checkpoint
 from raytag.cluster.datasets import EpochData
@@ -53,7 +55,9 @@ def scaling_config(job: JobConfig) -> ray.train.ScalingConfig:
 
 def fit(job: JobConfig, prepared: Prepared, tracker: Tracker, data: EpochData, callbacks: list) -> str:
     """Runs the TorchTrainer; returns the location of the final checkpoint."""
-    records = Queue(actor_options={"num_cpus": 0})
+    # On the driver's node, so the queue is lost only with the driver (a worker node may die).
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    records = Queue(actor_options={"num_cpus": 0, "scheduling_strategy": here})
     logger = EpochMetricsToMlflow(tracker.uri, tracker.handle()["run_id"], tracker.logged_steps("epoch"),
                                   epochs=job.train.epochs, records=records)
     trainer = TorchTrainer(
@@ -114,22 +118,29 @@ def _train_environment(job: JobConfig):
 class RecordWriter:
     """Logs the records the Train controller's callback queues (and prints each epoch's line),
     in a thread of the driver while ``fit`` runs in the main thread (which keeps Ctrl-C working
-    as Ray Train expects); :meth:`stop` writes what is still queued."""
+    as Ray Train expects); :meth:`stop` writes what is still queued. If the queue's actor is
+    gone, the writer stops reading (the callback then logs by itself)."""
 
     def __init__(self, queue: Queue, tracker: Tracker):
         self.queue, self.tracker = queue, tracker
         self.done = threading.Event()
+        self.gone = False
         self.thread = threading.Thread(target=self._run, name="raytag-records", daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
-        while not self.done.is_set():
+        while not self.done.is_set() and not self.gone:
             self._write_next(timeout=0.5)
 
     def _write_next(self, timeout: float) -> bool:
+        if self.gone:
+            return False
         try:
             record = Record(**self.queue.get(timeout=timeout))
-        except (Empty, ray.exceptions.RayError):
+        except Empty:
+            return False
+        except ray.exceptions.RayError:
+            self.gone = True
             return False
         record.write(self.tracker, progress=True)
         return True
@@ -139,4 +150,5 @@ class RecordWriter:
         self.thread.join()
         while self._write_next(timeout=0.1):
             pass
-        self.queue.shutdown()
+        if not self.gone:
+            self.queue.shutdown()
