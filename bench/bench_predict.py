@@ -112,7 +112,7 @@ def main() -> None:
             f"({chunks_per_clip} chunk(s) each), {args.model} ({network.crop_samples / network.sample_rate:g} s crops "
             f"at {network.sample_rate} Hz), batch {args.batch_size}; {os.cpu_count()} CPUs, torch "
             f"{torch.__version__} with {torch.get_num_threads()} threads in this process; Ray {ray.__version__} "
-            f"local instance with {args.num_cpus} CPUs, {args.actors or default_actors(args.num_cpus, 10**9)} actor(s) of {SCORING_CPUS:g} CPU, decode tasks of "
+            f"local instance with {args.num_cpus} CPUs, {args.actors or default_actors(args.num_cpus, -(-args.clips * chunks_per_clip // args.batch_size))} actor(s) of {SCORING_CPUS:g} CPU, decode tasks of "
             f"{PredictOptions().decode_cpus:g} CPU"
         )
         print(header, flush=True)

@@ -98,7 +98,9 @@ def _train_environment(job: JobConfig):
     driver's environment when fit() starts (and hands them to its controller and workers);
     they are set for this run only, so a later stage or trial in the same process gets its own
     settings. Values the user set in the environment win."""
-    settings = {HEALTH_CHECK_INTERVAL_ENV: os.environ.get(HEALTH_CHECK_INTERVAL_ENV, str(HEALTH_CHECK_INTERVAL_S))}
+    settings = {}
+    if HEALTH_CHECK_INTERVAL_ENV not in os.environ:
+        settings[HEALTH_CHECK_INTERVAL_ENV] = str(HEALTH_CHECK_INTERVAL_S)
     if PREEMPTION_WATCHER_ENV not in os.environ and len([n for n in ray.nodes() if n["Alive"]]) == 1:
         settings[PREEMPTION_WATCHER_ENV] = "0"
     if job.scaling.start_timeout_s is not None:
