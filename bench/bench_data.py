@@ -6,7 +6,7 @@ used; written in blocks with ``soundfile.SoundFile``), then, for random crops at
 rate and length (``mtt-tiny``: 16 kHz, 3 s), measures clips per second delivered as torch
 batches to a consumer in this (the driver) process by
 
-(a) Ray Data decoding on the fly, MP3 and Ogg (the training path: ``raytag.cluster.datasets.
+(a) Ray Data decoding on the fly, MP3 and Ogg (the training path: ``raytag.cluster.data.datasets.
     decoded``, order preserved as the Train workers set it);
 (b) Ray Data reading the prepared cache (``raytag prepare``'s files, same function: ``decoded``
     gives rows that all read the cache tasks of whole blocks, up to 64 MiB of audio, here 349
@@ -157,14 +157,14 @@ class CropBatches(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         out = decode_batch(column_batch(self.batches[index]), sample_rate=SAMPLE_RATE, crop_samples=CROP)
-        return {name: torch.from_numpy(out[name]) for name in ("audio", "labels", "valid")}
+        return {name: torch.from_numpy(out[name]) for name in ("audio", "labels", "decoded")}
 
 
 def consume(batches) -> int:
     """Takes every batch as a training loop would; returns the clips (all must be valid)."""
     clips = 0
     for batch in batches:
-        if not bool(batch["valid"].all()):
+        if not bool(batch["decoded"].all()):
             raise RuntimeError("a crop failed to decode")
         clips += int(batch["audio"].shape[0])
     return clips
@@ -182,11 +182,11 @@ def ray_run(rows: list[dict], num_cpus: float, rows_per_block: int | None = None
     bigger blocks and batches (a variant to see what per-task overhead costs)."""
     import ray
 
-    from raytag.cluster.datasets import decoded
+    from raytag.cluster.data.datasets import decoded_chunks
 
     ray.data.DataContext.get_current().execution_options.preserve_order = True
     if rows_per_block is None:
-        dataset = decoded(rows, sample_rate=SAMPLE_RATE, crop_samples=CROP, num_cpus=num_cpus)
+        dataset = decoded_chunks(rows, sample_rate=SAMPLE_RATE, crop_samples=CROP, num_cpus=num_cpus)
     else:
         dataset = ray.data.from_items(rows, override_num_blocks=-(-len(rows) // rows_per_block)).map_batches(
             functools.partial(decode_batch, sample_rate=SAMPLE_RATE, crop_samples=CROP),
@@ -207,7 +207,7 @@ def write_job(folder: Path, paths: list[str], name: str) -> Path:
 
 
 def prepare_run(job_file: Path) -> tuple[int, Usage]:
-    from raytag.cluster.prepare import prepare_audio
+    from raytag.cluster.data.prepare import prepare_audio
     from raytag.config import load_job
 
     job = load_job(job_file)
@@ -219,7 +219,7 @@ def prepare_run(job_file: Path) -> tuple[int, Usage]:
 
 
 def cached(table: TrackTable, job_file: Path) -> TrackTable:
-    from raytag.cluster.audio_cache import cached_tables
+    from raytag.cluster.data.audio_cache import cached_tables
     from raytag.config import load_job
 
     tables, use = cached_tables({"bench": table}, storage_root=load_job(job_file).storage, sample_rate=SAMPLE_RATE)

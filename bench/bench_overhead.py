@@ -4,7 +4,7 @@ For each tree (``--tree LABEL=PATH``, a checkout of raytag; default: this one) a
 with ``PYTHONPATH=PATH`` starts a local Ray instance of ``--num-cpus`` CPUs and trains
 ``jobs/demo-teacher.yaml`` (the job ``make demo`` runs: mtt-tiny, 2 DDP workers, the 400-clip
 synthetic corpus at 16 kHz, which this script writes once for all trees) three times through
-``raytag.cluster.driver.train``:
+``raytag.cluster.training.driver.train``:
 
 - *cold*: ``--epochs`` epochs (the demo's 12), the first run in the fresh instance, as
   ``raytag train`` on a laptop runs (Ray's start-up is timed separately and added);
@@ -46,7 +46,7 @@ def child(args: argparse.Namespace) -> None:
     import ray
     from mlflow.tracking import MlflowClient
 
-    from raytag.cluster.driver import train
+    from raytag.cluster.training.driver import train
     from raytag.cluster.session import init_ray
     from raytag.config import load_job
 
@@ -163,7 +163,7 @@ def main() -> None:
     args.argv, args.load_start = sys.argv[1:], os.getloadavg()[0]
     trees = dict(item.split("=", 1) for item in args.tree) or {"this": str(ROOT)}
     sys.path.insert(0, str(ROOT))
-    from raytag.data.synth import SynthSpec, write_corpus
+    from raytag.data.synth.corpus import SynthSpec, write_corpus
 
     with tempfile.TemporaryDirectory(prefix="raytag-overhead-corpus-") as corpus:
         write_corpus(corpus, SynthSpec(clips=400, sample_rate=16000), overwrite=True)

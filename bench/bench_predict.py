@@ -3,7 +3,7 @@
 Writes ``--clips`` synthetic clips (default 1,000; ``raytag synth`` audio, ``--seconds`` long at
 22.05 kHz, so every chunk is resampled to the model's 16 kHz) and an exported ``--model`` preset
 with random weights, then scores the clips with the two executions of
-:func:`raytag.cluster.predict.predict_files`, ``--repeats`` times each, alternately:
+:func:`raytag.predict.workflow.predict_files`, ``--repeats`` times each, alternately:
 
 - *plain*: the in-process loop (header probe, decode, batches of ``--batch-size`` chunks, one
   model in eval mode; torch's default threads);
@@ -42,15 +42,15 @@ from pathlib import Path
 import numpy as np
 
 try:
-    from raytag.cluster.predict import PredictOptions, load_model, predict_files
-    from raytag.cluster.predict_ray import default_actors
+    from raytag.predict.workflow import PredictOptions, load_model, predict_files
+    from raytag.cluster.inference.predict_ray import default_actors
 except ImportError:  # run from a source checkout without installing the package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from raytag.cluster.predict import PredictOptions, load_model, predict_files
-    from raytag.cluster.predict_ray import default_actors
+    from raytag.predict.workflow import PredictOptions, load_model, predict_files
+    from raytag.cluster.inference.predict_ray import default_actors
 
 from raytag.audio.files import audio_files
-from raytag.data.synth import SynthSpec, write_corpus
+from raytag.data.synth.corpus import SynthSpec, write_corpus
 from raytag.models.export import ModelRecipe, write_exported
 
 from process_meter import process_tree, tree_cpu_seconds  # bench/process_meter.py, beside this file
@@ -93,7 +93,7 @@ def main() -> None:
     import ray
     import torch
 
-    from raytag.cluster.inference import SCORING_CPUS
+    from raytag.cluster.inference.actor_pool import SCORING_CPUS
     from raytag.cluster.session import init_ray
 
     with tempfile.TemporaryDirectory(prefix="bench-predict-") as scratch:

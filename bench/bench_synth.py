@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 
 try:
-    from raytag.data.synth import SynthSpec, wav_bytes, write_corpus
+    from raytag.data.synth.corpus import SynthSpec, wav_bytes, write_corpus
 except ImportError:  # run from a source checkout without installing the package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from raytag.data.synth import SynthSpec, wav_bytes, write_corpus
+    from raytag.data.synth.corpus import SynthSpec, wav_bytes, write_corpus
 
 
 def write_silence(out_dir: Path, clips: int, seconds: float, sample_rate: int) -> float:

@@ -1,7 +1,7 @@
 """Training throughput on Ray Train against a plain PyTorch loop, and the cost of an elastic restart.
 
 All arms train the same model preset (``--model``, default ``mtt-tiny``) with the same method
-(plain BCE), seed, global batch and epochs on the same synthetic corpus (``raytag.data.synth``,
+(plain BCE), seed, global batch and epochs on the same synthetic corpus (``raytag.data.synth.corpus``,
 16 kHz WAV), and every epoch visits the same crops in the same order: rows from
 ``raytag.data.rows.epoch_rows``, decoded by ``raytag.data.batches.decode_batch``, one epoch by
 ``raytag.engine.loop.train_epoch`` (the function the Ray Train worker runs).
@@ -17,7 +17,7 @@ All arms train the same model preset (``--model``, default ``mtt-tiny``) with th
     ``raytag.engine.checkpoint.save`` to a temporary folder, so that an epoch does what a Ray
     epoch does minus Ray. Torch runs ``--threads`` threads (default 1: Ray gives a Train worker
     of 0.5 CPU ``OMP_NUM_THREADS=1``; on this shared 2-core machine 2 threads were 4x slower).
-(2) *Ray Train, 1 worker*: ``raytag.cluster.driver.train`` on a local Ray instance started by
+(2) *Ray Train, 1 worker*: ``raytag.cluster.training.driver.train`` on a local Ray instance started by
     the driver (2 logical CPUs), ``scaling.cpus_per_worker: 0.5``, ``data.decode_cpus: 0.25``,
     ``eval.max_chunks: 1``, tracking to SQLite in a temporary folder. Rates come from the metrics
     the run logged per epoch (``train/examples``, ``train/examples_per_s``, ``epoch_seconds``,
@@ -73,7 +73,7 @@ from train_report import report  # noqa: E402
 from raytag.config import JobConfig, load_job  # noqa: E402
 from raytag.data.batches import decode_batch, scan_batch  # noqa: E402
 from raytag.data.rows import TrackTable, chunk_rows, epoch_rows  # noqa: E402
-from raytag.data.synth import SynthSpec, write_corpus  # noqa: E402
+from raytag.data.synth.corpus import SynthSpec, write_corpus  # noqa: E402
 
 EXPERIMENT = "bench-train"
 log = logging.getLogger("bench_train")
@@ -144,7 +144,7 @@ class Span(torch.utils.data.Sampler):
 
 def scanned_table(tracks, labels: np.ndarray) -> TrackTable:
     """The tracks' table from their headers, read by the scan's own batch function (no Ray)."""
-    from raytag.cluster.datasets import ScannedTrack, ScanResult, track_table
+    from raytag.cluster.data.datasets import ScannedTrack, ScanResult, track_table
 
     scanned = scan_batch({"path": np.array(sorted({t.path for t in tracks}), dtype=object)})
     usable = {p: ScannedTrack(p, int(f), int(r)) for p, f, r, e in
@@ -156,7 +156,7 @@ def scanned_table(tracks, labels: np.ndarray) -> TrackTable:
 def plain_arm(job: JobConfig, *, loader_workers: int) -> Arm:
     """Trains ``job`` in this process as one Ray Train worker would, minus Ray (see the module
     docstring); one record per epoch, ended when its checkpoint is written."""
-    from raytag.plan import prepare, training_tracks
+    from raytag.plan import plan_job, training_tracks
     from raytag.engine import checkpoint as ckpt
     from raytag.engine.loop import TrackAverager, chunk_probabilities, track_loss, train_epoch
     from raytag.engine.seeding import init_seed, rank_generator_seed
@@ -168,24 +168,24 @@ def plain_arm(job: JobConfig, *, loader_workers: int) -> Arm:
     records: list[EpochRecord] = []
     with CpuTimeline() as timeline, tempfile.TemporaryDirectory(prefix="bench-train-ckpt-") as folder:
         started = time.time()
-        prepared = prepare(job)
-        manifest, tags = prepared.manifest, list(prepared.recipe.tags)
+        job_plan = plan_job(job)
+        manifest, tags = job_plan.manifest, list(job_plan.recipe.tags)
         train_tracks, valid_tracks = training_tracks(job, manifest), manifest.split("valid")
         train_table = scanned_table(train_tracks, manifest.label_matrix(train_tracks))
         valid_table = scanned_table(valid_tracks, manifest.label_matrix(valid_tracks))
         method = build_method(job, tags=tags)
         torch.manual_seed(init_seed(job.seed))
-        model = method.build_network(prepared.recipe.build)
+        model = method.build_network(job_plan.recipe.build)
         optimizer = torch.optim.Adam(model.parameters(), lr=job.train.lr, weight_decay=job.train.weight_decay)
         state = ckpt.TrainingState(select_metric=job.train.select_metric)
         best = ckpt.Snapshot.capture(model, optimizer, method)
         steps = -(-len(train_table) // job.train.batch_size)
-        plan = BatchPlan(sample_rate=prepared.sample_rate, crop_samples=prepared.crop_samples)
+        plan = BatchPlan(sample_rate=job_plan.sample_rate, crop_samples=job_plan.crop_samples)
         passes = [plan.add(epoch_rows(train_table, seed=job.seed, epoch=epoch, rank=0, world_size=1,
                                       shuffle=job.train.shuffle), job.train.batch_size)
                   for epoch in range(job.train.epochs)]
-        validation = plan.add(chunk_rows(valid_table, sample_rate=prepared.sample_rate,
-                                         crop_samples=prepared.crop_samples, max_chunks=job.eval.max_chunks),
+        validation = plan.add(chunk_rows(valid_table, sample_rate=job_plan.sample_rate,
+                                         crop_samples=job_plan.crop_samples, max_chunks=job.eval.max_chunks),
                               job.eval.batch_size)
         span = Span()
         loader = torch.utils.data.DataLoader(plan, batch_size=None, sampler=span, num_workers=loader_workers,
@@ -223,13 +223,13 @@ def plain_arm(job: JobConfig, *, loader_workers: int) -> Arm:
 
 
 def ray_arm(job_file: Path, *, workers: int) -> Arm:
-    """``raytag.cluster.driver.train`` with ``workers`` Train workers on a local Ray instance of
+    """``raytag.cluster.training.driver.train`` with ``workers`` Train workers on a local Ray instance of
     its own (shut down afterwards). The instance is started just before ``train`` by the same
     function ``train`` uses, so that a start that times out can be retried (see
     :func:`start_ray`); the arm's time runs from the start that succeeded."""
     import ray
 
-    from raytag.cluster.driver import train
+    from raytag.cluster.training.driver import train
 
     job = load_job(job_file, [f"name={job_file.stem}-{workers}w", f"scaling.num_workers={workers}"])
     try:

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 from raytag.config import load_job
-from raytag.data.synth import SynthSpec
+from raytag.data.synth.corpus import SynthSpec
 from raytag.search_space import read_space
-from raytag.cluster.sweep import SweepOptions, run_sweep
+from raytag.cluster.training.sweep import SweepOptions, run_sweep
 
 from corpus import prepare  # bench/corpus.py, beside this script
 

@@ -1,6 +1,6 @@
 """The synthetic corpora of the training benchmarks, and where they are written.
 
-All are ``raytag.data.synth`` corpora with the audio-dependent label noise (the default), short
+All are ``raytag.data.synth.corpus`` corpora with the audio-dependent label noise (the default), short
 clips (1.5 s at 16 kHz, so a 1.5 s training crop is the whole clip and evaluation is one chunk
 per clip) and 1,300 labelled clips: 598 train, 156 valid and 546 test clips (the test split is
 scored against the clean labels; 546 clips give a macro ROC-AUC standard error near 0.01). The
@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from raytag.data.synth import SynthSpec, write_corpus
+from raytag.data.synth.corpus import SynthSpec, write_corpus
 
 _COMMON = dict(clips=1300, seconds=1.5, sample_rate=16000, seed=2026, valid_fraction=0.12, test_fraction=0.42)
 CORPORA = {

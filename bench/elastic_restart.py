@@ -35,7 +35,7 @@ from train_figures import (  # bench/, beside this file
     restart_figures,
 )
 
-from raytag.data.synth import SynthSpec, write_corpus
+from raytag.data.synth.corpus import SynthSpec, write_corpus
 
 REPO = Path(__file__).resolve().parents[1]
 TRAINER = {"trainer": 1}
@@ -86,7 +86,7 @@ def run_elastic(tree: dict, spec: SynthSpec, *, kill_delay_s: float, timeout_s: 
 
 def _run_on(cluster, tree: dict, spec: SynthSpec, *, kill_delay_s: float, timeout_s: float) -> ElasticRun:
     """:func:`run_elastic` on a new ``LocalCluster`` (no node started yet), stopped at the end."""
-    from raytag.cluster.checkpoints import latest_checkpoint
+    from raytag.cluster.training.checkpoints import latest_checkpoint
     from raytag.locations import run_location
 
     timeline = CpuTimeline()

@@ -6,7 +6,7 @@ Train workers: seconds to minutes per run) would make ≥ 3 seeds × ~20 configu
 there, so this runner drives the code a Ray job's training workers run, in one process with one
 rank (world size 1), minus the cluster layer:
 
-- the job is a validated raytag job config (:func:`raytag.config.validate`);
+- the job is a validated raytag job config (:func:`raytag.config.validate_job`);
 - the run is the worker's: ``raytag.engine.run.build_training`` (method, network seeded by
   ``init_seed``, optimizer) and ``raytag.engine.run.fit`` (step draws per (seed, epoch, rank 0),
   ``train_epoch``, Lu et al.'s selection window ``train.select_until_epoch``, the best snapshot,
@@ -165,7 +165,7 @@ def memory_batch(rows: Sequence[dict], audio: Sequence[np.ndarray], *, crop_samp
         "labels": np.stack([row["labels"] for row in rows]).astype(np.float32),
         "track": np.array([row["track"] for row in rows], dtype=np.int64),
         "seed": np.array([row["seed"] for row in rows], dtype=np.int64),
-        "valid": np.ones(len(rows), dtype=bool),
+        "decoded": np.ones(len(rows), dtype=bool),
     }
     for name in rows[0].keys() - set(BASE_COLUMNS):
         batch[name] = np.stack([np.asarray(row[name], dtype=np.float32) for row in rows])
@@ -203,7 +203,7 @@ def load_teacher(folder: str | None, *, key: str, tags: Sequence[str]) -> tuple[
 
 class UnlabeledStream:
     """The noisy student's unlabeled batches: a frozen teacher's probabilities on the clean crop
-    (``u_soft``), the augmented crop (``u_audio``) and ``u_valid``.
+    (``u_soft``), the augmented crop (``u_audio``) and ``u_decoded``.
 
     When every clip fits in one crop, the crop is the whole clip in every pass, so the teacher's
     probabilities are computed once per clip and reused (the teacher is frozen and in eval mode).
@@ -228,7 +228,7 @@ class UnlabeledStream:
             soft = self._soft(batch)
             batch = augment_numpy_batch(batch, sample_rate=self.sample_rate, spec=self.augment,
                                         seed=batch_seed(batch["seed"]))
-            yield {"u_audio": batch["audio"], "u_soft": soft, "u_valid": batch["valid"]}
+            yield {"u_audio": batch["audio"], "u_soft": soft, "u_decoded": batch["decoded"]}
 
     @torch.no_grad()
     def _soft(self, batch: dict[str, np.ndarray]) -> np.ndarray:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from raytag.config import validate
+from raytag.config import validate_job
 
 from noise_runner import MemoryCorpus, run_job  # bench/noise_runner.py, beside this file
 
@@ -49,7 +49,7 @@ def job_tree(name: str, *, seed: int, corpus: Path, model: dict, train: dict, ob
 
 def run_key(tree: dict, **options: Any) -> str:
     """A hash of a job's settings (not its name) and the runner's options."""
-    settings = {k: v for k, v in validate(tree).model_dump(mode="json").items() if k != "name"}
+    settings = {k: v for k, v in validate_job(tree).model_dump(mode="json").items() if k != "name"}
     text = json.dumps({"settings": settings, "options": options, "runner": RUNNER_VERSION}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -84,7 +84,7 @@ def cached_run(out: Path, tree: dict, corpus: MemoryCorpus, *, export: bool = Fa
     Returns:
         The run's JSON result, with ``key`` and ``model`` (the export folder or None).
     """
-    job = validate(tree)
+    job = validate_job(tree)
     runs = Path(out) / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     options = {"train_labels": train_labels, "upstream": list(upstream)}

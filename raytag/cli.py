@@ -71,7 +71,7 @@ def positive(text: str) -> float:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from raytag.data.synth import SynthSpec, write_corpus
+    from raytag.data.synth.corpus import SynthSpec, write_corpus
 
     spec = SynthSpec(
         clips=args.clips,
@@ -133,7 +133,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     from raytag.config import load_job
 
     job = load_job(args.job, args.overrides)
-    from raytag.cluster.prepare import prepare_audio
+    from raytag.cluster.data.prepare import prepare_audio
 
     report = prepare_audio(job, progress=not args.no_progress)
     print(report.format())
@@ -146,7 +146,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     job = load_job(args.job, args.overrides)
     if job.stages:
         raise ConfigError(f"{args.job} has stages; run it with `raytag run`")
-    from raytag.cluster.driver import train
+    from raytag.cluster.training.driver import train
 
     outcome = train(job)
     print(outcome.report.format_table())
@@ -166,7 +166,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     job = load_job(args.job, args.overrides)
     if not job.stages:
         return cmd_train(args)
-    from raytag.cluster.stages import format_stages, run_pipeline
+    from raytag.cluster.training.pipeline import format_stages, run_pipeline
 
     results = run_pipeline(job)
     print(f"\n{job.name}: {plural(len(results), 'stage')}, evaluated on the {job.eval.split} split")
@@ -180,7 +180,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from raytag.config import load_job
     from raytag.search_space import check_space, read_space
-    from raytag.cluster.sweep import SweepOptions, check_options, run_sweep
+    from raytag.cluster.training.sweep import SweepOptions, check_options, run_sweep
 
     job = load_job(args.job, args.overrides)
     space = read_space(args.space)
@@ -200,7 +200,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from raytag.config import load_job
     from raytag import storage
-    from raytag.cluster.evaluation import evaluate
+    from raytag.cluster.inference.evaluation import evaluate
     from raytag.locations import resolve_storage
     from raytag.models.export import best_model_location
 
@@ -214,8 +214,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
 
-    from raytag.cluster.predict import PredictOptions, load_model, predict_sources
-    from raytag.predictions import csv_columns, format_mismatch, output_format, write_output
+    from raytag.predict.workflow import PredictOptions, load_model, predict_sources
+    from raytag.predict.outputs import csv_columns, format_mismatch, output_format, write_output
 
     fmt = output_format(args.output, args.format)
     mismatch = format_mismatch(args.output, args.format)
@@ -251,8 +251,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def _segment_plan(args: argparse.Namespace, loaded) -> tuple[int, float] | None:
     """``(segment samples, hop seconds)`` when a segment output is asked for, checked before
     any file is tagged; None otherwise."""
-    from raytag.cluster.predict import segment_plan
-    from raytag.taggrams import EMBEDDING_FORMATS, TAGGRAM_FORMATS, file_format, taggram_columns
+    from raytag.predict.workflow import segment_plan
+    from raytag.predict.taggrams import EMBEDDING_FORMATS, TAGGRAM_FORMATS, file_format, taggram_columns
 
     if args.embeddings_per and not args.embeddings:
         raise ValueError("--embeddings-per says what --embeddings FILE holds; give --embeddings")
@@ -272,8 +272,8 @@ def _segment_plan(args: argparse.Namespace, loaded) -> tuple[int, float] | None:
 
 def _write_segment_outputs(args: argparse.Namespace, loaded, result, options, plan: tuple[int, float]) -> None:
     """Scores the tagged files' segments and writes the taggram, heat maps and embeddings asked for."""
-    from raytag.cluster.predict import predict_segments
-    from raytag.taggrams import write_embeddings, write_heat_maps, write_taggram
+    from raytag.predict.workflow import predict_segments
+    from raytag.predict.taggrams import write_embeddings, write_heat_maps, write_taggram
 
     tagged = [p.path for p in result.predictions if p.status == "ok"]
     if not tagged:
@@ -339,7 +339,7 @@ def _add_predict(commands) -> None:
 def cmd_audit(args: argparse.Namespace) -> int:
 
     from raytag.config import load_job
-    from raytag.cluster.audit import format_audit, run_audit
+    from raytag.cluster.inference.audit import format_audit, run_audit
 
     job = load_job(args.job, args.overrides)
     outcome = run_audit(job, teacher=args.teacher, split=args.split, output=args.output, max_rows=args.max_rows)
@@ -438,7 +438,7 @@ def _verbose_everywhere(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from raytag.data.crowd_noise import NOISE_MODELS
+    from raytag.data.synth.crowd_noise import NOISE_MODELS
 
     parser = argparse.ArgumentParser(prog="raytag", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")

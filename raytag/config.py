@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from raytag.audio.spec import AugmentSpec
+from raytag.audio.augment_spec import AugmentSpec
 from raytag.locations import resolve_storage
 from raytag.methods import method_names, teacher_keys
 from raytag.models import ModelError, model_arguments
@@ -399,7 +399,7 @@ def _allowed(loc: tuple) -> str:
     return f"; allowed: {', '.join(model.model_fields)}" if model else ""
 
 
-def validate(tree: dict[str, Any]) -> JobConfig:
+def validate_job(tree: dict[str, Any]) -> JobConfig:
     """Validates a raw config dict; all problems are reported together."""
     try:
         return JobConfig.model_validate(tree)
@@ -433,7 +433,7 @@ def stage_jobs(job: JobConfig) -> list[tuple[StageConfig, JobConfig]]:
         tree = _merge(base, stage.overrides)
         tree["name"] = f"{job.name}-{stage.name}"
         try:
-            stage_job = validate(tree)
+            stage_job = validate_job(tree)
         except ConfigError as exc:
             raise ConfigError(str(exc).replace("\n  ", f"\n  stages[{stage.name}].")) from None
         fills = []
@@ -447,7 +447,7 @@ def stage_jobs(job: JobConfig) -> list[tuple[StageConfig, JobConfig]]:
         if fills:
             for key, earlier in fills:
                 apply_override(tree, f"{key}={best_model_location(earlier.storage, earlier.name)}")
-            stage_job = validate(tree)
+            stage_job = validate_job(tree)
         jobs[stage.name] = stage_job
         out.append((stage, stage_job))
     return out
@@ -483,6 +483,6 @@ def load_job(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> J
     tree = read_yaml_mapping(path, "job file")
     for assignment in overrides:
         apply_override(tree, assignment)
-    job = validate(tree)
+    job = validate_job(tree)
     stage_jobs(job)  # every stage must be valid too, before anything runs
     return job

@@ -3,7 +3,7 @@
 Everything here runs without Ray: reading and checking the manifest, building the model once
 (for its rate, crop and size), building the method and checking the exported teachers it names,
 and choosing the tracks and labels each part of the run uses. The driver
-(:mod:`raytag.cluster.driver`) plans a job with :func:`prepare` and then serves the method's
+(:mod:`raytag.cluster.training.driver`) plans a job with :func:`plan_job` and then serves the method's
 needs and fits on the cluster; evaluation and the CLI plan with it too.
 """
 
@@ -30,7 +30,7 @@ log = logging.getLogger("raytag")
 
 
 @dataclass
-class Prepared:
+class JobPlan:
     """What the driver knows before any cluster work: data, model recipe, method."""
 
     manifest: Manifest
@@ -41,7 +41,7 @@ class Prepared:
     parameters: int
 
 
-def prepare(job) -> Prepared:
+def plan_job(job) -> JobPlan:
     """Reads the manifest, builds the model once and checks the method's teachers (no Ray).
 
     Raises:
@@ -71,7 +71,7 @@ def prepare(job) -> Prepared:
         _check_teacher(needs.unlabeled_teacher, recipe.tags, sample_rate=model.sample_rate)
         if job.semi.unlabeled_dir is not None and not Path(job.semi.unlabeled_dir).is_dir():
             raise JobError(f"semi.unlabeled_dir: {job.semi.unlabeled_dir} is not a folder")
-    return Prepared(manifest, recipe, method, model.sample_rate, model.crop_samples, count_parameters(model))
+    return JobPlan(manifest, recipe, method, model.sample_rate, model.crop_samples, count_parameters(model))
 
 
 def _check_teacher(need: TeacherNeed, tags: tuple[str, ...], *, sample_rate: int | None) -> None:

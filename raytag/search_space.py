@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from raytag.config import ConfigError, JobConfig, apply_override, read_yaml_mapping, stage_jobs, validate
+from raytag.config import ConfigError, JobConfig, apply_override, read_yaml_mapping, stage_jobs, validate_job
 
 DISTRIBUTIONS = ("choice", "grid", "uniform", "loguniform", "quniform")
 
@@ -133,7 +133,7 @@ def apply_params(job: JobConfig, values: dict[str, Any], name: str | None = None
         apply_override(tree, f"{path}={yaml.safe_dump(value, default_flow_style=True).strip()}")
     if name is not None:
         tree["name"] = name
-    return validate(tree)
+    return validate_job(tree)
 
 
 def check_space(job: JobConfig, space: SearchSpace) -> JobConfig:

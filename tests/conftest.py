@@ -108,7 +108,7 @@ def ray_session():
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory) -> Path:
     """40 labelled 2 s clips at 16 kHz (28 train / 6 valid / 6 test) with noisy and clean labels."""
-    from raytag.data.synth import SynthSpec, write_corpus
+    from raytag.data.synth.corpus import SynthSpec, write_corpus
 
     out = tmp_path_factory.mktemp("tiny-corpus")
     write_corpus(out, SynthSpec(clips=40, seconds=2.0, sample_rate=16000, seed=7), overwrite=True)
@@ -154,7 +154,7 @@ class TrainedRun:
     job_file: Path
     overrides: tuple[str, ...]
     job: Any  # raytag.config.JobConfig
-    outcome: Any  # raytag.cluster.driver.Outcome
+    outcome: Any  # raytag.cluster.training.driver.Outcome
     out: str
     err: str
 
@@ -168,7 +168,7 @@ def trained_run(ray_session, tiny_corpus, tmp_path_factory) -> TrainedRun:
 
     Tests read it only: one that would change its run, model or storage works on a copy.
     """
-    import raytag.cluster.driver as driver
+    import raytag.cluster.training.driver as driver
     from raytag.cli import main
     from raytag.config import load_job
 
@@ -186,6 +186,6 @@ def trained_run(ray_session, tiny_corpus, tmp_path_factory) -> TrainedRun:
         patch.setattr(driver, "train", recorded)
         code = main(["train", str(job_file), *TRAINED_RUN_OVERRIDES])
     assert code == 0, f"raytag train failed ({code}):\n{err.getvalue()[-4000:]}"
-    assert len(outcomes) == 1, "raytag train did not train through raytag.cluster.driver.train"
+    assert len(outcomes) == 1, "raytag train did not train through raytag.cluster.training.driver.train"
     return TrainedRun(job_file, TRAINED_RUN_OVERRIDES, load_job(job_file, list(TRAINED_RUN_OVERRIDES)),
                       outcomes[0], out.getvalue(), err.getvalue())

@@ -11,7 +11,7 @@ import time
 from mlflow.entities import Metric, Param
 from PIL import Image
 
-from raytag.tracking import tags as tag_names
+from raytag.tracking import run_tags as tag_names
 
 TAGS = ["genre---rock", "genre---pop", "instrument---piano", "mood/theme---sad", "instrument---violin"]
 EPOCHS = 4

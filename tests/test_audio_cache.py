@@ -15,9 +15,9 @@ import soundfile as sf
 from raytag.audio import pcm_cache
 from raytag.audio.io import probe
 from raytag import storage
-from raytag.cluster.audio_cache import cached_tables, file_identities, folder_size, lookup
-from raytag.cluster.prepare import PrepareReport, RateReport, human_bytes, prepare_targets, write_cache_files
-from raytag.config import validate
+from raytag.cluster.data.audio_cache import cached_tables, file_identities, folder_size, lookup
+from raytag.cluster.data.prepare import PrepareReport, RateReport, human_bytes, prepare_targets, write_cache_files
+from raytag.config import validate_job
 from raytag.data.rows import TrackTable
 from raytag.data.batches import decode_batch
 
@@ -118,7 +118,7 @@ def test_tables_read_cached_tracks_from_the_cache_and_keep_everything_else(track
     rows = [cached.row(i, start=0, seed=0) for i in range(3)]
     batch = {k: np.array([r[k] for r in rows], dtype=object if k == "path" else None) for k in rows[0]}
     out = decode_batch(batch, sample_rate=16000, crop_samples=8000)
-    assert out["valid"].all() and np.all(np.abs(out["audio"]).max(axis=1) > 0)
+    assert out["decoded"].all() and np.all(np.abs(out["audio"]).max(axis=1) > 0)
     # Another rate finds nothing.
     assert cached_tables({"train": table}, storage_root=root, sample_rate=22050)[1].cached == 0
 
@@ -161,14 +161,14 @@ def job_tree(tmp_path: Path, **extra) -> dict:
 
 
 def test_targets_cover_the_splits_a_job_decodes_and_every_stage_rate(tmp_path):
-    (target,) = prepare_targets(validate(job_tree(tmp_path)))
+    (target,) = prepare_targets(validate_job(job_tree(tmp_path)))
     assert target.sample_rate == 16000 and target.jobs == ("j",)
     assert sorted(Path(t.path).name for t in target.tracks) == ["a.wav", "b.wav", "c.wav", "d.wav"]
-    (semi,) = prepare_targets(validate(job_tree(tmp_path, semi={"enabled": True})))
+    (semi,) = prepare_targets(validate_job(job_tree(tmp_path, semi={"enabled": True})))
     assert sorted(Path(t.path).name for t in semi.tracks) == ["a.wav", "b.wav", "c.wav", "d.wav", "e.wav"]
     stages = [{"name": "a"}, {"name": "b", "overrides": {"model": {"args": {"sample_rate": 22050}}}},
               {"name": "c", "overrides": {"eval": {"split": "valid"}}}]
-    low, high = prepare_targets(validate(job_tree(tmp_path, stages=stages)))
+    low, high = prepare_targets(validate_job(job_tree(tmp_path, stages=stages)))
     assert (low.sample_rate, low.jobs, high.sample_rate, high.jobs) == (16000, ("j-a", "j-c"), 22050, ("j-b",))
     assert len(low.tracks) == 4
 
@@ -188,8 +188,8 @@ def test_report_names_counts_sizes_and_reasons():
 
 
 def test_the_plan_prepares_what_is_missing_and_names_files_gone_since_the_scan(tracks):
-    from raytag.cluster.datasets import ScannedTrack, ScanResult
-    from raytag.cluster.prepare import PrepareTarget, _plan
+    from raytag.cluster.data.datasets import ScannedTrack, ScanResult
+    from raytag.cluster.data.prepare import PrepareTarget, _plan
     from raytag.data.manifest import Track
 
     table, root = tracks

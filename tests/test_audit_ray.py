@@ -39,9 +39,9 @@ from teachers import train_plain_teacher
 
 from raytag.audit import LabelAudit
 from raytag.cli import main
-from raytag.cluster.audit import format_audit, with_clean_rates
+from raytag.cluster.inference.audit import format_audit, with_clean_rates
 from raytag.data.manifest import multi_hot, read_labels, read_manifest
-from raytag.data.synth import SynthSpec, write_corpus
+from raytag.data.synth.corpus import SynthSpec, write_corpus
 
 JOB = """
 name: audit-test
@@ -110,7 +110,7 @@ def test_audit_of_a_synth_corpus_against_its_true_noise(ray_session, tmp_path, c
 
     from mlflow.tracking import MlflowClient
 
-    from raytag.tracking import tags as T
+    from raytag.tracking import run_tags as T
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     (run,) = client.search_runs([client.get_experiment_by_name("audit-tests").experiment_id])

@@ -40,7 +40,7 @@ def test_decode_random_and_fixed_crops(tmp_path):
     batch = batch_for([path, path], [24000, 24000], 8000, [RANDOM_START, 8000])
     out = decode_batch(batch, sample_rate=16000, crop_samples=16000)
     assert out["audio"].shape == (2, 16000) and out["audio"].dtype == np.float32
-    assert out["valid"].all() and list(out["track"]) == [0, 1]
+    assert out["decoded"].all() and list(out["track"]) == [0, 1]
     np.testing.assert_array_equal(out["labels"], batch["labels"])
     assert np.abs(out["audio"]).max() > 0.2
 
@@ -77,5 +77,5 @@ def test_file_that_fails_mid_decode_is_flagged_not_raised(tmp_path):
     gone = tmp_path / "vanished.wav"
     batch = batch_for([path, str(gone)], [8000, 8000], 8000, [0, 0])
     out = decode_batch(batch, sample_rate=8000, crop_samples=4000)
-    assert list(out["valid"]) == [True, False]
+    assert list(out["decoded"]) == [True, False]
     assert np.all(out["audio"][1] == 0)

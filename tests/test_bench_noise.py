@@ -15,10 +15,10 @@ sys.path.insert(0, str(BENCH))
 
 from bench_stats import bootstrap_macro_roc_se, paired_difference, t_interval  # noqa: E402
 from noise_runner import load_corpus, memory_batch, run_job  # noqa: E402
-from raytag.config import validate  # noqa: E402
+from raytag.config import validate_job  # noqa: E402
 from raytag.data.batches import decode_batch  # noqa: E402
 from raytag.data.rows import epoch_rows  # noqa: E402
-from raytag.data.synth import SynthSpec, write_corpus  # noqa: E402
+from raytag.data.synth.corpus import SynthSpec, write_corpus  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def corpus(corpus_dir):
 
 
 def _job(corpus_dir, seed=0, **objective):
-    return validate({
+    return validate_job({
         "name": f"tiny-s{seed}", "seed": seed,
         "data": {"manifest": str(corpus_dir / "manifest.csv"), "clean_labels": str(corpus_dir / "clean.csv")},
         "model": {"name": "shortres-tiny", "args": {"crop_samples": 8000}},
@@ -76,7 +76,7 @@ def test_memory_crops_are_the_crops_the_decode_stage_cuts_from_the_files(corpus)
     from_memory = memory_batch(rows, train.audio, crop_samples=3000)  # random crops inside 0.5 s clips
     columns = {key: np.array([row[key] for row in rows]) for key in rows[0]}
     from_files = decode_batch(columns, sample_rate=16000, crop_samples=3000)
-    for key in ("audio", "labels", "track", "seed", "valid"):
+    for key in ("audio", "labels", "track", "seed", "decoded"):
         assert np.array_equal(from_memory[key], from_files[key]), key
     assert not np.array_equal(from_memory["audio"][0], train.audio[rows[0]["track"]][:3000])  # not all at 0
 
@@ -128,7 +128,7 @@ def test_lu_protocol_jobs_choose_in_a_window_then_continue_and_average_the_last_
     import bench_noise
 
     assert bench_noise.LU_METHODS == ("bce", "btrain", "bmasking", "bmasking_mt")
-    jobs = {m: validate(bench_noise.lu_protocol_tree(m, 1, tmp_path, tmp_path, window=40, more=30))
+    jobs = {m: validate_job(bench_noise.lu_protocol_tree(m, 1, tmp_path, tmp_path, window=40, more=30))
             for m in bench_noise.LU_METHODS}
     for job in jobs.values():
         assert (job.train.epochs, job.train.select_until_epoch, job.eval.average_last) == (70, 40, 10)
@@ -138,4 +138,4 @@ def test_lu_protocol_jobs_choose_in_a_window_then_continue_and_average_the_last_
     assert jobs["bmasking"].objective.masking.teacher.endswith("lup-btrain-s1-w40m30")
     assert jobs["bmasking"].objective.masking.percentile == 80
     # A short tail averages what it has.
-    assert validate(bench_noise.lu_protocol_tree("bce", 0, tmp_path, tmp_path, window=2, more=2)).eval.average_last == 2
+    assert validate_job(bench_noise.lu_protocol_tree("bce", 0, tmp_path, tmp_path, window=2, more=2)).eval.average_last == 2

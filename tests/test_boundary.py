@@ -16,14 +16,16 @@ import raytag
 CORE_PACKAGES = ("raytag.audio", "raytag.data", "raytag.engine", "raytag.methods", "raytag.models", "raytag.objectives")
 CORE_MODULES = (
     "raytag.audit", "raytag.config", "raytag.diagnostics", "raytag.errors", "raytag.locations", "raytag.metrics",
-    "raytag.plan", "raytag.predictions", "raytag.search_space", "raytag.storage", "raytag.thresholds",
+    "raytag.plan", "raytag.predict.inputs", "raytag.predict.outputs", "raytag.predict.taggrams", "raytag.search_space",
+    "raytag.storage", "raytag.thresholds",
 )
 CLUSTER_PACKAGES = ("raytag.cluster", "raytag.tracking")
 
 
 def _modules(package: str) -> list[str]:
+    """The package and every module below it, sub-packages included."""
     path = Path(raytag.__file__).parent / package.split(".", 1)[1]
-    return [package] + [f"{package}.{m.name}" for m in pkgutil.iter_modules([str(path)])]
+    return [package] + [m.name for m in pkgutil.walk_packages([str(path)], prefix=f"{package}.")]
 
 
 def _imported_after(code: str) -> set[str]:
@@ -64,7 +66,7 @@ def test_the_train_controllers_callback_imports_neither_torch_nor_sklearn():
 
 def test_train_workers_never_open_the_tracking_store():
     """The worker loop reports to Ray Train; MLflow is written on the driver's side only."""
-    loaded = _imported_after("import raytag.cluster.worker")
+    loaded = _imported_after("import raytag.cluster.training.worker")
     assert "mlflow" not in loaded and "raytag.tracking.client" not in loaded
 
 
@@ -145,7 +147,7 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_no_import_cycles_among_raytag_modules():
     graph = _imports()
-    assert len(graph) > 80 and "raytag.cluster.driver" in graph["raytag.cluster.stages"]  # the walk sees imports
+    assert len(graph) > 80 and "raytag.cluster.training.driver" in graph["raytag.cluster.training.pipeline"]  # the walk sees imports
     assert _cycles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [["a", "b"]]  # and would see a cycle
     assert _cycles(graph) == []
 
@@ -180,8 +182,8 @@ def test_only_the_export_module_names_the_exported_model_files():
 
 def test_the_driver_is_split_into_plan_needs_and_fit():
     graph = _imports()
-    driver = graph["raytag.cluster.driver"]
-    assert {"raytag.plan", "raytag.cluster.needs", "raytag.cluster.fit"} <= driver
-    assert len((ROOT / "cluster" / "driver.py").read_text().splitlines()) < 250
+    driver = graph["raytag.cluster.training.driver"]
+    assert {"raytag.plan", "raytag.cluster.training.needs", "raytag.cluster.training.trainer"} <= driver
+    assert len((ROOT / "cluster" / "training" / "driver.py").read_text().splitlines()) < 250
     loaded = _imported_after("import raytag.plan")
     assert not {m for m in loaded if m.split(".")[0] in ("ray", "mlflow")}

@@ -95,7 +95,7 @@ def test_bad_arguments_name_their_flag_and_exit_2(argv, message, capsys):
 
 
 def test_plurals_and_the_format_warning():
-    from raytag.predictions import format_mismatch
+    from raytag.predict.outputs import format_mismatch
     from raytag.text import plural
 
     assert [plural(n, "track") for n in (0, 1, 2, 1500)] == ["0 tracks", "1 track", "2 tracks", "1,500 tracks"]
@@ -108,7 +108,7 @@ def test_plurals_and_the_format_warning():
 def test_clean_labels_that_miss_tracks_are_bad_input(tmp_path):
     from types import SimpleNamespace
 
-    from raytag.cluster.evaluation import evaluation_labels
+    from raytag.cluster.inference.evaluation import evaluation_labels
     from raytag.data.manifest import ManifestError, Track
 
     clean = tmp_path / "clean.csv"

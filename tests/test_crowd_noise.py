@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from raytag.data.crowd_noise import CONFUSABLE, missing_probability, mix_shares_db
-from raytag.data.synth import TAGS, ClipRow, SynthSpec, plan_corpus
+from raytag.data.synth.crowd_noise import CONFUSABLE, missing_probability, mix_shares_db
+from raytag.data.synth.corpus import TAGS, ClipRow, SynthSpec, plan_corpus
 from raytag.metrics import tagging_report
 
 

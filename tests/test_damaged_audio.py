@@ -76,9 +76,9 @@ def test_a_damaged_file_is_caught_and_never_trains_on_wrong_audio(originals, tmp
         # consistent length, and every crop within it is the original audio (checked below).
         assert codec == "vorbis" and damage.startswith("cut")
     else:
-        assert not batch["valid"].all(), f"{damage} {codec}: every crop decoded although the file is damaged"
+        assert not batch["decoded"].all(), f"{damage} {codec}: every crop decoded although the file is damaged"
     tolerance = 0.1 if codec.startswith("aac") else 1e-4  # AAC: noise-substituted bands differ
-    for start, audio, valid in zip(batch["start"], batch["audio"], batch["valid"]):
+    for start, audio, valid in zip(batch["start"], batch["audio"], batch["decoded"]):
         if valid:
             expected = reference[start : start + CROP]
             rms = float(np.sqrt(np.mean((audio - expected) ** 2)))

@@ -32,7 +32,7 @@ def toy_batches(n_batches=6, batch=8, samples=16000, seed=0):
         audio = 0.01 * torch.randn(batch, samples, generator=gen)
         audio += labels[:, :1] * 0.5 * torch.sin(2 * torch.pi * 300 * t)
         audio += labels[:, 1:] * 0.3 * torch.randn(batch, samples, generator=gen)
-        out.append({"audio": audio, "labels": labels, "valid": torch.ones(batch, dtype=torch.bool),
+        out.append({"audio": audio, "labels": labels, "decoded": torch.ones(batch, dtype=torch.bool),
                     "track": torch.arange(batch)})
     return out
 
@@ -53,7 +53,7 @@ def test_invalid_rows_are_counted_and_ignored():
     model = create_model("mtt-tiny", num_tags=2)
     opt = torch.optim.SGD(model.parameters(), lr=0.0)
     batch = toy_batches(1)[0]
-    batch["valid"][:3] = False
+    batch["decoded"][:3] = False
     stats = train_epoch(model, [batch], opt, method=_started(PlainBCE()), device=CPU, amp="bf16")
     assert stats.examples == 5 and stats.decode_failures == 3 and np.isfinite(stats.loss)
 
@@ -62,7 +62,7 @@ def test_chunk_predictions_average_per_track():
     model = create_model("mtt-tiny", num_tags=2).eval()
     batch = toy_batches(1, batch=4)[0]
     batch["track"] = torch.tensor([0, 0, 1, 1])
-    batch["valid"][3] = False
+    batch["decoded"][3] = False
     averager = TrackAverager(num_tracks=3, num_tags=2)
     for track, probs, labels in chunk_probabilities(model, [batch], device=CPU):
         assert len(track) == 3

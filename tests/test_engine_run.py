@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from raytag.config import validate
+from raytag.config import validate_job
 from raytag.engine.checkpoint import Snapshot, TrainingState
 from raytag.engine.run import build_training, fit
 from bench_modules import load_bench
@@ -19,7 +19,7 @@ TAGS = ["a", "b", "c"]
 
 
 def _job(**train):
-    return validate({"name": "t", "seed": 3, "data": {"manifest": "m.csv"},
+    return validate_job({"name": "t", "seed": 3, "data": {"manifest": "m.csv"},
                      "model": {"name": "mtt-tiny", "args": {"crop_seconds": 0.25}},
                      "train": {"epochs": 5, "batch_size": 4, "lr": 0.01, **train},
                      "eval": {"average_last": 2}})
@@ -32,7 +32,7 @@ class ListHooks:
         generator = torch.Generator().manual_seed(0)
         self.data = [{"audio": 0.1 * torch.randn(4, 5512, generator=generator),
                       "labels": torch.randint(0, 2, (4, 3), generator=generator).float(),
-                      "valid": torch.ones(4, dtype=torch.bool)} for _ in range(2)]
+                      "decoded": torch.ones(4, dtype=torch.bool)} for _ in range(2)]
         self.valid_scores, self.evaluated, self.reported = valid_scores, [], []
         self.weights_at_start: list[torch.Tensor] = []
 
@@ -85,13 +85,13 @@ def test_the_same_job_gives_the_same_losses():
 
 
 def test_the_benchmark_runner_runs_lu_et_al_selection_window(tmp_path):
-    from raytag.data.synth import SynthSpec, write_corpus
+    from raytag.data.synth.corpus import SynthSpec, write_corpus
 
     runner = load_bench("noise_runner")
     write_corpus(tmp_path, SynthSpec(clips=24, seconds=0.5, sample_rate=16000, seed=2, valid_fraction=0.25,
                                      test_fraction=0.25))
     corpus = runner.load_corpus(tmp_path / "manifest.csv", tmp_path / "clean.csv")
-    job = validate({"name": "window", "data": {"manifest": str(tmp_path / "manifest.csv")},
+    job = validate_job({"name": "window", "data": {"manifest": str(tmp_path / "manifest.csv")},
                     "model": {"name": "shortres-tiny", "args": {"crop_samples": 8000}},
                     "train": {"epochs": 4, "batch_size": 8, "lr": 1e-3, "select_until_epoch": 2},
                     "eval": {"batch_size": 16, "average_last": 2}, "tracking": {"enabled": False}})
@@ -106,8 +106,8 @@ def test_the_ray_train_worker_and_the_benchmark_runner_run_the_same_epochs(ray_s
     """One tiny job (1 Train worker, 3 epochs, a selection window of 2) through the Ray path
     (driver → TorchTrainer → worker → engine.fit, Ray Data batches from the files) and through
     the benchmark runner (engine.fit, batches from memory): the same per-epoch training losses."""
-    from raytag.cluster.checkpoints import latest_checkpoint
-    from raytag.cluster.driver import train
+    from raytag.cluster.training.checkpoints import latest_checkpoint
+    from raytag.cluster.training.driver import train
     from raytag.engine import checkpoint as ckpt
     from raytag.locations import run_location
 
@@ -120,7 +120,7 @@ def test_the_ray_train_worker_and_the_benchmark_runner_run_the_same_epochs(ray_s
             "scaling": {"num_workers": 1, "cpus_per_worker": 0.5, "max_failures": 0},
             "eval": {"max_chunks": 2, "batch_size": 8, "average_last": 1},
             "tracking": {"enabled": False}}
-    job = validate(tree)
+    job = validate_job(tree)
     outcome = train(job)
     location, _ = latest_checkpoint(run_location(job.storage, job.name))
     ray_history = ckpt.load_state(Path(location)).history

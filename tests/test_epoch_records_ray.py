@@ -8,10 +8,10 @@ import logging
 import pytest
 from mlflow.tracking import MlflowClient
 
-from raytag.cluster.fit import RecordWriter
+from raytag.cluster.training.trainer import RecordWriter
 from raytag.tracking.callback import EpochMetricsToMlflow
 from raytag.tracking.client import Tracker
-from raytag.tracking.tags import TRAIN_NODES
+from raytag.tracking.run_tags import TRAIN_NODES
 
 pytestmark = pytest.mark.ray
 

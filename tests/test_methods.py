@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from raytag.config import ObjectiveConfig, validate
+from raytag.config import ObjectiveConfig, validate_job
 from raytag.engine.loop import train_epoch, with_unlabeled
 from raytag.methods import BASE_METHODS, WRAPPERS, build_method, load_class, method_names
 from raytag.methods.base import Epoch, Method
@@ -18,7 +18,7 @@ TAGS = ["a", "b", "c"]
 
 def job(**objective):
     semi = objective.pop("semi", {})
-    return validate({"name": "t", "data": {"manifest": "m.csv"}, "model": {"name": "mtt-tiny"},
+    return validate_job({"name": "t", "data": {"manifest": "m.csv"}, "model": {"name": "mtt-tiny"},
                      "objective": objective, "semi": semi})
 
 
@@ -29,7 +29,7 @@ def batches(n=2, batch=6, samples=8000, keep=None):
         b = {
             "audio": 0.1 * torch.randn(batch, samples, generator=gen),
             "labels": torch.randint(0, 2, (batch, len(TAGS)), generator=gen).float(),
-            "valid": torch.ones(batch, dtype=torch.bool),
+            "decoded": torch.ones(batch, dtype=torch.bool),
             "verified": (torch.arange(batch) % 2).float(),
             "noisy": torch.full((batch,), -1.0),
         }
@@ -147,7 +147,7 @@ def test_noisy_student_adds_the_unlabeled_loss_in_one_forward():
     model = tiny()
     labelled = batches(2, batch=4)
     unlabeled = [{"u_audio": 0.1 * torch.randn(2, 8000), "u_soft": torch.rand(2, 3),
-                  "u_valid": torch.ones(2, dtype=torch.bool)}]
+                  "u_decoded": torch.ones(2, dtype=torch.bool)}]
     merged = list(with_unlabeled(labelled, lambda: unlabeled))  # the unlabeled stream restarts
     assert len(merged) == 2 and all(b["u_audio"].shape == (2, 8000) for b in merged)
 
@@ -166,7 +166,7 @@ def test_noisy_student_adds_the_unlabeled_loss_in_one_forward():
 
 
 def test_soft_labeler_is_a_frozen_teacher_in_eval_mode():
-    from raytag.cluster.inference import SoftLabeler
+    from raytag.cluster.inference.actor_pool import SoftLabeler
     from raytag.models.export import ModelRecipe
 
     recipe = ModelRecipe("mtt-tiny", {"crop_seconds": 0.5}, ("a", "b", "c"))
@@ -174,7 +174,7 @@ def test_soft_labeler_is_a_frozen_teacher_in_eval_mode():
     labeler = SoftLabeler(recipe, weights)
     assert not labeler.model.training
     audio = np.random.default_rng(0).normal(size=(3, 8000)).astype(np.float32)
-    out = labeler({"audio": audio, "track": np.arange(3), "valid": np.ones(3, bool)})
+    out = labeler({"audio": audio, "track": np.arange(3), "decoded": np.ones(3, bool)})
     assert out["soft"].shape == (3, 3) and np.all((out["soft"] > 0) & (out["soft"] < 1))
     assert np.array_equal(out["audio"], audio)  # the crop passes through untouched
     for key, value in labeler.model.state_dict().items():
@@ -196,7 +196,7 @@ def test_added_terms_take_the_base_loss_reduction(name, reduction):
 def test_the_unlabeled_term_matches_a_clip_reduced_base():
     torch.manual_seed(0)
     model = tiny().eval()  # deterministic outputs
-    batch = {**batches(1, batch=4)[0], "u_valid": torch.ones(4, dtype=torch.bool)}
+    batch = {**batches(1, batch=4)[0], "u_decoded": torch.ones(4, dtype=torch.bool)}
     with torch.no_grad():
         logits = model(batch["audio"])
     probs = torch.sigmoid(logits)
@@ -310,7 +310,7 @@ def test_staged_training_weighs_the_sparsemax_term_as_its_stages_1_and_3_do():
     batch["labels"][0] = 0.0  # a clip with no label: no sparsemax target
     parts = {}
     for stage, name in (("1/3", "bce"), ("2", "staged_training")):
-        config = validate({"name": "t", "data": {"manifest": "m.csv"}, "objective": {"name": name},
+        config = validate_job({"name": "t", "data": {"manifest": "m.csv"}, "objective": {"name": name},
                            "model": {"name": "mtt-tiny", "head": "sigmoid_sparsemax"}})
         method = start(build_method(config, tags=tags), None)
         parts[stage] = {key: value.item() for key, value in method.loss(output, batch).items()}
@@ -324,7 +324,7 @@ def test_the_multi_activation_head_adds_its_sparsemax_term_to_any_method():
     from raytag.models.export import ModelRecipe
 
     for name in ("bce", "balanced_training", "staged_training"):
-        config = validate({"name": "t", "data": {"manifest": "m.csv"}, "objective": {"name": name},
+        config = validate_job({"name": "t", "data": {"manifest": "m.csv"}, "objective": {"name": name},
                            "model": {"name": "mtt-tiny", "head": "sigmoid_sparsemax", "args": {"crop_seconds": 0.5}}})
         method = build_method(config, tags=TAGS)
         assert (method.name == "multi_activation") == (name != "staged_training")  # staged scores both heads itself
@@ -334,5 +334,5 @@ def test_the_multi_activation_head_adds_its_sparsemax_term_to_any_method():
         assert np.isfinite(stats.loss)
         assert model.classifier.sparsemax.weight.grad is not None  # the sparsemax head learned too
     with pytest.raises(Exception, match="cannot be combined"):
-        validate({"name": "t", "data": {"manifest": "m.csv"}, "objective": {"name": "coteaching"},
+        validate_job({"name": "t", "data": {"manifest": "m.csv"}, "objective": {"name": "coteaching"},
                   "model": {"name": "mtt-tiny", "head": "sigmoid_sparsemax"}})

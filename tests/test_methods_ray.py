@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 from mlflow.tracking import MlflowClient
 
-from raytag.cluster.driver import train
+from raytag.cluster.training.driver import train
 from raytag.config import load_job
 
 pytestmark = pytest.mark.ray

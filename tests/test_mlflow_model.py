@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 
 from raytag.audio.io import chunk_starts
 from raytag.models.export import ExportError, ModelRecipe, write_exported
-from raytag.tracking import tags as tag_names
+from raytag.tracking import run_tags as tag_names
 from raytag.tracking.mlflow_model import log_tagger, model_requirements, register_tagger, tag_probabilities
 
 from conftest import REAL_AUDIO
@@ -137,7 +137,7 @@ def test_registering_and_loading_use_the_given_store_only(store, logged, tmp_pat
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.chdir(tmp_path)
     version = register_tagger(tracking_uri=store["uri"], logged=logged, registered_name="no-global-uri")
-    from raytag.cluster.predict import load_model
+    from raytag.predict.workflow import load_model
 
     for uri in (f"models:/no-global-uri/{version.version}", logged.uri, f"runs:/{store['run_id']}/tagger"):
         assert load_model(uri, tracking_uri=store["uri"]).tags == TAGS

@@ -40,7 +40,7 @@ S3_ENDPOINT = f"http://127.0.0.1:{S3_PORT}"
 def cluster(tmp_path_factory):
     """The cluster, and an S3-compatible server (moto's) in its network that every node and
     driver reaches through the AWS environment variables."""
-    from raytag.data.synth import SynthSpec, write_corpus
+    from raytag.data.synth.corpus import SynthSpec, write_corpus
 
     cluster = LocalCluster(tmp_path_factory.mktemp("cluster"), env=s3_env(S3_ENDPOINT))
     write_corpus(cluster.shared / "audio", SynthSpec(clips=40, seconds=2.0, sample_rate=16000, seed=3), overwrite=True)
@@ -210,7 +210,7 @@ def test_f_a_sweeps_trials_spread_over_both_nodes_and_land_in_the_drivers_store(
 
 # The run must outlast a node's death, the shrunk group's start, a new node's join, Ray Train's
 # resize check (scaling.resize_check_s 5) and the grown group's start. On this tiny data an epoch
-# is paced by the controller's poll (0.5 s, cluster/fit.py); 14 epochs sufficed at Ray's 2 s.
+# is paced by the controller's poll (0.5 s, cluster/training/trainer.py); 14 epochs sufficed at Ray's 2 s.
 ELASTIC_EPOCHS = 60
 
 

@@ -8,8 +8,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from raytag.config import load_job
-from raytag.cluster.stages import run_pipeline
-from raytag.cluster.scoring import CACHE_KIND
+from raytag.cluster.training.pipeline import run_pipeline
+from raytag.cluster.inference.teacher_scores import CACHE_KIND
 from raytag.locations import cache_location
 from raytag.models.export import read_exported
 

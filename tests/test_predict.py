@@ -20,12 +20,12 @@ from teachers import write_random_tagger
 from requirements import needs
 from raytag.audio.io import chunk_starts, load_crop, source_frames
 from raytag.cli import main
-from raytag.cluster.predict import PredictOptions, load_model, predict_files
+from raytag.predict.workflow import PredictOptions, load_model, predict_files
 from raytag.data.manifest import ManifestError
 from raytag.models.export import read_exported, read_weights
-from raytag.predictions import (
-    NO_CHUNK_DECODED, TrackPrediction, collect_audio, csv_columns, gather_predictions, output_format,
-    write_predictions,
+from raytag.predict.inputs import collect_audio
+from raytag.predict.outputs import (
+    NO_CHUNK_DECODED, TrackPrediction, csv_columns, gather_predictions, output_format, write_predictions,
 )
 
 TAGS = ("piano", "guitar", "voice")
@@ -250,7 +250,7 @@ def test_silence_a_file_shorter_than_a_crop_and_a_metadata_only_mp3_get_a_status
 
 
 def test_predict_scores_on_one_actor_per_cpu_unless_told_and_never_more_than_batches():
-    from raytag.cluster.predict_ray import default_actors
+    from raytag.cluster.inference.predict_ray import default_actors
 
     assert PredictOptions().actors is None
     assert default_actors(2.0, batches=125) == 2  # 1,000 files on 2 CPUs: both CPUs score

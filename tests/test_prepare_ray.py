@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from requirements import needs_real_audio
 from raytag.cli import main
-from raytag.cluster.prepare import prepare_audio
+from raytag.cluster.data.prepare import prepare_audio
 from raytag.config import load_job
 from raytag.data.corpora.mtg_jamendo import split_file
 
@@ -183,8 +183,8 @@ def test_cached_rows_decode_in_big_blocks_to_the_same_batches(ray_session, tmp_p
     here), with the crops, order, values and columns of the 32-row pipeline; with
     augmentation, or one row from an audio file, the 32-row pipeline runs as before."""
     from raytag.audio import pcm_cache
-    from raytag.audio.spec import AugmentSpec
-    from raytag.cluster.datasets import CACHE_BLOCK_BYTES, _cache_rows_per_block, decoded
+    from raytag.audio.augment_spec import AugmentSpec
+    from raytag.cluster.data.datasets import CACHE_BLOCK_BYTES, _cache_rows_per_block, decoded_chunks
     from raytag.data.rows import TrackTable, epoch_rows
 
     rng = np.random.default_rng(0)
@@ -199,16 +199,16 @@ def test_cached_rows_decode_in_big_blocks_to_the_same_batches(ray_session, tmp_p
     rows = [row for epoch in range(15) for row in epoch_rows(table, seed=3, epoch=epoch, rank=0, world_size=1)]
     assert len(rows) == 75
     ray_session.data.DataContext.get_current().execution_options.preserve_order = True
-    big = decoded(rows, sample_rate=16000, crop_samples=8000, num_cpus=0.25)
-    small = decoded(rows, sample_rate=16000, crop_samples=8000, num_cpus=0.25, cache_blocks=False)
+    big = decoded_chunks(rows, sample_rate=16000, crop_samples=8000, num_cpus=0.25)
+    small = decoded_chunks(rows, sample_rate=16000, crop_samples=8000, num_cpus=0.25, cache_blocks=False)
     assert big.materialize().num_blocks() == 1 and small.materialize().num_blocks() == 3  # tasks of 32 rows
     for a, b in zip(big.iter_batches(batch_size=16, batch_format="numpy"),
                     small.iter_batches(batch_size=16, batch_format="numpy"), strict=True):
-        assert a.keys() == b.keys() == {"audio", "labels", "track", "seed", "valid", "keep"}
+        assert a.keys() == b.keys() == {"audio", "labels", "track", "seed", "decoded", "keep"}
         for name in a:
             np.testing.assert_array_equal(a[name], b[name])
     assert _cache_rows_per_block(rows, 8000) == CACHE_BLOCK_BYTES // (4 * 8000)  # float32 crops
     mixed = [*rows, {**rows[0], "path": str(tmp_path / "t0.wav")}]
     assert _cache_rows_per_block(mixed, 8000) is None and _cache_rows_per_block([], 8000) is None
-    augmented = decoded(rows, sample_rate=16000, crop_samples=8000, num_cpus=0.25, augment=AugmentSpec())
+    augmented = decoded_chunks(rows, sample_rate=16000, crop_samples=8000, num_cpus=0.25, augment=AugmentSpec())
     assert augmented.materialize().num_blocks() == 3

@@ -10,7 +10,7 @@ from review_store import EXPECTED_ORDER, TAGS, fill_pipeline, log_plot
 from rich.console import Console
 
 from raytag.cli import main
-from raytag.tracking import tags as tag_names
+from raytag.tracking import run_tags as tag_names
 from raytag.tracking.report import (
     describe_method,
     differing_params,

@@ -13,7 +13,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from review_store import EXPECTED_ORDER, fill_pipeline
 
-from raytag.tracking import tags as tag_names
+from raytag.tracking import run_tags as tag_names
 from raytag.tracking.review import review_runs
 
 STARTUP_DEADLINE_S = 120  # ~15 s on 2 idle cores; generous for a loaded machine

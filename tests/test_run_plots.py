@@ -5,7 +5,7 @@ import logging
 import numpy as np
 from mlflow.tracking import MlflowClient
 
-from raytag.tracking import tags as tag_names
+from raytag.tracking import run_tags as tag_names
 from raytag.tracking.client import Tracker
 from raytag.tracking.review import review_runs
 from raytag.tracking.run_plots import log_run_plots

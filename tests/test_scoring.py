@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from raytag.cluster.scoring import scores_key
+from raytag.cluster.inference.teacher_scores import scores_key
 from raytag.data.rows import TrackTable
 from raytag.methods.balanced_masking import BalancedMasking
 

@@ -4,7 +4,7 @@ import pytest
 
 from raytag.config import ConfigError, load_job
 from raytag.search_space import apply_params, check_space, read_space
-from raytag.cluster.sweep import SweepOptions, check_options
+from raytag.cluster.training.sweep import SweepOptions, check_options
 
 JOB = """
 name: unit

@@ -9,10 +9,10 @@ from mlflow.tracking import MlflowClient
 
 from raytag.audio.augment import AugmentSpec
 from raytag.config import load_job
-from raytag.cluster.datasets import labelled_by_teacher, scan_tracks, track_table
+from raytag.cluster.data.datasets import labelled_by_teacher, scan_tracks, track_table
 from raytag.data.manifest import Track
 from raytag.data.rows import epoch_rows
-from raytag.cluster.stages import run_pipeline
+from raytag.cluster.training.pipeline import run_pipeline
 
 pytestmark = pytest.mark.ray
 

@@ -6,7 +6,7 @@ No Ray instance is started: finding a checkpoint only reads storage.
 import torch
 
 from raytag import storage
-from raytag.cluster.checkpoints import latest_checkpoint
+from raytag.cluster.training.checkpoints import latest_checkpoint
 from raytag.engine import checkpoint as ckpt
 from raytag.locations import cache_location, resolve_storage, run_location
 from raytag.methods.bce import PlainBCE

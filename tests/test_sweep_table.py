@@ -3,7 +3,7 @@ tests/test_tune_ray.py, which checks the lines appear)."""
 
 from __future__ import annotations
 
-from raytag.cluster.sweep import trial_header, trial_line
+from raytag.cluster.training.sweep import trial_header, trial_line
 
 
 def test_a_trial_line_holds_its_status_epochs_metric_best_and_sampled_values_in_header_order():

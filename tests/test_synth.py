@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from raytag.data import synth
-from raytag.data.synth import TAGS, Score, SynthSpec, render_clip, write_corpus
+from raytag.data.synth import corpus as synth
+from raytag.data.synth.corpus import TAGS, Score, SynthSpec, render_clip, write_corpus
 
 SR = 22050
 

@@ -153,7 +153,7 @@ def test_unreadable_files_have_no_segments_and_many_files_stay_in_process(model,
     assert statuses["good.wav"] == "ok" and statuses["corrupt.wav"] != "ok" and statuses["gone.wav"] != "ok"
     assert "wrote " + str(out) + ": 2 segments of 1 file" in caplog.text
 
-    from raytag.cluster.predict import PredictOptions, load_model, predict_segments, segment_plan
+    from raytag.predict.workflow import PredictOptions, load_model, predict_segments, segment_plan
 
     loaded = load_model(str(model))
     samples, hop = segment_plan(loaded, None, 0.25)

@@ -148,11 +148,11 @@ def test_noisy_and_clean_labels_give_different_thresholds_and_model_json_says_wh
 
 
 def test_clean_threshold_labels_need_a_clean_label_file():
-    from raytag.config import ConfigError, validate
+    from raytag.config import ConfigError, validate_job
 
     base = {"name": "t", "data": {"manifest": "m.csv"}, "model": {"name": "mtt-tiny"}}
-    assert validate(base).eval.threshold_labels == "auto"
+    assert validate_job(base).eval.threshold_labels == "auto"
     with pytest.raises(ConfigError, match="clean_labels"):
-        validate({**base, "eval": {"threshold_labels": "clean"}})
+        validate_job({**base, "eval": {"threshold_labels": "clean"}})
     with pytest.raises(ConfigError, match="threshold_labels"):
-        validate({**base, "eval": {"threshold_labels": "test"}})
+        validate_job({**base, "eval": {"threshold_labels": "test"}})

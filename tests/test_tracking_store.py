@@ -10,7 +10,7 @@ from mlflow.tracking import MlflowClient
 from review_store import fill_pipeline
 
 from raytag.cli import main
-from raytag.tracking import tags as tag_names
+from raytag.tracking import run_tags as tag_names
 from raytag.tracking.client import StoreError, Tracker, artifact_location, existing_store
 
 

@@ -14,7 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from raytag.config import load_job
-from raytag.cluster.driver import train
+from raytag.cluster.training.driver import train
 from raytag.locations import run_location
 from raytag.models.export import read_exported, read_thresholds, thresholds_labels
 

@@ -7,7 +7,7 @@ from mlflow.tracking import MlflowClient
 
 from raytag.config import load_job
 from raytag.search_space import read_space
-from raytag.cluster.sweep import SweepOptions, run_sweep
+from raytag.cluster.training.sweep import SweepOptions, run_sweep
 
 pytestmark = pytest.mark.ray
 

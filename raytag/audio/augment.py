@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from raytag.audio.spec import AugmentSpec, Range, check_bounds
+from raytag.audio.augment_spec import AugmentSpec, Range, check_bounds
 
 Generator = torch.Generator
 _TINY = 1e-12

@@ -54,18 +54,18 @@ def decode_batch(batch: dict[str, np.ndarray], *, sample_rate: int, crop_samples
     ``seed``, so a crop depends on the row, not on which task decodes it or with which others. A
     crop that fails to decode (damaged data, or a file truncated after its header was read: a
     read that ends before the header's length is an error, not silence) yields zeros and
-    ``valid = False``, which training and evaluation leave out and count; the row is kept so
+    ``decoded = False``, which training and evaluation leave out and count; the row is kept so
     every DDP rank still sees the same number of rows. The first failure of each file is
     logged (once per process) with its reason.
 
     Returns:
         ``audio`` (B, crop_samples) float32, ``labels`` (B, K) float32, ``track`` (B,) int64,
-        ``seed`` (B,) int64, ``valid`` (B,) bool, and every extra column the rows carry (a
+        ``seed`` (B,) int64, ``decoded`` (B,) bool, and every extra column the rows carry (a
         method's per-track columns such as ``keep``) as float32 with its row shape.
     """
     count = len(batch["path"])
     audio = np.zeros((count, crop_samples), dtype=np.float32)
-    valid = np.ones(count, dtype=bool)
+    decoded = np.ones(count, dtype=bool)
     for i in range(count):
         rate, frames = int(batch["rate"][i]), int(batch["frames"][i])
         start = int(batch["start"][i])
@@ -75,7 +75,7 @@ def decode_batch(batch: dict[str, np.ndarray], *, sample_rate: int, crop_samples
         try:
             audio[i] = load_crop(str(batch["path"][i]), start, crop_samples, sample_rate, rate)
         except AudioError as exc:
-            valid[i] = False
+            decoded[i] = False
             if str(batch["path"][i]) not in _reported_paths:
                 _reported_paths.add(str(batch["path"][i]))
                 log.warning("crop left out (first failure of this file; later ones are only counted): %s", exc)
@@ -84,7 +84,7 @@ def decode_batch(batch: dict[str, np.ndarray], *, sample_rate: int, crop_samples
         "labels": np.asarray(batch["labels"], dtype=np.float32).reshape(count, -1),
         "track": np.asarray(batch["track"], dtype=np.int64),
         "seed": np.asarray(batch["seed"], dtype=np.int64),
-        "valid": valid,
+        "decoded": decoded,
     }
     for name in batch.keys() - set(BASE_COLUMNS):
         column = np.asarray(batch[name], dtype=np.float32)

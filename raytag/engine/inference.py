@@ -1,6 +1,6 @@
 """Track-level inference in one process: read headers, chunk, decode, batch, average.
 
-The same protocol as raytag's Ray Data evaluation (:mod:`raytag.cluster.inference`), without
+The same protocol as raytag's Ray Data evaluation (:mod:`raytag.cluster.inference.actor_pool`), without
 Ray: a header probe makes a :class:`~raytag.data.rows.TrackTable` of the readable files,
 :func:`~raytag.data.rows.chunk_rows` lists the chunks that cover each track,
 :func:`~raytag.data.batches.decode_batch` decodes them batch by batch, one model in eval mode
@@ -119,8 +119,8 @@ def score_table(
     for start in range(0, len(rows), batch_size):
         part = rows[start : start + batch_size]
         batch = decode_batch(rows_to_batch(part), sample_rate=sample_rate, crop_samples=crop_samples)
-        failed += int((~batch["valid"]).sum())
-        decoded = batch["valid"]
+        failed += int((~batch["decoded"]).sum())
+        decoded = batch["decoded"]
         np.maximum.at(peaks, batch["track"][decoded], np.abs(batch["audio"][decoded]).max(axis=1, initial=0.0))
         for track, probabilities, _ in chunk_probabilities(model, [batch], device=device, amp=amp):
             averager.add(track, probabilities)

@@ -1,7 +1,7 @@
 """The Ray-free training engine: one epoch of optimisation, chunk predictions per track.
 
 Batches are dicts of tensors as produced by :func:`raytag.data.batches.decode_batch`
-(``audio``, ``labels``, ``track``, ``valid``, and the method's extra columns). The Ray Train
+(``audio``, ``labels``, ``track``, ``decoded``, and the method's extra columns). The Ray Train
 worker loop feeds Ray Data batches in; tests feed plain lists.
 """
 
@@ -94,7 +94,7 @@ def train_epoch(
 
     Args:
         model: the (possibly DDP-wrapped) model, returning logits.
-        batches: dicts with ``audio`` (B, T), ``labels`` (B, K), ``valid`` (B,) and whatever
+        batches: dicts with ``audio`` (B, T), ``labels`` (B, K), ``decoded`` (B,) and whatever
             else the method reads.
         method: a :class:`raytag.methods.base.Method`, already started for this epoch; per step
             ``output = model(method.inputs(batch))``, ``parts = method.loss(output, batch)``,
@@ -119,8 +119,8 @@ def train_epoch(
         for name, value in parts.items():
             if name != "loss":
                 part_sums[name] = part_sums.get(name, 0.0) + float(value)
-        examples += int(batch["valid"].sum())
-        failures += int((~batch["valid"].bool()).sum())
+        examples += int(batch["decoded"].sum())
+        failures += int((~batch["decoded"].bool()).sum())
         if steps % log_every == 0:
             rate = examples / (time.perf_counter() - start)
             log.debug("%s step %d: loss %.4f, %.1f clips/s", describe, steps, total / steps, rate)
@@ -144,7 +144,7 @@ def chunk_probabilities(
         batch = to_device(batch, device)
         with autocast(device, amp):
             logits = model(batch["audio"])
-        keep = batch["valid"].bool()
+        keep = batch["decoded"].bool()
         probs = torch.sigmoid(logits.float())[keep]
         yield batch["track"][keep].cpu().numpy(), probs.cpu().numpy(), batch["labels"][keep].cpu().numpy()
 

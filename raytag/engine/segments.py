@@ -147,7 +147,7 @@ def score_segments(
     for first in range(0, len(rows), batch_size):
         part = rows[first : first + batch_size]
         batch = decode_batch(rows_to_batch(part), sample_rate=sample_rate, crop_samples=segment_samples)
-        keep = batch["valid"]
+        keep = batch["decoded"]
         failed += int((~keep).sum())
         tensors = to_device({"audio": batch["audio"][keep]}, device)
         if len(tensors["audio"]):

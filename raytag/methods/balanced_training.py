@@ -39,13 +39,13 @@ class BalancedTraining(Method):
 
     def mask(self, batch: Batch) -> torch.Tensor:
         """(B, K) 0/1: which entries count in this step's loss; rows that failed to decode are 0."""
-        rows = batch["valid"].to(torch.float32)[:, None]
+        rows = batch["decoded"].to(torch.float32)[:, None]
         keep = rows.expand_as(batch["labels"])
         if self.uses_keep:
             keep = keep * batch["keep"].to(torch.float32)
         mask = balanced_training_mask(batch["labels"], generator=self.generator, keep=keep)
         self.masked += ((1 - mask) * rows).sum(0).double().cpu()
-        self.entries += int(batch["valid"].sum())
+        self.entries += int(batch["decoded"].sum())
         return mask
 
     def loss(self, output: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:

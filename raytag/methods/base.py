@@ -66,9 +66,9 @@ class Needs:
             driver computes (Ray Data inference, cached under storage) and hands to
             :meth:`Method.track_columns`.
         unlabeled_teacher: a frozen teacher that labels an unlabeled stream (Ray Data actor
-            pool on clean crops); batches then carry ``u_audio``, ``u_soft``, ``u_valid``.
+            pool on clean crops); batches then carry ``u_audio``, ``u_soft``, ``u_decoded``.
         columns: per-track columns the loss reads from a batch besides ``audio``, ``labels``,
-            ``valid`` (e.g. ``keep``, ``verified``); made by :meth:`Method.track_columns`.
+            ``decoded`` (e.g. ``keep``, ``verified``); made by :meth:`Method.track_columns`.
     """
 
     scores_teacher: TeacherNeed | None = None
@@ -196,4 +196,4 @@ class Wrapper(Method):
 
 def kept_rows(batch: Batch) -> torch.Tensor:
     """(B,) bool: rows whose audio decoded."""
-    return batch["valid"].bool()
+    return batch["decoded"].bool()

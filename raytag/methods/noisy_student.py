@@ -15,9 +15,9 @@ TEACHER_KEY = TEACHER_KEYS["noisy_student"]
 
 
 class NoisyStudent(Wrapper):
-    """Batches carry the labelled part (``audio``, ``labels``, ``valid``, ...) and the unlabeled
+    """Batches carry the labelled part (``audio``, ``labels``, ``decoded``, ...) and the unlabeled
     part (``u_audio``: the augmented crop; ``u_soft``: the teacher's probabilities on the clean
-    crop; ``u_valid``). Both parts go through the student in one forward (one DDP forward per
+    crop; ``u_decoded``). Both parts go through the student in one forward (one DDP forward per
     step); the wrapped method scores the labelled part. The teacher never runs here: its labels
     come with the data (the cluster layer serves the ``unlabeled_teacher`` need)."""
 
@@ -51,6 +51,6 @@ class NoisyStudent(Wrapper):
         targets = batch["u_soft"].float()
         if self.hard_labels:
             targets = (targets > 0.5).float()
-        unlabeled = bce(output[labelled:], targets, batch["u_valid"], reduction=self.reduction)
+        unlabeled = bce(output[labelled:], targets, batch["u_decoded"], reduction=self.reduction)
         parts.update({"loss": parts["loss"] + self.weight * unlabeled, "unlabeled_loss": unlabeled.detach()})
         return parts

@@ -26,7 +26,7 @@ import ray.train
 
 from raytag.engine.state import STATE_FILE, parse_state
 from raytag.tracking.client import Tracker
-from raytag.tracking.tags import TRAIN_NODES
+from raytag.tracking.run_tags import TRAIN_NODES
 
 log = logging.getLogger("raytag")
 

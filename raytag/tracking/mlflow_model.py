@@ -43,7 +43,7 @@ from mlflow.types.schema import Array, ColSpec, ParamSchema, ParamSpec, Schema
 
 from raytag import package_version
 from raytag.models.export import ExportError, is_exported, read_exported, read_thresholds
-from raytag.tracking import tags as tag_names
+from raytag.tracking import run_tags as tag_names
 from raytag.tracking.client import existing_store
 from raytag.tracking.pyfunc_tagger import (  # noqa: F401  (RaytagTagger: what models logged before the loader name)
     DEFAULT_BATCH_SIZE, DEFAULT_MAX_CHUNKS, EXPORTED_ARTIFACT, OUTPUT_COLUMNS, PATH_COLUMN, RATE_COLUMN,
@@ -220,7 +220,7 @@ def register_tagger(
         logged: what :func:`log_tagger` returned.
         registered_name: the registered model's name (the job's ``tracking.register_as``).
         lineage: version tags, e.g. ``{raytag.teacher_run_id: ..., raytag.teacher_model: ...}``
-            (names from :mod:`raytag.tracking.tags`); the source run id and the logged model id
+            (names from :mod:`raytag.tracking.run_tags`); the source run id and the logged model id
             are always added.
         description: the version's description.
 

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from raytag.models.export import read_exported, read_thresholds, read_weights
-from raytag.predictions import STATUS_OK
+from raytag.predict.outputs import STATUS_OK
 
 EXPORTED_ARTIFACT = "exported_model"  # the pyfunc artifact key of the exported folder
 DEFAULT_MAX_CHUNKS = 16
@@ -63,14 +63,14 @@ class RaytagTagger(mlflow.pyfunc.PythonModel):
             return tag_probabilities(self._model, np.asarray(model_input, dtype=np.float32),
                                      crop_samples=self._crop_samples, max_chunks=max_chunks, batch_size=batch_size)
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
-        scores, statuses = score_rows(
+        scores, statuses = score_frame(
             self._model, frame, sample_rate=self._sample_rate, crop_samples=self._crop_samples,
             num_tags=len(self._tags), max_chunks=max_chunks, batch_size=batch_size,
         )
         return tagger_frame(scores, statuses, tags=self._tags, thresholds=self._thresholds)
 
 
-def score_rows(
+def score_frame(
     model, frame: pd.DataFrame, *, sample_rate: int, crop_samples: int, num_tags: int, max_chunks: int,
     batch_size: int,
 ) -> tuple[np.ndarray, list[str]]:
@@ -119,7 +119,7 @@ def _score_paths(model, paths: dict[int, str], scores: np.ndarray, statuses: lis
     average, the same statuses) and fills their rows of ``scores`` and ``statuses``: ``ok``, or
     ``"<status>: <reason>"`` (``silent``, ``too short``, ``unreadable``) with no scores."""
     from raytag.engine.inference import probe_table, score_table
-    from raytag.predictions import gather_predictions, too_short_files
+    from raytag.predict.outputs import gather_predictions, too_short_files
 
     distinct = list(dict.fromkeys(paths.values()))
     table, reasons = probe_table(distinct, num_tags=protocol["num_tags"])

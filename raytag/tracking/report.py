@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from raytag.tracking import tags as tag_names
+from raytag.tracking import run_tags as tag_names
 
 MISSING = "—"
 # Params shown in their own columns (or as the run's name), never among the differing ones.

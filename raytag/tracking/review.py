@@ -22,7 +22,7 @@ import pandas as pd
 
 from raytag.models.export import description_path, description_tags
 from raytag.tracking import plots, tag_plots
-from raytag.tracking import tags as tag_names
+from raytag.tracking import run_tags as tag_names
 from raytag.tracking.client import existing_store
 from raytag.tracking.report import (
     Review,
@@ -38,7 +38,7 @@ from raytag.text import plural
 
 REVIEW_ARTIFACT_DIR = "review"
 MODEL_DESCRIPTION = description_path()
-THRESHOLDS_TABLE = "metrics/thresholds_valid.csv"  # written by the driver (raytag.cluster.driver)
+THRESHOLDS_TABLE = "metrics/thresholds_valid.csv"  # written by the driver (raytag.cluster.training.driver)
 DEFAULT_MAX_RUNS = 50
 DEFAULT_MAX_PLOTTED_RUNS = 8
 
@@ -208,7 +208,7 @@ def build_review(
         rows = per_tag[summary.run_id] = _read_per_tag(client, summary.run_id, summary.split, folder, review.notes, summary.label)
         if rows:
             review.per_tag[summary.run_id] = rows
-        thresholds = read_thresholds(client, summary.run_id, folder)
+        thresholds = run_thresholds(client, summary.run_id, folder)
         if thresholds is not None:
             review.thresholds[summary.run_id] = thresholds
         vocabulary = [str(r["tag"]) for r in rows] if rows else _model_tags(client, summary.run_id, folder)
@@ -278,7 +278,7 @@ def _read_per_tag(client, run_id: str, split: str, folder: Path, notes: list[str
     return frame.to_dict("records")
 
 
-def read_thresholds(client, run_id: str, folder: Path) -> dict[str, dict] | None:
+def run_thresholds(client, run_id: str, folder: Path) -> dict[str, dict] | None:
     """A run's decision thresholds (``metrics/thresholds_valid.csv``) as ``{tag: row}`` (keys
     ``threshold``, ``f1``, ``precision``, ``recall``, ``positives``, ``status``; NaN where a tag
     got none), or None when the run has no such table."""

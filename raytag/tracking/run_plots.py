@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from raytag.tracking import plots, tag_plots
-from raytag.tracking import tags as tag_names
+from raytag.tracking import run_tags as tag_names
 from raytag.tracking.client import Tracker
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def log_run_plots(
         return []
     try:
         from raytag.tracking.report import labels_words
-        from raytag.tracking.review import read_history, read_thresholds
+        from raytag.tracking.review import read_history, run_thresholds
 
         client = tracker.client
         run = client.get_run(tracker.run_id)
@@ -55,7 +55,7 @@ def log_run_plots(
         source = labels_words(run.data.tags.get(tag_names.labels_source(split)))
         valid_source = labels_words(run.data.tags.get(tag_names.labels_source("valid")))
         with tempfile.TemporaryDirectory(prefix="raytag-plots-") as scratch:
-            chosen = read_thresholds(client, tracker.run_id, Path(scratch) / "thresholds")
+            chosen = run_thresholds(client, tracker.run_id, Path(scratch) / "thresholds")
             thresholds = {tag: float(row["threshold"]) for tag, row in (chosen or {}).items()}
             folder = Path(scratch) / "png"
             written = plots.plot_run(history, folder, tags=tags, per_tag=per_tag, split=split, title=title,

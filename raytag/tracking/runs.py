@@ -2,7 +2,7 @@
 
 A job's run id is kept in its run folder under ``storage`` (:data:`raytag.locations.RUN_ID_FILE`),
 so running the same job again (after a failure or an interruption) continues the same MLflow
-run. Every tag name comes from :mod:`raytag.tracking.tags`.
+run. Every tag name comes from :mod:`raytag.tracking.run_tags`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import yaml
 from raytag import storage
 from raytag.config import flatten
 from raytag.locations import RUN_ID_FILE, run_location
-from raytag.tracking import tags as T
+from raytag.tracking import run_tags as T
 from raytag.tracking.client import Tracker, resolve_uri
 
 log = logging.getLogger("raytag")

@@ -3,7 +3,7 @@ levels and crowd-like labels, drawn without rendering audio.
 
 :class:`SynthSpec` holds every parameter; :func:`plan_corpus` turns it into :class:`ClipRow`
 records; :func:`corpus_noise` reports the label noise of a plan (Lu et al. Table 1).
-:mod:`raytag.data.synth` renders the audio and writes the files.
+:mod:`raytag.data.synth.corpus` renders the audio and writes the files.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from raytag.data.crowd_noise import (
+from raytag.data.synth.crowd_noise import (
     CONFUSABLE,
     DEFAULT_RATES,
     NOISE_MODELS,
@@ -24,7 +24,7 @@ from raytag.data.crowd_noise import (
     mix_shares_db,
     noise_report,
 )
-from raytag.data.instruments import TAGS
+from raytag.data.synth.instruments import TAGS
 
 __all__ = ["LEVEL_DB", "RNG_STREAMS", "ClipRow", "SynthSpec", "corpus_noise", "plan_corpus"]
 
@@ -60,7 +60,7 @@ class SynthSpec:
             tags are the clean ones. Default 0.1.
         min_sources, max_sources: distinct tags (sources) per clip, uniform. Defaults 1, 4.
         noise_model: ``"audio"`` (default) or ``"independent"``, see
-            :mod:`raytag.data.crowd_noise`.
+            :mod:`raytag.data.synth.crowd_noise`.
         missing_rate: (low, high): each tag's missing rate is drawn uniformly in it, once per
             tag: ``"audio"``, the chance that a *solo* source (share 0 dB of the mix) is left
             out of the noisy labels, rising as the source gets quieter; ``"independent"``, the
@@ -207,7 +207,7 @@ def plan_corpus(spec: SynthSpec) -> tuple[list[ClipRow], dict[str, dict[str, flo
 
     Per-tag noise rates, splits, artists and verified rows come from
     ``default_rng([seed, 0])``; a clip's sources, their levels and its noisy labels
-    (:func:`raytag.data.crowd_noise.crowd_labels`, ``spec.noise_model``) from
+    (:func:`raytag.data.synth.crowd_noise.crowd_labels`, ``spec.noise_model``) from
     ``default_rng([seed, 1, index])`` (its audio, in :func:`write_corpus`, from
     ``default_rng([seed, 2, index])``).
 

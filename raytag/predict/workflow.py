@@ -7,12 +7,12 @@ probabilities averaged.
 
 Two executions, same numbers: up to ``ray_above`` files, a plain batched loop in this process
 (:mod:`raytag.engine.inference`: header probe, decode, one model in eval mode; Ray is not even
-imported); above, Ray Data (:mod:`raytag.cluster.predict_ray`: a header scan on Ray Data
+imported); above, Ray Data (:mod:`raytag.cluster.inference.predict_ray`: a header scan on Ray Data
 tasks, decode tasks and an actor pool holding the model). Both build the same track table and
 chunk rows, decode with the same function and average with the same
 :class:`~raytag.engine.loop.TrackAverager`. Files that cannot be tagged (missing, empty,
 corrupt, no decodable chunk) get a row with status ``unreadable`` and the reason, files shorter
-than one crop ``too short`` and silent ones ``silent`` (see :mod:`raytag.predictions`), with no
+than one crop ``too short`` and silent ones ``silent`` (see :mod:`raytag.predict.outputs`), with no
 tags; they never stop the others.
 """
 
@@ -32,7 +32,8 @@ from tqdm import tqdm
 from raytag import storage
 from raytag.locations import is_mlflow_uri
 from raytag.models.export import ExportedModel, read_exported, read_thresholds, read_weights
-from raytag.predictions import STATUS_OK, TrackPrediction, collect_audio, gather_predictions, too_short_files
+from raytag.predict.inputs import collect_audio
+from raytag.predict.outputs import STATUS_OK, TrackPrediction, gather_predictions, too_short_files
 from raytag.text import plural
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ class PredictOptions:
         ray_above: more files than this go through Ray Data; up to it, a loop in this process.
             Default 300.
         actors: Ray Data inference actors holding the model. Default None: one per CPU of the
-            cluster (at most one per batch; see :func:`raytag.cluster.predict_ray.default_actors`).
+            cluster (at most one per batch; see :func:`raytag.cluster.inference.predict_ray.default_actors`).
         decode_cpus: CPUs per Ray Data decode or header-scan task. Default 0.5: each task
             worker process imports torch (seconds of CPU) and every ``raytag predict`` on a
             fresh instance starts them, so half as many as with 0.25 start (on 2 CPUs, 1,000
@@ -96,7 +97,7 @@ class LoadedModel:
 
 @dataclass(frozen=True)
 class PredictionResult:
-    """One :class:`~raytag.predictions.TrackPrediction` per input file, in input order, and
+    """One :class:`~raytag.predict.outputs.TrackPrediction` per input file, in input order, and
     how they were made."""
 
     predictions: list[TrackPrediction]
@@ -140,7 +141,7 @@ def load_model(model: str, *, tracking_uri: str | None = None) -> LoadedModel:
 
 def predict_sources(loaded: LoadedModel, sources: Sequence[str], options: PredictOptions, *, top_k: int) -> PredictionResult:
     """Scores the audio files named by ``sources`` (files, folders, lists of files; see
-    :func:`raytag.predictions.collect_audio`) and says on the log what the output will hold.
+    :func:`raytag.predict.inputs.collect_audio`) and says on the log what the output will hold.
 
     Raises:
         ValueError: ``sources`` name no audio file.
@@ -169,7 +170,7 @@ def predict_files(loaded: LoadedModel, paths: Sequence[str], options: PredictOpt
         The predictions, in ``paths`` order, each with its status (and reason when not ok).
     """
     if len(paths) > options.ray_above:
-        from raytag.cluster.predict_ray import score_with_ray
+        from raytag.cluster.inference.predict_ray import score_with_ray
 
         log.info("%d files (more than %d): scoring with Ray Data", len(paths), options.ray_above)
         table, scores, kept, failed, reasons, peaks = score_with_ray(loaded, paths, options)

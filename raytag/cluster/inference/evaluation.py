@@ -16,19 +16,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from raytag import storage
-from raytag.cluster.audio_cache import cached_tables
-from raytag.cluster.datasets import ScanResult, scan_tracks, track_table
-from raytag.cluster.inference import score_rows
+from raytag.cluster.data.audio_cache import cached_tables
+from raytag.cluster.data.datasets import ScanResult, scan_tracks, track_table
+from raytag.cluster.inference.actor_pool import score_chunks
 from raytag.cluster.session import ensure_ray
 from raytag.data.manifest import Track, multi_hot
 from raytag.data.rows import TrackTable, chunk_rows
 from raytag.engine.inference import score_table
 from raytag.metrics import TaggingReport, tagging_report
 from raytag.models.export import check_fits, read_exported, read_weights
-from raytag.plan import evaluation_labels, prepare
+from raytag.plan import evaluation_labels, plan_job
 from raytag.text import plural
 from raytag.tracking.client import Tracker
-from raytag.tracking.tags import labels_source
+from raytag.tracking.run_tags import labels_source
 
 log = logging.getLogger("raytag")
 
@@ -63,8 +63,8 @@ class ScoredSplits:
     """An exported model's track-level scores on some splits (:func:`score_splits`), to
     evaluate against any labels without scoring again."""
 
-    def __init__(self, job, prepared, tags: Sequence[str], splits: dict[str, _Split], scan: ScanResult, nodes: int):
-        self.job, self.prepared, self.tags = job, prepared, list(tags)
+    def __init__(self, job, job_plan, tags: Sequence[str], splits: dict[str, _Split], scan: ScanResult, nodes: int):
+        self.job, self.job_plan, self.tags = job, job_plan, list(tags)
         self.splits, self.scan, self.nodes = splits, scan, nodes
 
     def evaluate(self, split: str, *, manifest_labels: bool = False, tracker: Tracker | None = None) -> Evaluation:
@@ -77,7 +77,7 @@ class ScoredSplits:
         if manifest_labels:  # the table holds the manifest's labels of the usable tracks
             labels, label_source = scored.table.labels[kept], "manifest"
         else:
-            labels, label_source = evaluation_labels(self.job, self.prepared.recipe.tags, tracks)
+            labels, label_source = evaluation_labels(self.job, self.job_plan.recipe.tags, tracks)
             labels = np.asarray(labels, dtype=np.float32)[scored.usable][kept]
         report = tagging_report(labels, scored.scores, self.tags)
         unscored = _unscored(tracks, scored.usable, kept, self.scan)
@@ -99,7 +99,7 @@ def evaluate(
     job,
     model_location: str,
     *,
-    prepared=None,
+    job_plan=None,
     scan: ScanResult | None = None,
     tracker: Tracker | None = None,
     split: str | None = None,
@@ -108,7 +108,7 @@ def evaluate(
     """Scores an exported model on a split (default ``eval.split``) and evaluates it
     (:meth:`ScoredSplits.evaluate`)."""
     split = split or job.eval.split
-    scored = score_splits(job, model_location, [split], prepared=prepared, scan=scan)
+    scored = score_splits(job, model_location, [split], job_plan=job_plan, scan=scan)
     return scored.evaluate(split, manifest_labels=manifest_labels, tracker=tracker)
 
 
@@ -117,7 +117,7 @@ def score_splits(
     model_location: str,
     splits: Sequence[str],
     *,
-    prepared=None,
+    job_plan=None,
     scan: ScanResult | None = None,
 ) -> ScoredSplits:
     """Scores an exported model on every track of ``splits`` in one pass, track-level: in this
@@ -127,18 +127,18 @@ def score_splits(
     The audio is decoded at the exported model's rate and crop length, which may differ from
     the job's model (``raytag evaluate --model``).
     """
-    prepared = prepared or prepare(job)
+    job_plan = job_plan or plan_job(job)
     with storage.local_folder(model_location) as folder:
-        exported = check_fits(read_exported(folder, "model"), key="model", tags=prepared.recipe.tags)
+        exported = check_fits(read_exported(folder, "model"), key="model", tags=job_plan.recipe.tags)
         weights = read_weights(folder)
     ensure_ray(job)
     splits = list(dict.fromkeys(splits))
-    tracks = {s: prepared.manifest.split(s) for s in splits}
+    tracks = {s: job_plan.manifest.split(s) for s in splits}
     if scan is None:
         scan = scan_tracks([t for s in splits for t in tracks[s]], num_cpus=job.data.decode_cpus)
-    tables = {s: track_table(tracks[s], multi_hot([t.tags for t in tracks[s]], prepared.recipe.tags), scan)
+    tables = {s: track_table(tracks[s], multi_hot([t.tags for t in tracks[s]], job_plan.recipe.tags), scan)
               for s in splits}
-    # Tracks prepared at the exported model's rate are read from the cache; rows index the
+    # Tracks job_plan at the exported model's rate are read from the cache; rows index the
     # tables, whose order is kept, so unscored tracks are still named by their manifest paths.
     decode = cached_tables({s: tables[s][0] for s in splits}, storage_root=job.storage,
                            sample_rate=exported.sample_rate)[0]
@@ -149,7 +149,7 @@ def score_splits(
     else:
         scored, nodes = _score_on_ray(job, exported, weights, decode)
     out = {s: _Split(tracks[s], tables[s][0], tables[s][1], *scored[s]) for s in splits}
-    return ScoredSplits(job, prepared, exported.recipe.tags, out, scan, nodes)
+    return ScoredSplits(job, job_plan, exported.recipe.tags, out, scan, nodes)
 
 
 def _score_on_ray(job, exported, weights, tables: dict[str, TrackTable]) -> tuple[dict, int]:
@@ -161,7 +161,7 @@ def _score_on_ray(job, exported, weights, tables: dict[str, TrackTable]) -> tupl
         for row in chunk_rows(table, sample_rate=exported.sample_rate, crop_samples=exported.crop_samples,
                               max_chunks=job.eval.max_chunks):
             rows.append({**row, "track": row["track"] + offsets[name]})
-    scored = score_rows(rows, exported, weights, num_tracks=sum(len(t) for t in tables.values()),
+    scored = score_chunks(rows, exported, weights, num_tracks=sum(len(t) for t in tables.values()),
                         batch_size=job.eval.batch_size, num_cpus=job.data.decode_cpus,
                         num_gpus=0.5 if job.scaling.use_gpu else 0.0)
     out = {}

@@ -19,8 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from raytag import storage
-from raytag.cluster.audio_cache import cached_tables
-from raytag.cluster.inference import score_rows
+from raytag.cluster.data.audio_cache import cached_tables
+from raytag.cluster.inference.actor_pool import score_chunks
 from raytag.data.rows import TrackTable, chunk_rows
 from raytag.locations import cache_location
 from raytag.models.export import read_exported, read_weights, weights_bytes
@@ -84,7 +84,7 @@ def teacher_scores(
                            sample_rate=exported.sample_rate)[0]["teacher scoring"]
     rows = chunk_rows(decode, sample_rate=exported.sample_rate, crop_samples=exported.crop_samples, max_chunks=max_chunks)
     log.info("scoring %d training tracks with teacher %s", len(table), teacher)
-    scored = score_rows(rows, exported, weights, num_tracks=len(table), batch_size=batch_size, num_cpus=num_cpus,
+    scored = score_chunks(rows, exported, weights, num_tracks=len(table), batch_size=batch_size, num_cpus=num_cpus,
                         num_gpus=num_gpus)
     full = np.full((len(table), len(tags)), np.nan, dtype=np.float32)
     full[scored.tracks] = scored.scores

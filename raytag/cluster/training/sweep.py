@@ -1,7 +1,7 @@
 """Ray Tune sweeps: a search space over a job, one Ray Train run per trial.
 
 Each trial is a Tune function trainable with a tiny CPU request that only drives: it applies
-its sampled values to the job and calls :func:`raytag.cluster.driver.train`, whose TorchTrainer
+its sampled values to the job and calls :func:`raytag.cluster.training.driver.train`, whose TorchTrainer
 reports every epoch to Tune through ``TuneReportCallback`` (so ASHA can stop bad trials early).
 Work that does not depend on the trial's values runs once before the trials: the earlier
 stages of a pipeline job and the teacher's scores for Balanced-Masking. MLflow gets a parent
@@ -20,7 +20,7 @@ import yaml
 from raytag import storage
 from raytag.config import ConfigError, JobConfig
 from raytag.search_space import SearchSpace, apply_params, check_space
-from raytag.tracking import tags as T
+from raytag.tracking import run_tags as T
 
 log = logging.getLogger("raytag")
 
@@ -92,8 +92,8 @@ def driver_node_resource() -> str:
 
 def _shared_work(job: JobConfig, target: JobConfig) -> None:
     """Runs what every trial would otherwise repeat: earlier stages, teacher scores."""
-    from raytag.cluster.needs import precompute_teacher_scores
-    from raytag.cluster.stages import run_pipeline
+    from raytag.cluster.training.needs import precompute_teacher_scores
+    from raytag.cluster.training.pipeline import run_pipeline
 
     if job.stages:
         names = [s.name for s in job.stages]
@@ -109,7 +109,7 @@ def _trial(config: dict[str, Any], *, base: dict[str, Any], sweep: str, parent_r
     from ray import tune
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    from raytag.cluster.driver import train
+    from raytag.cluster.training.driver import train
 
     trial_id = tune.get_context().get_trial_id()
     job = apply_params(JobConfig.model_validate(base), config, name=f"{sweep}-{trial_id}")

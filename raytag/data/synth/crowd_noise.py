@@ -61,7 +61,7 @@ CONFUSABLE: Mapping[str, str] = MappingProxyType(
     }
 )
 """Each instrument's confusable partner: the tag a listener adds by mistake when the instrument
-sounds. Symmetric; pairs of instruments with similar timbre in :mod:`raytag.data.instruments`."""
+sounds. Symmetric; pairs of instruments with similar timbre in :mod:`raytag.data.synth.instruments`."""
 
 DEFAULT_RATES: Mapping[str, Mapping[str, tuple[float, float]]] = MappingProxyType(
     {

@@ -21,7 +21,7 @@ import ray
 
 from raytag.audio.files import AUDIO_SUFFIXES, audio_files  # noqa: F401 - re-exported
 from raytag.audio.pcm_cache import is_cache_file
-from raytag.audio.spec import AugmentSpec
+from raytag.audio.augment_spec import AugmentSpec
 from raytag.data.batches import batch_seed, decode_batch, scan_batch
 from raytag.data.manifest import Track
 from raytag.data.rows import TrackTable, chunk_rows, epoch_rows
@@ -130,7 +130,7 @@ def track_table(
     return table, kept
 
 
-def decoded(
+def decoded_chunks(
     rows: list[dict], *, sample_rate: int, crop_samples: int, num_cpus: float, augment: AugmentSpec | None = None,
     min_blocks: int = 1, cache_blocks: bool = True,
 ) -> ray.data.Dataset:
@@ -208,13 +208,13 @@ def labelled_by_teacher(
     augment: AugmentSpec,
 ) -> ray.data.Dataset:
     """Noisy-student stream: clean crops → teacher inference actors attach ``soft`` → the
-    augmentation stage makes the student's view → columns ``u_audio``, ``u_soft``, ``u_valid``.
+    augmentation stage makes the student's view → columns ``u_audio``, ``u_soft``, ``u_decoded``.
 
     The teacher (an actor pool of ``labeler``) sees the crop before augmentation; the training
     workers never run it.
     """
     # Blocks stay 32 rows: the augmentation after the teacher batches them.
-    ds = decoded(rows, sample_rate=sample_rate, crop_samples=crop_samples, num_cpus=num_cpus,
+    ds = decoded_chunks(rows, sample_rate=sample_rate, crop_samples=crop_samples, num_cpus=num_cpus,
                  cache_blocks=False).map_batches(
         labeler,
         fn_constructor_kwargs=labeler_kwargs,
@@ -231,7 +231,7 @@ def labelled_by_teacher(
 
 
 def _student_view(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return {"u_audio": batch["audio"], "u_soft": batch["soft"], "u_valid": batch["valid"]}
+    return {"u_audio": batch["audio"], "u_soft": batch["soft"], "u_decoded": batch["decoded"]}
 
 
 @dataclass(frozen=True)
@@ -277,7 +277,7 @@ class EpochData:
         _preserve_order()
         rows = epoch_rows(ray.get(self.train), seed=self.seed, epoch=epoch, rank=rank, world_size=world_size,
                           shuffle=self.shuffle)
-        ds = decoded(rows, sample_rate=self.sample_rate, crop_samples=self.crop_samples, num_cpus=self.num_cpus,
+        ds = decoded_chunks(rows, sample_rate=self.sample_rate, crop_samples=self.crop_samples, num_cpus=self.num_cpus,
                      augment=self.augment)
         labelled = ds.iter_torch_batches(batch_size=batch_size)
         if self.unlabeled is None:
@@ -309,7 +309,7 @@ class EpochData:
         table = ray.get(self.valid if split == "valid" else self.test)
         rows = chunk_rows(table, sample_rate=self.sample_rate, crop_samples=self.crop_samples,
                           max_chunks=self.max_chunks, rank=rank, world_size=world_size)
-        return decoded(rows, sample_rate=self.sample_rate, crop_samples=self.crop_samples, num_cpus=self.num_cpus), len(table)
+        return decoded_chunks(rows, sample_rate=self.sample_rate, crop_samples=self.crop_samples, num_cpus=self.num_cpus), len(table)
 
 
 def _preserve_order() -> None:

@@ -1,7 +1,7 @@
 """The prepared-audio cache under ``storage``: which tracks it holds at a rate, and tables that
 decode from it.
 
-``raytag prepare`` (:mod:`raytag.cluster.prepare`) writes one cache file per track and rate
+``raytag prepare`` (:mod:`raytag.cluster.data.prepare`) writes one cache file per track and rate
 (the format: :mod:`raytag.audio.pcm_cache`). A job reads a track from its cache file when one
 exists, complete, for the audio file as it is now (same path, size and modification time) at
 the rate the audio is decoded at; every other track is decoded from its audio file as before.

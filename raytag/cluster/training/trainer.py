@@ -16,13 +16,13 @@ from ray.train.torch import TorchTrainer
 from ray.util.queue import Empty, Queue
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from raytag.cluster.checkpoints import latest_checkpoint
-from raytag.cluster.datasets import EpochData
-from raytag.cluster.worker import train_loop_per_worker
+from raytag.cluster.training.checkpoints import latest_checkpoint
+from raytag.cluster.data.datasets import EpochData
+from raytag.cluster.training.worker import train_loop_per_worker
 from raytag.config import JobConfig
 from raytag.errors import JobError
 from raytag.locations import resolve_storage, run_location
-from raytag.plan import Prepared
+from raytag.plan import JobPlan
 from raytag.tracking.callback import EpochMetricsToMlflow, Record
 from raytag.tracking.client import Tracker
 
@@ -53,7 +53,7 @@ def scaling_config(job: JobConfig) -> ray.train.ScalingConfig:
     )
 
 
-def fit(job: JobConfig, prepared: Prepared, tracker: Tracker, data: EpochData, callbacks: list) -> str:
+def run_trainer(job: JobConfig, job_plan: JobPlan, tracker: Tracker, data: EpochData, callbacks: list) -> str:
     """Runs the TorchTrainer; returns the location of the final checkpoint."""
     # On the driver's node, so the queue is lost only with the driver (a worker node may die).
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
@@ -64,7 +64,7 @@ def fit(job: JobConfig, prepared: Prepared, tracker: Tracker, data: EpochData, c
         train_loop_per_worker,
         train_loop_config={
             "job": job.resolved(),
-            "tags": list(prepared.recipe.tags),
+            "tags": list(job_plan.recipe.tags),
             "data": data,
             "run_location": run_location(job.storage, job.name),
         },

@@ -25,17 +25,17 @@ import pandas as pd
 
 from raytag.audit import STATUS_OK, LabelAudit, audit_labels
 from raytag import storage
-from raytag.cluster.datasets import scan_tracks, track_table
+from raytag.cluster.data.datasets import scan_tracks, track_table
 from raytag.plan import evaluation_labels
-from raytag.cluster.predict import model_folder
-from raytag.cluster.scoring import teacher_scores
+from raytag.predict.workflow import model_folder
+from raytag.cluster.inference.teacher_scores import teacher_scores
 from raytag.cluster.session import init_ray
 from raytag.data.manifest import read_manifest
 from raytag.errors import JobError
 from raytag.locations import run_location
 from raytag.models.export import best_model_location, check_fits, read_exported
 from raytag.text import plural
-from raytag.tracking import tags as T
+from raytag.tracking import run_tags as T
 from raytag.tracking.client import Tracker, resolve_uri
 
 log = logging.getLogger("raytag")

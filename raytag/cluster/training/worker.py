@@ -19,8 +19,8 @@ import ray.train.torch
 import torch
 
 from raytag import storage
-from raytag.cluster.checkpoints import load_latest, report
-from raytag.cluster.datasets import EpochData
+from raytag.cluster.training.checkpoints import load_latest, report
+from raytag.cluster.data.datasets import EpochData
 from raytag.config import JobConfig
 from raytag.data.rows import rank_batch_size
 from raytag.engine.loop import TrackAverager, chunk_probabilities, track_loss
@@ -31,7 +31,7 @@ from raytag.models.export import read_weights
 log = logging.getLogger("raytag.train")
 
 
-def validate(data: EpochData, split: str, model, *, tags: list[str], device, amp: str, batch_size: int,
+def evaluate_shards(data: EpochData, split: str, model, *, tags: list[str], device, amp: str, batch_size: int,
              rank: int, world_size: int, prefix: str) -> dict[str, float]:
     """Track-level metrics of ``model`` on a split, sharded: every rank scores the chunks of its
     tracks, the per-track sums are all-reduced, and every rank gets the same metrics (so no
@@ -82,7 +82,7 @@ class WorkerHooks:
                                        batch_size=self.batch_size)
 
     def evaluate(self, model, split: str, *, prefix: str) -> dict[str, float]:
-        return validate(self.data, split, model, tags=self.tags, device=self.device, amp=self.job.train.amp,
+        return evaluate_shards(self.data, split, model, tags=self.tags, device=self.device, amp=self.job.train.amp,
                         batch_size=self.job.eval.batch_size, rank=self.rank, world_size=self.world_size,
                         prefix=prefix)
 

@@ -28,8 +28,8 @@ from raytag.audio import pcm_cache
 from raytag.audio.decoders import AudioError, open_decoder
 from raytag.audio.io import resampled_pieces
 from raytag import storage
-from raytag.cluster.audio_cache import cache_listing, folder_size, lookup
-from raytag.cluster.datasets import ScanResult, scan_tracks
+from raytag.cluster.data.audio_cache import cache_listing, folder_size, lookup
+from raytag.cluster.data.datasets import ScanResult, scan_tracks
 from raytag.cluster.session import init_ray
 from raytag.config import JobConfig, stage_jobs
 from raytag.data.manifest import Track, read_manifest

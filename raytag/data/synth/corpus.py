@@ -1,13 +1,13 @@
 """Synthetic noisy-label music-tagging corpus (``raytag synth OUT``).
 
 :func:`render_clip` draws a tempo, a key and one score per tag and mixes the parts rendered
-by the instruments of :mod:`raytag.data.instruments`; :func:`write_corpus` writes clips, a
+by the instruments of :mod:`raytag.data.synth.instruments`; :func:`write_corpus` writes clips, a
 manifest with crowd-like noisy labels (by default noise that depends on the audio, see
-:mod:`raytag.data.crowd_noise`), the clean labels, a per-tag noise report and the parameters
+:mod:`raytag.data.synth.crowd_noise`), the clean labels, a per-tag noise report and the parameters
 used. A corpus is a pure function of its :class:`SynthSpec`: each clip draws from generators
 keyed by (seed, stream, clip index), so the same spec gives byte-identical files whatever the
 order clips are made in. The plan (spec, splits, sources, levels, labels) is
-:mod:`raytag.data.corpus_plan`; it and ``TAGS``, ``Score``, ``INSTRUMENTS`` and ``draw_score``
+:mod:`raytag.data.synth.plan`; it and ``TAGS``, ``Score``, ``INSTRUMENTS`` and ``draw_score``
 are re-exported.
 """
 
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from raytag.data.corpus_plan import (
+from raytag.data.synth.plan import (
     LEVEL_DB,
     RNG_STREAMS,
     ClipRow,
@@ -32,8 +32,8 @@ from raytag.data.corpus_plan import (
     corpus_noise,
     plan_corpus,
 )
-from raytag.data.crowd_noise import CONFUSABLE, NOISE_MODELS, write_noise_csv
-from raytag.data.instruments import INSTRUMENTS, TAGS, Instrument, Score, draw_score
+from raytag.data.synth.crowd_noise import CONFUSABLE, NOISE_MODELS, write_noise_csv
+from raytag.data.synth.instruments import INSTRUMENTS, TAGS, Instrument, Score, draw_score
 
 __all__ = [
     "INSTRUMENTS", "LEVEL_DB", "NOISE_MODELS", "TAGS", "TEMPO_BPM", "ClipRow", "Instrument", "Score",
@@ -204,7 +204,7 @@ def write_corpus(
     rows, empty on unlabeled ones); ``clean.csv`` (path, tags: the clean labels of every
     labelled row); ``tags.txt`` (the vocabulary, one per line); ``noise.csv`` (the per-tag
     noise of the manifest's labels, :func:`corpus_noise`, columns of
-    :class:`~raytag.data.crowd_noise.NoiseRow`); ``sources.csv`` (path, split, tag, level_db,
+    :class:`~raytag.data.synth.crowd_noise.NoiseRow`); ``sources.csv`` (path, split, tag, level_db,
     share_db, labelled: every source of every clip, its level and share of the mix in dB and
     whether the manifest shows it); ``synth.json`` (generator, spec, per-tag noise rates,
     confusable partners, counts). ``synth.json`` is written first with ``"complete": false``,
@@ -220,7 +220,7 @@ def write_corpus(
         ``clips`` (per split), ``verified``, ``audio_seconds``, ``manifest``, ``clean``,
         ``tags``, ``metadata``, ``noise_report``, ``sources`` (file paths as strings),
         ``noise`` (the rows of ``noise.csv``, a list of
-        :class:`~raytag.data.crowd_noise.NoiseRow`) and ``elapsed_s``.
+        :class:`~raytag.data.synth.crowd_noise.NoiseRow`) and ``elapsed_s``.
 
     Raises:
         FileExistsError: ``out_dir`` is not empty and not a synth output, or it is one and

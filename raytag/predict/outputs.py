@@ -1,8 +1,4 @@
-"""``raytag predict``'s inputs and outputs: which audio files to tag, and one row per file.
-
-Inputs are audio files, folders (searched recursively for :data:`raytag.audio.files.AUDIO_SUFFIXES`)
-and lists of files (a manifest, or any CSV/TSV/JSONL with a ``path`` column). A path that does
-not exist is kept: it becomes a row whose status says so, like any unreadable file.
+"""``raytag predict``'s outputs: one row per input file (inputs: :mod:`raytag.predict.inputs`).
 
 Every input file gets one output row: its path, a status, a reason (empty when the status is
 ``ok``), its ``top_k`` most probable tags, the tags at or above the model's per-tag thresholds
@@ -25,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import json
-import posixpath
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -34,10 +29,7 @@ from typing import IO
 
 import numpy as np
 
-from raytag.audio.files import audio_files
 from raytag.audio.io import source_frames
-from raytag.data.manifest import read_paths
-from raytag.locations import is_uri
 from raytag.thresholds import tags_above, top_tags
 
 STATUS_OK = "ok"
@@ -48,55 +40,9 @@ STATUSES = (STATUS_OK, STATUS_SILENT, STATUS_TOO_SHORT, STATUS_UNREADABLE)
 SILENT_PEAK_DBFS = -60.0
 """A track whose decoded chunks never go above this peak level is ``silent`` (digital silence,
 dither, a metadata-only file padded with zeros)."""
-LIST_SUFFIXES = (".csv", ".tsv", ".jsonl")
 FORMATS = ("csv", "jsonl")
 DECIMALS = 6
 NO_CHUNK_DECODED = "no chunk of the track could be decoded"
-
-
-@dataclass(frozen=True)
-class AudioInputs:
-    """The audio files to tag, distinct, in the order given.
-
-    Attributes:
-        paths: absolute paths.
-        repeated: paths named more than once (by two arguments, e.g. a folder and a file in
-            it); each is tagged once.
-        empty_folders: folders given that hold no audio file.
-    """
-
-    paths: list[str]
-    repeated: int
-    empty_folders: list[str]
-
-
-def collect_audio(sources: Sequence[str]) -> AudioInputs:
-    """The audio files named by ``sources``: files, folders (recursive) and file lists
-    (``.csv``, ``.tsv``, ``.jsonl`` with a ``path`` column); a URI (``s3://...``) names a file
-    or a file list.
-
-    Raises:
-        raytag.data.manifest.ManifestError: a file list that is missing or malformed.
-    """
-    paths: list[str] = []
-    empty: list[str] = []
-    for source in sources:
-        if is_uri(source):  # an audio file or a file list in object storage (no folder listing)
-            listed = posixpath.splitext(source)[1].lower() in LIST_SUFFIXES
-            paths += read_paths(source) if listed else [source]
-            continue
-        location = Path(source)
-        if location.suffix.lower() in LIST_SUFFIXES and not location.is_dir():
-            paths += read_paths(location)
-        elif location.is_dir():
-            found = audio_files(location)
-            if not found:
-                empty.append(str(location))
-            paths += found
-        else:
-            paths.append(str(location.resolve()))
-    distinct = list(dict.fromkeys(paths))
-    return AudioInputs(distinct, len(paths) - len(distinct), empty)
 
 
 @dataclass(frozen=True)

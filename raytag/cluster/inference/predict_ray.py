@@ -1,7 +1,7 @@
 """``raytag predict`` on Ray Data, for many files: a header scan on Ray Data tasks, decode
 tasks that read only each chunk, and an actor pool holding the model
-(:func:`raytag.cluster.inference.score_rows`), with the in-process loop's table, rows and
-per-track averaging (see :mod:`raytag.cluster.predict`)."""
+(:func:`raytag.cluster.inference.actor_pool.score_chunks`), with the in-process loop's table, rows and
+per-track averaging (see :mod:`raytag.predict.workflow`)."""
 
 from __future__ import annotations
 
@@ -12,16 +12,16 @@ import numpy as np
 import ray
 from tqdm import tqdm
 
-from raytag.cluster.datasets import scan_tracks, track_table
-from raytag.cluster.inference import score_rows
+from raytag.cluster.data.datasets import scan_tracks, track_table
+from raytag.cluster.inference.actor_pool import score_chunks
 from raytag.cluster.session import init_ray
 from raytag.data.manifest import Track
 from raytag.data.rows import chunk_rows
 from raytag.engine.inference import audio_error_reason
 from raytag.text import plural
 
-if TYPE_CHECKING:  # raytag.cluster.predict imports this module when it needs Ray
-    from raytag.cluster.predict import LoadedModel, PredictOptions
+if TYPE_CHECKING:  # raytag.predict.workflow imports this module when it needs Ray
+    from raytag.predict.workflow import LoadedModel, PredictOptions
 
 UNLABELED = "unlabeled"
 
@@ -33,7 +33,7 @@ def default_actors(cluster_cpus: float, batches: int) -> int:
     Forward passes are most of predict's work and an actor scores on one torch thread, so one
     actor per node leaves CPUs idle (1,000 files on 2 CPUs, bench/bench_predict.py: a fresh
     instance 27-29 s with 2 actors, 31-34 s with 1; warm 18-21 s and 22-24 s). Each actor asks for
-    :data:`raytag.cluster.inference.SCORING_CPUS` (0.5), so the decode tasks keep the other half.
+    :data:`raytag.cluster.inference.actor_pool.SCORING_CPUS` (0.5), so the decode tasks keep the other half.
     """
     return max(1, min(int(cluster_cpus), batches))
 
@@ -60,6 +60,6 @@ def score_with_ray(
                 np.zeros(0, dtype=np.float32))
     actors = options.actors or default_actors(ray.cluster_resources().get("CPU", 1), -(-len(rows) // options.batch_size))
     with tqdm(total=len(rows), unit="chunk", desc=f"tagging {plural(len(table), 'file')}", disable=not options.progress) as bar:
-        scored = score_rows(rows, exported, loaded.weights, num_tracks=len(table), batch_size=options.batch_size,
+        scored = score_chunks(rows, exported, loaded.weights, num_tracks=len(table), batch_size=options.batch_size,
                             num_cpus=options.decode_cpus, actors=actors, progress=bar.update)
     return table, scored.scores, scored.tracks, scored.failed_chunks, reasons, scored.peaks

@@ -1,8 +1,8 @@
 """The driver: one function runs a job end to end on Ray.
 
 plan the job, Ray-free (:mod:`raytag.plan`: manifest, model recipe, method, teachers checked) →
-scan audio headers (Ray Data) → serve the method's needs (:mod:`raytag.cluster.needs`: teacher
-scores → per-track columns; an unlabeled stream) → fit (:mod:`raytag.cluster.fit`: TorchTrainer,
+scan audio headers (Ray Data) → serve the method's needs (:mod:`raytag.cluster.training.needs`: teacher
+scores → per-track columns; an unlabeled stream) → fit (:mod:`raytag.cluster.training.trainer`: TorchTrainer,
 DDP workers running :func:`raytag.engine.run.fit`; per-epoch metrics to MLflow through the
 controller's callback) → export the best model to storage, with decision thresholds → evaluate
 it with Ray Data batch inference (validation for the thresholds and the eval split in one
@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from raytag import storage
-from raytag.cluster.checkpoints import latest_checkpoint
-from raytag.cluster.datasets import ScanResult, scan_tracks
-from raytag.cluster.evaluation import ScoredSplits, score_splits
-from raytag.cluster.fit import fit
-from raytag.cluster.needs import epoch_data
+from raytag.cluster.training.checkpoints import latest_checkpoint
+from raytag.cluster.data.datasets import ScanResult, scan_tracks
+from raytag.cluster.inference.evaluation import ScoredSplits, score_splits
+from raytag.cluster.training.trainer import run_trainer
+from raytag.cluster.training.needs import epoch_data
 from raytag.cluster.session import ensure_ray
 from raytag.config import JobConfig
 from raytag.engine import checkpoint as ckpt
@@ -33,11 +33,11 @@ from raytag.errors import JobError
 from raytag.locations import run_location
 from raytag.metrics import TaggingReport
 from raytag.models.export import best_model_location, description_path, description_with_thresholds, write_exported
-from raytag.plan import Prepared, evaluation_labels, prepare, unlabeled_tracks
+from raytag.plan import JobPlan, evaluation_labels, plan_job, unlabeled_tracks
 from raytag.timing import Phases
 from raytag.thresholds import STATUS_OK, choose_thresholds, threshold_labels, threshold_map
 from raytag.text import plural
-from raytag.tracking import tags as T
+from raytag.tracking import run_tags as T
 from raytag.tracking.client import Tracker
 from raytag.tracking.mlflow_model import publish_model
 from raytag.tracking.run_plots import log_run_plots
@@ -83,17 +83,17 @@ def train(
     epoch's metrics reach Tune).
     """
     phases = Phases()
-    prepared = prepare(job)
+    job_plan = plan_job(job)
     log.info(
         "model %s: %s parameters, %d tags, %d Hz, %.2f s crops; method %s",
-        job.model.name, f"{prepared.parameters:,}", len(prepared.recipe.tags),
-        prepared.sample_rate, prepared.crop_samples / prepared.sample_rate, job.objective.name,
+        job.model.name, f"{job_plan.parameters:,}", len(job_plan.recipe.tags),
+        job_plan.sample_rate, job_plan.crop_samples / job_plan.sample_rate, job.objective.name,
     )
     with phases("start"):
         ensure_ray(job)
-        tracker = start_run(job, parameters=prepared.parameters, parent_run_id=parent_run_id, run_tags=run_tags)
-    manifest = prepared.manifest
-    extra = unlabeled_tracks(job, manifest) if prepared.method.needs.unlabeled_teacher else []
+        tracker = start_run(job, parameters=job_plan.parameters, parent_run_id=parent_run_id, run_tags=run_tags)
+    manifest = job_plan.manifest
+    extra = unlabeled_tracks(job, manifest) if job_plan.method.needs.unlabeled_teacher else []
     splits = {*("train", "valid", job.eval.split)}
     with phases("scan"):
         scan = scan_tracks([t for s in sorted(splits) for t in manifest.split(s)] + extra, num_cpus=job.data.decode_cpus)
@@ -108,19 +108,19 @@ def train(
         if previous:
             log.info("resuming %s from %s (epoch %d done)", job.name, previous[0], previous[1].next_epoch)
         with phases("needs"):
-            data = epoch_data(job, prepared, scan, extra, tracker)
+            data = epoch_data(job, job_plan, scan, extra, tracker)
         with phases("fit"):
-            final = fit(job, prepared, tracker, data, callbacks or [])
+            final = run_trainer(job, job_plan, tracker, data, callbacks or [])
     with phases("export"):
-        model_location, state = _export_best(job, prepared, final, tracker)
+        model_location, state = _export_best(job, job_plan, final, tracker)
     log.info("best epoch %s (valid %s %.4f); model in %s", state.best_epoch, state.select_metric, state.best_value, model_location)
     with phases("evaluate"):
         # One scoring pass for the validation split (thresholds) and the eval split.
-        scored = score_splits(job, model_location, ["valid", job.eval.split], prepared=prepared, scan=scan)
-        _save_thresholds(job, prepared, model_location, scored, tracker)
+        scored = score_splits(job, model_location, ["valid", job.eval.split], job_plan=job_plan, scan=scan)
+        _save_thresholds(job, job_plan, model_location, scored, tracker)
         evaluation = scored.evaluate(job.eval.split, tracker=tracker)
     with phases("artifacts"):
-        log_run_plots(tracker, tags=list(prepared.recipe.tags), split=job.eval.split, title=job.name,
+        log_run_plots(tracker, tags=list(job_plan.recipe.tags), split=job.eval.split, title=job.name,
                       per_tag=evaluation.report.table_rows(), labels=evaluation.labels, scores=evaluation.scores)
         with storage.local_folder(model_location) as folder:
             tracker.log_artifacts(folder, "best_model")
@@ -133,14 +133,14 @@ def train(
                    logged.uri if logged else None, phases.seconds)
 
 
-def _export_best(job: JobConfig, prepared: Prepared, final: str, tracker: Tracker) -> tuple[str, ckpt.TrainingState]:
+def _export_best(job: JobConfig, job_plan: JobPlan, final: str, tracker: Tracker) -> tuple[str, ckpt.TrainingState]:
     """Writes the final checkpoint's best weights as an exported model under the run folder."""
     location = best_model_location(job.storage, job.name)
     with storage.local_folder(final) as folder, tempfile.TemporaryDirectory(prefix="raytag-export-") as out:
         state = ckpt.load_state(Path(folder))
         write_exported(
-            out, prepared.recipe, ckpt.read_best_weights(Path(folder)),
-            sample_rate=prepared.sample_rate, crop_samples=prepared.crop_samples,
+            out, job_plan.recipe, ckpt.read_best_weights(Path(folder)),
+            sample_rate=job_plan.sample_rate, crop_samples=job_plan.crop_samples,
             best_epoch=state.best_epoch, select_metric=state.select_metric, best_value=state.best_value,
             mlflow_run_id=tracker.run_id,
         )
@@ -148,22 +148,22 @@ def _export_best(job: JobConfig, prepared: Prepared, final: str, tracker: Tracke
     return location, state
 
 
-def _save_thresholds(job: JobConfig, prepared: Prepared, model_location: str, scored: ScoredSplits,
+def _save_thresholds(job: JobConfig, job_plan: JobPlan, model_location: str, scored: ScoredSplits,
                      tracker: Tracker) -> None:
     """Chooses per-tag F1 thresholds on the exported model's validation scores, on the labels
     a user has (``eval.threshold_labels``), and writes them into its ``model.json`` (what
     ``raytag predict`` applies) with what they were chosen on; the table goes to MLflow."""
     try:  # not logged: the per-epoch valid/* histories keep one value per epoch
         valid = scored.evaluate("valid", manifest_labels=True)
-        by_path = {t.path: t for t in prepared.manifest.split("valid")}
+        by_path = {t.path: t for t in job_plan.manifest.split("valid")}
         tracks = [by_path[path] for path in valid.paths]
-        clean = evaluation_labels(job, prepared.recipe.tags, tracks)[0] if job.eval.threshold_labels == "clean" else None
+        clean = evaluation_labels(job, job_plan.recipe.tags, tracks)[0] if job.eval.threshold_labels == "clean" else None
         chosen = threshold_labels(job.eval.threshold_labels, noisy=valid.labels, verified=[t.verified for t in tracks],
                                   clean=clean, min_verified=job.eval.threshold_min_verified)
     except (JobError, ValueError) as exc:  # e.g. no verified validation track, or no clean labels for it
         log.warning("no decision thresholds saved with the model: %s", exc)
         return
-    rows = choose_thresholds(scores=valid.scores[chosen.rows], labels=chosen.labels, tags=list(prepared.recipe.tags))
+    rows = choose_thresholds(scores=valid.scores[chosen.rows], labels=chosen.labels, tags=list(job_plan.recipe.tags))
     # Only model.json changes: read and written where the model lies, weights untouched.
     location = description_path(model_location)
     storage.write_text(location, description_with_thresholds(storage.read_text(location), threshold_map(rows),

@@ -13,13 +13,13 @@ import numpy as np
 import ray
 import torch
 
-from raytag.cluster.datasets import decoded
+from raytag.cluster.data.datasets import decoded_chunks
 from raytag.engine.loop import TrackAverager, autocast
 from raytag.models.export import ExportedModel, ModelRecipe
 
 
 class ChunkScorer:
-    """Ray Data callable class: ``{audio, track, valid, ...} -> {track, probs, valid, peak, node}``
+    """Ray Data callable class: ``{audio, track, decoded, ...} -> {track, probs, decoded, peak, node}``
     (``peak``: each chunk's largest absolute sample)."""
 
     def __init__(self, recipe: ModelRecipe, weights_ref, use_gpu: bool = False, amp: str = "auto"):
@@ -40,7 +40,7 @@ class ChunkScorer:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {
-            "track": batch["track"], "probs": self.probabilities(batch["audio"]), "valid": batch["valid"],
+            "track": batch["track"], "probs": self.probabilities(batch["audio"]), "decoded": batch["decoded"],
             "peak": np.abs(np.asarray(batch["audio"])).max(axis=1, initial=0.0).astype(np.float32),
             "node": np.full(len(batch["track"]), self.node, dtype=object),
         }
@@ -127,7 +127,7 @@ def score_tracks(
     peaks = np.zeros(num_tracks, dtype=np.float32)
     failed, nodes = np.zeros(num_tracks, dtype=np.int64), set()
     for batch in scored.iter_batches(batch_format="numpy", batch_size=None):
-        keep = batch["valid"].astype(bool)
+        keep = batch["decoded"].astype(bool)
         np.add.at(failed, batch["track"][~keep], 1)
         nodes.update(batch["node"].tolist())
         averager.add(batch["track"][keep], batch["probs"][keep])
@@ -138,7 +138,7 @@ def score_tracks(
     return Scores(scores, kept, int(failed.sum()), len(nodes), peaks[kept], failed)
 
 
-def score_rows(
+def score_chunks(
     rows: list[dict],
     model: ExportedModel,
     weights: dict[str, torch.Tensor],
@@ -165,7 +165,7 @@ def score_rows(
     """
     if actors is None:
         actors = pool_size(-(-len(rows) // batch_size))
-    chunks = decoded(rows, sample_rate=model.sample_rate, crop_samples=model.crop_samples, num_cpus=num_cpus,
+    chunks = decoded_chunks(rows, sample_rate=model.sample_rate, crop_samples=model.crop_samples, num_cpus=num_cpus,
                      min_blocks=actors * BLOCKS_PER_ACTOR)
     return score_tracks(chunks, model.recipe, weights, num_tracks=num_tracks, batch_size=batch_size, actors=actors,
                         num_gpus=num_gpus, progress=progress)

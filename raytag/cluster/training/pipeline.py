@@ -1,7 +1,7 @@
 """Multi-stage jobs: stage after stage as one job, one MLflow parent run, resumable.
 
 Each stage is a stand-alone job (see :func:`raytag.config.stage_jobs`) trained by
-:func:`raytag.cluster.driver.train` in a child run of the job's parent run. A stage that names a
+:func:`raytag.cluster.training.driver.train` in a child run of the job's parent run. A stage that names a
 ``teacher`` is tagged with the teacher's run id and model. A finished stage leaves
 ``stage.json`` in its folder and is not run again when the job is resumed.
 """
@@ -13,10 +13,10 @@ import logging
 from dataclasses import asdict, dataclass
 
 from raytag import storage
-from raytag.cluster.driver import train
+from raytag.cluster.training.driver import train
 from raytag.config import JobConfig, stage_jobs
 from raytag.locations import STAGE_RECORD, run_location
-from raytag.tracking import tags as T
+from raytag.tracking import run_tags as T
 from raytag.tracking.runs import lineage_tags, start_run
 
 log = logging.getLogger("raytag")
