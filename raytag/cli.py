@@ -508,11 +508,11 @@ def main(argv: list[str] | None = None) -> int:
     from raytag.audio.io import AudioError
     from raytag.config import ConfigError
     from raytag.data.manifest import ManifestError
-    from raytag.errors import JobError
+    from raytag.errors import InputError, JobError
     from raytag.models import ModelError
     from raytag.models.export import ExportError
 
-    bad_input = (ConfigError, ManifestError, ModelError, ExportError, FileNotFoundError, IsADirectoryError,
+    bad_input = (InputError, ConfigError, ManifestError, ModelError, ExportError, FileNotFoundError, IsADirectoryError,
                  NotADirectoryError, PermissionError, ValueError)
     try:
         return args.run(args)

@@ -15,13 +15,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from raytag.audio.augment_spec import AugmentSpec
+from raytag.errors import InputError
 from raytag.locations import resolve_storage
 from raytag.methods import method_names, teacher_keys
 from raytag.models import ModelError, model_arguments
 from raytag.models.export import best_model_location
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A job file or override that cannot be used; the message names the key."""
 
 

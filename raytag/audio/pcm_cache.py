@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from raytag.errors import InputError
 from raytag.locations import cache_location
 
 __all__ = [
@@ -73,7 +74,7 @@ HEADER_PROBE_BYTES = 256
 _NAME = re.compile(r"\.(\d+)hz\.npy$")
 
 
-class PcmCacheError(ValueError):
+class PcmCacheError(InputError):
     """A file that is not a well-formed cache file (bad name, header or length)."""
 
 

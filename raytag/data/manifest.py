@@ -32,6 +32,7 @@ from typing import TextIO
 
 import numpy as np
 
+from raytag.errors import InputError
 from raytag.locations import is_uri
 
 SPLITS = ("train", "valid", "test", "unlabeled")
@@ -40,7 +41,7 @@ _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no", ""}
 
 
-class ManifestError(ValueError):
+class ManifestError(InputError):
     """A manifest or label file that cannot be used, with the place of the problem."""
 
 

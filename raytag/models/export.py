@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from raytag.errors import InputError
 from raytag.locations import run_location
 
 FORMAT_VERSION = 1
@@ -33,7 +34,7 @@ THRESHOLDS_KEY = "thresholds"  # {tag: threshold} in model.json, when the model 
 THRESHOLDS_LABELS_KEY = "thresholds_labels"  # {"labels": noisy|verified|clean, "tracks": n}
 
 
-class ExportError(ValueError):
+class ExportError(InputError):
     """An exported model that is missing, malformed, or does not fit the job that uses it."""
 
 

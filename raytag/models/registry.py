@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from raytag.errors import InputError
+
 __all__ = [
     "Family",
     "ModelError",
@@ -37,7 +39,7 @@ __all__ = [
 ]
 
 
-class ModelError(ValueError):
+class ModelError(InputError):
     """An unknown model name, an unknown model argument, or a bad registration."""
 
 

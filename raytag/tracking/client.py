@@ -17,6 +17,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from raytag.errors import InputError
+
 log = logging.getLogger(__name__)
 
 HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
@@ -27,7 +29,7 @@ MAX_PARAMS_PER_CALL = 100
 MAX_PARAM_LENGTH = 6000
 
 
-class StoreError(ValueError):
+class StoreError(InputError):
     """A tracking store that a reading command cannot use: missing, a file store, or a server
     that does not answer."""
 

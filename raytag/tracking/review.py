@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 
+from raytag.errors import InputError
 from raytag.models.export import description_path, description_tags
 from raytag.tracking import plots, tag_plots
 from raytag.tracking import run_tags as tag_names
@@ -43,7 +44,7 @@ DEFAULT_MAX_RUNS = 50
 DEFAULT_MAX_PLOTTED_RUNS = 8
 
 
-class ReviewError(ValueError):
+class ReviewError(InputError):
     """Runs that cannot be reviewed as asked (unknown experiment or run, nothing selected)."""
 
 

@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from raytag.data.manifest import SPLITS, ManifestError, read_manifest
+from raytag.errors import InputError
 
 MANIFEST_COLUMNS = ("path", "tags", "split", "verified", "artist")
 EXAMPLES = 5  # how many missing files or shared artists a report names
 
 
-class CorpusError(ValueError):
+class CorpusError(InputError):
     """Corpus files that cannot be turned into a manifest, with the file (and line) at fault."""
 
 
