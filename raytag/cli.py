@@ -238,8 +238,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from raytag.predict.workflow import MODEL_SETTING, PredictOptions
 
     options = PredictOptions(
-        max_chunks=getattr(args, "max_chunks", MODEL_SETTING), batch_size=args.batch_size, ray_above=args.ray_above, actors=args.actors,
-        ray_address=args.ray_address, progress=not args.no_progress,
+        max_chunks=getattr(args, "max_chunks", MODEL_SETTING),  # absent: the model's own setting
+        batch_size=args.batch_size, ray_above=args.ray_above, actors=args.actors, ray_address=args.ray_address,
+        progress=not args.no_progress,
     )
     segments = SegmentRequest(taggram=args.taggram, taggram_png=args.taggram_png, embeddings=args.embeddings,
                               embeddings_per=args.embeddings_per, segment_s=args.segment_s, hop_s=args.hop_s)
@@ -254,7 +255,7 @@ def _add_predict(commands) -> None:
 
     predict = commands.add_parser(
         "predict", help="tag audio files with a trained model: top-k tags, tags above threshold, probabilities",
-        description="Track-level tag probabilities (chunks covering each whole track, averaged), the top-k tags "
+        description="Track-level tag probabilities (chunks spread over each whole track, averaged), the top-k tags "
         "and the tags at or above the model's per-tag thresholds, one row per file. Files that are not tagged "
         "get a status (silent, too short, unreadable) and a reason instead of tags. Exit code 1 when no file "
         "could be tagged.",

@@ -112,7 +112,8 @@ def test_input_errors_exit_2_with_or_without_verbose_which_adds_the_traceback(ca
     assert err == ["raytag review: no MLflow store at /missing/x.db"]
     assert main(["-v", *MISSING_STORE]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[0] == "Traceback (most recent call last):" and err[-1] == "raytag review: no MLflow store at /missing/x.db"
+    assert err[0] == "Traceback (most recent call last):"
+    assert err[-1] == "raytag review: no MLflow store at /missing/x.db"
 
 
 def test_any_other_error_exits_1_in_one_line_and_verbose_adds_the_traceback(monkeypatch, capsys):
@@ -160,10 +161,12 @@ def test_run_and_train_load_the_job_once_and_name_the_missing_manifest(tmp_path,
         assert "missing.csv" in capsys.readouterr().err
 
 
-def test_synth_into_a_folder_that_is_not_its_own_is_bad_input(tmp_path, capsys):
+def test_synth_into_a_folder_that_is_not_its_own_or_of_no_sample_is_bad_input(tmp_path, capsys):
     (tmp_path / "mine.txt").write_text("mine")
     assert main(["synth", str(tmp_path), "--clips", "2", "--seconds", "0.1"]) == 2
     assert "is not empty and is not a synth corpus" in capsys.readouterr().err
+    assert main(["synth", str(tmp_path / "new"), "--clips", "2", "--seconds", "0.00001"]) == 2
+    assert "SynthSpec.seconds must be long enough for a sample at 22050 Hz" in capsys.readouterr().err
 
 
 def test_plurals_and_the_format_warning():

@@ -12,7 +12,6 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-import soundfile as sf
 import torch
 from mlflow.entities import LoggedModelStatus
 from mlflow.tracking import MlflowClient
@@ -22,8 +21,6 @@ from raytag.models.export import ExportError, ModelRecipe, write_exported
 from raytag.tracking import run_tags as tag_names
 from raytag.tracking.mlflow_model import log_tagger, model_requirements, register_tagger
 
-from conftest import REAL_AUDIO
-from requirements import needs_real_audio
 
 TAGS = ("rock", "piano", "mood/theme---sad")
 CROP = 8000
@@ -203,34 +200,13 @@ def test_a_waveform_at_44100_hz_scores_like_the_same_sound_at_the_model_rate(log
         loaded.predict(pd.DataFrame({"sample_rate": [RATE]}))
 
 
-@needs_real_audio
-def test_audio_files_score_as_raytag_predict_scores_them(store, logged, tracking_uri, tmp_path):
-    from raytag.cli import main
-
-    track = str(REAL_AUDIO / "kevin-macleod-vibe-ace.ogg")  # 22.05 kHz, 61 s: resampled, 16 chunks
-    out = tmp_path / "predict.jsonl"
-    assert main(["predict", logged.uri, track, "--max-chunks", "16", "-o", str(out), "--no-progress",
-                 "--tracking-uri", tracking_uri]) == 0
-    (row,) = [json.loads(line) for line in out.read_text().splitlines()]
-    loaded = mlflow.pyfunc.load_model(logged.uri)
-    silence = tmp_path / "silence.wav"
-    sf.write(silence, np.zeros(3 * RATE, dtype=np.float32), RATE)
-    frame = loaded.predict(pd.DataFrame({"path": [track, str(tmp_path / "missing.wav"), str(silence)]}))
-    np.testing.assert_allclose(frame.loc[0, list(TAGS)].to_numpy(float), [row["probabilities"][t] for t in TAGS], atol=1e-5)
-    assert frame.loc[0, "status"] == "ok" and frame.loc[0, "tags"].split(";") == row["tags"]
-    assert frame.loc[1, "status"].startswith("unreadable: ") and "cannot read audio" in frame.loc[1, "status"] and frame.loc[1, list(TAGS)].isna().all()
-    assert frame.loc[1, "tags"] == ""
-    assert frame.loc[2, "status"].startswith("silent: peak level -inf dBFS")  # predict's statuses
-    assert frame.loc[2, list(TAGS)].isna().all() and frame.loc[2, "tags"] == ""
-
-
 def test_predict_takes_a_runs_uri(store, logged, tmp_path, capsys):
     from raytag.cli import main
 
     audio = tmp_path / "tones.wav"
-    import soundfile
+    import soundfile as sf
 
-    soundfile.write(audio, tones(44100), 44100)
+    sf.write(audio, tones(44100), 44100)
     args = [str(audio), "--tracking-uri", store["uri"], "--format", "jsonl", "--no-progress"]
     assert main(["predict", f"runs:/{store['run_id']}/tagger", *args]) == 0
     by_run = json.loads(capsys.readouterr().out)

@@ -16,8 +16,9 @@ from teachers import write_random_tagger
 from raytag.audio.io import AudioError, chunk_starts, load_crop, probe
 from raytag.audio.waveform import Waveform, WaveformError
 from raytag.models.export import ExportError, read_exported, read_weights, recorded_scoring, write_exported
-from raytag.scoring.options import DEFAULT_BATCH_SIZE, DEFAULT_MAX_CHUNKS, DEFAULT_RAY_ABOVE, ScoringError, \
-    ScoringOptions
+from raytag.scoring.options import (
+    DEFAULT_BATCH_SIZE, DEFAULT_MAX_CHUNKS, DEFAULT_RAY_ABOVE, ScoringError, ScoringOptions,
+)
 from raytag.scoring.scorer import Tagger, score_sources
 from raytag.scoring.status import MIN_CROP_FRACTION, TrackStatus, silence_reason, too_short_reason
 from raytag.scoring.tracks import ChunkPlan, TrackTally, plan_chunks, probe_sources, source_results, table_results
@@ -63,13 +64,14 @@ def test_options_hold_the_defaults_and_a_model_records_its_max_chunks(tmp_path):
             ScoringOptions(**bad)
     recipe = read_exported(write_random_tagger(tmp_path / "m", tags=TAGS)).recipe
     weights = {"w": torch.zeros(1)}
-    assert recorded_scoring(read_exported(write_exported(tmp_path / "a", recipe, weights, sample_rate=16000,
-                                                         crop_samples=16000, scoring={"max_chunks": 4}))) == {"max_chunks": 4}
-    assert recorded_scoring(read_exported(write_exported(tmp_path / "b", recipe, weights, sample_rate=16000,
-                                                         crop_samples=16000))) == {}
+    def exported(name: str, **scoring):
+        return read_exported(write_exported(tmp_path / name, recipe, weights, sample_rate=16000, crop_samples=16000,
+                                            **scoring))
+
+    assert recorded_scoring(exported("a", scoring={"max_chunks": 4})) == {"max_chunks": 4}
+    assert recorded_scoring(exported("b")) == {}
     with pytest.raises(ExportError, match="'scoring' must be a mapping with max_chunks"):
-        recorded_scoring(read_exported(write_exported(tmp_path / "c", recipe, weights, sample_rate=16000,
-                                                      crop_samples=16000, scoring={"max_chunks": "all"})))
+        recorded_scoring(exported("c", scoring={"max_chunks": "all"}))
 
 
 def test_a_waveform_is_probed_and_cropped_like_the_wav_file_of_its_samples(tmp_path):

@@ -78,7 +78,8 @@ def prediction_record(
     ``{tag, probability}``), ``tags`` (above threshold; only when ``thresholds`` is not None;
     None for a file that was not tagged) and ``probabilities`` (``{tag: p}``, None likewise).
     Probabilities are rounded to 6 decimals."""
-    record: dict = {"path": str(prediction.source), "status": str(prediction.status), "reason": prediction.reason, "top": []}
+    record: dict = {"path": str(prediction.source), "status": str(prediction.status), "reason": prediction.reason,
+                    "top": []}
     probabilities = prediction.probabilities
     if thresholds is not None:
         record["tags"] = None if probabilities is None else tags_above(probabilities, tags, thresholds)

@@ -140,7 +140,8 @@ def predict_files(loaded: LoadedModel, paths: Sequence[str], options: PredictOpt
     else:
         scored, used_ray = score_in_process(loaded, paths, scoring, progress=options.progress), False
     if scored.failed_chunks:
-        log.warning("%s failed to decode; their tracks are averaged over the others", plural(scored.failed_chunks, "chunk"))
+        log.warning("%s failed to decode; their tracks are averaged over the others",
+                    plural(scored.failed_chunks, "chunk"))
     return PredictionResult(scored.results, used_ray, scored.failed_chunks, scoring)
 
 

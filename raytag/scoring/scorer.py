@@ -21,8 +21,9 @@ from torch import nn
 from raytag.data.batches import decode_batch, rows_to_batch
 from raytag.scoring.chunks import score_decoded
 from raytag.scoring.status import TrackResult
-from raytag.scoring.tracks import ChunkPlan, TrackScores, TrackTally, plan_chunks, probe_sources, source_results, \
-    table_results
+from raytag.scoring.tracks import (
+    ChunkPlan, TrackScores, TrackTally, plan_chunks, probe_sources, source_results, table_results,
+)
 
 
 @dataclass(frozen=True)

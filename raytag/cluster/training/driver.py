@@ -142,7 +142,8 @@ def _export_best(job: JobConfig, job_plan: JobPlan, final: str, tracker: Tracker
         write_exported(
             out, job_plan.recipe, ckpt.read_best_weights(Path(folder)),
             sample_rate=job_plan.sample_rate, crop_samples=job_plan.crop_samples,
-            scoring=job.eval.scoring_options().recorded(), best_epoch=state.best_epoch, select_metric=state.select_metric, best_value=state.best_value,
+            scoring=job.eval.scoring_options().recorded(),
+            best_epoch=state.best_epoch, select_metric=state.select_metric, best_value=state.best_value,
             mlflow_run_id=tracker.run_id,
         )
         storage.upload(out, location)
@@ -158,7 +159,8 @@ def _save_thresholds(job: JobConfig, job_plan: JobPlan, model_location: str, sco
         valid = scored.evaluate("valid", manifest_labels=True)
         by_path = {t.path: t for t in job_plan.manifest.split("valid")}
         tracks = [by_path[path] for path in valid.paths]
-        clean = evaluation_labels(job, job_plan.recipe.tags, tracks)[0] if job.eval.threshold_labels == ThresholdLabelChoice.CLEAN else None
+        on_clean = job.eval.threshold_labels == ThresholdLabelChoice.CLEAN
+        clean = evaluation_labels(job, job_plan.recipe.tags, tracks)[0] if on_clean else None
         chosen = threshold_labels(job.eval.threshold_labels, noisy=valid.labels, verified=[t.verified for t in tracks],
                                   clean=clean, min_verified=job.eval.threshold_min_verified)
     except (JobError, ValueError) as exc:  # e.g. no verified validation track, or no clean labels for it

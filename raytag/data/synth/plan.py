@@ -135,6 +135,8 @@ class SynthSpec:
         integer("max_sources", self.min_sources, len(TAGS))
         integer("sample_rate", 16000, 192000)
         real("seconds", lambda v: 0.0 < v <= 3600.0, "in (0, 3600]")
+        check("seconds", round(self.seconds * self.sample_rate) >= 1,
+              f"long enough for a sample at {self.sample_rate} Hz")
         real("peak", lambda v: 0.0 < v <= 1.0, "in (0, 1]")
         for name in ("valid_fraction", "test_fraction", "verified_fraction"):
             real(name, lambda v: 0.0 <= v <= 1.0, "in [0, 1]")
