@@ -387,7 +387,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         if given:
             raise ValueError(f"--{given[0].replace('_', '-')} is for making a page; --apply only needs -o")
         outcome = apply_file(job, decisions=args.apply, output=args.output, overwrite=args.overwrite)
-        print(f"applied {args.apply} to {outcome.manifest.source.rsplit('/', 1)[-1]}: wrote {outcome.output}")
+        print(f"applied {args.apply} to {job.data.manifest}: wrote {outcome.output}")
         print(outcome.applied.format())
         return 0
     if args.audit and args.no_audit:
