@@ -374,7 +374,7 @@ def _add_audit(commands) -> None:
     audit.set_defaults(run=cmd_audit)
 
 
-PAGE_ONLY = ("tracks", "split", "seed", "model", "audit", "no_audit", "max_suspects", "skip", "clip_s")
+PAGE_ONLY = ("tracks", "split", "seed", "model", "audit", "no_audit", "max_suspects", "skip", "clip_s", "kbps")
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -396,7 +396,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         output=args.output, tracks=args.tracks or 200, split=args.split or "valid",
         seed=0 if args.seed is None else args.seed, model=args.model, audit=args.audit,
         use_audit=not args.no_audit, max_suspects=args.max_suspects, skip=tuple(args.skip or ()),
-        clip_s=args.clip_s or 20.0, overwrite=args.overwrite,
+        clip_s=args.clip_s or 20.0, bitrate=1000 * (args.kbps or 24), overwrite=args.overwrite,
     )
     print(make_page(job, options).format())
     return 0
@@ -431,6 +431,8 @@ def _add_verify(commands) -> None:
     page.add_argument("--skip", action="append", metavar="FILE", help="tracks not to pick: a file with a path "
                       "column (an earlier page's .tracks.csv or decisions); repeatable")
     page.add_argument("--clip-s", type=positive, metavar="SECONDS", help="seconds of audio per track (default 20)")
+    page.add_argument("--kbps", type=at_least(6), help="Opus bit rate of the clips, kbit/s (default 24: 20 s take "
+                      "about 83 kB of the page)")
     verify.set_defaults(run=cmd_verify)
 
 

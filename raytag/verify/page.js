@@ -112,9 +112,13 @@ function checkbox(tag, number, suspect) {
   return label;
 }
 
+// Tags named "group---tag" (MTG-Jamendo) or "group:tag" are listed under their group.
 function groupOf(tag) {
-  const cut = tag.search(/---|:|\//);
-  return cut > 0 ? tag.slice(0, cut) : "";
+  for (const separator of ["---", ":"]) {
+    const cut = tag.indexOf(separator);
+    if (cut > 0) return tag.slice(0, cut);
+  }
+  return "";
 }
 
 function renderVocabulary(listed) {

@@ -66,7 +66,7 @@ class PageOptions:
         skip: files listing tracks not to pick (any CSV/TSV/JSONL with a ``path`` column: an
             earlier page's ``.tracks.csv`` or decisions).
         clip_s: seconds of audio per track. Default 20.
-        bitrate: Opus bit/s. Default 32,000.
+        bitrate: Opus bit/s. Default 24,000.
         overwrite: replace an existing page.
     """
 
@@ -87,7 +87,7 @@ class PageOptions:
         if self.split not in SPLITS:
             raise VerifyError(f"--split must be one of {', '.join(SPLITS)}; got {self.split!r}")
         if self.tracks < 1 or not self.clip_s > 0 or self.bitrate < 6000:
-            raise VerifyError("--tracks must be at least 1, --clip-s positive, the bitrate at least 6000")
+            raise VerifyError("--tracks must be at least 1, --clip-s positive, --kbps at least 6")
 
 
 @dataclass
@@ -99,6 +99,7 @@ class PageOutcome:
     batch: str
     size: int
     split: str
+    asked: int
     tracks: list[PageTrack]
     candidates: int
     verified_left_out: int
@@ -114,7 +115,8 @@ class PageOutcome:
     def format(self) -> str:
         lines = [
             f"verification page: {self.output} ({self.size / 2**20:.1f} MiB, batch {self.batch}): "
-            f"{plural(len(self.tracks), 'track')} of the '{self.split}' split",
+            f"{plural(len(self.tracks), 'track')} of the '{self.split}' split"
+            + (f" (asked for {self.asked}: no more readable candidates)" if len(self.tracks) < self.asked else ""),
             f"  candidates: {plural(self.candidates, 'unverified track')} ({self.verified_left_out} verified and "
             f"{self.listed_left_out} listed in --skip files left out)",
         ]
@@ -160,7 +162,7 @@ def make_page(job, options: PageOptions) -> PageOutcome:
     order = pick_order(labels, manifest.vocabulary, paths=[t.path for t in candidates], seed=options.seed,
                        suspects=suspect_rows[:limit])
     scorer = _SegmentScorer(options.model, job, manifest.vocabulary) if options.model else None
-    outcome = PageOutcome(output, _tracks_list(output), "", 0, options.split, [], len(candidates),
+    outcome = PageOutcome(output, _tracks_list(output), "", 0, options.split, options.tracks, [], len(candidates),
                           sum(t.verified for t in split), sum(t.path in listed and not t.verified for t in split),
                           audit, min(limit, len(suspect_rows)), elsewhere)
     picked: list[int] = []
