@@ -146,8 +146,9 @@ def make_page(job, options: PageOptions) -> PageOutcome:
     output = storage_location(options.output)
     if not output.lower().endswith((".html", ".htm")):
         raise VerifyError(f"-o {options.output}: the page is an HTML file; name it *.html")
-    if storage.exists(output) and not options.overwrite:
-        raise VerifyError(f"{output} exists; pass --overwrite to replace it")
+    for existing in (output, _tracks_list(output)):
+        if storage.exists(existing) and not options.overwrite:
+            raise VerifyError(f"{existing} exists; pass --overwrite to replace it")
     manifest = read_manifest(job.data.manifest, job.data.tags)
     split = manifest.split(options.split)
     listed = {path for source in options.skip for path in read_paths(source)}
