@@ -383,7 +383,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     job = load_job(args.job, args.overrides)
     if args.apply:
-        given = [name for name in PAGE_ONLY if getattr(args, name) not in (None, False, [])]
+        given = [name for name in PAGE_ONLY if getattr(args, name) is not None and getattr(args, name) is not False]
         if given:
             raise ValueError(f"--{given[0].replace('_', '-')} is for making a page; --apply only needs -o")
         outcome = apply_file(job, decisions=args.apply, output=args.output, overwrite=args.overwrite)

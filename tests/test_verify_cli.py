@@ -150,6 +150,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, tiny_job, capsys):
         "--apply", str(stranger), "-o", str(tmp_path / "n.csv"))
     assert not (tmp_path / "n.csv").exists()
     assert "--model is for making a page" in fails("--apply", str(good), "-o", str(tmp_path / "n.csv"), "--model", "m")
+    assert "--seed is for making a page" in fails("--apply", str(good), "-o", str(tmp_path / "n.csv"), "--seed", "0")
     assert "no such file" in fails("--apply", str(tmp_path / "missing.csv"), "-o", str(tmp_path / "n.csv"))
     taken = tmp_path / "taken.csv"
     taken.write_text("x")
