@@ -57,12 +57,18 @@ import av
 import numpy as np
 import soundfile as sf
 
-from raytag.audio import chatter, mpeg_frames, pcm_cache
+from raytag.audio import chatter, file_checks, mpeg_frames, pcm_cache
 from raytag.locations import is_uri
 
-# libsndfile's SF_ERR_UNRECOGNISED_FORMAT and SF_ERR_UNSUPPORTED_ENCODING: hand these to FFmpeg.
-_LIBSNDFILE_UNKNOWN = (1, 4)
+# libsndfile's SF_ERR_UNRECOGNISED_FORMAT and SF_ERR_UNSUPPORTED_ENCODING, and what it says of a
+# file named .mp3 that holds no MPEG frames ("File does not exist or is not a regular file
+# (possibly a pipe?)", code 7; an ADTS stream named .mp3 is one): hand these to FFmpeg.
+_LIBSNDFILE_NOT_MP3 = 7
+_LIBSNDFILE_UNKNOWN = (1, 4, _LIBSNDFILE_NOT_MP3)
 PREROLL_SECONDS = 0.5
+# How far a decoded frame's timestamp may be from where the frames before it end (Matroska and
+# ASF keep milliseconds; Ogg and MP4 count samples); past it, packets are missing or repeated.
+TIMESTAMP_SLACK_SECONDS = 0.002
 # FFmpeg demuxers for raw elementary streams, whose durations are only estimated from bitrate.
 _RAW_STREAM_FORMATS = {
     "aac", "ac3", "eac3", "dts", "dtshd", "mp3", "amr", "amrnb", "amrwb", "mlp", "truehd", "loas",
@@ -96,7 +102,14 @@ class AudioInfo:
 
 
 def _reason(exc: BaseException) -> str:
-    """The first line of an exception's message (its type name when it has none)."""
+    """An exception's message in words: FFmpeg's and libsndfile's own description (without the
+    error number, the function or the path they add), else the first line of the message (its
+    type name when it has none)."""
+    if isinstance(exc, av.error.FFmpegError) and exc.strerror:
+        return f"FFmpeg: {exc.strerror[:1].lower()}{exc.strerror[1:]}"
+    if isinstance(exc, sf.LibsndfileError):
+        text = exc.error_string.strip().rstrip(".")
+        return f"libsndfile: {text[:1].lower()}{text[1:]}"
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
 
@@ -147,10 +160,22 @@ class _SoundfileDecoder(Decoder):
         self.path = path
         self._file = sound_file
         self._remote = remote
-        self.info = AudioInfo(int(sound_file.frames), int(sound_file.samplerate), int(sound_file.channels))
         self._mp3 = sound_file.format == "MP3"
         self._frames: mpeg_frames.FrameIndex | None = None  # an MP3's frame headers, walked on demand
-        self._bytes = None  # the file, opened again for the walk (libsndfile keeps its own handle)
+        self._bytes = None  # the file, opened again for raytag's own reads (libsndfile keeps its handle)
+        self._size: int | None = None
+        frames = int(sound_file.frames)
+        if sound_file.format in ("WAV", "AIFF", "AU"):
+            # libsndfile clamps their length to the bytes there are: report the header's, so
+            # that a cut file's missing end is refused like any truncated file's.
+            try:
+                self._file_bytes()
+                head = self._read_bytes(0, file_checks.HEAD_BYTES)
+            except OSError as exc:
+                self.close()
+                raise AudioError(f"{path}: cannot read audio ({_reason(exc)})") from None
+            frames = file_checks.promised_frames(head, self._size) or frames
+        self.info = AudioInfo(frames, int(sound_file.samplerate), int(sound_file.channels))
 
     def read(self, start: int, frames: int) -> np.ndarray:
         start = min(max(start, 0), self.info.frames)
@@ -171,10 +196,14 @@ class _SoundfileDecoder(Decoder):
             raise AudioError(f"{self.path}: reading failed near frame {start} ({_reason(exc)})") from None
 
     def _file_bytes(self) -> int:
-        if self._remote is not None:
-            return self._remote.size()
-        self._bytes = open(self.path, "rb")
-        return os.fstat(self._bytes.fileno()).st_size
+        """The file's size in bytes (opens it for :meth:`_read_bytes` the first time)."""
+        if self._size is None:
+            if self._remote is not None:
+                self._size = self._remote.size()
+            else:
+                self._bytes = open(self.path, "rb")
+                self._size = os.fstat(self._bytes.fileno()).st_size
+        return self._size
 
     def _read_bytes(self, offset: int, size: int) -> bytes:
         if self._remote is not None:
@@ -351,7 +380,8 @@ class _PyavDecoder(Decoder):
         self._container = container
         self._remote = remote
         if not container.streams.audio:
-            raise AudioError(f"{path}: cannot read audio (the file has no audio stream)")
+            raise AudioError(f"{path}: cannot read audio (FFmpeg reads it as {container.format.long_name} with no "
+                             "audio stream)")
         self._stream = container.streams.audio[0]
         context = self._stream.codec_context
         rate, channels = int(context.sample_rate or 0), int(context.layout.nb_channels or 0)
@@ -359,6 +389,7 @@ class _PyavDecoder(Decoder):
             raise AudioError(f"{path}: cannot read audio (no sample rate or channel count in the stream)")
         self._origin = self._stream.start_time or 0
         self._fresh = True  # nothing demuxed yet: a read from frame 0 needs no seek
+        self._decoded_to = 0  # where the last read's decoding got to (for its error message)
         self.info = AudioInfo(self._count_frames(rate), rate, channels)
 
     def _count_frames(self, rate: int) -> int:
@@ -372,12 +403,29 @@ class _PyavDecoder(Decoder):
                 return max(round(stream.duration * stream.time_base * rate) - delay, 0)
             if container.duration:
                 return max(round(container.duration * rate / av.time_base) - delay, 0)
+        if "aac" in formats:
+            self._check_adts()
         total = 0
         for packet in container.demux(stream):
             if packet.size and packet.duration:
                 total += packet.duration
         self._rewind()
         return round(total * stream.time_base * rate)
+
+    def _check_adts(self) -> None:
+        """Refuses an ADTS stream whose chain of frame headers breaks: FFmpeg skips the damaged
+        bytes and counts on, so every later crop would be placed early by the frames lost."""
+        try:
+            if self._remote is not None:
+                data = self._remote.read_at(self._remote.size(), 0)
+            else:
+                with open(self.path, "rb") as file:
+                    data = file.read()
+        except OSError as exc:
+            raise AudioError(f"{self.path}: cannot read audio ({_reason(exc)})") from None
+        broken = file_checks.adts_break(data)
+        if broken is not None:
+            raise AudioError(f"{self.path}: damaged audio: {broken}")
 
     def _rewind(self) -> None:
         self._container.seek(self._origin, stream=self._stream, backward=True)
@@ -388,16 +436,33 @@ class _PyavDecoder(Decoder):
 
         After a seek, packets that end before the pre-roll are demuxed but not decoded (the seek
         may land seconds early, e.g. on a WebM cluster start). Returns None when, after a seek,
-        the first decoded frame has no timestamp or begins past ``start``.
+        the first packet begins past the pre-roll's start, the packets before the first decoded
+        one have a hole, or the first decoded frame has no timestamp or begins past ``start``.
+
+        Raises:
+            AudioError: a later frame's timestamp is not where the frames decoded so far end
+                (by more than ``TIMESTAMP_SLACK_SECONDS``): packets are missing (an Ogg page
+                that failed its checksum) or repeated.
         """
         rate, time_base, origin = self.info.sample_rate, self._stream.time_base, self._origin
+        slack = TIMESTAMP_SLACK_SECONDS * rate
         skip_until = start - round(PREROLL_SECONDS * rate) if seeked else None
         pieces, cursor, stop, position = [], start, start + frames, None
+        self._decoded_to = start
+        skipped_to = None  # where the packets demuxed so far without decoding end
         for packet in self._container.demux(self._stream):
             self._fresh = False
-            if skip_until is not None and position is None and packet.pts is not None and packet.duration:
-                if round((packet.pts + packet.duration - origin) * time_base * rate) < skip_until:
-                    continue
+            if seeked and position is None and packet.pts is not None:
+                begins = round((packet.pts - origin) * time_base * rate)
+                if begins > (skip_until if skipped_to is None else skipped_to) + slack:
+                    # The seek landed past the pre-roll's start, or packets before it are
+                    # missing (a damaged page): a decoder started after the hole would not have
+                    # converged by ``start``. Decoding from the file's start finds the hole.
+                    return None
+                if packet.duration:
+                    skipped_to = round((packet.pts + packet.duration - origin) * time_base * rate)
+                    if skipped_to < skip_until:
+                        continue
             for frame in packet.decode():
                 samples = _frame_to_mono(frame)
                 if position is None:
@@ -416,7 +481,12 @@ class _PyavDecoder(Decoder):
                         cursor += gap
                         if cursor >= stop:
                             return pieces
+                elif frame.pts is not None:
+                    stamped = round((frame.pts - origin) * time_base * rate)
+                    if abs(stamped - position) > slack:
+                        raise AudioError(self._gap_message(position, stamped))
                 end = position + len(samples)
+                self._decoded_to = end
                 if end > cursor:
                     piece = samples[cursor - position : stop - position]
                     pieces.append(piece)
@@ -425,6 +495,11 @@ class _PyavDecoder(Decoder):
                 if cursor >= stop:
                     return pieces
         return pieces
+
+    def _gap_message(self, decoded_to: int, stamped: int) -> str:
+        if stamped > decoded_to:
+            return f"{self.path}: damaged audio: {stamped - decoded_to} frames are missing before frame {decoded_to}"
+        return f"{self.path}: damaged audio: the timestamps go back {decoded_to - stamped} frames at frame {decoded_to}"
 
     def read(self, start: int, frames: int) -> np.ndarray:
         start = max(start, 0)
@@ -446,7 +521,7 @@ class _PyavDecoder(Decoder):
                     self._rewind()
                 pieces = self._collect(start, frames, seeked=False)
         except _PYAV_ERRORS as exc:
-            raise AudioError(f"{self.path}: decoding failed at frame {start} ({_reason(exc)})") from None
+            raise AudioError(f"{self.path}: decoding failed near frame {self._decoded_to} ({_reason(exc)})") from None
         return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
 
     def close(self) -> None:
@@ -553,14 +628,20 @@ def _open_source(path: str):
 
 
 def _open_with_libraries(path: str, source, remote) -> Decoder:
+    try:
+        empty = (remote.size() if remote is not None else os.path.getsize(path)) == 0
+    except OSError as exc:
+        raise AudioError(f"{path}: cannot read audio ({_reason(exc)})") from None
+    if empty:
+        raise AudioError(f"{path}: cannot read audio (the file is empty: 0 bytes)")
     lines: list[str] = []
     try:
         with chatter.captured() as lines:  # libmpg123 notes a Xing header that is off on open
             sound_file = sf.SoundFile(source)
     except sf.LibsndfileError as exc:
         if exc.code not in _LIBSNDFILE_UNKNOWN:
-            raise AudioError(f"{path}: cannot read audio ({_reason(exc)})") from None
-        libsndfile_reason = _reason(exc)
+            raise AudioError(f"{path}: cannot read audio ({_unreadable(path, remote, _reason(exc))})") from None
+        libsndfile_reason = "libsndfile: no MPEG audio frames" if exc.code == _LIBSNDFILE_NOT_MP3 else _reason(exc)
     except (RuntimeError, OSError, ValueError) as exc:
         raise AudioError(f"{path}: cannot read audio ({_reason(exc)})") from None
     else:
@@ -578,9 +659,8 @@ def _open_with_libraries(path: str, source, remote) -> Decoder:
     try:
         container = av.open(source, mode="r")
     except _PYAV_ERRORS as exc:
-        raise AudioError(
-            f"{path}: cannot read audio (libsndfile: {libsndfile_reason}; ffmpeg: {_reason(exc)})"
-        ) from None
+        reasons = f"not a format libsndfile or FFmpeg decodes ({libsndfile_reason}; {_reason(exc)})"
+        raise AudioError(f"{path}: cannot read audio ({_unreadable(path, remote, reasons)})") from None
     try:
         return _PyavDecoder(path, container, remote)
     except AudioError:
@@ -588,4 +668,21 @@ def _open_with_libraries(path: str, source, remote) -> Decoder:
         raise
     except _PYAV_ERRORS as exc:
         container.close()
-        raise AudioError(f"{path}: cannot read audio (ffmpeg: {_reason(exc)})") from None
+        raise AudioError(f"{path}: cannot read audio ({_unreadable(path, remote, _reason(exc))})") from None
+
+
+def _unreadable(path: str, remote, reasons: str) -> str:
+    """Why a file cannot be opened, in words: what its bytes are when they are not audio at all
+    (nothing, text, a web page; :func:`raytag.audio.file_checks.describe_content`), else the
+    libraries' ``reasons``."""
+    try:
+        if remote is not None:
+            size = remote.size()
+            head = remote.read_at(min(size, file_checks.HEAD_BYTES), 0)
+        else:
+            size = os.path.getsize(path)
+            with open(path, "rb") as file:
+                head = file.read(file_checks.HEAD_BYTES)
+    except OSError:
+        return reasons
+    return file_checks.describe_content(head, size) or reasons
