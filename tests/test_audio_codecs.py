@@ -15,6 +15,7 @@ import pytest
 import soundfile as sf
 
 import raytag.audio.decoders as decoders
+import raytag.audio.ffmpeg_decoder as ffmpeg_decoder
 from audio_files import music_like, write
 from requirements import needs_real_audio
 from raytag.audio.io import AudioError, load_crop, probe, read_frames
@@ -118,8 +119,8 @@ def test_a_seeked_crop_equals_the_same_frames_of_a_decode_from_the_start(encoded
 def test_a_crop_decodes_only_the_packets_near_it(encoded, monkeypatch):
     path, _ = encoded["opus-webm"]
     decoded = []
-    real = decoders._frame_to_mono
-    monkeypatch.setattr(decoders, "_frame_to_mono", lambda frame: decoded.append(frame.samples) or real(frame))
+    real = ffmpeg_decoder.frame_to_mono
+    monkeypatch.setattr(ffmpeg_decoder, "frame_to_mono", lambda frame: decoded.append(frame.samples) or real(frame))
     read_frames(str(path), int(5.0 * 48000), 4800)
     # 0.1 s crop + 0.5 s pre-roll + one 20 ms Opus frame either side, not the 5 s before it.
     assert sum(decoded) <= int(0.64 * 48000)
