@@ -92,7 +92,7 @@ def test_a_damaged_file_is_caught_and_never_trains_on_wrong_audio(originals, tmp
 
 def test_a_truncated_mp3_fails_the_scan_with_a_reason_that_says_so(originals, tmp_path):
     damaged = cut(originals["mp3"], tmp_path / "cut.mp3", 0.6)
-    with pytest.raises(AudioError, match=r"the audio ends at frame \d+ \(end of the file\) although the header promises "
+    with pytest.raises(AudioError, match=r"the audio ends before frame \d+ \(end of the file\) although the header promises "
                                          r"441000 frames \(truncated\?\)"):
         probe(str(damaged))
     with pytest.raises(AudioError, match="truncated"):

@@ -22,6 +22,10 @@ import av
 import numpy as np
 import soundfile as sf
 
+# libsndfile's messages that name its internals, in words (what it fails on when a FLAC's or a
+# WAV's data is shorter than its header says).
+_LIBSNDFILE_WORDS = {"Internal psf_fseek() failed": "a seek went past the end of the file (truncated?)"}
+
 
 class AudioError(Exception):
     """An audio file that cannot be used: missing, empty, truncated, corrupt or unsupported."""
@@ -48,6 +52,7 @@ def reason(exc: BaseException) -> str:
         return f"FFmpeg: {exc.strerror[:1].lower()}{exc.strerror[1:]}"
     if isinstance(exc, sf.LibsndfileError):
         text = exc.error_string.strip().rstrip(".")
+        text = _LIBSNDFILE_WORDS.get(text, text)
         return f"libsndfile: {text[:1].lower()}{text[1:]}"
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]

@@ -42,6 +42,13 @@ from raytag.locations import is_uri
 # (possibly a pipe?)", code 7; an ADTS stream named .mp3 is one): hand these to FFmpeg.
 _LIBSNDFILE_NOT_MP3 = 7
 _LIBSNDFILE_UNKNOWN = (1, 4, _LIBSNDFILE_NOT_MP3)
+# The FFmpeg demuxers of the formats raytag decodes with FFmpeg (those of AUDIO_SUFFIXES in
+# raytag/audio/files.py that libsndfile does not open, and wav/flac/aiff/au in encodings it does
+# not know), all with timestamps or lengths that place a crop exactly. Others are refused: FFmpeg
+# also guesses headerless streams (raw GSM, G.722, AC-3, ...) from bytes that are not audio, and
+# FFmpeg's MP3 decoding is not reservoir-exact after a seek (raytag's MP3 is libsndfile's).
+FFMPEG_FORMATS = frozenset({"mov", "mp4", "m4a", "aac", "ogg", "matroska", "webm", "asf", "ape", "wav", "flac",
+                            "aiff", "au"})
 __all__ = ["AudioError", "AudioInfo", "Decoder", "open_decoder"]
 
 
@@ -176,6 +183,11 @@ def _open_with_libraries(path: str, source, remote) -> Decoder:
     except PYAV_ERRORS as exc:
         reasons = f"not a format libsndfile or FFmpeg decodes ({libsndfile_reason}; {_reason(exc)})"
         raise AudioError(f"{path}: cannot read audio ({_unreadable(path, remote, reasons)})") from None
+    formats = set(container.format.name.split(","))
+    if not formats & FFMPEG_FORMATS:
+        container.close()
+        reasons = f"{libsndfile_reason}; FFmpeg reads it as {container.format.long_name}, not a format raytag decodes"
+        raise AudioError(f"{path}: cannot read audio ({_unreadable(path, remote, reasons)})")
     try:
         return FfmpegDecoder(path, container, remote)
     except AudioError:

@@ -99,8 +99,9 @@ def check_complete(decoder: Decoder, start: int, frames: int, audio: np.ndarray,
         return
     ends = start + len(audio)
     if info.frames - ends > END_SHORTFALL_SECONDS * info.sample_rate:
+        where = f"at frame {ends}" if len(audio) else f"before frame {start}"
         raise AudioError(
-            f"{decoder.path}: the audio ends at frame {ends}{place} although the header promises "
+            f"{decoder.path}: the audio ends {where}{place} although the header promises "
             f"{info.frames} frames (truncated?)"
         )
 
