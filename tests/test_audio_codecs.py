@@ -221,6 +221,17 @@ def test_a_file_that_is_not_audio_is_named_for_what_it_is(tmp_path, name, conten
     assert str(caught.value) == f"{path}: cannot read audio ({reason})"
 
 
+def test_a_format_ffmpeg_guesses_from_bytes_that_are_not_audio_is_refused(tmp_path):
+    """Bytes of 0xdd read to FFmpeg as raw GSM (a headerless format: each frame starts with the
+    nibble 0xd), whose crops after a seek differ from the whole decode; raytag decodes only the
+    formats it lists (found by bench/fuzz_audio.py)."""
+    path = tmp_path / "overwritten.m4a"
+    path.write_bytes(b"\xdd" * 5000)
+    with pytest.raises(AudioError, match=r"overwritten.m4a: cannot read audio \(libsndfile: format not recognised; "
+                                         r"FFmpeg reads it as raw GSM, not a format raytag decodes\)$"):
+        probe(str(path))
+
+
 def test_ffmpeg_decoding_errors_are_in_words(tmp_path):
     """ADTS frames whose headers are intact and whose payload is noise: FFmpeg's decoder
     refuses them, and its error reads without the error number and function name."""
