@@ -51,9 +51,14 @@ def probe(path: str) -> AudioInfo:
     rejected here, once, rather than failing on every epoch. This catches damage that reaches
     those places (e.g. a file cut off before its middle, or a corrupt FLAC whose damaged frames
     the middle read lands in); damage elsewhere still shows up as a decode failure at training
-    time. Cost per 3-minute file (best of 30, one core): 0.25 ms for wav, 0.6 ms flac, 1.2 ms
-    Ogg Vorbis, 4 ms mp3 (libsndfile's mp3 seeks are slow), 2 ms AAC/M4A, 4-6 ms Opus (each
-    FFmpeg read also decodes its pre-roll; measured with a 0.2 s pre-roll, now 0.5 s); the header alone is 0.05-0.9 ms.
+    time. Opening the file also refuses what its bytes show without decoding: a WAV/AIFF/AU
+    header that promises more frames than the file holds, a raw ADTS stream whose frame headers
+    do not chain (:mod:`raytag.audio.file_checks`). Cost per 3-minute file (best of 30, one
+    core): 0.25 ms for wav, 0.6 ms flac, 1.2 ms Ogg Vorbis, 4 ms mp3 (libsndfile's mp3 seeks
+    are slow), 2 ms AAC/M4A, 4-6 ms Opus (each FFmpeg read also decodes its pre-roll; measured
+    with a 0.2 s pre-roll, now 0.5 s); the header alone is 0.05-0.9 ms. Walking the frame
+    headers adds about 3.5 ms to an MP3 (for its end window's bit reservoir) and 3 ms to a raw
+    ADTS stream (measured on a shared, loaded machine).
 
     Raises:
         AudioError: the file is missing, unreadable, unsupported, has no frames, or its audio
