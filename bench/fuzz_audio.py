@@ -102,7 +102,8 @@ def main() -> None:
                 lines.append(f"{codec}: {sum(result['outcomes'].values())} cases in {result['seconds']:.0f} s: {counts}")
                 lines += [f"    refused {count:4d}x  {reason}" for reason, count in result["reasons"].most_common(8)]
                 for outcome, details, mutation in result["findings"]:
-                    lines.append(f"    FINDING {outcome}: {details.splitlines()[0]}")
+                    where = [l.strip() for l in details.splitlines()[1:] if l.strip().startswith("File ")][-1:]
+                    lines.append(f"    FINDING {outcome}: {details.splitlines()[0]}" + (f" ({where[0]})" if where else ""))
                     lines.append(f"        mutation {shown(mutation, short=True)}")
                     lines.append(f"        replay   {shown(mutation, short=False)}")
                 print("\n".join(lines[-1 - len(result["reasons"].most_common(8)) - 3 * len(result["findings"]):]),

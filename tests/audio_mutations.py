@@ -52,6 +52,8 @@ CROP_SECONDS = 0.25
 # Wall-clock bound for one case (probe, whole decode, four crops of a 1.5 s file: ~0.1 s on an
 # idle core); generous, since the machine may be shared.
 CASE_SECONDS = 60.0
+# How long the worker may take to start (spawn, import numpy, torch and the decoders).
+STARTUP_SECONDS = 600.0
 _STEP_KINDS = ("cut", "overwrite", "insert", "delete", "splice")
 
 
@@ -147,7 +149,11 @@ def check(path: str, tolerance: float) -> tuple[str, str]:
 
 
 def _serve(connection) -> None:
-    """The worker process: checks the (path, tolerance) it is sent until it gets None."""
+    """The worker process: imports the decoders, says so, then checks the (path, tolerance) it
+    is sent until it gets None."""
+    import raytag.audio.io  # noqa: F401 - the imports (torch among them) before the first case
+
+    connection.send("ready")
     while True:
         job = connection.recv()
         if job is None:
@@ -169,11 +175,15 @@ class DecodeWorker:
         self._connection = None
 
     def _start(self) -> None:
+        """Starts the process and waits for its imports (not part of any case's time bound)."""
         ours, theirs = self._context.Pipe()
         self._process = self._context.Process(target=_serve, args=(theirs,), daemon=True)
         self._process.start()
         theirs.close()
         self._connection = ours
+        if not ours.poll(STARTUP_SECONDS) or ours.recv() != "ready":
+            self._stop(kill=True)
+            raise RuntimeError(f"the decoding worker did not start within {STARTUP_SECONDS} s")
 
     def run(self, path: str, tolerance: float) -> tuple[str, str]:
         """:func:`check` of ``path`` in the worker: its outcome, or ``("hang", ...)`` past

@@ -86,9 +86,14 @@ class FfmpegDecoder(Decoder):
                              "audio stream)")
         self._stream = container.streams.audio[0]
         context = self._stream.codec_context
-        rate, channels = int(context.sample_rate or 0), int(context.layout.nb_channels or 0)
+        if context is None:  # PyAV finds no decoder for the stream's codec
+            raise AudioError(f"{path}: cannot read audio (FFmpeg has no decoder for the audio stream of its "
+                             f"{container.format.long_name})")
+        layout = context.layout
+        rate, channels = int(context.sample_rate or 0), int(layout.nb_channels or 0) if layout is not None else 0
         if rate <= 0 or channels <= 0:
-            raise AudioError(f"{path}: cannot read audio (no sample rate or channel count in the stream)")
+            raise AudioError(f"{path}: cannot read audio (FFmpeg finds no sample rate or channel count in its "
+                             f"{container.format.long_name} stream)")
         self._origin = self._stream.start_time or 0
         self._fresh = True  # nothing demuxed yet: a read from frame 0 needs no seek
         self._decoded_to = 0  # where the last read's decoding got to (for its error message)

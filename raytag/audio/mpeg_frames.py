@@ -21,13 +21,16 @@ less than libsndfile's own seek, which walks the same headers to find the frame.
 headers stop making sense (damaged or foreign bytes, a free-format stream),
 :meth:`FrameIndex.decode_from` falls back to the most frames that the reservoir can reach at
 the stream's lowest bitrate, so a crop is never decoded with less.
-Everything here is pure Python on bytes; no decoder library is involved.
+Everything here works on bytes (Python and NumPy); no decoder library is involved.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
+
+import numpy as np
 
 # kbit/s by (MPEG-1 or not, layer) and the header's 4-bit index; index 0 is "free format" and
 # 15 is invalid (both are 0 here: the walk stops at them).
@@ -145,7 +148,7 @@ def main_data_begin(data: bytes, offset: int, header: FrameHeader) -> int:
     return data[at]
 
 
-def first_needed_frame(main_bytes: list[int], reach: int, frame: int) -> int:
+def first_needed_frame(main_bytes: Sequence[int], reach: int, frame: int) -> int:
     """The first frame whose main-data area a decoder must have read for frame ``frame``,
     whose main data begins ``reach`` bytes before its own main-data area.
 
@@ -204,6 +207,17 @@ def _first_frame(data: bytes) -> int | None:
     return None
 
 
+@lru_cache(maxsize=64)
+def _size_table(b1: int, rate_code: int) -> tuple[int, ...]:
+    """Frame bytes by a header's third byte, for the version and layer of its second byte ``b1``
+    and the sample rate ``rate_code`` (0 for a bitrate or rate that does not belong)."""
+    table = []
+    for byte in range(256):
+        header = parse_header(bytes((0xFF, b1 | 1, byte, 0))) if (byte >> 2) & 3 == rate_code else None
+        table.append(header.frame_bytes if header is not None else 0)
+    return tuple(table)
+
+
 class FrameIndex:
     """The frames of an MP3 file, walked lazily from the first audio frame.
 
@@ -215,13 +229,14 @@ class FrameIndex:
     def __init__(self, read_at: Callable[[int, int], bytes], file_bytes: int):
         self._read_at = read_at
         self._size = file_bytes
-        self.main_bytes: list[int] = []
-        self.reaches: list[int] = []
+        self._main_parts: list[np.ndarray] = []  # main-data sizes of the frames walked, by chunk
+        self._reach_parts: list[np.ndarray] = []  # their main_data_begin
+        self._count = 0  # frames walked
         self._next = 0  # byte offset of the next frame to walk
         self._ended = False  # the walk reached the end of the audio frames or bytes it cannot parse
         self.header: FrameHeader | None = None  # the first audio frame's
         self.delay = 0  # samples the decoder drops from the start (gapless)
-        self._b1, self._sizes, self._side_info = 0, [], (0, 0)
+        self._b1, self._sizes, self._sizes_array, self._side_info = 0, (), np.zeros(0, dtype=np.int64), (0, 0)
         self._start()
 
     def _start(self) -> None:
@@ -246,44 +261,77 @@ class FrameIndex:
             self._ended = True
             return
         self._b1 = first[1] & 0xFE
-        self._sizes = self._size_table(first[1], first[2])
+        self._sizes = _size_table(self._b1, (first[2] >> 2) & 3)
+        self._sizes_array = np.asarray(self._sizes, dtype=np.int64)
         mono, stereo = (replace(header, mono=flag).side_info_bytes for flag in (True, False))
         self._side_info = (mono, stereo)
 
-    @staticmethod
-    def _size_table(b1: int, b2: int) -> list[int]:
-        """Frame bytes by a header's third byte, for this stream's version, layer and sample
-        rate (0 for a bitrate or rate that does not belong to it)."""
-        rate_code = (b2 >> 2) & 3
-        table = []
-        for byte in range(256):
-            header = parse_header(bytes((0xFF, b1 | 1, byte, 0))) if (byte >> 2) & 3 == rate_code else None
-            table.append(header.frame_bytes if header is not None else 0)
-        return table
-
     def _walk(self, until_frame: int) -> None:
-        """Extends the index to frame ``until_frame`` (or as far as the headers go)."""
-        sizes, b1, mpeg1 = self._sizes, self._b1, self.header.version == "1"
-        side_mono, side_stereo = self._side_info
-        main_bytes, reaches = self.main_bytes, self.reaches
-        while not self._ended and len(main_bytes) <= until_frame:
+        """Extends the index to frame ``until_frame`` (or as far as the headers go).
+
+        The loop over frames only reads each header's size (from its third byte); the sync
+        words and each frame's main-data size and ``main_data_begin`` are then read from the
+        chunk with numpy."""
+        sizes = self._sizes
+        while not self._ended and self._count <= until_frame:
             data = self._read_at(self._next, _CHUNK_BYTES)
-            pos, walked = 0, 0
-            while pos + 8 <= len(data) and len(main_bytes) <= until_frame:
-                size = sizes[data[pos + 2]]
-                if data[pos] != 0xFF or (data[pos + 1] & 0xFE) != b1 or size == 0:
-                    self._ended = True  # the end of the frames (a trailing tag) or foreign bytes
+            end, last_chunk = len(data), self._next + len(data) >= self._size
+            offsets, pos, wanted = [], 0, until_frame + 1 - self._count
+            append = offsets.append
+            while pos + 8 <= end and wanted > 0:
+                size = sizes[data[pos + 2]]  # 0 for a bitrate or rate that is not this stream's
+                if not size:
+                    self._ended = True
                     break
-                if pos + size > len(data) and self._next + pos + size <= self._size:
+                if pos + size > end and not last_chunk:
                     break  # the frame continues in the next chunk
-                at = pos + 4 if data[pos + 1] & 1 else pos + 6  # after the CRC, if any
-                main_bytes.append(size - (at - pos) - (side_mono if data[pos + 3] >= 0xC0 else side_stereo))
-                reaches.append((data[at] << 1 | data[at + 1] >> 7) if mpeg1 else data[at])
+                append(pos)
                 pos += size
-                walked += 1
+                wanted -= 1
+            walked = self._add(np.frombuffer(data, dtype=np.uint8), np.asarray(offsets, dtype=np.int64))
+            if walked < len(offsets):
+                self._ended = True  # the end of the frames (a trailing tag) or foreign bytes
+                pos = offsets[walked]
             self._next += pos
-            if walked == 0 and not self._ended:
+            if walked == 0:
                 self._ended = True  # the end of the file, or a frame that runs past it
+                break
+
+    def _add(self, data: np.ndarray, offsets: np.ndarray) -> int:
+        """Keeps the main-data size and ``main_data_begin`` of the frames at ``offsets`` in
+        ``data`` up to the first whose sync word or version and layer are not this stream's;
+        returns how many it kept."""
+        synced = (data[offsets] == 0xFF) & ((data[offsets + 1] & 0xFE) == self._b1)
+        if not synced.all():
+            offsets = offsets[: int(np.argmin(synced))]
+        if len(offsets) == 0:
+            return 0
+        second, fourth = data[offsets + 1], data[offsets + 3]
+        crc = (second & 1) == 0
+        after = offsets + 4 + 2 * crc  # where the side information starts
+        side_mono, side_stereo = self._side_info
+        side = np.where(fourth >= 0xC0, side_mono, side_stereo)
+        self._main_parts.append(self._sizes_array[data[offsets + 2]] - 4 - 2 * crc - side)
+        if self.header.version == "1":
+            self._reach_parts.append(data[after].astype(np.int64) << 1 | data[after + 1] >> 7)
+        else:
+            self._reach_parts.append(data[after].astype(np.int64))
+        self._count += len(offsets)
+        return len(offsets)
+
+    @property
+    def main_bytes(self) -> np.ndarray:
+        """Each walked frame's main-data size in bytes."""
+        if len(self._main_parts) > 1:
+            self._main_parts = [np.concatenate(self._main_parts)]
+        return self._main_parts[0] if self._main_parts else np.zeros(0, dtype=np.int64)
+
+    @property
+    def reaches(self) -> np.ndarray:
+        """Each walked frame's ``main_data_begin``."""
+        if len(self._reach_parts) > 1:
+            self._reach_parts = [np.concatenate(self._reach_parts)]
+        return self._reach_parts[0] if self._reach_parts else np.zeros(0, dtype=np.int64)
 
     def decode_from(self, start: int) -> int:
         """The first sample (in the decoder's output, counted from 0) from which a decode must
@@ -304,8 +352,8 @@ class FrameIndex:
             first = whole  # layers I and II: frames stand alone
         else:
             self._walk(frame)
-            if whole < len(self.main_bytes):
-                first = first_needed_frame(self.main_bytes, self.reaches[whole], whole)
+            if whole < self._count:
+                first = first_needed_frame(self.main_bytes, int(self.reaches[whole]), whole)
             else:
                 first = whole - self.worst_case_frames()
         return min(max(first * per_frame - self.delay, 0), start)
