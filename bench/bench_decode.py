@@ -22,8 +22,9 @@ of ``--crop-seconds`` for every arm, and measures on one core, in this process:
 - *new*: :meth:`raytag.audio.decoders.Decoder.read` (what training and predict call; for MP3
   the pre-roll is read from the frame headers, see :mod:`raytag.audio.mpeg_frames`);
 
-each as decoded crops per second (best of ``--repeat`` passes; the arms take turns within each
-pass, so load that comes and goes hits them alike), new/old and new/fixed. FLAC (exact before
+each as decoded crops per CPU second of this process (best of ``--repeat`` passes; the arms
+take turns within each pass, and CPU time leaves out other work on a shared machine), new/old
+and new/fixed. FLAC (exact before
 and after) is the control: its ratio should be about 1.
 
     python bench/bench_decode.py                          # about a minute on one idle core
@@ -102,15 +103,16 @@ def new_read(path: str, start: int, frames: int) -> np.ndarray:
 
 
 def rates_of(paths: list[str], starts: list[tuple[int, int]], crop: int, reads: list, repeat: int) -> list[float]:
-    """Best crops per second of each read function over ``repeat`` passes of every (track,
-    start); within a pass the functions take turns."""
+    """Best crops per CPU second of this process (``time.process_time``: other work on a
+    shared machine does not count) of each read function over ``repeat`` passes of every
+    (track, start); within a pass the functions take turns."""
     best = [0.0] * len(reads)
     for _ in range(repeat):
         for arm, read in enumerate(reads):
-            began = time.perf_counter()
+            began = time.process_time()
             for track, start in starts:
                 read(paths[track], start, crop)
-            best[arm] = max(best[arm], len(starts) / (time.perf_counter() - began))
+            best[arm] = max(best[arm], len(starts) / (time.process_time() - began))
     return best
 
 
@@ -151,7 +153,7 @@ def main() -> None:
         f"({'real music, looped' if REAL.is_file() else 'generated'}; lowbit: {LOWBIT_RATE} Hz mono VBR clicks); "
         f"{args.crops} random crops of {args.crop_seconds:g} s per arm, best of {args.repeat} interleaved passes; "
         "crops at the file's rate (no resampling)",
-        "# clip/s: crops decoded per second; fixed: issue 16's MP3 rule (4608-frame aligned pre-roll), '-' where "
+        "# clip/s: crops decoded per CPU second of this process (process_time); fixed: issue 16's MP3 rule (4608-frame aligned pre-roll), '-' where "
         "the format has no such arm; error: largest |crop - whole-file decode|; wrong: crops off by more than 1e-4",
         "",
         f"{'codec':8} {'signal':8} {'old clip/s':>10} {'fixed clip/s':>12} {'new clip/s':>10} {'new/old':>8} "
