@@ -103,7 +103,9 @@ def test_past_foreign_bytes_the_index_assumes_the_longest_reach(clicks_mp3):
     start = 11 * 22050
     frame = (start + index.delay) // 576
     first_frame = (index.decode_from(start) + index.delay) // 576
-    assert frame - mpeg_frames.EXTRA_FRAMES - first_frame == index.worst_case_frames() == 20  # 255 / 13
+    assert index.worst_case_frames() == 20  # 255 bytes / 13
+    # That far back, and at most two frames more (the decoder may drop no delay, see decode_from).
+    assert 20 <= frame - mpeg_frames.EXTRA_FRAMES - first_frame <= 22
     assert len(index.main_bytes) < frame
 
 

@@ -235,7 +235,7 @@ class FrameIndex:
         self._next = 0  # byte offset of the next frame to walk
         self._ended = False  # the walk reached the end of the audio frames or bytes it cannot parse
         self.header: FrameHeader | None = None  # the first audio frame's
-        self.delay = 0  # samples the decoder drops from the start (gapless)
+        self.delay = 0  # samples a gapless decoder drops from the start, per the LAME tag
         self._b1, self._sizes, self._sizes_array, self._side_info = 0, (), np.zeros(0, dtype=np.int64), (0, 0)
         self._start()
 
@@ -337,16 +337,22 @@ class FrameIndex:
         """The first sample (in the decoder's output, counted from 0) from which a decode must
         run for sample ``start`` to come out as in a decode of the whole file.
 
-        From the frame headers: the frame that holds ``start`` (the output is shifted by the
-        encoder and decoder delay when a LAME tag states one), the ``EXTRA_FRAMES`` before it,
-        and the frames that the first of those reaches into for its main data. Past the point
-        where the headers stop making sense, the most frames the reservoir can reach at the
-        stream's lowest bitrate; with no readable header at all, 0 (the start of the file).
+        From the frame headers: the frame that holds ``start``, the ``EXTRA_FRAMES`` before it,
+        and the frames that the first of those reaches into for its main data. Which frame holds
+        ``start`` depends on what the decoder drops from the start: in gapless mode mpg123 drops
+        the encoder delay a LAME tag states and its own ``DECODER_DELAY``, without that mode
+        nothing; the earliest start any of these needs is taken. Past the point where the
+        headers stop making sense, the most frames the reservoir can reach at the stream's
+        lowest bitrate; with no readable header at all, 0 (the start of the file).
         """
         if self.header is None:
             return 0
+        return min(self._decode_from(start, dropped) for dropped in {0, DECODER_DELAY, self.delay})
+
+    def _decode_from(self, start: int, dropped: int) -> int:
+        """:meth:`decode_from` for a decoder that drops ``dropped`` samples from the start."""
         per_frame = self.header.samples_per_frame
-        frame = (start + self.delay) // per_frame
+        frame = (start + dropped) // per_frame
         whole = max(frame - EXTRA_FRAMES, 0)  # the first frame that must decode whole
         if self.header.reservoir_bytes == 0:
             first = whole  # layers I and II: frames stand alone
@@ -356,7 +362,7 @@ class FrameIndex:
                 first = first_needed_frame(self.main_bytes, int(self.reaches[whole]), whole)
             else:
                 first = whole - self.worst_case_frames()
-        return min(max(first * per_frame - self.delay, 0), start)
+        return min(max(first * per_frame - dropped, 0), start)
 
     def worst_case_frames(self) -> int:
         """How many frames back the reservoir can reach at this stream's lowest bitrate (its
