@@ -13,12 +13,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torchaudio
 
 from raytag.audio.decoders import AudioError, AudioInfo, Decoder, open_decoder
+
+if TYPE_CHECKING:
+    import torchaudio
 
 __all__ = [
     "AudioError",
@@ -135,6 +137,8 @@ def read_frames(path: str, start: int, frames: int) -> np.ndarray:
 
 @lru_cache(maxsize=16)
 def _resampler(source_rate: int, target_rate: int) -> torchaudio.transforms.Resample:
+    import torchaudio  # here, not at the top: reading and checking audio needs no torch (2 s to import)
+
     # The windowed-sinc kernel depends only on the two rates: build it once per pair.
     return torchaudio.transforms.Resample(source_rate, target_rate)
 
@@ -143,6 +147,8 @@ def resample(audio: np.ndarray, source_rate: int, target_rate: int) -> np.ndarra
     """Band-limited resampling of a mono float32 signal with torchaudio."""
     if source_rate == target_rate or audio.size == 0:
         return audio
+    import torch
+
     with torch.no_grad():
         out = _resampler(source_rate, target_rate)(torch.from_numpy(audio))
     return out.numpy()
@@ -186,6 +192,8 @@ def resampled_pieces(decoder: Decoder, *, target_rate: int, piece_frames: int) -
             buffer = np.concatenate([buffer, _read_checked(decoder, have, need)])
         segment_start = max(start - context, 0)
         segment = buffer[segment_start - buffer_start : need - buffer_start]
+        import torch
+
         with torch.no_grad():
             out = resampler(torch.from_numpy(np.ascontiguousarray(segment))).numpy()
         first = (start - segment_start) * out_period // period
