@@ -2,7 +2,7 @@
 
 libsndfile (soundfile) opens wav, flac, ogg, mp3, aiff and au; it knows each file's exact length
 from its header and seeks to any frame. Everything it reports as an unknown format or encoding
-(AAC/M4A, Opus or Vorbis in WebM/Matroska/MP4, WMA, AC-3, ...) is decoded by FFmpeg through PyAV,
+(AAC/M4A and ADTS, Opus or Vorbis in WebM/Matroska/MP4, WMA, APE) is decoded by FFmpeg through PyAV,
 and so is Opus in Ogg, which libsndfile opens but FFmpeg decodes more than twice as fast (a 10 s
 crop of a 48 kHz stereo file: 31 ms vs 83 ms, best of 15). A failed libsndfile open costs about
 20 µs (it reads a few header bytes), so the choice is made per file, not from a suffix table.
@@ -45,8 +45,9 @@ _LIBSNDFILE_UNKNOWN = (1, 4, _LIBSNDFILE_NOT_MP3)
 # The FFmpeg demuxers of the formats raytag decodes with FFmpeg (those of AUDIO_SUFFIXES in
 # raytag/audio/files.py that libsndfile does not open, and wav/flac/aiff/au in encodings it does
 # not know), all with timestamps or lengths that place a crop exactly. Others are refused: FFmpeg
-# also guesses headerless streams (raw GSM, G.722, AC-3, ...) from bytes that are not audio, and
-# FFmpeg's MP3 decoding is not reservoir-exact after a seek (raytag's MP3 is libsndfile's).
+# also guesses headerless streams (raw GSM, G.722, ...) from bytes that are not audio; raw AC-3
+# crops were 5e-6 off the whole decode (not claimed exact, so not decoded); and FFmpeg's MP3
+# decoding is not reservoir-exact after a seek (raytag's MP3 is libsndfile's).
 FFMPEG_FORMATS = frozenset({"mov", "mp4", "m4a", "aac", "ogg", "matroska", "webm", "asf", "ape", "wav", "flac",
                             "aiff", "au"})
 __all__ = ["AudioError", "AudioInfo", "Decoder", "open_decoder"]

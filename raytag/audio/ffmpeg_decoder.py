@@ -24,10 +24,10 @@ does not open, with the contract of :class:`raytag.audio.decoders.Decoder`.
   decoder drops (Opus' 312-sample pre-skip) where the container counts it: exact for MP4/M4A
   (whose edit list already excludes the AAC encoder's 1024 priming samples) and Ogg; for
   WebM/Matroska/ASF it has millisecond precision (1-2 ms long at most). Reads stop at
-  ``frames``, so the padding an MP4 decoder returns after the last sample is not audio. Raw
-  elementary streams (ADTS ``.aac``, ``.ac3``, ...) carry no duration and FFmpeg would guess one
-  from the bitrate; for those the packets are demuxed (not decoded) and their durations summed,
-  which is exact. ADTS has no edit list, so its first 1024 frames are the encoder's priming.
+  ``frames``, so the padding an MP4 decoder returns after the last sample is not audio. A raw
+  elementary stream (ADTS ``.aac``, the one raytag decodes) carries no duration and FFmpeg
+  would guess one from the bitrate; its packets are demuxed (not decoded) and their durations
+  summed, which is exact. ADTS has no edit list, so its first 1024 frames are the encoder's priming.
 """
 
 from __future__ import annotations
@@ -42,10 +42,9 @@ PREROLL_SECONDS = 0.5
 # How far a decoded frame's timestamp may be from where the frames before it end (Matroska and
 # ASF keep milliseconds; Ogg and MP4 count samples); past it, packets are missing or repeated.
 TIMESTAMP_SLACK_SECONDS = 0.002
-# FFmpeg demuxers for raw elementary streams, whose durations are only estimated from bitrate.
-_RAW_STREAM_FORMATS = {
-    "aac", "ac3", "eac3", "dts", "dtshd", "mp3", "amr", "amrnb", "amrwb", "mlp", "truehd", "loas",
-}
+# FFmpeg demuxers for raw elementary streams, whose durations are only estimated from bitrate
+# (of the formats raytag decodes, raytag.audio.decoders.FFMPEG_FORMATS, only ADTS AAC).
+_RAW_STREAM_FORMATS = {"aac"}
 PYAV_ERRORS = (av.error.FFmpegError, OSError, ValueError, IndexError, RuntimeError)
 
 
