@@ -153,8 +153,9 @@ def main() -> None:
         f"({'real music, looped' if REAL.is_file() else 'generated'}; lowbit: {LOWBIT_RATE} Hz mono VBR clicks); "
         f"{args.crops} random crops of {args.crop_seconds:g} s per arm, best of {args.repeat} interleaved passes; "
         "crops at the file's rate (no resampling)",
-        "# clip/s: crops decoded per CPU second of this process (process_time); fixed: issue 16's MP3 rule (4608-frame aligned pre-roll), '-' where "
-        "the format has no such arm; error: largest |crop - whole-file decode|; wrong: crops off by more than 1e-4",
+        "# clip/s: crops decoded per CPU second of this process (process_time); fixed: issue 16's MP3 rule "
+        "(4608-frame aligned pre-roll), '-' where the format has no such arm; error: largest |crop - whole-file "
+        "decode|; wrong: crops off by more than 1e-4",
         "",
         f"{'codec':8} {'signal':8} {'old clip/s':>10} {'fixed clip/s':>12} {'new clip/s':>10} {'new/old':>8} "
         f"{'new/fixed':>9} {'old error':>10} {'old wrong':>9} {'fixed wrong':>11} {'new error':>10} {'new wrong':>9}",
@@ -168,7 +169,8 @@ def main() -> None:
             if signal == "real":
                 paths = [str(p) for p in sorted(REAL.parent.glob("*.ogg")) if sf.info(str(p)).frames > 2 * crop]
             elif signal == "lowbit":
-                paths = [lowbit_mp3(Path(scratch) / f"lowbit-{i}.mp3", args.seconds, i * 1234) for i in range(args.tracks)]
+                paths = [lowbit_mp3(Path(scratch) / f"lowbit-{i}.mp3", args.seconds, i * 1234)
+                         for i in range(args.tracks)]
             else:
                 source = audio if signal == "music" else clicks
                 paths = [str(write(Path(scratch) / f"{codec}-{signal}-{i}", np.roll(source, i * 12345, axis=0), rate,

@@ -99,11 +99,13 @@ def main() -> None:
                 result = fuzz_codec(codec, seeds, worker, Path(scratch), args.examples, args.seed)
                 total.update(result["outcomes"])
                 counts = ", ".join(f"{k} {v}" for k, v in sorted(result["outcomes"].items()))
-                lines.append(f"{codec}: {sum(result['outcomes'].values())} cases in {result['seconds']:.0f} s: {counts}")
+                cases = sum(result["outcomes"].values())
+                lines.append(f"{codec}: {cases} cases in {result['seconds']:.0f} s: {counts}")
                 lines += [f"    refused {count:4d}x  {reason}" for reason, count in result["reasons"].most_common(8)]
                 for outcome, details, mutation in result["findings"]:
-                    where = [l.strip() for l in details.splitlines()[1:] if l.strip().startswith("File ")][-1:]
-                    lines.append(f"    FINDING {outcome}: {details.splitlines()[0]}" + (f" ({where[0]})" if where else ""))
+                    frames = [line.strip() for line in details.splitlines()[1:] if line.strip().startswith("File ")]
+                    where = f" ({frames[-1]})" if frames else ""
+                    lines.append(f"    FINDING {outcome}: {details.splitlines()[0]}{where}")
                     lines.append(f"        mutation {shown(mutation, short=True)}")
                     lines.append(f"        replay   {shown(mutation, short=False)}")
                 print("\n".join(lines[-1 - len(result["reasons"].most_common(8)) - 3 * len(result["findings"]):]),

@@ -84,7 +84,8 @@ def test_the_adts_chain_breaks_where_bytes_are_overwritten_or_cut(tmp_path):
     at = len(data) // 2
     damaged = bytes(data[:at]) + bytes(3000) + bytes(data[at + 3000 :])
     assert adts_break(damaged).startswith("no ADTS frame header at byte ")
-    assert adts_break(bytes(data[: len(data) - 100])) == f"the last ADTS frame is cut off at byte {len(data) - 100} (truncated?)"
+    cut = len(data) - 100
+    assert adts_break(bytes(data[:cut])) == f"the last ADTS frame is cut off at byte {cut} (truncated?)"
 
 
 def test_a_damaged_adts_stream_fails_the_scan(tmp_path):
