@@ -207,7 +207,7 @@ def test_files_neither_library_decodes_are_rejected(tmp_path):
     ("utf8.ogg", "\ufeffchanson d'automne, été\n".encode(), "not an audio file (its bytes are text)"),
     ("empty.flac", b"", "the file is empty: 0 bytes"),
     ("noise.mp3", bytes(range(1, 255)) * 40,
-     "not a format libsndfile or FFmpeg decodes (libsndfile: no MPEG audio frames; FFmpeg: invalid data found when "
+     "not a format libsndfile or FFmpeg decodes (libsndfile: not an MP3 it can open; FFmpeg: invalid data found when "
      "processing input)"),
 ])
 def test_a_file_that_is_not_audio_is_named_for_what_it_is(tmp_path, name, content, reason):

@@ -164,7 +164,7 @@ def _open_with_libraries(path: str, source, remote) -> Decoder:
     except sf.LibsndfileError as exc:
         if exc.code not in _LIBSNDFILE_UNKNOWN:
             raise AudioError(f"{path}: cannot read audio ({_unreadable(path, remote, _reason(exc))})") from None
-        libsndfile_reason = "libsndfile: no MPEG audio frames" if exc.code == _LIBSNDFILE_NOT_MP3 else _reason(exc)
+        libsndfile_reason = "libsndfile: not an MP3 it can open" if exc.code == _LIBSNDFILE_NOT_MP3 else _reason(exc)
     except (RuntimeError, OSError, ValueError) as exc:
         raise AudioError(f"{path}: cannot read audio ({_reason(exc)})") from None
     else:
