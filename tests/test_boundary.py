@@ -14,9 +14,9 @@ from pathlib import Path
 import raytag
 
 CORE_PACKAGES = ("raytag.audio", "raytag.data", "raytag.engine", "raytag.methods", "raytag.models", "raytag.objectives",
-                 "raytag.scoring")
+                 "raytag.scoring", "raytag.verify")
 CORE_MODULES = (
-    "raytag.audit", "raytag.config", "raytag.diagnostics", "raytag.errors", "raytag.locations", "raytag.metrics",
+    "raytag.audit", "raytag.audit_files", "raytag.config", "raytag.diagnostics", "raytag.errors", "raytag.locations", "raytag.metrics",
     "raytag.plan", "raytag.predict.inputs", "raytag.predict.outputs", "raytag.predict.taggrams", "raytag.search_space",
     "raytag.storage", "raytag.threshold_choice", "raytag.thresholds",
 )

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from raytag.audio.decoders import AudioInfo, Decoder
+from raytag.audio.decoder_base import AudioInfo, Decoder
 from raytag.errors import InputError
 
 
