@@ -341,19 +341,19 @@ PAGE_ONLY = ("tracks", "split", "seed", "model", "audit", "no_audit", "max_suspe
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from raytag.config import load_job
-    from raytag.verify.workflow import PageOptions, apply_file, make_page
+    from raytag.verify.workflow import PageOptions, VerifyError, apply_file, make_page
 
     job = load_job(args.job, args.overrides)
     if args.apply:
         given = [name for name in PAGE_ONLY if getattr(args, name) is not None and getattr(args, name) is not False]
         if given:
-            raise ValueError(f"--{given[0].replace('_', '-')} is for making a page; --apply only needs -o")
+            raise VerifyError(f"--{given[0].replace('_', '-')} is for making a page; --apply only needs -o")
         outcome = apply_file(job, decisions=args.apply, output=args.output, overwrite=args.overwrite)
         print(f"applied {args.apply} to {job.data.manifest}: wrote {outcome.output}")
         print(outcome.applied.format())
         return 0
     if args.audit and args.no_audit:
-        raise ValueError("--audit and --no-audit contradict each other; give one")
+        raise VerifyError("--audit and --no-audit contradict each other; give one")
     options = PageOptions(
         output=args.output, tracks=args.tracks or 200, split=args.split or "valid",
         seed=0 if args.seed is None else args.seed, model=args.model, audit=args.audit,
