@@ -42,11 +42,13 @@ from pathlib import Path
 import numpy as np
 
 try:
-    from raytag.predict.workflow import PredictOptions, load_model, predict_files
+    from raytag.predict.loading import load_model
+    from raytag.predict.workflow import PredictOptions, predict_files
     from raytag.cluster.inference.predict_ray import default_actors
 except ImportError:  # run from a source checkout without installing the package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from raytag.predict.workflow import PredictOptions, load_model, predict_files
+    from raytag.predict.loading import load_model
+    from raytag.predict.workflow import PredictOptions, predict_files
     from raytag.cluster.inference.predict_ray import default_actors
 
 from raytag.audio.files import audio_files

@@ -13,7 +13,7 @@ All arms train the same model preset (``--model``, default ``mtt-tiny``) with th
     run several at once) persist over the run, as Ray's worker pool does, and that starts each
     pass (an epoch, a validation) afresh, as a Ray Data pipeline does. After each epoch:
     validation on the valid split as the worker does it (``chunk_rows``,
-    ``chunk_probabilities``, ``TrackAverager``), and a checkpoint written with
+    ``validation_probabilities``, ``TrackAverager``), and a checkpoint written with
     ``raytag.engine.checkpoint.save`` to a temporary folder, so that an epoch does what a Ray
     epoch does minus Ray. Torch runs ``--threads`` threads (default 1: Ray gives a Train worker
     of 0.5 CPU ``OMP_NUM_THREADS=1``; on this shared 2-core machine 2 threads were 4x slower).
@@ -158,7 +158,8 @@ def plain_arm(job: JobConfig, *, loader_workers: int) -> Arm:
     docstring); one record per epoch, ended when its checkpoint is written."""
     from raytag.plan import plan_job, training_tracks
     from raytag.engine import checkpoint as ckpt
-    from raytag.engine.loop import TrackAverager, chunk_probabilities, track_loss, train_epoch
+    from raytag.engine.loop import track_loss, train_epoch, validation_probabilities
+    from raytag.scoring.tracks import TrackAverager
     from raytag.engine.seeding import init_seed, rank_generator_seed
     from raytag.methods import build_method
     from raytag.methods.base import Epoch
@@ -200,7 +201,7 @@ def plain_arm(job: JobConfig, *, loader_workers: int) -> Arm:
                                 log_every=job.train.log_every)
             span.indices = validation
             averager = TrackAverager(len(valid_table), len(tags))
-            for track, probs, labels in chunk_probabilities(method.evaluated(model), loader, device=cpu,
+            for track, probs, labels in validation_probabilities(method.evaluated(model), loader, device=cpu,
                                                             amp=job.train.amp):
                 averager.add(track, probs, labels)
             scores, kept = averager.result()

@@ -15,7 +15,7 @@ rank (world size 1), minus the cluster layer:
 - each epoch's rows come from ``raytag.data.rows.epoch_rows`` (order and crop seeds per
   (seed, epoch, track)) (``with_unlabeled`` for the noisy student);
 - augmentation is ``augment_numpy_batch`` seeded by ``batch_seed`` of the batch's rows;
-- evaluation is ``chunk_rows`` → ``chunk_probabilities`` → ``TrackAverager`` → ``tagging_report``.
+- evaluation is ``chunk_rows`` → ``validation_probabilities`` → ``TrackAverager`` → ``tagging_report``.
 
 What the cluster layer would do, done here in a few lines: the corpus is decoded into memory
 once (it is small), and a row's crop is cut from memory exactly as ``decode_batch`` cuts it from
@@ -47,7 +47,8 @@ from raytag.data.batches import batch_seed
 from raytag.data.manifest import multi_hot, read_labels, read_manifest
 from raytag.data.rows import BASE_COLUMNS, RANDOM_START, TrackTable, chunk_rows, epoch_rows
 from raytag.engine.checkpoint import TrainingState
-from raytag.engine.loop import TrackAverager, chunk_probabilities, track_loss, with_unlabeled
+from raytag.engine.loop import track_loss, validation_probabilities, with_unlabeled
+from raytag.scoring.tracks import TrackAverager
 from raytag.engine.run import build_training, fit
 from raytag.metrics import tagging_report
 from raytag.models.export import ModelRecipe, check_fits, read_exported, read_weights, write_exported
@@ -183,7 +184,7 @@ def track_scores(model: torch.nn.Module, split: SplitAudio, *, sample_rate: int,
     rows = chunk_rows(split.table, sample_rate=sample_rate, crop_samples=crop_samples, max_chunks=max_chunks)
     batches = (memory_batch(chunk, split.audio, crop_samples=crop_samples) for chunk in _chunks(rows, batch_size))
     averager = TrackAverager(len(split.table), split.table.labels.shape[1])
-    for track, probs, _ in chunk_probabilities(model, batches, device=CPU, amp=amp):
+    for track, probs, _ in validation_probabilities(model, batches, device=CPU, amp=amp):
         averager.add(track, probs)
     scores, kept = averager.result()
     if len(kept) != len(split.table):

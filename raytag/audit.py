@@ -71,7 +71,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-STATUS_OK = "ok"
+NOISE_ESTIMATED = "ok"
+"""A :class:`TagNoise`'s status when the tag's noise could be estimated (any other status says why not)."""
 
 
 class LabelAudit(NamedTuple):
@@ -95,7 +96,7 @@ class TagNoise:
         err_plus: Lu's Err+, P(y = 0 | ỹ = 1).
         err_minus: Lu's Err−, P(y = 1 | ỹ = 0).
         anchor_positive_tracks, anchor_negative_tracks: sizes of the anchor sets.
-        status: ``"ok"`` or why the tag could not be estimated.
+        status: :data:`NOISE_ESTIMATED` (``"ok"``) or why the tag could not be estimated.
     """
 
     tracks: int
@@ -109,7 +110,7 @@ class TagNoise:
     err_minus: float
     anchor_positive_tracks: int
     anchor_negative_tracks: int
-    status: str = STATUS_OK
+    status: str = NOISE_ESTIMATED
 
     @property
     def separation(self) -> float:
@@ -239,7 +240,7 @@ def wrong_label_probability(scores: np.ndarray, labels: np.ndarray, noise: TagNo
         (N,) float64 in [0, 1]: ρ₁·η/(1 − g) for a labelled negative (a missing tag),
         ρ₀·(1 − η)/g for a labelled positive (a spurious tag); NaN when ``noise`` is not usable.
     """
-    if noise.status != STATUS_OK:
+    if noise.status != NOISE_ESTIMATED:
         return np.full(len(labels), np.nan)
     noisy_posterior = isotonic_fit(scores, labels)
     true_posterior = np.clip((noisy_posterior - noise.spurious_flip) / noise.separation, 0.0, 1.0)
@@ -302,7 +303,7 @@ def audit_labels(
             tag_scores, tag_labels, anchor_share=anchor_share, min_anchor_tracks=min_anchor_tracks
         )
         rows.append(_table_row(tag, noise, unscored=int((~scored).sum())))
-        if noise.status != STATUS_OK:
+        if noise.status != NOISE_ESTIMATED:
             continue
         wrong = wrong_label_probability(tag_scores, tag_labels, noise)
         # Tie-break: a labelled negative is more suspicious the higher its score, a labelled

@@ -1,7 +1,11 @@
 """``raytag <command>``: synth, corpus, prepare, train, run, sweep, evaluate, predict, audit, verify, review, models.
 
-Exit codes: 0 success, 1 the job failed while running, 2 bad input (configuration, manifest,
-arguments, a missing model or tracking store), found before any cluster work starts.
+The command line parses, calls and prints; the work is in the modules it calls. Exit codes
+(:mod:`raytag.errors`): 0 success; 2 bad input, an :class:`~raytag.errors.InputError`
+(configuration, manifest, arguments, a missing model or tracking store), with or without
+``-v``; 1 anything else (a job that failed while running, or an error raytag did not expect),
+one line and "run with -v for the traceback". ``-v`` adds the traceback in both cases. A bad
+argument is one line naming the flag, exit 2.
 """
 
 from __future__ import annotations
@@ -11,14 +15,13 @@ import logging
 import os
 import sys
 import time
-from collections import Counter
+import traceback
 from pathlib import Path
+from typing import NoReturn
 
 from raytag import package_version
+from raytag.errors import EXIT_BAD_INPUT, EXIT_FAILED, InputError, RaytagError
 from raytag.text import plural
-
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
 
 log = logging.getLogger("raytag")
 
@@ -43,6 +46,14 @@ def _setup_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
+class CommandParser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``raytag predict: argument --max-chunks: must be at least
+    1; got 0 (see raytag predict --help)``, exit 2, instead of the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def at_least(minimum: int):
     """An argparse ``type``: an integer not below ``minimum`` (argparse then names the flag:
     ``argument --max-chunks: must be at least 1; got 0``, exit 2)."""
@@ -57,6 +68,12 @@ def at_least(minimum: int):
         return value
 
     return convert
+
+
+def chunk_limit(text: str) -> int | None:
+    """An argparse ``type`` for ``--max-chunks``: a whole number of at least 1, or ``all``
+    (None: chunks covering the whole track)."""
+    return None if text.strip().lower() == "all" else at_least(1)(text)
 
 
 def positive(text: str) -> float:
@@ -146,6 +163,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     job = load_job(args.job, args.overrides)
     if job.stages:
         raise ConfigError(f"{args.job} has stages; run it with `raytag run`")
+    return _train(job)
+
+
+def _train(job) -> int:
     from raytag.cluster.training.driver import train
 
     outcome = train(job)
@@ -165,7 +186,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     job = load_job(args.job, args.overrides)
     if not job.stages:
-        return cmd_train(args)
+        return _train(job)
     from raytag.cluster.training.pipeline import format_stages, run_pipeline
 
     results = run_pipeline(job)
@@ -202,101 +223,39 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from raytag import storage
     from raytag.cluster.inference.evaluation import evaluate
     from raytag.locations import resolve_storage
-    from raytag.models.export import best_model_location
+    from raytag.models.export import ExportError, best_model_location
 
     job = load_job(args.job, args.overrides)
     model = resolve_storage(args.model) if args.model else best_model_location(job.storage, job.name)
     if not storage.exists(model):
-        raise FileNotFoundError(f"no trained model at {model}; train the job first or pass --model")
+        raise ExportError(f"no trained model at {model}; train the job first or pass --model")
     print(evaluate(job, model, split=args.split).report.format_table())
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from raytag.predict.command import PredictRequest, SegmentRequest, run_predict
+    from raytag.predict.workflow import MODEL_SETTING, PredictOptions
 
-    from raytag.predict.workflow import PredictOptions, load_model, predict_sources
-    from raytag.predict.outputs import csv_columns, format_mismatch, output_format, write_output
-
-    fmt = output_format(args.output, args.format)
-    mismatch = format_mismatch(args.output, args.format)
-    if mismatch:
-        log.warning("%s", mismatch)
     options = PredictOptions(
-        max_chunks=args.max_chunks, batch_size=args.batch_size, ray_above=args.ray_above, actors=args.actors,
-        ray_address=args.ray_address, progress=not args.no_progress,
+        max_chunks=getattr(args, "max_chunks", MODEL_SETTING),  # absent: the model's own setting
+        batch_size=args.batch_size, ray_above=args.ray_above, actors=args.actors, ray_address=args.ray_address,
+        progress=not args.no_progress,
     )
-    loaded = load_model(args.model, tracking_uri=args.tracking_uri)
-    if fmt == "csv":
-        csv_columns(loaded.tags, with_thresholds=loaded.thresholds is not None)
-    plan = _segment_plan(args, loaded)
-    result = predict_sources(loaded, args.audio, options, top_k=args.top_k)
-    write_output(result.predictions, args.output, fmt=fmt, tags=loaded.tags, top_k=args.top_k,
-                 thresholds=loaded.thresholds)
-    if plan is not None:
-        _write_segment_outputs(args, loaded, result, options, plan)
-    untagged = Counter(p.status for p in result.predictions if p.status != "ok")
-    log.info("tagged %d of %s%s%s", result.tagged, plural(len(result.predictions), "file"),
-             "; not tagged: " + ", ".join(f"{n} {status}" for status, n in sorted(untagged.items())) +
-             " (see their status and reason)" if untagged else "",
-             f"; wrote {args.output}" if args.output else "")
-    from raytag.audio import chatter
-
-    if chatter.counts():  # decoder libraries' stderr, captured in this process (run with -v to see kinds)
-        log.info("decoder library messages captured (not printed): %d", sum(chatter.counts().values()))
-        for kind, count in sorted(chatter.counts().items(), key=lambda item: -item[1]):
-            log.debug("  %d x %s", count, kind)
-    return 0 if result.tagged else EXIT_FAILED
-
-
-def _segment_plan(args: argparse.Namespace, loaded) -> tuple[int, float] | None:
-    """``(segment samples, hop seconds)`` when a segment output is asked for, checked before
-    any file is tagged; None otherwise."""
-    from raytag.predict.workflow import segment_plan
-    from raytag.predict.taggrams import EMBEDDING_FORMATS, TAGGRAM_FORMATS, file_format, taggram_columns
-
-    if args.embeddings_per and not args.embeddings:
-        raise ValueError("--embeddings-per says what --embeddings FILE holds; give --embeddings")
-    wanted = args.taggram or args.taggram_png or args.embeddings
-    if not wanted:
-        for flag, value in (("--segment-s", args.segment_s), ("--hop-s", args.hop_s)):
-            if value is not None:
-                raise ValueError(f"{flag} sets the segments of --taggram, --taggram-png and --embeddings; give one")
-        return None
-    if args.taggram:
-        if file_format(args.taggram, TAGGRAM_FORMATS, "--taggram") == "csv":
-            taggram_columns(loaded.tags)
-    if args.embeddings:
-        file_format(args.embeddings, EMBEDDING_FORMATS, "--embeddings")
-    return segment_plan(loaded, args.segment_s, args.hop_s)
-
-
-def _write_segment_outputs(args: argparse.Namespace, loaded, result, options, plan: tuple[int, float]) -> None:
-    """Scores the tagged files' segments and writes the taggram, heat maps and embeddings asked for."""
-    from raytag.predict.workflow import predict_segments
-    from raytag.predict.taggrams import write_embeddings, write_heat_maps, write_taggram
-
-    tagged = [p.path for p in result.predictions if p.status == "ok"]
-    if not tagged:
-        return
-    segments = predict_segments(loaded, tagged, options, segment_samples=plan[0], hop_seconds=plan[1])
-    if args.taggram:
-        rows = write_taggram(args.taggram, segments.scores, segments.paths, loaded.tags)
-        log.info("wrote %s: %s of %s", args.taggram, plural(rows, "segment"), plural(len(tagged), "file"))
-    if args.taggram_png:
-        written = write_heat_maps(args.taggram_png, segments.scores, segments.paths, loaded.tags)
-        log.info("wrote %s to %s", plural(len(written), "taggram heat map"), args.taggram_png)
-    if args.embeddings:
-        per = args.embeddings_per or "file"
-        rows = write_embeddings(args.embeddings, segments.scores, segments.paths, per=per)
-        log.info("wrote %s: %s (one per %s) of size %d", args.embeddings, plural(rows, "embedding"), per,
-                 segments.scores.embeddings.shape[1])
-
+    segments = SegmentRequest(taggram=args.taggram, taggram_png=args.taggram_png, embeddings=args.embeddings,
+                              embeddings_per=args.embeddings_per, segment_s=args.segment_s, hop_s=args.hop_s)
+    request = PredictRequest(args.model, tuple(args.audio), options, output=args.output, fmt=args.format,
+                             top_k=args.top_k, tracking_uri=args.tracking_uri, segments=segments)
+    return run_predict(request).exit_code
 
 
 def _add_predict(commands) -> None:
+    from raytag.predict.workflow import MODEL_SETTING
+    from raytag.scoring.options import DEFAULT_BATCH_SIZE, DEFAULT_MAX_CHUNKS, DEFAULT_RAY_ABOVE
+
     predict = commands.add_parser(
         "predict", help="tag audio files with a trained model: top-k tags, tags above threshold, probabilities",
-        description="Track-level tag probabilities (chunks covering each whole track, averaged), the top-k tags "
+        description="Track-level tag probabilities (chunks spread over each whole track, averaged), the top-k tags "
         "and the tags at or above the model's per-tag thresholds, one row per file. Files that are not tagged "
         "get a status (silent, too short, unreadable) and a reason instead of tags. Exit code 1 when no file "
         "could be tagged.",
@@ -308,11 +267,14 @@ def _add_predict(commands) -> None:
     predict.add_argument("-o", "--output", metavar="FILE", help="output file, .csv or .jsonl (default: CSV on stdout)")
     predict.add_argument("--format", choices=["csv", "jsonl"], help="output format (default: from -o's suffix)")
     predict.add_argument("--top-k", type=at_least(0), default=5, help="most probable tags listed per file (default 5)")
-    predict.add_argument("--max-chunks", type=at_least(1), help="most chunks per track (default: cover the whole track)")
-    predict.add_argument("--batch-size", type=at_least(1), default=16, help="chunks per forward pass (default 16)")
-    predict.add_argument("--ray-above", type=at_least(0), default=300, metavar="N",
+    predict.add_argument("--max-chunks", type=chunk_limit, default=argparse.SUPPRESS, metavar="N|all",
+                         help="most chunks per track, spread over the whole track; 'all' covers the whole track "
+                         f"(default: what the model was evaluated with, else {DEFAULT_MAX_CHUNKS})")
+    predict.add_argument("--batch-size", type=at_least(1), default=DEFAULT_BATCH_SIZE,
+                         help=f"chunks per forward pass (default {DEFAULT_BATCH_SIZE})")
+    predict.add_argument("--ray-above", type=at_least(0), default=DEFAULT_RAY_ABOVE, metavar="N",
                          help="more than N files go through a Ray Data actor pool; up to N, a loop in this process "
-                         "(default 300)")
+                         f"(default {DEFAULT_RAY_ABOVE})")
     predict.add_argument("--actors", type=at_least(1), default=None,
                          help="Ray Data inference actors (default: one per CPU of the cluster, at most one per batch)")
     predict.add_argument("--ray-address", help="Ray cluster to join (default: RAY_ADDRESS, else a local instance)")
@@ -379,19 +341,19 @@ PAGE_ONLY = ("tracks", "split", "seed", "model", "audit", "no_audit", "max_suspe
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from raytag.config import load_job
-    from raytag.verify.workflow import PageOptions, apply_file, make_page
+    from raytag.verify.workflow import PageOptions, VerifyError, apply_file, make_page
 
     job = load_job(args.job, args.overrides)
     if args.apply:
         given = [name for name in PAGE_ONLY if getattr(args, name) is not None and getattr(args, name) is not False]
         if given:
-            raise ValueError(f"--{given[0].replace('_', '-')} is for making a page; --apply only needs -o")
+            raise VerifyError(f"--{given[0].replace('_', '-')} is for making a page; --apply only needs -o")
         outcome = apply_file(job, decisions=args.apply, output=args.output, overwrite=args.overwrite)
         print(f"applied {args.apply} to {job.data.manifest}: wrote {outcome.output}")
         print(outcome.applied.format())
         return 0
     if args.audit and args.no_audit:
-        raise ValueError("--audit and --no-audit contradict each other; give one")
+        raise VerifyError("--audit and --no-audit contradict each other; give one")
     options = PageOptions(
         output=args.output, tracks=args.tracks or 200, split=args.split or "valid",
         seed=0 if args.seed is None else args.seed, model=args.model, audit=args.audit,
@@ -502,7 +464,7 @@ def _verbose_everywhere(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from raytag.data.synth.crowd_noise import NOISE_MODELS
 
-    parser = argparse.ArgumentParser(prog="raytag", description=__doc__.splitlines()[0])
+    parser = CommandParser(prog="raytag", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--version", action="version", version=f"raytag {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -565,32 +527,36 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-    except SystemExit as exc:  # argparse: bad arguments (exit 2, flag named), --help, --version
+    except SystemExit as exc:  # a bad argument (one line, exit 2), --help, --version
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     _setup_logging(args.verbose)
-    from raytag.audio.io import AudioError
-    from raytag.config import ConfigError
-    from raytag.data.manifest import ManifestError
-    from raytag.errors import InputError, JobError
-    from raytag.models import ModelError
-    from raytag.models.export import ExportError
-
-    bad_input = (InputError, ConfigError, ManifestError, ModelError, ExportError, FileNotFoundError, IsADirectoryError,
-                 NotADirectoryError, PermissionError, ValueError)
     try:
         return args.run(args)
-    except bad_input as exc:
-        if args.verbose:
-            raise
-        print(f"raytag {args.command}: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except (AudioError, JobError) as exc:
-        print(f"raytag {args.command}: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    except InputError as exc:
+        return _report(args, exc, EXIT_BAD_INPUT)
     except KeyboardInterrupt:
         where = "what is not cached yet" if args.command == "prepare" else "the last checkpoint"
         print(f"interrupted; rerun the same command to resume from {where}", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - every other failure is one line and exit 1
+        return _report(args, exc, EXIT_FAILED)
+
+
+def _report(args: argparse.Namespace, exc: Exception, code: int) -> int:
+    """Prints ``exc`` as ``raytag <command>: <message>`` on standard error (after its traceback
+    with ``-v``) and returns ``code``. raytag's own errors give their message (an input
+    error's may list several problems, one per line); any other error its type and the first
+    line of its message, and a hint to rerun with ``-v``."""
+    if args.verbose:
+        traceback.print_exception(exc, file=sys.stderr)
+    if isinstance(exc, RaytagError):
+        message = str(exc)
+    else:
+        lines = str(exc).strip().splitlines()
+        message = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    hint = "" if code == EXIT_BAD_INPUT or args.verbose else " (run with -v for the traceback)"
+    print(f"raytag {args.command}: {message}{hint}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ from raytag.locations import resolve_storage
 from raytag.methods import method_names, teacher_keys
 from raytag.models import ModelError, model_arguments
 from raytag.models.export import best_model_location
+from raytag.scoring.options import DEFAULT_BATCH_SIZE, DEFAULT_MAX_CHUNKS, DEFAULT_RAY_ABOVE, ScoringOptions
+from raytag.threshold_choice import MIN_VERIFIED, ThresholdLabelChoice
 
 
 class ConfigError(InputError):
@@ -242,24 +244,35 @@ class TrackingConfig(_Section):
 
 
 class EvalConfig(_Section):
+    """How the trained model is evaluated: its scoring settings (defaults:
+    :mod:`raytag.scoring.options`, the ones ``raytag predict`` and the MLflow model use) and
+    how its decision thresholds are chosen."""
+
     split: Literal["valid", "test"] = "test"
-    max_chunks: int | None = Field(16, gt=0, description="chunks per track; None: cover the whole track")
-    batch_size: int = Field(16, gt=0)
+    max_chunks: int | None = Field(
+        DEFAULT_MAX_CHUNKS, gt=0, description="chunks per track; None: cover the whole track. Recorded in the "
+        "exported model, which predict and the MLflow model then use by default")
+    batch_size: int = Field(DEFAULT_BATCH_SIZE, gt=0, description="chunks per forward pass")
     average_last: int = Field(
         0, ge=0, description="also evaluate each of the last N epochs on `split` and report their mean "
         "(Lu et al. §3.1 average the last ten)",
     )
-    threshold_labels: Literal["auto", "noisy", "verified", "clean"] = Field(
-        "auto", description="labels the per-tag decision thresholds are chosen on: auto = the verified "
-        "validation rows when there are threshold_min_verified of them, else the manifest's (noisy) labels; "
-        "clean = data.clean_labels (experiments only: a user has no clean labels)",
+    threshold_labels: ThresholdLabelChoice = Field(
+        ThresholdLabelChoice.AUTO, description="labels the per-tag decision thresholds are chosen on: auto = the "
+        "verified validation rows when there are threshold_min_verified of them, else the manifest's (noisy) "
+        "labels; clean = data.clean_labels (experiments only: a user has no clean labels)",
     )
-    threshold_min_verified: int = Field(100, gt=0, description="fewest verified validation tracks auto uses on their own")
+    threshold_min_verified: int = Field(MIN_VERIFIED, gt=0,
+                                        description="fewest verified validation tracks auto uses on their own")
     ray_above: int = Field(
-        200, ge=0, description="an evaluation of at most this many tracks (all its splits together) is scored in "
-        "the driver's process, like `raytag predict --ray-above`: same numbers without an actor pool's start-up; "
-        "above it, with a Ray Data actor pool",
+        DEFAULT_RAY_ABOVE, ge=0, description="an evaluation of at most this many tracks (all its splits together) is "
+        "scored in the driver's process, like `raytag predict --ray-above`: same numbers without an actor pool's "
+        "start-up; above it, with a Ray Data actor pool",
     )
+
+    def scoring_options(self) -> ScoringOptions:
+        """These settings as the scoring owner's :class:`~raytag.scoring.options.ScoringOptions`."""
+        return ScoringOptions(max_chunks=self.max_chunks, batch_size=self.batch_size, ray_above=self.ray_above)
 
 
 class StageConfig(_Section):
@@ -315,7 +328,7 @@ class JobConfig(_Section):
             raise ValueError("train.select_until_epoch must not exceed train.epochs")
         if self.eval.average_last > self.train.epochs:
             raise ValueError("eval.average_last must not exceed train.epochs")
-        if self.eval.threshold_labels == "clean" and self.data.clean_labels is None:
+        if self.eval.threshold_labels == ThresholdLabelChoice.CLEAN and self.data.clean_labels is None:
             raise ValueError("eval.threshold_labels is clean but data.clean_labels is not set")
         return self
 

@@ -22,3 +22,11 @@ class InputError(RaytagError, ValueError):
 
 class JobError(RaytagError, RuntimeError):
     """A job that cannot run as configured (e.g. a split with no usable audio)."""
+
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+"""A job that failed while running, any error that is not bad input, or a ``raytag predict``
+that could tag no file."""
+EXIT_BAD_INPUT = 2
+"""An :class:`InputError` (and a bad command-line argument)."""

@@ -35,12 +35,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-STATUS_OK = "ok"
-THRESHOLD_LABELS = ("auto", "noisy", "verified", "clean")
-"""Choices of ``eval.threshold_labels``: ``auto`` is ``verified`` with enough verified rows,
-else ``noisy``."""
-MIN_VERIFIED = 100
-"""Default fewest verified validation tracks for ``auto`` to choose on them alone."""
+from raytag.threshold_choice import MIN_VERIFIED, ThresholdLabelChoice
+
+THRESHOLD_CHOSEN = "ok"
+"""A :class:`TagThreshold`'s status when a threshold was chosen (any other status says why not)."""
 
 
 @dataclass(frozen=True)
@@ -74,7 +72,7 @@ def threshold_labels(
     """What the decision thresholds are chosen on: the labels a user of the model has.
 
     Args:
-        choice: one of :data:`THRESHOLD_LABELS`. ``auto``: the verified rows when at least
+        choice: a :class:`~raytag.threshold_choice.ThresholdLabelChoice`. ``auto``: the verified rows when at least
             ``min_verified`` are verified, else every row with its noisy labels; ``noisy``,
             ``verified`` and ``clean`` force one (``clean`` needs ``clean``).
         noisy: (N, K) the manifest's labels of the scored validation tracks.
@@ -89,25 +87,26 @@ def threshold_labels(
         ValueError: an unknown choice, mismatched shapes, ``verified`` with no verified row or
             ``clean`` without clean labels.
     """
-    if choice not in THRESHOLD_LABELS:
-        raise ValueError(f"threshold labels must be one of {', '.join(THRESHOLD_LABELS)}; got {choice!r}")
+    if choice not in tuple(ThresholdLabelChoice):
+        raise ValueError(f"threshold labels must be one of {', '.join(ThresholdLabelChoice)}; got {choice!r}")
+    choice = ThresholdLabelChoice(choice)
     noisy = np.asarray(noisy)
     verified = np.asarray(verified, dtype=bool)
     if noisy.ndim != 2 or verified.shape != (noisy.shape[0],):
         raise ValueError(f"noisy labels {noisy.shape} and verified flags {verified.shape} do not match")
     if min_verified < 1:
         raise ValueError(f"min_verified must be at least 1; got {min_verified}")
-    if choice == "auto":
-        choice = "verified" if verified.sum() >= min_verified else "noisy"
-    if choice == "clean":
+    if choice == ThresholdLabelChoice.AUTO:
+        choice = ThresholdLabelChoice.VERIFIED if verified.sum() >= min_verified else ThresholdLabelChoice.NOISY
+    if choice == ThresholdLabelChoice.CLEAN:
         if clean is None or np.shape(clean) != noisy.shape:
             raise ValueError("thresholds on clean labels need clean labels for every scored validation track")
-        return ThresholdLabels("clean", np.ones(len(noisy), dtype=bool), np.asarray(clean))
-    if choice == "verified":
+        return ThresholdLabels(choice, np.ones(len(noisy), dtype=bool), np.asarray(clean))
+    if choice == ThresholdLabelChoice.VERIFIED:
         if not verified.any():
             raise ValueError("thresholds on verified labels, but no scored validation track is verified")
-        return ThresholdLabels("verified", verified, noisy[verified])
-    return ThresholdLabels("noisy", np.ones(len(noisy), dtype=bool), noisy)
+        return ThresholdLabels(choice, verified, noisy[verified])
+    return ThresholdLabels(ThresholdLabelChoice.NOISY, np.ones(len(noisy), dtype=bool), noisy)
 
 
 @dataclass(frozen=True)
@@ -120,7 +119,7 @@ class TagThreshold:
         f1, precision, recall: of that rule on the validation tracks (NaN without threshold).
         positives: labelled positive validation tracks of the tag.
         tracks: validation tracks with a finite score for the tag.
-        status: ``"ok"`` or why no threshold was chosen.
+        status: :data:`THRESHOLD_CHOSEN` (``"ok"``) or why no threshold was chosen.
     """
 
     tag: str
@@ -130,7 +129,7 @@ class TagThreshold:
     recall: float
     positives: int
     tracks: int
-    status: str = STATUS_OK
+    status: str = THRESHOLD_CHOSEN
 
 
 def f1_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float, float, float]:
@@ -218,7 +217,7 @@ def choose_thresholds(
 def threshold_map(rows: Sequence[TagThreshold]) -> dict[str, float]:
     """``{tag: threshold}`` of the tags that got one: what an exported model's ``model.json``
     keeps as ``thresholds``."""
-    return {row.tag: row.threshold for row in rows if row.status == STATUS_OK}
+    return {row.tag: row.threshold for row in rows if row.status == THRESHOLD_CHOSEN}
 
 
 def check_thresholds(thresholds: object, tags: Sequence[str]) -> dict[str, float]:

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import torch
 
-from raytag.data.batches import decode_batch
+from raytag.data.batches import decode_batch, rows_to_batch
 from raytag.data.manifest import read_manifest
 from raytag.data.rows import epoch_rows
-from raytag.engine.inference import probe_table, rows_to_batch
 from raytag.engine.loop import train_epoch
 from raytag.methods.base import Epoch
 from raytag.methods.bce import PlainBCE
 from raytag.models.export import ModelRecipe, write_exported
+from raytag.scoring.tracks import probe_sources
 
 
 def write_random_tagger(
@@ -46,7 +46,7 @@ def train_plain_teacher(
     the last epoch as an exported model to ``out``."""
     data = read_manifest(manifest)
     tracks = [t for s in splits for t in data.split(s)]
-    table, reasons = probe_table([t.path for t in tracks], num_tags=len(data.vocabulary))
+    table, reasons = probe_sources([t.path for t in tracks], num_tags=len(data.vocabulary))
     assert not reasons, reasons
     table = type(table)(table.paths, table.frames, table.rates, data.label_matrix(tracks))
     recipe = ModelRecipe(model, dict(args), data.vocabulary)

@@ -14,11 +14,11 @@ from pathlib import Path
 import raytag
 
 CORE_PACKAGES = ("raytag.audio", "raytag.data", "raytag.engine", "raytag.methods", "raytag.models", "raytag.objectives",
-                 "raytag.verify")
+                 "raytag.scoring", "raytag.verify")
 CORE_MODULES = (
     "raytag.audit", "raytag.audit_files", "raytag.config", "raytag.diagnostics", "raytag.errors", "raytag.locations", "raytag.metrics",
     "raytag.plan", "raytag.predict.inputs", "raytag.predict.outputs", "raytag.predict.taggrams", "raytag.search_space",
-    "raytag.storage", "raytag.thresholds",
+    "raytag.storage", "raytag.threshold_choice", "raytag.thresholds",
 )
 CLUSTER_PACKAGES = ("raytag.cluster", "raytag.tracking")
 
@@ -188,3 +188,21 @@ def test_the_driver_is_split_into_plan_needs_and_fit():
     assert len((ROOT / "cluster" / "training" / "driver.py").read_text().splitlines()) < 250
     loaded = _imported_after("import raytag.plan")
     assert not {m for m in loaded if m.split(".")[0] in ("ray", "mlflow")}
+
+
+def test_track_scoring_has_one_owner():
+    """Logits become probabilities in one place outside the models and losses (the scoring
+    owner's per-chunk step), and the statuses are spelled only where they are defined."""
+    sigmoid, spelled = [], []
+    statuses = {"too short", "silent"}
+    for name, path in _module_files().items():
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr == "sigmoid" and isinstance(node.value, ast.Name) \
+                    and node.value.id == "torch" and not name.startswith(("raytag.models", "raytag.objectives")):
+                sigmoid.append(name)
+            if isinstance(node, ast.Constant) and node.value in statuses and name != "raytag.scoring.status":
+                spelled.append(f"{name}: {node.value!r}")
+    assert sigmoid == ["raytag.scoring.chunks"]
+    assert spelled == []
+    assert "raytag.engine.inference" not in _module_files()

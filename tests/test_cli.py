@@ -91,7 +91,82 @@ def test_verbose_goes_before_or_after_the_command_and_version_prints(capsys):
 )
 def test_bad_arguments_name_their_flag_and_exit_2(argv, message, capsys):
     assert main(argv) == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1  # one line, not argparse's usage block
+
+
+def test_a_missing_argument_or_unknown_flag_is_one_line_too(capsys):
+    assert main(["train"]) == 2
+    assert capsys.readouterr().err.strip() == ("raytag train: the following arguments are required: job, key=value "
+                                               "(see raytag train --help)")
+    assert main(["models", "--bogus"]) == 2
+    assert capsys.readouterr().err.strip() == "raytag: unrecognized arguments: --bogus (see raytag --help)"
+
+
+MISSING_STORE = ["review", "--uri", "sqlite:////missing/x.db", "--experiment", "x"]
+
+
+def test_input_errors_exit_2_with_or_without_verbose_which_adds_the_traceback(capsys):
+    assert main(MISSING_STORE) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["raytag review: no MLflow store at /missing/x.db"]
+    assert main(["-v", *MISSING_STORE]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0] == "Traceback (most recent call last):"
+    assert err[-1] == "raytag review: no MLflow store at /missing/x.db"
+
+
+def test_any_other_error_exits_1_in_one_line_and_verbose_adds_the_traceback(monkeypatch, capsys):
+    import raytag.models
+    from raytag.errors import JobError
+
+    def broken():
+        raise ValueError("widths must be positive\n(a second line)")  # a ValueError that is no input error
+
+    monkeypatch.setattr(raytag.models, "list_models", broken)
+    assert main(["models"]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "raytag models: ValueError: widths must be positive (run with -v for the traceback)"]
+    assert main(["models", "-v"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last):" in err and "in broken" in err
+    assert err.strip().splitlines()[-1] == "raytag models: ValueError: widths must be positive"
+
+    def stopped():
+        raise JobError("no readable audio in the train or valid split")
+
+    monkeypatch.setattr(raytag.models, "list_models", stopped)
+    assert main(["models"]) == 1
+    assert capsys.readouterr().err.strip() == ("raytag models: no readable audio in the train or valid split "
+                                               "(run with -v for the traceback)")
+
+
+def test_run_and_train_load_the_job_once_and_name_the_missing_manifest(tmp_path, monkeypatch, capsys):
+    import raytag.config
+
+    job = tmp_path / "j.yaml"
+    job.write_text(f"name: j\ndata: {{manifest: {tmp_path / 'missing.csv'}}}\nmodel: {{name: mtt-tiny}}\n")
+    loads = []
+    load_job = raytag.config.load_job
+
+    def counted(*args, **kwargs):
+        loads.append(args)
+        return load_job(*args, **kwargs)
+
+    monkeypatch.setattr(raytag.config, "load_job", counted)
+    for command in ("run", "train"):
+        loads.clear()
+        assert main([command, str(job), "train.epochs=1"]) == 2
+        assert len(loads) == 1, command
+        assert "missing.csv" in capsys.readouterr().err
+
+
+def test_synth_into_a_folder_that_is_not_its_own_or_of_no_sample_is_bad_input(tmp_path, capsys):
+    (tmp_path / "mine.txt").write_text("mine")
+    assert main(["synth", str(tmp_path), "--clips", "2", "--seconds", "0.1"]) == 2
+    assert "is not empty and is not a synth corpus" in capsys.readouterr().err
+    assert main(["synth", str(tmp_path / "new"), "--clips", "2", "--seconds", "0.00001"]) == 2
+    assert "SynthSpec.seconds must be long enough for a sample at 22050 Hz" in capsys.readouterr().err
 
 
 def test_plurals_and_the_format_warning():

@@ -7,12 +7,8 @@ from raytag.models import create_model
 from raytag.engine import checkpoint as ckpt
 from raytag.methods.base import Epoch
 from raytag.methods.bce import PlainBCE
-from raytag.engine.loop import (
-    TrackAverager,
-    chunk_probabilities,
-    track_loss,
-    train_epoch,
-)
+from raytag.engine.loop import track_loss, train_epoch, validation_probabilities
+from raytag.scoring.tracks import TrackAverager
 
 CPU = torch.device("cpu")
 
@@ -64,7 +60,7 @@ def test_chunk_predictions_average_per_track():
     batch["track"] = torch.tensor([0, 0, 1, 1])
     batch["decoded"][3] = False
     averager = TrackAverager(num_tracks=3, num_tags=2)
-    for track, probs, labels in chunk_probabilities(model, [batch], device=CPU):
+    for track, probs, labels in validation_probabilities(model, [batch], device=CPU):
         assert len(track) == 3
         averager.add(track, probs, labels)
         direct = torch.sigmoid(model(batch["audio"][:3])).detach().numpy()

@@ -34,7 +34,7 @@ def test_one_scoring_pass_serves_every_split_and_the_in_process_loop_gives_the_s
     assert passes[0] == 2 * (6 + 6)
     few = load_job(tiny_job("eval-once"), ["eval.ray_above=12"])  # 12 tracks: scored in this process
     for split in ("valid", "test"):
-        alone = evaluation.evaluate(few, model, job_plan=job_plan, split=split)
+        alone = evaluation.evaluate(few, model, job_plan=job_plan, split=split, scan=together.scan)
         joint = together.evaluate(split)
         assert joint.paths == alone.paths and len(joint.paths) == 6
         assert set(joint.paths) == {t.path for t in job_plan.manifest.split(split)}

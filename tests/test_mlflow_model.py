@@ -12,7 +12,6 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-import soundfile as sf
 import torch
 from mlflow.entities import LoggedModelStatus
 from mlflow.tracking import MlflowClient
@@ -20,10 +19,8 @@ from mlflow.tracking import MlflowClient
 from raytag.audio.io import chunk_starts
 from raytag.models.export import ExportError, ModelRecipe, write_exported
 from raytag.tracking import run_tags as tag_names
-from raytag.tracking.mlflow_model import log_tagger, model_requirements, register_tagger, tag_probabilities
+from raytag.tracking.mlflow_model import log_tagger, model_requirements, register_tagger
 
-from conftest import REAL_AUDIO
-from requirements import needs_real_audio
 
 TAGS = ("rock", "piano", "mood/theme---sad")
 CROP = 8000
@@ -100,20 +97,37 @@ def test_a_logged_model_loads_with_pyfunc_and_predicts_like_the_exported_model(s
     assert client.get_logged_model(logged.model_id).status == LoggedModelStatus.READY
 
 
+def chunk_mean(model, rows: np.ndarray, max_chunks: int | None = 16) -> np.ndarray:
+    """What raytag's evaluation protocol gives rows at the model's rate: the mean over chunks
+    spread from start to end (:func:`raytag.audio.io.chunk_starts`)."""
+    starts = chunk_starts(rows.shape[1], CROP, max_chunks)
+    return np.mean([reference(model, rows[:, s : s + CROP]) for s in starts], axis=0)
+
+
 def test_rows_longer_or_shorter_than_a_crop_follow_the_evaluation_protocol(store):
+    """The tensor-signature input: each row a waveform at the model's rate, scored like a file."""
+    from mlflow.pyfunc import PythonModelContext
+
+    from raytag.tracking.pyfunc_tagger import RaytagTagger
+
+    tagger = RaytagTagger()
+    tagger.load_context(PythonModelContext(artifacts={"exported_model": str(store["model_dir"])}, model_config={}))
     model = store["model"]
+    crops = np.random.default_rng(3).standard_normal((2, CROP)).astype(np.float32)
+    np.testing.assert_allclose(tagger.predict(None, crops), reference(model, crops), atol=1e-6, rtol=0)
     rows = np.random.default_rng(1).standard_normal((2, 3 * CROP + 500)).astype(np.float32)
-    starts = chunk_starts(rows.shape[1], CROP, 3)
-    expected = np.mean([reference(model, rows[:, s : s + CROP]) for s in starts], axis=0)
-    got = tag_probabilities(model, rows, crop_samples=CROP, max_chunks=3, batch_size=2)
-    np.testing.assert_allclose(got, expected, atol=1e-6, rtol=0)
-    short = rows[:, :3000]
-    padded = np.pad(short, ((0, 0), (0, CROP - 3000)))
-    np.testing.assert_allclose(tag_probabilities(model, short, crop_samples=CROP), reference(model, padded), atol=1e-6, rtol=0)
+    got = tagger.predict(None, rows, params={"max_chunks": 3, "batch_size": 2})
+    np.testing.assert_allclose(got, chunk_mean(model, rows, 3), atol=1e-6, rtol=0)
+    whole = tagger.predict(None, rows, params={"max_chunks": 0})  # 0: chunks covering the whole track
+    np.testing.assert_allclose(whole, chunk_mean(model, rows, None), atol=1e-6, rtol=0)
+    # Half a crop or more is padded at its end and tagged; less is too short: NaN, as a file's row.
+    short = rows[:, : CROP // 2 + 100]
+    padded = np.pad(short, ((0, 0), (0, CROP - short.shape[1])))
+    np.testing.assert_allclose(tagger.predict(None, short), reference(model, padded), atol=1e-6, rtol=0)
+    assert np.isnan(tagger.predict(None, rows[:, : CROP // 2 - 1])).all()
+    assert np.isnan(tagger.predict(None, np.full((1, CROP), np.nan, dtype=np.float32))).all()  # unreadable
     with pytest.raises(ValueError, match="batch, samples"):
-        tag_probabilities(model, rows[0], crop_samples=CROP)
-    with pytest.raises(ValueError, match="NaN"):
-        tag_probabilities(model, np.full((1, CROP), np.nan, dtype=np.float32), crop_samples=CROP)
+        tagger.predict(None, rows[0])
 
 
 def test_registering_creates_versions_that_carry_the_lineage(store, tracking_uri):
@@ -137,7 +151,7 @@ def test_registering_and_loading_use_the_given_store_only(store, logged, tmp_pat
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.chdir(tmp_path)
     version = register_tagger(tracking_uri=store["uri"], logged=logged, registered_name="no-global-uri")
-    from raytag.predict.workflow import load_model
+    from raytag.predict.loading import load_model
 
     for uri in (f"models:/no-global-uri/{version.version}", logged.uri, f"runs:/{store['run_id']}/tagger"):
         assert load_model(uri, tracking_uri=store["uri"]).tags == TAGS
@@ -186,50 +200,18 @@ def test_a_waveform_at_44100_hz_scores_like_the_same_sound_at_the_model_rate(log
         loaded.predict(pd.DataFrame({"sample_rate": [RATE]}))
 
 
-@needs_real_audio
-def test_audio_files_score_as_raytag_predict_scores_them(store, logged, tracking_uri, tmp_path):
-    from raytag.cli import main
-
-    track = str(REAL_AUDIO / "kevin-macleod-vibe-ace.ogg")  # 22.05 kHz, 61 s: resampled, 16 chunks
-    out = tmp_path / "predict.jsonl"
-    assert main(["predict", logged.uri, track, "--max-chunks", "16", "-o", str(out), "--no-progress",
-                 "--tracking-uri", tracking_uri]) == 0
-    (row,) = [json.loads(line) for line in out.read_text().splitlines()]
-    loaded = mlflow.pyfunc.load_model(logged.uri)
-    silence = tmp_path / "silence.wav"
-    sf.write(silence, np.zeros(3 * RATE, dtype=np.float32), RATE)
-    frame = loaded.predict(pd.DataFrame({"path": [track, str(tmp_path / "missing.wav"), str(silence)]}))
-    np.testing.assert_allclose(frame.loc[0, list(TAGS)].to_numpy(float), [row["probabilities"][t] for t in TAGS], atol=1e-5)
-    assert frame.loc[0, "status"] == "ok" and frame.loc[0, "tags"].split(";") == row["tags"]
-    assert frame.loc[1, "status"].startswith("unreadable: ") and "cannot read audio" in frame.loc[1, "status"] and frame.loc[1, list(TAGS)].isna().all()
-    assert frame.loc[1, "tags"] == ""
-    assert frame.loc[2, "status"].startswith("silent: peak level -inf dBFS")  # predict's statuses
-    assert frame.loc[2, list(TAGS)].isna().all() and frame.loc[2, "tags"] == ""
-
-
 def test_predict_takes_a_runs_uri(store, logged, tmp_path, capsys):
     from raytag.cli import main
 
     audio = tmp_path / "tones.wav"
-    import soundfile
+    import soundfile as sf
 
-    soundfile.write(audio, tones(44100), 44100)
+    sf.write(audio, tones(44100), 44100)
     args = [str(audio), "--tracking-uri", store["uri"], "--format", "jsonl", "--no-progress"]
     assert main(["predict", f"runs:/{store['run_id']}/tagger", *args]) == 0
     by_run = json.loads(capsys.readouterr().out)
     assert main(["predict", logged.uri, *args]) == 0
     assert json.loads(capsys.readouterr().out) == by_run and by_run["status"] == "ok"
-
-
-def test_a_model_logged_with_the_tensor_signature_still_predicts_arrays(store):
-    from mlflow.pyfunc import PythonModelContext
-
-    from raytag.tracking.pyfunc_tagger import RaytagTagger
-
-    tagger = RaytagTagger()
-    tagger.load_context(PythonModelContext(artifacts={"exported_model": str(store["model_dir"])}, model_config={}))
-    crops = np.random.default_rng(3).standard_normal((2, CROP)).astype(np.float32)
-    np.testing.assert_allclose(tagger.predict(None, crops), reference(store["model"], crops), atol=1e-6, rtol=0)
 
 
 ISOLATED_SCRIPT = """
@@ -291,8 +273,6 @@ def test_the_model_loads_and_predicts_where_raytag_is_not_installed(store, logge
     assert "raytag_code" in report["raytag"]  # the copy logged with the model
     assert report["not_required"] == [], report  # the model's requirements cover what its code imports
     assert not report["ray"]
-    with torch.no_grad():
-        t = np.arange(16000) / 16000
-        tone = np.sin(2 * np.pi * 440 * t).astype(np.float32)
-        expected = tag_probabilities(store["model"], tone[None, :], crop_samples=CROP)[0]
-    np.testing.assert_allclose(report["row"][: len(TAGS)], expected, atol=1e-5)
+    t = np.arange(16000) / 16000
+    tone = np.sin(2 * np.pi * 440 * t).astype(np.float32)
+    np.testing.assert_allclose(report["row"][: len(TAGS)], chunk_mean(store["model"], tone[None, :])[0], atol=1e-5)

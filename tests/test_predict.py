@@ -20,13 +20,13 @@ from teachers import write_random_tagger
 from requirements import needs
 from raytag.audio.io import chunk_starts, load_crop, source_frames
 from raytag.cli import main
-from raytag.predict.workflow import PredictOptions, load_model, predict_files
+from raytag.predict.loading import load_model
+from raytag.predict.workflow import PredictOptions, predict_files
 from raytag.data.manifest import ManifestError
 from raytag.models.export import read_exported, read_weights
 from raytag.predict.inputs import collect_audio
-from raytag.predict.outputs import (
-    NO_CHUNK_DECODED, TrackPrediction, csv_columns, gather_predictions, output_format, write_predictions,
-)
+from raytag.predict.outputs import csv_columns, output_format, write_predictions
+from raytag.scoring.status import TrackResult, TrackStatus
 
 TAGS = ("piano", "guitar", "voice")
 REAL_AUDIO = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-audio"
@@ -187,17 +187,11 @@ def test_inputs_and_outputs(audio_folder, tmp_path):
         output_format("x.txt", None)
     with pytest.raises(ValueError, match="fixed output columns"):
         csv_columns(["status", "rock"], with_thresholds=False)
-    predictions = gather_predictions(["/a", "/b", "/c"], scored_paths=("/a", "/b"), scores=np.array([[0.25, 0.5]]),
-                                     kept=np.array([0]), reasons={"/c": "gone"})
-    assert [p.status for p in predictions] == ["ok", "unreadable", "unreadable"]
-    assert [p.reason for p in predictions] == ["", NO_CHUNK_DECODED, "gone"]
-    with pytest.raises(ValueError, match="neither scored"):
-        gather_predictions(["/d"], scored_paths=(), scores=np.zeros((0, 2)), kept=np.zeros(0, int), reasons={})
 
 
 def test_csv_and_jsonl_hold_the_same_rows(tmp_path):
-    predictions = [TrackPrediction("/x.wav", "ok", np.array([0.1, 0.7])),
-                   TrackPrediction("/y.wav", "unreadable", reason="empty")]
+    predictions = [TrackResult("/x.wav", TrackStatus.OK, np.array([0.1, 0.7])),
+                   TrackResult("/y.wav", TrackStatus.UNREADABLE, reason="empty")]
     with (tmp_path / "o.csv").open("w") as f:
         write_predictions(predictions, f, fmt="csv", tags=["a", "b"], top_k=1, thresholds={"a": 0.05})
     with (tmp_path / "o.jsonl").open("w") as f:
@@ -233,7 +227,10 @@ def test_silence_a_file_shorter_than_a_crop_and_a_metadata_only_mp3_get_a_status
     rate = 16000
     sf.write(tmp_path / "silence.wav", np.zeros(3 * rate, dtype=np.float32), rate)
     sf.write(tmp_path / "dither.flac", np.random.default_rng(0).uniform(-3e-5, 3e-5, 3 * rate).astype(np.float32), rate)
-    sf.write(tmp_path / "short.wav", np.random.default_rng(1).uniform(-0.5, 0.5, rate // 2).astype(np.float32), rate)
+    sf.write(tmp_path / "short.wav", np.random.default_rng(1).uniform(-0.5, 0.5, rate * 2 // 5).astype(np.float32), rate)
+    # 0.97 s for a 1 s crop: 3 % padding, tagged (too short means under half a crop)
+    sf.write(tmp_path / "almost.wav", np.random.default_rng(3).uniform(-0.5, 0.5, rate * 97 // 100).astype(np.float32),
+             rate)
     sf.write(tmp_path / "music.wav", np.random.default_rng(2).uniform(-0.5, 0.5, 3 * rate).astype(np.float32), rate)
     # An ID3v2 tag and nothing else: what a download that stopped after the metadata leaves.
     (tmp_path / "tag-only.mp3").write_bytes(b"ID3\x03\x00\x00\x00\x00\x00\x20" + bytes(32))
@@ -242,10 +239,11 @@ def test_silence_a_file_shorter_than_a_crop_and_a_metadata_only_mp3_get_a_status
     rows = {Path(r["path"]).name: r for r in csv.DictReader(out.open())}
     statuses = {name: row["status"] for name, row in rows.items()}
     assert statuses == {"silence.wav": "silent", "dither.flac": "silent", "short.wav": "too short",
-                        "music.wav": "ok", "tag-only.mp3": "unreadable"}
-    assert "dBFS" in rows["silence.wav"]["reason"] and "0.50 s of audio" in rows["short.wav"]["reason"]
+                        "almost.wav": "ok", "music.wav": "ok", "tag-only.mp3": "unreadable"}
+    assert "dBFS" in rows["silence.wav"]["reason"] and "0.40 s of audio" in rows["short.wav"]["reason"]
+    assert "at least half of one" in rows["short.wav"]["reason"]
     for name, row in rows.items():
-        tagged = name == "music.wav"
+        tagged = name in ("music.wav", "almost.wav")
         assert bool(row["top_tags"]) == tagged and bool(row["piano"]) == tagged
 
 
@@ -258,3 +256,13 @@ def test_predict_scores_on_one_actor_per_cpu_unless_told_and_never_more_than_bat
     assert default_actors(0.5, batches=10) == 1  # a fractional cluster still gets one
     with pytest.raises(ValueError, match="actors must be at least 1"):
         PredictOptions(actors=0)
+
+
+def test_an_output_file_that_cannot_be_written_is_bad_input_naming_the_flag(model, tmp_path, capsys):
+    audio = tmp_path / "a.wav"
+    sf.write(audio, np.random.default_rng(4).uniform(-0.5, 0.5, 16000).astype(np.float32), 16000)
+    (tmp_path / "a-file").write_text("not a folder")
+    assert main(["predict", str(model), str(audio), "-o", str(tmp_path / "a-file" / "out.csv"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"raytag predict: -o {tmp_path / 'a-file'}") and "cannot write" in err
+    assert len(err.splitlines()) == 1

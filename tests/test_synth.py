@@ -12,6 +12,7 @@ import soundfile as sf
 
 from raytag.data.synth import corpus as synth
 from raytag.data.synth.corpus import TAGS, Score, SynthSpec, render_clip, write_corpus
+from raytag.data.synth.plan import SynthError
 
 SR = 22050
 
@@ -241,11 +242,11 @@ def test_sustained_and_decaying_instruments(seed: int) -> None:
 def test_refuses_foreign_directory_and_overwrites_only_when_asked(tmp_path: Path) -> None:
     (tmp_path / "foreign").mkdir()
     (tmp_path / "foreign" / "notes.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match="not empty"):
+    with pytest.raises(SynthError, match="not empty"):
         write_corpus(tmp_path / "foreign", SynthSpec(clips=2, seconds=0.1))
     out = tmp_path / "corpus"
     write_corpus(out, SynthSpec(clips=6, seconds=0.1))
-    with pytest.raises(FileExistsError, match="overwrite"):
+    with pytest.raises(SynthError, match="overwrite"):
         write_corpus(out, SynthSpec(clips=3, seconds=0.1))
     calls: list[tuple[int, int]] = []
     summary = write_corpus(out, SynthSpec(clips=3, seconds=0.1), lambda *a: calls.append(a), overwrite=True)

@@ -15,7 +15,7 @@ from teachers import write_random_tagger
 
 from raytag.audio.io import load_crop, source_frames
 from raytag.cli import main
-from raytag.engine.segments import segment_starts
+from raytag.scoring.segments import segment_starts
 from raytag.models.export import read_exported, read_weights
 
 TAGS = ("piano", "guitar", "voice")
@@ -153,7 +153,8 @@ def test_unreadable_files_have_no_segments_and_many_files_stay_in_process(model,
     assert statuses["good.wav"] == "ok" and statuses["corrupt.wav"] != "ok" and statuses["gone.wav"] != "ok"
     assert "wrote " + str(out) + ": 2 segments of 1 file" in caplog.text
 
-    from raytag.predict.workflow import PredictOptions, load_model, predict_segments, segment_plan
+    from raytag.predict.loading import load_model
+    from raytag.predict.workflow import PredictOptions, predict_segments, segment_plan
 
     loaded = load_model(str(model))
     samples, hop = segment_plan(loaded, None, 0.25)

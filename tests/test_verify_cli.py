@@ -21,8 +21,9 @@ from raytag.audit_files import audit_location, read_suspects, write_audit_tables
 from raytag.cli import main
 from raytag.config import load_job
 from raytag.data.manifest import read_manifest, read_manifest_rows, read_paths
-from raytag.engine.inference import probe_table
-from raytag.engine.segments import score_segments
+from raytag.scoring.scorer import Tagger
+from raytag.scoring.segments import score_segments
+from raytag.scoring.tracks import probe_sources
 from raytag.models.export import read_exported, read_weights
 from raytag.verify.clips import clip_window, relevant_segment
 
@@ -110,13 +111,11 @@ def test_with_a_model_each_clip_is_centred_where_it_scores_the_tracks_tags_highe
     batch, clips = embedded(page)
     assert [opus_seconds(c) for c in clips] == pytest.approx([1.0] * 3, abs=0.01)
     exported = read_exported(model_dir)
-    network = exported.recipe.build()
-    network.load_state_dict(read_weights(model_dir))
+    tagger = Tagger.from_exported(exported, read_weights(model_dir))
     for track in batch["tracks"]:
         # The segment scores, computed here with the same public function.
-        table, _ = probe_table([track["path"]], num_tags=len(vocabulary))
-        scores = score_segments(network, table, sample_rate=exported.sample_rate, segment_samples=exported.crop_samples,
-                                hop_seconds=0.25, batch_size=8)
+        table, _ = probe_sources([track["path"]], num_tags=len(vocabulary))
+        scores = score_segments(tagger, table, segment_samples=exported.crop_samples, hop_seconds=0.25, batch_size=8)
         best, _ = relevant_segment(scores.probabilities, [vocabulary.index(t) for t in track["tags"]])
         centre = (scores.start_s[best] + scores.end_s[best]) / 2
         start, end = clip_window(2.0, 1.0, centre)

@@ -115,13 +115,16 @@ class _PcmCacheDecoder(Decoder):
             self._remote = None
 
 
-def open_decoder(path: str) -> Decoder:
+def open_decoder(path) -> Decoder:
     """Opens ``path`` with libsndfile, or with FFmpeg when libsndfile does not know its format;
-    a prepared-audio cache file (``*.npy``) with the cache reader.
+    a prepared-audio cache file (``*.npy``) with the cache reader; an in-memory
+    :class:`raytag.audio.waveform.Waveform` with its own reader.
 
     Raises:
         AudioError: the file is missing, unreadable or in a format neither library decodes.
     """
+    if hasattr(path, "open_decoder"):  # an in-memory source (a Waveform) opens its own reader
+        return path.open_decoder()
     if pcm_cache.is_cache_file(path):
         return _PcmCacheDecoder(path)
     source, remote = _open_source(path)

@@ -3,7 +3,8 @@
 These run inside Ray Data ``map_batches`` on CPU workers but know nothing of Ray, so they are
 tested directly. Row columns:
 
-- ``path`` (str), ``track`` (int64): the audio file and its index in its split;
+- ``path`` (str, or an in-memory :class:`raytag.audio.waveform.Waveform`), ``track`` (int64): the
+  audio source and its index in its table;
 - ``frames``, ``rate`` (int64): file length and sample rate, from :func:`scan_batch`;
 - ``start`` (int64): first frame of the crop, or -1 for a random crop;
 - ``seed`` (int64): the seed of the row's draws (random crop offset, augmentation);
@@ -15,6 +16,7 @@ tested directly. Row columns:
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -47,6 +49,24 @@ def scan_batch(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     }
 
 
+def rows_to_batch(rows: Sequence[dict]) -> dict[str, np.ndarray]:
+    """Row dicts (:mod:`raytag.data.rows`) as one column batch, as Ray Data's numpy batches
+    hold them: vectors stacked, integers as int64, anything else (paths, in-memory sources) as
+    an object array."""
+    batch = {}
+    for name in rows[0]:
+        values = [row[name] for row in rows]
+        if isinstance(values[0], np.ndarray):
+            batch[name] = np.stack(values)
+        elif isinstance(values[0], (int, np.integer)):
+            batch[name] = np.asarray(values, dtype=np.int64)
+        else:
+            column = np.empty(len(values), dtype=object)
+            column[:] = values
+            batch[name] = column
+    return batch
+
+
 def decode_batch(batch: dict[str, np.ndarray], *, sample_rate: int, crop_samples: int) -> dict[str, np.ndarray]:
     """Decodes one crop per row at the model's rate.
 
@@ -73,7 +93,9 @@ def decode_batch(batch: dict[str, np.ndarray], *, sample_rate: int, crop_samples
             rng = np.random.default_rng(int(batch["seed"][i]))
             start = random_start(frames, source_frames(crop_samples, rate, sample_rate), rng)
         try:
-            audio[i] = load_crop(str(batch["path"][i]), start, crop_samples, sample_rate, rate)
+            source = batch["path"][i]
+            audio[i] = load_crop(str(source) if isinstance(source, str) else source, start, crop_samples, sample_rate,
+                                 rate)
         except AudioError as exc:
             decoded[i] = False
             if str(batch["path"][i]) not in _reported_paths:

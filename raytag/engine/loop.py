@@ -7,7 +7,6 @@ worker loop feeds Ray Data batches in; tests feed plain lists.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -17,17 +16,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from raytag.engine.precision import autocast
+from raytag.scoring.chunks import chunk_probabilities
 
 log = logging.getLogger(__name__)
 
 Batch = dict[str, torch.Tensor]
-
-
-def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA when ``amp`` is "auto" or "bf16"; bf16 on CPU only when asked."""
-    if amp == "off" or (amp == "auto" and device.type != "cuda"):
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
 @dataclass
@@ -134,50 +128,22 @@ def train_epoch(
     )
 
 
-@torch.no_grad()
-def chunk_probabilities(
+def validation_probabilities(
     model: nn.Module, batches: Iterable[dict], *, device: torch.device, amp: str = "auto"
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Yields ``(track, probabilities (B, K), labels (B, K))`` for the decodable chunks."""
+    """Yields ``(track, probabilities (B, K), labels (B, K))`` of each batch's decoded chunks,
+    scored by the scorer's per-chunk step (:func:`raytag.scoring.chunks.chunk_probabilities`);
+    the caller averages them per track (:class:`raytag.scoring.tracks.TrackAverager`)."""
     model.eval()
     for batch in batches:
-        batch = to_device(batch, device)
-        with autocast(device, amp):
-            logits = model(batch["audio"])
-        keep = batch["decoded"].bool()
-        probs = torch.sigmoid(logits.float())[keep]
-        yield batch["track"][keep].cpu().numpy(), probs.cpu().numpy(), batch["labels"][keep].cpu().numpy()
+        keep = _on_cpu(batch["decoded"]).astype(bool)
+        probabilities = chunk_probabilities(model, batch["audio"], device=device, amp=amp)
+        yield _on_cpu(batch["track"])[keep], probabilities[keep], _on_cpu(batch["labels"])[keep]
 
 
-class TrackAverager:
-    """Averages chunk predictions into track-level predictions."""
-
-    def __init__(self, num_tracks: int, num_tags: int):
-        self.sums = np.zeros((num_tracks, num_tags), dtype=np.float64)
-        self.counts = np.zeros(num_tracks, dtype=np.int64)
-        self.labels = np.zeros((num_tracks, num_tags), dtype=np.float32)
-
-    def add(self, track: np.ndarray, probs: np.ndarray, labels: np.ndarray | None = None) -> None:
-        np.add.at(self.sums, track, probs)
-        np.add.at(self.counts, track, 1)
-        if labels is not None:
-            self.labels[track] = labels
-
-    def all_reduce(self, device: torch.device) -> None:
-        """Sums every rank's averager (each holding the tracks of its shard), so that all ranks
-        hold every track's chunk sums, counts and labels. A no-op outside DDP."""
-        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-            return
-        for name in ("sums", "counts", "labels"):
-            array = getattr(self, name)
-            tensor = torch.from_numpy(np.ascontiguousarray(array)).to(device)
-            torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.SUM)
-            setattr(self, name, tensor.cpu().numpy().astype(array.dtype, copy=False))
-
-    def result(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(scores (N', K), kept track indices (N',))`` for tracks with at least one chunk."""
-        kept = np.flatnonzero(self.counts > 0)
-        return self.sums[kept] / self.counts[kept, None], kept
+def _on_cpu(column) -> np.ndarray:
+    """A batch column (a numpy array, or a tensor on any device) as a numpy array."""
+    return column.detach().cpu().numpy() if isinstance(column, torch.Tensor) else np.asarray(column)
 
 
 def track_loss(scores: np.ndarray, labels: np.ndarray) -> float:

@@ -7,6 +7,7 @@
                     "sample_rate": Hz, "crop_samples": n,
                     "thresholds": {tag: threshold} (optional),
                     "thresholds_labels": {"labels": "noisy"|"verified"|"clean", "tracks": n},
+                    "scoring": {"max_chunks": n | null} (optional: how it was evaluated),
                     ...training info}
       model.pt     the weights (a state dict; read with ``torch.load(weights_only=True)``)
 
@@ -18,7 +19,7 @@ it does not import torch (a job's config names exported folders), only reading w
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ META_FILE = "model.json"
 WEIGHTS_FILE = "model.pt"
 THRESHOLDS_KEY = "thresholds"  # {tag: threshold} in model.json, when the model has them
 THRESHOLDS_LABELS_KEY = "thresholds_labels"  # {"labels": noisy|verified|clean, "tracks": n}
+SCORING_KEY = "scoring"  # {"max_chunks": n | null}: the scoring settings the model was evaluated with
 
 
 class ExportError(InputError):
@@ -72,7 +74,8 @@ def best_model_location(storage: str, job_name: str) -> str:
 
 
 def write_exported(
-    folder: str | Path, recipe: ModelRecipe, weights: dict, *, sample_rate: int, crop_samples: int, **info: Any
+    folder: str | Path, recipe: ModelRecipe, weights: dict, *, sample_rate: int, crop_samples: int,
+    scoring: Mapping[str, Any] | None = None, **info: Any
 ) -> Path:
     """Writes ``weights`` and their description to ``folder`` (created if needed).
 
@@ -81,6 +84,10 @@ def write_exported(
         recipe: how to rebuild the model.
         weights: the model's state dict (CPU tensors).
         sample_rate, crop_samples: the model's input rate (Hz) and training crop (samples).
+        scoring: the scoring settings the model is evaluated with
+            (:meth:`raytag.scoring.options.ScoringOptions.recorded`: ``max_chunks``), which
+            ``raytag predict`` and the MLflow model then use by default (its thresholds are
+            chosen on scores made so). None: not recorded.
         **info: JSON-able extras (best epoch, selection metric, run id, thresholds, ...).
     """
     import torch
@@ -96,6 +103,7 @@ def write_exported(
         "head": recipe.head,
         "sample_rate": int(sample_rate),
         "crop_samples": int(crop_samples),
+        **({SCORING_KEY: dict(scoring)} if scoring is not None else {}),
         **info,
     }
     (folder / META_FILE).write_text(json.dumps(meta, indent=1))
@@ -176,6 +184,23 @@ def read_thresholds(model: ExportedModel) -> dict[str, float] | None:
         return check_thresholds(values, model.recipe.tags)
     except ValueError as exc:
         raise ExportError(f"{model.folder / META_FILE}: {exc}") from None
+
+
+def recorded_scoring(model: ExportedModel) -> dict[str, Any]:
+    """The scoring settings the model records (``model.json``'s ``scoring``: ``max_chunks``, an
+    integer of at least 1 or null for whole tracks); ``{}`` when it records none.
+
+    Raises:
+        ExportError: a ``scoring`` entry that is not such a mapping.
+    """
+    value = model.info.get(SCORING_KEY)
+    if value is None:
+        return {}
+    chunks = value.get("max_chunks") if isinstance(value, dict) else 0
+    if not isinstance(value, dict) or not (chunks is None or (type(chunks) is int and chunks >= 1)):
+        raise ExportError(f"{model.folder / META_FILE}: '{SCORING_KEY}' must be a mapping with max_chunks "
+                          f"(a whole number of at least 1, or null); got {value!r}")
+    return dict(value)
 
 
 def write_thresholds(folder: str | Path, thresholds: dict[str, float], *, labels: str, tracks: int) -> None:

@@ -16,9 +16,15 @@ from pathlib import Path
 
 from raytag.audio.files import audio_files
 from raytag.data.manifest import read_paths
+from raytag.errors import InputError
 from raytag.locations import is_uri
 
 LIST_SUFFIXES = (".csv", ".tsv", ".jsonl")
+
+
+class PredictError(InputError):
+    """Bad input to ``raytag predict``: a flag, an output file, a model or audio that is not
+    there; the message names it."""
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,14 @@ import csv
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from raytag.engine.segments import SegmentScores
+from raytag.predict.inputs import PredictError
+
+if TYPE_CHECKING:  # the type only: importing the segment scorer would import torch
+    from raytag.scoring.segments import SegmentScores
 
 TAGGRAM_FORMATS = ("csv", "jsonl")
 EMBEDDING_FORMATS = ("npy", "csv", "jsonl")
@@ -34,11 +38,11 @@ def file_format(path: str | Path, allowed: Sequence[str], option: str) -> str:
     """The format named by ``path``'s suffix, one of ``allowed``.
 
     Raises:
-        ValueError: another suffix (the message names ``option``).
+        PredictError: another suffix (the message names ``option``).
     """
     suffix = Path(path).suffix.lower().lstrip(".")
     if suffix not in allowed:
-        raise ValueError(f"{option} {path}: use a file ending in {', '.join('.' + f for f in allowed)}")
+        raise PredictError(f"{option} {path}: use a file ending in {', '.join('.' + f for f in allowed)}")
     return suffix
 
 
@@ -46,11 +50,11 @@ def taggram_columns(tags: Sequence[str]) -> list[str]:
     """The taggram CSV header: path, start_s, end_s, one column per tag.
 
     Raises:
-        ValueError: a tag named like one of the fixed columns.
+        PredictError: a tag named like one of the fixed columns.
     """
     clash = sorted(set(TIME_COLUMNS) & set(tags))
     if clash:
-        raise ValueError(f"tags {clash} have the names of fixed taggram columns; write JSONL (.jsonl)")
+        raise PredictError(f"tags {clash} have the names of fixed taggram columns; write JSONL (.jsonl)")
     return [*TIME_COLUMNS, *tags]
 
 
@@ -93,7 +97,7 @@ def embedding_rows(
         per: ``"file"`` (the mean over each file's segments) or ``"segment"``.
     """
     if per not in EMBEDDING_UNITS:
-        raise ValueError(f"--embeddings-per must be one of {', '.join(EMBEDDING_UNITS)}; got {per!r}")
+        raise PredictError(f"--embeddings-per must be one of {', '.join(EMBEDDING_UNITS)}; got {per!r}")
     if per == "segment":
         rows = [
             {"path": paths[track], "start_s": round(float(scores.start_s[i]), TIME_DECIMALS),

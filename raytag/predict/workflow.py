@@ -1,45 +1,41 @@
-"""``raytag predict``: track-level tag probabilities of audio files with a trained tagger.
+"""``raytag predict``'s scoring: track-level tag probabilities of audio files with a trained
+tagger, and segments (taggrams, embeddings) of the tagged ones.
 
-The model is an exported folder (a path or a storage URI) or an MLflow model
-(``models:/...``, ``runs:/...``, downloaded from the tracking store). Every track is scored
-as raytag evaluates one: chunks covering the whole track (at most ``max_chunks``), their
-probabilities averaged.
-
-Two executions, same numbers: up to ``ray_above`` files, a plain batched loop in this process
-(:mod:`raytag.engine.inference`: header probe, decode, one model in eval mode; Ray is not even
-imported); above, Ray Data (:mod:`raytag.cluster.inference.predict_ray`: a header scan on Ray Data
-tasks, decode tasks and an actor pool holding the model). Both build the same track table and
-chunk rows, decode with the same function and average with the same
-:class:`~raytag.engine.loop.TrackAverager`. Files that cannot be tagged (missing, empty,
-corrupt, no decodable chunk) get a row with status ``unreadable`` and the reason, files shorter
-than one crop ``too short`` and silent ones ``silent`` (see :mod:`raytag.predict.outputs`), with no
-tags; they never stop the others.
+Every track is scored by the scoring owner (:mod:`raytag.scoring`), as evaluation scores one:
+chunks covering the track (at most ``max_chunks``; by default the number the model was
+evaluated with), their probabilities averaged; files that hold nothing to tag get a status
+(``silent``, ``too short``, ``unreadable``) and a reason instead. Two executions, same numbers:
+up to ``ray_above`` files, the in-process scorer (:func:`raytag.scoring.scorer.score_sources`;
+Ray is not even imported); above, Ray Data (:mod:`raytag.cluster.inference.predict_ray`: a
+header scan on Ray Data tasks, decode tasks and an actor pool calling the same per-chunk step).
+The command around it (checks, outputs, summary, exit code) is :mod:`raytag.predict.command`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 from tqdm import tqdm
 
-from raytag import storage
-from raytag.locations import is_mlflow_uri
-from raytag.models.export import ExportedModel, read_exported, read_thresholds, read_weights
-from raytag.predict.inputs import collect_audio
-from raytag.predict.outputs import STATUS_OK, TrackPrediction, gather_predictions, too_short_files
+from raytag.predict.inputs import PredictError, collect_audio
+from raytag.predict.loading import LoadedModel
+from raytag.scoring.options import DEFAULT_BATCH_SIZE, DEFAULT_RAY_ABOVE, ScoringOptions
+from raytag.scoring.status import TrackResult, TrackStatus
 from raytag.text import plural
 
 if TYPE_CHECKING:
-    from raytag.engine.segments import SegmentScores
+    from raytag.scoring.scorer import ScoredSources, Tagger
+    from raytag.scoring.segments import SegmentScores
 
 log = logging.getLogger("raytag")
+
+MODEL_SETTING = "model"
+"""``PredictOptions.max_chunks``: what the model was evaluated with (its ``scoring`` in
+``model.json``), else :data:`raytag.scoring.options.DEFAULT_MAX_CHUNKS`."""
 
 
 @dataclass(frozen=True)
@@ -47,10 +43,12 @@ class PredictOptions:
     """How ``raytag predict`` runs.
 
     Attributes:
-        max_chunks: most chunks per track (None, the default: chunks covering the whole track).
-        batch_size: chunks per forward pass. Default 16.
+        max_chunks: most chunks per track; :data:`MODEL_SETTING` (``"model"``, the default):
+            the model's own setting (:meth:`raytag.scoring.options.ScoringOptions.for_model`);
+            None: chunks covering the whole track.
+        batch_size: chunks per forward pass. Default :data:`raytag.scoring.options.DEFAULT_BATCH_SIZE`.
         ray_above: more files than this go through Ray Data; up to it, a loop in this process.
-            Default 300.
+            Default :data:`raytag.scoring.options.DEFAULT_RAY_ABOVE`.
         actors: Ray Data inference actors holding the model. Default None: one per CPU of the
             cluster (at most one per batch; see :func:`raytag.cluster.inference.predict_ray.default_actors`).
         decode_cpus: CPUs per Ray Data decode or header-scan task. Default 0.5: each task
@@ -59,84 +57,48 @@ class PredictOptions:
             files, Ray's start-up included: 36-50 s instead of 52-64 s; see bench_predict.py).
         ray_address: the Ray cluster to join (None: ``RAY_ADDRESS`` or a new local instance).
         progress: show progress bars (on standard error). Default True.
+
+    Raises:
+        raytag.scoring.options.ScoringError: a scoring setting out of range.
+        PredictError: ``actors`` below 1 or ``decode_cpus`` not positive.
     """
 
-    max_chunks: int | None = None
-    batch_size: int = 16
-    ray_above: int = 300
+    max_chunks: int | None | str = MODEL_SETTING
+    batch_size: int = DEFAULT_BATCH_SIZE
+    ray_above: int = DEFAULT_RAY_ABOVE
     actors: int | None = None
     decode_cpus: float = 0.5
     ray_address: str | None = None
     progress: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "actors"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1; got {getattr(self, name)}")
-        if self.max_chunks is not None and self.max_chunks < 1:
-            raise ValueError(f"max_chunks must be at least 1; got {self.max_chunks}")
-        if self.ray_above < 0:
-            raise ValueError(f"ray_above must be non-negative; got {self.ray_above}")
+        self.scoring({})  # checks the scoring settings
+        if self.actors is not None and self.actors < 1:
+            raise PredictError(f"actors must be at least 1; got {self.actors}")
         if not self.decode_cpus > 0:
-            raise ValueError(f"decode_cpus must be positive; got {self.decode_cpus}")
+            raise PredictError(f"decode_cpus must be positive; got {self.decode_cpus}")
 
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """An exported model read into memory: description, weights and per-tag thresholds
-    (None when the model has none)."""
-
-    exported: ExportedModel
-    weights: dict
-    thresholds: dict[str, float] | None
-
-    @property
-    def tags(self) -> tuple[str, ...]:
-        return self.exported.recipe.tags
+    def scoring(self, recorded: dict) -> ScoringOptions:
+        """The scoring options for a model that records ``recorded`` (``LoadedModel.scoring``)."""
+        given = {"batch_size": self.batch_size, "ray_above": self.ray_above}
+        if self.max_chunks != MODEL_SETTING:
+            given["max_chunks"] = self.max_chunks
+        return ScoringOptions.for_model(recorded, **given)
 
 
 @dataclass(frozen=True)
 class PredictionResult:
-    """One :class:`~raytag.predict.outputs.TrackPrediction` per input file, in input order, and
-    how they were made."""
+    """One :class:`~raytag.scoring.status.TrackResult` per input file, in input order, and how
+    they were made."""
 
-    predictions: list[TrackPrediction]
+    predictions: list[TrackResult]
     used_ray: bool
     failed_chunks: int
+    scoring: ScoringOptions
 
     @property
     def tagged(self) -> int:
-        return sum(p.status == STATUS_OK for p in self.predictions)
-
-
-@contextlib.contextmanager
-def model_folder(model: str, *, tracking_uri: str | None = None, option: str = "--tracking-uri") -> Iterator[Path]:
-    """A local exported folder for ``model``: an MLflow URI is downloaded (tracking store
-    ``tracking_uri``, default :func:`raytag.tracking.client.resolve_uri`; ``option`` names the
-    setting it came from in errors), a storage URI copied, a local folder used in place;
-    temporary copies are removed on exit."""
-    if is_mlflow_uri(model):
-        from raytag.tracking.mlflow_model import download_exported
-
-        with tempfile.TemporaryDirectory(prefix="raytag-model-") as scratch:
-            yield download_exported(model, tracking_uri=tracking_uri, dst=scratch, option=option)
-        return
-    if not storage.exists(model):
-        raise FileNotFoundError(f"MODEL: no exported model at {model} (a folder, a storage URI, models:/... or runs:/...)")
-    with storage.local_folder(model) as folder:
-        yield folder
-
-
-def load_model(model: str, *, tracking_uri: str | None = None) -> LoadedModel:
-    """Reads the exported model named by ``model`` (see :func:`model_folder`).
-
-    Raises:
-        raytag.models.export.ExportError: not an exported model, or malformed thresholds.
-        FileNotFoundError: nothing at ``model``.
-    """
-    with model_folder(model, tracking_uri=tracking_uri) as folder:
-        exported = read_exported(folder, "MODEL")
-        return LoadedModel(exported, read_weights(folder), read_thresholds(exported))
+        return sum(p.status == TrackStatus.OK for p in self.predictions)
 
 
 def predict_sources(loaded: LoadedModel, sources: Sequence[str], options: PredictOptions, *, top_k: int) -> PredictionResult:
@@ -144,7 +106,7 @@ def predict_sources(loaded: LoadedModel, sources: Sequence[str], options: Predic
     :func:`raytag.predict.inputs.collect_audio`) and says on the log what the output will hold.
 
     Raises:
-        ValueError: ``sources`` name no audio file.
+        PredictError: ``sources`` name no audio file.
         raytag.data.manifest.ManifestError: a malformed list of files.
     """
     if loaded.thresholds is None:
@@ -159,7 +121,7 @@ def predict_sources(loaded: LoadedModel, sources: Sequence[str], options: Predic
         log.info("%s named more than once %s tagged once", plural(inputs.repeated, "file"),
                  "is" if inputs.repeated == 1 else "are")
     if not inputs.paths:
-        raise ValueError(f"no audio files in {' '.join(sources)}")
+        raise PredictError(f"no audio files in {' '.join(sources)}")
     return predict_files(loaded, inputs.paths, options)
 
 
@@ -169,50 +131,50 @@ def predict_files(loaded: LoadedModel, paths: Sequence[str], options: PredictOpt
     Returns:
         The predictions, in ``paths`` order, each with its status (and reason when not ok).
     """
-    if len(paths) > options.ray_above:
+    scoring = options.scoring(loaded.scoring)
+    if len(paths) > scoring.ray_above:
         from raytag.cluster.inference.predict_ray import score_with_ray
 
-        log.info("%d files (more than %d): scoring with Ray Data", len(paths), options.ray_above)
-        table, scores, kept, failed, reasons, peaks = score_with_ray(loaded, paths, options)
-        used_ray = True
+        log.info("%d files (more than %d): scoring with Ray Data", len(paths), scoring.ray_above)
+        scored, used_ray = score_with_ray(loaded, paths, scoring, options), True
     else:
-        table, scores, kept, failed, reasons, peaks = score_in_process(loaded, paths, options)
-        used_ray = False
-    predictions = gather_predictions(paths, scored_paths=table.paths, scores=scores, kept=kept, reasons=reasons,
-                                     peaks=peaks, too_short=too_short_files(
-                                         table, crop_samples=loaded.exported.crop_samples, sample_rate=loaded.exported.sample_rate))
-    if failed:
-        log.warning("%s failed to decode; their tracks are averaged over the others", plural(failed, "chunk"))
-    return PredictionResult(predictions, used_ray, failed)
+        scored, used_ray = score_in_process(loaded, paths, scoring, progress=options.progress), False
+    if scored.failed_chunks:
+        log.warning("%s failed to decode; their tracks are averaged over the others",
+                    plural(scored.failed_chunks, "chunk"))
+    return PredictionResult(scored.results, used_ray, scored.failed_chunks, scoring)
 
 
-def score_in_process(
-    loaded: LoadedModel, paths: Sequence[str], options: PredictOptions
-) -> tuple[object, np.ndarray, np.ndarray, int, dict[str, str], np.ndarray]:
-    """The plain batched loop: ``(track table, scores (N', K), kept (N',), failed chunks,
-    {path: reason} of unreadable files, peaks (N'))``."""
-    from raytag.data.rows import chunk_rows
-    from raytag.engine.inference import probe_table, score_table
+def tagger(loaded: LoadedModel) -> Tagger:
+    """The loaded model, built and ready to score in this process (on the CPU)."""
+    from raytag.scoring.scorer import Tagger
 
-    exported = loaded.exported
-    model = exported.recipe.build()
-    model.load_state_dict(loaded.weights)
-    with tqdm(total=len(paths), unit="file", desc="reading headers", disable=not options.progress, leave=False) as bar:
-        table, reasons = probe_table(paths, num_tags=len(loaded.tags), progress=bar.update)
-    chunks = len(chunk_rows(table, sample_rate=exported.sample_rate, crop_samples=exported.crop_samples,
-                            max_chunks=options.max_chunks))
-    with tqdm(total=chunks, unit="chunk", desc=f"tagging {plural(len(table), 'file')}", disable=not options.progress) as bar:
-        scores, kept, failed, peaks = score_table(
-            model, table, sample_rate=exported.sample_rate, crop_samples=exported.crop_samples,
-            max_chunks=options.max_chunks, batch_size=options.batch_size, num_tags=len(loaded.tags),
-            progress=bar.update,
-        )
-    return table, scores, kept, failed, reasons, peaks
+    return Tagger.from_exported(loaded.exported, loaded.weights)
+
+
+def score_in_process(loaded: LoadedModel, paths: Sequence[str], scoring: ScoringOptions, *,
+                     progress: bool) -> ScoredSources:
+    """The in-process scorer (:func:`raytag.scoring.scorer.score_sources`) with progress bars."""
+    from raytag.scoring.scorer import ScoringProgress, score_sources
+
+    with contextlib.ExitStack() as bars:
+        headers = bars.enter_context(tqdm(total=len(paths), unit="file", desc="reading headers", disable=not progress,
+                                          leave=False))
+
+        def planned(total: int) -> None:
+            headers.close()
+            chunks.total = total
+            chunks.refresh()
+
+        chunks = bars.enter_context(tqdm(total=0, unit="chunk", desc=f"tagging {plural(len(paths), 'file')}",
+                                         disable=not progress, delay=0.5))
+        return score_sources(tagger(loaded), paths, max_chunks=scoring.max_chunks, batch_size=scoring.batch_size,
+                             progress=ScoringProgress(headers=headers.update, planned=planned, chunks=chunks.update))
 
 
 @dataclass(frozen=True)
 class SegmentResult:
-    """Every segment's outputs (:class:`raytag.engine.segments.SegmentScores`) and the paths
+    """Every segment's outputs (:class:`raytag.scoring.segments.SegmentScores`) and the paths
     its ``track`` indices refer to (the readable files, in input order)."""
 
     paths: tuple[str, ...]
@@ -224,9 +186,11 @@ def segment_plan(loaded: LoadedModel, segment_seconds: float | None, hop_seconds
     ``--hop-s`` (None: the model's training crop; a hop of one segment, no overlap).
 
     Raises:
-        ValueError: a non-positive length or hop, or a length the model cannot take.
+        raytag.scoring.options.ScoringError: a non-positive length or hop, or a length the
+            model cannot take.
     """
-    from raytag.engine.segments import check_segment_length
+    from raytag.scoring.options import ScoringError
+    from raytag.scoring.segments import check_segment_length
 
     exported = loaded.exported
     if segment_seconds is None:
@@ -234,10 +198,10 @@ def segment_plan(loaded: LoadedModel, segment_seconds: float | None, hop_seconds
     elif segment_seconds > 0:
         segment_samples = round(segment_seconds * exported.sample_rate)
     else:
-        raise ValueError(f"--segment-s must be a positive number of seconds; got {segment_seconds}")
+        raise ScoringError(f"--segment-s must be a positive number of seconds; got {segment_seconds}")
     hop = segment_samples / exported.sample_rate if hop_seconds is None else hop_seconds
     if not hop > 0:
-        raise ValueError(f"--hop-s must be a positive number of seconds; got {hop_seconds}")
+        raise ScoringError(f"--hop-s must be a positive number of seconds; got {hop_seconds}")
     check_segment_length(exported.recipe.build(), segment_samples)
     return segment_samples, hop
 
@@ -246,28 +210,24 @@ def predict_segments(
     loaded: LoadedModel, paths: Sequence[str], options: PredictOptions, *, segment_samples: int, hop_seconds: float
 ) -> SegmentResult:
     """Tag activations and embeddings of every segment of ``paths`` (distinct), in this process
-    (:mod:`raytag.engine.segments`), whatever the number of files: the Ray Data path averages
+    (:mod:`raytag.scoring.segments`), whatever the number of files: the Ray Data path averages
     chunks on its actors and keeps no per-segment output.
 
     Args:
         segment_samples, hop_seconds: from :func:`segment_plan`.
     """
-    from raytag.engine.inference import probe_table
-    from raytag.engine.segments import score_segments, segment_rows
+    from raytag.scoring.segments import score_segments, segment_rows
+    from raytag.scoring.tracks import probe_sources
 
     exported = loaded.exported
-    model = exported.recipe.build()
-    model.load_state_dict(loaded.weights)
-    if len(paths) > options.ray_above:
+    if len(paths) > options.scoring(loaded.scoring).ray_above:
         log.warning("taggrams and embeddings of %d files are computed in this process, not on Ray Data", len(paths))
-    table, _ = probe_table(paths, num_tags=len(loaded.tags))  # unreadable files are reported by predict_files
+    table, _ = probe_sources(paths, num_tags=len(loaded.tags))  # unreadable files are reported by predict_files
     total = len(segment_rows(table, sample_rate=exported.sample_rate, segment_samples=segment_samples,
                              hop_seconds=hop_seconds))
     with tqdm(total=total, unit="segment", desc="taggrams and embeddings", disable=not options.progress) as bar:
-        scores = score_segments(
-            model, table, sample_rate=exported.sample_rate, segment_samples=segment_samples, hop_seconds=hop_seconds,
-            batch_size=options.batch_size, progress=bar.update,
-        )
+        scores = score_segments(tagger(loaded), table, segment_samples=segment_samples, hop_seconds=hop_seconds,
+                                batch_size=options.batch_size, progress=bar.update)
     if scores.failed:
         log.warning("%s failed to decode; left out of the taggrams and embeddings", plural(scores.failed, "segment"))
     return SegmentResult(table.paths, scores)

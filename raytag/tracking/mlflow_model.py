@@ -42,19 +42,19 @@ from mlflow.types import DataType
 from mlflow.types.schema import Array, ColSpec, ParamSchema, ParamSpec, Schema
 
 from raytag import package_version
-from raytag.models.export import ExportError, is_exported, read_exported, read_thresholds
+from raytag.models.export import ExportError, is_exported, read_exported, read_thresholds, recorded_scoring
+from raytag.scoring.options import ScoringOptions
 from raytag.tracking import run_tags as tag_names
 from raytag.tracking.client import existing_store
 from raytag.tracking.pyfunc_tagger import (  # noqa: F401  (RaytagTagger: what models logged before the loader name)
-    DEFAULT_BATCH_SIZE, DEFAULT_MAX_CHUNKS, EXPORTED_ARTIFACT, OUTPUT_COLUMNS, PATH_COLUMN, RATE_COLUMN,
-    WAVEFORM_COLUMN, RaytagTagger, tag_probabilities,
+    EXPORTED_ARTIFACT, OUTPUT_COLUMNS, PATH_COLUMN, RATE_COLUMN, WAVEFORM_COLUMN, RaytagTagger, max_chunks_param,
 )
 
 log = logging.getLogger(__name__)
 MODEL_NAME = "tagger"  # the logged model's name within its run
 MODEL_TYPE = "raytag-tagger"
 CODE_ARTIFACT = "raytag_code"  # the pyfunc artifact key of the copy of the raytag package
-INPUT_EXAMPLE_SAMPLES = 1024  # a short silent waveform (zero-padded to a crop): small, and serving-valid
+INPUT_EXAMPLE_SAMPLES = 1024  # a short silent waveform: small and serving-valid (its row's status says too short)
 # What the pyfunc code imports, besides MLflow (which MLflow adds itself): the model's
 # requirements, pinned to the versions it was logged with.
 MODEL_REQUIREMENTS = ("torch", "torchaudio", "numpy", "pandas", "soundfile", "av", "entmax")
@@ -98,9 +98,10 @@ class LoggedTagger:
     uri: str
 
 
-def model_signature(tags: list[str]) -> ModelSignature:
+def model_signature(tags: list[str], scoring: ScoringOptions) -> ModelSignature:
     """Rows of ``path`` or ``waveform`` + ``sample_rate`` in; per-tag probabilities, ``tags``
-    and ``status`` out (:mod:`raytag.tracking.pyfunc_tagger`); the chunking params."""
+    and ``status`` out (:mod:`raytag.tracking.pyfunc_tagger`); the chunking params, whose
+    defaults are ``scoring``'s (the model's own, :meth:`ScoringOptions.for_model`)."""
     return ModelSignature(
         inputs=Schema([
             ColSpec(DataType.string, PATH_COLUMN, required=False),
@@ -110,8 +111,8 @@ def model_signature(tags: list[str]) -> ModelSignature:
         outputs=Schema([ColSpec(DataType.float, tag) for tag in tags]
                        + [ColSpec(DataType.string, column) for column in OUTPUT_COLUMNS]),
         params=ParamSchema([
-            ParamSpec("max_chunks", "long", DEFAULT_MAX_CHUNKS),
-            ParamSpec("batch_size", "long", DEFAULT_BATCH_SIZE),
+            ParamSpec("max_chunks", "long", max_chunks_param(scoring)),
+            ParamSpec("batch_size", "long", scoring.batch_size),
         ]),
     )
 
@@ -156,6 +157,7 @@ def log_tagger(
     clash = sorted(set(exported.recipe.tags) & set(OUTPUT_COLUMNS))
     if clash:
         raise ExportError(f"model_dir: tags {clash} have the names of the MLflow model's output columns")
+    scoring = ScoringOptions.for_model(recorded_scoring(exported))
     client = MlflowClient(tracking_uri=tracking_uri)
     run = client.get_run(run_id)
     metadata = {
@@ -166,6 +168,7 @@ def log_tagger(
         "model_args": dict(exported.recipe.args),
         "raytag_version": package_version("raytag"),
         "thresholds": read_thresholds(exported),
+        "scoring": scoring.recorded(),
         "training": {k: v for k, v in exported.info.items() if isinstance(v, (str, int, float, bool))},
     }
     logged = client.create_logged_model(
@@ -189,7 +192,7 @@ def log_tagger(
                 path=str(local),
                 python_model=str(loader),
                 artifacts={EXPORTED_ARTIFACT: str(Path(model_dir).resolve()), CODE_ARTIFACT: str(code)},
-                signature=model_signature(list(exported.recipe.tags)),
+                signature=model_signature(list(exported.recipe.tags), scoring),
                 input_example=example,
                 metadata=metadata,
                 pip_requirements=model_requirements(),

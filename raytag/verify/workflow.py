@@ -260,29 +260,28 @@ def _page_track(track: Track, pick: Pick, ranked: list, options: PageOptions, sc
 
 
 class _SegmentScorer:
-    """Per-segment scores of one track at a time with the model (raytag.engine.segments)."""
+    """Per-segment scores of one track at a time with the model (:mod:`raytag.scoring.segments`)."""
 
     def __init__(self, model: str, job, vocabulary: Sequence[str]):
         from raytag.models.export import check_fits
-        from raytag.predict.workflow import load_model
+        from raytag.predict.loading import load_model
+        from raytag.scoring.scorer import Tagger
 
         self.loaded = load_model(model, tracking_uri=job.tracking.uri)
         check_fits(self.loaded.exported, key="--model", tags=vocabulary)
-        self.model = self.loaded.exported.recipe.build()
-        self.model.load_state_dict(self.loaded.weights)
+        self.tagger = Tagger.from_exported(self.loaded.exported, self.loaded.weights)
         self.vocabulary = list(vocabulary)
 
     def best(self, path: str, tags: Sequence[str]) -> tuple[float, str] | None:
         """``(centre in seconds, words)`` of the segment where the model scores ``tags`` highest."""
-        from raytag.engine.inference import probe_table
-        from raytag.engine.segments import score_segments
+        from raytag.scoring.segments import score_segments
+        from raytag.scoring.tracks import probe_sources
 
         exported = self.loaded.exported
-        table, _ = probe_table([path], num_tags=len(self.vocabulary))
+        table, _ = probe_sources([path], num_tags=len(self.vocabulary))
         if not len(table):
             return None
-        scores = score_segments(self.model, table, sample_rate=exported.sample_rate,
-                                segment_samples=exported.crop_samples,
+        scores = score_segments(self.tagger, table, segment_samples=exported.crop_samples,
                                 hop_seconds=exported.crop_samples / exported.sample_rate / 2, batch_size=16)
         if not len(scores.probabilities):
             return None

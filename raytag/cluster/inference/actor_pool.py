@@ -1,7 +1,10 @@
 """Batch inference with Ray Data: an actor pool that holds a model and scores chunks.
 
-Used for final evaluation and for teacher workers: each actor builds the model once, then
-scores decoded chunks; the driver averages chunk probabilities per track.
+Only the Ray plumbing lives here (the pool's size and resources, ``map_batches``, iterating
+the results). What an actor does with a decoded batch is the scoring owner's per-chunk step
+(:func:`raytag.scoring.chunks.score_decoded`), and the driver adds the scored batches up with
+its :class:`~raytag.scoring.tracks.TrackTally`: the numbers of the in-process scorer.
+Used for evaluation, ``raytag predict`` above ``ray_above`` files, teacher scores and audits.
 """
 
 from __future__ import annotations
@@ -14,13 +17,14 @@ import ray
 import torch
 
 from raytag.cluster.data.datasets import decoded_chunks
-from raytag.engine.loop import TrackAverager, autocast
 from raytag.models.export import ExportedModel, ModelRecipe
+from raytag.scoring.chunks import chunk_probabilities, score_decoded
+from raytag.scoring.tracks import TrackScores, TrackTally
 
 
 class ChunkScorer:
-    """Ray Data callable class: ``{audio, track, decoded, ...} -> {track, probs, decoded, peak, node}``
-    (``peak``: each chunk's largest absolute sample)."""
+    """Ray Data callable class: a decoded batch → ``{track, probs, decoded, peak, node}``
+    (:func:`raytag.scoring.chunks.score_decoded`, plus the node the actor runs on)."""
 
     def __init__(self, recipe: ModelRecipe, weights_ref, use_gpu: bool = False, amp: str = "auto"):
         self.device = torch.device("cuda" if use_gpu and torch.cuda.is_available() else "cpu")
@@ -31,19 +35,13 @@ class ChunkScorer:
         self.amp = amp
         self.node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
 
-    @torch.no_grad()
     def probabilities(self, audio: np.ndarray) -> np.ndarray:
-        """Sigmoid outputs (B, K) of the model, in eval mode and without gradients."""
-        with autocast(self.device, self.amp):
-            logits = self.model(torch.as_tensor(audio, device=self.device))
-        return torch.sigmoid(logits.float()).cpu().numpy()
+        """Sigmoid outputs (B, K) of the model (:func:`raytag.scoring.chunks.chunk_probabilities`)."""
+        return chunk_probabilities(self.model, audio, device=self.device, amp=self.amp)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {
-            "track": batch["track"], "probs": self.probabilities(batch["audio"]), "decoded": batch["decoded"],
-            "peak": np.abs(np.asarray(batch["audio"])).max(axis=1, initial=0.0).astype(np.float32),
-            "node": np.full(len(batch["track"]), self.node, dtype=object),
-        }
+        scored = score_decoded(self.model, batch, device=self.device, amp=self.amp)
+        return {**scored, "node": np.full(len(scored["track"]), self.node, dtype=object)}
 
 
 class SoftLabeler(ChunkScorer):
@@ -63,25 +61,12 @@ BLOCKS_PER_ACTOR = 4  # input blocks per scoring actor at least, so a small job 
 
 
 @dataclass(frozen=True)
-class Scores:
-    """Track-level scores of a chunk dataset.
+class PoolScores:
+    """Track-level scores from an actor pool (:class:`~raytag.scoring.tracks.TrackScores`) and
+    how many Ray nodes its actors ran on."""
 
-    Attributes:
-        scores: (N', K) chunk probabilities averaged per track.
-        tracks: (N',) indices of the tracks with at least one decodable chunk.
-        failed_chunks: chunks that failed to decode.
-        nodes: how many Ray nodes the scoring actors ran on.
-        peaks: (N',) the largest absolute sample of each scored track's decoded chunks (how
-            ``raytag predict`` tells a silent file).
-        failed_by_track: (N,) failed chunks per track of the dataset (all ``num_tracks``).
-    """
-
-    scores: np.ndarray
-    tracks: np.ndarray
-    failed_chunks: int
+    tracks: TrackScores
     nodes: int
-    peaks: np.ndarray | None = None
-    failed_by_track: np.ndarray | None = None
 
 
 def pool_size(num_batches: int) -> int:
@@ -102,9 +87,9 @@ def score_tracks(
     num_cpus: float = SCORING_CPUS,
     num_gpus: float = 0.0,
     progress: Callable[[int], None] | None = None,
-) -> Scores:
+) -> PoolScores:
     """Scores every chunk of ``chunks`` with an actor pool of ``actors`` (spread over the nodes)
-    and averages per track; tracks with no decodable chunk are absent from ``tracks``.
+    and averages per track; tracks with no decodable chunk are absent from ``tracks.kept``.
     ``progress``, when given, is called with the number of chunks of each scored batch."""
     scored = chunks.map_batches(
         ChunkScorer,
@@ -123,19 +108,13 @@ def score_tracks(
         batch_format="numpy",
     )
     scored.context.wait_for_min_actors_s = ACTOR_START_TIMEOUT_S  # every actor starts before batches go out
-    averager = TrackAverager(num_tracks, len(recipe.tags))
-    peaks = np.zeros(num_tracks, dtype=np.float32)
-    failed, nodes = np.zeros(num_tracks, dtype=np.int64), set()
+    tally, nodes = TrackTally(num_tracks, len(recipe.tags)), set()
     for batch in scored.iter_batches(batch_format="numpy", batch_size=None):
-        keep = batch["decoded"].astype(bool)
-        np.add.at(failed, batch["track"][~keep], 1)
+        tally.add(batch)
         nodes.update(batch["node"].tolist())
-        averager.add(batch["track"][keep], batch["probs"][keep])
-        np.maximum.at(peaks, batch["track"][keep], batch["peak"][keep])
         if progress is not None:
-            progress(len(keep))
-    scores, kept = averager.result()
-    return Scores(scores, kept, int(failed.sum()), len(nodes), peaks[kept], failed)
+            progress(len(batch["track"]))
+    return PoolScores(tally.result(), len(nodes))
 
 
 def score_chunks(
@@ -149,12 +128,13 @@ def score_chunks(
     num_gpus: float = 0.0,
     actors: int | None = None,
     progress: Callable[[int], None] | None = None,
-) -> Scores:
-    """The one scoring recipe (evaluation, teacher scores, ``raytag predict``): pool size →
-    decode → score.
+) -> PoolScores:
+    """Scores chunk rows on Ray Data (evaluation, teacher scores, ``raytag predict``): pool
+    size → decode tasks → the actor pool.
 
     Args:
-        rows: chunk rows (:func:`raytag.data.rows.chunk_rows` at the model's rate and crop).
+        rows: chunk rows (a :class:`raytag.scoring.tracks.ChunkPlan`'s, or
+            :func:`raytag.data.rows.chunk_rows` at the model's rate and crop).
         model: the exported model (recipe, rate, crop); ``weights`` its state dict.
         num_tracks: tracks the rows index.
         batch_size: chunks per forward pass.

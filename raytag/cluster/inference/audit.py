@@ -23,11 +23,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from raytag.audit import STATUS_OK, LabelAudit, audit_labels
+from raytag.audit import NOISE_ESTIMATED, LabelAudit, audit_labels
 from raytag.audit_files import AUDIT_DIR, PER_TAG_FILE, SUSPICIOUS_FILE, audit_location, write_audit_tables
 from raytag.cluster.data.datasets import scan_tracks, track_table
 from raytag.plan import evaluation_labels
-from raytag.predict.workflow import model_folder
+from raytag.predict.loading import model_folder
 from raytag.cluster.inference.teacher_scores import teacher_scores
 from raytag.cluster.session import init_ray
 from raytag.data.manifest import read_manifest
@@ -159,7 +159,7 @@ def _log_audit(job, audit: LabelAudit, *, teacher: str, teacher_run_id, split: s
     tracker = Tracker.start(resolve_uri(job.tracking.uri), job.tracking.experiment, f"{job.name}-audit", tags=run_tags)
     tracker.log_params({"split": split, "teacher": teacher, "manifest": job.data.manifest,
                         "eval.max_chunks": job.eval.max_chunks, "tracks": tracks})
-    ok = audit.per_tag[audit.per_tag["status"] == STATUS_OK]
+    ok = audit.per_tag[audit.per_tag["status"] == NOISE_ESTIMATED]
     metrics = {"audit/tags_estimated": len(ok), "audit/unscored_tracks": unscored,
                "audit/err_plus_mean": ok["err_plus"].mean(), "audit/err_minus_mean": ok["err_minus"].mean()}
     for row in ok.itertuples(index=False):

@@ -84,11 +84,12 @@ def teacher_scores(
                            sample_rate=exported.sample_rate)[0]["teacher scoring"]
     rows = chunk_rows(decode, sample_rate=exported.sample_rate, crop_samples=exported.crop_samples, max_chunks=max_chunks)
     log.info("scoring %d training tracks with teacher %s", len(table), teacher)
-    scored = score_chunks(rows, exported, weights, num_tracks=len(table), batch_size=batch_size, num_cpus=num_cpus,
-                        num_gpus=num_gpus)
+    pooled = score_chunks(rows, exported, weights, num_tracks=len(table), batch_size=batch_size, num_cpus=num_cpus,
+                          num_gpus=num_gpus)
+    scored = pooled.tracks
     full = np.full((len(table), len(tags)), np.nan, dtype=np.float32)
-    full[scored.tracks] = scored.scores
-    log.info("teacher scoring ran on %d node(s)", scored.nodes)
+    full[scored.kept] = scored.scores
+    log.info("teacher scoring ran on %d node(s)", pooled.nodes)
     if scored.failed_chunks:
         log.warning("teacher scoring: %s failed to decode", plural(scored.failed_chunks, "chunk"))
     frame = pd.DataFrame(full, columns=tags)
@@ -96,4 +97,4 @@ def teacher_scores(
     buffer = pa.BufferOutputStream()
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buffer)
     storage.write_bytes(location, buffer.getvalue().to_pybytes())
-    return TeacherScores(full, location, False, scored.nodes)
+    return TeacherScores(full, location, False, pooled.nodes)

@@ -35,7 +35,8 @@ from raytag.metrics import TaggingReport
 from raytag.models.export import best_model_location, description_path, description_with_thresholds, write_exported
 from raytag.plan import JobPlan, evaluation_labels, plan_job, unlabeled_tracks
 from raytag.timing import Phases
-from raytag.thresholds import STATUS_OK, choose_thresholds, threshold_labels, threshold_map
+from raytag.threshold_choice import ThresholdLabelChoice
+from raytag.thresholds import THRESHOLD_CHOSEN, choose_thresholds, threshold_labels, threshold_map
 from raytag.text import plural
 from raytag.tracking import run_tags as T
 from raytag.tracking.client import Tracker
@@ -141,6 +142,7 @@ def _export_best(job: JobConfig, job_plan: JobPlan, final: str, tracker: Tracker
         write_exported(
             out, job_plan.recipe, ckpt.read_best_weights(Path(folder)),
             sample_rate=job_plan.sample_rate, crop_samples=job_plan.crop_samples,
+            scoring=job.eval.scoring_options().recorded(),
             best_epoch=state.best_epoch, select_metric=state.select_metric, best_value=state.best_value,
             mlflow_run_id=tracker.run_id,
         )
@@ -157,7 +159,8 @@ def _save_thresholds(job: JobConfig, job_plan: JobPlan, model_location: str, sco
         valid = scored.evaluate("valid", manifest_labels=True)
         by_path = {t.path: t for t in job_plan.manifest.split("valid")}
         tracks = [by_path[path] for path in valid.paths]
-        clean = evaluation_labels(job, job_plan.recipe.tags, tracks)[0] if job.eval.threshold_labels == "clean" else None
+        on_clean = job.eval.threshold_labels == ThresholdLabelChoice.CLEAN
+        clean = evaluation_labels(job, job_plan.recipe.tags, tracks)[0] if on_clean else None
         chosen = threshold_labels(job.eval.threshold_labels, noisy=valid.labels, verified=[t.verified for t in tracks],
                                   clean=clean, min_verified=job.eval.threshold_min_verified)
     except (JobError, ValueError) as exc:  # e.g. no verified validation track, or no clean labels for it
@@ -171,7 +174,7 @@ def _save_thresholds(job: JobConfig, job_plan: JobPlan, model_location: str, sco
                                                              where=location))
     log.info("decision thresholds chosen on the %s labels of %d validation tracks (eval.threshold_labels %s)",
              chosen.source, chosen.tracks, job.eval.threshold_labels)
-    missing = [row.tag for row in rows if row.status != STATUS_OK]
+    missing = [row.tag for row in rows if row.status != THRESHOLD_CHOSEN]
     if missing:
         log.warning("no decision threshold for %s (%s): no positive validation track",
                     plural(len(missing), "tag"), ", ".join(missing[:5]))

@@ -19,6 +19,7 @@ import yaml
 
 from raytag import storage
 from raytag.config import ConfigError, JobConfig
+from raytag.errors import JobError
 from raytag.search_space import SearchSpace, apply_params, check_space
 from raytag.tracking import run_tags as T
 
@@ -239,7 +240,7 @@ def _finish(results, target: JobConfig, space: SearchSpace, metric: str, mode: s
     if not finished:
         parent.end("FAILED")
         errors = [str(r.error).splitlines()[0] for r in results if r.error is not None][:3]
-        raise RuntimeError(f"no trial of the sweep finished; first errors: {errors}")
+        raise JobError(f"no trial of the sweep finished; first errors: {errors}")
     best = results.get_best_result(metric=metric, mode=mode, scope="all")
     values = {p.path: best.config[p.path] for p in space.params}
     best_job = apply_params(target, values, name=f"{target.name}-best")

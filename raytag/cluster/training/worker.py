@@ -23,7 +23,8 @@ from raytag.cluster.training.checkpoints import load_latest, report
 from raytag.cluster.data.datasets import EpochData
 from raytag.config import JobConfig
 from raytag.data.rows import rank_batch_size
-from raytag.engine.loop import TrackAverager, chunk_probabilities, track_loss
+from raytag.engine.loop import track_loss, validation_probabilities
+from raytag.scoring.tracks import TrackAverager
 from raytag.engine.run import build_training, fit
 from raytag.metrics import tagging_report
 from raytag.models.export import read_weights
@@ -39,7 +40,7 @@ def evaluate_shards(data: EpochData, split: str, model, *, tags: list[str], devi
     chunks, num_tracks = data.chunks(split, rank=rank, world_size=world_size)
     averager = TrackAverager(num_tracks, len(tags))
     batches = chunks.iter_torch_batches(batch_size=batch_size)
-    for track, probs, labels in chunk_probabilities(model, batches, device=device, amp=amp):
+    for track, probs, labels in validation_probabilities(model, batches, device=device, amp=amp):
         averager.add(track, probs, labels)
     averager.all_reduce(device)
     scores, kept = averager.result()

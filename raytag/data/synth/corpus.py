@@ -28,6 +28,7 @@ from raytag.data.synth.plan import (
     LEVEL_DB,
     RNG_STREAMS,
     ClipRow,
+    SynthError,
     SynthSpec,
     corpus_noise,
     plan_corpus,
@@ -124,7 +125,7 @@ def wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
 def _prepare_output(out: Path, overwrite: bool) -> None:
     """Creates ``out``, or removes a previous synth output's files there if ``overwrite``."""
     if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"{out} exists and is not a directory")
+        raise SynthError(f"{out} exists and is not a directory")
     if not out.exists() or not any(out.iterdir()):
         out.mkdir(parents=True, exist_ok=True)
         return
@@ -133,12 +134,12 @@ def _prepare_output(out: Path, overwrite: bool) -> None:
     except (OSError, ValueError, AttributeError):
         previous = False
     if not previous:
-        raise FileExistsError(
+        raise SynthError(
             f"{out} is not empty and is not a synth corpus (no synth.json written by {_GENERATOR}); "
             "choose a new or empty directory"
         )
     if not overwrite:
-        raise FileExistsError(f"{out} already holds a synth corpus; pass overwrite=True to replace it")
+        raise SynthError(f"{out} already holds a synth corpus; pass overwrite=True (--overwrite) to replace it")
     for clip in (out / "audio").glob("clip-*.wav"):
         clip.unlink()
     for name in _OWN_FILES:

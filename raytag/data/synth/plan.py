@@ -25,8 +25,15 @@ from raytag.data.synth.crowd_noise import (
     noise_report,
 )
 from raytag.data.synth.instruments import TAGS
+from raytag.errors import InputError
 
-__all__ = ["LEVEL_DB", "RNG_STREAMS", "ClipRow", "SynthSpec", "corpus_noise", "plan_corpus"]
+
+class SynthError(InputError):
+    """A synthetic corpus that cannot be made as asked (a setting out of range, an output
+    folder that is not the synth's to write)."""
+
+
+__all__ = ["LEVEL_DB", "RNG_STREAMS", "ClipRow", "SynthError", "SynthSpec", "corpus_noise", "plan_corpus"]
 
 LEVEL_DB = (-20.0, 0.0)
 """Default range of each source's level in a mix, dB relative to unit RMS."""
@@ -103,7 +110,7 @@ class SynthSpec:
     def __post_init__(self) -> None:
         def check(name: str, ok: bool, rule: str) -> None:
             if not ok:
-                raise ValueError(f"SynthSpec.{name} must be {rule}, got {getattr(self, name)!r}")
+                raise SynthError(f"SynthSpec.{name} must be {rule}, got {getattr(self, name)!r}")
 
         def integer(name: str, low: int, high: float = math.inf) -> None:
             value = getattr(self, name)
@@ -128,6 +135,8 @@ class SynthSpec:
         integer("max_sources", self.min_sources, len(TAGS))
         integer("sample_rate", 16000, 192000)
         real("seconds", lambda v: 0.0 < v <= 3600.0, "in (0, 3600]")
+        check("seconds", round(self.seconds * self.sample_rate) >= 1,
+              f"long enough for a sample at {self.sample_rate} Hz")
         real("peak", lambda v: 0.0 < v <= 1.0, "in (0, 1]")
         for name in ("valid_fraction", "test_fraction", "verified_fraction"):
             real(name, lambda v: 0.0 <= v <= 1.0, "in [0, 1]")

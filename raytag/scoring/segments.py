@@ -1,6 +1,6 @@
 """Segment-level inference in one process: tag activations over time (a taggram) and embeddings.
 
-Where :mod:`raytag.engine.inference` averages the chunks that cover a track into one
+Where :mod:`raytag.scoring.scorer` averages the chunks that cover a track into one
 prediction, this module keeps every segment: a window of ``segment_samples`` (at the model's
 rate) moved along the track by a fixed hop, as musicnn's and Essentia's taggrams do. Each
 segment gets the model's probabilities and its embedding (what the classifier reads,
@@ -10,6 +10,10 @@ Segment placement (:func:`segment_starts`): segments start at 0, hop, 2·hop, ..
 they fit in the track; when the last one ends before the track does, one more segment ends
 exactly at the track's end, so the rows always cover the whole file. A track shorter than one
 segment gets a single segment, zero-padded (as a short track is scored for training).
+
+Segments are decoded and scored by the scorer's own steps (:func:`raytag.data.batches.decode_batch`,
+:func:`raytag.scoring.chunks.chunk_outputs`), so a segment of the training crop placed where a
+chunk is gets that chunk's probabilities.
 
 Core module: no Ray, no MLflow.
 """
@@ -21,14 +25,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from torch import nn
 
 from raytag.audio.io import source_frames
-from raytag.data.batches import decode_batch
+from raytag.data.batches import decode_batch, rows_to_batch
 from raytag.data.rows import TrackTable
-from raytag.engine.inference import rows_to_batch
-from raytag.engine.loop import autocast, to_device
+from raytag.scoring.chunks import chunk_outputs
+from raytag.scoring.options import ScoringError
+from raytag.scoring.scorer import Tagger
 
 
 def segment_starts(total_frames: int, segment_frames: int, hop_frames: int) -> list[int]:
@@ -40,10 +44,10 @@ def segment_starts(total_frames: int, segment_frames: int, hop_frames: int) -> l
         hop_frames: frames between consecutive segment starts, at least 1.
 
     Raises:
-        ValueError: ``segment_frames`` or ``hop_frames`` below 1.
+        ScoringError: ``segment_frames`` or ``hop_frames`` below 1.
     """
     if segment_frames < 1 or hop_frames < 1:
-        raise ValueError(f"segment and hop must be at least one frame; got {segment_frames} and {hop_frames}")
+        raise ScoringError(f"segment and hop must be at least one frame; got {segment_frames} and {hop_frames}")
     if total_frames <= segment_frames:
         return [0]
     last = total_frames - segment_frames
@@ -94,83 +98,72 @@ class SegmentScores:
 
 
 def check_segment_length(model: nn.Module, segment_samples: int) -> None:
-    """Raises ValueError naming the limits when the model cannot take ``segment_samples``
+    """Raises :class:`ScoringError` naming the limits when the model cannot take ``segment_samples``
     (shorter than its ``min_samples`` or longer than its ``max_samples``, where it has them)."""
     rate = int(model.sample_rate)
     shortest = int(getattr(model, "min_samples", 1))
     longest = getattr(model, "max_samples", None)
     if segment_samples < shortest or (longest is not None and segment_samples > int(longest)):
         upper = f" to {int(longest) / rate:.3f} s" if longest is not None else " or more"
-        raise ValueError(
+        raise ScoringError(
             f"--segment-s of {segment_samples / rate:.3f} s does not fit the model: it takes "
             f"{shortest / rate:.3f} s{upper}"
         )
 
 
 def score_segments(
-    model: nn.Module,
+    tagger: Tagger,
     table: TrackTable,
     *,
-    sample_rate: int,
     segment_samples: int,
     hop_seconds: float,
     batch_size: int,
-    device: torch.device | None = None,
-    amp: str = "auto",
     progress: Callable[[int], None] | None = None,
 ) -> SegmentScores:
     """Probabilities and embeddings of every segment of every track of ``table``.
 
     Args:
-        model: a tagger with ``embed`` (B, T) → (B, D) and ``classifier`` (B, D) → logits (B, K);
-            put in eval mode here.
+        tagger: the model; it needs ``embed`` (B, T) → (B, D) and ``classifier`` (B, D) → logits (B, K).
         table: the tracks.
-        sample_rate: the model's rate (Hz).
-        segment_samples: segment length at ``sample_rate``.
+        segment_samples: segment length at the model's rate.
         hop_seconds: seconds between segment starts (positive).
         batch_size: segments per forward pass.
-        device: where the model runs (default: CPU).
-        amp: autocast setting (:func:`raytag.engine.loop.autocast`).
         progress: called with the number of segments after each batch.
 
     Raises:
-        ValueError: a non-positive hop, or a segment length the model cannot take.
+        ScoringError: a non-positive hop, or a segment length the model cannot take.
     """
     if not (hop_seconds > 0 and math.isfinite(hop_seconds)):
-        raise ValueError(f"--hop-s must be a positive number of seconds; got {hop_seconds}")
-    check_segment_length(model, segment_samples)
-    device = device or torch.device("cpu")
-    model.to(device).eval()
-    rows = segment_rows(table, sample_rate=sample_rate, segment_samples=segment_samples, hop_seconds=hop_seconds)
+        raise ScoringError(f"--hop-s must be a positive number of seconds; got {hop_seconds}")
+    check_segment_length(tagger.model, segment_samples)
+    rate = tagger.sample_rate
+    rows = segment_rows(table, sample_rate=rate, segment_samples=segment_samples, hop_seconds=hop_seconds)
     tracks, starts, ends, probabilities, embeddings = [], [], [], [], []
     failed = 0
     for first in range(0, len(rows), batch_size):
         part = rows[first : first + batch_size]
-        batch = decode_batch(rows_to_batch(part), sample_rate=sample_rate, crop_samples=segment_samples)
+        batch = decode_batch(rows_to_batch(part), sample_rate=rate, crop_samples=segment_samples)
         keep = batch["decoded"]
         failed += int((~keep).sum())
-        tensors = to_device({"audio": batch["audio"][keep]}, device)
-        if len(tensors["audio"]):
-            with torch.no_grad(), autocast(device, amp):
-                embedding = model.embed(tensors["audio"])
-                logits = model.classifier(embedding)
-            probabilities.append(torch.sigmoid(logits.float()).cpu().numpy())
-            embeddings.append(embedding.float().cpu().numpy())
+        if keep.any():
+            scored, embedded = chunk_outputs(tagger.model, batch["audio"][keep], device=tagger.device, amp=tagger.amp,
+                                             embeddings=True)
+            probabilities.append(scored)
+            embeddings.append(embedded)
         for row, kept in zip(part, keep):
             if kept:
-                segment = source_frames(segment_samples, row["rate"], sample_rate)
+                segment = source_frames(segment_samples, row["rate"], rate)
                 tracks.append(row["track"])
                 starts.append(row["start"] / row["rate"])
                 ends.append(min(row["start"] + segment, row["frames"]) / row["rate"])
         if progress is not None:
             progress(len(part))
-    width = getattr(model, "num_features", 0)
+    width = getattr(tagger.model, "num_features", 0)
     return SegmentScores(
         track=np.asarray(tracks, dtype=np.int64),
         start_s=np.asarray(starts, dtype=np.float64),
         end_s=np.asarray(ends, dtype=np.float64),
-        probabilities=np.concatenate(probabilities) if probabilities else np.zeros((0, model.num_tags), np.float32),
+        probabilities=np.concatenate(probabilities) if probabilities else np.zeros((0, len(tagger.tags)), np.float32),
         embeddings=np.concatenate(embeddings) if embeddings else np.zeros((0, width), np.float32),
         failed=failed,
     )
-
