@@ -295,7 +295,7 @@ class _BenchHooks:
         return _metrics(labels, track_scores(model, held, **self.evaluation), self.tags, prefix)
 
     def report(self, metrics: dict[str, Any], *, state: TrainingState, best, latest) -> None:
-        self.log(f"{self.job.name} epoch {metrics['epoch'] + 1}/{self.job.train.epochs}: train loss "
+        self.log(f"{self.job.name} epoch {metrics['epoch']}/{self.job.train.epochs}: train loss "
                  f"{metrics['train/loss']:.4f}, valid loss {metrics['valid/loss']:.4f}, valid ROC-AUC "
                  f"{metrics['valid/roc_auc']:.4f} ({metrics['epoch_seconds']:.0f} s)")
 
@@ -380,7 +380,7 @@ def run_job(job, corpus: MemoryCorpus, *, train_labels: str = "manifest", export
     return {
         "job": job.name, "seed": job.seed, "train_labels": train_labels, "train_tracks": len(table),
         "params": sum(p.numel() for p in evaluated.parameters()),
-        "best_epoch": state.best_epoch, "history": history,
+        "best_epoch": state.best_epoch, "history": history, "epochs_from": 1,
         "test": {**_metrics(test.clean, test_scores, tags, ""), "per_tag": report.table_rows(),
                  "roc_auc_se": bootstrap_macro_roc_se(test.clean, test_scores)},
         "test_last": {key: float(np.mean([h[f"test_epoch/{key}"] for h in last])) for key in ("roc_auc", "pr_auc",

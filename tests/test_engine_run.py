@@ -4,6 +4,9 @@ job through the Ray Train worker and through the benchmark runner and compares t
 
 from __future__ import annotations
 
+import copy
+import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,7 @@ import torch
 from raytag.config import validate_job
 from raytag.engine.checkpoint import Snapshot, TrainingState
 from raytag.engine.run import build_training, fit
+from raytag.engine.state import parse_state
 from bench_modules import load_bench
 
 CPU = torch.device("cpu")
@@ -53,7 +57,8 @@ class ListHooks:
 def test_fit_selects_in_the_window_restores_the_best_and_averages_the_last_epochs(monkeypatch):
     job = _job(select_until_epoch=3)
     training = build_training(job, TAGS)
-    # Validation peaks at epoch 1 inside the window; epoch 4 is better but after the window.
+    # Epochs are numbered from 1. Validation peaks at epoch 2 inside the window (epochs 1-3);
+    # epoch 5 is better but after it.
     hooks = ListHooks([0.6, 0.9, 0.7, 0.1, 0.99])
     restored = {}
     original = Snapshot.restore
@@ -64,11 +69,12 @@ def test_fit_selects_in_the_window_restores_the_best_and_averages_the_last_epoch
 
     monkeypatch.setattr(Snapshot, "restore", spy)
     state, best = fit(job, training, hooks, steps=2, device=CPU)
-    assert isinstance(state, TrainingState) and state.next_epoch == 5
-    assert state.best_epoch == 1 and state.best_value == 0.9
-    # At epoch 3 the whole best snapshot came back (the model state of epoch 1, not of epoch 2).
+    assert isinstance(state, TrainingState) and state.epochs_done == 5
+    assert state.best_epoch == 2 and state.best_value == 0.9
+    # Before epoch 4 the whole best snapshot came back (the model state of epoch 2, not of epoch 3).
     assert restored and all(torch.equal(restored["weights"][k], best.model[k]) for k in best.model)
-    assert [m["epoch"] for m in hooks.reported] == [0, 1, 2, 3, 4]
+    assert [m["epoch"] for m in hooks.reported] == [1, 2, 3, 4, 5]
+    assert [m["best_epoch"] for m in hooks.reported] == [1, 2, 2, 2, 2]
     assert hooks.evaluated == ["valid"] * 3 + ["valid", "test", "valid", "test"]
     last = hooks.reported[-1]
     assert last["test/avg_last/epochs"] == 2
@@ -96,7 +102,7 @@ def test_the_benchmark_runner_runs_lu_et_al_selection_window(tmp_path):
                     "train": {"epochs": 4, "batch_size": 8, "lr": 1e-3, "select_until_epoch": 2},
                     "eval": {"batch_size": 16, "average_last": 2}, "tracking": {"enabled": False}})
     result = runner.run_job(job, corpus, log=lambda line: None)
-    assert result["best_epoch"] in (0, 1) and len(result["history"]) == 4
+    assert result["best_epoch"] in (1, 2) and len(result["history"]) == 4
     assert set(result["test_last"]) == {"roc_auc", "pr_auc", "lwlrap"}
     assert result["history"][-1]["test/avg_last/epochs"] == 2
 
@@ -143,26 +149,67 @@ def test_the_ray_train_worker_and_the_benchmark_runner_run_the_same_epochs(ray_s
                                                                           abs=1e-4)
 
 
-def test_resuming_from_an_epoch_snapshot_continues_the_same_run():
-    import copy
+class CheckpointHooks(ListHooks):
+    """Also keeps what the last reported epoch's checkpoint holds: ``(state, latest, best)``."""
 
+    def report(self, metrics, *, state, best, latest):
+        super().report(metrics, state=state, best=best, latest=latest)
+        self.checkpoint = (copy.deepcopy(state), latest(), best)
+
+
+def _checkpoint_after(job, epochs: int, valid_scores: list[float]):
+    """``(state, latest, best)`` of a run of ``job`` stopped after ``epochs`` epochs."""
+    hooks = CheckpointHooks(valid_scores)
+    fit(job, build_training(job, TAGS), hooks, steps=2, device=CPU,
+        stop_requested=lambda: len(hooks.reported) == epochs)
+    assert len(hooks.reported) == epochs
+    return hooks.checkpoint
+
+
+def test_resuming_from_an_epoch_snapshot_continues_the_same_run():
     job = _job()
     whole = fit(job, build_training(job, TAGS), ListHooks([0.5] * 5), steps=2, device=CPU)[0]
-
-    class Stop(Exception):
-        pass
-
-    saved = {}
-
-    class StopAfterThree(ListHooks):
-        def report(self, metrics, *, state, best, latest):
-            if metrics["epoch"] == 2:
-                saved.update(state=copy.deepcopy(state), latest=latest(), best=best)
-                raise Stop
-
-    with pytest.raises(Stop):
-        fit(job, build_training(job, TAGS), StopAfterThree([0.5] * 5), steps=2, device=CPU)
     resumed = fit(job, build_training(job, TAGS), ListHooks([0.5] * 5), steps=2, device=CPU,
-                  resume=(saved["state"], saved["latest"], saved["best"]))[0]
-    assert resumed.resumed_from_epoch == 3
+                  resume=_checkpoint_after(job, 3, [0.5] * 5))[0]
+    assert resumed.resumed_from_epoch == 3 and [h["epoch"] for h in resumed.history] == [1, 2, 3, 4, 5]
     assert [h["train/loss"] for h in resumed.history] == [h["train/loss"] for h in whole.history]
+
+
+def test_a_checkpoint_written_with_epochs_numbered_from_0_resumes_the_same_run():
+    """A state.json of format 1 (an older raytag numbered epochs from 0) is renumbered when read:
+    the run resumes after its third epoch, numbers the rest 4 and 5 and trains what a whole run
+    trains."""
+    scores = [0.5, 0.7, 0.6, 0.9, 0.8]
+    job = _job()
+    whole = fit(job, build_training(job, TAGS), ListHooks(scores), steps=2, device=CPU)[0]
+    saved, latest, best = _checkpoint_after(job, 3, scores)
+    state = asdict(saved)
+    old = {"next_epoch": state.pop("epochs_done"), "best_epoch": state.pop("best_epoch") - 1, **state,
+           "history": [{**h, "epoch": h["epoch"] - 1, "best_epoch": h["best_epoch"] - 1} for h in state["history"]]}
+    restored = parse_state(json.dumps({"state": old, "job": {}}))
+    assert restored == saved
+    hooks = ListHooks(scores)
+    hooks.evaluated = ["valid"] * 3  # validation is scripted per epoch: the first three are done
+    resumed = fit(job, build_training(job, TAGS), hooks, steps=2, device=CPU, resume=(restored, latest, best))[0]
+    assert [m["epoch"] for m in hooks.reported] == [4, 5] and resumed.resumed_from_epoch == 3
+    assert [h["train/loss"] for h in resumed.history] == [h["train/loss"] for h in whole.history]
+    assert (resumed.best_epoch, whole.best_epoch) == (4, 4)
+
+
+def test_a_stop_request_ends_the_run_after_the_epoch_it_came_in():
+    job = _job()
+    hooks = ListHooks([0.5, 0.7, 0.6, 0.9, 0.8])
+    asked = []
+
+    def stop_requested():
+        asked.append(len(hooks.reported))
+        return len(hooks.reported) == 2  # `raytag stop` while epoch 2 trained
+
+    state, best = fit(job, build_training(job, TAGS), hooks, steps=2, device=CPU, stop_requested=stop_requested)
+    assert [m["epoch"] for m in hooks.reported] == [1, 2] and state.epochs_done == 2
+    assert asked == [1, 2] and state.best_epoch == 2
+    # After the last epoch there is nothing to stop: the request is not even asked for.
+    hooks, asked = ListHooks([0.5] * 5), []
+    fit(job, build_training(job, TAGS), hooks, steps=2, device=CPU,
+        stop_requested=lambda: asked.append(len(hooks.reported)) or False)
+    assert asked == [1, 2, 3, 4] and len(hooks.reported) == 5
