@@ -283,12 +283,12 @@ class _BenchHooks:
         self.job, self.table, self.audio, self.valid, self.test = job, table, audio, valid, test
         self.tags, self.stream, self.evaluation, self.log = tags, stream, evaluation, log
 
-    def batches(self, epoch: int) -> Iterator[dict]:
+    def batches(self, index: int) -> Iterator[dict]:
         job = self.job
-        batches = _train_batches(self.table, self.audio, seed=job.seed, epoch=epoch, shuffle=job.train.shuffle,
+        batches = _train_batches(self.table, self.audio, seed=job.seed, epoch=index, shuffle=job.train.shuffle,
                                  batch_size=job.train.batch_size, crop_samples=self.evaluation["crop_samples"],
                                  sample_rate=self.evaluation["sample_rate"], augment=job.augment.spec())
-        return batches if self.stream is None else with_unlabeled(batches, self.stream.passes(epoch))
+        return batches if self.stream is None else with_unlabeled(batches, self.stream.passes(index))
 
     def evaluate(self, model: torch.nn.Module, split: str, *, prefix: str) -> dict[str, float]:
         held, labels = (self.valid, self.valid.table.labels) if split == "valid" else (self.test, self.test.clean)

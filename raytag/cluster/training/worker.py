@@ -79,8 +79,8 @@ class WorkerHooks:
         self.job, self.data, self.tags, self.config = job, data, tags, config
         self.device, self.rank, self.world_size, self.batch_size = device, rank, world_size, batch_size
 
-    def batches(self, epoch: int):
-        return self.data.train_batches(epoch=epoch, rank=self.rank, world_size=self.world_size,
+    def batches(self, index: int):
+        return self.data.train_batches(epoch=index, rank=self.rank, world_size=self.world_size,
                                        batch_size=self.batch_size)
 
     def evaluate(self, model, split: str, *, prefix: str) -> dict[str, float]:
