@@ -146,13 +146,16 @@ def test_corrupt_empty_and_missing_files_are_skipped_and_counted(ray_session, ti
 
 def _kill_a_train_worker_after_checkpoints(folder: Path, timeout: float = 300) -> int:
     """Waits for two epoch checkpoints (so the first is surely registered), then kills a worker."""
+    import ray
     from ray.util.state import list_actors
 
     deadline = time.time() + timeout
     while len(list(folder.glob("checkpoint_*"))) < 2:
         assert time.time() < deadline, "no checkpoints appeared"
         time.sleep(0.2)
-    workers = list_actors(filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
+    # This test's instance by its address: auto-detection fails when another Ray instance runs on the machine.
+    workers = list_actors(address=ray.get_runtime_context().gcs_address,
+                          filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
     assert workers, "no live Ray Train worker to kill"
     pid = int(workers[-1]["pid"])
     os.kill(pid, signal.SIGKILL)
