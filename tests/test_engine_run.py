@@ -149,6 +149,10 @@ def test_the_ray_train_worker_and_the_benchmark_runner_run_the_same_epochs(ray_s
                                                                           abs=1e-4)
 
 
+SCORES = [0.5, 0.7, 0.6, 0.9, 0.8]
+"""Validation scores of the runs below, epoch by epoch: epoch 4 is the best."""
+
+
 class CheckpointHooks(ListHooks):
     """Also keeps what the last reported epoch's checkpoint holds: ``(state, latest, best)``."""
 
@@ -157,59 +161,59 @@ class CheckpointHooks(ListHooks):
         self.checkpoint = (copy.deepcopy(state), latest(), best)
 
 
-def _checkpoint_after(job, epochs: int, valid_scores: list[float]):
-    """``(state, latest, best)`` of a run of ``job`` stopped after ``epochs`` epochs."""
-    hooks = CheckpointHooks(valid_scores)
-    fit(job, build_training(job, TAGS), hooks, steps=2, device=CPU,
-        stop_requested=lambda: len(hooks.reported) == epochs)
-    assert len(hooks.reported) == epochs
-    return hooks.checkpoint
-
-
-def test_resuming_from_an_epoch_snapshot_continues_the_same_run():
+@pytest.fixture(scope="module")
+def whole_run():
+    """The final state of :func:`_job` trained through its 5 epochs."""
     job = _job()
-    whole = fit(job, build_training(job, TAGS), ListHooks([0.5] * 5), steps=2, device=CPU)[0]
-    resumed = fit(job, build_training(job, TAGS), ListHooks([0.5] * 5), steps=2, device=CPU,
-                  resume=_checkpoint_after(job, 3, [0.5] * 5))[0]
+    return fit(job, build_training(job, TAGS), ListHooks(SCORES), steps=2, device=CPU)[0]
+
+
+@pytest.fixture(scope="module")
+def stopped_run():
+    """:func:`_job` stopped by a request after epoch 3: ``(hooks, when the request was asked
+    (epochs reported), final state)``; ``hooks.checkpoint`` is epoch 3's. Tests copy it."""
+    job, hooks, asked = _job(), CheckpointHooks(SCORES), []
+
+    def stop_requested():
+        asked.append(len(hooks.reported))
+        return len(hooks.reported) == 3  # `raytag stop` while epoch 3 trained
+
+    state, _ = fit(job, build_training(job, TAGS), hooks, steps=2, device=CPU, stop_requested=stop_requested)
+    return hooks, asked, state
+
+
+def test_a_stop_request_ends_the_run_after_the_epoch_it_came_in(stopped_run):
+    hooks, asked, state = stopped_run
+    assert [m["epoch"] for m in hooks.reported] == [1, 2, 3] and state.epochs_done == 3
+    assert asked == [1, 2, 3] and state.best_epoch == 2
+    # After the last epoch there is nothing to stop: the request is not even asked for.
+    job, hooks, asked = _job(epochs=2), ListHooks(SCORES), []
+    fit(job, build_training(job, TAGS), hooks, steps=2, device=CPU,
+        stop_requested=lambda: asked.append(len(hooks.reported)) or False)
+    assert asked == [1] and len(hooks.reported) == 2
+
+
+def test_resuming_from_an_epoch_snapshot_continues_the_same_run(whole_run, stopped_run):
+    job = _job()
+    resumed = fit(job, build_training(job, TAGS), ListHooks(SCORES), steps=2, device=CPU,
+                  resume=copy.deepcopy(stopped_run[0].checkpoint))[0]
     assert resumed.resumed_from_epoch == 3 and [h["epoch"] for h in resumed.history] == [1, 2, 3, 4, 5]
-    assert [h["train/loss"] for h in resumed.history] == [h["train/loss"] for h in whole.history]
+    assert [h["train/loss"] for h in resumed.history] == [h["train/loss"] for h in whole_run.history]
 
 
-def test_a_checkpoint_written_with_epochs_numbered_from_0_resumes_the_same_run():
+def test_a_checkpoint_written_with_epochs_numbered_from_0_resumes_the_same_run(whole_run, stopped_run):
     """A state.json of format 1 (an older raytag numbered epochs from 0) is renumbered when read:
     the run resumes after its third epoch, numbers the rest 4 and 5 and trains what a whole run
     trains."""
-    scores = [0.5, 0.7, 0.6, 0.9, 0.8]
-    job = _job()
-    whole = fit(job, build_training(job, TAGS), ListHooks(scores), steps=2, device=CPU)[0]
-    saved, latest, best = _checkpoint_after(job, 3, scores)
+    saved, latest, best = copy.deepcopy(stopped_run[0].checkpoint)
     state = asdict(saved)
     old = {"next_epoch": state.pop("epochs_done"), "best_epoch": state.pop("best_epoch") - 1, **state,
            "history": [{**h, "epoch": h["epoch"] - 1, "best_epoch": h["best_epoch"] - 1} for h in state["history"]]}
     restored = parse_state(json.dumps({"state": old, "job": {}}))
     assert restored == saved
-    hooks = ListHooks(scores)
+    job, hooks = _job(), ListHooks(SCORES)
     hooks.evaluated = ["valid"] * 3  # validation is scripted per epoch: the first three are done
     resumed = fit(job, build_training(job, TAGS), hooks, steps=2, device=CPU, resume=(restored, latest, best))[0]
     assert [m["epoch"] for m in hooks.reported] == [4, 5] and resumed.resumed_from_epoch == 3
-    assert [h["train/loss"] for h in resumed.history] == [h["train/loss"] for h in whole.history]
-    assert (resumed.best_epoch, whole.best_epoch) == (4, 4)
-
-
-def test_a_stop_request_ends_the_run_after_the_epoch_it_came_in():
-    job = _job()
-    hooks = ListHooks([0.5, 0.7, 0.6, 0.9, 0.8])
-    asked = []
-
-    def stop_requested():
-        asked.append(len(hooks.reported))
-        return len(hooks.reported) == 2  # `raytag stop` while epoch 2 trained
-
-    state, best = fit(job, build_training(job, TAGS), hooks, steps=2, device=CPU, stop_requested=stop_requested)
-    assert [m["epoch"] for m in hooks.reported] == [1, 2] and state.epochs_done == 2
-    assert asked == [1, 2] and state.best_epoch == 2
-    # After the last epoch there is nothing to stop: the request is not even asked for.
-    hooks, asked = ListHooks([0.5] * 5), []
-    fit(job, build_training(job, TAGS), hooks, steps=2, device=CPU,
-        stop_requested=lambda: asked.append(len(hooks.reported)) or False)
-    assert asked == [1, 2, 3, 4] and len(hooks.reported) == 5
+    assert [h["train/loss"] for h in resumed.history] == [h["train/loss"] for h in whole_run.history]
+    assert (resumed.best_epoch, whole_run.best_epoch) == (4, 4)
