@@ -68,16 +68,22 @@ def test_make_test_leaves_the_gpu_lane_out_and_make_test_gpu_fails_without_a_dev
         "def test_on_a_gpu():\n    import torch\n    assert torch.cuda.is_available()\n\n"
         "def test_anywhere():\n    pass\n"
     )
-    ci = {**{k: v for k, v in os.environ.items() if k != "CI"}, "CI": "true"}
-    lane = subprocess.run
-    for env, args in make_pytest_commands("test"):  # what CI runs: never a test marked gpu
-        listed = lane([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", *args],
-                      cwd=tmp_path, env={**ci, **env}, capture_output=True, text=True, timeout=120).stdout
-        assert "test_on_a_gpu" not in listed, (args, listed)
+    # No lane but test-gpu selects a test marked gpu (ray too or not), and make test still selects
+    # an unmarked test: each command's -m expression, evaluated by pytest's own evaluator.
+    from _pytest.mark.expression import Expression
+
+    def selects(args: list[str], marks: set[str]) -> bool:
+        return Expression.compile(args[args.index("-m") + 1]).evaluate(lambda name, **_: name in marks)
+
+    for target in ("test", "test-all", "test-unit"):
+        for _, args in make_pytest_commands(target):
+            assert not selects(args, {"gpu"}) and not selects(args, {"gpu", "ray"}), (target, args)
+    assert any(selects(args, set()) for _, args in make_pytest_commands("test"))
     (env, args), = make_pytest_commands("test-gpu")
-    assert env == {"CI": "true"}
-    done = lane([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args], cwd=tmp_path,
-                env={**ci, **env}, capture_output=True, text=True, timeout=120)
+    assert env == {"CI": "true"} and selects(args, {"gpu"}) and not selects(args, set())
+    ci = {**{k: v for k, v in os.environ.items() if k != "CI"}, "CI": "true"}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args], cwd=tmp_path,
+                          env={**ci, **env}, capture_output=True, text=True, timeout=120)
     if torch.cuda.is_available():
         assert done.returncode == 0 and re.search(r"\b1 passed, 1 deselected\b", done.stdout), done.stdout
     else:  # without a device the GPU lane fails, naming what it lacks
