@@ -1,4 +1,5 @@
-"""``raytag <command>``: synth, corpus, prepare, train, stop, run, sweep, evaluate, predict, audit, review, models.
+"""``raytag <command>``: synth, corpus, prepare, train, stop, run, sweep, evaluate, predict, audit, verify, review,
+models.
 
 Exit codes: 0 success, 1 the job failed while running, 2 bad input (configuration, manifest,
 arguments, a missing model or tracking store), found before any cluster work starts.
@@ -388,6 +389,68 @@ def _add_audit(commands) -> None:
     audit.set_defaults(run=cmd_audit)
 
 
+PAGE_ONLY = ("tracks", "split", "seed", "model", "audit", "no_audit", "max_suspects", "skip", "clip_s", "kbps")
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from raytag.config import load_job
+    from raytag.verify.workflow import PageOptions, apply_file, make_page
+
+    job = load_job(args.job, args.overrides)
+    if args.apply:
+        given = [name for name in PAGE_ONLY if getattr(args, name) is not None and getattr(args, name) is not False]
+        if given:
+            raise ValueError(f"--{given[0].replace('_', '-')} is for making a page; --apply only needs -o")
+        outcome = apply_file(job, decisions=args.apply, output=args.output, overwrite=args.overwrite)
+        print(f"applied {args.apply} to {job.data.manifest}: wrote {outcome.output}")
+        print(outcome.applied.format())
+        return 0
+    if args.audit and args.no_audit:
+        raise ValueError("--audit and --no-audit contradict each other; give one")
+    options = PageOptions(
+        output=args.output, tracks=args.tracks or 200, split=args.split or "valid",
+        seed=0 if args.seed is None else args.seed, model=args.model, audit=args.audit,
+        use_audit=not args.no_audit, max_suspects=args.max_suspects, skip=tuple(args.skip or ()),
+        clip_s=args.clip_s or 20.0, bitrate=1000 * (args.kbps or 24), overwrite=args.overwrite,
+    )
+    print(make_page(job, options).format())
+    return 0
+
+
+def _add_verify(commands) -> None:
+    verify = commands.add_parser(
+        "verify", help="a page to check a batch of labels by ear; apply its decisions to a new manifest",
+        description="Without --apply: pick --tracks tracks of a split that are not verified yet (the label "
+        "audit's suspects first, then every tag's labelled positives and negatives in turn, seeded) and write a "
+        "self-contained HTML page with a clip of each and its tags to check. With --apply: write a new manifest "
+        "in which the rows checked on the page carry the corrected tags and verified=true.",
+    )
+    verify.add_argument("job", help="YAML job file")
+    verify.add_argument("overrides", nargs="*", metavar="key=value", help="job overrides")
+    verify.add_argument("-o", "--output", required=True, metavar="FILE",
+                        help="the page (PAGE.html), or with --apply the new manifest (never the job's own)")
+    verify.add_argument("--apply", metavar="DECISIONS.csv", help="decisions exported from a page")
+    verify.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    page = verify.add_argument_group("making a page")
+    page.add_argument("--tracks", type=at_least(1), help="tracks in the batch (default 200)")
+    page.add_argument("--split", choices=["valid", "train", "test"], help="split to verify (default valid: "
+                      "verified validation rows are what model selection uses)")
+    page.add_argument("--seed", type=int, help="seed of the pick (default 0)")
+    page.add_argument("--model", metavar="MODEL", help="exported model or MLflow model URI of the job's tags: each "
+                      "clip is centred where it scores the track's tags highest (default: the middle of the track)")
+    page.add_argument("--audit", metavar="DIR", help="folder with raytag audit's suspicious.csv "
+                      "(default <storage>/<job>/audit when it is there)")
+    page.add_argument("--no-audit", action="store_true", help="ignore any audit")
+    page.add_argument("--max-suspects", type=at_least(0), metavar="N",
+                      help="most audit suspects in the batch (default half of it)")
+    page.add_argument("--skip", action="append", metavar="FILE", help="tracks not to pick: a file with a path "
+                      "column (an earlier page's .tracks.csv or decisions); repeatable")
+    page.add_argument("--clip-s", type=positive, metavar="SECONDS", help="seconds of audio per track (default 20)")
+    page.add_argument("--kbps", type=at_least(6), help="Opus bit rate of the clips, kbit/s (default 24: 20 s take "
+                      "about 83 kB of the page)")
+    verify.set_defaults(run=cmd_verify)
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from raytag.models import count_parameters, create_model, list_models, preset
 
@@ -510,6 +573,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_review(commands)
     _add_predict(commands)
     _add_audit(commands)
+    _add_verify(commands)
     _verbose_everywhere(parser)
     return parser
 

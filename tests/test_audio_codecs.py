@@ -6,6 +6,7 @@ Every file is written here with PyAV's own encoders from a known signal: a stere
 the file a crop came from and whose shape gives an unambiguous cross-correlation peak.
 """
 
+import re
 from pathlib import Path
 
 import av
@@ -14,6 +15,8 @@ import pytest
 import soundfile as sf
 
 import raytag.audio.decoders as decoders
+import raytag.audio.ffmpeg_decoder as ffmpeg_decoder
+from audio_files import music_like, write
 from requirements import needs_real_audio
 from raytag.audio.io import AudioError, load_crop, probe, read_frames
 
@@ -116,8 +119,8 @@ def test_a_seeked_crop_equals_the_same_frames_of_a_decode_from_the_start(encoded
 def test_a_crop_decodes_only_the_packets_near_it(encoded, monkeypatch):
     path, _ = encoded["opus-webm"]
     decoded = []
-    real = decoders._frame_to_mono
-    monkeypatch.setattr(decoders, "_frame_to_mono", lambda frame: decoded.append(frame.samples) or real(frame))
+    real = ffmpeg_decoder.frame_to_mono
+    monkeypatch.setattr(ffmpeg_decoder, "frame_to_mono", lambda frame: decoded.append(frame.samples) or real(frame))
     read_frames(str(path), int(5.0 * 48000), 4800)
     # 0.1 s crop + 0.5 s pre-roll + one 20 ms Opus frame either side, not the 5 s before it.
     assert sum(decoded) <= int(0.64 * 48000)
@@ -180,7 +183,9 @@ def test_flac_corrupt_past_its_header_is_rejected_by_probe(tmp_path):
 def test_files_neither_library_decodes_are_rejected(tmp_path):
     junk = tmp_path / "junk.m4a"
     junk.write_bytes(bytes(range(256)) * 64)
-    with pytest.raises(AudioError, match="libsndfile: .*ffmpeg: "):
+    with pytest.raises(AudioError, match=r"junk.m4a: cannot read audio \(not a format libsndfile or FFmpeg decodes "
+                                         r"\(libsndfile: format not recognised; FFmpeg: invalid data found when "
+                                         r"processing input\)\)$"):
         probe(str(junk))
     video = tmp_path / "video.mp4"
     with av.open(str(video), "w") as out:
@@ -194,6 +199,60 @@ def test_files_neither_library_decodes_are_rejected(tmp_path):
             out.mux(packet)
     with pytest.raises(AudioError, match="no audio stream"):
         probe(str(video))
+
+
+@pytest.mark.parametrize("name, content, reason", [
+    ("notes.mp3", b"track 1: intro\ntrack 2: verse\n", "not an audio file (its bytes are text)"),
+    ("page.wav", b"<!DOCTYPE html>\n<html><body>404 Not Found</body></html>", "not an audio file (it is a web page: HTML)"),
+    ("utf8.ogg", "\ufeffchanson d'automne, été\n".encode(), "not an audio file (its bytes are text)"),
+    ("empty.flac", b"", "the file is empty: 0 bytes"),
+    ("noise.mp3", bytes(range(1, 255)) * 40,
+     "not a format libsndfile or FFmpeg decodes (libsndfile: not an MP3 it can open; FFmpeg: invalid data found when "
+     "processing input)"),
+])
+def test_a_file_that_is_not_audio_is_named_for_what_it_is(tmp_path, name, content, reason):
+    """Issue 26: a text file renamed .mp3 got libsndfile's "File does not exist or is not a
+    regular file (possibly a pipe?)", and FFmpeg's reasons read "[Errno 1094995529] Invalid data
+    found when processing input: '<path>'"."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(AudioError) as caught:
+        probe(str(path))
+    assert str(caught.value) == f"{path}: cannot read audio ({reason})"
+
+
+def test_a_format_ffmpeg_guesses_from_bytes_that_are_not_audio_is_refused(tmp_path):
+    """Bytes of 0xdd read to FFmpeg as raw GSM (a headerless format: each frame starts with the
+    nibble 0xd), whose crops after a seek differ from the whole decode; raytag decodes only the
+    formats it lists (found by bench/fuzz_audio.py)."""
+    path = tmp_path / "overwritten.m4a"
+    path.write_bytes(b"\xdd" * 5000)
+    with pytest.raises(AudioError, match=r"overwritten.m4a: cannot read audio \(libsndfile: format not recognised; "
+                                         r"FFmpeg reads it as raw GSM, not a format raytag decodes\)$"):
+        probe(str(path))
+
+
+def test_ffmpeg_decoding_errors_are_in_words(tmp_path):
+    """ADTS frames whose headers are intact and whose payload is noise: FFmpeg's decoder
+    refuses them, and its error reads without the error number and function name."""
+    rate = 22050
+    good = write(tmp_path / "good", music_like(rate, 6.0, noise=False), rate, "aac-adts")
+    data = bytearray(good.read_bytes())
+    noise = np.random.default_rng(0)
+    at = 0
+    for index in range(100):  # scramble the payload of frames 60 to 99, keep their headers
+        length = (data[at + 3] & 0x03) << 11 | data[at + 4] << 3 | data[at + 5] >> 5
+        if index >= 60:
+            data[at + 7 : at + length] = noise.integers(0, 256, length - 7, dtype=np.uint8).tobytes()
+        at += length
+    bad = tmp_path / "bad.aac"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(AudioError) as caught:
+        read_frames(str(bad), 0, 6 * rate)
+    assert "Errno" not in str(caught.value) and "avcodec" not in str(caught.value)
+    assert re.search(r"bad.aac: decoding failed near frame (\d+) \(FFmpeg: [a-z]", str(caught.value)), str(caught.value)
+    frame = int(re.search(r"near frame (\d+)", str(caught.value)).group(1))
+    assert 58 * 1024 <= frame <= 100 * 1024  # where the damage is, not "frame 0"
 
 
 @needs_real

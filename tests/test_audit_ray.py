@@ -126,6 +126,18 @@ def test_audit_of_a_synth_corpus_against_its_true_noise(ray_session, tmp_path, c
     again = pd.read_csv(tmp_path / "again" / "per_tag.csv").set_index("tag")
     pd.testing.assert_frame_equal(again, per_tag)
 
+    # raytag verify finds the audit and puts its suspect tracks first (half of the batch), in the
+    # audit's order; verified rows are not candidates.
+    assert main(["verify", str(job), "-o", str(tmp_path / "verify.html"), "--tracks", "12", "--clip-s", "0.5"]) == 0
+    assert f"audit suspects first: 6 tracks (from {folder}" in capsys.readouterr().out
+    with (tmp_path / "verify.tracks.csv").open() as f:
+        batch = list(csv.DictReader(f))
+    unverified = {t.path for t in valid if not t.verified}
+    ranked = [t for t in dict.fromkeys(pd.read_csv(folder / "suspicious.csv")["track"]) if t in unverified]
+    assert [row["path"] for row in batch[:6]] == ranked[:6]
+    assert all(row["picked_as"].startswith("audit suspect; audit: ") for row in batch[:6])
+    assert not any(row["picked_as"].startswith("audit suspect") for row in batch[6:])
+
 
 def test_clean_rates_and_the_printed_table():
     per_tag = pd.DataFrame({

@@ -1,5 +1,6 @@
-"""bench/bench_decode.py's two arms on one small file: the old seek path loses MP3 impulses that
-the new path keeps, and both time the same crops."""
+"""bench/bench_decode.py's arms on small files: the old seek path loses MP3 impulses that the
+new path keeps, issue 16's fixed 4608-frame pre-roll loses them at a low bitrate, and every
+arm times the same crops."""
 
 from __future__ import annotations
 
@@ -20,4 +21,16 @@ def test_the_old_arm_is_the_plain_seek_and_the_new_arm_is_exact(tmp_path):
     new_error, new_wrong = bench.worst_error([path], [whole], starts, 2048, bench.new_read)
     assert new_wrong == 0 and new_error <= 1e-6
     assert old_wrong > 0  # the seek without a pre-roll: clicks lost or wrong
-    assert bench.rate_of([path], starts[:5], 2048, bench.new_read, 1) > 0
+    speeds = bench.rates_of([path], starts[:5], 2048, [bench.old_read, bench.new_read], 1)
+    assert len(speeds) == 2 and min(speeds) > 0
+
+
+def test_the_fixed_arm_loses_clicks_of_the_low_bitrate_file_that_the_new_arm_keeps(tmp_path):
+    bench = load_bench("bench_decode")
+    path = bench.lowbit_mp3(tmp_path / "lowbit.mp3", 8.0, 0)
+    whole = bench.new_read(path, 0, 8 * bench.LOWBIT_RATE)
+    clicks = [bench.LOWBIT_RATE // 2 + second * bench.LOWBIT_RATE for second in range(1, 7)]
+    starts = [(0, click - before) for click in clicks for before in (500, 2500, 4000, 6000, 9000, 11000)]
+    _, fixed_wrong = bench.worst_error([path], [whole], starts, 12_000, bench.fixed_read)
+    new_error, new_wrong = bench.worst_error([path], [whole], starts, 12_000, bench.new_read)
+    assert fixed_wrong > 0 and new_wrong == 0 and new_error <= 1e-6

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import raytag
 
-CORE_PACKAGES = ("raytag.audio", "raytag.data", "raytag.engine", "raytag.methods", "raytag.models", "raytag.objectives")
+CORE_PACKAGES = ("raytag.audio", "raytag.data", "raytag.engine", "raytag.methods", "raytag.models", "raytag.objectives",
+                 "raytag.verify")
 CORE_MODULES = (
-    "raytag.audit", "raytag.calibration", "raytag.config", "raytag.diagnostics", "raytag.errors", "raytag.locations", "raytag.metrics",
+    "raytag.audit", "raytag.audit_files", "raytag.calibration", "raytag.config", "raytag.diagnostics", "raytag.errors",
+    "raytag.locations", "raytag.metrics",
     "raytag.plan", "raytag.predict.inputs", "raytag.predict.outputs", "raytag.predict.taggrams", "raytag.search_space",
     "raytag.storage", "raytag.thresholds",
 )

@@ -7,7 +7,7 @@ off, fails here), and every real recording in ../shared/data/real-audio: at 24 e
 start + n]`` within the codec's tolerance:
 
 - PCM (wav, aiff) and FLAC: exactly.
-- MP3: 1e-6 (libsndfile, from a 4608-frame-aligned pre-roll; measured 6e-8).
+- MP3: 1e-6 (libsndfile, from as far back as the bit reservoir reaches; measured 6e-8).
 - Ogg Vorbis: 1e-5 (a crop is libvorbis' decode checked against FFmpeg's; the whole decode is
   FFmpeg's; the two decoders differ by at most 4e-7 on these files).
 - AAC: 1e-6 on signals without noise-like bands (see :mod:`raytag.audio.decoders` on perceptual
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from audio_files import CODECS, impulses, music_like, write
 from requirements import REAL_AUDIO, needs_real_audio
@@ -79,6 +80,33 @@ def test_stereo_44k_impulse_crops_are_exact_not_silent(tmp_path, codec):
     crop = int(0.1 * rate)
     for start in crop_offsets(info.frames, crop, seed=1):
         assert np.max(np.abs(read_frames(str(path), start, crop))) > 0.3  # every 0.1 s holds a click
+
+
+def test_low_bitrate_mp3_crops_keep_the_click_their_bit_reservoir_holds(tmp_path):
+    """Issue 26: a 22.05 kHz VBR MP3 (libsndfile's LAME) whose silence is coded at 8 kbit/s
+    (26-byte frames, 13 bytes of main data each), with a click every second: a frame's data may
+    begin 255 bytes back, 20 frames, further than the fixed 4608-frame pre-roll reached (35 of
+    80 such crops lost their click). Every crop starting 50 to 12,000 frames before a click
+    equals the whole decode and holds the click."""
+    rate, seconds = 22050, 12
+    audio = impulses(rate, seconds, every=1.0)
+    path = tmp_path / "clicks.mp3"
+    with sf.SoundFile(path, "w", rate, 1, format="MP3", subtype="MPEG_LAYER_III", bitrate_mode="VARIABLE",
+                      compression_level=0.5) as out:
+        out.write(audio)
+    info = probe(str(path))
+    whole = read_frames(str(path), 0, info.frames)
+    clicks = np.flatnonzero(np.abs(audio) > 0.5)[::2]
+    assert np.abs(whole[clicks]).min() > 0.5  # the whole decode holds every click
+    wrong = []
+    for click in clicks[1:-1]:
+        for before in (50, 600, 1500, 3000, 4700, 6100, 8000, 9300, 10500, 12000):
+            start = int(click) - before
+            got = read_frames(str(path), start, before + 64)
+            error = float(np.max(np.abs(got - whole[start : start + before + 64])))
+            if error > TOLERANCE["mp3"] or np.abs(got[before]) < 0.5:
+                wrong.append((start, round(error, 3)))
+    assert not wrong, f"{len(wrong)} of {10 * (len(clicks) - 2)} crops differ from the whole decode: {wrong[:5]}"
 
 
 REAL_FILES = sorted(p.name for p in REAL_AUDIO.glob("*") if p.suffix in (".ogg", ".wav") and p.name != "empty.wav")

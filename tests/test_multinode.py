@@ -160,12 +160,13 @@ def test_g_a_worker_node_reads_everything_from_an_object_store(cluster):
 def test_e_a_run_logs_to_a_real_mlflow_server_and_survives_its_death(cluster):
     port = free_port()
     store = cluster.private / "server.db"
+    server_log = cluster.root / "mlflow-server.log"
     server = subprocess.Popen(
         cluster.in_network([str(Path(sys.executable).with_name("mlflow")), "server", "--backend-store-uri",
                             f"sqlite:///{store}", "--artifacts-destination", str(cluster.private / "server-artifacts"),
                             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]),
         env={**node_env(), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},  # no background job consumers
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        stdout=server_log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
     )
     uri = f"http://127.0.0.1:{port}"
     # The server lives in the cluster's network; this process reads what it stored from its file.
@@ -277,12 +278,16 @@ def _wait_for(condition, driver: subprocess.Popen, cluster: LocalCluster, timeou
     raise TimeoutError((cluster.root / "driver.log").read_text()[-4000:])
 
 
+def _tail(path: Path, chars: int = 3000) -> str:
+    return path.read_text()[-chars:] if path.is_file() else f"(no {path.name})"
+
+
 def _wait_for_server(cluster: LocalCluster, uri: str, server: subprocess.Popen, timeout: float = 180) -> None:
     """Asks the server's health endpoint from inside the cluster's network."""
     probe = f"import urllib.request; urllib.request.urlopen('{uri}/health', timeout=2)"
     deadline = time.time() + timeout
     while time.time() < deadline:
-        assert server.poll() is None, "mlflow server exited"
+        assert server.poll() is None, f"mlflow server exited: {_tail(cluster.root / 'mlflow-server.log')}"
         if subprocess.run(cluster.in_network([sys.executable, "-c", probe]), capture_output=True).returncode == 0:
             return
         time.sleep(1)

@@ -27,6 +27,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from audio_files import write
 from object_store import S3Server, start_s3_server
 from teachers import write_random_tagger
 from raytag.audio.io import probe, read_frames
@@ -73,13 +74,19 @@ def test_a_manifest_in_a_bucket_names_audio_in_the_bucket(s3_env, tiny_corpus):
 
 
 def test_audio_in_a_bucket_decodes_like_the_local_file(s3_env, tmp_path):
-    """libsndfile (WAV, Ogg Vorbis) and FFmpeg (M4A) read a crop through ranged requests."""
+    """libsndfile (WAV, Ogg Vorbis, MP3) and FFmpeg (M4A, ADTS) read a crop through ranged requests."""
     from test_audio_codecs import encode
 
     encode(tmp_path / "chirp.m4a", "mp4", "aac", 22050)
     folder = tmp_path / "files"
     folder.mkdir()
     (folder / "chirp.m4a").write_bytes((tmp_path / "chirp.m4a").read_bytes())
+    # MP3 (its frame headers walked for the bit reservoir) and ADTS (its frame chain checked)
+    # read their bytes through the same remote file.
+    clicks = np.zeros(3 * 22050, dtype=np.float32)
+    clicks[::5000] = 0.9
+    write(folder / "clicks", clicks, 22050, "mp3")
+    write(folder / "clicks", clicks, 22050, "aac-adts")
     real = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-audio"
     for name in ("medley-solos-validation-3.wav", "sorohanro-solo-trumpet.ogg"):
         if (real / name).is_file():

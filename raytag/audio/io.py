@@ -13,12 +13,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torchaudio
 
 from raytag.audio.decoders import AudioError, AudioInfo, Decoder, open_decoder
+
+if TYPE_CHECKING:
+    import torchaudio
 
 __all__ = [
     "AudioError",
@@ -51,9 +53,14 @@ def probe(path: str) -> AudioInfo:
     rejected here, once, rather than failing on every epoch. This catches damage that reaches
     those places (e.g. a file cut off before its middle, or a corrupt FLAC whose damaged frames
     the middle read lands in); damage elsewhere still shows up as a decode failure at training
-    time. Cost per 3-minute file (best of 30, one core): 0.25 ms for wav, 0.6 ms flac, 1.2 ms
-    Ogg Vorbis, 4 ms mp3 (libsndfile's mp3 seeks are slow), 2 ms AAC/M4A, 4-6 ms Opus (each
-    FFmpeg read also decodes its pre-roll; measured with a 0.2 s pre-roll, now 0.5 s); the header alone is 0.05-0.9 ms.
+    time. Opening the file also refuses what its bytes show without decoding: a WAV/AIFF/AU
+    header that promises more frames than the file holds, a raw ADTS stream whose frame headers
+    do not chain (:mod:`raytag.audio.file_checks`). Cost per 3-minute file (best of 30, one
+    core): 0.25 ms for wav, 0.6 ms flac, 1.2 ms Ogg Vorbis, 4 ms mp3 (libsndfile's mp3 seeks
+    are slow), 2 ms AAC/M4A, 4-6 ms Opus (each FFmpeg read also decodes its pre-roll; measured
+    with a 0.2 s pre-roll, now 0.5 s); the header alone is 0.05-0.9 ms. Walking the frame
+    headers adds about 3.5 ms to an MP3 (for its end window's bit reservoir) and 3 ms to a raw
+    ADTS stream (measured on a shared, loaded machine).
 
     Raises:
         AudioError: the file is missing, unreadable, unsupported, has no frames, or its audio
@@ -99,8 +106,9 @@ def check_complete(decoder: Decoder, start: int, frames: int, audio: np.ndarray,
         return
     ends = start + len(audio)
     if info.frames - ends > END_SHORTFALL_SECONDS * info.sample_rate:
+        where = f"at frame {ends}" if len(audio) else f"before frame {start}"
         raise AudioError(
-            f"{decoder.path}: the audio ends at frame {ends}{place} although the header promises "
+            f"{decoder.path}: the audio ends {where}{place} although the header promises "
             f"{info.frames} frames (truncated?)"
         )
 
@@ -129,6 +137,8 @@ def read_frames(path: str, start: int, frames: int) -> np.ndarray:
 
 @lru_cache(maxsize=16)
 def _resampler(source_rate: int, target_rate: int) -> torchaudio.transforms.Resample:
+    import torchaudio  # here, not at the top: reading and checking audio needs no torch (2 s to import)
+
     # The windowed-sinc kernel depends only on the two rates: build it once per pair.
     return torchaudio.transforms.Resample(source_rate, target_rate)
 
@@ -137,6 +147,8 @@ def resample(audio: np.ndarray, source_rate: int, target_rate: int) -> np.ndarra
     """Band-limited resampling of a mono float32 signal with torchaudio."""
     if source_rate == target_rate or audio.size == 0:
         return audio
+    import torch
+
     with torch.no_grad():
         out = _resampler(source_rate, target_rate)(torch.from_numpy(audio))
     return out.numpy()
@@ -180,6 +192,8 @@ def resampled_pieces(decoder: Decoder, *, target_rate: int, piece_frames: int) -
             buffer = np.concatenate([buffer, _read_checked(decoder, have, need)])
         segment_start = max(start - context, 0)
         segment = buffer[segment_start - buffer_start : need - buffer_start]
+        import torch
+
         with torch.no_grad():
             out = resampler(torch.from_numpy(np.ascontiguousarray(segment))).numpy()
         first = (start - segment_start) * out_period // period

@@ -338,3 +338,70 @@ def read_paths(path: str | Path) -> list[str]:
             raise ManifestError(f"{path}:{line_no}: duplicate path {raw_path!r} (first on line {seen[audio]})")
         seen[audio] = line_no
     return list(seen)
+
+
+def read_manifest_rows(path: str | Path) -> tuple[list[str], list[dict]]:
+    """A manifest's columns and rows as written, in file order: what :func:`write_manifest`
+    writes back unchanged (CSV/TSV values are strings, JSONL values as parsed). No checks
+    beyond the format's: call :func:`read_manifest` for the validated records (one per row, in
+    the same order).
+
+    Raises:
+        ManifestError: a missing file or a malformed one, naming the line.
+    """
+    path = _location(path)
+    if not _is_file(path):
+        raise ManifestError(f"manifest not found: {path}")
+    columns, rows = _read_rows(path)
+    return columns, [row for _, row in rows]
+
+
+def write_manifest(location: str | Path, columns: Sequence[str], rows: Sequence[dict], *, overwrite: bool = False) -> Manifest:
+    """Writes a manifest (CSV, TSV or JSONL by ``location``'s suffix), checked before it is
+    in place: the rows are written to a partial file next to ``location`` (so relative paths
+    resolve the same), read back with :func:`read_manifest`, then moved over ``location``.
+    A manifest that does not read back is not written.
+
+    Args:
+        location: the file to write, a path or a URI.
+        columns: the columns, in order (CSV/TSV header; JSONL keys).
+        rows: one dict per row with those columns (missing values are written empty).
+        overwrite: replace an existing file (otherwise an error).
+
+    Returns:
+        The manifest as read back.
+
+    Raises:
+        ManifestError: an unsupported suffix, an existing file without ``overwrite``, or rows
+            that do not make a valid manifest (naming the line).
+    """
+    import pyarrow.fs as pafs
+
+    from raytag import storage
+
+    location = _location(location)
+    suffix = posixpath.splitext(location)[1].lower()
+    if suffix not in (".csv", ".tsv", ".jsonl"):
+        raise ManifestError(f"{location}: a manifest is written as .csv, .tsv or .jsonl")
+    if storage.exists(location) and not overwrite:
+        raise ManifestError(f"{location} exists; pass --overwrite to replace it")
+    if suffix == ".jsonl":
+        text = "".join(json.dumps({c: row.get(c) for c in columns}, ensure_ascii=False) + "\n" for row in rows)
+    else:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, delimiter="\t" if suffix == ".tsv" else ",", lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([["" if row.get(c) is None else row.get(c) for c in columns] for row in rows])
+        text = buffer.getvalue()
+    folder, name = location.rsplit("/", 1) if is_uri(location) else (str(Path(location).parent), Path(location).name)
+    partial = f"{folder}/.{name}.partial{suffix}"
+    storage.write_text(partial, text)
+    filesystem, inner = storage.filesystem(partial)
+    try:
+        manifest = read_manifest(partial)
+        filesystem.move(inner, storage.filesystem(location)[1])
+    except BaseException:
+        if filesystem.get_file_info(inner).type != pafs.FileType.NotFound:
+            filesystem.delete_file(inner)
+        raise
+    return Manifest(location, manifest.tracks, manifest.vocabulary, manifest.dropped_tags)

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from raytag.audit import STATUS_OK, LabelAudit, audit_labels
-from raytag import storage
+from raytag.audit_files import AUDIT_DIR, PER_TAG_FILE, SUSPICIOUS_FILE, audit_location, write_audit_tables
 from raytag.cluster.data.datasets import scan_tracks, track_table
 from raytag.plan import evaluation_labels
 from raytag.predict.workflow import model_folder
@@ -32,7 +32,6 @@ from raytag.cluster.inference.teacher_scores import teacher_scores
 from raytag.cluster.session import init_ray
 from raytag.data.manifest import read_manifest
 from raytag.errors import JobError
-from raytag.locations import run_location
 from raytag.models.export import best_model_location, check_fits, read_exported
 from raytag.text import plural
 from raytag.tracking import run_tags as T
@@ -40,15 +39,7 @@ from raytag.tracking.client import Tracker, resolve_uri
 
 log = logging.getLogger("raytag")
 
-AUDIT_DIR = "audit"
-PER_TAG_FILE = "per_tag.csv"
-SUSPICIOUS_FILE = "suspicious.csv"
 TEACHER_KEY = "--teacher"
-
-
-def audit_location(storage_root: str, job_name: str) -> str:
-    """Where a job's audit tables go by default: ``<storage>/<job>/audit``."""
-    return f"{run_location(storage_root, job_name)}/{AUDIT_DIR}"
 
 
 @dataclass(frozen=True)
@@ -133,8 +124,7 @@ def run_audit(
     if clean is not None:
         audit = LabelAudit(with_clean_rates(audit.per_tag, noisy=labels, clean=clean), audit.suspicious)
     output = output or audit_location(job.storage, job.name)
-    storage.write_text(f"{output}/{PER_TAG_FILE}", audit.per_tag.to_csv(index=False))
-    storage.write_text(f"{output}/{SUSPICIOUS_FILE}", audit.suspicious.to_csv(index=False))
+    write_audit_tables(output, per_tag=audit.per_tag, suspicious=audit.suspicious)
     run_id = _log_audit(job, audit, teacher=teacher, teacher_run_id=exported.info.get("mlflow_run_id"),
                         split=split, tracks=len(tracks), unscored=unscored)
     return AuditOutcome(audit, split, len(tracks), unscored, output, run_id, scored.location, scored.reused)
