@@ -138,13 +138,13 @@ def validation_curve_section(results: dict, *, window: int, labels: dict[str, st
             history = run["history"]
             peak = max(history, key=lambda h: h["valid/roc_auc"])
             low = min(history, key=lambda h: h["valid/loss"])
-            rows.append([labels.get(config, config), str(seed), str(run["best_epoch"] + 1), str(peak["epoch"] + 1),
-                         str(low["epoch"] + 1), f"{low['valid/loss']:.4f}", f"{history[-1]['valid/loss']:.4f}",
+            rows.append([labels.get(config, config), str(seed), str(run["best_epoch"]), str(peak["epoch"]),
+                         str(low["epoch"]), f"{low['valid/loss']:.4f}", f"{history[-1]['valid/loss']:.4f}",
                          f"{peak['valid/roc_auc']:.4f}", f"{history[-1]['valid/roc_auc']:.4f}"])
     header = ["configuration", "seed", "selected epoch (window)", "valid ROC-AUC peak epoch",
               "valid loss lowest epoch", "lowest valid loss", "last valid loss", "peak valid ROC-AUC",
               "last valid ROC-AUC"]
-    return (f"## Validation curves (noisy labels): past the best?\n\nEpochs are 1-based; the selection window is "
+    return (f"## Validation curves (noisy labels): past the best?\n\nEpochs are numbered from 1; the selection window is "
             f"epochs 1–{window}. A method is past its best when its validation loss is lowest well before the "
             f"last epoch and ends higher.\n\n" + markdown_table(header, rows))
 
@@ -178,11 +178,11 @@ def pilot_report(result: dict, every: int = 2) -> str:
     low = min(history, key=lambda h: h["valid/loss"])
     best = max(history, key=lambda h: h["test_epoch/roc_auc"])
     lines = [f"Pilot `{result['job']}`: BCE, {len(history)} epochs, {result['train_tracks']} training clips.",
-             f"Validation loss is lowest at epoch {low['epoch'] + 1} ({low['valid/loss']:.4f}) and "
+             f"Validation loss is lowest at epoch {low['epoch']} ({low['valid/loss']:.4f}) and "
              f"{history[-1]['valid/loss']:.4f} at the last; train loss falls from {history[0]['train/loss']:.4f} "
-             f"to {history[-1]['train/loss']:.4f}. Clean test ROC-AUC peaks at epoch {best['epoch'] + 1} "
+             f"to {history[-1]['train/loss']:.4f}. Clean test ROC-AUC peaks at epoch {best['epoch']} "
              f"({best['test_epoch/roc_auc']:.4f}); the epoch selected by noisy-validation ROC-AUC is "
-             f"{result['best_epoch'] + 1} (test {result['test']['roc_auc']:.4f}). Selected and last epochs "
+             f"{result['best_epoch']} (test {result['test']['roc_auc']:.4f}). Selected and last epochs "
              f"fit the wrong training labels as follows (missing tags scored < 0.5, spurious > 0.5): "
              f"best {result['memorised']['best']['missing_fitted']:.3f} / "
              f"{result['memorised']['best']['spurious_fitted']:.3f}, last "
@@ -191,8 +191,8 @@ def pilot_report(result: dict, every: int = 2) -> str:
              "| epoch | train loss | valid loss (noisy) | valid ROC-AUC (noisy) | test ROC-AUC (clean) | "
              "test PR-AUC (clean) |", "| ---: | ---: | ---: | ---: | ---: | ---: |"]
     for h in history:
-        if (h["epoch"] + 1) % every == 0 or h["epoch"] in (0, low["epoch"], result["best_epoch"]):
-            lines.append(f"| {h['epoch'] + 1} | {h['train/loss']:.4f} | {h['valid/loss']:.4f} | "
+        if h["epoch"] % every == 0 or h["epoch"] in (1, low["epoch"], result["best_epoch"]):
+            lines.append(f"| {h['epoch']} | {h['train/loss']:.4f} | {h['valid/loss']:.4f} | "
                          f"{h['valid/roc_auc']:.4f} | {h['test_epoch/roc_auc']:.4f} | {h['test_epoch/pr_auc']:.4f} |")
     return "\n".join(lines)
 

@@ -61,10 +61,10 @@ def difference_section(results: Results, *, baseline: str, labels: Mapping[str, 
         rows.append(row)
     text = markdown_table(header, rows)
     if part == "test":
-        epochs = [f"{labels.get(c, c)} {np.mean([r['best_epoch'] + 1 for r in runs.values()]):.1f}"
+        epochs = [f"{labels.get(c, c)} {np.mean([r['best_epoch'] for r in runs.values()]):.1f}"
                   for c, runs in results.items()]
         se = [r["test"].get("roc_auc_se") for r in base.values() if r["test"].get("roc_auc_se") is not None]
-        text += ("\n\nSelected epoch (1-based, mean over seeds): " + "; ".join(epochs) + ".")
+        text += ("\n\nSelected epoch (numbered from 1, mean over seeds): " + "; ".join(epochs) + ".")
         if se:
             text += (f"\n\nStandard error of one run's test macro ROC-AUC (bootstrap over the test clips, "
                      f"1000 resamples), {labels.get(baseline, baseline)}: {np.mean(se):.4f} (mean over seeds). "

@@ -182,21 +182,21 @@ def plain_arm(job: JobConfig, *, loader_workers: int) -> Arm:
         best = ckpt.Snapshot.capture(model, optimizer, method)
         steps = -(-len(train_table) // job.train.batch_size)
         plan = BatchPlan(sample_rate=job_plan.sample_rate, crop_samples=job_plan.crop_samples)
-        passes = [plan.add(epoch_rows(train_table, seed=job.seed, epoch=epoch, rank=0, world_size=1,
+        passes = [plan.add(epoch_rows(train_table, seed=job.seed, epoch=index, rank=0, world_size=1,
                                       shuffle=job.train.shuffle), job.train.batch_size)
-                  for epoch in range(job.train.epochs)]
+                  for index in range(job.train.epochs)]
         validation = plan.add(chunk_rows(valid_table, sample_rate=job_plan.sample_rate,
                                          crop_samples=job_plan.crop_samples, max_chunks=job.eval.max_chunks),
                               job.eval.batch_size)
         span = Span()
         loader = torch.utils.data.DataLoader(plan, batch_size=None, sampler=span, num_workers=loader_workers,
                                              persistent_workers=loader_workers > 0)
-        for epoch in range(job.train.epochs):
-            begun = time.perf_counter()
-            step_seed = rank_generator_seed(job.seed, epoch, 0)
+        for index in range(job.train.epochs):  # draws keyed by the 0-based index, as engine.run.fit
+            epoch, begun = index + 1, time.perf_counter()  # numbered from 1 in the records
+            step_seed = rank_generator_seed(job.seed, index, 0)
             torch.manual_seed(step_seed)
-            method.start_epoch(Epoch(epoch, torch.Generator().manual_seed(step_seed), model, steps))
-            span.indices = passes[epoch]
+            method.start_epoch(Epoch(index, torch.Generator().manual_seed(step_seed), model, steps))
+            span.indices = passes[index]
             stats = train_epoch(model, loader, optimizer, method=method, device=cpu, amp=job.train.amp,
                                 log_every=job.train.log_every)
             span.indices = validation
@@ -210,7 +210,7 @@ def plain_arm(job: JobConfig, *, loader_workers: int) -> Arm:
             if state.improves(valid[f"valid/{job.train.select_metric}"]):
                 state.best_value, state.best_epoch = valid[f"valid/{job.train.select_metric}"], epoch
                 best = ckpt.Snapshot.capture(model, optimizer, method)
-            state.next_epoch = epoch + 1
+            state.epochs_done = epoch
             state.history.append({"epoch": epoch, **stats.as_metrics(), **valid})
             ckpt.save(Path(folder), latest=ckpt.Snapshot.capture(model, optimizer, method), best=best, state=state,
                       job=job.resolved())

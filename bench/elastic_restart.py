@@ -111,7 +111,7 @@ def _run_on(cluster, tree: dict, spec: SynthSpec, *, kill_delay_s: float, timeou
             _wait_for(lambda: latest_checkpoint(run), driver, deadline=started + timeout_s)
             checkpoint_at = time.time()
             time.sleep(kill_delay_s)
-            done_at_kill = latest_checkpoint(run)[1].next_epoch
+            done_at_kill = latest_checkpoint(run)[1].epochs_done
             killed_at, killed_folder = time.time(), cluster.nodes["w1"].temp_dir
             cluster.kill_worker("w1")
             log.info("elastic: killed the worker node with %d epoch(s) checkpointed", done_at_kill)

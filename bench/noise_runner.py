@@ -284,19 +284,19 @@ class _BenchHooks:
         self.job, self.table, self.audio, self.valid, self.test = job, table, audio, valid, test
         self.tags, self.stream, self.evaluation, self.log = tags, stream, evaluation, log
 
-    def batches(self, epoch: int) -> Iterator[dict]:
+    def batches(self, index: int) -> Iterator[dict]:
         job = self.job
-        batches = _train_batches(self.table, self.audio, seed=job.seed, epoch=epoch, shuffle=job.train.shuffle,
+        batches = _train_batches(self.table, self.audio, seed=job.seed, epoch=index, shuffle=job.train.shuffle,
                                  batch_size=job.train.batch_size, crop_samples=self.evaluation["crop_samples"],
                                  sample_rate=self.evaluation["sample_rate"], augment=job.augment.spec())
-        return batches if self.stream is None else with_unlabeled(batches, self.stream.passes(epoch))
+        return batches if self.stream is None else with_unlabeled(batches, self.stream.passes(index))
 
     def evaluate(self, model: torch.nn.Module, split: str, *, prefix: str) -> dict[str, float]:
         held, labels = (self.valid, self.valid.table.labels) if split == "valid" else (self.test, self.test.clean)
         return _metrics(labels, track_scores(model, held, **self.evaluation), self.tags, prefix)
 
     def report(self, metrics: dict[str, Any], *, state: TrainingState, best, latest) -> None:
-        self.log(f"{self.job.name} epoch {metrics['epoch'] + 1}/{self.job.train.epochs}: train loss "
+        self.log(f"{self.job.name} epoch {metrics['epoch']}/{self.job.train.epochs}: train loss "
                  f"{metrics['train/loss']:.4f}, valid loss {metrics['valid/loss']:.4f}, valid ROC-AUC "
                  f"{metrics['valid/roc_auc']:.4f} ({metrics['epoch_seconds']:.0f} s)")
 
@@ -381,7 +381,7 @@ def run_job(job, corpus: MemoryCorpus, *, train_labels: str = "manifest", export
     return {
         "job": job.name, "seed": job.seed, "train_labels": train_labels, "train_tracks": len(table),
         "params": sum(p.numel() for p in evaluated.parameters()),
-        "best_epoch": state.best_epoch, "history": history,
+        "best_epoch": state.best_epoch, "history": history, "epochs_from": 1,
         "test": {**_metrics(test.clean, test_scores, tags, ""), "per_tag": report.table_rows(),
                  "roc_auc_se": bootstrap_macro_roc_se(test.clean, test_scores)},
         "test_last": {key: float(np.mean([h[f"test_epoch/{key}"] for h in last])) for key in ("roc_auc", "pr_auc",

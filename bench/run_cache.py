@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from raytag.config import validate_job
+from raytag.engine.state import renumbered_epoch_metrics
 
 from noise_runner import MemoryCorpus, run_job  # bench/noise_runner.py, beside this file
 
@@ -93,7 +94,7 @@ def cached_run(out: Path, tree: dict, corpus: MemoryCorpus, *, export: bool = Fa
     if path.is_file():
         cached = json.loads(path.read_text())
         if cached.get("key") == key and (model is None or (model / "model.json").is_file()):
-            return cached
+            return result_numbered_from_1(cached)
     print(f"--- training {job.name}", flush=True)
     result = run_job(job, corpus, train_labels=train_labels, export_to=model, log=log_line)
     np.save(runs / f"{job.name}.npy", result.pop("test_scores"))
@@ -104,6 +105,17 @@ def cached_run(out: Path, tree: dict, corpus: MemoryCorpus, *, export: bool = Fa
     print(f"--- {job.name}: best epoch {result['best_epoch']}, test ROC-AUC {result['test']['roc_auc']:.4f}, "
           f"PR-AUC {result['test']['pr_auc']:.4f} ({result['seconds'] / 60:.1f} min)", flush=True)
     return result
+
+
+def result_numbered_from_1(result: dict) -> dict:
+    """A run's result with its epochs (``best_epoch``, the history's ``epoch`` and
+    ``best_epoch``) numbered from 1: results cached before ``epochs_from`` was recorded
+    numbered them from 0 (see :mod:`raytag.engine.state`)."""
+    if result.get("epochs_from") == 1:
+        return result
+    best = result.get("best_epoch")
+    return {**result, "best_epoch": None if best is None else best + 1, "epochs_from": 1,
+            "history": [renumbered_epoch_metrics(entry) for entry in result.get("history", [])]}
 
 
 def log_line(text: str) -> None:

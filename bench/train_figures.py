@@ -8,6 +8,7 @@ arms go through the same arithmetic:
 
 - :func:`steady_rate`: training clips per second over the epochs after the first (the first
   pays the warm-up: worker start, imports, first allocations), from ``train_epoch``'s own clock;
+  epochs are numbered from 1, as every raytag record numbers them;
 - :func:`epoch_window`: the same epochs as wall-clock time between two epoch ends, so
   validation, checkpoints and reporting are included;
 - :func:`restart_figures`: the cost of an elastic restart, from the records and the kill time.
@@ -41,13 +42,14 @@ class EpochRecord:
     """One epoch of one run.
 
     Attributes:
-        epoch: 0-based index.
+        epoch: its number, from 1.
         examples: training clips of one rank (rank 0's, as a Ray job logs them).
         train_seconds: seconds of ``train_epoch`` on that rank (data wait included).
         epoch_seconds: seconds from the epoch's start to its report (validation included).
         workers: ranks that trained the epoch; every rank takes the same number of clips.
         ended_at: wall-clock time (``time.time()``) the epoch was logged.
-        resumed_from: the epoch a restarted run resumed at, -1 if it never restarted.
+        resumed_from: the epoch whose checkpoint a restarted run resumed from, -1 if it never
+            restarted.
     """
 
     epoch: int
@@ -93,35 +95,36 @@ def records_from_histories(histories: dict[str, Sequence[tuple[int, float, float
 
 
 def steady(records: Sequence[EpochRecord], skip: int = 1) -> list[EpochRecord]:
-    """The records of epochs ``skip`` and later."""
-    return [r for r in records if r.epoch >= skip]
+    """The records of the epochs after the first ``skip`` (epochs ``skip + 1`` and later)."""
+    return [r for r in records if r.epoch > skip]
 
 
 def steady_rate(records: Sequence[EpochRecord], skip: int = 1) -> float:
-    """Training clips per second over epochs ``skip`` and later: total clips (all ranks) over
-    total ``train_epoch`` seconds (a ratio of sums, so a long epoch weighs what it took).
+    """Training clips per second over the epochs after the first ``skip``: total clips (all
+    ranks) over total ``train_epoch`` seconds (a ratio of sums, so a long epoch weighs what it
+    took).
 
     Raises:
-        ValueError: no epoch at or after ``skip``.
+        ValueError: no epoch after epoch ``skip``.
     """
     kept = steady(records, skip)
     if not kept:
-        raise ValueError(f"no epoch at or after epoch {skip} to measure (epochs: {[r.epoch for r in records]})")
+        raise ValueError(f"no epoch after epoch {skip} to measure (epochs: {[r.epoch for r in records]})")
     return sum(r.clips for r in kept) / sum(r.train_seconds for r in kept)
 
 
 def epoch_window(records: Sequence[EpochRecord], skip: int = 1) -> tuple[float, float, int]:
-    """``(start, end, clips)`` of epochs ``skip`` and later as wall-clock time: from the end of
-    epoch ``skip - 1`` to the end of the last epoch, and the clips trained in between.
+    """``(start, end, clips)`` of the epochs after the first ``skip`` as wall-clock time: from
+    the end of epoch ``skip`` to the end of the last epoch, and the clips trained in between.
 
     Raises:
-        ValueError: epoch ``skip - 1`` or any later epoch is missing.
+        ValueError: epoch ``skip`` or every later epoch is missing.
     """
     ends = {r.epoch: r.ended_at for r in records}
     kept = steady(records, skip)
-    if skip - 1 not in ends or not kept:
-        raise ValueError(f"need epoch {skip - 1} and a later one, got epochs {sorted(ends)}")
-    return ends[skip - 1], max(r.ended_at for r in kept), sum(r.clips for r in kept)
+    if skip not in ends or not kept:
+        raise ValueError(f"need epoch {skip} and a later one, got epochs {sorted(ends)}")
+    return ends[skip], max(r.ended_at for r in kept), sum(r.clips for r in kept)
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,8 @@ class Restart:
             checkpointed at the kill, as trained after the restart (its logged end minus its
             ``epoch_seconds``).
         to_next_epoch_s: seconds from the kill to the end of that epoch.
-        resumed_from: the epoch the restarted run began with (-1: it never restarted).
+        resumed_from: the epoch whose checkpoint the restarted run began from (-1: it never
+            restarted).
         done_at_kill: epochs complete (checkpointed) when the node was killed.
         epochs_repeated: complete epochs trained again (``done_at_kill - resumed_from``).
         partial_lost_s: seconds of the interrupted epoch thrown away (from the checkpoint's
@@ -157,18 +161,18 @@ def restart_figures(records: Sequence[EpochRecord], *, killed_at: float, done_at
     """The restart after a kill at ``killed_at`` (``time.time()``), when ``done_at_kill``
     epochs had a complete checkpoint, the newest seen at ``checkpoint_at``.
 
-    The epochs are matched by index, not by when they were logged: a checkpoint reaches storage
-    before its epoch's metrics reach MLflow, so an epoch finished before the kill can be logged
-    after it.
+    The epochs are matched by number, not by when they were logged: a checkpoint reaches
+    storage before its epoch's metrics reach MLflow, so an epoch finished before the kill can be
+    logged after it.
 
     Raises:
-        ValueError: epoch ``done_at_kill`` was never logged, or was logged before the kill.
+        ValueError: epoch ``done_at_kill + 1`` was never logged, or was logged before the kill.
     """
     by_epoch = {r.epoch: r for r in records}
-    first, last = by_epoch.get(done_at_kill), by_epoch.get(done_at_kill - 1)
+    first, last = by_epoch.get(done_at_kill + 1), by_epoch.get(done_at_kill)
     if first is None or first.ended_at <= killed_at:
-        raise ValueError(f"epoch {done_at_kill} (the first not checkpointed at the kill) was not logged after the "
-                         f"kill; logged epochs: {sorted(by_epoch)}")
+        raise ValueError(f"epoch {done_at_kill + 1} (the first not checkpointed at the kill) was not logged after "
+                         f"the kill; logged epochs: {sorted(by_epoch)}")
     start = first.resumed_from if first.resumed_from >= 0 else 0
     return Restart(
         to_resumed_s=first.ended_at - first.epoch_seconds - killed_at,

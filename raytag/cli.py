@@ -1,4 +1,5 @@
-"""``raytag <command>``: synth, corpus, prepare, train, run, sweep, evaluate, predict, audit, verify, review, models.
+"""``raytag <command>``: synth, corpus, prepare, train, stop, run, sweep, evaluate, predict, audit, verify, review,
+models.
 
 The command line parses, calls and prints; the work is in the modules it calls. Exit codes
 (:mod:`raytag.errors`): 0 success; 2 bad input, an :class:`~raytag.errors.InputError`
@@ -195,6 +196,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     models = [f"{r.name}: {r.model_uri}" for r in results if r.model_uri]
     if models:
         print("MLflow models: " + "; ".join(models))
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from raytag.config import ConfigError, load_job
+    from raytag.cluster.training.stop import request_stop
+    from raytag.locations import run_location
+
+    job = load_job(args.job, args.overrides)
+    if job.stages:
+        raise ConfigError(f"{args.job} has stages; `raytag stop` stops a single training (`raytag train`)")
+    location = request_stop(run_location(job.storage, job.name))
+    print(f"asked {job.name} to stop after its current epoch ({location}); its `raytag train` then exports "
+          f"and evaluates the best epoch, and a rerun trains the remaining epochs")
     return 0
 
 
@@ -489,6 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, run, text in (
         ("prepare", cmd_prepare, "decode the job's audio once, at its model's rate, into a cache under storage"),
         ("train", cmd_train, "train a tagger on Ray Train, then evaluate its best epoch"),
+        ("stop", cmd_stop, "ask the job's running training to stop after its current epoch"),
         ("run", cmd_run, "run a job: all of its stages in order (resumable), or a single training"),
         ("evaluate", cmd_evaluate, "evaluate a trained model (default: the job's best model)"),
     ):

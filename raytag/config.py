@@ -86,7 +86,7 @@ class TrainConfig(_Section):
     amp: Literal["auto", "bf16", "off"] = Field("auto", description="auto: bf16 autocast on GPU only")
     log_every: int = Field(20, gt=0, description="progress line every N steps")
     select_until_epoch: int | None = Field(
-        None, gt=0, description="only earlier epochs can be best; then training goes on from the best "
+        None, gt=0, description="N: only epochs 1..N can be best; epoch N+1 goes on from the best "
         "(Lu et al. §3.1: validate the first 80 epochs, reload the best, train 60 more)",
     )
     shuffle: bool = True

@@ -5,7 +5,8 @@ systems understand (``s3://bucket/prefix``, ``gs://...``). Everything a job writ
 it::
 
     <storage>/<job>/                    Ray Train's run folder: checkpoint_*/, best_model/,
-                                        the MLflow run id, a pipeline stage's record
+                                        the MLflow run id, a pipeline stage's record, a
+                                        request to stop (``raytag stop``)
     <storage>/.raytag-cache/<kind>/     content-addressed caches (teacher scores, audio)
 
 Nothing here touches a file system: these are names. Pure strings, so workers get the same
@@ -17,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 RUN_ID_FILE = "mlflow_run_id"
+STOP_REQUEST_FILE = "stop_requested"
 STAGE_RECORD = "stage.json"
 CACHE_DIR = ".raytag-cache"
 
@@ -43,6 +45,12 @@ def resolve_storage(storage: str | Path) -> str:
 def run_location(storage: str, job_name: str) -> str:
     """A job's run folder (Ray Train's ``storage_path/name``)."""
     return f"{resolve_storage(storage)}/{job_name}"
+
+
+def stop_request_location(run_folder: str) -> str:
+    """Where ``raytag stop`` asks the job training in ``run_folder`` (:func:`run_location`) to
+    stop after its current epoch."""
+    return f"{run_folder}/{STOP_REQUEST_FILE}"
 
 
 def cache_location(storage: str, kind: str) -> str:

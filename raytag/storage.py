@@ -67,6 +67,15 @@ def write_bytes(location: str, data: bytes) -> None:
             stream.write(data)
 
 
+def remove(location: str) -> bool:
+    """Deletes a file; returns whether there was one."""
+    fs, path = filesystem(location)
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        return False
+    fs.delete_file(path)
+    return True
+
+
 def write_stream(location: str, chunks: Iterable[bytes]) -> int:
     """Writes a file from ``chunks``, taken one at a time (memory stays that of one chunk), with
     :func:`write_bytes`' guarantee: readers never see it half-written. When producing a chunk

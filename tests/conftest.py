@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,7 +150,8 @@ TRAINED_RUN_OVERRIDES = ("train.epochs=3", "train.select_until_epoch=2", "eval.a
 @dataclass(frozen=True)
 class TrainedRun:
     """A job trained by ``raytag train``: its job file and overrides, the loaded job, the outcome
-    the driver returned to the command, and what the command printed."""
+    the driver returned to the command, what the command printed and raytag's log lines (the
+    progress lines among them; pytest's log capture keeps them off stderr)."""
 
     job_file: Path
     overrides: tuple[str, ...]
@@ -157,6 +159,7 @@ class TrainedRun:
     outcome: Any  # raytag.cluster.training.driver.Outcome
     out: str
     err: str
+    log: list[str]
 
 
 @pytest.fixture(scope="session")
@@ -182,10 +185,30 @@ def trained_run(ray_session, tiny_corpus, tmp_path_factory) -> TrainedRun:
         return outcomes[-1]
 
     out, err = io.StringIO(), io.StringIO()
-    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        patch.setattr(driver, "train", recorded)
-        code = main(["train", str(job_file), *TRAINED_RUN_OVERRIDES])
+    lines = LogLines()
+    raytag_log = logging.getLogger("raytag")
+    level = raytag_log.level
+    raytag_log.addHandler(lines)
+    raytag_log.setLevel(logging.INFO)
+    try:
+        with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            patch.setattr(driver, "train", recorded)
+            code = main(["train", str(job_file), *TRAINED_RUN_OVERRIDES])
+    finally:
+        raytag_log.removeHandler(lines)
+        raytag_log.setLevel(level)
     assert code == 0, f"raytag train failed ({code}):\n{err.getvalue()[-4000:]}"
     assert len(outcomes) == 1, "raytag train did not train through raytag.cluster.training.driver.train"
     return TrainedRun(job_file, TRAINED_RUN_OVERRIDES, load_job(job_file, list(TRAINED_RUN_OVERRIDES)),
-                      outcomes[0], out.getvalue(), err.getvalue())
+                      outcomes[0], out.getvalue(), err.getvalue(), lines.messages)
+
+
+class LogLines(logging.Handler):
+    """Keeps the messages of the records it handles, in order."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())

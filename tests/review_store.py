@@ -49,21 +49,25 @@ def png_bytes(color=(200, 30, 30)) -> bytes:
     return buffer.getvalue()
 
 
-def _log_history(client, run_id: str, series: dict[str, list[float]]) -> None:
+def _log_history(client, run_id: str, series: dict[str, list[float]], first_epoch: int = 1) -> None:
     now = int(time.time() * 1000)
-    metrics = [Metric(key, float(v), now + step, step) for key, values in series.items() for step, v in enumerate(values)]
+    metrics = [Metric(key, float(v), now + step, step) for key, values in series.items()
+               for step, v in enumerate(values, start=first_epoch)]
     for i in range(0, len(metrics), 500):
         client.log_batch(run_id, metrics=metrics[i : i + 500])
 
 
-def _stage(client, experiment_id, parent_id, stage, params, tags, roc, extra_series, final_roc):
+def _stage(client, experiment_id, parent_id, stage, params, tags, roc, extra_series, final_roc, first_epoch=1):
+    """One stage's run; ``first_epoch`` 0 logs it as raytag did before epochs were numbered
+    from 1 (steps and epoch numbers from 0, no ``raytag.epochs_from`` tag)."""
+    numbering = {tag_names.EPOCHS_FROM: tag_names.EPOCHS_FROM_1} if first_epoch == 1 else {}
     run = client.create_run(
         experiment_id,
         run_name=f"demo-progressive-{stage}",
         tags={tag_names.PARENT_RUN: parent_id, tag_names.STAGE: stage, tag_names.PIPELINE: "demo-progressive",
               tag_names.MODEL: "shortres-tiny", tag_names.METHOD: params["objective.name"],
               tag_names.labels_source("test"): "clean", tag_names.labels_source("valid"): "clean",
-              tag_names.THRESHOLD_LABELS: "noisy", **tags},
+              tag_names.THRESHOLD_LABELS: "noisy", **numbering, **tags},
     )
     run_id = run.info.run_id
     common = {"name": f"demo-progressive-{stage}", "model.name": "shortres-tiny", "train.epochs": "4",
@@ -77,11 +81,11 @@ def _stage(client, experiment_id, parent_id, stage, params, tags, roc, extra_ser
         "valid/lwlrap": [0.4, 0.45, 0.5, 0.49],
         "train/examples_per_s": [50, 52, 51, 53],
         "epoch_seconds": [10, 9.5, 9.8, 9.6],
-        "epoch": [0, 1, 2, 3],
-        "best_epoch": [0, 1, 2, 2],
+        "epoch": [first_epoch + i for i in range(EPOCHS)],
+        "best_epoch": [first_epoch + i for i in (0, 1, 2, 2)],
         **extra_series,
     }
-    _log_history(client, run_id, series)
+    _log_history(client, run_id, series, first_epoch)
     client.log_batch(run_id, metrics=[
         Metric("test/roc_auc", final_roc, int(time.time() * 1000) + 100, 0),
         Metric("test/pr_auc", final_roc / 2, int(time.time() * 1000) + 100, 0),
@@ -91,14 +95,15 @@ def _stage(client, experiment_id, parent_id, stage, params, tags, roc, extra_ser
     return run_id
 
 
-def fill_pipeline(client, experiment_id: str) -> dict[str, str]:
-    """Logs the pipeline; returns the run ids (parent, teacher, student)."""
+def fill_pipeline(client, experiment_id: str, first_epoch: int = 1) -> dict[str, str]:
+    """Logs the pipeline; returns the run ids (parent, teacher, student). ``first_epoch`` 0:
+    as raytag logged runs before epochs were numbered from 1."""
     parent = client.create_run(experiment_id, run_name="demo-progressive", tags={tag_names.KIND: "pipeline"})
     parent_id = parent.info.run_id
     teacher = _stage(
         client, experiment_id, parent_id, "teacher",
         {"objective.name": "balanced_training", "objective.mean_teacher.enabled": "False", "train.lr": "0.001"},
-        {}, TEACHER_ROC, {}, 0.75,
+        {}, TEACHER_ROC, {}, 0.75, first_epoch,
     )
     client.log_text(teacher, '{"format": 1, "name": "shortres-tiny", "tags": []}', "best_model/model.json")
     client.log_text(teacher, "not an image, and not a .png", "plots/readme.txt")
@@ -111,7 +116,7 @@ def fill_pipeline(client, experiment_id: str) -> dict[str, str]:
          tag_names.TEACHER_MODEL: "/runs/demo-progressive-teacher/best_model"},
         STUDENT_ROC, {**masked, "mask/masked_fraction": [0.4, 0.41, 0.39, 0.4], "mean_teacher/beta": [0, 0, 0.2, 0.4],
                       "mask/percentile": [80.0] * EPOCHS, "mask/teacher_tracks": [40.0]},  # two constants
-        0.78,
+        0.78, first_epoch,
     )
     client.log_text(student, THRESHOLDS_CSV, "metrics/thresholds_valid.csv")
     for run_id in (teacher, student, parent_id):

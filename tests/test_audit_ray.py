@@ -18,12 +18,14 @@ what holds for such a teacher:
 * no tag's Err− is understated by more than 0.05 (worst seen −0.03) and no Err+ by more than
   0.15 (worst seen −0.11), and on average both are overestimated by at most the bias above
   (mean error in [−0.02, 0.12] for Err−, [−0.05, 0.2] for Err+);
-* the 50 most suspicious labels are real errors at least 5 times as often as labels in general
-  (base rate about 0.08). Precision seen: 0.76-0.78 on the machines of earlier sessions, 0.48 on
-  an AMD EPYC one (same code and pinned packages; torch's CPU kernels differ, so does the
-  6-epoch teacher, at the same clean ROC-AUC of 0.85). Many suspects have p_wrong 1.0, so the
-  top 50 is decided by the tie-break (score percentile within the tag) and moves with the
-  teacher; the earlier bar, precision ≥ 0.5, failed there.
+* at least half of the 50 most suspicious labels are real errors (base rate about 0.08). About
+  300 suspects have p_wrong 1.0 here, so the top 50 is decided by the tie-break: with ties
+  ordered by the score percentile within the tag, precision was 0.76-0.78 on the machines of
+  earlier sessions and 0.48 on an AMD EPYC one (torch's CPU kernels differ, so does the 6-epoch
+  teacher, at the same clean ROC-AUC of 0.85); ordered by how strongly a smooth fit of the labels
+  on the scores contradicts the label (raytag/audit.py, step 4) it is 0.70 on that machine, and
+  0.70-0.88 with this recipe's corpus and teacher at seeds 1, 2, 3, 4, 6 (the percentile order:
+  0.42-0.90).
 """
 
 from __future__ import annotations
@@ -106,7 +108,7 @@ def test_audit_of_a_synth_corpus_against_its_true_noise(ray_session, tmp_path, c
     valid = manifest.split("valid")
     base_rate = float((multi_hot([clean[t.path] for t in valid], tags) != manifest.label_matrix(valid)).mean())
     assert base_rate < 0.15
-    assert np.mean(wrong) >= 5 * base_rate
+    assert np.mean(wrong) >= 0.5
 
     from mlflow.tracking import MlflowClient
 

@@ -19,24 +19,24 @@ def record(epoch: int, *, examples: int = 10, train_s: float = 1.0, epoch_s: flo
 
 
 def test_the_steady_rate_leaves_the_first_epoch_out_and_is_a_ratio_of_sums():
-    records = [record(0, examples=10, train_s=100.0), record(1, examples=10, train_s=1.0),
-               record(2, examples=30, train_s=2.0)]
+    records = [record(1, examples=10, train_s=100.0), record(2, examples=10, train_s=1.0),
+               record(3, examples=30, train_s=2.0)]
     assert figures.steady_rate(records) == pytest.approx(40 / 3.0)  # not the mean of 10 and 15
 
 
 def test_clips_count_every_rank():
-    records = [record(0), record(1, examples=8, train_s=2.0, workers=2)]
+    records = [record(1), record(2, examples=8, train_s=2.0, workers=2)]
     assert records[1].clips == 16
     assert figures.steady_rate(records) == pytest.approx(8.0)
 
 
 def test_the_steady_rate_needs_an_epoch_after_the_first():
     with pytest.raises(ValueError, match="no epoch"):
-        figures.steady_rate([record(0)])
+        figures.steady_rate([record(1)])
 
 
 def test_the_epoch_window_runs_from_the_end_of_the_first_epoch_to_the_last():
-    records = [record(0, ended=10.0), record(1, examples=5, ended=14.0, workers=2), record(2, examples=5, ended=20.0,
+    records = [record(1, ended=10.0), record(2, examples=5, ended=14.0, workers=2), record(3, examples=5, ended=20.0,
                                                                                          workers=2)]
     assert figures.epoch_window(records) == (10.0, 20.0, 20)
     with pytest.raises(ValueError):
@@ -45,29 +45,29 @@ def test_the_epoch_window_runs_from_the_end_of_the_first_epoch_to_the_last():
 
 def test_records_from_histories_take_the_first_value_of_an_epoch_and_its_loss_time():
     histories = {
-        "train/examples": [(0, 12, 5.0), (1, 12, 9.0)],
-        "train/examples_per_s": [(0, 4.0, 5.0), (1, 6.0, 9.0)],
-        "epoch_seconds": [(0, 4.5, 5.0), (1, 3.5, 9.0)],
-        "workers": [(0, 2, 5.0), (1, 1, 9.0)],
-        "resumed_from_epoch": [(0, -1, 5.0), (1, 1, 9.0), (1, 7, 99.0)],  # a later duplicate is ignored
-        "train/loss": [(0, 0.7, 5.1), (1, 0.6, 9.1)],
+        "train/examples": [(1, 12, 5.0), (2, 12, 9.0)],
+        "train/examples_per_s": [(1, 4.0, 5.0), (2, 6.0, 9.0)],
+        "epoch_seconds": [(1, 4.5, 5.0), (2, 3.5, 9.0)],
+        "workers": [(1, 2, 5.0), (2, 1, 9.0)],
+        "resumed_from_epoch": [(1, -1, 5.0), (2, 1, 9.0), (2, 7, 99.0)],  # a later duplicate is ignored
+        "train/loss": [(1, 0.7, 5.1), (2, 0.6, 9.1)],
     }
     first, second = figures.records_from_histories(histories)
-    assert (first.epoch, first.examples, first.train_seconds, first.workers, first.ended_at) == (0, 12, 3.0, 2, 5.1)
+    assert (first.epoch, first.examples, first.train_seconds, first.workers, first.ended_at) == (1, 12, 3.0, 2, 5.1)
     assert (second.train_seconds, second.epoch_seconds, second.workers, second.resumed_from) == (2.0, 3.5, 1, 1)
 
 
 def test_records_default_to_one_worker_and_no_restart():
-    histories = {"train/examples": [(0, 4, 1.0)], "train/examples_per_s": [(0, 2.0, 1.0)],
-                 "epoch_seconds": [(0, 3.0, 1.0)]}
+    histories = {"train/examples": [(1, 4, 1.0)], "train/examples_per_s": [(1, 2.0, 1.0)],
+                 "epoch_seconds": [(1, 3.0, 1.0)]}
     (only,) = figures.records_from_histories(histories)
     assert (only.workers, only.resumed_from, only.ended_at) == (1, -1, 1.0)
 
 
 def test_restart_figures_measure_from_the_kill():
-    records = [record(0, ended=100.0, epoch_s=20.0, workers=2),
-               record(1, ended=190.0, epoch_s=30.0, resumed=1),  # started at 160
-               record(2, ended=220.0, epoch_s=30.0, resumed=1)]
+    records = [record(1, ended=100.0, epoch_s=20.0, workers=2),
+               record(2, ended=190.0, epoch_s=30.0, resumed=1),  # started at 160
+               record(3, ended=220.0, epoch_s=30.0, resumed=1)]
     restart = figures.restart_figures(records, killed_at=110.0, done_at_kill=1, checkpoint_at=104.0)
     assert restart.to_resumed_s == pytest.approx(50.0)
     assert restart.to_next_epoch_s == pytest.approx(80.0)
@@ -76,25 +76,25 @@ def test_restart_figures_measure_from_the_kill():
     assert (restart.workers_before, restart.workers_after) == (2, 1)
 
 
-def test_restart_figures_match_epochs_by_index_not_by_when_they_were_logged():
-    # The checkpoint of epoch 0 was in storage at the kill; its metrics reached MLflow later.
-    records = [record(0, ended=112.0, workers=2), record(1, ended=190.0, epoch_s=30.0, resumed=1)]
+def test_restart_figures_match_epochs_by_number_not_by_when_they_were_logged():
+    # The checkpoint of epoch 1 was in storage at the kill; its metrics reached MLflow later.
+    records = [record(1, ended=112.0, workers=2), record(2, ended=190.0, epoch_s=30.0, resumed=1)]
     restart = figures.restart_figures(records, killed_at=110.0, done_at_kill=1, checkpoint_at=110.0)
     assert restart.to_resumed_s == pytest.approx(50.0) and restart.workers_before == 2
 
 
 def test_a_restart_from_an_older_checkpoint_or_from_scratch_repeats_epochs():
-    records = [record(0, ended=10.0), record(1, ended=20.0), record(2, ended=60.0, resumed=1)]
+    records = [record(1, ended=10.0), record(2, ended=20.0), record(3, ended=60.0, resumed=1)]
     assert figures.restart_figures(records, killed_at=25.0, done_at_kill=2, checkpoint_at=20.0).epochs_repeated == 1
-    records[-1] = record(2, ended=60.0, resumed=-1)
+    records[-1] = record(3, ended=60.0, resumed=-1)
     assert figures.restart_figures(records, killed_at=25.0, done_at_kill=2, checkpoint_at=20.0).epochs_repeated == 2
 
 
 def test_restart_figures_need_the_next_epoch_logged_after_the_kill():
     with pytest.raises(ValueError, match="not logged after the kill"):
-        figures.restart_figures([record(0, ended=10.0)], killed_at=20.0, done_at_kill=1, checkpoint_at=10.0)
+        figures.restart_figures([record(1, ended=10.0)], killed_at=20.0, done_at_kill=1, checkpoint_at=10.0)
     with pytest.raises(ValueError):
-        figures.restart_figures([record(0, ended=10.0), record(1, ended=15.0)], killed_at=20.0, done_at_kill=1,
+        figures.restart_figures([record(1, ended=10.0), record(2, ended=15.0)], killed_at=20.0, done_at_kill=1,
                                 checkpoint_at=10.0)
 
 

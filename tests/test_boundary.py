@@ -16,7 +16,8 @@ import raytag
 CORE_PACKAGES = ("raytag.audio", "raytag.data", "raytag.engine", "raytag.methods", "raytag.models", "raytag.objectives",
                  "raytag.scoring", "raytag.verify")
 CORE_MODULES = (
-    "raytag.audit", "raytag.audit_files", "raytag.config", "raytag.diagnostics", "raytag.errors", "raytag.locations", "raytag.metrics",
+    "raytag.audit", "raytag.audit_files", "raytag.calibration", "raytag.config", "raytag.diagnostics", "raytag.errors",
+    "raytag.locations", "raytag.metrics",
     "raytag.plan", "raytag.predict.inputs", "raytag.predict.outputs", "raytag.predict.taggrams", "raytag.search_space",
     "raytag.storage", "raytag.threshold_choice", "raytag.thresholds",
 )

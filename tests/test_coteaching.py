@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from requirements import needs_cuda_device
 from raytag.objectives import coteaching_losses, coteaching_selection, forget_rate
 
 
@@ -109,7 +110,7 @@ def test_forget_rate_schedule():
         forget_rate(1, tau=1.5, num_gradual=10)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@needs_cuda_device
 def test_coteaching_selection_on_cuda_matches_cpu():
     generator = torch.Generator().manual_seed(14)
     labels = (torch.rand(32, 6, generator=generator) < 0.3).float()

@@ -85,7 +85,7 @@ def test_checkpoint_round_trip(tmp_path):
     best = ckpt.Snapshot.capture(model, opt, method)
     train_epoch(model, [batch], opt, method=method, device=CPU)
     latest = ckpt.Snapshot.capture(model, opt, method)
-    state = ckpt.TrainingState(next_epoch=4, best_epoch=2, best_value=0.7, history=[{"valid/roc_auc": 0.7}])
+    state = ckpt.TrainingState(epochs_done=4, best_epoch=2, best_value=0.7, history=[{"valid/roc_auc": 0.7}])
     ckpt.save(tmp_path, latest=latest, best=best, state=state, job={"name": "x"})
     restored, restored_latest, restored_best = ckpt.load(tmp_path)
     assert restored == state

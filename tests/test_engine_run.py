@@ -4,6 +4,9 @@ job through the Ray Train worker and through the benchmark runner and compares t
 
 from __future__ import annotations
 
+import copy
+import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,7 @@ import torch
 from raytag.config import validate_job
 from raytag.engine.checkpoint import Snapshot, TrainingState
 from raytag.engine.run import build_training, fit
+from raytag.engine.state import parse_state
 from bench_modules import load_bench
 
 CPU = torch.device("cpu")
@@ -53,7 +57,8 @@ class ListHooks:
 def test_fit_selects_in_the_window_restores_the_best_and_averages_the_last_epochs(monkeypatch):
     job = _job(select_until_epoch=3)
     training = build_training(job, TAGS)
-    # Validation peaks at epoch 1 inside the window; epoch 4 is better but after the window.
+    # Epochs are numbered from 1. Validation peaks at epoch 2 inside the window (epochs 1-3);
+    # epoch 5 is better but after it.
     hooks = ListHooks([0.6, 0.9, 0.7, 0.1, 0.99])
     restored = {}
     original = Snapshot.restore
@@ -64,11 +69,12 @@ def test_fit_selects_in_the_window_restores_the_best_and_averages_the_last_epoch
 
     monkeypatch.setattr(Snapshot, "restore", spy)
     state, best = fit(job, training, hooks, steps=2, device=CPU)
-    assert isinstance(state, TrainingState) and state.next_epoch == 5
-    assert state.best_epoch == 1 and state.best_value == 0.9
-    # At epoch 3 the whole best snapshot came back (the model state of epoch 1, not of epoch 2).
+    assert isinstance(state, TrainingState) and state.epochs_done == 5
+    assert state.best_epoch == 2 and state.best_value == 0.9
+    # Before epoch 4 the whole best snapshot came back (the model state of epoch 2, not of epoch 3).
     assert restored and all(torch.equal(restored["weights"][k], best.model[k]) for k in best.model)
-    assert [m["epoch"] for m in hooks.reported] == [0, 1, 2, 3, 4]
+    assert [m["epoch"] for m in hooks.reported] == [1, 2, 3, 4, 5]
+    assert [m["best_epoch"] for m in hooks.reported] == [1, 2, 2, 2, 2]
     assert hooks.evaluated == ["valid"] * 3 + ["valid", "test", "valid", "test"]
     last = hooks.reported[-1]
     assert last["test/avg_last/epochs"] == 2
@@ -96,7 +102,7 @@ def test_the_benchmark_runner_runs_lu_et_al_selection_window(tmp_path):
                     "train": {"epochs": 4, "batch_size": 8, "lr": 1e-3, "select_until_epoch": 2},
                     "eval": {"batch_size": 16, "average_last": 2}, "tracking": {"enabled": False}})
     result = runner.run_job(job, corpus, log=lambda line: None)
-    assert result["best_epoch"] in (0, 1) and len(result["history"]) == 4
+    assert result["best_epoch"] in (1, 2) and len(result["history"]) == 4
     assert set(result["test_last"]) == {"roc_auc", "pr_auc", "lwlrap"}
     assert result["history"][-1]["test/avg_last/epochs"] == 2
 
@@ -143,26 +149,71 @@ def test_the_ray_train_worker_and_the_benchmark_runner_run_the_same_epochs(ray_s
                                                                           abs=1e-4)
 
 
-def test_resuming_from_an_epoch_snapshot_continues_the_same_run():
-    import copy
+SCORES = [0.5, 0.7, 0.6, 0.9, 0.8]
+"""Validation scores of the runs below, epoch by epoch: epoch 4 is the best."""
 
+
+class CheckpointHooks(ListHooks):
+    """Also keeps what the last reported epoch's checkpoint holds: ``(state, latest, best)``."""
+
+    def report(self, metrics, *, state, best, latest):
+        super().report(metrics, state=state, best=best, latest=latest)
+        self.checkpoint = (copy.deepcopy(state), latest(), best)
+
+
+@pytest.fixture(scope="module")
+def whole_run():
+    """The final state of :func:`_job` trained through its 5 epochs."""
     job = _job()
-    whole = fit(job, build_training(job, TAGS), ListHooks([0.5] * 5), steps=2, device=CPU)[0]
+    return fit(job, build_training(job, TAGS), ListHooks(SCORES), steps=2, device=CPU)[0]
 
-    class Stop(Exception):
-        pass
 
-    saved = {}
+@pytest.fixture(scope="module")
+def stopped_run():
+    """:func:`_job` stopped by a request after epoch 3: ``(hooks, when the request was asked
+    (epochs reported), final state)``; ``hooks.checkpoint`` is epoch 3's. Tests copy it."""
+    job, hooks, asked = _job(), CheckpointHooks(SCORES), []
 
-    class StopAfterThree(ListHooks):
-        def report(self, metrics, *, state, best, latest):
-            if metrics["epoch"] == 2:
-                saved.update(state=copy.deepcopy(state), latest=latest(), best=best)
-                raise Stop
+    def stop_requested():
+        asked.append(len(hooks.reported))
+        return len(hooks.reported) == 3  # `raytag stop` while epoch 3 trained
 
-    with pytest.raises(Stop):
-        fit(job, build_training(job, TAGS), StopAfterThree([0.5] * 5), steps=2, device=CPU)
-    resumed = fit(job, build_training(job, TAGS), ListHooks([0.5] * 5), steps=2, device=CPU,
-                  resume=(saved["state"], saved["latest"], saved["best"]))[0]
-    assert resumed.resumed_from_epoch == 3
-    assert [h["train/loss"] for h in resumed.history] == [h["train/loss"] for h in whole.history]
+    state, _ = fit(job, build_training(job, TAGS), hooks, steps=2, device=CPU, stop_requested=stop_requested)
+    return hooks, asked, state
+
+
+def test_a_stop_request_ends_the_run_after_the_epoch_it_came_in(stopped_run):
+    hooks, asked, state = stopped_run
+    assert [m["epoch"] for m in hooks.reported] == [1, 2, 3] and state.epochs_done == 3
+    assert asked == [1, 2, 3] and state.best_epoch == 2
+    # After the last epoch there is nothing to stop: the request is not even asked for.
+    job, hooks, asked = _job(epochs=2), ListHooks(SCORES), []
+    fit(job, build_training(job, TAGS), hooks, steps=2, device=CPU,
+        stop_requested=lambda: asked.append(len(hooks.reported)) or False)
+    assert asked == [1] and len(hooks.reported) == 2
+
+
+def test_resuming_from_an_epoch_snapshot_continues_the_same_run(whole_run, stopped_run):
+    job = _job()
+    resumed = fit(job, build_training(job, TAGS), ListHooks(SCORES), steps=2, device=CPU,
+                  resume=copy.deepcopy(stopped_run[0].checkpoint))[0]
+    assert resumed.resumed_from_epoch == 3 and [h["epoch"] for h in resumed.history] == [1, 2, 3, 4, 5]
+    assert [h["train/loss"] for h in resumed.history] == [h["train/loss"] for h in whole_run.history]
+
+
+def test_a_checkpoint_written_with_epochs_numbered_from_0_resumes_the_same_run(whole_run, stopped_run):
+    """A state.json of format 1 (an older raytag numbered epochs from 0) is renumbered when read:
+    the run resumes after its third epoch, numbers the rest 4 and 5 and trains what a whole run
+    trains."""
+    saved, latest, best = copy.deepcopy(stopped_run[0].checkpoint)
+    state = asdict(saved)
+    old = {"next_epoch": state.pop("epochs_done"), "best_epoch": state.pop("best_epoch") - 1, **state,
+           "history": [{**h, "epoch": h["epoch"] - 1, "best_epoch": h["best_epoch"] - 1} for h in state["history"]]}
+    restored = parse_state(json.dumps({"state": old, "job": {}}))
+    assert restored == saved
+    job, hooks = _job(), ListHooks(SCORES)
+    hooks.evaluated = ["valid"] * 3  # validation is scripted per epoch: the first three are done
+    resumed = fit(job, build_training(job, TAGS), hooks, steps=2, device=CPU, resume=(restored, latest, best))[0]
+    assert [m["epoch"] for m in hooks.reported] == [4, 5] and resumed.resumed_from_epoch == 3
+    assert [h["train/loss"] for h in resumed.history] == [h["train/loss"] for h in whole_run.history]
+    assert (resumed.best_epoch, whole_run.best_epoch) == (4, 4)

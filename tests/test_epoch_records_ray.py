@@ -17,8 +17,10 @@ pytestmark = pytest.mark.ray
 
 
 def _report(callback, epoch: int, node: str = "node-a") -> None:
-    callback.after_report(None, [{"epoch": epoch, "train/loss": 1.0 / (epoch + 1), "valid/roc_auc": 0.5 + epoch / 10,
-                                  "epoch_seconds": 2.0, "node": node}, {"epoch": epoch, "node": "node-b"}], None)
+    """Epoch ``epoch`` (numbered from 1) reported by two ranks; epoch 1 stays the best."""
+    callback.after_report(None, [{"epoch": epoch, "train/loss": 1.0 / epoch, "valid/roc_auc": 0.4 + epoch / 10,
+                                  "best_epoch": 1, "epoch_seconds": 2.0, "node": node},
+                                 {"epoch": epoch, "node": "node-b"}], None)
 
 
 def _history(uri: str, run_id: str, key: str) -> dict[int, float]:
@@ -34,19 +36,19 @@ def test_records_reach_mlflow_through_the_driver_and_without_the_queue(ray_sessi
     callback = EpochMetricsToMlflow(uri, tracker.run_id, {5}, epochs=3, records=queue)
     writer = RecordWriter(queue, tracker)
     with caplog.at_level(logging.INFO, logger="raytag"):
-        _report(callback, 0)
-        _report(callback, 0)  # a re-run epoch (after a restart) is logged once
+        _report(callback, 1)
+        _report(callback, 1)  # a re-run epoch (after a restart) is logged once
         _report(callback, 5)  # already in the run when it was resumed
         writer.stop()
-    assert _history(uri, tracker.run_id, "train/loss") == {0: 1.0}
+    assert _history(uri, tracker.run_id, "train/loss") == {1: 1.0}  # step = the epoch's number
     assert MlflowClient(uri).get_run(tracker.run_id).data.tags[TRAIN_NODES] == "node-a,node-b"
     assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")] == [
-        "epoch 1/3  train loss 1.0000  ROC-AUC 0.5000  (2 s)"]
+        "epoch 1/3  train loss 1.0000  ROC-AUC 0.5000  (2 s, best so far)"]
 
     # The queue's actor is gone (the driver stopped reading): the callback logs by itself.
-    _report(callback, 1)
-    assert _history(uri, tracker.run_id, "train/loss") == {0: 1.0, 1: 0.5}
-    assert _history(uri, tracker.run_id, "valid/roc_auc") == pytest.approx({0: 0.5, 1: 0.6})
+    _report(callback, 2)
+    assert _history(uri, tracker.run_id, "train/loss") == {1: 1.0, 2: 0.5}
+    assert _history(uri, tracker.run_id, "valid/roc_auc") == pytest.approx({1: 0.5, 2: 0.6})
 
 
 def test_the_writer_stops_reading_a_queue_whose_actor_is_gone(ray_session, tmp_path):

@@ -9,6 +9,7 @@ import entmax
 import pytest
 import torch
 
+from requirements import needs_cuda_device
 from raytag.models import count_parameters, create_model
 from raytag.models.heads import (
     MultiActivationOutput,
@@ -198,7 +199,7 @@ def test_attach_head_is_seeded_and_checks_its_model():
         attach_head(torch.nn.Linear(3, 2), "sigmoid_sparsemax")
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@needs_cuda_device
 def test_head_on_cuda_with_a_cpu_generator():
     model = create_model("mtt-tiny", num_tags=4).cuda()
     attach_head(model, "sigmoid_sparsemax", generator=torch.Generator().manual_seed(0))

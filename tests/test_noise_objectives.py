@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from requirements import needs_cuda_device
 from raytag.objectives import (
     balanced_training_mask,
     bce,
@@ -107,7 +108,7 @@ def test_seeded_generator_is_deterministic():
     assert not torch.equal(a, c)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@needs_cuda_device
 def test_mask_on_cuda_with_either_generator():
     labels = _labels_with_positive_counts(16, [2, 8, 14]).cuda()
     for generator in (torch.Generator().manual_seed(0), torch.Generator("cuda").manual_seed(0)):

@@ -33,6 +33,7 @@ from teachers import write_random_tagger
 from raytag.audio.io import probe, read_frames
 from raytag import storage
 from raytag.cli import main
+from raytag.cluster.training.stop import request_stop, stop_requested, take_stop_request
 from raytag.data.manifest import read_labels, read_manifest, read_paths
 from test_session import stale_cluster_file
 
@@ -107,6 +108,10 @@ def test_storage_round_trip_on_the_server(s3_env):
     assert storage.list_folders(f"{root}/job", prefix="checkpoint_") == [f"{root}/job/checkpoint_1"]
     with storage.local_folder(f"{root}/job/checkpoint_1") as local:
         assert (local / "big.bin").read_bytes() == b"12345"
+    # `raytag stop`'s request, where the workers look for it and the driver takes it away.
+    assert request_stop(f"{root}/job") == f"{root}/job/stop_requested" and stop_requested(f"{root}/job")
+    assert take_stop_request(f"{root}/job") and not stop_requested(f"{root}/job")
+    assert not storage.remove(f"{root}/job/stop_requested")
 
 
 def _train_worker_pids(marker: str) -> list[int]:

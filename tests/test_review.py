@@ -56,7 +56,7 @@ def test_reviewing_a_pipeline_lists_both_stages_sorts_per_tag_changes_and_logs_t
     assert review.title == "demo-progressive (pipeline)"
     teacher, student = review.runs
     assert teacher.final == {"roc_auc": 0.75, "pr_auc": 0.375, "lwlrap": 0.65}
-    assert student.method == "balanced_masking + mean teacher" and student.best_epoch == 2
+    assert student.method == "balanced_masking + mean teacher" and student.best_epoch == 3
 
     header, rows = runs_table(review.runs)
     assert header == ["run", "id", "stage", "model", "method", "ROC-AUC (test)", "PR-AUC (test)", "lwlrap (test)",
@@ -157,13 +157,37 @@ def test_a_parent_without_children_and_the_cli(store, tmp_path, capsys):
 
 def test_final_metrics_of_a_valid_split_are_kept_out_of_its_history(store):
     client = store["client"]
-    run = client.create_run(client.get_experiment_by_name("pipelines").experiment_id, run_name="valid-eval")
-    run_id = run.info.run_id
-    client.log_batch(run_id, metrics=[Metric("valid/roc_auc", v, 1000 + s, s) for s, v in enumerate([0.5, 0.6, 0.7])])
-    client.log_batch(run_id, metrics=[Metric("valid/roc_auc", 0.66, 5000, 0)])  # the final evaluation, step 0
-    history, final = read_history(client, run_id, ["valid/roc_auc"], "valid")
-    assert final == {"roc_auc": 0.66}
-    assert history["valid/roc_auc"] == [(0, 0.5), (1, 0.6), (2, 0.7)]
+    for first in (1, 0):  # epochs numbered from 1; from 0 in a run of raytag before that
+        run = client.create_run(client.get_experiment_by_name("pipelines").experiment_id, run_name="valid-eval")
+        run_id = run.info.run_id
+        client.log_batch(run_id, metrics=[Metric("valid/roc_auc", v, 1000 + s, s)
+                                          for s, v in enumerate([0.5, 0.6, 0.7], start=first)])
+        client.log_batch(run_id, metrics=[Metric("valid/roc_auc", 0.66, 5000, 0)])  # the final evaluation, step 0
+        history, final = read_history(client, run_id, ["valid/roc_auc"], "valid", first_epoch=first)
+        assert final == {"roc_auc": 0.66}
+        assert history["valid/roc_auc"] == [(1, 0.5), (2, 0.6), (3, 0.7)]
+
+
+def test_a_run_that_numbered_epochs_from_0_is_reviewed_numbered_from_1(tmp_path):
+    """Runs of raytag before epochs were numbered from 1 (steps and epoch metrics from 0, no
+    ``raytag.epochs_from`` tag) read as the same runs logged today: best epoch, histories."""
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    reviews, histories = {}, {}
+    for first in (1, 0):
+        experiment = client.create_experiment(f"from-{first}", artifact_location=str(tmp_path / f"artifacts-{first}"))
+        ids = fill_pipeline(client, experiment, first_epoch=first)
+        assert tag_names.first_epoch(client.get_run(ids["student"]).data.tags) == first
+        reviews[first] = review_runs(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", parent_run_id=ids["parent"],
+                                     html_path=tmp_path / f"r{first}.html", log_to_parent=False).review
+        keys = list(client.get_run(ids["student"]).data.metrics)
+        histories[first] = read_history(client, ids["student"], keys, "test", first_epoch=first)
+    assert [run.best_epoch for run in reviews[0].runs] == [run.best_epoch for run in reviews[1].runs] == [3, 3]
+    per_epoch = [{k: v for k, v in history.items() if not k.startswith("test/")} for history, _ in
+                 (histories[0], histories[1])]  # final test/* metrics sit at step 0, not an epoch
+    assert per_epoch[0] == per_epoch[1] and histories[0][1] == histories[1][1]
+    new, _ = histories[1]
+    assert new["epoch"] == [(e, float(e)) for e in (1, 2, 3, 4)] and new["best_epoch"][-1] == (4, 3.0)
+    assert [step for step, _ in new["mask/masked/genre---rock"]] == [1, 2, 3, 4]
 
 
 def test_pure_parts_need_no_store():

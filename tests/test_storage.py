@@ -48,12 +48,12 @@ def test_latest_checkpoint_is_found_through_storage_and_skips_incomplete_folders
     model = create_model("mtt-tiny", num_tags=2)
     snapshot = ckpt.Snapshot.capture(model, torch.optim.Adam(model.parameters()), PlainBCE())
     for name, epoch in (("checkpoint_a", 1), ("checkpoint_b", 2), ("checkpoint_c", 3)):
-        ckpt.save(tmp_path / "run" / name, latest=snapshot, best=snapshot, state=ckpt.TrainingState(next_epoch=epoch),
+        ckpt.save(tmp_path / "run" / name, latest=snapshot, best=snapshot, state=ckpt.TrainingState(epochs_done=epoch),
                   job={})
     (tmp_path / "run" / "checkpoint_c" / ckpt.BEST_MODEL_FILE).unlink()  # cut short by a crash
     (tmp_path / "run" / "checkpoint_d").mkdir()
     (tmp_path / "run" / "checkpoint_d" / ckpt.STATE_FILE).write_text("{not json")
     for root in (str(tmp_path), f"file://{tmp_path}"):
         location, state = latest_checkpoint(f"{root}/run")
-        assert location == f"{root}/run/checkpoint_b" and state.next_epoch == 2
+        assert location == f"{root}/run/checkpoint_b" and state.epochs_done == 2
         assert latest_checkpoint(f"{root}/nothing-here") is None

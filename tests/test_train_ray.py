@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,9 +15,12 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from raytag.config import load_job
+from raytag.cluster.training.checkpoints import latest_checkpoint
 from raytag.cluster.training.driver import train
 from raytag.locations import run_location
 from raytag.models.export import read_exported, read_thresholds, thresholds_labels
+from raytag.tracking import run_tags as T
+from raytag.tracking.review import review_runs
 
 pytestmark = pytest.mark.ray
 
@@ -54,7 +58,7 @@ def test_two_worker_ddp_training_is_recorded_in_mlflow(trained_run):
     assert run.data.params["scaling.num_workers"] == "2"
     assert run.data.params["model.name"] == "mtt-tiny"
     assert int(run.data.params["model.parameters"]) > 0
-    assert [m.step for m in client.get_metric_history(run.info.run_id, "valid/roc_auc")] == [0, 1, 2]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "valid/roc_auc")] == [1, 2, 3]
     # Both DDP workers trained: rank 0 saw half the 28 training clips each epoch.
     assert history(client, run, "train/examples") == [14.0, 14.0, 14.0]
     assert "test/roc_auc" in run.data.metrics and run.data.tags["raytag.test_labels"] == "clean"
@@ -73,16 +77,43 @@ def test_two_worker_ddp_training_is_recorded_in_mlflow(trained_run):
     # validation tracks' manifest labels (none verified), and model.json and the run say so.
     assert thresholds_labels(exported) == {"labels": "noisy", "tracks": 6}
     assert run.data.tags["raytag.threshold_labels"] == "noisy"
-    assert outcome.best_epoch in (0, 1)  # only the selection window can hold the best epoch
+    assert outcome.best_epoch in (1, 2)  # only the selection window (epochs 1-2) can hold the best epoch
     per_epoch = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "test_epoch/roc_auc")}
-    assert sorted(per_epoch) == [1, 2]  # the last two epochs were evaluated on the test split
-    assert run.data.metrics["test/avg_last/roc_auc"] == pytest.approx((per_epoch[1] + per_epoch[2]) / 2)
+    assert sorted(per_epoch) == [2, 3]  # the last two epochs were evaluated on the test split
+    assert run.data.metrics["test/avg_last/roc_auc"] == pytest.approx((per_epoch[2] + per_epoch[3]) / 2)
     assert run.data.metrics["test/avg_last/epochs"] == 2
     # Where the run's time went: seconds per phase, on the outcome and in MLflow.
     phases = {k: v for k, v in run.data.metrics.items() if k.startswith("time/")}
     assert {"time/start_s", "time/scan_s", "time/fit_s", "time/evaluate_s", "time/total_s"} <= set(phases)
     assert phases["time/fit_s"] > 0 and outcome.seconds["fit"] == pytest.approx(phases["time/fit_s"], abs=1e-3)
     assert phases["time/total_s"] >= sum(v for k, v in phases.items() if k != "time/total_s") - 0.01
+
+
+def test_epochs_are_numbered_from_1_in_the_console_the_run_and_the_model(trained_run, tmp_path):
+    """The shared run's 3 epochs: the progress lines, ``best epoch``, the MLflow steps and the
+    epoch-valued metrics, the checkpoint's state and ``model.json`` all number them 1, 2, 3."""
+    job, outcome = trained_run.job, trained_run.outcome
+    progress = [line for line in trained_run.log if re.match(r"epoch \d+/3 ", line)]
+    assert [int(line.split()[1].split("/")[0]) for line in progress] == [1, 2, 3], trained_run.log
+    best = int(re.search(r"^best epoch (\d+);", trained_run.out, flags=re.MULTILINE).group(1))
+    assert best == outcome.best_epoch and best in (1, 2)
+    best_lines = [int(line.split()[1].split("/")[0]) for line in progress if line.endswith("best so far)")]
+    assert best_lines[0] == 1 and best_lines[-1] == best  # the first epoch is the best so far; the best one said so
+    assert any(line.startswith(f"best epoch {best} (valid roc_auc") for line in trained_run.log)
+    client, run = mlflow_run(job)
+    assert run.data.tags[T.EPOCHS_FROM] == "1"
+    steps = {key: [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, key)]
+             for key in ("train/loss", "epoch", "best_epoch")}
+    assert [step for step, _ in steps["train/loss"]] == [1, 2, 3]
+    assert [(step, int(value)) for step, value in steps["epoch"]] == [(1, 1), (2, 2), (3, 3)]
+    assert int(steps["best_epoch"][-1][1]) == best
+    assert read_exported(outcome.model_location).info["best_epoch"] == best
+    _, state = latest_checkpoint(run_location(job.storage, job.name))
+    assert (state.epochs_done, state.best_epoch) == (3, best)
+    assert [entry["epoch"] for entry in state.history] == [1, 2, 3]
+    summary, = review_runs(tracking_uri=job.tracking.uri, run_ids=[run.info.run_id],
+                           html_path=tmp_path / "review.html").review.runs
+    assert summary.best_epoch == best
 
 
 def test_corrupt_empty_and_missing_files_are_skipped_and_counted(ray_session, tiny_job, tiny_corpus, tmp_path):
@@ -143,7 +174,7 @@ def test_worker_killed_mid_run_resumes_from_checkpoint(ray_session, tiny_job):
     client, run = mlflow_run(job)
     resumed = history(client, run, "resumed_from_epoch")
     assert resumed[0] == -1 and max(resumed) >= 1  # restarted from a checkpoint, not from scratch
-    assert max(history(client, run, "epoch")) == 3
+    assert max(history(client, run, "epoch")) == 4  # epochs 1-4
     assert run.info.status == "FINISHED"
 
 

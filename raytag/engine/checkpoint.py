@@ -8,8 +8,9 @@ keeps two: the latest one and the one of the best epoch so far. Reloading "the b
 student paired with a later epoch's mean teacher or Adam moments would continue a run that
 never happened.
 
-A checkpoint folder holds both snapshots and ``state.json`` (next epoch, best metric, best
-epoch, per-epoch metrics, the resolved job config). Only ``torch.save``/``json`` are used, so
+A checkpoint folder holds both snapshots and ``state.json`` (its format, the epochs done, best
+metric, best epoch, per-epoch metrics, the resolved job config; epochs numbered from 1, see
+:mod:`raytag.engine.state`). Only ``torch.save``/``json`` are used, so
 the folders are readable without Ray; they are loaded with ``weights_only=True``. ``state.json``
 is parsed by :mod:`raytag.engine.state`, which does not import torch (the Train
 controller's callback reads it).
@@ -18,7 +19,6 @@ controller's callback reads it).
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from raytag.engine.state import STATE_FILE, TrainingState, parse_state  # noqa: F401 - part of this format
+from raytag.engine.state import STATE_FILE, TrainingState, parse_state, state_text  # noqa: F401 - part of this format
 
 LATEST_FILE = "latest.pt"
 BEST_FILE = "best.pt"
@@ -87,7 +87,7 @@ def save(folder: Path, *, latest: Snapshot, best: Snapshot, state: TrainingState
     torch.save(latest.as_dict(), folder / LATEST_FILE)
     torch.save(best.as_dict(), folder / BEST_FILE)
     torch.save(best.weights, folder / BEST_MODEL_FILE)
-    (folder / STATE_FILE).write_text(json.dumps({"state": asdict(state), "job": job}, indent=1))
+    (folder / STATE_FILE).write_text(state_text(state, job))
 
 
 def load_state(folder: Path) -> TrainingState:

@@ -3,17 +3,21 @@
 :func:`build_training` turns a job into its method, network and optimizer (seeded so that every
 rank starts from the same weights); :func:`fit` runs the epochs:
 
-* each epoch's step draws (dropout, masks) seeded by (seed, epoch, rank), the method started
-  with them, one pass of :func:`raytag.engine.loop.train_epoch` over ``hooks.batches(epoch)``;
+* epochs are numbered from 1 in everything they report (see :mod:`raytag.engine.state`); the
+  0-based index (number − 1) keys the draws: each epoch's step draws (dropout, masks) are
+  seeded by (seed, index, rank), the method is started with them, one pass of
+  :func:`raytag.engine.loop.train_epoch` over ``hooks.batches(index)``;
 * validation every epoch (``hooks.evaluate(model, "valid", prefix="valid/")``) and, in the last
   ``eval.average_last`` epochs, the evaluation split too with the running mean of those epochs
   (Lu et al. §3.1 report the mean of the last ten);
-* the best epoch by ``train.select_metric``, looked for only before ``train.select_until_epoch``
-  when it is set; at that epoch the whole best snapshot (model, optimizer, method state: the
-  mean teacher too) is restored and training goes on from it (Lu et al.: "load the best model
-  and train another N epochs");
+* the best epoch by ``train.select_metric``; with ``train.select_until_epoch: N`` only epochs
+  1…N can be best, and before epoch N + 1 the whole best snapshot (model, optimizer, method
+  state: the mean teacher too) is restored and training goes on from it (Lu et al.: "load the
+  best model and train another N epochs");
 * ``hooks.report(metrics, state=..., best=..., latest=...)`` at the end of every epoch: a Ray
-  worker reports to Ray Train and checkpoints there, the benchmark prints a line.
+  worker reports to Ray Train and checkpoints there, the benchmark prints a line;
+* after each report, rank 0 asks ``stop_requested()`` (a Ray worker: ``raytag stop``); when it
+  says yes every rank ends the run there, its checkpoint the last.
 
 Only rank 0 decides which epoch is best (``agree`` gives its decision to every rank, so each
 keeps the same snapshot) and fills the epoch's metrics; other ranks report an epoch number only.
@@ -47,8 +51,9 @@ class Hooks(Protocol):
     """What a caller of :func:`fit` supplies: where batches come from, how a split is scored,
     what happens with an epoch's results."""
 
-    def batches(self, epoch: int) -> Iterable[dict]:
-        """This rank's training batches of ``epoch`` (dicts as ``train_epoch`` takes them)."""
+    def batches(self, index: int) -> Iterable[dict]:
+        """This rank's training batches of the epoch with 0-based ``index`` (the key of its
+        order and crops; dicts as ``train_epoch`` takes them)."""
 
     def evaluate(self, model: nn.Module, split: str, *, prefix: str) -> dict[str, float]:
         """Track-level metrics of ``model`` on ``split`` ("valid", or "test": the job's
@@ -109,6 +114,7 @@ def fit(
     resume: tuple[TrainingState, Snapshot, Snapshot] | None = None,
     agree: Callable[[bool], bool] = lambda flag: flag,
     context: dict[str, Any] | None = None,
+    stop_requested: Callable[[], bool] = lambda: False,
 ) -> tuple[TrainingState, Snapshot]:
     """Runs the job's epochs (see the module docstring).
 
@@ -122,6 +128,8 @@ def fit(
         resume: ``(state, latest, best)`` of a checkpoint to continue from.
         agree: rank 0's boolean on every rank (identity for one rank).
         context: constant metrics added to every epoch's (e.g. the node id).
+        stop_requested: asked on rank 0 after each epoch's report; True ends the run there,
+            before ``job.train.epochs`` (on every rank, through ``agree``).
 
     Returns:
         ``(state, best)``: the run's final :class:`TrainingState` (its ``history`` holds rank
@@ -133,27 +141,28 @@ def fit(
     if resume is not None:
         state, latest, best = resume
         latest.restore(model, optimizer, method)
-        state.resumed_from_epoch = state.next_epoch
+        state.resumed_from_epoch = state.epochs_done
         if rank == 0:
-            log.info("resuming from the checkpoint of epoch %d", state.next_epoch - 1)
+            log.info("resuming from the checkpoint of epoch %d", state.epochs_done)
     window = job.train.select_until_epoch
-    for epoch in range(state.next_epoch, job.train.epochs):
+    for epoch in range(state.epochs_done + 1, job.train.epochs + 1):  # numbered from 1
+        index = epoch - 1  # keys the draws and the methods' schedules
         started = time.perf_counter()
-        if epoch == window:
+        if window is not None and epoch == window + 1:
             best.restore(model, optimizer, method)
             if rank == 0:
                 log.info("selection window over: continuing from the best epoch (%s)", state.best_epoch)
-        step_seed = rank_generator_seed(job.seed, epoch, rank)
+        step_seed = rank_generator_seed(job.seed, index, rank)
         torch.manual_seed(step_seed)  # dropout
-        method.start_epoch(Epoch(epoch, torch.Generator().manual_seed(step_seed), model, steps))
-        stats = train_epoch(model, hooks.batches(epoch), optimizer, method=method, device=device, amp=job.train.amp,
+        method.start_epoch(Epoch(index, torch.Generator().manual_seed(step_seed), model, steps))
+        stats = train_epoch(model, hooks.batches(index), optimizer, method=method, device=device, amp=job.train.amp,
                             log_every=job.train.log_every, describe=f"[rank {rank}] epoch {epoch}")
         evaluated = _evaluate(job, hooks, method.evaluated(model), state, epoch)
         metrics: dict[str, Any] = {"epoch": epoch, **(context or {})}
         improved = False
         if rank == 0:
             metrics.update({**stats.as_metrics(), **method.epoch_metrics(), **evaluated, "workers": world_size})
-            if window is None or epoch < window:
+            if window is None or epoch <= window:
                 value = metrics[f"valid/{job.train.select_metric}"]
                 improved = state.improves(value)
                 if improved:
@@ -167,16 +176,21 @@ def fit(
             state.history.append(dict(metrics))
         if agree(improved):  # every rank keeps the same best snapshot
             best = Snapshot.capture(model, optimizer, method)
-        state.next_epoch = epoch + 1
+        state.epochs_done = epoch
         hooks.report(metrics, state=state, best=best, latest=lambda: Snapshot.capture(model, optimizer, method))
+        if epoch < job.train.epochs and agree(rank == 0 and stop_requested()):
+            if rank == 0:
+                log.info("stopping after epoch %d of %d, as requested", epoch, job.train.epochs)
+            break
     return state, best
 
 
 def _evaluate(job: Any, hooks: Hooks, model: nn.Module, state: TrainingState, epoch: int) -> dict[str, float]:
-    """Validation, and the evaluation split in the last ``eval.average_last`` epochs with the
-    running mean of those epochs (on every rank: sharded evaluation needs them all)."""
+    """Validation, and the evaluation split in the last ``eval.average_last`` epochs (numbers
+    ``epochs − average_last + 1`` … ``epochs``) with the running mean of those epochs (on every
+    rank: sharded evaluation needs them all)."""
     metrics = hooks.evaluate(model, "valid", prefix="valid/")
-    if job.eval.average_last and epoch >= job.train.epochs - job.eval.average_last:
+    if job.eval.average_last and epoch > job.train.epochs - job.eval.average_last:
         split = job.eval.split
         metrics.update(hooks.evaluate(model, "test", prefix=f"{split}_epoch/"))
         recent = [h for h in state.history if f"{split}_epoch/roc_auc" in h] + [metrics]

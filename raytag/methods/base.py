@@ -37,8 +37,10 @@ class Epoch:
     """What a method learns at the start of an epoch on one rank.
 
     Attributes:
-        index: the epoch (0-based).
-        generator: this rank's source of draws for this epoch (seeded by seed, epoch, rank).
+        index: the epoch's 0-based index: epochs trained before it (records number this epoch
+            ``index + 1``, see :mod:`raytag.engine.state`); schedules count from it (a
+            ``warmup_epochs: 40`` teacher joins at index 40, epoch 41).
+        generator: this rank's source of draws for this epoch (seeded by seed, index, rank).
         model: the (possibly DDP-wrapped) model being trained.
         steps: optimizer steps this rank takes in this epoch.
     """

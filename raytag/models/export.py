@@ -3,13 +3,16 @@
 ::
 
     best_model/
-      model.json   {"format": 1, "name": preset, "args": {...}, "tags": [...],
+      model.json   {"format": 2, "name": preset, "args": {...}, "tags": [...],
                     "sample_rate": Hz, "crop_samples": n,
                     "thresholds": {tag: threshold} (optional),
                     "thresholds_labels": {"labels": "noisy"|"verified"|"clean", "tracks": n},
                     "scoring": {"max_chunks": n | null} (optional: how it was evaluated),
-                    ...training info}
+                    ...training info ("best_epoch": its number, from 1, ...)}
       model.pt     the weights (a state dict; read with ``torch.load(weights_only=True)``)
+
+Format 1 numbered ``best_epoch`` from 0; :func:`read_exported` renumbers it (epochs are
+numbered from 1 everywhere, see :mod:`raytag.engine.state`).
 
 This module is the only one that writes, reads or checks the format and names its folder. It
 works on local folders; the cluster layer copies a folder to or from remote storage. Importing
@@ -27,7 +30,8 @@ from typing import Any
 from raytag.errors import InputError
 from raytag.locations import run_location
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: ``best_epoch`` numbered from 1; 1: numbered from 0 (read as if it were 2)."""
 BEST_MODEL_DIR = "best_model"
 META_FILE = "model.json"
 WEIGHTS_FILE = "model.pt"
@@ -131,7 +135,8 @@ def read_exported(folder: str | Path | None, key: str = "model") -> ExportedMode
         sample_rate, crop_samples = int(meta.pop("sample_rate")), int(meta.pop("crop_samples"))
     except (ValueError, KeyError, TypeError) as exc:
         raise ExportError(f"{key}: {path} is not a raytag model description ({exc!r})") from None
-    meta.pop("format", None)
+    if meta.pop("format", 1) == 1 and isinstance(meta.get("best_epoch"), int):
+        meta["best_epoch"] += 1  # format 1 numbered epochs from 0
     return ExportedModel(folder, recipe, sample_rate, crop_samples, meta)
 
 

@@ -10,10 +10,10 @@ The callback decides what to log and hands each record to the driver through a q
 epoch's line (:class:`RecordWriter`). The controller therefore never imports MLflow (~2 CPU
 seconds on every run) unless the queue is gone: then it logs the record itself.
 
-Each epoch is logged once (step = epoch). Rank 0's checkpoint carries the metrics of every
-epoch so far, so an epoch whose report was lost (a worker killed right after persisting its
-checkpoint) is logged from the next checkpoint, and an epoch re-run after a restart is not
-logged twice.
+Each epoch is logged once, at step = its number (epochs are numbered from 1, see
+:mod:`raytag.engine.state`). Rank 0's checkpoint carries the metrics of every epoch so far, so
+an epoch whose report was lost (a worker killed right after persisting its checkpoint) is
+logged from the next checkpoint, and an epoch re-run after a restart is not logged twice.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ log = logging.getLogger("raytag")
 
 @dataclass
 class Record:
-    """One thing to log: an epoch's metrics (``step`` = the epoch) or run tags."""
+    """One thing to log: an epoch's metrics (``step`` = the epoch's number) or run tags."""
 
     metrics: dict[str, float] = field(default_factory=dict)
     step: int | None = None
@@ -91,11 +91,7 @@ class EpochMetricsToMlflow(ray.train.UserCallback):
         epoch = metrics.get("epoch")
         if epoch is None or int(epoch) in self.logged:
             return
-        scalars = {
-            k: float(v) for k, v in metrics.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-        }
-        self._send(Record(metrics=scalars, step=int(epoch), epochs=self.epochs))
+        self._send(epoch_record(metrics, epochs=self.epochs))
         self.logged.add(int(epoch))
 
     def _send(self, record: Record) -> None:
@@ -119,9 +115,30 @@ class EpochMetricsToMlflow(ray.train.UserCallback):
             self.log_epoch(entry)
 
 
+def epoch_record(metrics: dict, *, epochs: int | None = None) -> Record:
+    """The :class:`Record` of one epoch's metrics (as a worker reports them, ``epoch`` its
+    number): its finite scalars, at step = the epoch's number."""
+    scalars = {
+        k: float(v) for k, v in metrics.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    }
+    return Record(metrics=scalars, step=int(metrics["epoch"]), epochs=epochs)
+
+
+def log_missing_epochs(tracker: Tracker, history: list[dict]) -> int:
+    """Logs the epochs of a checkpoint's ``history`` that the tracker's run lacks (a job whose
+    training finished before this run started: a finished or older run is not continued, see
+    :func:`raytag.tracking.runs.start_run`); returns how many were logged."""
+    logged = tracker.logged_steps("epoch")
+    missing = [entry for entry in history if "epoch" in entry and int(entry["epoch"]) not in logged]
+    for entry in missing:
+        epoch_record(entry).write(tracker, progress=False)
+    return len(missing)
+
+
 def epoch_line(metrics: dict[str, float], epochs: int | None) -> str:
     """One readable line per epoch: loss, validation ranking metrics, time, workers."""
-    epoch = int(metrics["epoch"]) + 1
+    epoch = int(metrics["epoch"])
     parts = [f"epoch {epoch}/{epochs}" if epochs else f"epoch {epoch}"]
     for key, label in (("train/loss", "train loss"), ("valid/loss", "valid loss"), ("valid/roc_auc", "ROC-AUC"),
                        ("valid/pr_auc", "PR-AUC")):

@@ -142,12 +142,15 @@ class Tracker:
         tags: dict[str, str] | None = None,
         parent_run_id: str | None = None,
         resume_run_id: str | None = None,
+        resume_requires: dict[str, str] | None = None,
     ) -> Tracker:
-        """Creates (or resumes) a run; a failing backend gives a disabled tracker and a warning."""
+        """Creates a run with ``tags``, or resumes ``resume_run_id`` when it exists, is not
+        finished and has the tags ``resume_requires`` (e.g. how its records are numbered); a
+        failing backend gives a disabled tracker and a warning."""
         tracker = cls(uri, None)
         try:
             client = tracker.client
-            if resume_run_id and _resumable(client, resume_run_id):
+            if resume_run_id and _resumable(client, resume_run_id, resume_requires or {}):
                 tracker.run_id = resume_run_id
                 client.update_run(resume_run_id, status="RUNNING")
             else:
@@ -241,11 +244,12 @@ class Tracker:
         return {"uri": self.uri, "run_id": None if self.failed else self.run_id}
 
 
-def _resumable(client, run_id: str) -> bool:
+def _resumable(client, run_id: str, tags: dict[str, str]) -> bool:
     try:
-        return client.get_run(run_id).info.status != "FINISHED"
+        run = client.get_run(run_id)
     except Exception:  # noqa: BLE001 - a deleted or unknown run is simply not resumed
         return False
+    return run.info.status != "FINISHED" and all(run.data.tags.get(k) == str(v) for k, v in tags.items())
 
 
 def _param_value(value: Any) -> str:

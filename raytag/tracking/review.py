@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 
+from raytag.engine.state import EPOCH_NUMBER_KEYS
 from raytag.errors import InputError
 from raytag.models.export import description_path, description_tags
 from raytag.tracking import plots, tag_plots
@@ -187,7 +188,8 @@ def build_review(
     for run in runs:
         params, split = dict(run.data.params), run.data.params.get("eval.split", "test")
         keys = [k for k in run.data.metrics if k.startswith(f"{split}/") or k == "best_epoch"]
-        history, final = read_history(client, run.info.run_id, keys, split)
+        history, final = read_history(client, run.info.run_id, keys, split,
+                                      first_epoch=tag_names.first_epoch(run.data.tags))
         review.runs.append(summarize_run(
             run_id=run.info.run_id, name=run.info.run_name or "", status=run.info.status, params=params,
             tags=dict(run.data.tags), final=final, best_epoch=_last(history.get("best_epoch")),
@@ -205,7 +207,8 @@ def build_review(
         if summary.run_id not in plotted:
             continue
         folder = workdir / summary.run_id
-        history, _ = read_history(client, summary.run_id, list(run.data.metrics), summary.split)
+        history, _ = read_history(client, summary.run_id, list(run.data.metrics), summary.split,
+                                  first_epoch=tag_names.first_epoch(run.data.tags))
         rows = per_tag[summary.run_id] = _read_per_tag(client, summary.run_id, summary.split, folder, review.notes, summary.label)
         if rows:
             review.per_tag[summary.run_id] = rows
@@ -245,14 +248,20 @@ def _runs_to_plot(runs: Sequence[RunSummary], most: int) -> set[str]:
     return {run.run_id for run in sorted(runs, key=score, reverse=True)[:most]}
 
 
-def read_history(client, run_id: str, keys: Sequence[str], split: str) -> tuple[dict, dict[str, float]]:
+def read_history(client, run_id: str, keys: Sequence[str], split: str, *,
+                 first_epoch: int = 1) -> tuple[dict, dict[str, float]]:
     """A run's per-epoch history ``{key: [(epoch, value), ...]}`` and its final metrics on
     ``split`` (``roc_auc``, ``pr_auc``, ``lwlrap``).
 
     The final value of a metric is its latest logged one. When the evaluated split is ``valid``
     its final metrics share keys with the per-epoch ones; the final entry (logged after the
     last epoch, at a step that is not the last epoch) is then left out of the history.
+
+    Epochs come numbered from 1: a run whose records number them from ``first_epoch`` 0 (one
+    without the ``raytag.epochs_from`` tag, :func:`raytag.tracking.run_tags.first_epoch`) has
+    its steps and its epoch-valued metrics (``epoch``, ``best_epoch``) renumbered.
     """
+    shift = 1 - first_epoch
     history: dict[str, list[tuple[int, float]]] = {}
     final: dict[str, float] = {}
     for key in sorted(keys):
@@ -262,7 +271,8 @@ def read_history(client, run_id: str, keys: Sequence[str], split: str) -> tuple[
             final[key.split("/", 1)[1]] = last.value
             if len(points) > 1 and last.step < max(m.step for m in points):
                 points = points[:-1]
-        history[key] = sorted((m.step, m.value) for m in points)
+        value_shift = shift if key in EPOCH_NUMBER_KEYS else 0
+        history[key] = sorted((m.step + shift, m.value + value_shift) for m in points)
     return history, final
 
 

@@ -51,7 +51,8 @@ def log_run_plots(
 
         client = tracker.client
         run = client.get_run(tracker.run_id)
-        history, _ = read_history(client, tracker.run_id, list(run.data.metrics), split)
+        history, _ = read_history(client, tracker.run_id, list(run.data.metrics), split,
+                                  first_epoch=tag_names.first_epoch(run.data.tags))
         source = labels_words(run.data.tags.get(tag_names.labels_source(split)))
         valid_source = labels_words(run.data.tags.get(tag_names.labels_source("valid")))
         with tempfile.TemporaryDirectory(prefix="raytag-plots-") as scratch:

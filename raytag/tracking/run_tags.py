@@ -14,6 +14,8 @@ TEACHER_SCORES = "raytag.teacher_scores"  # the cached score file Balanced-Maski
 TEACHER_SCORES_REUSED = "raytag.teacher_scores_reused"
 THRESHOLD_LABELS = "raytag.threshold_labels"  # what the decision thresholds were chosen on
 TRAIN_NODES = "raytag.train_nodes"  # the Ray nodes the Train workers ran on
+EPOCHS_FROM = "raytag.epochs_from"  # on a training run: the number of its first epoch (steps, epoch metrics)
+EPOCHS_FROM_1 = "1"  # every run raytag starts now; a run without the tag numbered its epochs from 0
 SWEEP = "raytag.sweep"
 SWEEP_TARGET = "raytag.target"
 TRIAL_ID = "raytag.trial_id"
@@ -22,6 +24,12 @@ FINAL_MODEL = "raytag.final_model"
 FINAL_RUN_ID = "raytag.final_run_id"
 LINEAGE = (STAGE, PIPELINE, TEACHER_STAGE, TEACHER_RUN_ID, TEACHER_MODEL)
 """The tags that say where a model came from (also the version tags of a registered model)."""
+
+
+def first_epoch(tags: dict[str, str]) -> int:
+    """The number a run's records give its first epoch: 1, or 0 for a run started before
+    :data:`EPOCHS_FROM` existed (see :mod:`raytag.engine.state`)."""
+    return 1 if tags.get(EPOCHS_FROM) == EPOCHS_FROM_1 else 0
 
 
 def labels_source(split: str) -> str:

@@ -29,18 +29,25 @@ def start_run(
     """Starts the job's MLflow run, or resumes it when this job was interrupted.
 
     A new run gets the flattened resolved config as params (plus ``model.parameters``), the
-    config as ``config/job.yaml``, and the model and method tags.
+    config as ``config/job.yaml``, and the model, method and epoch-numbering tags. A finished
+    run, or one that numbers its epochs from 0 (written by raytag before epochs were numbered
+    from 1), is not continued: the job goes on in a new run, which gets the epochs the
+    checkpoint already holds from it (:func:`raytag.tracking.callback.log_missing_epochs`).
     """
     if not job.tracking.enabled:
         return Tracker.disabled()
     id_location = f"{run_location(job.storage, job.name)}/{RUN_ID_FILE}"
     previous = (storage.read_text(id_location) or "").strip() or None
-    tags = {T.MODEL: job.model.name, T.METHOD: job.objective.name, **(run_tags or {})}
+    numbering = {T.EPOCHS_FROM: T.EPOCHS_FROM_1}
+    tags = {T.MODEL: job.model.name, T.METHOD: job.objective.name, **numbering, **(run_tags or {})}
     tracker = Tracker.start(
         resolve_uri(job.tracking.uri), job.tracking.experiment, job.name,
-        tags=tags, parent_run_id=parent_run_id, resume_run_id=previous,
+        tags=tags, parent_run_id=parent_run_id, resume_run_id=previous, resume_requires=numbering,
     )
     if tracker.run_id and tracker.run_id != previous:
+        if previous:
+            log.info("MLflow run %s is finished, gone or numbers epochs from 0 (an older raytag): %s goes on in "
+                     "a new run, %s", previous, job.name, tracker.run_id)
         storage.write_text(id_location, tracker.run_id)
         resolved = job.resolved()
         params = flatten(resolved)

@@ -33,7 +33,7 @@ def latest_checkpoint(run_location: str) -> tuple[str, ckpt.TrainingState] | Non
             state = ckpt.parse_state(storage.read_bytes(f"{folder}/{ckpt.STATE_FILE}").decode())
         except ValueError:
             continue
-        if best is None or state.next_epoch >= best[1].next_epoch:
+        if best is None or state.epochs_done >= best[1].epochs_done:
             best = (folder, state)
     return best
 

@@ -26,6 +26,7 @@ from raytag.cluster.data.datasets import ScanResult, scan_tracks
 from raytag.cluster.inference.evaluation import ScoredSplits, score_splits
 from raytag.cluster.training.trainer import run_trainer
 from raytag.cluster.training.needs import epoch_data
+from raytag.cluster.training.stop import take_stop_request
 from raytag.cluster.session import ensure_ray
 from raytag.config import JobConfig
 from raytag.engine import checkpoint as ckpt
@@ -39,6 +40,7 @@ from raytag.threshold_choice import ThresholdLabelChoice
 from raytag.thresholds import THRESHOLD_CHOSEN, choose_thresholds, threshold_labels, threshold_map
 from raytag.text import plural
 from raytag.tracking import run_tags as T
+from raytag.tracking.callback import log_missing_epochs
 from raytag.tracking.client import Tracker
 from raytag.tracking.mlflow_model import publish_model
 from raytag.tracking.run_plots import log_run_plots
@@ -101,19 +103,27 @@ def train(
     _log_scan(scan, tracker)
 
     run = run_location(job.storage, job.name)
+    if take_stop_request(run):
+        log.info("removed a stop request left in %s from before this run", run)
     previous = latest_checkpoint(run)
-    if previous and previous[1].next_epoch >= job.train.epochs:
-        log.info("%s already trained %s; evaluating its best epoch", job.name, plural(previous[1].next_epoch, "epoch"))
+    if previous and previous[1].epochs_done >= job.train.epochs:
+        log.info("%s already trained %s; evaluating its best epoch", job.name, plural(previous[1].epochs_done, "epoch"))
         final = previous[0]
     else:
         if previous:
-            log.info("resuming %s from %s (epoch %d done)", job.name, previous[0], previous[1].next_epoch)
+            log.info("resuming %s from %s (%s done)", job.name, previous[0], plural(previous[1].epochs_done, "epoch"))
         with phases("needs"):
             data = epoch_data(job, job_plan, scan, extra, tracker)
         with phases("fit"):
             final = run_trainer(job, job_plan, tracker, data, callbacks or [])
     with phases("export"):
         model_location, state = _export_best(job, job_plan, final, tracker)
+    if take_stop_request(run) and state.epochs_done < job.train.epochs:
+        log.info("%s stopped on request after epoch %d of %d; rerun it to train the rest", job.name,
+                 state.epochs_done, job.train.epochs)
+    missing = log_missing_epochs(tracker, state.history)
+    if missing:  # training finished before this MLflow run started (see tracking.runs.start_run)
+        log.info("logged %s of the checkpoint into MLflow run %s", plural(missing, "epoch"), tracker.run_id)
     log.info("best epoch %s (valid %s %.4f); model in %s", state.best_epoch, state.select_metric, state.best_value, model_location)
     with phases("evaluate"):
         # One scoring pass for the validation split (thresholds) and the eval split.

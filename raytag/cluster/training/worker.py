@@ -20,6 +20,7 @@ import torch
 
 from raytag import storage
 from raytag.cluster.training.checkpoints import load_latest, report
+from raytag.cluster.training.stop import stop_requested
 from raytag.cluster.data.datasets import EpochData
 from raytag.config import JobConfig
 from raytag.data.rows import rank_batch_size
@@ -66,7 +67,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                                    batch_size=batch_size),
         steps=data.steps_per_epoch(world_size=world_size, batch_size=batch_size), device=device, rank=rank,
         world_size=world_size, resume=load_latest(config["run_location"]), agree=_agree,
-        context={"node": ray.get_runtime_context().get_node_id()})
+        context={"node": ray.get_runtime_context().get_node_id()},
+        stop_requested=lambda: stop_requested(config["run_location"]))
 
 
 class WorkerHooks:
@@ -78,8 +80,8 @@ class WorkerHooks:
         self.job, self.data, self.tags, self.config = job, data, tags, config
         self.device, self.rank, self.world_size, self.batch_size = device, rank, world_size, batch_size
 
-    def batches(self, epoch: int):
-        return self.data.train_batches(epoch=epoch, rank=self.rank, world_size=self.world_size,
+    def batches(self, index: int):
+        return self.data.train_batches(epoch=index, rank=self.rank, world_size=self.world_size,
                                        batch_size=self.batch_size)
 
     def evaluate(self, model, split: str, *, prefix: str) -> dict[str, float]:
