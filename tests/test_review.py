@@ -247,3 +247,43 @@ def test_durations_read_like_a_person_writes_them():
 
     assert [format_duration(0, ms) for ms in (45_000, 725_000, 7_380_000)] == ["45s", "12m 05s", "2h 03m"]
     assert format_duration(0, None) == "running" and format_duration(None, 5) == "—"
+
+
+def test_the_8_character_ids_the_review_prints_can_be_given_back(store, tmp_path, capsys):
+    teacher, student = store["teacher"], store["student"]
+    outcome = review_runs(tracking_uri=store["uri"], run_ids=[teacher[:8], student[:8], teacher],
+                          html_path=tmp_path / "short.html")
+    assert [run.run_id for run in outcome.review.runs] == [teacher, student]
+    assert "1 run id given more than once, shown once" in outcome.review.notes
+    assert review_runs(tracking_uri=store["uri"], parent_run_id=store["parent"][:8],
+                       html_path=tmp_path / "p.html", log_to_parent=False).review.runs[0].run_id == teacher
+    assert main(["review", teacher[:8], "--uri", store["uri"], "--html", str(tmp_path / "cli.html")]) == 0
+    assert "demo-progressive-teacher" in capsys.readouterr().out
+    with pytest.raises(ReviewError, match="too short"):
+        review_runs(tracking_uri=store["uri"], run_ids=[teacher[:3]], html_path=tmp_path / "x.html")
+
+
+def test_an_ambiguous_run_id_prefix_lists_its_candidates(tmp_path, capsys):
+    """Two runs whose ids share 8 characters: a real store whose ids are set with SQL (MLflow
+    draws them at random)."""
+    import sqlite3
+
+    database = tmp_path / "mlflow.db"
+    client = MlflowClient(f"sqlite:///{database}")
+    experiment = client.create_experiment("twins", artifact_location=str(tmp_path / "artifacts"))
+    made = [client.create_run(experiment, run_name=name).info.run_id for name in ("one", "two")]
+    wanted = ["abcdef12" + "0" * 24, "abcdef12" + "1" * 24]
+    with sqlite3.connect(database) as db:
+        db.execute("PRAGMA foreign_keys = OFF")
+        for old, new in zip(made, wanted):
+            for table in ("runs", "tags"):
+                db.execute(f"UPDATE {table} SET run_uuid = ? WHERE run_uuid = ?", (new, old))
+            db.execute("UPDATE runs SET artifact_uri = replace(artifact_uri, ?, ?)", (old, new))
+    assert main(["review", "abcdef12", "--uri", f"sqlite:///{database}", "--html", str(tmp_path / "r.html")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("raytag review: run id 'abcdef12' is ambiguous: 2 runs start with it: ")
+    assert f"{wanted[0]} (one)" in err and f"{wanted[1]} (two)" in err and "\n" not in err
+    assert main(["review", "abcdef121", "--uri", f"sqlite:///{database}", "--html", str(tmp_path / "r.html")]) == 0
+    assert "two" in capsys.readouterr().out
+    assert main(["review", "abcdef19", "--uri", f"sqlite:///{database}"]) == 2
+    assert "no run whose id starts with 'abcdef19'" in capsys.readouterr().err

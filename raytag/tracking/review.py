@@ -43,6 +43,8 @@ MODEL_DESCRIPTION = description_path()
 THRESHOLDS_TABLE = "metrics/thresholds_valid.csv"  # written by the driver (raytag.cluster.training.driver)
 DEFAULT_MAX_RUNS = 50
 DEFAULT_MAX_PLOTTED_RUNS = 8
+FULL_RUN_ID = 32  # characters of an MLflow run id
+MIN_ID_PREFIX = 4  # shortest run-id prefix accepted (review prints 8 characters)
 
 
 class ReviewError(InputError):
@@ -79,7 +81,8 @@ def review_runs(
             pipelines and sweeps are left out, their children are listed).
         parent_run_id: review this pipeline's or sweep's child runs.
         run_ids: review these runs, in this order (two runs: per-tag differences second − first);
-            an id given twice is reviewed once, where it first appears.
+            full ids or unique prefixes of at least 4 characters (the 8 the table prints); a
+            run given twice is reviewed once, where it first appears.
         html_path: where to write the report; default ``review-<name>.html`` in the cwd.
         log_to_parent: log the report to the parent run (``parent_run_id`` only). Default True.
         max_runs: most runs of an experiment or parent. Default 50.
@@ -101,7 +104,7 @@ def review_runs(
     with tempfile.TemporaryDirectory(prefix="raytag-review-") as scratch:
         review = build_review(client, runs, title=title, tracking_uri=uri, workdir=Path(scratch), sort_by=sort_by,
                               max_plotted_runs=max_plotted_runs)
-        repeated = len(run_ids) - len(dict.fromkeys(run_ids))
+        repeated = len(run_ids) - len(runs) if run_ids else 0
         if repeated:
             review.notes.append(f"{plural(repeated, 'run id')} given more than once, shown once")
         path = Path(html_path) if html_path else Path.cwd() / f"review-{_slug(title)}.html"
@@ -134,18 +137,18 @@ def select_runs(
     if sum(chosen) != 1:
         raise ReviewError("give exactly one of: run ids, --experiment NAME or --parent RUN_ID")
     if run_ids:
-        runs = [_get_run(client, run_id) for run_id in dict.fromkeys(run_ids)]
+        runs = list({run.info.run_id: run for run in (_get_run(client, run_id) for run_id in run_ids)}.values())
         return runs, None, "runs " + ", ".join(run.info.run_name or run.info.run_id[:8] for run in runs)
     if parent_run_id:
         parent = _get_run(client, parent_run_id)
         runs = client.search_runs(
             [parent.info.experiment_id],
-            filter_string=f"tags.`{tag_names.PARENT_RUN}` = '{parent_run_id}'",
+            filter_string=f"tags.`{tag_names.PARENT_RUN}` = '{parent.info.run_id}'",
             max_results=max_runs,
             order_by=["attributes.start_time ASC"],
         )
         if not runs:
-            raise ReviewError(f"run {parent_run_id} ({parent.info.run_name}) has no child runs")
+            raise ReviewError(f"run {parent.info.run_id} ({parent.info.run_name}) has no child runs")
         kind = parent.data.tags.get(tag_names.KIND, "parent")
         return list(runs), parent, f"{parent.info.run_name} ({kind})"
     try:
@@ -374,12 +377,49 @@ def _download(client, run_id: str, artifact: str, folder: Path) -> Path | None:
 
 
 def _get_run(client, run_id: str):
+    """The run with id ``run_id``, or the one run whose id starts with it (the 8-character ids
+    the review prints, at least :data:`MIN_ID_PREFIX` characters), in any experiment.
+
+    Raises:
+        ReviewError: no such run, a prefix that is too short, or one that several runs share
+            (they are listed).
+    """
     from mlflow.exceptions import MlflowException
 
-    try:
-        return client.get_run(run_id)
-    except MlflowException:
-        raise ReviewError(f"no run {run_id!r} in this tracking store") from None
+    if len(run_id) == FULL_RUN_ID or not re.fullmatch(r"[0-9a-f]+", run_id):
+        try:
+            return client.get_run(run_id)
+        except MlflowException:
+            raise ReviewError(f"no run {run_id!r} in this tracking store") from None
+    if len(run_id) < MIN_ID_PREFIX:
+        raise ReviewError(f"run id {run_id!r} is too short: give at least {MIN_ID_PREFIX} of its characters")
+    found = _runs_with_prefix(client, run_id)
+    if not found:
+        raise ReviewError(f"no run whose id starts with {run_id!r} in this tracking store")
+    if len(found) > 1:
+        shown = "; ".join(f"{run.info.run_id} ({run.info.run_name or 'no name'})" for run in found[:10])
+        more = f" and {len(found) - 10} more" if len(found) > 10 else ""
+        raise ReviewError(f"run id {run_id!r} is ambiguous: {len(found)} runs start with it: {shown}{more}")
+    return found[0]
+
+
+def _runs_with_prefix(client, prefix: str) -> list:
+    """Every run (active or deleted) of every experiment whose id starts with ``prefix``
+    (lower-case hex digits only, so it is safe inside a filter string)."""
+    from mlflow.entities import ViewType
+
+    experiments, token = [], None
+    while True:
+        page = client.search_experiments(view_type=ViewType.ALL, max_results=1000, page_token=token)
+        experiments.extend(e.experiment_id for e in page)
+        token = page.token
+        if not token:
+            break
+    found = []
+    for start in range(0, len(experiments), 100):
+        found.extend(client.search_runs(experiments[start:start + 100], filter_string=f"attributes.run_id LIKE '{prefix}%'",
+                                        run_view_type=ViewType.ALL, max_results=1000))
+    return found
 
 
 def _last(points) -> float | None:
