@@ -22,6 +22,8 @@ from typing import NoReturn
 
 from raytag import package_version
 from raytag.errors import EXIT_BAD_INPUT, EXIT_FAILED, InputError, RaytagError
+from raytag.locations import is_uri
+from raytag.output_files import check_output_file, check_output_folder
 from raytag.text import plural
 
 log = logging.getLogger("raytag")
@@ -114,6 +116,7 @@ def cmd_corpus(args: argparse.Namespace) -> int:
     from raytag.data.corpora import get_corpus, make_manifest
 
     adapter = get_corpus(args.corpus)
+    check_output_file(args.output, "-o")
     options = {option.name: getattr(args, option.name) for option in adapter.options}
     report = make_manifest(
         adapter, source=Path(args.source), output=Path(args.output), overwrite=args.overwrite,
@@ -319,6 +322,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from raytag.cluster.inference.audit import format_audit, run_audit
 
     job = load_job(args.job, args.overrides)
+    if args.output and not is_uri(args.output):
+        check_output_folder(args.output, "-o")
     outcome = run_audit(job, teacher=args.teacher, split=args.split, output=args.output, max_rows=args.max_rows)
     print(f"{job.name}: label-noise audit of the {outcome.split} split ({plural(outcome.tracks, 'track')}, "
           f"{outcome.unscored} unscored)")

@@ -104,9 +104,8 @@ def render_html(review: Review) -> str:
 
 
 def write_html(review: Review, path: str | Path) -> Path:
-    """Writes :func:`render_html` to ``path`` (UTF-8, parent folders created)."""
+    """Writes :func:`render_html` to ``path`` (UTF-8; its folder must exist)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render_html(review), encoding="utf-8")
     return path
 

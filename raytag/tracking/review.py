@@ -22,6 +22,7 @@ import pandas as pd
 
 from raytag.engine.state import EPOCH_NUMBER_KEYS
 from raytag.errors import InputError
+from raytag.output_files import check_output_file
 from raytag.models.export import description_path, description_tags
 from raytag.tracking import plots, tag_plots
 from raytag.tracking import run_tags as tag_names
@@ -91,23 +92,27 @@ def review_runs(
 
     Raises:
         ReviewError: not exactly one selection, an unknown experiment or run, nothing to show.
+        raytag.output_files.OutputPathError: ``html_path`` in a missing or unwritable folder
+            (checked before anything is read or built).
         raytag.tracking.client.StoreError: no store at ``tracking_uri`` (none is created), or a
             server that does not answer.
     """
     from mlflow.tracking import MlflowClient
 
+    if html_path is not None:  # before anything is built (the default path is checked once it is known)
+        check_output_file(html_path, "--html")
     uri = existing_store(tracking_uri, option="--uri")
     client = MlflowClient(tracking_uri=uri)
     runs, parent, title = select_runs(
         client, experiment=experiment, parent_run_id=parent_run_id, run_ids=run_ids, max_runs=max_runs
     )
+    path = Path(html_path) if html_path else check_output_file(Path.cwd() / f"review-{_slug(title)}.html", "--html")
     with tempfile.TemporaryDirectory(prefix="raytag-review-") as scratch:
         review = build_review(client, runs, title=title, tracking_uri=uri, workdir=Path(scratch), sort_by=sort_by,
                               max_plotted_runs=max_plotted_runs)
         repeated = len(run_ids) - len(runs) if run_ids else 0
         if repeated:
             review.notes.append(f"{plural(repeated, 'run id')} given more than once, shown once")
-        path = Path(html_path) if html_path else Path.cwd() / f"review-{_slug(title)}.html"
         write_html(review, path)
     logged = None
     if parent is not None and log_to_parent:
