@@ -436,6 +436,7 @@ def cmd_review(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
+    from raytag.tracking.console_tables import console_width
     from raytag.tracking.report_console import rich_tables
     from raytag.tracking.review import review_runs
 
@@ -444,8 +445,9 @@ def cmd_review(args: argparse.Namespace) -> int:
         html_path=args.html, log_to_parent=not args.no_log, max_runs=args.max_runs, sort_by=args.sort_by,
         max_plotted_runs=args.max_plots,
     )
-    console = Console(width=None if sys.stdout.isatty() else 200)  # piped: wide rows, not wrapped cells
-    for item in rich_tables(outcome.review, max_tags=args.tags):
+    width = console_width()  # a terminal's width; piped: COLUMNS, else 80
+    console = Console(width=width)
+    for item in rich_tables(outcome.review, max_tags=args.tags, width=width):
         console.print(item)
     models = [f"{run.label}: {run.model_uri}" for run in outcome.review.runs if run.model_uri]
     if models:

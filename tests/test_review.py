@@ -34,9 +34,9 @@ def store(tmp_path_factory):
     return {"uri": uri, "client": client, **ids}
 
 
-def text_of(review) -> str:
-    console = Console(record=True, width=250, color_system=None)
-    for item in rich_tables(review):
+def text_of(review, width: int = 250) -> str:
+    console = Console(record=True, width=width, color_system=None)
+    for item in rich_tables(review, width=width):
         console.print(item)
     return console.export_text()
 
@@ -287,3 +287,39 @@ def test_an_ambiguous_run_id_prefix_lists_its_candidates(tmp_path, capsys):
     assert "two" in capsys.readouterr().out
     assert main(["review", "abcdef19", "--uri", f"sqlite:///{database}"]) == 2
     assert "no run whose id starts with 'abcdef19'" in capsys.readouterr().err
+
+
+def test_an_80_column_console_gets_every_column_whole_headers_and_the_whole_title(store, tmp_path):
+    review = review_runs(tracking_uri=store["uri"], parent_run_id=store["parent"], html_path=tmp_path / "80.html",
+                         log_to_parent=False).review
+    printed = text_of(review, width=80)
+    lines = printed.splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= 80
+    assert "demo-progressive (pipeline), final metrics on the test split, clean labels" in lines
+    words = {word for line in lines for word in line.split()}
+    for header in ("run", "id", "stage", "model", "method", "ROC-AUC", "PR-AUC", "lwlrap", "best", "epoch",
+                   "teacher", "started,", "took", "status", "Δ", "ROC", "PR"):
+        assert header in words, header
+    assert not {"sta", "ge", "ROC-A…", "sta…"} & words  # no header cut or wrapped mid-word
+    for run in review.runs:  # every run keeps its values: id, status, teacher
+        assert run.short_id in printed and printed.count(run.name) >= 3
+    assert printed.count("FINISHED") == 2
+    wide = text_of(review, width=250)
+    assert max(len(line.rstrip()) for line in wide.splitlines()) > 80  # one table when it fits
+    assert sum(1 for line in wide.splitlines() if line.strip().startswith("run ")) == 1
+
+
+def test_piped_output_honours_columns_and_is_80_wide_without(store, tmp_path, capsys, monkeypatch):
+    args = ["review", "--parent", store["parent"], "--uri", store["uri"], "--html", str(tmp_path / "c.html"), "--no-log"]
+    widths = {}
+    for columns in ("100", None):
+        if columns:
+            monkeypatch.setenv("COLUMNS", columns)
+        else:
+            monkeypatch.delenv("COLUMNS", raising=False)
+        assert main(args) == 0
+        out = capsys.readouterr().out
+        # The tables' rules ("───") and the lines outside tables; not the path of the report file.
+        widths[columns] = max(len(line) for line in out.splitlines()
+                              if "─" in line or not line.startswith(("HTML report", "  ")))
+    assert 80 < widths["100"] <= 100 and widths[None] <= 80

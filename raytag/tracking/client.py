@@ -163,9 +163,14 @@ def probe_server(uri: str, *, timeout_s: float = SERVER_PROBE_TIMEOUT_S) -> None
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise StoreError(f"no MLflow tracking server answers at {where} ({reason})") from None
-    request = urllib.request.Request(f"{uri.rstrip('/')}/api/2.0/mlflow/experiments/search?max_results=1",
+    netloc = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else (parts.hostname or "localhost")
+    base = f"{parts.scheme}://{netloc}:{port}{parts.path.rstrip('/')}"  # without user:password@
+    request = urllib.request.Request(f"{base}/api/2.0/mlflow/experiments/search?max_results=1",
                                      headers={"Accept": "application/json"})
-    if os.environ.get("MLFLOW_TRACKING_TOKEN"):
+    if parts.username:
+        pair = f"{parts.username}:{parts.password or ''}"
+        request.add_header("Authorization", "Basic " + base64.b64encode(pair.encode()).decode())
+    elif os.environ.get("MLFLOW_TRACKING_TOKEN"):
         request.add_header("Authorization", f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}")
     elif os.environ.get("MLFLOW_TRACKING_USERNAME"):
         pair = f"{os.environ['MLFLOW_TRACKING_USERNAME']}:{os.environ.get('MLFLOW_TRACKING_PASSWORD', '')}"
@@ -194,7 +199,6 @@ def probe_server(uri: str, *, timeout_s: float = SERVER_PROBE_TIMEOUT_S) -> None
         answer = None
     if not isinstance(answer, dict):
         raise StoreError(f"{not_mlflow} (its answer to MLflow's REST API is not JSON)")
-    return resolved
 
 
 class Tracker:
