@@ -323,3 +323,31 @@ def test_piped_output_honours_columns_and_is_80_wide_without(store, tmp_path, ca
         widths[columns] = max(len(line) for line in out.splitlines()
                               if "─" in line or not line.startswith(("HTML report", "  ")))
     assert 80 < widths["100"] <= 100 and widths[None] <= 80
+
+
+def test_review_of_an_audit_run_shows_its_kind_its_split_and_its_numbers(tmp_path):
+    """An audit run as ``raytag audit`` logs it (``_log_audit`` on a real SQLite store)."""
+    import pandas as pd
+
+    from raytag.audit import LabelAudit
+    from raytag.cluster.inference.audit import _log_audit
+    from raytag.config import load_job
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    job = load_job("jobs/demo-teacher.yaml", [f"tracking.uri={uri}", "tracking.experiment=audits"])
+    per_tag = pd.DataFrame({"tag": ["rock", "pop"], "labelled_positive": [12, 9], "err_plus": [0.25, 0.1],
+                            "err_minus": [0.05, 0.02], "status": ["ok", "ok"]})
+    suspicious = pd.DataFrame({"rank": [1], "track": ["/x.wav"], "tag": ["rock"], "label": [0], "score": [0.9],
+                               "p_wrong": [0.8], "suspected": ["missing"]})
+    run_id = _log_audit(job, LabelAudit(per_tag, suspicious), teacher="/models/teacher", teacher_run_id=None,
+                        split="valid", tracks=60, unscored=0)
+    review = review_runs(tracking_uri=uri, run_ids=[run_id[:8]], html_path=tmp_path / "audit.html").review
+    run, = review.runs
+    assert (run.method, run.split) == ("label-noise audit", "valid")
+    assert review.constants == {} and not any("no metrics/per_tag" in note for note in review.notes)
+    note, = [note for note in review.notes if "label-noise audit of the valid split" in note]
+    assert "2 tags estimated" in note and "mean Err+ 17.5%" in note and "mean Err− 3.5%" in note
+    printed = text_of(review)
+    assert "label-noise audit" in printed and "valid split" in printed and "test split" not in printed
+    html = (tmp_path / "audit.html").read_text()
+    assert "Method statistics that did not change" not in html and "audit/err_plus" not in html

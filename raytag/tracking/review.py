@@ -29,10 +29,13 @@ from raytag.tracking import run_tags as tag_names
 from raytag.tracking.client import existing_store
 from raytag.tracking.report import (
     Review,
+    AUDIT_METHOD,
     ReportImage,
     RunSummary,
+    audit_note,
     distinct_labels,
     labels_words,
+    run_split,
     summarize_run,
     tag_differences,
 )
@@ -194,7 +197,7 @@ def build_review(
         generated=datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
     )
     for run in runs:
-        params, split = dict(run.data.params), run.data.params.get("eval.split", "test")
+        params, split = dict(run.data.params), run_split(run.data.params, run.data.tags)
         keys = [k for k in run.data.metrics if k.startswith(f"{split}/") or k == "best_epoch"]
         history, final = read_history(client, run.info.run_id, keys, split,
                                       first_epoch=tag_names.first_epoch(run.data.tags))
@@ -204,6 +207,9 @@ def build_review(
             start_time=run.info.start_time, end_time=run.info.end_time,
         ))
     review.runs = distinct_labels(review.runs)
+    for run, summary in zip(runs, review.runs):
+        if summary.method == AUDIT_METHOD:
+            review.notes.append(audit_note(summary.label, summary.split, run.data.metrics))
     plotted = _runs_to_plot(review.runs, max_plotted_runs)
     if len(plotted) < len(review.runs):
         review.notes.append(
@@ -217,7 +223,9 @@ def build_review(
         folder = workdir / summary.run_id
         history, _ = read_history(client, summary.run_id, list(run.data.metrics), summary.split,
                                   first_epoch=tag_names.first_epoch(run.data.tags))
-        rows = per_tag[summary.run_id] = _read_per_tag(client, summary.run_id, summary.split, folder, review.notes, summary.label)
+        audit = summary.method == AUDIT_METHOD  # its per-tag table is the audit's (see the note), not scores
+        rows = per_tag[summary.run_id] = None if audit else _read_per_tag(
+            client, summary.run_id, summary.split, folder, review.notes, summary.label)
         if rows:
             review.per_tag[summary.run_id] = rows
         thresholds = run_thresholds(client, summary.run_id, folder)
