@@ -15,14 +15,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from raytag.audit_files import AUDIT_DIR, PER_TAG_FILE
 from raytag.tracking import run_tags as tag_names
+from raytag.tracking.audit_runs import AUDIT_METHOD, run_split
 
 MISSING = "—"
 # Params shown in their own columns (or as the run's name), never among the differing ones.
 SHOWN_PARAMS = ("name", "model.name", "objective.name")
 METRIC_COLUMNS = (("roc_auc", "ROC-AUC"), ("pr_auc", "PR-AUC"), ("lwlrap", "lwlrap"))
-AUDIT_METHOD = "label-noise audit"  # what the method column says for a `raytag audit` run
 INLINE_PARAMS_FROM_RUNS = 8  # more runs than this: differing params become runs-table columns
 
 
@@ -167,30 +166,6 @@ def format_duration(start_ms: int | None, end_ms: int | None) -> str:
     if seconds < 3600:
         return f"{seconds // 60}m {seconds % 60:02d}s"
     return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
-
-
-def run_split(params: Mapping[str, str], tags: Mapping[str, str]) -> str:
-    """The split a run's final numbers are about: the audited split of a label-noise audit run
-    (its ``split`` param), else ``eval.split`` (default ``test``)."""
-    if tags.get(tag_names.KIND) == tag_names.KIND_AUDIT:
-        return params.get(tag_names.AUDIT_SPLIT_PARAM) or "valid"
-    return params.get("eval.split", "test")
-
-
-def audit_note(label: str, split: str, metrics: Mapping[str, float]) -> str:
-    """What a label-noise audit run found, in one line: tags estimated, mean Err+ (share of
-    labelled positives that are wrong) and mean Err− (share of labelled negatives whose tag is
-    really there), from its ``audit/*`` metrics."""
-    def share(key: str) -> str:
-        value = metrics.get(key)
-        return MISSING if value is None or not math.isfinite(value) else f"{100 * value:.1f}%"
-
-    tags = metrics.get("audit/tags_estimated")
-    estimated = MISSING if tags is None else f"{int(tags)}"
-    return (f"{label}: label-noise audit of the {split} split: {estimated} tags estimated, mean Err+ "
-            f"{share('audit/err_plus_mean')} (labelled positives that are wrong), mean Err− "
-            f"{share('audit/err_minus_mean')} (labelled negatives whose tag is there); per tag in its "
-            f"{AUDIT_DIR}/{PER_TAG_FILE}")
 
 
 def describe_method(params: Mapping[str, str], tags: Mapping[str, str]) -> str:

@@ -21,21 +21,19 @@ from urllib.parse import urlsplit, urlunsplit
 import pandas as pd
 
 from raytag.engine.state import EPOCH_NUMBER_KEYS
-from raytag.errors import InputError
 from raytag.output_files import check_output_file
 from raytag.models.export import description_path, description_tags
 from raytag.tracking import plots, tag_plots
 from raytag.tracking import run_tags as tag_names
+from raytag.tracking.audit_runs import AUDIT_METHOD, audit_note, run_split
 from raytag.tracking.client import existing_store
+from raytag.tracking.run_lookup import ReviewError, find_run
 from raytag.tracking.report import (
     Review,
-    AUDIT_METHOD,
     ReportImage,
     RunSummary,
-    audit_note,
     distinct_labels,
     labels_words,
-    run_split,
     summarize_run,
     tag_differences,
 )
@@ -47,12 +45,6 @@ MODEL_DESCRIPTION = description_path()
 THRESHOLDS_TABLE = "metrics/thresholds_valid.csv"  # written by the driver (raytag.cluster.training.driver)
 DEFAULT_MAX_RUNS = 50
 DEFAULT_MAX_PLOTTED_RUNS = 8
-FULL_RUN_ID = 32  # characters of an MLflow run id
-MIN_ID_PREFIX = 4  # shortest run-id prefix accepted (review prints 8 characters)
-
-
-class ReviewError(InputError):
-    """Runs that cannot be reviewed as asked (unknown experiment or run, nothing selected)."""
 
 
 @dataclass(frozen=True)
@@ -145,10 +137,10 @@ def select_runs(
     if sum(chosen) != 1:
         raise ReviewError("give exactly one of: run ids, --experiment NAME or --parent RUN_ID")
     if run_ids:
-        runs = list({run.info.run_id: run for run in (_get_run(client, run_id) for run_id in run_ids)}.values())
+        runs = list({run.info.run_id: run for run in (find_run(client, run_id) for run_id in run_ids)}.values())
         return runs, None, "runs " + ", ".join(run.info.run_name or run.info.run_id[:8] for run in runs)
     if parent_run_id:
-        parent = _get_run(client, parent_run_id)
+        parent = find_run(client, parent_run_id)
         runs = client.search_runs(
             [parent.info.experiment_id],
             filter_string=f"tags.`{tag_names.PARENT_RUN}` = '{parent.info.run_id}'",
@@ -387,52 +379,6 @@ def _download(client, run_id: str, artifact: str, folder: Path) -> Path | None:
         return None
     folder.mkdir(parents=True, exist_ok=True)
     return Path(client.download_artifacts(run_id, artifact, str(folder)))
-
-
-def _get_run(client, run_id: str):
-    """The run with id ``run_id``, or the one run whose id starts with it (the 8-character ids
-    the review prints, at least :data:`MIN_ID_PREFIX` characters), in any experiment.
-
-    Raises:
-        ReviewError: no such run, a prefix that is too short, or one that several runs share
-            (they are listed).
-    """
-    from mlflow.exceptions import MlflowException
-
-    if len(run_id) == FULL_RUN_ID or not re.fullmatch(r"[0-9a-f]+", run_id):
-        try:
-            return client.get_run(run_id)
-        except MlflowException:
-            raise ReviewError(f"no run {run_id!r} in this tracking store") from None
-    if len(run_id) < MIN_ID_PREFIX:
-        raise ReviewError(f"run id {run_id!r} is too short: give at least {MIN_ID_PREFIX} of its characters")
-    found = _runs_with_prefix(client, run_id)
-    if not found:
-        raise ReviewError(f"no run whose id starts with {run_id!r} in this tracking store")
-    if len(found) > 1:
-        shown = "; ".join(f"{run.info.run_id} ({run.info.run_name or 'no name'})" for run in found[:10])
-        more = f" and {len(found) - 10} more" if len(found) > 10 else ""
-        raise ReviewError(f"run id {run_id!r} is ambiguous: {len(found)} runs start with it: {shown}{more}")
-    return found[0]
-
-
-def _runs_with_prefix(client, prefix: str) -> list:
-    """Every run (active or deleted) of every experiment whose id starts with ``prefix``
-    (lower-case hex digits only, so it is safe inside a filter string)."""
-    from mlflow.entities import ViewType
-
-    experiments, token = [], None
-    while True:
-        page = client.search_experiments(view_type=ViewType.ALL, max_results=1000, page_token=token)
-        experiments.extend(e.experiment_id for e in page)
-        token = page.token
-        if not token:
-            break
-    found = []
-    for start in range(0, len(experiments), 100):
-        found.extend(client.search_runs(experiments[start:start + 100], filter_string=f"attributes.run_id LIKE '{prefix}%'",
-                                        run_view_type=ViewType.ALL, max_results=1000))
-    return found
 
 
 def _last(points) -> float | None:
