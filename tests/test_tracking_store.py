@@ -175,3 +175,10 @@ def test_a_folder_that_is_not_a_file_store_is_not_called_one(tmp_path, empty_fol
         err = capsys.readouterr().err.strip()
         assert err == (f"raytag review: {tmp_path / 'photos'} is a folder but not an MLflow file store (no "
                        "experiment folder with meta.yaml); a SQLite store is named sqlite:///PATH/mlflow.db")
+
+
+def test_tls_trouble_is_named_as_such(plain_web_server, empty_folder):
+    """https:// to a server that speaks plain HTTP: a TLS failure, with the settings MLflow reads."""
+    address = plain_web_server.replace("http://", "https://")
+    with pytest.raises(StoreError, match="TLS with 127.0.0.1:[0-9]+ failed .*MLFLOW_TRACKING_SERVER_CERT_PATH"):
+        existing_store(address)

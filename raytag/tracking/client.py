@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import socket
+import ssl
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -177,7 +178,7 @@ def probe_server(uri: str, *, timeout_s: float = SERVER_PROBE_TIMEOUT_S) -> None
         request.add_header("Authorization", "Basic " + base64.b64encode(pair.encode()).decode())
     not_mlflow = f"{where} is not an MLflow tracking server"
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+        with urllib.request.urlopen(request, timeout=timeout_s, context=_tls_context()) as response:
             body = response.read(1 << 20)
     except urllib.error.HTTPError as exc:
         if exc.code in (401, 403):
@@ -189,6 +190,9 @@ def probe_server(uri: str, *, timeout_s: float = SERVER_PROBE_TIMEOUT_S) -> None
                          "not a working MLflow tracking server") from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", None) or exc
+        if isinstance(reason, ssl.SSLError):
+            raise StoreError(f"TLS with {where} failed ({reason}); set MLFLOW_TRACKING_SERVER_CERT_PATH to its "
+                             "certificate, or MLFLOW_TRACKING_INSECURE_TLS=true") from None
         if isinstance(reason, (TimeoutError, socket.timeout)):
             raise StoreError(f"{where} accepts connections but does not answer within {timeout_s:g} s: "
                              "not a working MLflow tracking server") from None
@@ -199,6 +203,15 @@ def probe_server(uri: str, *, timeout_s: float = SERVER_PROBE_TIMEOUT_S) -> None
         answer = None
     if not isinstance(answer, dict):
         raise StoreError(f"{not_mlflow} (its answer to MLflow's REST API is not JSON)")
+
+
+def _tls_context():
+    """The TLS settings MLflow's own client takes from the environment
+    (``MLFLOW_TRACKING_INSECURE_TLS``, ``MLFLOW_TRACKING_SERVER_CERT_PATH``), for the probe."""
+    if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() in ("1", "true"):
+        return ssl._create_unverified_context()  # noqa: S323 - the user asked for it, as MLflow does
+    cafile = os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH")
+    return ssl.create_default_context(cafile=cafile) if cafile else None
 
 
 class Tracker:
