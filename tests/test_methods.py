@@ -66,6 +66,18 @@ def test_the_registry_finds_every_method_module_and_class():
         job(name="nope")
 
 
+def test_the_readme_tables_are_the_ones_the_methods_generate():
+    """README.md's method and objective-settings tables are generated; edit the methods and run
+    `raytag methods --update-readme README.md` when this fails."""
+    from pathlib import Path
+
+    from raytag.methods.catalog import updated_readme
+
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    text = readme.read_text()
+    assert updated_readme(text) == text, "README.md is stale: run `raytag methods --update-readme README.md`"
+
+
 def teacher_settings(name):
     """Settings that make the method runnable: a teacher folder for one that needs a teacher."""
     cls = methods()[name]
@@ -309,6 +321,32 @@ def test_staged_training_ignores_only_unverified_clips_above_the_threshold():
     restored = build_method(job(name="staged_training"), tags=TAGS)
     restored.load_state_dict(method.state_dict())
     assert torch.isclose(restored.threshold, method.threshold)
+
+
+def test_staged_training_reports_what_the_tested_diagnostics_compute():
+    """One owner: the running method's noise columns and ignore counts are the diagnostics
+    functions' (noisy_clips, ignored_noise_report) on the same clips."""
+    from raytag.diagnostics import ignored_noise_report, noisy_clips
+
+    labels = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [0, 0, 0], [1, 0, 1]], dtype=np.float32)
+    clean = labels.copy()
+    clean[[1, 4], 2] = 1.0  # clips 1 and 4 are missing a tag
+    verified = np.array([True, False, False, False, False, True])
+    method = build_method(job(name="staged_training", k=2, alpha=0.5), tags=TAGS)
+    columns = method.track_columns(labels=labels, verified=verified, scores=None, clean=clean).columns
+    assert np.array_equal(columns["noisy"] > 0.5, noisy_clips(labels, clean))
+    start(method, None)
+    batch = {"labels": torch.tensor(labels), "decoded": torch.tensor([True, True, True, True, False, True]),
+             "verified": torch.tensor(columns["verified"]), "noisy": torch.tensor(columns["noisy"])}
+    method.threshold = torch.tensor(0.1)
+    logits = torch.tensor(4.0 - 8.0 * labels)  # every clip far from its labels: unverified ones are ignored
+    method.loss(logits, batch)
+    decoded = batch["decoded"].numpy()
+    ignored = ~verified & decoded
+    expected = ignored_noise_report(ignored[decoded], labels[decoded], clean[decoded], verified[decoded])
+    assert expected.ignored == 3 and expected.ignored_noisy == 1  # clip 4, noisy, did not decode
+    assert method.report == expected
+    assert method.epoch_metrics() | expected.as_metrics() == method.epoch_metrics()
 
 
 def test_staged_training_weighs_the_sparsemax_term_as_its_stages_1_and_3_do():

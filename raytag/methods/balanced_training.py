@@ -19,8 +19,8 @@ class BalancedTraining(Method):
     """
 
     name = "balanced_training"
-    summary = ("masked BCE (Lu et al. eq. 2) with Algorithm 1's per-batch, per-tag mask: the majority class's "
-               "entries dropped at random so positives and negatives count equally")
+    summary = ("masked BCE (Lu et al. eq. 2) with Algorithm 1's per-batch, per-tag mask: when negatives outnumber "
+               "positives each negative is dropped with probability (n−p)/n, else each positive with (p−n)/p")
     reduction = "clip"  # eq. 2: (1/N) Σ_i Σ_j m_ij · BCE
     uses_keep = False
 
