@@ -104,6 +104,8 @@ def _objective_models() -> dict[str, type[BaseModel]]:
 
 
 OBJECTIVE_MODELS = _objective_models()
+# Module attributes, so that a job (e.g. in a Ray task's arguments) pickles its objective by name.
+globals().update({model.__name__: model for model in OBJECTIVE_MODELS.values()})
 
 
 def _method_of(section: Any) -> Any:

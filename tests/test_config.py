@@ -206,6 +206,15 @@ def test_config_names_no_method():
         assert word not in source, word
 
 
+def test_a_job_pickles_with_its_methods_settings(job_file):
+    import pickle
+
+    job = load_job(job_file, ["objective.name=balanced_masking", "objective.percentile=70",
+                              "objective.mean_teacher.enabled=true"])
+    again = pickle.loads(pickle.dumps(job))
+    assert again == job and type(again.objective) is type(job.objective) and again.objective.percentile == 70
+
+
 def test_a_stage_that_switches_method_starts_from_its_defaults(tmp_path):
     """The job's own method settings do not follow a stage into another method; wrapper sections do."""
     from raytag.config import stage_jobs
