@@ -1,5 +1,5 @@
 """``raytag <command>``: synth, corpus, prepare, train, stop, run, sweep, evaluate, predict, audit, verify, review,
-models.
+models, methods.
 
 The command line parses, calls and prints; the work is in the modules it calls. Exit codes
 (:mod:`raytag.errors`): 0 success; 2 bad input, an :class:`~raytag.errors.InputError`
