@@ -40,6 +40,11 @@ def _registry() -> tuple[dict[str, type[Method]], dict[str, type[Wrapper]]]:
             if value.name in methods or value.name in wrappers:
                 raise RuntimeError(f"two methods are named {value.name!r}: {table[value.name]} and {value}")
             table[value.name] = value
+    for cls in [*methods.values(), *wrappers.values()]:
+        unknown = sorted(set(cls.accepts or ()) - set(wrappers))
+        if unknown:
+            raise RuntimeError(f"method {cls.name!r} accepts unknown wrapper(s) {', '.join(unknown)}; "
+                               f"the wrappers are {', '.join(wrappers)}")
     return dict(sorted(methods.items())), dict(sorted(wrappers.items(), key=lambda kv: (kv[1].order, kv[0])))
 
 
