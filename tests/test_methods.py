@@ -6,7 +6,7 @@ import torch
 
 from raytag.config import ConfigError, validate_job
 from raytag.engine.loop import train_epoch, with_unlabeled
-from raytag.methods import accepted_wrappers, build_method, method_names, methods, wrappers
+from raytag.methods import accepted_wrappers, build_method, check_declarations, method_names, methods, wrappers
 from raytag.methods.base import Epoch, Method, Wrapper
 from raytag.models.peers import PeerPair
 from raytag.models import create_model
@@ -64,6 +64,14 @@ def test_the_registry_finds_every_method_module_and_class():
         assert issubclass(cls, Wrapper) and cls.name == name and cls.switch
     with pytest.raises(ConfigError, match="unknown method 'nope'; choose one of balanced_masking"):
         job(name="nope")
+    check_declarations([*methods().values(), *wrappers().values()], list(wrappers()))
+
+    class Typo(Method):
+        name = "typo"
+        accepts = frozenset({"mean_teachr"})
+
+    with pytest.raises(RuntimeError, match="'typo' accepts unknown wrapper\\(s\\) mean_teachr"):
+        check_declarations([Typo], list(wrappers()))
 
 
 def test_the_readme_tables_are_the_ones_the_methods_generate():

@@ -40,12 +40,18 @@ def _registry() -> tuple[dict[str, type[Method]], dict[str, type[Wrapper]]]:
             if value.name in methods or value.name in wrappers:
                 raise RuntimeError(f"two methods are named {value.name!r}: {table[value.name]} and {value}")
             table[value.name] = value
-    for cls in [*methods.values(), *wrappers.values()]:
-        unknown = sorted(set(cls.accepts or ()) - set(wrappers))
+    check_declarations([*methods.values(), *wrappers.values()], list(wrappers))
+    return dict(sorted(methods.items())), dict(sorted(wrappers.items(), key=lambda kv: (kv[1].order, kv[0])))
+
+
+def check_declarations(classes: list[type[Method]], wrapper_names: list[str]) -> None:
+    """Raises RuntimeError if a class accepts a wrapper that is not registered (a typo would
+    otherwise make every combination with it an error)."""
+    for cls in classes:
+        unknown = sorted(set(cls.accepts or ()) - set(wrapper_names))
         if unknown:
             raise RuntimeError(f"method {cls.name!r} accepts unknown wrapper(s) {', '.join(unknown)}; "
-                               f"the wrappers are {', '.join(wrappers)}")
-    return dict(sorted(methods.items())), dict(sorted(wrappers.items(), key=lambda kv: (kv[1].order, kv[0])))
+                               f"the wrappers are {', '.join(wrapper_names)}")
 
 
 def methods() -> dict[str, type[Method]]:
