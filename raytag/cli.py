@@ -1,5 +1,5 @@
 """``raytag <command>``: synth, corpus, prepare, train, stop, run, sweep, evaluate, predict, audit, verify, review,
-models.
+models, methods.
 
 The command line parses, calls and prints; the work is in the modules it calls. Exit codes
 (:mod:`raytag.errors`): 0 success; 2 bad input, an :class:`~raytag.errors.InputError`
@@ -432,6 +432,24 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_methods(args: argparse.Namespace) -> int:
+    from raytag.methods import catalog
+
+    if args.update_readme is not None:
+        path = Path(args.update_readme)
+        try:
+            text = path.read_text()
+            updated = catalog.updated_readme(text)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"--update-readme {path}: {exc}") from None
+        if updated != text:
+            path.write_text(updated)
+        print(f"{path}: the method tables are {'rewritten' if updated != text else 'up to date'}")
+        return 0
+    print(catalog.markdown() if args.markdown else catalog.listing(), end="")
+    return 0
+
+
 def cmd_review(args: argparse.Namespace) -> int:
 
     from rich.console import Console
@@ -539,6 +557,11 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="list model presets with parameter counts")
     models.add_argument("--tags", type=at_least(1), default=50, help="number of tags (default 50)")
     models.set_defaults(run=cmd_models)
+
+    listed = commands.add_parser("methods", help="list training methods: settings, wrappers, teacher keys")
+    listed.add_argument("--markdown", action="store_true", help="the README's generated tables, with their markers")
+    listed.add_argument("--update-readme", metavar="README", help="rewrite the generated tables in this README")
+    listed.set_defaults(run=cmd_methods)
     _add_review(commands)
     _add_predict(commands)
     _add_audit(commands)

@@ -28,6 +28,7 @@ from raytag.audit_files import AUDIT_DIR, PER_TAG_FILE, SUSPICIOUS_FILE, audit_l
 from raytag.cluster.data.datasets import scan_tracks, track_table
 from raytag.plan import evaluation_labels
 from raytag.predict.loading import model_folder
+from raytag.cluster.inference.actor_pool import SCORING_GPUS, gpu_share
 from raytag.cluster.inference.teacher_scores import teacher_scores
 from raytag.cluster.session import init_ray
 from raytag.data.manifest import read_manifest
@@ -109,7 +110,7 @@ def run_audit(
         scored = teacher_scores(
             str(folder), table, key=TEACHER_KEY, storage_root=job.storage, max_chunks=job.eval.max_chunks,
             batch_size=job.eval.batch_size, num_cpus=job.data.decode_cpus,
-            num_gpus=0.5 if job.scaling.use_gpu else 0.0, scoring=f"'{split}' split tracks",
+            num_gpus=gpu_share(SCORING_GPUS, use_gpu=job.scaling.use_gpu), scoring=f"'{split}' split tracks",
         )
     full = np.full(labels.shape, np.nan)
     full[usable] = scored.scores
