@@ -134,9 +134,22 @@ def run_tree(args: argparse.Namespace, label: str, tree: Path, corpus: Path, ind
             return [m.value for m in sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.step)]
 
         result = {"label": label, "wall_s": wall, "load_start": load, "load_end": os.getloadavg()[0],
-                  "clips_per_s": history("train/examples_per_s"), "epoch_s": history("epoch_seconds")}
+                  "clips_per_s": history("train/examples_per_s"), "epoch_s": history("epoch_seconds"),
+                  "examples": history("train/examples"), "data_wait_s": history("train/data_wait_s")}
         print(f"[{label}] clips/s per epoch {['%.1f' % v for v in result['clips_per_s']]}, {wall:.0f} s", flush=True)
         return result
+
+
+def step_only(run: dict) -> str:
+    """Clips/s of epochs 2..N counting only the time outside waits for batches
+    (``train/data_wait_s``, logged by trees since issue 27; "-" before)."""
+    if len(run["data_wait_s"]) != len(run["clips_per_s"]) or len(run["examples"]) != len(run["clips_per_s"]):
+        return "-"
+    rates = []
+    for examples, rate, wait in list(zip(run["examples"], run["clips_per_s"], run["data_wait_s"]))[1:]:
+        seconds = examples / rate
+        rates.append(examples / max(seconds - wait, 1e-9))
+    return f"{statistics.mean(rates):.1f}"
 
 
 def report(args: argparse.Namespace, bounds: list[float], runs: list[dict], labels: list[str]) -> str:
@@ -147,12 +160,13 @@ def report(args: argparse.Namespace, bounds: list[float], runs: list[dict], labe
         f"# command: python bench/bench_throughput_trees.py {' '.join(args.argv)}",
         f"# job: synth --clips {args.clips} --seconds 6 --sample-rate 16000; mtt-tiny {MODEL_ARGS}; global batch "
         f"{GLOBAL_BATCH} ({GLOBAL_BATCH // WORKERS} per rank); {WORKERS} workers x 0.5 CPU; {args.epochs} epochs",
-        "# clips/s: train/examples_per_s of rank 0 (its epoch's clips / the epoch's training seconds), epochs 2..N",
+        "# clips/s: train/examples_per_s of rank 0 (its epoch's clips / the epoch's training seconds), epochs 2..N;"
+        " step-only: the same without the seconds rank 0 waited for batches (train/data_wait_s, where logged)",
         f"# model bound: the model's own step, 1 process, 1 thread, batch {GLOBAL_BATCH // WORKERS}: "
         + ", ".join(f"{b:.1f}" for b in bounds) + f" clips/s (before / after the trees), mean {bound:.1f}",
         "",
-        f"{'tree':10} {'round':>5} {'clips/s epochs 2..N':>22} {'mean':>6} {'x bound':>7} {'epoch s':>16} "
-        f"{'wall s':>6} {'load':>9}",
+        f"{'tree':10} {'round':>5} {'clips/s epochs 2..N':>22} {'mean':>6} {'x bound':>7} {'step-only':>9} "
+        f"{'epoch s':>17} {'wall s':>6} {'load':>9}",
     ]
     means: dict[str, list[float]] = {label: [] for label in labels}
     for number, run in enumerate(runs):
@@ -161,7 +175,7 @@ def report(args: argparse.Namespace, bounds: list[float], runs: list[dict], labe
         means[run["label"]].append(mean)
         lines.append(
             f"{run['label']:10} {number // len(labels) + 1:>5} {' '.join(f'{v:6.1f}' for v in steady):>22} "
-            f"{mean:>6.1f} {mean / bound:>7.2f} {' '.join(f'{v:5.1f}' for v in run['epoch_s']):>16} "
+            f"{mean:>6.1f} {mean / bound:>7.2f} {step_only(run):>9} {' '.join(f'{v:5.1f}' for v in run['epoch_s']):>17} "
             f"{run['wall_s']:>6.0f} {run['load_start']:>4.1f}-{run['load_end']:<4.1f}"
         )
     lines += ["", "per tree (mean over rounds of the epochs-2..N mean), ratios to the first tree and to the bound:"]
