@@ -6,6 +6,13 @@ only the crop each row needs (on CPU tasks of ``num_cpus``). A job's training da
 shipped to every Train worker, and turned there into the rows of *this* rank for *this* epoch
 (:func:`raytag.data.rows.epoch_rows`). Every draw depends on (seed, epoch, rank or row) and
 order is preserved, so two runs of a job with the same number of workers see the same batches.
+
+This module is what every decode task's process imports (Ray pickles ``_Decode`` by reference),
+so it imports neither torch nor the engine. Ray ends a task process that has been idle for a
+second (``idle_worker_killing_time_threshold_ms``) once a node runs more worker processes than
+it has CPUs, so each phase of each epoch (training, validation) starts new decode processes on
+every rank, and torch's import in each of them took the cores from the training steps (issue
+27). ``tests/test_pipeline_costs.py`` keeps it so.
 """
 
 from __future__ import annotations
@@ -25,7 +32,6 @@ from raytag.audio.augment_spec import AugmentSpec
 from raytag.data.batches import batch_seed, decode_batch, scan_batch
 from raytag.data.manifest import Track
 from raytag.data.rows import TrackTable, chunk_rows, epoch_rows
-from raytag.engine.loop import with_unlabeled
 
 log = logging.getLogger(__name__)
 
@@ -282,6 +288,8 @@ class EpochData:
         labelled = ds.iter_torch_batches(batch_size=batch_size)
         if self.unlabeled is None:
             return iter(labelled)
+        from raytag.engine.loop import with_unlabeled  # torch: see the module docstring
+
         u_batch = max(1, round(self.unlabeled.ratio * batch_size))
         passes = iter(range(1 << 30))
 
