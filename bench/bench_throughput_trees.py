@@ -124,7 +124,9 @@ def run_tree(args: argparse.Namespace, label: str, tree: Path, corpus: Path, ind
                               capture_output=True, text=True)
         wall = time.perf_counter() - started
         if done.returncode:
-            sys.exit(f"[{label}] train failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+            print(f"[{label}] train failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}",
+                  flush=True)
+            return {"label": label, "failed": done.returncode, "wall_s": wall}
         client = MlflowClient(uri)
         experiment = client.get_experiment_by_name("bench-throughput")
         runs = client.search_runs([experiment.experiment_id])
@@ -170,6 +172,9 @@ def report(args: argparse.Namespace, bounds: list[float], runs: list[dict], labe
     ]
     means: dict[str, list[float]] = {label: [] for label in labels}
     for number, run in enumerate(runs):
+        if "failed" in run:
+            lines.append(f"{run['label']:10} {number // len(labels) + 1:>5} train failed (exit {run['failed']})")
+            continue
         steady = run["clips_per_s"][1:] or run["clips_per_s"]
         mean = statistics.mean(steady)
         means[run["label"]].append(mean)
@@ -179,8 +184,11 @@ def report(args: argparse.Namespace, bounds: list[float], runs: list[dict], labe
             f"{run['wall_s']:>6.0f} {run['load_start']:>4.1f}-{run['load_end']:<4.1f}"
         )
     lines += ["", "per tree (mean over rounds of the epochs-2..N mean), ratios to the first tree and to the bound:"]
-    first = statistics.mean(means[labels[0]])
+    first = statistics.mean(means[labels[0]]) if means[labels[0]] else float("nan")
     for label in labels:
+        if not means[label]:
+            lines.append(f"  {label:10} no finished run")
+            continue
         value = statistics.mean(means[label])
         lines.append(f"  {label:10} {value:6.1f} clips/s per rank   {value / first:5.2f}x {labels[0]}   "
                      f"{value / bound:5.2f}x bound")

@@ -33,13 +33,26 @@ def test_the_decode_stage_unpickles_without_torch():
     from raytag.cluster.data.datasets import _Decode
 
     payload = cloudpickle.dumps(_Decode(16000, 48000))
-    loaded = _imported_after("import pickle\nstage = pickle.loads(sys.stdin.buffer.read())\nassert stage.crop_samples == 48000",
-                             stdin=payload)
+    loaded = _imported_after("import pickle\nstage = pickle.loads(sys.stdin.buffer.read())\n"
+                             "assert stage.crop_samples == 48000", stdin=payload)
     assert "raytag.cluster.data.datasets" in loaded  # the probe did load the stage's module
     assert not _heavy(loaded)
 
 
+def test_the_task_streams_decode_function_unpickles_without_torch():
+    """The training and evaluation streams' decode tasks (plain Ray tasks) run
+    ``task_stream._decode_block``: its module must not import torch either."""
+    from raytag.cluster.data.task_stream import _decode_block
+
+    payload = cloudpickle.dumps(_decode_block)
+    loaded = _imported_after("import pickle\nfunction = pickle.loads(sys.stdin.buffer.read())\n"
+                             "assert function.__name__ == '_decode_block'", stdin=payload)
+    assert "raytag.cluster.data.task_stream" in loaded
+    assert not _heavy(loaded)
+
+
 def test_the_header_scan_and_row_plans_import_without_torch():
-    loaded = _imported_after("import raytag.data.batches, raytag.data.rows, raytag.cluster.data.datasets")
+    loaded = _imported_after("import raytag.data.batches, raytag.data.rows, raytag.cluster.data.datasets, "
+                             "raytag.cluster.data.task_stream")
     assert not _heavy(loaded)
 
