@@ -104,6 +104,12 @@ def model_bound(args: argparse.Namespace, num_tags: int) -> float:
     return float(json.loads(lines[-1][len("RESULT "):]))
 
 
+def busiest_processes(count: int = 5) -> list[str]:
+    """What else is running: the ``count`` processes using the most CPU (``ps``), as short lines."""
+    done = subprocess.run(["ps", "-eo", "pcpu,etimes,args", "--sort=-pcpu"], capture_output=True, text=True)
+    return [" ".join(line.split())[:110] for line in done.stdout.splitlines()[1:count + 1]]
+
+
 def run_tree(args: argparse.Namespace, label: str, tree: Path, corpus: Path, index: int) -> dict:
     """One training run of the job on ``tree``; its per-epoch metrics from the MLflow store."""
     from mlflow.tracking import MlflowClient
@@ -118,6 +124,7 @@ def run_tree(args: argparse.Namespace, label: str, tree: Path, corpus: Path, ind
         env = {**os.environ, "PYTHONPATH": str(tree.resolve())}
         env.pop("RAY_ADDRESS", None)
         load = os.getloadavg()[0]
+        others = busiest_processes()
         print(f"[{label}] {tree}: training (batch_size={batch}), load {load:.1f} ...", flush=True)
         started = time.perf_counter()
         done = subprocess.run([sys.executable, "-m", "raytag.cli", "train", str(job)], cwd=work, env=env,
@@ -135,7 +142,7 @@ def run_tree(args: argparse.Namespace, label: str, tree: Path, corpus: Path, ind
         def history(key: str) -> list[float]:
             return [m.value for m in sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.step)]
 
-        result = {"label": label, "wall_s": wall, "load_start": load, "load_end": os.getloadavg()[0],
+        result = {"label": label, "wall_s": wall, "load_start": load, "load_end": os.getloadavg()[0], "others": others,
                   "clips_per_s": history("train/examples_per_s"), "epoch_s": history("epoch_seconds"),
                   "examples": history("train/examples"), "data_wait_s": history("train/data_wait_s")}
         print(f"[{label}] clips/s per epoch {['%.1f' % v for v in result['clips_per_s']]}, {wall:.0f} s", flush=True)
@@ -183,6 +190,10 @@ def report(args: argparse.Namespace, bounds: list[float], runs: list[dict], labe
             f"{mean:>6.1f} {mean / bound:>7.2f} {step_only(run):>9} {' '.join(f'{v:5.1f}' for v in run['epoch_s']):>17} "
             f"{run['wall_s']:>6.0f} {run['load_start']:>4.1f}-{run['load_end']:<4.1f}"
         )
+    lines += ["", "# the busiest processes (%CPU, seconds running, command) when each run started:"]
+    for number, run in enumerate(runs):
+        for other in run.get("others", []):
+            lines.append(f"#   {run['label']} round {number // len(labels) + 1}: {other}")
     lines += ["", "per tree (mean over rounds of the epochs-2..N mean), ratios to the first tree and to the bound:"]
     first = statistics.mean(means[labels[0]]) if means[labels[0]] else float("nan")
     for label in labels:
