@@ -9,10 +9,11 @@ training epoch; every DDP rank takes the same steps) from the MLflow store the r
 
 The bound: the model's own training step (forward + backward + Adam on random crops of the same
 shape, the per-rank batch) in one process on one thread, measured by this tree's
-``bench_models.training_clips_per_s`` in the same run, before and after the trees (its mean is
-the bound; both values are printed, since the machine's load moves them). A rank of a 2-worker
-job on 2 cores can at best reach that rate; decoding, Ray Data and DDP's all-reduce share the
-same cores.
+``bench_models.training_clips_per_s`` in the same run, before every tree's run and after the
+last; a run's bound is the mean of the measurements just before and just after it, since the
+machine's load moves them. Its clips per CPU-second are printed too: they do not depend on the
+load, and are what the rate would be with a core to itself. A rank of a 2-worker job on 2 cores
+can at best reach that rate; decoding, the data stream and DDP's all-reduce share the cores.
 
 Job (issue 27): ``raytag synth OUT --clips 1200 --seconds 6 --sample-rate 16000`` (written once
 with this tree's ``synth``, or ``--corpus``); mtt-tiny with conv 32, width 64, depth 2, heads 4,
@@ -83,8 +84,9 @@ def per_worker_batch(tree: Path) -> bool:
     return not (rows.exists() and "def rank_batch_size" in rows.read_text())
 
 
-def model_bound(args: argparse.Namespace, num_tags: int) -> float:
-    """Clips/s of the model's own training step, one process, one thread, the per-rank batch."""
+def model_bound(args: argparse.Namespace, num_tags: int) -> tuple[float, float]:
+    """Clips/s and clips per CPU-second of the model's own training step, one process, one
+    thread, the per-rank batch."""
     code = (
         "import sys, json, torch\n"
         f"sys.path.insert(0, {str(ROOT / 'bench')!r}); sys.path.insert(0, {str(ROOT)!r})\n"
@@ -94,14 +96,15 @@ def model_bound(args: argparse.Namespace, num_tags: int) -> float:
         f"model = create_model('mtt-tiny', num_tags={num_tags}, **{MODEL_ARGS!r})\n"
         f"rate = training_clips_per_s(model, batch={GLOBAL_BATCH // WORKERS}, warmup=3, steps={args.bound_steps},"
         " generator=torch.Generator().manual_seed(0))\n"
-        "print('RESULT ' + json.dumps(rate.clips_per_s))\n"
+        "print('RESULT ' + json.dumps([rate.clips_per_s, rate.clips_per_cpu_s]))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode or not lines:
         sys.exit(f"model-bound measurement failed ({done.returncode}):\n{done.stderr[-4000:]}")
-    return float(json.loads(lines[-1][len("RESULT "):]))
+    wall, cpu = json.loads(lines[-1][len("RESULT "):])
+    return float(wall), float(cpu)
 
 
 def busiest_processes(count: int = 5) -> list[str]:
@@ -161,8 +164,10 @@ def step_only(run: dict) -> str:
     return f"{statistics.mean(rates):.1f}"
 
 
-def report(args: argparse.Namespace, bounds: list[float], runs: list[dict], labels: list[str]) -> str:
-    bound = statistics.mean(bounds)
+def report(args: argparse.Namespace, bounds: list[tuple[float, float]], runs: list[dict], labels: list[str]) -> str:
+    """The report; ``bounds`` has one measurement before each run and one after the last."""
+    walls = [wall for wall, _ in bounds]
+    local = [statistics.mean(walls[i:i + 2]) for i in range(len(runs))]
     lines = [
         f"# bench_throughput_trees: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
         f"{os.cpu_count()} CPUs, local Ray with {args.num_cpus} CPUs per run",
@@ -172,12 +177,14 @@ def report(args: argparse.Namespace, bounds: list[float], runs: list[dict], labe
         "# clips/s: train/examples_per_s of rank 0 (its epoch's clips / the epoch's training seconds), epochs 2..N;"
         " step-only: the same without the seconds rank 0 waited for batches (train/data_wait_s, where logged)",
         f"# model bound: the model's own step, 1 process, 1 thread, batch {GLOBAL_BATCH // WORKERS}: "
-        + ", ".join(f"{b:.1f}" for b in bounds) + f" clips/s (before / after the trees), mean {bound:.1f}",
+        + ", ".join(f"{b:.1f}" for b in walls) + " clips/s (before each run, after the last; a run's bound is the"
+        f" mean of its two), {statistics.mean(cpu for _, cpu in bounds):.1f} clips per CPU-s (load-free)",
         "",
         f"{'tree':10} {'round':>5} {'clips/s epochs 2..N':>22} {'mean':>6} {'x bound':>7} {'step-only':>9} "
         f"{'epoch s':>17} {'wall s':>6} {'load':>9}",
     ]
     means: dict[str, list[float]] = {label: [] for label in labels}
+    ratios: dict[str, list[float]] = {label: [] for label in labels}
     for number, run in enumerate(runs):
         if "failed" in run:
             lines.append(f"{run['label']:10} {number // len(labels) + 1:>5} train failed (exit {run['failed']})")
@@ -185,9 +192,10 @@ def report(args: argparse.Namespace, bounds: list[float], runs: list[dict], labe
         steady = run["clips_per_s"][1:] or run["clips_per_s"]
         mean = statistics.mean(steady)
         means[run["label"]].append(mean)
+        ratios[run["label"]].append(mean / local[number])
         lines.append(
             f"{run['label']:10} {number // len(labels) + 1:>5} {' '.join(f'{v:6.1f}' for v in steady):>22} "
-            f"{mean:>6.1f} {mean / bound:>7.2f} {step_only(run):>9} {' '.join(f'{v:5.1f}' for v in run['epoch_s']):>17} "
+            f"{mean:>6.1f} {mean / local[number]:>7.2f} {step_only(run):>9} {' '.join(f'{v:5.1f}' for v in run['epoch_s']):>17} "
             f"{run['wall_s']:>6.0f} {run['load_start']:>4.1f}-{run['load_end']:<4.1f}"
         )
     lines += ["", "# the busiest processes (%CPU, seconds running, command) when each run started:"]
@@ -202,7 +210,7 @@ def report(args: argparse.Namespace, bounds: list[float], runs: list[dict], labe
             continue
         value = statistics.mean(means[label])
         lines.append(f"  {label:10} {value:6.1f} clips/s per rank   {value / first:5.2f}x {labels[0]}   "
-                     f"{value / bound:5.2f}x bound")
+                     f"{statistics.mean(ratios[label]):5.2f}x bound")
     return "\n".join(lines) + "\n"
 
 
@@ -236,10 +244,12 @@ def main(argv: list[str] | None = None) -> None:
                            env={**os.environ, "PYTHONPATH": str(ROOT)})
         corpus = corpus.resolve()
         num_tags = len((corpus / "tags.txt").read_text().split())
-        bounds = [model_bound(args, num_tags)]
-        print(f"model bound {bounds[0]:.1f} clips/s", flush=True)
-        runs = [run_tree(args, label, tree, corpus, index)
-                for index in range(args.repeats) for label, tree in trees]
+        bounds, runs = [], []
+        for index in range(args.repeats):
+            for label, tree in trees:
+                bounds.append(model_bound(args, num_tags))
+                print(f"model bound {bounds[-1][0]:.1f} clips/s, {bounds[-1][1]:.1f} per CPU-s", flush=True)
+                runs.append(run_tree(args, label, tree, corpus, index))
         bounds.append(model_bound(args, num_tags))
     text = report(args, bounds, runs, [label for label, _ in trees])
     print(text)

@@ -41,10 +41,13 @@ def test_the_report_takes_ratios_to_the_first_tree_and_the_bound():
     args = argparse.Namespace(argv=[], num_cpus=2, clips=1200, epochs=3)
     runs = [_run("old", [5.0, 20.0, 22.0]), _run("new", [5.0, 30.0, 33.0]), {"label": "broken", "failed": 1,
                                                                            "wall_s": 3.0}]
-    text = bench.report(args, [40.0, 44.0], runs, ["old", "new", "broken"])
+    bounds = [(40.0, 50.0), (44.0, 50.0), (40.0, 50.0), (40.0, 50.0)]  # before each run, after the last
+    text = bench.report(args, bounds, runs, ["old", "new", "broken"])
     lines = {line.split()[0]: line for line in text.splitlines()[-3:]}
+    # each run against the mean of the bounds measured just before and after it: 42 and 42
     assert "21.0 clips/s" in lines["old"] and "1.00x old" in lines["old"] and "0.50x bound" in lines["old"]
     assert "31.5 clips/s" in lines["new"] and "1.50x old" in lines["new"] and "0.75x bound" in lines["new"]
+    assert "50.0 clips per CPU-s" in text
     assert "no finished run" in lines["broken"] and "train failed (exit 1)" in text
     with pytest.raises(SystemExit):
         bench.main(["--epochs", "1"])
