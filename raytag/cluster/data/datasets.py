@@ -280,8 +280,9 @@ class EpochData:
         return -(-rows_per_rank // batch_size)
 
     def train_batches(self, *, epoch: int, rank: int, world_size: int, batch_size: int) -> Iterator[dict]:
-        """This rank's training batches (torch tensors) for ``epoch``, paired with unlabeled
-        batches when the job has an unlabeled stream."""
+        """This rank's training batches for ``epoch`` (dicts of numpy arrays, which the engine
+        moves to the device), paired with unlabeled batches (torch tensors from Ray Data) when
+        the job has an unlabeled stream."""
         rows = epoch_rows(ray.get(self.train), seed=self.seed, epoch=epoch, rank=rank, world_size=world_size,
                           shuffle=self.shuffle)
         labelled = decoded_batches(rows, batch_size=batch_size, sample_rate=self.sample_rate,
