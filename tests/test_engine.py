@@ -45,6 +45,25 @@ def test_training_reduces_the_loss():
     assert first.steps == 6 and first.examples == 48 and first.decode_failures == 0
 
 
+def test_an_epoch_counts_the_time_it_waited_for_batches():
+    """``train/data_wait_s`` tells a starved loop from a slow model: here every batch arrives
+    0.05 s after it is asked for, so the epoch waited at least 3 x 0.05 s (a lower bound: a
+    sleep never ends early)."""
+    import time
+
+    model = create_model("mtt-tiny", num_tags=2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+
+    def slow(batches):
+        for batch in batches:
+            time.sleep(0.05)
+            yield batch
+
+    stats = train_epoch(model, slow(toy_batches(3, batch=2)), opt, method=_started(PlainBCE()), device=CPU)
+    metrics = stats.as_metrics()
+    assert stats.steps == 3 and 0.15 <= metrics["train/data_wait_s"] <= stats.seconds
+
+
 def test_invalid_rows_are_counted_and_ignored():
     model = create_model("mtt-tiny", num_tags=2)
     opt = torch.optim.SGD(model.parameters(), lr=0.0)

@@ -34,6 +34,9 @@ class EpochStats:
     decode_failures: int
     seconds: float
     parts: dict[str, float] = field(default_factory=dict)
+    data_wait_seconds: float = 0.0
+    """Of ``seconds``, the time spent waiting for the next batch (the data pipeline not keeping
+    up); the rest is the training steps themselves."""
 
     def as_metrics(self, prefix: str = "train/") -> dict[str, float]:
         metrics = {f"{prefix}{name}": value for name, value in self.parts.items()}
@@ -43,6 +46,7 @@ class EpochStats:
                 f"{prefix}examples": self.examples,
                 f"{prefix}decode_failures": self.decode_failures,
                 f"{prefix}examples_per_s": self.examples / max(self.seconds, 1e-9),
+                f"{prefix}data_wait_s": self.data_wait_seconds,
             }
         )
         return metrics
@@ -95,12 +99,22 @@ def train_epoch(
             backward, optimizer step, ``method.after_step(model)``.
         log_every: a progress line every this many steps.
         describe: prefix of progress lines (e.g. "epoch 3").
+
+    Returns:
+        the epoch's :class:`EpochStats`, with the seconds spent waiting for batches apart.
     """
     model.train()
     start = time.perf_counter()
     total, steps, examples, failures = 0.0, 0, 0, 0
     part_sums: dict[str, float] = {}
-    for batch in batches:
+    waited = 0.0
+    stream = iter(batches)
+    while True:
+        asked = time.perf_counter()
+        batch = next(stream, None)
+        waited += time.perf_counter() - asked
+        if batch is None:
+            break
         batch = to_device(batch, device)
         with autocast(device, amp):
             parts = method.loss(model(method.inputs(batch)), batch)
@@ -125,6 +139,7 @@ def train_epoch(
         decode_failures=failures,
         seconds=time.perf_counter() - start,
         parts={name: value / steps for name, value in part_sums.items()},
+        data_wait_seconds=waited,
     )
 
 

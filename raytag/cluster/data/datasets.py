@@ -6,6 +6,11 @@ only the crop each row needs (on CPU tasks of ``num_cpus``). A job's training da
 shipped to every Train worker, and turned there into the rows of *this* rank for *this* epoch
 (:func:`raytag.data.rows.epoch_rows`). Every draw depends on (seed, epoch, rank or row) and
 order is preserved, so two runs of a job with the same number of workers see the same batches.
+
+This module is what every decode task's process imports (Ray pickles ``_Decode`` by reference),
+so it imports neither torch nor the engine: each decode process Ray starts would otherwise pay
+torch's import (seconds of CPU on 2 cores) while the ranks train. ``tests/test_pipeline_costs.py``
+keeps it so.
 """
 
 from __future__ import annotations
@@ -22,10 +27,10 @@ import ray
 from raytag.audio.files import AUDIO_SUFFIXES, audio_files  # noqa: F401 - re-exported
 from raytag.audio.pcm_cache import is_cache_file
 from raytag.audio.augment_spec import AugmentSpec
+from raytag.cluster.data.task_stream import decoded_batches
 from raytag.data.batches import batch_seed, decode_batch, scan_batch
 from raytag.data.manifest import Track
 from raytag.data.rows import TrackTable, chunk_rows, epoch_rows
-from raytag.engine.loop import with_unlabeled
 
 log = logging.getLogger(__name__)
 
@@ -250,8 +255,11 @@ class UnlabeledSource:
 class EpochData:
     """Everything a Train worker needs to stream its share of an epoch, built on the driver.
 
-    Tables travel as object references; datasets are made on the worker, per epoch, from the
-    rows of its rank (:func:`raytag.data.rows.epoch_rows`), with order preserved.
+    Tables travel as object references; the worker makes, per epoch, the rows of its rank
+    (:func:`raytag.data.rows.epoch_rows`) and decodes them in order with plain Ray tasks
+    (:func:`raytag.cluster.data.task_stream.decoded_batches`: Ray Data's executor would run
+    in the training process, see there). The noisy-student stream, whose teacher is an actor
+    pool, stays a Ray Data pipeline.
     """
 
     train: ray.ObjectRef  # TrackTable
@@ -272,16 +280,18 @@ class EpochData:
         return -(-rows_per_rank // batch_size)
 
     def train_batches(self, *, epoch: int, rank: int, world_size: int, batch_size: int) -> Iterator[dict]:
-        """This rank's training batches (torch tensors) for ``epoch``, paired with unlabeled
-        batches when the job has an unlabeled stream."""
-        _preserve_order()
+        """This rank's training batches for ``epoch`` (dicts of numpy arrays, which the engine
+        moves to the device), paired with unlabeled batches (torch tensors from Ray Data) when
+        the job has an unlabeled stream."""
         rows = epoch_rows(ray.get(self.train), seed=self.seed, epoch=epoch, rank=rank, world_size=world_size,
                           shuffle=self.shuffle)
-        ds = decoded_chunks(rows, sample_rate=self.sample_rate, crop_samples=self.crop_samples, num_cpus=self.num_cpus,
-                     augment=self.augment)
-        labelled = ds.iter_torch_batches(batch_size=batch_size)
+        labelled = decoded_batches(rows, batch_size=batch_size, sample_rate=self.sample_rate,
+                                   crop_samples=self.crop_samples, num_cpus=self.num_cpus, augment=self.augment)
         if self.unlabeled is None:
-            return iter(labelled)
+            return labelled
+        _preserve_order()
+        from raytag.engine.loop import with_unlabeled  # torch: see the module docstring
+
         u_batch = max(1, round(self.unlabeled.ratio * batch_size))
         passes = iter(range(1 << 30))
 
@@ -302,14 +312,15 @@ class EpochData:
             teacher_gpus=source.teacher_gpus, augment=self.augment,
         )
 
-    def chunks(self, split: str, *, rank: int = 0, world_size: int = 1) -> tuple[ray.data.Dataset, int]:
-        """The chunks that cover every track of ``split`` ("valid" or "test"), and how many
-        tracks the split has."""
-        _preserve_order()
+    def chunks(self, split: str, *, batch_size: int, rank: int = 0,
+               world_size: int = 1) -> tuple[Iterator[dict[str, np.ndarray]], int]:
+        """Batches of the chunks that cover this rank's tracks of ``split`` ("valid" or
+        "test"), in order, and how many tracks the split has."""
         table = ray.get(self.valid if split == "valid" else self.test)
         rows = chunk_rows(table, sample_rate=self.sample_rate, crop_samples=self.crop_samples,
                           max_chunks=self.max_chunks, rank=rank, world_size=world_size)
-        return decoded_chunks(rows, sample_rate=self.sample_rate, crop_samples=self.crop_samples, num_cpus=self.num_cpus), len(table)
+        return decoded_batches(rows, batch_size=batch_size, sample_rate=self.sample_rate,
+                               crop_samples=self.crop_samples, num_cpus=self.num_cpus), len(table)
 
 
 def _preserve_order() -> None:

@@ -38,9 +38,8 @@ def evaluate_shards(data: EpochData, split: str, model, *, tags: list[str], devi
     """Track-level metrics of ``model`` on a split, sharded: every rank scores the chunks of its
     tracks, the per-track sums are all-reduced, and every rank gets the same metrics (so no
     worker idles at the report barrier while another validates everything)."""
-    chunks, num_tracks = data.chunks(split, rank=rank, world_size=world_size)
+    batches, num_tracks = data.chunks(split, batch_size=batch_size, rank=rank, world_size=world_size)
     averager = TrackAverager(num_tracks, len(tags))
-    batches = chunks.iter_torch_batches(batch_size=batch_size)
     for track, probs, labels in validation_probabilities(model, batches, device=device, amp=amp):
         averager.add(track, probs, labels)
     averager.all_reduce(device)
