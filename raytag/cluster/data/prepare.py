@@ -223,7 +223,8 @@ def prepare_audio(job: JobConfig, *, progress: bool = True, piece_seconds: float
     started = time.perf_counter()
     targets = prepare_targets(job)
     init_ray(job.ray.address, job.ray.num_cpus)
-    scan = scan_tracks([t for target in targets for t in target.tracks], num_cpus=job.data.decode_cpus)
+    scan = scan_tracks([t for target in targets for t in target.tracks], num_cpus=job.data.decode_cpus,
+                       storage_root=job.storage)
     log.info("audio scan: %s", scan.summary())
     removed = sum(remove_stale_partials(job.storage, t.sample_rate) for t in targets)
     reports, rows = _plan(job.storage, targets, scan)

@@ -68,7 +68,10 @@ def _log_scan(scan: ScanResult, tracker: Tracker) -> None:
     log.info("audio scan: %s", scan.summary())
     for path, reason in scan.skipped[:20]:
         log.warning("skipped %s", reason if path in reason else f"{path}: {reason}")
-    tracker.log_metrics({"data/skipped_files": len(scan.skipped), "data/usable_files": len(scan.usable)})
+    metrics = {"data/skipped_files": len(scan.skipped), "data/usable_files": len(scan.usable)}
+    if scan.counts is not None:  # headers read now vs reused from the scan cache under storage
+        metrics.update({"data/headers_read": scan.counts.read, "data/headers_reused": scan.counts.reused})
+    tracker.log_metrics(metrics)
     if scan.skipped:
         tracker.log_table(({"path": p, "reason": r} for p, r in scan.skipped), "data/skipped_files.csv")
 
@@ -99,7 +102,8 @@ def train(
     extra = unlabeled_tracks(job, manifest) if job_plan.method.needs.unlabeled_teacher else []
     splits = {*("train", "valid", job.eval.split)}
     with phases("scan"):
-        scan = scan_tracks([t for s in sorted(splits) for t in manifest.split(s)] + extra, num_cpus=job.data.decode_cpus)
+        scan = scan_tracks([t for s in sorted(splits) for t in manifest.split(s)] + extra, num_cpus=job.data.decode_cpus,
+                           storage_root=job.storage)
     _log_scan(scan, tracker)
 
     run = run_location(job.storage, job.name)
