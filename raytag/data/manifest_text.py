@@ -38,10 +38,10 @@ def suffix_of(location: str) -> str:
     return suffix
 
 
-def parse_rows(location: str, data: bytes) -> tuple[list[str], list[tuple[int, dict]]]:
-    """``(columns, [(line number, row)])`` of a file's bytes, in file order; blank lines are
-    skipped. CSV/TSV values are strings; JSONL values as parsed (``columns``: every key, in order
-    of first appearance).
+def parse_rows(location: str, data: bytes) -> tuple[list[str], list[int], list[dict]]:
+    """``(columns, line numbers, rows)`` of a file's bytes, rows in file order (blank lines
+    skipped; ``line numbers[i]`` is where ``rows[i]`` starts). CSV/TSV values are strings;
+    JSONL values as parsed (``columns``: every key, in order of first appearance).
 
     Args:
         location: the file (its suffix picks the format; named in errors).
@@ -62,8 +62,8 @@ def parse_rows(location: str, data: bytes) -> tuple[list[str], list[tuple[int, d
     return _parse_delimited(location, text, "\t" if suffix == ".tsv" else ",")
 
 
-def _parse_jsonl(location: str, text: str) -> tuple[list[str], list[tuple[int, dict]]]:
-    rows, columns = [], {}
+def _parse_jsonl(location: str, text: str) -> tuple[list[str], list[int], list[dict]]:
+    lines, rows, columns = [], [], {}
     for line_no, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
@@ -74,35 +74,50 @@ def _parse_jsonl(location: str, text: str) -> tuple[list[str], list[tuple[int, d
         if not isinstance(row, dict):
             raise ManifestError(f"{location}:{line_no}: expected a JSON object per line")
         columns.update(dict.fromkeys(row))  # order of first appearance
-        rows.append((line_no, row))
-    return list(columns), rows
+        lines.append(line_no)
+        rows.append(row)
+    return list(columns), lines, rows
 
 
-def _parse_delimited(location: str, text: str, delimiter: str) -> tuple[list[str], list[tuple[int, dict]]]:
+def _parse_delimited(location: str, text: str, delimiter: str) -> tuple[list[str], list[int], list[dict]]:
     """Strict CSV/TSV: every row has exactly the header's number of fields. LF and CRLF line
     ends are accepted; a quoted field may span lines (the row's first line is reported)."""
-    kind, separator = ("TSV", "tab") if delimiter == "\t" else ("CSV", "comma")
+    kind = "TSV" if delimiter == "\t" else "CSV"
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         columns = [c.strip() for c in next(reader, [])]
-        width = len(columns)
-        rows, next_line = [], reader.line_num + 1
-        for fields in reader:
-            line_no, next_line = next_line, reader.line_num + 1
-            if len(fields) != width:
-                if not fields:
-                    continue
-                more = len(fields) > width
-                raise ManifestError(
-                    f"{location}:{line_no}: {len(fields)} fields, {'more' if more else 'fewer'} than the header's "
-                    f"{width} ({', '.join(columns)})"
-                    + (f"; put all tags in the one 'tags' field, separated by ';', and quote a field that "
-                       f"contains a {separator}" if more else "")
-                )
-            rows.append((line_no, dict(zip(columns, fields))))
+        first = reader.line_num + 1
+        if '"' not in text:  # nothing quoted: row i is on line first + i, and csv reads it all in C
+            records = list(reader)
+            lines = range(first, first + len(records))
+        else:
+            records, lines, next_line = [], [], first
+            for fields in reader:
+                lines.append(next_line)
+                records.append(fields)
+                next_line = reader.line_num + 1
     except csv.Error as exc:
         raise ManifestError(f"{location}:{reader.line_num}: malformed {kind} ({exc})") from None
-    return columns, rows
+    width = len(columns)
+    odd = [i for i, fields in enumerate(records) if len(fields) != width]
+    for i in odd:
+        if records[i]:
+            _wrong_width(location, lines[i], records[i], columns, delimiter)
+    if odd:  # blank lines
+        keep = [i for i, fields in enumerate(records) if len(fields) == width]
+        records, lines = [records[i] for i in keep], [lines[i] for i in keep]
+    return columns, list(lines), [dict(zip(columns, fields)) for fields in records]
+
+
+def _wrong_width(location: str, line_no: int, fields: list[str], columns: list[str], delimiter: str) -> None:
+    more = len(fields) > len(columns)
+    separator = "tab" if delimiter == "\t" else "comma"
+    raise ManifestError(
+        f"{location}:{line_no}: {len(fields)} fields, {'more' if more else 'fewer'} than the header's "
+        f"{len(columns)} ({', '.join(columns)})"
+        + (f"; put all tags in the one 'tags' field, separated by ';', and quote a field that "
+           f"contains a {separator}" if more else "")
+    )
 
 
 def format_rows(location: str, columns: Sequence[str], rows: Sequence[dict]) -> str:
