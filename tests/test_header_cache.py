@@ -87,6 +87,9 @@ def test_storage_as_a_uri_and_no_storage(tmp_path, corpus):
     reader = Reader()
     _, counts = header_cache.scan(corpus, None, reader)  # no storage: every header read, nothing kept
     assert reader.asked == [corpus] and counts.read == 5
+    reader = Reader()  # storage that cannot be reached: a warning, and every header read
+    headers, counts = header_cache.scan(corpus, "nosuchscheme://bucket/runs", reader)
+    assert reader.asked == [corpus] and counts.read == 5 and headers[corpus[0]].rate == 8000
 
 
 def test_a_table_of_another_format_or_a_damaged_one_is_read_again(tmp_path, corpus):

@@ -143,10 +143,15 @@ def scan(
         location -> header for every location (a missing file: ``error`` says so), and the
         counts.
     """
+    if storage_root is not None:
+        try:
+            stats = storage.file_stats(locations)
+            cached = load(storage_root)
+        except (OSError, ValueError) as exc:  # a file system that does not answer: the decoders say why, per file
+            log.warning("the header-scan cache is not used (%s); reading every header", exc)
+            storage_root = None
     if storage_root is None:
         return read(list(locations)), ScanCounts(len(locations), 0, 0)
-    stats = storage.file_stats(locations)
-    cached = load(storage_root)
     headers: dict[str, Header] = {}
     to_read: list[str] = []
     missing = 0
@@ -168,5 +173,8 @@ def scan(
             header = fresh[location]
             if MISSING not in header.error:  # gone between the listing and the read
                 cached[location] = (stats[location].size, stats[location].mtime_ns, header)
-        save(storage_root, cached)
+        try:
+            save(storage_root, cached)
+        except (OSError, ValueError) as exc:  # this run has its headers; a later one reads them again
+            log.warning("the header-scan cache could not be written (%s)", exc)
     return headers, ScanCounts(len(to_read), len(locations) - len(to_read) - missing, missing)

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from raytag import storage
-from raytag.data.manifest_text import ManifestError, format_rows, parse_rows, suffix_of
+from raytag.data.manifest_text import ManifestError, format_rows, parse_rows
 from raytag.locations import is_uri
 
 __all__ = [
@@ -116,7 +116,6 @@ def _location(path: str | Path) -> str:
 
 def _read(location: str, what: str) -> tuple[list[str], list[tuple[int, dict]]]:
     """The columns and ``(line, row)`` pairs of a manifest-like file, read through storage."""
-    suffix_of(location)
     try:
         data = storage.read_bytes(location) if storage.is_file(location) else None
     except (OSError, ValueError):  # an unreachable or unknown file system
