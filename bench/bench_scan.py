@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+LINKS_PER_SOURCE = 50_000
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
@@ -46,6 +48,12 @@ def catalogue(folder: Path, sources: list[Path], tracks: int, mp3_every: int = 1
     paths = []
     for i in range(tracks):
         source = sources[1 if i % mp3_every == mp3_every - 1 else 0]
+        # ext4 allows 65,000 links to a file: every 50,000 tracks link to a copy of their own.
+        if i >= LINKS_PER_SOURCE:
+            copy = source.with_name(f"{source.stem}-{i // LINKS_PER_SOURCE}{source.suffix}")
+            if not copy.exists():
+                shutil.copyfile(source, copy)
+            source = copy
         path = folder / f"{i // 1000:03d}" / f"track-{i:06d}{source.suffix}"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
