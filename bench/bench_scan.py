@@ -25,7 +25,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 LINKS_PER_SOURCE = 50_000
 
