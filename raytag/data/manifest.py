@@ -114,16 +114,15 @@ def _location(path: str | Path) -> str:
     return str(path) if is_uri(str(path)) else str(Path(path).resolve())
 
 
-def _read(location: str, what: str) -> tuple[list[str], list[tuple[int, dict]]]:
-    """The columns and ``(line, row)`` pairs of a manifest-like file, read through storage."""
+def _read(location: str, what: str) -> tuple[list[str], list[int], list[dict]]:
+    """The columns, line numbers and rows of a manifest-like file, read through storage."""
     try:
         data = storage.read_bytes(location) if storage.is_file(location) else None
     except (OSError, ValueError):  # an unreachable or unknown file system
         data = None
     if data is None:
         raise ManifestError(f"{what} not found: {location}")
-    columns, lines, rows = parse_rows(location, data)
-    return columns, list(zip(lines, rows))
+    return parse_rows(location, data)
 
 
 class _Paths:
@@ -155,7 +154,8 @@ class _Paths:
         folder, name = raw.rsplit("/", 1)
         if name in ("", ".", ".."):  # not a file name: resolve it whole
             return os.path.realpath(raw)
-        return f"{self._real(folder)}/{name}"
+        real = self.folders.get(folder)
+        return f"{real if real is not None else self._real(folder)}/{name}"
 
     def _real(self, folder: str) -> str:
         """``folder`` absolute, its links resolved ("" for the root): one ``lstat`` per folder
@@ -212,7 +212,7 @@ def read_manifest(path: str | Path, vocabulary: Sequence[str] | None = None) -> 
             path or manifest, or a bad ``verified`` value; the message names file and line.
     """
     path = _location(path)
-    columns, rows = _read(path, "manifest")
+    columns, lines, rows = _read(path, "manifest")
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         raise ManifestError(
@@ -222,7 +222,7 @@ def read_manifest(path: str | Path, vocabulary: Sequence[str] | None = None) -> 
         raise ManifestError(f"{path}: the manifest has no rows")
     locate = _Paths(_folder(path))
     tracks, seen, known_tags = [], {}, {}
-    for line_no, row in rows:
+    for line_no, row in zip(lines, rows):
         def where(line_no=line_no) -> str:
             return f"{path}:{line_no}"
 
@@ -266,12 +266,12 @@ def _folder(location: str) -> str:
     return location.rsplit("/", 1)[0] if is_uri(location) else str(Path(location).parent)
 
 
-def _unique_locations(path: str, rows: list[tuple[int, dict]]) -> dict[str, int]:
+def _unique_locations(path: str, lines: list[int], rows: list[dict]) -> dict[str, int]:
     """Location -> line of every row's path, in file order; an empty or duplicate path is an
     error naming the line."""
     locate = _Paths(_folder(path))
     seen: dict[str, int] = {}
-    for line_no, row in rows:
+    for line_no, row in zip(lines, rows):
         audio = locate(row.get("path"))
         if audio is None:
             raise ManifestError(f"{path}:{line_no}: empty 'path'")
@@ -289,14 +289,14 @@ def read_labels(path: str | Path) -> dict[str, tuple[str, ...]]:
     Returns absolute audio path -> tags.
     """
     path = _location(path)
-    columns, rows = _read(path, "label file")
+    columns, lines, rows = _read(path, "label file")
     missing = [c for c in LABEL_COLUMNS if c not in columns]
     if missing:
         raise ManifestError(f"{path}: missing column(s) {', '.join(missing)}")
-    lines = _unique_locations(path, rows)
+    seen = _unique_locations(path, lines, rows)
     known: dict[str, tuple[str, ...]] = {}
     return {audio: _tags(row.get("tags"), lambda line_no=line_no: f"{path}:{line_no}", known)
-            for audio, (line_no, row) in zip(lines, rows)}
+            for (audio, line_no), row in zip(seen.items(), rows)}
 
 
 def read_paths(path: str | Path) -> list[str]:
@@ -311,12 +311,12 @@ def read_paths(path: str | Path) -> list[str]:
             naming the file and line; a file with no rows.
     """
     path = _location(path)
-    columns, rows = _read(path, "list of audio files")
+    columns, lines, rows = _read(path, "list of audio files")
     if "path" not in columns:
         raise ManifestError(f"{path}: no 'path' column (columns: {', '.join(columns) or 'none'})")
     if not rows:
         raise ManifestError(f"{path}: no rows")
-    return list(_unique_locations(path, rows))
+    return list(_unique_locations(path, lines, rows))
 
 
 def read_manifest_rows(path: str | Path) -> tuple[list[str], list[dict]]:
@@ -329,8 +329,8 @@ def read_manifest_rows(path: str | Path) -> tuple[list[str], list[dict]]:
         ManifestError: a missing file or a malformed one, naming the line.
     """
     path = _location(path)
-    columns, rows = _read(path, "manifest")
-    return columns, [row for _, row in rows]
+    columns, _, rows = _read(path, "manifest")
+    return columns, rows
 
 
 def track_row(path: str, tags: Sequence[str], split: str, verified: bool = False, artist: str | None = None) -> dict:

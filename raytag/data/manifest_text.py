@@ -86,27 +86,28 @@ def _parse_delimited(location: str, text: str, delimiter: str) -> tuple[list[str
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         columns = [c.strip() for c in next(reader, [])]
-        first = reader.line_num + 1
-        if '"' not in text:  # nothing quoted: row i is on line first + i, and csv reads it all in C
-            records = list(reader)
-            lines = range(first, first + len(records))
+        width, first = len(columns), reader.line_num + 1
+        if '"' not in text:  # nothing quoted: row i is on line first + i
+            # One pass, no list of field lists kept beside the dicts; a row of the wrong width
+            # (or a blank line) stays a list, found below.
+            rows = [dict(zip(columns, fields)) if len(fields) == width else fields for fields in reader]
+            lines = range(first, first + len(rows))
         else:
-            records, lines, next_line = [], [], first
+            rows, lines, next_line = [], [], first
             for fields in reader:
                 lines.append(next_line)
-                records.append(fields)
+                rows.append(dict(zip(columns, fields)) if len(fields) == width else fields)
                 next_line = reader.line_num + 1
     except csv.Error as exc:
         raise ManifestError(f"{location}:{reader.line_num}: malformed {kind} ({exc})") from None
-    width = len(columns)
-    odd = [i for i, fields in enumerate(records) if len(fields) != width]
+    odd = [i for i, row in enumerate(rows) if type(row) is list]
     for i in odd:
-        if records[i]:
-            _wrong_width(location, lines[i], records[i], columns, delimiter)
+        if rows[i]:
+            _wrong_width(location, lines[i], rows[i], columns, delimiter)
     if odd:  # blank lines
-        keep = [i for i, fields in enumerate(records) if len(fields) == width]
-        records, lines = [records[i] for i in keep], [lines[i] for i in keep]
-    return columns, list(lines), [dict(zip(columns, fields)) for fields in records]
+        keep = [i for i, row in enumerate(rows) if type(row) is not list]
+        rows, lines = [rows[i] for i in keep], [lines[i] for i in keep]
+    return columns, list(lines), rows
 
 
 def _wrong_width(location: str, line_no: int, fields: list[str], columns: list[str], delimiter: str) -> None:
