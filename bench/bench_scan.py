@@ -25,7 +25,6 @@ import sys
 import time
 from pathlib import Path
 
-
 LINKS_PER_SOURCE = 50_000
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
