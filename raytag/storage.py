@@ -4,6 +4,12 @@
 file system, or an object store URI (``s3://``, ``gs://``, ...). Every file a job keeps (run ids,
 stage records, checkpoints found for resuming, exported models, caches) goes through these
 functions, so no code path depends on a worker seeing the driver's disk.
+
+This module is also the one place that opens a URI: manifests and label files are read with
+:func:`read_bytes`, the audio decoders get seekable files (:func:`open_random_access`) whose reads
+become ranged requests, and the caches ask for the size and modification time of many files in
+one call (:func:`file_stats`) or list a folder (:func:`list_files`). Local paths go through the
+same functions (pyarrow's local file system), so both kinds of location give the same answers.
 """
 
 from __future__ import annotations
@@ -11,7 +17,8 @@ from __future__ import annotations
 import contextlib
 import tempfile
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.fs as pafs
@@ -23,11 +30,104 @@ PARTIAL_SUFFIX = ".partial"
 _UPLOAD_BLOCK = 8 << 20
 
 
+@dataclass(frozen=True)
+class FileStat:
+    """What a file system says of one file without reading it.
+
+    Attributes:
+        location: absolute path or URI, as asked for (or as listed).
+        size: length in bytes.
+        mtime_ns: modification time in nanoseconds since the epoch; None where the file system
+            keeps none.
+    """
+
+    location: str
+    size: int
+    mtime_ns: int | None
+
+
 def filesystem(location: str) -> tuple[pafs.FileSystem, str]:
     """``(file system, path inside it)`` for a storage location."""
     if is_uri(location):
         return pafs.FileSystem.from_uri(location)
     return pafs.LocalFileSystem(), str(Path(location).resolve())
+
+
+def _stat(location: str, info: pafs.FileInfo) -> FileStat:
+    return FileStat(location, int(info.size), None if info.mtime_ns is None else int(info.mtime_ns))
+
+
+def _uri_groups(locations: Sequence[str]) -> list[tuple[pafs.FileSystem, list[tuple[str, str]]]]:
+    """URIs grouped by file system: ``[(file system, [(uri, path inside it)])]``. One
+    ``from_uri`` per scheme and bucket (or host), not per URI: it costs ~0.1 ms locally and
+    can mean a request (an S3 region lookup)."""
+    groups: dict[str, tuple[pafs.FileSystem, int | None, list[tuple[str, str]]]] = {}
+    out = []
+    for location in locations:
+        head = "/".join(location.split("/", 3)[:3])
+        group = groups.get(head)
+        if group is not None and group[1] is not None:
+            group[2].append((location, location[group[1]:]))
+            continue
+        fs, inner = pafs.FileSystem.from_uri(location)
+        # The path inside is the URI's tail for s3://, gs://, file:// ...; where it is not
+        # (a query string, say), every URI of that group asks from_uri itself.
+        cut = len(location) - len(inner) if location.endswith(inner) and inner else None
+        if group is None:
+            groups[head] = (fs, cut, [(location, inner)])
+            out.append(groups[head])
+        else:
+            group[2].append((location, inner))
+    return [(fs, pairs) for fs, _, pairs in out]
+
+
+def file_stats(locations: Sequence[str]) -> dict[str, FileStat]:
+    """Size and modification time of each existing file among ``locations`` (paths or URIs),
+    asked for in one call per file system (local paths all at once); missing locations and
+    folders are left out.
+
+    Raises:
+        OSError, ValueError: a URI whose file system cannot be reached or is unknown.
+    """
+    out: dict[str, FileStat] = {}
+    local = [loc for loc in locations if not is_uri(loc)]
+    groups = _uri_groups([loc for loc in locations if is_uri(loc)])
+    if local:
+        groups.append((pafs.LocalFileSystem(), [(loc, loc) for loc in local]))
+    for fs, pairs in groups:
+        for (location, _), info in zip(pairs, fs.get_file_info([inner for _, inner in pairs])):
+            if info.type == pafs.FileType.File:
+                out[location] = _stat(location, info)
+    return out
+
+
+def list_files(location: str) -> list[FileStat]:
+    """Every file under the folder ``location``, recursively, named by location (its URI
+    scheme kept); empty when there is no such folder."""
+    fs, path = filesystem(location)
+    infos = fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True))
+    base = location.rstrip("/")
+    return sorted(
+        (_stat(base + info.path[len(path.rstrip("/")):], info) for info in infos if info.type == pafs.FileType.File),
+        key=lambda stat: stat.location,
+    )
+
+
+def open_random_access(location: str):
+    """A seekable binary file (pyarrow ``RandomAccessFile``: ``read``, ``seek``, ``read_at``,
+    ``size``, ``close``) of a path or URI; on an object store each read is a ranged request.
+
+    Raises:
+        OSError, ValueError: no such file, or an unreachable or unknown file system.
+    """
+    fs, path = filesystem(location)
+    return fs.open_input_file(path)
+
+
+def read_range(location: str, offset: int, size: int) -> bytes:
+    """``size`` bytes from ``offset`` (fewer at the end of the file), one ranged request."""
+    with open_random_access(location) as file:
+        return file.read_at(size, offset)
 
 
 def exists(location: str) -> bool:
@@ -65,6 +165,12 @@ def write_bytes(location: str, data: bytes) -> None:
     else:
         with fs.open_output_stream(path) as stream:
             stream.write(data)
+
+
+def move(source: str, destination: str) -> None:
+    """Renames a file within one file system (an object store copies it, then deletes it)."""
+    fs, path = filesystem(source)
+    fs.move(path, filesystem(destination)[1])
 
 
 def remove(location: str) -> bool:

@@ -1,6 +1,7 @@
 """Manifest parsing and validation: every error names the problem before Ray starts."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -113,3 +114,58 @@ def test_crlf_line_ends_byte_order_mark_and_quoted_fields(tmp_path):
     path.write_bytes(b"path,tags,split\r\na.wav,x,train\r\n\r\nb.wav,y,train,extra\r\n")
     with pytest.raises(ManifestError, match=r"m.csv:4: 4 fields"):
         read_manifest(path)
+
+
+def test_one_writer_knows_the_manifest_columns():
+    """Corpora, synth and verify write through data/manifest.py; no other module spells the
+    column tuple (issue 24 item 5)."""
+    import raytag
+
+    package = Path(raytag.__file__).parent
+    spelled = sorted(str(p.relative_to(package)) for p in package.rglob("*.py")
+                     if '"path", "tags", "split"' in p.read_text())
+    assert spelled == ["data/manifest.py"]
+
+
+def test_write_labels_reads_back_before_it_is_in_place(tmp_path):
+    from raytag.data.manifest import label_row, track_row, write_labels
+
+    assert track_row("a.wav", ("x", "y"), "train", True, None) == {
+        "path": "a.wav", "tags": "x;y", "split": "train", "verified": "true", "artist": ""}
+    labels = write_labels(tmp_path / "clean.csv", [label_row("a.wav", ("x",)), label_row("b.wav", ())])
+    assert labels == {str(tmp_path / "a.wav"): ("x",), str(tmp_path / "b.wav"): ()}
+    assert (tmp_path / "clean.csv").read_text() == "path,tags\na.wav,x\nb.wav,\n"
+    with pytest.raises(ManifestError, match=r"\.clean2\.csv\.partial\.csv:3: duplicate path 'a.wav' \(first on line 2\)"):
+        write_labels(tmp_path / "clean2.csv", [label_row("a.wav", ("x",)), label_row("a.wav", ("y",))])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clean.csv"]  # nothing else left behind
+
+
+def test_errors_name_their_line_in_every_format(tmp_path):
+    rows = ["path,tags,split"] + [f"a{i}.wav,x,train" for i in range(5)]
+    (tmp_path / "m.csv").write_text("\n".join(rows[:4] + ["a9.wav,x,trian"] + rows[4:]) + "\n")
+    with pytest.raises(ManifestError, match=r"m.csv:5: unknown split 'trian'"):
+        read_manifest(tmp_path / "m.csv")
+    # A quoted field over two lines: the rows after it keep their own line numbers.
+    (tmp_path / "q.csv").write_text('path,tags,split\n"a.wav","x;\ny",train\nb.wav,x,valid\nc.wav,x,tset\n')
+    with pytest.raises(ManifestError, match=r"q.csv:5: unknown split 'tset'"):
+        read_manifest(tmp_path / "q.csv")
+    (tmp_path / "m.tsv").write_text("path\ttags\tsplit\na.wav\tx\ttrain\n\nb.wav\tx\n")
+    with pytest.raises(ManifestError, match=r"m.tsv:4: 2 fields, fewer than the header's 3"):
+        read_manifest(tmp_path / "m.tsv")
+    (tmp_path / "m.jsonl").write_text('{"path": "a.wav", "tags": "x", "split": "train"}\n\n{"path": "a.wav", '
+                                      '"tags": ["x"], "split": "test"}\n')
+    with pytest.raises(ManifestError, match=r"m.jsonl:3: duplicate path 'a.wav' \(first on line 1\)"):
+        read_manifest(tmp_path / "m.jsonl")
+    (tmp_path / "u.csv").write_bytes(b"path,tags,split\na.wav,x,train\nb\xff.wav,x,train\n")
+    with pytest.raises(ManifestError, match=r"u.csv:3: not UTF-8 text"):
+        read_manifest(tmp_path / "u.csv")
+
+
+def test_a_linked_folder_is_resolved_and_a_linked_file_keeps_its_name(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "a.wav").write_bytes(b"")
+    (tmp_path / "linked").symlink_to(tmp_path / "real")
+    (tmp_path / "real" / "b.wav").symlink_to(tmp_path / "real" / "a.wav")
+    (tmp_path / "m.csv").write_text("path,tags,split\nlinked/a.wav,x,train\nreal/../real/b.wav,x,train\n")
+    assert [t.path for t in read_manifest(tmp_path / "m.csv").tracks] == [
+        str(tmp_path / "real" / "a.wav"), str(tmp_path / "real" / "b.wav")]

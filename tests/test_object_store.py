@@ -34,7 +34,9 @@ from raytag.audio.io import probe, read_frames
 from raytag import storage
 from raytag.cli import main
 from raytag.cluster.training.stop import request_stop, stop_requested, take_stop_request
-from raytag.data.manifest import read_labels, read_manifest, read_paths
+from raytag.data import header_cache
+from raytag.data.header_cache import Header
+from raytag.data.manifest import MANIFEST_COLUMNS, read_labels, read_manifest, read_paths, track_row, write_manifest
 from test_session import stale_cluster_file
 
 CORPUS = "s3://corpus/tiny"
@@ -112,6 +114,34 @@ def test_storage_round_trip_on_the_server(s3_env):
     assert request_stop(f"{root}/job") == f"{root}/job/stop_requested" and stop_requested(f"{root}/job")
     assert take_stop_request(f"{root}/job") and not stop_requested(f"{root}/job")
     assert not storage.remove(f"{root}/job/stop_requested")
+
+
+def test_storage_stats_lists_and_reads_ranges_on_the_server(s3_env, tiny_corpus):
+    """file_stats, list_files, ranged reads; the header-scan cache and the manifest writer with
+    everything in buckets."""
+    from test_header_cache import Reader
+
+    uris = [f"{CORPUS}/audio/clip-{i:06d}.wav" for i in range(3)]
+    missing = f"{CORPUS}/audio/missing.wav"
+    stats = storage.file_stats([*uris, missing])
+    assert sorted(stats) == uris and all(stats[u].mtime_ns for u in uris)
+    assert stats[uris[0]].size == (tiny_corpus / "audio" / "clip-000000.wav").stat().st_size
+    assert [s.location for s in storage.list_files(f"{CORPUS}/audio")][:2] == uris[:2]
+    assert storage.read_range(uris[0], 0, 4) == b"RIFF" and storage.read_range(uris[0], 8, 4) == b"WAVE"
+
+    first = Reader()
+    headers, counts = header_cache.scan([*uris, missing], f"{STORAGE}/scan", first)
+    assert first.asked == [uris] and (counts.read, counts.missing) == (3, 1)
+    info = probe(str(tiny_corpus / "audio" / "clip-000000.wav"))
+    assert headers[uris[0]] == Header(info.frames, info.sample_rate, "")
+    assert "No such file" in headers[missing].error
+    second = Reader()
+    assert header_cache.scan(uris, f"{STORAGE}/scan", second)[1].reused == 3 and second.asked == []
+
+    written = write_manifest(f"{STORAGE}/m/manifest.csv", MANIFEST_COLUMNS,
+                             [track_row(u, ("x",), "train") for u in uris])
+    assert [t.path for t in read_manifest(f"{STORAGE}/m/manifest.csv").tracks] == uris == [t.path for t in written.tracks]
+    assert s3_env.keys(f"{STORAGE}/m") == [f"{STORAGE}/m/manifest.csv"]  # no partial file left
 
 
 def _train_worker_pids(marker: str) -> list[int]:

@@ -16,9 +16,11 @@ from mlflow.tracking import MlflowClient
 
 from requirements import needs_real_audio
 from raytag.cli import main
+from raytag.cluster.data.datasets import scan_tracks
 from raytag.cluster.data.prepare import prepare_audio
 from raytag.config import load_job
 from raytag.data.corpora.mtg_jamendo import split_file
+from raytag.data.manifest import read_manifest
 
 REAL_AUDIO = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-audio"
 pytestmark = pytest.mark.ray
@@ -85,6 +87,24 @@ def test_prepare_is_resumable_counts_failures_and_follows_the_model_rate(ray_ses
     switched = prepare_audio(other, progress=False)
     assert (switched.rates[0].sample_rate, switched.rates[0].prepared, switched.rates[0].already_cached) == (22050, 40, 0)
     assert len(cache_files(storage, 22050)) == 40 and len(cache_files(storage, 16000)) == 40
+
+
+def test_jobs_after_prepare_read_no_header_and_a_touched_file_only_it(ray_session, tiny_job, damaged_manifest):
+    """prepare's scan fills the header cache under storage; a job's scan (train, evaluate, audit,
+    each sweep trial and pipeline stage) then reads no header, and after a file changes, only
+    that one."""
+    job = load_job(tiny_job("scan", manifest=damaged_manifest))
+    prepare_audio(job, progress=False)
+    manifest = read_manifest(job.data.manifest)
+    tracks = [t for split in ("train", "valid", "test") for t in manifest.split(split)]
+    scan = scan_tracks(tracks, num_cpus=job.data.decode_cpus, storage_root=job.storage)
+    assert (scan.counts.read, scan.counts.reused, scan.counts.missing) == (0, 42, 0)
+    assert [path for path, _ in scan.skipped] == [str(damaged_manifest.parent / "bad" / "noise.wav")]
+    assert "0 headers read, 42 reused from the scan cache" in scan.summary()
+    touched = str(damaged_manifest.parent / "bad" / "damaged.flac")  # this test's own file
+    os.utime(touched, ns=(os.stat(touched).st_atime_ns, os.stat(touched).st_mtime_ns + 10**9))
+    again = scan_tracks(tracks, num_cpus=job.data.decode_cpus, storage_root=job.storage)
+    assert (again.counts.read, again.counts.reused) == (1, 41) and again.usable == scan.usable
 
 
 def test_the_prepare_command_prints_its_report(ray_session, tiny_job, capsys):

@@ -3,6 +3,8 @@
 No Ray instance is started: finding a checkpoint only reads storage.
 """
 
+from pathlib import Path
+
 import torch
 
 from raytag import storage
@@ -57,3 +59,35 @@ def test_latest_checkpoint_is_found_through_storage_and_skips_incomplete_folders
         location, state = latest_checkpoint(f"{root}/run")
         assert location == f"{root}/run/checkpoint_b" and state.epochs_done == 2
         assert latest_checkpoint(f"{root}/nothing-here") is None
+
+
+def test_file_stats_list_files_and_ranged_reads_for_paths_and_uris(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.bin").write_bytes(b"0123456789")
+    (tmp_path / "a" / "deep").mkdir()
+    (tmp_path / "a" / "deep" / "y.bin").write_bytes(b"abc")
+    local, uri = str(tmp_path / "a" / "x.bin"), f"file://{tmp_path}/a/deep/y.bin"
+    mtime = (tmp_path / "a" / "x.bin").stat().st_mtime_ns
+    stats = storage.file_stats([local, uri, str(tmp_path / "nothing"), f"file://{tmp_path}/nothing", str(tmp_path / "a")])
+    assert stats == {local: storage.FileStat(local, 10, mtime),
+                     uri: storage.FileStat(uri, 3, (tmp_path / "a" / "deep" / "y.bin").stat().st_mtime_ns)}
+    for root in (str(tmp_path / "a"), f"file://{tmp_path}/a"):
+        listed = storage.list_files(root)
+        assert [(s.location, s.size) for s in listed] == [(f"{root}/deep/y.bin", 3), (f"{root}/x.bin", 10)]
+    assert storage.list_files(str(tmp_path / "no-folder")) == []
+    for location in (local, f"file://{local}"):
+        assert storage.read_range(location, 3, 4) == b"3456" and storage.read_range(location, 8, 10) == b"89"
+        with storage.open_random_access(location) as file:
+            assert file.size() == 10 and file.read_at(2, 0) == b"01"
+    storage.move(local, str(tmp_path / "moved.bin"))
+    assert (tmp_path / "moved.bin").read_bytes() == b"0123456789" and not (tmp_path / "a" / "x.bin").exists()
+
+
+def test_only_storage_opens_uris():
+    """storage.py is the one module that calls pyarrow's file systems (issue 24 item 5)."""
+    import raytag
+
+    package = Path(raytag.__file__).parent
+    callers = sorted(str(p.relative_to(package)) for p in package.rglob("*.py")
+                     if "pyarrow.fs" in p.read_text() or "from_uri(" in p.read_text())
+    assert callers == ["storage.py"]

@@ -116,7 +116,9 @@ def test_epochs_are_numbered_from_1_in_the_console_the_run_and_the_model(trained
     assert summary.best_epoch == best
 
 
-def test_corrupt_empty_and_missing_files_are_skipped_and_counted(ray_session, tiny_job, tiny_corpus, tmp_path):
+def test_corrupt_empty_and_missing_files_are_skipped_and_counted(ray_session, tiny_job, tiny_corpus, tmp_path,
+                                                                 caplog):
+    caplog.set_level("INFO", logger="raytag")
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt " + os.urandom(400))
@@ -142,6 +144,14 @@ def test_corrupt_empty_and_missing_files_are_skipped_and_counted(ray_session, ti
     assert run.data.metrics["data/skipped_files"] == len(extra)
     assert "data/skipped_files.csv" in artifacts(client, run.info.run_id)
     assert run.data.metrics["train/examples"] == 28  # every good clip still trained
+    # Every header was read once (the missing file's is not: the file system says it is gone) ...
+    read = len(body) + len(extra) - 1
+    assert (run.data.metrics["data/headers_read"], run.data.metrics["data/headers_reused"]) == (read, 0)
+    # ... and a second run of the job (it evaluates its best epoch) reads none, still reporting
+    # every skipped file.
+    caplog.clear()
+    assert train(job).skipped_files == len(extra)
+    assert f"(0 headers read, {read} reused from the scan cache, 1 files missing)" in caplog.text
 
 
 def _kill_a_train_worker_after_checkpoints(folder: Path, timeout: float = 300) -> int:

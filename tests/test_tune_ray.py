@@ -68,6 +68,8 @@ def test_sweeping_a_pipeline_stage_runs_the_teacher_and_its_scores_once(ray_sess
     assert len(trials) == 2
     # The scores were computed before the trials; every trial read them.
     assert all(r.data.tags["raytag.teacher_scores_reused"] == "True" for r in trials)
+    # The audio headers were read once, by the first stage; the trials read none.
+    assert all(r.data.metrics["data/headers_read"] == 0 for r in trials)
     assert {r.data.params["objective.percentile"] for r in trials} == {"70.0", "90.0"}
     # The trial table: a header, then one line per trial as it finished, with its sampled value.
     table = [r.getMessage() for r in caplog.records if r.getMessage().startswith("sweep trial")]

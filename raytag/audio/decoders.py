@@ -9,7 +9,8 @@ crop of a 48 kHz stereo file: 31 ms vs 83 ms, best of 15). A failed libsndfile o
 
 A third decoder reads raytag's prepared-audio cache (``*.<rate>hz.npy``, see
 :mod:`raytag.audio.pcm_cache`): mono float16 audio already at a model's rate, so a crop is one
-byte-range read (``os.pread`` for a path, a ranged read through pyarrow for a URI), converted
+byte-range read (``os.pread`` for a path, a ranged read of :func:`raytag.storage.open_random_access`
+for a URI), converted
 to float32 (exact). A cached track is decoded exactly like an audio file, from its cache file.
 
 All decoders give the same contract: a frame index counts samples per channel in the file's own
@@ -30,6 +31,7 @@ import av
 import numpy as np
 import soundfile as sf
 
+from raytag import storage
 from raytag.audio import chatter, file_checks, pcm_cache
 from raytag.audio.decoder_base import AudioError, AudioInfo, Decoder
 from raytag.audio.decoder_base import reason as _reason
@@ -64,10 +66,7 @@ class _PcmCacheDecoder(Decoder):
         self._remote = None
         try:
             if is_uri(path):
-                import pyarrow.fs as pafs
-
-                filesystem, inner = pafs.FileSystem.from_uri(path)
-                self._remote = filesystem.open_input_file(inner)
+                self._remote = storage.open_random_access(path)
                 size = self._remote.size()
             else:
                 self._fd = os.open(path, os.O_RDONLY)
@@ -138,16 +137,14 @@ def open_decoder(path) -> Decoder:
 
 def _open_source(path: str):
     """``(what the libraries open, the remote file to close or None)``: the path itself, or for
-    a URI a seekable file of pyarrow's file system (reads become ranged requests)."""
+    a URI a seekable file from :func:`raytag.storage.open_random_access` (reads become ranged
+    requests)."""
     if not is_uri(path):
         if not os.path.exists(path):
             raise AudioError(f"{path}: cannot read audio (No such file or directory)")
         return path, None
-    import pyarrow.fs as pafs
-
     try:
-        filesystem, inner = pafs.FileSystem.from_uri(path)
-        remote = filesystem.open_input_file(inner)
+        remote = storage.open_random_access(path)
     except (OSError, ValueError) as exc:
         raise AudioError(f"{path}: cannot read audio ({_reason(exc)})") from None
     return remote, remote

@@ -33,12 +33,12 @@ import io
 import math
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 
 import numpy as np
 
 from raytag.errors import InputError
 from raytag.locations import cache_location
+from raytag.storage import FileStat
 
 __all__ = [
     "CACHE_FORMAT",
@@ -78,20 +78,10 @@ class PcmCacheError(InputError):
     """A file that is not a well-formed cache file (bad name, header or length)."""
 
 
-@dataclass(frozen=True)
-class FileIdentity:
-    """What names an audio file's content without reading it.
-
-    Attributes:
-        location: absolute path or URI of the audio file.
-        size: length in bytes.
-        mtime_ns: modification time in nanoseconds since the epoch; None where the file system
-            keeps none (the key then rests on location and size alone).
-    """
-
-    location: str
-    size: int
-    mtime_ns: int | None
+FileIdentity = FileStat
+"""What names an audio file's content without reading it: its location (absolute path or URI),
+size in bytes and modification time in ns (None where the file system keeps none; the key then
+rests on location and size alone). :class:`raytag.storage.FileStat` is the one record of it."""
 
 
 def cache_key(identity: FileIdentity, *, sample_rate: int) -> str:

@@ -10,8 +10,8 @@ rate, and the decoders read a crop of it like a crop of any audio file. Tables k
 order, labels and columns, so everything a person reads (skipped files, unscored tracks,
 teacher scores) still names the manifest's paths.
 
-The identities of the audio files are read on the driver through pyarrow's file systems, and
-the cache folder is listed once per rate, so looking up a corpus costs one ``stat`` per file and
+The identities of the audio files are read on the driver in one call per file system
+(:func:`raytag.storage.file_stats`), and the cache folder is listed once per rate, so looking up a corpus costs one ``stat`` per file and
 one listing, and nothing at all when the folder does not exist.
 """
 
@@ -22,46 +22,26 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
-import pyarrow.fs as pafs
 
 from raytag.audio import pcm_cache
 from raytag.audio.pcm_cache import FileIdentity
 from raytag import storage
 from raytag.data.rows import TrackTable
-from raytag.locations import is_uri
 
 log = logging.getLogger("raytag")
 
 
 def file_identities(locations: Sequence[str]) -> dict[str, FileIdentity]:
-    """The identity (size, modification time) of each existing file among ``locations``.
-
-    Local paths are looked up in one pyarrow call; URIs through their own file systems. Files
-    that do not exist (or are not files) are left out.
-    """
-    out: dict[str, FileIdentity] = {}
-    local = [loc for loc in locations if not is_uri(loc)]
-    groups: list[tuple[pafs.FileSystem, list[tuple[str, str]]]] = []
-    if local:
-        groups.append((pafs.LocalFileSystem(), [(loc, loc) for loc in local]))
-    for loc in locations:
-        if is_uri(loc):
-            fs, inner = storage.filesystem(loc)
-            groups.append((fs, [(loc, inner)]))
-    for fs, pairs in groups:
-        infos = fs.get_file_info([inner for _, inner in pairs])
-        for (loc, _), info in zip(pairs, infos):
-            if info.type == pafs.FileType.File:
-                out[loc] = FileIdentity(loc, int(info.size), None if info.mtime_ns is None else int(info.mtime_ns))
-    return out
+    """The identity (size, modification time) of each existing file among ``locations``, read
+    in one call per file system (:func:`raytag.storage.file_stats`); missing files are left out."""
+    return storage.file_stats(locations)
 
 
-def cache_listing(storage_root: str, sample_rate: int) -> dict[str, pafs.FileInfo]:
+def cache_listing(storage_root: str, sample_rate: int) -> dict[str, storage.FileStat]:
     """Every file under the cache folder of ``sample_rate``, by name (cache files and the
     ``.partial`` files of interrupted writes); empty when the folder does not exist."""
-    fs, path = storage.filesystem(pcm_cache.rate_folder(storage_root, sample_rate))
-    selector = pafs.FileSelector(path, recursive=True, allow_not_found=True)
-    return {info.base_name: info for info in fs.get_file_info(selector) if info.type == pafs.FileType.File}
+    return {stat.location.rsplit("/", 1)[1]: stat
+            for stat in storage.list_files(pcm_cache.rate_folder(storage_root, sample_rate))}
 
 
 @dataclass(frozen=True)
@@ -159,5 +139,6 @@ def cached_tables(
 
 def folder_size(storage_root: str, sample_rate: int) -> tuple[int, int]:
     """``(cache files, bytes)`` of the whole cache folder of ``sample_rate``."""
-    files = [info for info in cache_listing(storage_root, sample_rate).values() if pcm_cache.is_cache_file(info.path)]
+    files = [info for info in cache_listing(storage_root, sample_rate).values()
+             if pcm_cache.is_cache_file(info.location)]
     return len(files), int(np.sum([info.size for info in files], dtype=np.int64)) if files else 0

@@ -204,14 +204,12 @@ def remove_stale_partials(storage_root: str, sample_rate: int, *, older_than_s: 
     now_ns = time.time_ns()
     removed = 0
     for info in cache_listing(storage_root, sample_rate).values():
-        if info.path.endswith(storage.PARTIAL_SUFFIX) and info.mtime_ns is not None \
+        if info.location.endswith(storage.PARTIAL_SUFFIX) and info.mtime_ns is not None \
                 and now_ns - info.mtime_ns > older_than_s * 1e9:
-            fs, _ = storage.filesystem(pcm_cache.rate_folder(storage_root, sample_rate))
             try:
-                fs.delete_file(info.path)
+                removed += storage.remove(info.location)
             except OSError:  # gone already (another prepare finished or removed it)
                 continue
-            removed += 1
     return removed
 
 
@@ -225,7 +223,8 @@ def prepare_audio(job: JobConfig, *, progress: bool = True, piece_seconds: float
     started = time.perf_counter()
     targets = prepare_targets(job)
     init_ray(job.ray.address, job.ray.num_cpus)
-    scan = scan_tracks([t for target in targets for t in target.tracks], num_cpus=job.data.decode_cpus)
+    scan = scan_tracks([t for target in targets for t in target.tracks], num_cpus=job.data.decode_cpus,
+                       storage_root=job.storage)
     log.info("audio scan: %s", scan.summary())
     removed = sum(remove_stale_partials(job.storage, t.sample_rate) for t in targets)
     reports, rows = _plan(job.storage, targets, scan)

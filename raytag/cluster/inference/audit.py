@@ -103,7 +103,7 @@ def run_audit(
     with model_folder(teacher, tracking_uri=job.tracking.uri, option="tracking.uri") as folder:
         exported = check_fits(read_exported(folder, TEACHER_KEY), key=TEACHER_KEY, tags=tags)
         init_ray(job.ray.address, job.ray.num_cpus)
-        scan = scan_tracks(tracks, num_cpus=job.data.decode_cpus)
+        scan = scan_tracks(tracks, num_cpus=job.data.decode_cpus, storage_root=job.storage)
         table, usable = track_table(tracks, labels, scan)
         if not len(table):
             raise JobError(f"no readable audio in the '{split}' split: {scan.summary()}")

@@ -173,7 +173,8 @@ def score_splits(
     splits = list(dict.fromkeys(splits))
     tracks = {s: job_plan.manifest.split(s) for s in splits}
     if scan is None:
-        scan = scan_tracks([t for s in splits for t in tracks[s]], num_cpus=job.data.decode_cpus)
+        scan = scan_tracks([t for s in splits for t in tracks[s]], num_cpus=job.data.decode_cpus,
+                           storage_root=job.storage)
     tables = {s: track_table(tracks[s], multi_hot([t.tags for t in tracks[s]], job_plan.recipe.tags), scan)
               for s in splits}
     # Tracks prepared at the exported model's rate are read from the cache; rows index the

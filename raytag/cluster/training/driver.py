@@ -29,6 +29,7 @@ from raytag.cluster.training.needs import epoch_data
 from raytag.cluster.training.stop import take_stop_request
 from raytag.cluster.session import ensure_ray
 from raytag.config import JobConfig
+from raytag.data.manifest import Track
 from raytag.engine import checkpoint as ckpt
 from raytag.errors import JobError
 from raytag.locations import run_location
@@ -75,9 +76,24 @@ def _log_scan(scan: ScanResult, tracker: Tracker) -> None:
     log.info("audio scan: %s", scan.summary())
     for path, reason in scan.skipped[:20]:
         log.warning("skipped %s", reason if path in reason else f"{path}: {reason}")
-    tracker.log_metrics({"data/skipped_files": len(scan.skipped), "data/usable_files": len(scan.usable)})
+    metrics = {"data/skipped_files": len(scan.skipped), "data/usable_files": len(scan.usable)}
+    if scan.counts is not None:  # headers read now vs reused from the scan cache under storage
+        metrics.update({"data/headers_read": scan.counts.read, "data/headers_reused": scan.counts.reused})
+    tracker.log_metrics(metrics)
     if scan.skipped:
         tracker.log_table(({"path": p, "reason": r} for p, r in scan.skipped), "data/skipped_files.csv")
+
+
+def scan_job_audio(job: JobConfig, job_plan: JobPlan) -> tuple[ScanResult, list[Track]]:
+    """The header scan of every track the job reads (train, valid and evaluation splits, and
+    the unlabeled stream's audio when its method uses one), through the header-scan cache
+    under ``job.storage``; and the unlabeled stream's tracks. Needs Ray."""
+    manifest = job_plan.manifest
+    extra = unlabeled_tracks(job, manifest) if job_plan.method.needs.unlabeled_teacher else []
+    splits = sorted({"train", "valid", job.eval.split})
+    scan = scan_tracks([t for s in splits for t in manifest.split(s)] + extra, num_cpus=job.data.decode_cpus,
+                       storage_root=job.storage)
+    return scan, extra
 
 
 def train(
@@ -102,11 +118,8 @@ def train(
     with phases("start"):
         ensure_ray(job)
         tracker = start_run(job, parameters=job_plan.parameters, parent_run_id=parent_run_id, run_tags=run_tags)
-    manifest = job_plan.manifest
-    extra = unlabeled_tracks(job, manifest) if job_plan.method.needs.unlabeled_teacher else []
-    splits = {*("train", "valid", job.eval.split)}
     with phases("scan"):
-        scan = scan_tracks([t for s in sorted(splits) for t in manifest.split(s)] + extra, num_cpus=job.data.decode_cpus)
+        scan, extra = scan_job_audio(job, job_plan)
     _log_scan(scan, tracker)
 
     run = run_location(job.storage, job.name)

@@ -102,7 +102,7 @@ def precompute_teacher_scores(job: JobConfig) -> None:
         return
     ensure_ray(job)
     tracks = training_tracks(job, job_plan.manifest)
-    scan = scan_tracks(tracks, num_cpus=job.data.decode_cpus)
+    scan = scan_tracks(tracks, num_cpus=job.data.decode_cpus, storage_root=job.storage)
     table, _ = track_table(tracks, job_plan.manifest.label_matrix(tracks), scan)
     _teacher_scores(job, job_plan.method, table, Tracker.disabled())
 

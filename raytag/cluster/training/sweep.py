@@ -92,9 +92,12 @@ def driver_node_resource() -> str:
 
 
 def _shared_work(job: JobConfig, target: JobConfig) -> None:
-    """Runs what every trial would otherwise repeat: earlier stages, teacher scores."""
+    """Runs what every trial would otherwise repeat: earlier stages, the audio header scan
+    (trials running at once then all find it in the scan cache), teacher scores."""
+    from raytag.cluster.training.driver import scan_job_audio
     from raytag.cluster.training.needs import precompute_teacher_scores
     from raytag.cluster.training.pipeline import run_pipeline
+    from raytag.plan import plan_job
 
     if job.stages:
         names = [s.name for s in job.stages]
@@ -102,6 +105,8 @@ def _shared_work(job: JobConfig, target: JobConfig) -> None:
         if index:
             log.info("sweep: running the stages before %s once", target.name)
             run_pipeline(job.model_copy(update={"stages": job.stages[:index]}))
+    scan, _ = scan_job_audio(target, plan_job(target))
+    log.info("sweep: audio scan for every trial: %s", scan.summary())
     precompute_teacher_scores(target)
 
 

@@ -1,8 +1,8 @@
 """What every corpus adapter shares: rows, options, the manifest writer and the report.
 
 An adapter reads a public corpus's own metadata files (in their exact published format) and
-returns :class:`CorpusRows`; :func:`make_manifest` validates them, writes a manifest CSV with the
-columns ``path,tags,split,verified,artist`` (absolute audio paths, tags joined by ``;``) and
+returns :class:`CorpusRows`; :func:`make_manifest` validates them, writes a manifest CSV with
+:func:`raytag.data.manifest.write_manifest` (absolute audio paths) and
 returns a :class:`CorpusReport`: rows per split, tags, audio files missing on disk (they stay in
 the manifest; the training-time scan skips and counts them) and, where the corpus names
 artists, whether the splits are artist-disjoint.
@@ -10,17 +10,15 @@ artists, whether the splits are artist-disjoint.
 
 from __future__ import annotations
 
-import csv
 import os
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from raytag.data.manifest import SPLITS, ManifestError, read_manifest
+from raytag.data.manifest import MANIFEST_COLUMNS, SPLITS, track_row, write_manifest
 from raytag.errors import InputError
 
-MANIFEST_COLUMNS = ("path", "tags", "split", "verified", "artist")
 EXAMPLES = 5  # how many missing files or shared artists a report names
 
 
@@ -222,22 +220,13 @@ def make_manifest(
             f"{source}: none of the {len(built.rows):,} audio files the corpus lists is there (e.g. {missing[0]}); "
             "is --from the corpus's audio root? Pass --allow-missing to write the manifest anyway"
         )
-    output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_name(f".{output.stem}.partial.csv")
-    with partial.open("w", encoding="utf-8", newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(MANIFEST_COLUMNS)
-        for row in built.rows:
-            writer.writerow(
-                [row.path, ";".join(row.tags), row.split, "true" if row.verified else "false", row.artist or ""]
-            )
-    try:
-        # The manifest must read back as written, with the reader training uses.
-        manifest = read_manifest(partial)
-    except ManifestError:
-        partial.unlink()
-        raise
-    os.replace(partial, output)
+    # The one manifest writer: the file is in place only once it reads back with the reader
+    # training uses.
+    manifest = write_manifest(
+        output, MANIFEST_COLUMNS,
+        [track_row(row.path, row.tags, row.split, row.verified, row.artist) for row in built.rows],
+        overwrite=overwrite,
+    )
     shared = _shared_artists(built.rows)
     counts = Counter(row.split for row in built.rows)
     return CorpusReport(

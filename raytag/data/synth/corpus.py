@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from raytag.data.manifest import MANIFEST_COLUMNS, label_row, track_row, write_labels, write_manifest
 from raytag.data.synth.plan import (
     LEVEL_DB,
     RNG_STREAMS,
@@ -242,10 +243,11 @@ def write_corpus(
         (out / row.path).write_bytes(wav_bytes(audio, spec.sample_rate))
         if progress is not None:
             progress(done, len(rows))
-    manifest = [(r.path, ";".join(r.manifest_tags), r.split, str(r.verified).lower(), r.artist) for r in rows]
-    _write_csv(out / "manifest.csv", ("path", "tags", "split", "verified", "artist"), manifest)
-    clean = [(r.path, ";".join(r.clean)) for r in rows if r.split != "unlabeled"]
-    _write_csv(out / "clean.csv", ("path", "tags"), clean)
+    # Previous files were removed above; both files are checked by reading them back.
+    write_manifest(out / "manifest.csv", MANIFEST_COLUMNS,
+                   [track_row(r.path, r.manifest_tags, r.split, r.verified, r.artist) for r in rows], overwrite=True)
+    write_labels(out / "clean.csv", [label_row(r.path, r.clean) for r in rows if r.split != "unlabeled"],
+                 overwrite=True)
     (out / "tags.txt").write_text("".join(f"{tag}\n" for tag in TAGS), encoding="utf-8")
     noise = corpus_noise(rows)
     write_noise_csv(out / "noise.csv", noise)
