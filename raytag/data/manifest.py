@@ -111,10 +111,10 @@ def _is_file(location: str) -> bool:
 
 
 @contextlib.contextmanager
-def _open_text(location: str, encoding: str) -> Iterator[TextIO]:
+def _open_text(location: str, encoding: str, errors: str = "strict") -> Iterator[TextIO]:
     """The file as text (universal newlines left to the csv module), local or through pyarrow."""
     if not is_uri(location):
-        with open(location, encoding=encoding, newline="") as f:
+        with open(location, encoding=encoding, errors=errors, newline="") as f:
             yield f
         return
     import pyarrow.fs as pafs
@@ -122,7 +122,7 @@ def _open_text(location: str, encoding: str) -> Iterator[TextIO]:
     filesystem, inner = pafs.FileSystem.from_uri(location)
     with filesystem.open_input_stream(inner) as stream:
         data = stream.read()
-    yield io.TextIOWrapper(io.BytesIO(data), encoding=encoding, newline="")
+    yield io.TextIOWrapper(io.BytesIO(data), encoding=encoding, errors=errors, newline="")
 
 
 def _folder(location: str) -> str:
@@ -134,14 +134,21 @@ def _read_rows(path: str) -> tuple[list[str], list[tuple[int, dict]]]:
     suffix = posixpath.splitext(path)[1].lower()
     if suffix == ".jsonl":
         rows, columns = [], []
-        with _open_text(path, "utf-8") as f:
+        # Undecodable bytes become lone surrogates, so the line that holds them can be named.
+        with _open_text(path, "utf-8", errors="surrogateescape") as f:
             for line_no, line in enumerate(f, start=1):
+                try:
+                    line.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise ManifestError(f"{path}:{line_no}: not UTF-8 text") from None
                 if not line.strip():
                     continue
                 try:
                     row = json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise ManifestError(f"{path}:{line_no}: not valid JSON ({exc.msg})") from None
+                except RecursionError:
+                    raise ManifestError(f"{path}:{line_no}: JSON nested too deeply for a manifest row") from None
                 if not isinstance(row, dict):
                     raise ManifestError(f"{path}:{line_no}: expected a JSON object per line")
                 columns.extend(k for k in row if k not in columns)
