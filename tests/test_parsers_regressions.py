@@ -22,3 +22,16 @@ def test_a_jsonl_row_nested_too_deeply_names_file_and_line(tmp_path):
     path.write_bytes(ROW + b"[" * 100_000 + b"]" * 100_000 + b"\n")
     with pytest.raises(ManifestError, match=r"m\.jsonl:2: JSON nested too deeply"):
         read_manifest(path)
+
+
+@pytest.mark.parametrize("name,data", [
+    ("m.jsonl", b'{"path": "a\\u0000.wav", "tags": "rock", "split": "train"}\n'),
+    ("m.jsonl", b'{"path": "a\\ud800.wav", "tags": "rock", "split": "train"}\n'),
+    ("m.csv", b'path,tags,split\n"a\x00.wav",rock,train\n'),
+])
+@pytest.mark.parametrize("reader", [read_manifest, read_labels, read_paths])
+def test_a_path_that_is_no_file_name_names_file_and_line(tmp_path, name, data, reader):
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(ManifestError, match=rf"{name}:\d+: 'path' .* not a file name"):
+        reader(path)

@@ -225,6 +225,12 @@ def _audio_path(row: dict, root: str, where: str) -> tuple[str, str]:
     raw_path = str(row.get("path") or "").strip()
     if not raw_path:
         raise ManifestError(f"{where}: empty 'path'")
+    try:
+        raw_path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ManifestError(f"{where}: 'path' {raw_path!r} holds a lone surrogate, not a file name") from None
+    if "\x00" in raw_path:
+        raise ManifestError(f"{where}: 'path' {raw_path!r} holds a NUL character, not a file name")
     if is_uri(raw_path) or Path(raw_path).is_absolute():
         return raw_path if is_uri(raw_path) else str(Path(raw_path).resolve()), raw_path
     if is_uri(root):
