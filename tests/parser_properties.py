@@ -18,8 +18,10 @@ deletes bytes of a well-formed file, so the inputs are near the real formats, no
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import os
 import signal
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import timedelta
@@ -55,17 +57,28 @@ class CaseTimeout(Exception):
 
 @contextlib.contextmanager
 def time_bound(seconds: float = HARD_LIMIT_S):
-    """Raises :class:`CaseTimeout` in the body once ``seconds`` of wall-clock time have passed."""
+    """Raises :class:`CaseTimeout` in the body once ``seconds`` of wall-clock time have passed.
+
+    A body stuck in C code that never returns to the interpreter (a loop in a compiled
+    extension) cannot take the exception: at ``2 * seconds`` a watchdog thread of
+    :mod:`faulthandler` prints every thread's traceback and ends the process, so the run fails
+    instead of hanging. A timer set before (pytest-timeout's) is restored with the time it had left.
+    """
     def expire(signum, frame):
         raise CaseTimeout(f"the case ran past {seconds:g} s")
 
+    started = time.monotonic()
     previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    outer_delay, _ = signal.setitimer(signal.ITIMER_REAL, seconds)
+    faulthandler.dump_traceback_later(2 * seconds, exit=True)
     try:
         yield
     finally:
+        faulthandler.cancel_dump_traceback_later()
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if outer_delay:
+            signal.setitimer(signal.ITIMER_REAL, max(outer_delay - (time.monotonic() - started), 0.001))
 
 
 def parses_or_refuses(prop: str, call: Callable[[], object], names: Iterable[str]) -> object:

@@ -4,7 +4,9 @@ found: each input once raised another exception than raytag's own InputError."""
 from __future__ import annotations
 
 import pytest
+from parser_properties import time_bound
 
+from raytag.config import ConfigError, apply_override, load_job
 from raytag.data.manifest import ManifestError, read_labels, read_manifest, read_paths
 
 ROW = b'{"path": "a.wav", "tags": "rock", "split": "train"}\n'
@@ -35,3 +37,39 @@ def test_a_path_that_is_no_file_name_names_file_and_line(tmp_path, name, data, r
     path.write_bytes(data)
     with pytest.raises(ManifestError, match=rf"{name}:\d+: 'path' .* not a file name"):
         reader(path)
+
+
+JOB = "name: j\ndata: {manifest: m.csv}\nstages: [{name: s}]\n"
+
+
+def write_job(tmp_path, text: str | bytes):
+    path = tmp_path / "job.yaml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return path
+
+
+def test_a_job_file_that_is_not_utf8_names_the_file(tmp_path):
+    with pytest.raises(ConfigError, match=r"job\.yaml: not UTF-8 text"):
+        load_job(write_job(tmp_path, b"name: j\n\xff: 1\n"))
+
+
+def test_yaml_nested_too_deeply_names_the_file_or_key(tmp_path):
+    with pytest.raises(ConfigError, match=r"job\.yaml: YAML nested too deeply"):
+        load_job(write_job(tmp_path, "x: " + "[" * 5000 + "]" * 5000 + "\n"))
+    with pytest.raises(ConfigError, match=r"^train\.lr: the value is nested too deeply"):
+        apply_override({}, "train.lr=" + "[" * 5000)
+
+
+def test_an_alias_inside_its_own_anchor_names_the_key(tmp_path):
+    with pytest.raises(ConfigError, match=r"job\.yaml: model\.args\.x\.0 contains itself"):
+        load_job(write_job(tmp_path, JOB + "model: {args: {x: &a [*a]}}\n"))
+    with pytest.raises(ConfigError, match=r"^model\.args\.x: 0 contains itself"):
+        apply_override({}, "model.args.x=&a [*a]")
+
+
+def test_nested_aliases_that_expand_to_a_billion_values_are_refused_at_once(tmp_path):
+    """They used to make load_job copy the expansion (model_dump of every stage): a hang."""
+    laughs = "".join(f"  l{i}: &l{i} [" + ", ".join([f"*l{i - 1}" if i else "1"] * 10) + "]\n" for i in range(9))
+    with time_bound(10):
+        with pytest.raises(ConfigError, match=r"job\.yaml: model\.args\.\S+ expands to more than 100,000 values"):
+            load_job(write_job(tmp_path, JOB + "model:\n args:\n" + laughs.replace("  ", "   ")))
