@@ -8,6 +8,7 @@ from parser_properties import time_bound
 
 from raytag.config import ConfigError, apply_override, load_job
 from raytag.data.manifest import ManifestError, read_labels, read_manifest, read_paths
+from raytag.search_space import read_space
 
 ROW = b'{"path": "a.wav", "tags": "rock", "split": "train"}\n'
 
@@ -73,3 +74,20 @@ def test_nested_aliases_that_expand_to_a_billion_values_are_refused_at_once(tmp_
     with time_bound(10):
         with pytest.raises(ConfigError, match=r"job\.yaml: model\.args\.\S+ expands to more than 100,000 values"):
             load_job(write_job(tmp_path, JOB + "model:\n args:\n" + laughs.replace("  ", "   ")))
+
+
+@pytest.mark.parametrize("text,message", [
+    ("params: {train.lr: {uniform: [0.1, 1]}}\n1: 2\n", r"space\.yaml: unknown key\(s\) 1;"),
+    ("params: {train.lr: {uniform: [0.1, 1]}}\nmetric: 5\n", r"space\.yaml: metric must be a name, got 5"),
+    ("params: {train.lr: {uniform: [0.1, 1]}}\nstage: [a]\n", r"space\.yaml: stage must be a name"),
+    ("params: {train.lr: {uniform: [0.1, .inf]}}\n", r"params\.train\.lr: uniform takes finite numbers"),
+    ("params: {train.lr: {quniform: [0, 1.0e+300, 1.0e-100]}}\n", r"params\.train\.lr: quniform's q 1e-100 is too small"),
+])
+def test_search_space_values_that_broke_later_code_name_the_entry(tmp_path, text, message):
+    """Each once raised TypeError (sorting an int key with names), AttributeError (a metric
+    that is not text, at check time), OverflowError (quantizing past the float range) or let an
+    infinite bound through."""
+    path = tmp_path / "space.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        read_space(path)
