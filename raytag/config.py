@@ -380,6 +380,7 @@ def apply_override(tree: dict[str, Any], assignment: str) -> None:
     key = key.strip()
     if not sep or not key:
         raise ConfigError(f"override {assignment!r} is not of the form key=value")
+    _check_flow_depth(raw, key)
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
@@ -487,9 +488,12 @@ def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{what} not found: {path}")
     try:
-        tree = yaml.safe_load(path.read_bytes().decode("utf-8")) or {}
+        text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    _check_flow_depth(text, str(path))
+    try:
+        tree = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     except RecursionError:
@@ -498,6 +502,25 @@ def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
         raise ConfigError(f"{path}: a {what} must be a mapping of keys to settings")
     check_yaml_value(tree, str(path))
     return tree
+
+
+MAX_FLOW_DEPTH = 100
+"""The deepest nesting of ``[``/``{`` brackets YAML text may have: PyYAML's parser takes time
+quadratic in it (seconds at a thousand) before it fails on Python's recursion limit."""
+
+
+def _check_flow_depth(text: str, where: str) -> None:
+    """Refuses text whose brackets nest deeper than :data:`MAX_FLOW_DEPTH` (brackets inside
+    quotes and comments count too: no real setting comes near)."""
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}" and depth:
+            depth -= 1
+    if deepest > MAX_FLOW_DEPTH:
+        raise ConfigError(f"{where}: YAML nested too deeply ({deepest} levels of brackets; at most {MAX_FLOW_DEPTH})")
 
 
 MAX_YAML_VALUES = 100_000

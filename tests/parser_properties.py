@@ -99,7 +99,8 @@ def parses_or_refuses(prop: str, call: Callable[[], object], names: Iterable[str
             message = str(exc)
             wanted = [n for n in names if n]
             assert message.strip(), f"{type(exc).__name__} with an empty message"
-            assert any(n in message for n in wanted), f"{type(exc).__name__} names none of {wanted}: {message}"
+            assert any(n in message or repr(n) in message for n in wanted), (
+                f"{type(exc).__name__} names none of {wanted}: {message}")
             OUTCOMES[(prop, type(exc).__name__)] += 1
             return exc
     OUTCOMES[(prop, "parsed")] += 1

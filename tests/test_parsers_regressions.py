@@ -57,7 +57,7 @@ def test_a_job_file_that_is_not_utf8_names_the_file(tmp_path):
 def test_yaml_nested_too_deeply_names_the_file_or_key(tmp_path):
     with pytest.raises(ConfigError, match=r"job\.yaml: YAML nested too deeply"):
         load_job(write_job(tmp_path, "x: " + "[" * 5000 + "]" * 5000 + "\n"))
-    with pytest.raises(ConfigError, match=r"^train\.lr: the value is nested too deeply"):
+    with pytest.raises(ConfigError, match=r"^train\.lr: YAML nested too deeply"):
         apply_override({}, "train.lr=" + "[" * 5000)
 
 
