@@ -8,7 +8,10 @@ from parser_properties import time_bound
 
 from raytag.config import ConfigError, apply_override, load_job
 from raytag.data.manifest import ManifestError, read_labels, read_manifest, read_paths
+from raytag.models.export import ExportError, read_exported
 from raytag.search_space import read_space
+from raytag.thresholds import check_thresholds
+from raytag.verify.decisions import DecisionsError, decode_decisions
 
 ROW = b'{"path": "a.wav", "tags": "rock", "split": "train"}\n'
 
@@ -91,3 +94,30 @@ def test_search_space_values_that_broke_later_code_name_the_entry(tmp_path, text
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         read_space(path)
+
+
+@pytest.mark.parametrize("text,message", [
+    ("[1, 2]", r"JSON object is expected, not list"),
+    ("null", r"JSON object is expected, not NoneType"),
+    ("[" * 100_000, r"JSON nested too deeply"),
+    ('{"name": "mtt-tiny", "args": {}, "tags": ["a"], "sample_rate": 1e999, "crop_samples": 1}', r"OverflowError"),
+])
+def test_a_model_description_that_is_no_object_names_the_file(tmp_path, text, message):
+    """Each once raised AttributeError ('list' has no 'pop'), RecursionError or OverflowError
+    (int of an infinite sample rate)."""
+    (tmp_path / "model.json").write_text(text)
+    (tmp_path / "model.pt").write_bytes(b"")
+    with pytest.raises(ExportError, match=rf"teacher: .*model\.json is not a raytag model description .*{message}"):
+        read_exported(tmp_path, key="teacher")
+
+
+def test_a_threshold_past_the_float_range_names_the_tag():
+    """It once raised OverflowError (math.isfinite of a 400-digit integer)."""
+    with pytest.raises(ValueError, match=r"threshold of 'rock' must be a finite number"):
+        check_thresholds({"rock": 10**400}, ["rock"])
+
+
+def test_a_decisions_file_that_is_not_utf8_names_file_and_line():
+    """``raytag verify --apply`` once raised UnicodeDecodeError reading it."""
+    with pytest.raises(DecisionsError, match=r"^d\.csv:2: not UTF-8 text"):
+        decode_decisions(b"path,tags,decided\n/a.wav,\xff,true\n", source="d.csv")
