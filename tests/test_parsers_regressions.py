@@ -7,6 +7,10 @@ import pytest
 from parser_properties import time_bound
 
 from raytag.config import ConfigError, apply_override, load_job
+from raytag.data.corpora import CorpusError
+from raytag.data.corpora.fsd_kaggle2019 import read_label_csv
+from raytag.data.corpora.msd import read_artists, read_tag_list
+from raytag.data.corpora.safe_pickle import load_pickle
 from raytag.data.manifest import ManifestError, read_labels, read_manifest, read_paths
 from raytag.models.export import ExportError, read_exported
 from raytag.search_space import read_space
@@ -121,3 +125,33 @@ def test_a_decisions_file_that_is_not_utf8_names_file_and_line():
     """``raytag verify --apply`` once raised UnicodeDecodeError reading it."""
     with pytest.raises(DecisionsError, match=r"^d\.csv:2: not UTF-8 text"):
         decode_decisions(b"path,tags,decided\n/a.wav,\xff,true\n", source="d.csv")
+
+
+def test_a_pickle_storing_to_a_huge_memo_index_is_refused_without_allocating(tmp_path):
+    """7 bytes once made the C unpickler size its memo table for a billion entries (gigabytes;
+    the process was killed); such a pickle now goes to the pure-Python unpickler (a dict memo).
+    Under the hard bound, so old code fails rather than hangs."""
+    path = tmp_path / "filtered_list_train.cP"
+    path.write_bytes(b"]r\xff\xff\xff\x3f.")
+    with time_bound(10):
+        assert load_pickle(path) == []  # an empty list, stored under index 2**30 - 1
+
+
+@pytest.mark.parametrize("name,make", [
+    ("50tagList.txt", lambda folder: (folder / "50tagList.txt").write_bytes(b"rock\n\xffpop\n")),
+    ("unique_tracks.txt", lambda folder: (folder / "unique_tracks.txt").write_bytes(b"TR<SEP>S<SEP>A<SEP>T\n\xff\n")),
+])
+def test_msd_text_files_that_are_not_utf8_name_the_file(tmp_path, name, make):
+    """They once raised UnicodeDecodeError."""
+    make(tmp_path)
+    reader = read_tag_list if name == "50tagList.txt" else read_artists
+    with pytest.raises(CorpusError, match=rf"{name}(:2)?: not UTF-8 text"):
+        reader(tmp_path / name)
+
+
+def test_an_fsd_label_csv_that_is_not_utf8_names_the_file(tmp_path):
+    """It once raised UnicodeDecodeError."""
+    path = tmp_path / "train_curated.csv"
+    path.write_bytes(b"fname,labels\na.wav,\xffBark\n")
+    with pytest.raises(CorpusError, match=r"train_curated\.csv: not UTF-8 text"):
+        read_label_csv(path)
