@@ -8,7 +8,7 @@ that returns to the interpreter.
 
 Profiles (``HYPOTHESIS_PROFILE``): ``ci`` (the default: derandomized, :data:`CI_EXAMPLES` cases
 per property, what the CI lane runs) and ``long`` (random, :data:`LONG_EXAMPLES` cases per
-property; ``bench/fuzz_parsers.py`` runs it). :data:`CASES` counts the cases each property ran,
+property, or ``RAYTAG_FUZZ_EXAMPLES``; ``bench/fuzz_parsers.py`` runs it). :data:`CASES` counts the cases each property ran,
 for the bench's report.
 
 Byte-level damage shared by every file strategy: :func:`damaged` cuts, overwrites, inserts or
@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from raytag.errors import InputError
 
 CI_EXAMPLES = 40
-LONG_EXAMPLES = 1500
+LONG_EXAMPLES = int(os.environ.get("RAYTAG_FUZZ_EXAMPLES", "1500"))
 HARD_LIMIT_S = 10.0
 """Wall-clock seconds one case may take before the alarm fails it (hypothesis's deadline,
 2 s in CI, reports slow cases first; this stops a real hang)."""
@@ -126,7 +126,7 @@ def odd_text(max_size: int = 20) -> st.SearchStrategy[str]:
 def damaged(draw, data: bytes) -> bytes:
     """``data`` with up to 3 byte-level edits: a cut, an overwrite, an insertion, a deletion;
     often none (the well-formed file is a case too)."""
-    for _ in range(draw(st.integers(0, 3))):
+    for _ in range(draw(st.one_of(st.just(0), st.integers(0, 3)))):
         kind = draw(st.sampled_from(["none", "cut", "overwrite", "insert", "delete"]))
         at = draw(st.integers(0, len(data)))
         if kind == "cut":

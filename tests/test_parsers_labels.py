@@ -89,6 +89,8 @@ def model_description(draw) -> bytes:
     then byte-level damage."""
     meta = json.loads(json.dumps(GOOD_MODEL))
     for _ in range(draw(st.integers(0, 3))):
+        if not isinstance(meta, dict):
+            break
         key = draw(st.sampled_from(sorted(GOOD_MODEL)))
         action = draw(st.sampled_from(["value", "remove", "threshold", "whole"]))
         if action == "value":
