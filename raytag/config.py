@@ -383,7 +383,7 @@ def apply_override(tree: dict[str, Any], assignment: str) -> None:
     _check_flow_depth(raw, key)
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError, OverflowError) as exc:  # PyYAML lets chr()'s errors out of escapes
         raise ConfigError(f"{key}: cannot parse value {raw!r} ({exc})") from None
     except RecursionError:
         raise ConfigError(f"{key}: the value is nested too deeply") from None
@@ -494,7 +494,7 @@ def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
     _check_flow_depth(text, str(path))
     try:
         tree = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError, OverflowError) as exc:  # PyYAML lets chr()'s errors out of escapes
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     except RecursionError:
         raise ConfigError(f"{path}: YAML nested too deeply") from None
