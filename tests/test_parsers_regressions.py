@@ -155,3 +155,23 @@ def test_an_fsd_label_csv_that_is_not_utf8_names_the_file(tmp_path):
     path.write_bytes(b"fname,labels\na.wav,\xffBark\n")
     with pytest.raises(CorpusError, match=r"train_curated\.csv: not UTF-8 text"):
         read_label_csv(path)
+
+
+@pytest.mark.parametrize("escape", ["\\U7fffffff", "\\UFFFFFFFF"])
+def test_a_yaml_escape_past_unicode_names_the_file_or_key(tmp_path, escape):
+    """Found by bench/fuzz_parsers.py: PyYAML let chr()'s ValueError / OverflowError out."""
+    with pytest.raises(ConfigError, match=r"job\.yaml: not valid YAML"):
+        load_job(write_job(tmp_path, f'name: "{escape}"\n'))
+    with pytest.raises(ConfigError, match=r"^name: cannot parse value"):
+        apply_override({}, f'name="{escape}"')
+
+
+@pytest.mark.parametrize("tags", ['[["rock"], "pop"]', '"rock"', "[1, 2]"])
+def test_model_tags_that_are_not_a_list_of_names_name_the_file(tmp_path, tags):
+    """Found by bench/fuzz_parsers.py: list tags made reading the thresholds raise TypeError
+    (unhashable); a string was read as one tag per character."""
+    (tmp_path / "model.json").write_text('{"name": "mtt-tiny", "args": {}, "tags": ' + tags
+                                         + ', "sample_rate": 16000, "crop_samples": 16000, "thresholds": {}}')
+    (tmp_path / "model.pt").write_bytes(b"")
+    with pytest.raises(ExportError, match=r"model\.json is not a raytag model description .*'tags' must be a list"):
+        read_exported(tmp_path, key="teacher")

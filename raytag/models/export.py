@@ -131,9 +131,10 @@ def read_exported(folder: str | Path | None, key: str = "model") -> ExportedMode
         meta = json.loads(path.read_text())
         if not isinstance(meta, dict):
             raise TypeError(f"a JSON object is expected, not {type(meta).__name__}")
-        recipe = ModelRecipe(
-            str(meta.pop("name")), dict(meta.pop("args")), tuple(meta.pop("tags")), str(meta.pop("head", "sigmoid"))
-        )
+        tags = meta.pop("tags")
+        if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+            raise TypeError(f"'tags' must be a list of tag names, not {tags!r}")
+        recipe = ModelRecipe(str(meta.pop("name")), dict(meta.pop("args")), tuple(tags), str(meta.pop("head", "sigmoid")))
         sample_rate, crop_samples = int(meta.pop("sample_rate")), int(meta.pop("crop_samples"))
     except (ValueError, KeyError, TypeError, OverflowError) as exc:
         raise ExportError(f"{key}: {path} is not a raytag model description ({exc!r})") from None
