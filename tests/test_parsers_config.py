@@ -130,7 +130,7 @@ def names_the_problem(message: str, names: list[str]) -> bool:
 def test_any_job_file_and_overrides_load_or_are_refused(tmp_path, data, overrides):
     path = tmp_path / "job.yaml"
     path.write_bytes(data)
-    keys = [o.partition("=")[0].strip() for o in overrides]
+    keys = [o.partition("=")[0].strip() for o in overrides] + [f"override {o!r}" for o in overrides]
     outcome = parses_or_refuses("job-yaml", lambda: load_job(path, overrides), [str(path), *keys, *overrides, "invalid configuration:\n  "])
     if isinstance(outcome, Exception):
         assert names_the_problem(str(outcome), [str(path), *keys, *overrides]), str(outcome)
