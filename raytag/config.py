@@ -342,10 +342,14 @@ def apply_override(tree: dict[str, Any], assignment: str) -> None:
     key = key.strip()
     if not sep or not key:
         raise ConfigError(f"override {assignment!r} is not of the form key=value")
+    _check_flow_depth(raw, key)
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError, OverflowError) as exc:  # PyYAML lets chr()'s errors out of escapes
         raise ConfigError(f"{key}: cannot parse value {raw!r} ({exc})") from None
+    except RecursionError:
+        raise ConfigError(f"{key}: the value is nested too deeply") from None
+    check_yaml_value(value, key)
     node = tree
     parts = key.split(".")
     for i, part in enumerate(parts[:-1]):
@@ -500,12 +504,78 @@ def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{what} not found: {path}")
     try:
-        tree = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    _check_flow_depth(text, str(path))
+    try:
+        tree = yaml.safe_load(text) or {}
+    except (yaml.YAMLError, ValueError, OverflowError) as exc:  # PyYAML lets chr()'s errors out of escapes
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: YAML nested too deeply") from None
     if not isinstance(tree, dict):
         raise ConfigError(f"{path}: a {what} must be a mapping of keys to settings")
+    check_yaml_value(tree, str(path))
     return tree
+
+
+MAX_FLOW_DEPTH = 100
+"""The deepest nesting of ``[``/``{`` brackets YAML text may have: PyYAML's parser takes time
+quadratic in it (seconds at a thousand) before it fails on Python's recursion limit."""
+
+
+def _check_flow_depth(text: str, where: str) -> None:
+    """Refuses text whose brackets nest deeper than :data:`MAX_FLOW_DEPTH` (brackets inside
+    quotes and comments count too: no real setting comes near)."""
+    depth = deepest = 0
+    for char in text:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}" and depth:
+            depth -= 1
+    if deepest > MAX_FLOW_DEPTH:
+        raise ConfigError(f"{where}: YAML nested too deeply ({deepest} levels of brackets; at most {MAX_FLOW_DEPTH})")
+
+
+MAX_YAML_VALUES = 100_000
+"""The most values (scalars, lists and mappings, counted with YAML aliases expanded) a job
+file, a search space or an override value may hold; far above any real job."""
+
+
+def check_yaml_value(value: Any, where: str) -> None:
+    """Refuses a loaded YAML value that aliases make endless (an anchor used inside itself) or
+    huge once expanded (nested aliases, the "billion laughs"): validation and saving the
+    resolved config would loop or copy it without end.
+
+    Raises:
+        ConfigError: naming ``where`` and the key at fault.
+    """
+    sizes: dict[int, int] = {}
+
+    def size(node: Any, trail: str, active: set[int]) -> int:
+        if not isinstance(node, (dict, list)):
+            return 1
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            raise ConfigError(f"{where}: {trail or 'the top level'} contains itself (a YAML alias of its own anchor)")
+        active.add(key)
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        total = 1 + sum(size(child, f"{trail}.{name}" if trail else str(name), active) for name, child in items)
+        active.discard(key)
+        if total > MAX_YAML_VALUES:
+            raise ConfigError(f"{where}: {trail or 'the file'} expands to more than {MAX_YAML_VALUES:,} values "
+                              "(YAML aliases nested in aliases?)")
+        sizes[key] = total
+        return total
+
+    try:
+        size(value, "", set())
+    except RecursionError:
+        raise ConfigError(f"{where}: YAML nested too deeply") from None
 
 
 def load_job(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> JobConfig:

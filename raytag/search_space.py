@@ -19,6 +19,7 @@ path or an impossible value thus fails with the path and the reason, not mid-swe
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,8 @@ def _parse_param(path: str, spec: Any) -> Param:
         if len(args) != expected or not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args):
             shape = "[low, high, q]" if kind == "quniform" else "[low, high]"
             raise ConfigError(f"{where}: {kind} takes {shape} numbers, got {args}")
+        if not all(math.isfinite(a) for a in args):
+            raise ConfigError(f"{where}: {kind} takes finite numbers, got {args}")
         low, high = args[0], args[1]
         if not low < high:
             raise ConfigError(f"{where}: {kind} needs low < high, got {low} and {high}")
@@ -99,13 +102,15 @@ def _parse_param(path: str, spec: Any) -> Param:
             raise ConfigError(f"{where}: loguniform needs positive bounds, got {low}")
         if kind == "quniform" and not args[2] > 0:
             raise ConfigError(f"{where}: quniform needs q > 0, got {args[2]}")
+        if kind == "quniform" and not all(math.isfinite(bound / args[2]) for bound in (low, high)):
+            raise ConfigError(f"{where}: quniform's q {args[2]} is too small for the bounds {low} and {high}")
     return Param(path, kind, tuple(args))
 
 
 def read_space(path: str | Path) -> SearchSpace:
     """Reads a space file; structural problems raise :class:`ConfigError` naming the entry."""
     tree = read_yaml_mapping(path, "search space")
-    unknown = sorted(set(tree) - {"params", "metric", "mode", "stage"})
+    unknown = sorted(repr(k) if not isinstance(k, str) else k for k in tree if k not in ("params", "metric", "mode", "stage"))
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; allowed: params, metric, mode, stage")
     params = tree.get("params")
@@ -113,6 +118,9 @@ def read_space(path: str | Path) -> SearchSpace:
         raise ConfigError(f"{path}: 'params' must map dotted config paths to distributions")
     if tree.get("mode", "max") not in ("max", "min"):
         raise ConfigError(f"{path}: mode must be max or min, got {tree['mode']!r}")
+    for key in ("metric", "stage"):
+        if not isinstance(tree.get(key, ""), str):
+            raise ConfigError(f"{path}: {key} must be a name, got {tree[key]!r}")
     return SearchSpace(
         params=tuple(_parse_param(str(k), v) for k, v in params.items()),
         metric=tree.get("metric"),

@@ -220,6 +220,14 @@ def threshold_map(rows: Sequence[TagThreshold]) -> dict[str, float]:
     return {row.tag: row.threshold for row in rows if row.status == THRESHOLD_CHOSEN}
 
 
+def _float_range(value: int | float) -> bool:
+    """Whether a number is finite as a float (an integer past the float range is not)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def check_thresholds(thresholds: object, tags: Sequence[str]) -> dict[str, float]:
     """Validates a ``{tag: threshold}`` map against a model's tags.
 
@@ -241,7 +249,7 @@ def check_thresholds(thresholds: object, tags: Sequence[str]) -> dict[str, float
     for tag, value in thresholds.items():
         if tag not in known:
             raise ValueError(f"threshold for {tag!r}, which is not one of the model's tags")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not _float_range(value):
             raise ValueError(f"threshold of {tag!r} must be a finite number; got {value!r}")
         checked[str(tag)] = float(value)
     return checked

@@ -170,6 +170,19 @@ class _Paths:
         return real
 
 
+def _file_name(raw, where):
+    """A row's raw ``path`` value, refused when it holds what no file name can: a NUL
+    character or a lone surrogate (bytes that were not UTF-8)."""
+    if isinstance(raw, str) and not raw.isascii() or "\x00" in str(raw):
+        try:
+            str(raw).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ManifestError(f"{where()}: 'path' {raw!r} holds a lone surrogate, not a file name") from None
+        if "\x00" in raw:
+            raise ManifestError(f"{where()}: 'path' {raw!r} holds a NUL character, not a file name")
+    return raw
+
+
 def _tags(value, where, known: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
     """A row's tags: a ``;``-separated string (or a JSONL list), stripped, empty ones and
     repeats dropped, order kept. ``known`` memoises strings already parsed: rows share tag
@@ -226,7 +239,7 @@ def read_manifest(path: str | Path, vocabulary: Sequence[str] | None = None) -> 
         def where(line_no=line_no) -> str:
             return f"{path}:{line_no}"
 
-        audio = locate(row.get("path"))
+        audio = locate(_file_name(row.get("path"), where))
         if audio is None:
             raise ManifestError(f"{where()}: empty 'path'")
         if audio in seen:
@@ -234,7 +247,7 @@ def read_manifest(path: str | Path, vocabulary: Sequence[str] | None = None) -> 
                                 f"(first on line {seen[audio]})")
         seen[audio] = line_no
         split = row.get("split")
-        if split not in _SPLIT_SET:
+        if not isinstance(split, str) or split not in _SPLIT_SET:
             split = str(split or "").strip()
             if split not in _SPLIT_SET:
                 raise ManifestError(f"{where()}: unknown split {split!r}; expected one of {', '.join(SPLITS)}")
@@ -272,7 +285,7 @@ def _unique_locations(path: str, lines: list[int], rows: list[dict]) -> dict[str
     locate = _Paths(_folder(path))
     seen: dict[str, int] = {}
     for line_no, row in zip(lines, rows):
-        audio = locate(row.get("path"))
+        audio = locate(_file_name(row.get("path"), lambda line_no=line_no: f"{path}:{line_no}"))
         if audio is None:
             raise ManifestError(f"{path}:{line_no}: empty 'path'")
         if audio in seen:

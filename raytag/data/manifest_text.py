@@ -71,6 +71,8 @@ def _parse_jsonl(location: str, text: str) -> tuple[list[str], list[int], list[d
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise ManifestError(f"{location}:{line_no}: not valid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise ManifestError(f"{location}:{line_no}: JSON nested too deeply for a manifest row") from None
         if not isinstance(row, dict):
             raise ManifestError(f"{location}:{line_no}: expected a JSON object per line")
         columns.update(dict.fromkeys(row))  # order of first appearance

@@ -130,12 +130,17 @@ def read_exported(folder: str | Path | None, key: str = "model") -> ExportedMode
         raise ExportError(f"{key}: {folder} is not an exported raytag model (no {META_FILE} and {WEIGHTS_FILE})")
     try:
         meta = json.loads(path.read_text())
-        recipe = ModelRecipe(
-            str(meta.pop("name")), dict(meta.pop("args")), tuple(meta.pop("tags")), str(meta.pop("head", "sigmoid"))
-        )
+        if not isinstance(meta, dict):
+            raise TypeError(f"a JSON object is expected, not {type(meta).__name__}")
+        tags = meta.pop("tags")
+        if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+            raise TypeError(f"'tags' must be a list of tag names, not {tags!r}")
+        recipe = ModelRecipe(str(meta.pop("name")), dict(meta.pop("args")), tuple(tags), str(meta.pop("head", "sigmoid")))
         sample_rate, crop_samples = int(meta.pop("sample_rate")), int(meta.pop("crop_samples"))
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, OverflowError) as exc:
         raise ExportError(f"{key}: {path} is not a raytag model description ({exc!r})") from None
+    except RecursionError:
+        raise ExportError(f"{key}: {path} is not a raytag model description (JSON nested too deeply)") from None
     if meta.pop("format", 1) == 1 and isinstance(meta.get("best_epoch"), int):
         meta["best_epoch"] += 1  # format 1 numbered epochs from 0
     return ExportedModel(folder, recipe, sample_rate, crop_samples, meta)

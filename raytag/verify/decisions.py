@@ -58,6 +58,19 @@ class Decision:
     line: int
 
 
+def decode_decisions(data: bytes, *, source: str) -> str:
+    """A decisions file's bytes as text (UTF-8).
+
+    Raises:
+        DecisionsError: bytes that are not UTF-8, naming ``source`` and the line.
+    """
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DecisionsError(f"{source}:{line}: not UTF-8 text ({exc.reason})") from None
+
+
 def split_tags(text: str) -> tuple[str, ...]:
     """``"a;b; c"`` -> ``("a", "b", "c")``: stripped, empty items and repeats left out."""
     return tuple(dict.fromkeys(t.strip() for t in text.split(TAG_SEPARATOR) if t.strip()))

@@ -34,7 +34,7 @@ from raytag.locations import is_uri
 from raytag.text import plural
 from raytag.verify.apply import AppliedDecisions, apply_decisions
 from raytag.verify.clips import DEFAULT_BITRATE, Clip, clip_window, make_clip, relevant_segment
-from raytag.verify.decisions import parse_decisions
+from raytag.verify.decisions import decode_decisions, parse_decisions
 from raytag.verify.page import PageTrack, Suspicion, batch_id, render_page
 from raytag.verify.pick import Pick, pick_order, stratum_counts
 
@@ -316,9 +316,10 @@ def apply_file(job, *, decisions: str, output: str, overwrite: bool = False) -> 
         raise VerifyError(f"-o {output} is the job's manifest; the original is never overwritten: name a new file")
     if storage.exists(target) and not overwrite:
         raise VerifyError(f"{target} exists; pass --overwrite to replace it")
-    text = storage.read_text(storage_location(decisions))
-    if text is None:
+    location = storage_location(decisions)
+    if not storage.is_file(location):
         raise VerifyError(f"--apply {decisions}: no such file")
+    text = decode_decisions(storage.read_bytes(location), source=decisions)
     parsed = parse_decisions(text, source=decisions, vocabulary=manifest.vocabulary)
     folder = manifest.source.rsplit("/", 1)[0]
     parsed = [d if is_uri(d.path) or PurePath(d.path).is_absolute() else replace(d, path=_under(folder, d.path))

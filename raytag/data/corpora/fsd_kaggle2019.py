@@ -72,6 +72,8 @@ def read_label_csv(path: Path) -> list[tuple[str, tuple[str, ...], str]]:
                 rows.append((fname, labels, where))
         except csv.Error as exc:
             raise CorpusError(f"{path}:{reader.line_num}: malformed CSV ({exc})") from None
+        except UnicodeDecodeError as exc:
+            raise CorpusError(f"{path}: not UTF-8 text ({exc.reason})") from None
     return rows
 
 

@@ -87,7 +87,11 @@ def read_tag_list(path: Path) -> list[str]:
     if not path.is_file():
         raise CorpusError(f"{path}: file not found")
     tags = []
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CorpusError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    for line_no, line in enumerate(text.splitlines(), start=1):
         if line.strip():
             tags.append(check_tag(line.strip(), f"{path}:{line_no}"))
     if len(set(tags)) != len(tags):
@@ -133,8 +137,12 @@ def read_artists(path: Path) -> dict[str, str]:
     if not path.is_file():
         raise CorpusError(f"{path}: file not found")
     artists = {}
-    with path.open(encoding="utf-8") as f:
+    with path.open(encoding="utf-8", errors="surrogateescape") as f:
         for line_no, line in enumerate(f, start=1):
+            try:
+                line.encode("utf-8")
+            except UnicodeEncodeError:
+                raise CorpusError(f"{path}:{line_no}: not UTF-8 text") from None
             if not line.strip():
                 continue
             parts = line.rstrip("\r\n").split("<SEP>")

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import io
 import pickle
+import pickletools
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +105,30 @@ class _RestrictedUnpickler(pickle.Unpickler):
         raise PickleRefused(f"{self._source}: refused a persistent id ({pid!r})")
 
 
+class _RestrictedPythonUnpickler(pickle._Unpickler):
+    """The same rules on pickle's pure-Python unpickler, whose memo is a dict: for a pickle
+    whose memo indices :func:`_memo_indices_fit` cannot vouch for."""
+
+    def __init__(self, file, *, source: str, allow_arrays: bool):
+        super().__init__(file, encoding="latin1")
+        self._source, self._allow_arrays = source, allow_arrays
+
+    find_class = _RestrictedUnpickler.find_class
+    persistent_load = _RestrictedUnpickler.persistent_load
+
+
+def _memo_indices_fit(data: bytes) -> bool:
+    """Whether every memo index of the pickle is below its length, as pickle writes them
+    (counting up from 0). The C unpickler sizes its memo table by the index, so 7 bytes
+    (``]r\xff\xff\xff\x3f.``) made it allocate gigabytes. False also when
+    :func:`pickletools.genops` cannot read the pickle (it is stricter than the unpickler)."""
+    try:
+        return all(int(arg) <= len(data) for opcode, arg, _ in pickletools.genops(data)
+                   if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET"))
+    except Exception:  # noqa: BLE001 - any failure to read it: let the careful unpickler decide
+        return False
+
+
 def _to_array(record: _ArrayRecord, source: str) -> np.ndarray:
     dtype_record = record.dtype
     if not isinstance(dtype_record, _DtypeRecord):
@@ -163,11 +189,13 @@ def load_pickle(path: str | Path, *, allow_arrays: bool = False):
     """
     path = Path(path)
     data = path.read_bytes()
+    unpickler = _RestrictedUnpickler if _memo_indices_fit(data) else _RestrictedPythonUnpickler
     try:
-        loaded = _RestrictedUnpickler(io.BytesIO(data), source=str(path), allow_arrays=allow_arrays).load()
+        loaded = unpickler(io.BytesIO(data), source=str(path), allow_arrays=allow_arrays).load()
     except PickleRefused:
         raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError,
+            struct.error, OverflowError, MemoryError) as exc:
         raise pickle.UnpicklingError(f"{path}: not a readable pickle ({exc})") from None
     try:
         return _resolve(loaded, str(path), {})
