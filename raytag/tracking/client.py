@@ -1,9 +1,14 @@
-"""MLflow tracking that never stops training.
+"""MLflow tracking that never stops training and loses nothing to a short outage.
 
 :class:`Tracker` wraps one MLflow run through ``MlflowClient`` (no global active run, so it
-works the same on the driver and inside a Ray Train worker). If the backend fails, the first
-failure is logged as a warning and the tracker goes quiet for the rest of the run: a lost
-tracking server costs the remaining records, not the training.
+works the same on the driver and inside a Ray Train worker). A write that fails (a tracking
+server restarting, a store briefly locked) is kept, in order, and sent again before the next
+write once :data:`RETRY_INTERVAL_S` has passed; :meth:`Tracker.end` waits up to
+``flush_timeout_s`` for what is still kept. A record is sent with the timestamp it was first
+logged with, so a resend is idempotent (MLflow's SQL store drops a metric identical in key,
+step, value and timestamp) and an epoch is never logged twice. Training never waits for MLflow
+and never fails because of it: one warning when an outage starts, one line when the records
+arrive, and one warning naming how many records were given up if the backend never returns.
 """
 
 from __future__ import annotations
@@ -11,7 +16,10 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 import socket
+import tempfile
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -27,6 +35,12 @@ SERVER_PROBE_TIMEOUT_S = 5.0
 ARTIFACTS_DIR = "mlruns"  # a SQLite store's artifacts: this folder beside the database file
 MAX_PARAMS_PER_CALL = 100
 MAX_PARAM_LENGTH = 6000
+RETRY_INTERVAL_S = 5.0
+"""Seconds between tries to reach a backend that failed (writes made meanwhile are kept)."""
+FLUSH_TIMEOUT_S = 120.0
+"""How long :meth:`Tracker.end` waits for a failed backend to take the kept records."""
+READ_METHODS = frozenset({"get_metric_history", "get_run"})
+"""Client methods whose answer is needed now: a failure gives None, nothing is kept."""
 
 
 class StoreError(InputError):
@@ -120,13 +134,36 @@ def existing_store(uri: str | None, *, option: str = "--uri") -> str:
 
 
 class Tracker:
-    """Best-effort logging into one MLflow run; every method is a no-op once disabled."""
+    """Logging into one MLflow run that survives backend outages; every method is a no-op
+    when there is no run (a disabled tracker).
 
-    def __init__(self, uri: str | None, run_id: str | None):
+    Args:
+        uri: the tracking URI.
+        run_id: the run, or None for a disabled tracker.
+        flush_timeout_s: how long :meth:`end` waits for a failed backend (default
+            :data:`FLUSH_TIMEOUT_S`).
+        retry_interval_s: seconds between tries while the backend fails (default
+            :data:`RETRY_INTERVAL_S`).
+    """
+
+    def __init__(self, uri: str | None, run_id: str | None, *, flush_timeout_s: float = FLUSH_TIMEOUT_S,
+                 retry_interval_s: float = RETRY_INTERVAL_S):
         self.uri = uri
         self.run_id = run_id
+        self.flush_timeout_s = flush_timeout_s
+        self.retry_interval_s = retry_interval_s
         self._client = None
-        self.failed = run_id is None
+        self.pending: list[tuple[str, tuple, dict]] = []  # failed writes, oldest first
+        self.lost = 0  # writes given up (the backend never came back)
+        self.delayed = 0  # writes that arrived late, after an outage
+        self._next_try = 0.0
+        self._outage_since: float | None = None
+        self._lock = threading.RLock()  # the driver's record writer thread logs too
+
+    @property
+    def failed(self) -> bool:
+        """No run, records given up, or an outage now (kept records not yet sent)."""
+        return self.run_id is None or self.lost > 0 or bool(self.pending)
 
     @classmethod
     def disabled(cls) -> Tracker:
@@ -163,8 +200,8 @@ class Tracker:
                     run_tags["mlflow.parentRunId"] = parent_run_id
                 run = client.create_run(experiment_id, run_name=run_name, tags=run_tags)
                 tracker.run_id = run.info.run_id
-            tracker.failed = False
         except Exception as exc:  # noqa: BLE001 - any backend failure must not stop training
+            tracker.run_id = None
             log.warning("MLflow tracking at %s is unavailable (%s); training continues without it", uri, _short(exc))
         return tracker
 
@@ -178,18 +215,85 @@ class Tracker:
         return self._client
 
     def _call(self, method: str, *args, **kwargs) -> Any:
-        """Calls ``MlflowClient.<method>``; the client is made inside, so its failure is caught too."""
-        if self.failed:
+        """Calls ``MlflowClient.<method>`` (the client is made inside, so its failure is caught
+        too). A failed write is kept and sent again later (see the module's docstring); while
+        earlier writes are kept, a new one queues behind them, so the run gets them in order."""
+        if self.run_id is None:
             return None
+        with self._lock:
+            if method in READ_METHODS:
+                return self._try(method, args, kwargs, keep=False)
+            if self.pending and not self._flush_pending():
+                self.pending.append((method, args, kwargs))
+                return None
+            return self._try(method, args, kwargs, keep=True)
+
+    def _try(self, method: str, args: tuple, kwargs: dict, *, keep: bool) -> Any:
         try:
             return getattr(self.client, method)(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001
-            self.failed = True
-            log.warning(
-                "MLflow %s failed (%s); training continues, no more records go to run %s",
-                method, _short(exc), self.run_id,
-            )
+        except Exception as exc:  # noqa: BLE001 - a backend failure must never stop training
+            self._failed(method, exc)
+            if keep:
+                try:
+                    self.pending.append((method, self._kept_args(method, args), kwargs))
+                except OSError as copy_error:  # the folder to log is unreadable: nothing to keep
+                    self.lost += 1
+                    log.warning("MLflow %s of run %s not kept (%s)", method, self.run_id, _short(copy_error))
             return None
+
+    def _failed(self, method: str, exc: Exception) -> None:
+        self._next_try = time.monotonic() + self.retry_interval_s
+        if self._outage_since is None:
+            self._outage_since = time.monotonic()
+            log.warning("MLflow %s failed (%s); training continues, the records of run %s are kept and sent "
+                        "again when the tracking store answers", method, _short(exc), self.run_id)
+
+    @staticmethod
+    def _kept_args(method: str, args: tuple) -> tuple:
+        """Arguments safe to use later: a folder to log is copied now (the caller's may be a
+        temporary folder gone by the time the backend answers)."""
+        if method != "log_artifacts":
+            return args
+        run_id, local_dir, artifact_path = args
+        copy = Path(tempfile.mkdtemp(prefix="raytag-kept-")) / "files"
+        shutil.copytree(local_dir, copy)
+        return (run_id, str(copy), artifact_path)
+
+    def _flush_pending(self, *, force: bool = False) -> bool:
+        """Sends the kept writes, oldest first, unless the last try was under
+        ``retry_interval_s`` ago (``force``: try anyway); returns whether none is left."""
+        if not force and time.monotonic() < self._next_try:
+            return not self.pending
+        while self.pending:
+            method, args, kwargs = self.pending[0]
+            try:
+                getattr(self.client, method)(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001
+                self._failed(method, exc)
+                return False
+            self.pending.pop(0)
+            self.delayed += 1
+            if method == "log_artifacts":
+                shutil.rmtree(Path(args[1]).parent, ignore_errors=True)
+        if self._outage_since is not None:
+            log.info("MLflow run %s got the %s kept during an outage of %.0f s", self.run_id,
+                     _records(self.delayed), time.monotonic() - self._outage_since)
+            self._outage_since = None
+        return True
+
+    def flush(self, timeout_s: float | None = None) -> bool:
+        """Waits up to ``timeout_s`` (default ``flush_timeout_s``) for the backend to take the
+        kept writes; returns whether all were sent. What is left stays kept."""
+        deadline = time.monotonic() + (self.flush_timeout_s if timeout_s is None else timeout_s)
+        with self._lock:
+            if self.pending:
+                log.info("waiting up to %.0f s for MLflow at %s to take %s", deadline - time.monotonic(),
+                         self.uri, _records(len(self.pending)))
+            while not self._flush_pending(force=True):
+                if time.monotonic() + self.retry_interval_s > deadline:
+                    return False
+                time.sleep(self.retry_interval_s)
+            return True
 
     def log_params(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
@@ -199,6 +303,7 @@ class Tracker:
             self._call("log_batch", self.run_id, params=items[i : i + MAX_PARAMS_PER_CALL])
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        """Logs finite values at ``step`` (default 0), timestamped now (a resend keeps it)."""
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
@@ -237,11 +342,22 @@ class Tracker:
         self._call("log_table", self.run_id, frame, artifact_file.rsplit(".", 1)[0] + ".json")
 
     def end(self, status: str = "FINISHED") -> None:
+        """Ends the run with ``status``, after waiting (see :meth:`flush`) for kept records;
+        the ones the backend never took are counted in a warning."""
         self._call("set_terminated", self.run_id, status=status)
+        if self.pending and not self.flush():
+            with self._lock:
+                self.lost += len(self.pending)
+                for method, args, _ in self.pending:
+                    if method == "log_artifacts":
+                        shutil.rmtree(Path(args[1]).parent, ignore_errors=True)
+                self.pending.clear()
+            log.warning("MLflow at %s did not answer for %.0f s; %s of run %s could not be logged",
+                        self.uri, self.flush_timeout_s, _records(self.lost), self.run_id)
 
     def handle(self) -> dict[str, str | None]:
         """What a worker needs to log into the same run."""
-        return {"uri": self.uri, "run_id": None if self.failed else self.run_id}
+        return {"uri": self.uri, "run_id": self.run_id}
 
 
 def _resumable(client, run_id: str, tags: dict[str, str]) -> bool:
@@ -266,3 +382,7 @@ def metric_key(key: str) -> str:
 def _short(exc: Exception) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+
+
+def _records(count: int) -> str:
+    return f"{count} record" + ("" if count == 1 else "s")
