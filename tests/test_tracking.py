@@ -81,3 +81,15 @@ def test_an_unreachable_store_gives_a_disabled_tracker(tmp_path, caplog):
     assert tracker.failed and tracker.handle()["run_id"] is None
     tracker.log_metrics({"loss": 1.0})  # a no-op, not an error
     assert any("unavailable" in r.getMessage() for r in caplog.records)
+
+
+def test_a_tracker_pickles_for_ray_trains_controller(tmp_path):
+    """The epoch callback (and its tracker) is pickled to Ray Train's controller."""
+    import pickle
+
+    tracker = Tracker.start(f"sqlite:///{tmp_path / 'mlflow.db'}", "exp", "run")
+    tracker.log_metrics({"loss": 1.0}, step=1)
+    copy = pickle.loads(pickle.dumps(tracker))
+    copy.log_metrics({"loss": 0.5}, step=2)
+    history = MlflowClient(tracker.uri).get_metric_history(tracker.run_id, "loss")
+    assert sorted(m.step for m in history) == [1, 2]

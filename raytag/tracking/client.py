@@ -160,6 +160,17 @@ class Tracker:
         self._outage_since: float | None = None
         self._lock = threading.RLock()  # the driver's record writer thread logs too
 
+    def __getstate__(self) -> dict:
+        """Pickled without its lock and client (a callback's tracker travels to Ray Train's
+        controller); kept records travel with it."""
+        state = dict(self.__dict__)
+        state["_lock"], state["_client"] = None, None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+
     @property
     def failed(self) -> bool:
         """No run, records given up, or an outage now (kept records not yet sent)."""
