@@ -117,24 +117,29 @@ def fault_costs(epoch_times: list[tuple[int, float]], faults: list[Fault]) -> di
 
     Args:
         epoch_times: ``(epoch, seconds since the epoch)`` of every logged epoch, in epoch order.
-        faults: the faults and events, each with its span.
+        faults: the faults and events, each spanning from its injection to when the run was
+            seen to have recovered (e.g. the first epoch of the restarted group).
 
     Returns:
-        ``{fault name: seconds}``: the intervals between consecutive epochs that the fault's span
-        overlaps (an instant: the interval that holds it), each minus the normal interval (the
-        median of the intervals no fault or event touches), summed; plus ``"normal epoch"``.
+        ``{fault name: seconds}``: each interval between consecutive epochs minus the normal
+        interval (the median of the intervals no fault touches), summed per fault; an interval
+        goes to the last fault that began before it ended and whose span reaches it. Plus
+        ``"normal epoch"``: that median.
     """
     times = [t for _, t in sorted(epoch_times)]
     gaps = list(zip(times, times[1:]))
 
-    def touches(fault: Fault, gap: tuple[float, float]) -> bool:
-        return fault.start < gap[1] and fault.end >= gap[0]
+    def owner(gap: tuple[float, float]) -> Fault | None:
+        touching = [f for f in faults if f.start < gap[1] and f.end >= gap[0]]
+        return max(touching, key=lambda f: f.start) if touching else None
 
-    clean = [b - a for a, b in gaps if not any(touches(f, (a, b)) for f in faults)]
+    clean = [b - a for a, b in gaps if owner((a, b)) is None]
     if not clean:
         raise ValueError("no epoch interval without a fault: the normal epoch time is unknown")
     normal = statistics.median(clean)
-    costs = {"normal epoch": normal}
-    for fault in faults:
-        costs[fault.name] = sum(b - a - normal for a, b in gaps if touches(fault, (a, b)))
+    costs = {"normal epoch": normal, **{fault.name: 0.0 for fault in faults}}
+    for gap in gaps:
+        fault = owner(gap)
+        if fault is not None:
+            costs[fault.name] += gap[1] - gap[0] - normal
     return costs
