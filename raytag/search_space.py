@@ -6,7 +6,7 @@ A space file::
     metric: valid/roc_auc       # what trials are compared on (default: the job's select_metric)
     mode: max
     params:
-      objective.masking.percentile: {grid: [70, 80, 90]}
+      objective.percentile: {grid: [70, 80, 90]}
       objective.mean_teacher.eta: {uniform: [0.99, 0.9995]}
       train.lr: {loguniform: [1.0e-4, 3.0e-3]}
       model.args.depth: {choice: [1, 2, 4]}
@@ -25,7 +25,15 @@ from typing import Any
 
 import yaml
 
-from raytag.config import ConfigError, JobConfig, apply_override, read_yaml_mapping, stage_jobs, validate_job
+from raytag.config import (
+    ConfigError,
+    JobConfig,
+    apply_override,
+    read_yaml_mapping,
+    stage_jobs,
+    switch_method,
+    validate_job,
+)
 
 DISTRIBUTIONS = ("choice", "grid", "uniform", "loguniform", "quniform")
 
@@ -129,6 +137,8 @@ def target_job(job: JobConfig, space: SearchSpace) -> JobConfig:
 def apply_params(job: JobConfig, values: dict[str, Any], name: str | None = None) -> JobConfig:
     """``job`` with dotted-path values set (and renamed), validated."""
     tree = job.model_dump(mode="json", exclude={"stages"})
+    if "objective.name" in values:
+        switch_method(tree, values["objective.name"])
     for path, value in values.items():
         apply_override(tree, f"{path}={yaml.safe_dump(value, default_flow_style=True).strip()}")
     if name is not None:

@@ -64,7 +64,7 @@ def test_the_same_job_and_seed_give_the_same_numbers_and_another_seed_does_not(c
 
 
 def test_staged_training_gets_the_verified_and_noisy_columns_from_the_corpus(corpus_dir, corpus):
-    result = run_job(_job(corpus_dir, name="staged_training", staged={"k": 2}), corpus, log=lambda line: None)
+    result = run_job(_job(corpus_dir, name="staged_training", k=2), corpus, log=lambda line: None)
     train = corpus.split("train")
     assert result["columns"]["metrics"]["staged/verified_tracks"] == train.verified.sum() > 0
     assert "staged/ignored_precision" in result["history"][0]
@@ -135,7 +135,7 @@ def test_lu_protocol_jobs_choose_in_a_window_then_continue_and_average_the_last_
         assert job.seed == 1 and job.train.select_metric == "roc_auc"
     teacher = jobs["bmasking_mt"].objective.mean_teacher
     assert teacher.enabled and (teacher.warmup_epochs, teacher.ramp_epochs, teacher.beta_max) == (20, 20.0, 0.8)
-    assert jobs["bmasking"].objective.masking.teacher.endswith("lup-btrain-s1-w40m30")
-    assert jobs["bmasking"].objective.masking.percentile == 80
+    assert jobs["bmasking"].objective.teacher.endswith("lup-btrain-s1-w40m30")
+    assert jobs["bmasking"].objective.percentile == 80
     # A short tail averages what it has.
     assert validate_job(bench_noise.lu_protocol_tree("bce", 0, tmp_path, tmp_path, window=2, more=2)).eval.average_last == 2

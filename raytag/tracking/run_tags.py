@@ -3,6 +3,8 @@
 PARENT_RUN = "mlflow.parentRunId"  # MLflow's own nesting tag
 
 KIND = "raytag.kind"  # "pipeline" or "sweep" on parent runs, "audit" on a label-noise audit run
+KIND_AUDIT = "audit"
+AUDIT_SPLIT_PARAM = "split"  # an audit run's param: the split it audited
 MODEL = "raytag.model"  # the model preset
 METHOD = "raytag.objective"  # the training method (objective.name)
 STAGE = "raytag.stage"  # a pipeline stage's name
@@ -13,6 +15,7 @@ TEACHER_MODEL = "raytag.teacher_model"  # lineage: the exported teacher folder
 TEACHER_SCORES = "raytag.teacher_scores"  # the cached score file Balanced-Masking used
 TEACHER_SCORES_REUSED = "raytag.teacher_scores_reused"
 THRESHOLD_LABELS = "raytag.threshold_labels"  # what the decision thresholds were chosen on
+TRAINED_BY_RUN = "raytag.trained_by_run"  # on a run that only evaluated a model trained earlier: the run that trained it
 TRAIN_NODES = "raytag.train_nodes"  # the Ray nodes the Train workers ran on
 EPOCHS_FROM = "raytag.epochs_from"  # on a training run: the number of its first epoch (steps, epoch metrics)
 EPOCHS_FROM_1 = "1"  # every run raytag starts now; a run without the tag numbered its epochs from 0

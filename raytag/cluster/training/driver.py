@@ -33,7 +33,14 @@ from raytag.engine import checkpoint as ckpt
 from raytag.errors import JobError
 from raytag.locations import run_location
 from raytag.metrics import TaggingReport
-from raytag.models.export import best_model_location, description_path, description_with_thresholds, write_exported
+from raytag.models.export import (
+    RUN_ID_KEY,
+    best_model_location,
+    description_path,
+    description_with_thresholds,
+    exported_run_id,
+    write_exported,
+)
 from raytag.plan import JobPlan, evaluation_labels, plan_job, unlabeled_tracks
 from raytag.timing import Phases
 from raytag.threshold_choice import ThresholdLabelChoice
@@ -106,9 +113,11 @@ def train(
     if take_stop_request(run):
         log.info("removed a stop request left in %s from before this run", run)
     previous = latest_checkpoint(run)
+    trained_by = tracker.run_id  # the MLflow run that trained the model: this one, unless it only evaluates
     if previous and previous[1].epochs_done >= job.train.epochs:
         log.info("%s already trained %s; evaluating its best epoch", job.name, plural(previous[1].epochs_done, "epoch"))
         final = previous[0]
+        trained_by = _training_run(job, tracker)
     else:
         if previous:
             log.info("resuming %s from %s (%s done)", job.name, previous[0], plural(previous[1].epochs_done, "epoch"))
@@ -117,7 +126,7 @@ def train(
         with phases("fit"):
             final = run_trainer(job, job_plan, tracker, data, callbacks or [])
     with phases("export"):
-        model_location, state = _export_best(job, job_plan, final, tracker)
+        model_location, state = _export_best(job, job_plan, final, trained_by)
     if take_stop_request(run) and state.epochs_done < job.train.epochs:
         log.info("%s stopped on request after epoch %d of %d; rerun it to train the rest", job.name,
                  state.epochs_done, job.train.epochs)
@@ -144,8 +153,21 @@ def train(
                    logged.uri if logged else None, phases.seconds)
 
 
-def _export_best(job: JobConfig, job_plan: JobPlan, final: str, tracker: Tracker) -> tuple[str, ckpt.TrainingState]:
-    """Writes the final checkpoint's best weights as an exported model under the run folder."""
+def _training_run(job: JobConfig, tracker: Tracker) -> str | None:
+    """The MLflow run that trained a job whose checkpoint is already complete (this run only
+    evaluates it): the one the exported model names (``model.json``), which the model keeps
+    as its lineage; this run records it as :data:`raytag.tracking.run_tags.TRAINED_BY_RUN`.
+    None when no exported model names one (the training run is then unknown)."""
+    trained_by = exported_run_id(storage.read_text(description_path(best_model_location(job.storage, job.name))))
+    if trained_by and trained_by != tracker.run_id:
+        log.info("the model was trained by MLflow run %s; run %s evaluates it", trained_by, tracker.run_id)
+        tracker.set_tags({T.TRAINED_BY_RUN: trained_by})
+    return trained_by
+
+
+def _export_best(job: JobConfig, job_plan: JobPlan, final: str, trained_by: str | None) -> tuple[str, ckpt.TrainingState]:
+    """Writes the final checkpoint's best weights as an exported model under the run folder;
+    its ``model.json`` names ``trained_by``, the MLflow run that trained it."""
     location = best_model_location(job.storage, job.name)
     with storage.local_folder(final) as folder, tempfile.TemporaryDirectory(prefix="raytag-export-") as out:
         state = ckpt.load_state(Path(folder))
@@ -154,7 +176,7 @@ def _export_best(job: JobConfig, job_plan: JobPlan, final: str, tracker: Tracker
             sample_rate=job_plan.sample_rate, crop_samples=job_plan.crop_samples,
             scoring=job.eval.scoring_options().recorded(),
             best_epoch=state.best_epoch, select_metric=state.select_metric, best_value=state.best_value,
-            mlflow_run_id=tracker.run_id,
+            **{RUN_ID_KEY: trained_by},
         )
         storage.upload(out, location)
     return location, state
