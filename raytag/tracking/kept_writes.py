@@ -23,7 +23,7 @@ log = logging.getLogger("raytag.tracking.client")
 
 RETRY_INTERVAL_S = 5.0
 """Seconds between tries to reach a backend that failed (writes made meanwhile are kept)."""
-FLUSH_TIMEOUT_S = 120.0
+FLUSH_TIMEOUT_S = 60.0
 """How long :meth:`raytag.tracking.client.Tracker.end` waits for a failed backend to take the
 kept records."""
 READ_METHODS = frozenset({"get_metric_history", "get_run"})
