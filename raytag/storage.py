@@ -10,16 +10,27 @@ This module is also the one place that opens a URI: manifests and label files ar
 become ranged requests, and the caches ask for the size and modification time of many files in
 one call (:func:`file_stats`) or list a folder (:func:`list_files`). Local paths go through the
 same functions (pyarrow's local file system), so both kinds of location give the same answers.
+
+An object store that stops answering for a while (a restart, a network blip, a paused server)
+costs time, not the job: the S3 file system retries each request with the AWS SDK's standard
+backoff for :data:`S3_MAX_ATTEMPTS` attempts (measured against moto's server: a connection
+refused fails after 0.6 s with pyarrow's default 3 attempts, after ~52 s with 10), and a whole
+folder's upload (:func:`upload`: checkpoints, exported models) is tried again, with backoff, for
+up to :data:`UPLOAD_RETRY_S` seconds. A stalled request (the server accepts but does not
+answer) waits for it; the AWS SDK gives one up after ~33 s.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import tempfile
+import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pyarrow.fs as pafs
 
@@ -28,6 +39,14 @@ from raytag.locations import is_uri
 PARTIAL_SUFFIX = ".partial"
 """Suffix of a file being written (see :func:`write_stream`); left behind only by a killed writer."""
 _UPLOAD_BLOCK = 8 << 20
+S3_MAX_ATTEMPTS = 10
+"""Attempts per S3 request (the AWS SDK's standard retry strategy; pyarrow's default is 3)."""
+UPLOAD_RETRY_S = 300.0
+"""How long :func:`upload` keeps trying a remote folder's upload before giving up."""
+_FIRST_BACKOFF_S, _MAX_BACKOFF_S = 1.0, 30.0
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -47,9 +66,13 @@ class FileStat:
 
 
 def filesystem(location: str) -> tuple[pafs.FileSystem, str]:
-    """``(file system, path inside it)`` for a storage location."""
+    """``(file system, path inside it)`` for a storage location; an S3 one retries each
+    request :data:`S3_MAX_ATTEMPTS` times."""
     if is_uri(location):
-        return pafs.FileSystem.from_uri(location)
+        fs, path = pafs.FileSystem.from_uri(location)
+        if isinstance(fs, pafs.S3FileSystem):
+            fs = _s3_with_retries(fs)
+        return fs, path
     return pafs.LocalFileSystem(), str(Path(location).resolve())
 
 
@@ -70,6 +93,8 @@ def _uri_groups(locations: Sequence[str]) -> list[tuple[pafs.FileSystem, list[tu
             group[2].append((location, location[group[1]:]))
             continue
         fs, inner = pafs.FileSystem.from_uri(location)
+        if isinstance(fs, pafs.S3FileSystem):
+            fs = _s3_with_retries(fs)
         # The path inside is the URI's tail for s3://, gs://, file:// ...; where it is not
         # (a query string, say), every URI of that group asks from_uri itself.
         cut = len(location) - len(inner) if location.endswith(inner) and inner else None
@@ -128,6 +153,35 @@ def read_range(location: str, offset: int, size: int) -> bytes:
     """``size`` bytes from ``offset`` (fewer at the end of the file), one ranged request."""
     with open_random_access(location) as file:
         return file.read_at(size, offset)
+
+
+def _s3_with_retries(fs: pafs.S3FileSystem) -> pafs.S3FileSystem:
+    """The same S3 file system (region, endpoint, credentials as the URI and environment gave
+    them) with :data:`S3_MAX_ATTEMPTS` attempts per request. (Pickling an S3 file system drops
+    its retry strategy, so each process builds its own here.)"""
+    options = dict(fs.__reduce__()[1][0])
+    unset = {"": None, -1.0: None}
+    options = {k: (unset.get(v, v) if isinstance(v, (str, float)) else v) for k, v in options.items()}
+    if not (options.get("proxy_options") or {}).get("host"):
+        options.pop("proxy_options", None)
+    return pafs.S3FileSystem(**options, retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=S3_MAX_ATTEMPTS))
+
+
+def retrying(action: Callable[[], T], what: str, *, window_s: float = UPLOAD_RETRY_S) -> T:
+    """``action()``, tried again after an ``OSError`` with backoff (1, 2, 4 ... 30 s) until
+    ``window_s`` seconds have passed; each failure is a warning naming ``what``. The last
+    error propagates."""
+    deadline = time.monotonic() + window_s
+    backoff = _FIRST_BACKOFF_S
+    while True:
+        try:
+            return action()
+        except OSError as exc:
+            if time.monotonic() + backoff > deadline:
+                raise
+            log.warning("%s failed (%s); trying again in %.0f s", what, str(exc).splitlines()[0][:200], backoff)
+            time.sleep(backoff)
+            backoff = min(2 * backoff, _MAX_BACKOFF_S)
 
 
 def exists(location: str) -> bool:
@@ -242,11 +296,22 @@ def download(location: str, local_dir: str | Path) -> Path:
     return local_dir
 
 
-def upload(local_dir: str | Path, location: str) -> str:
-    """Copies a local folder to ``location`` (replacing files of the same name); returns it."""
+def upload(local_dir: str | Path, location: str, *, retry_s: float = UPLOAD_RETRY_S) -> str:
+    """Copies a local folder to ``location`` (replacing files of the same name); returns it.
+    To a remote store the copy is tried again (:func:`retrying`) for up to ``retry_s`` seconds
+    (a retry rewrites the folder's files; readers of checkpoints take a folder only once all
+    its files are there)."""
     fs, path = filesystem(location)
-    fs.create_dir(path, recursive=True)
-    pafs.copy_files(str(Path(local_dir).resolve()), path, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
+    source = str(Path(local_dir).resolve())
+
+    def copy() -> None:
+        fs.create_dir(path, recursive=True)
+        pafs.copy_files(source, path, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
+
+    if is_uri(location):
+        retrying(copy, f"upload of {local_dir} to {location}", window_s=retry_s)
+    else:
+        copy()
     return location
 
 

@@ -1,9 +1,15 @@
-"""MLflow tracking that never stops training.
+"""MLflow tracking that never stops training and loses nothing to a short outage (the kept
+writes: :mod:`raytag.tracking.kept_writes`).
 
 :class:`Tracker` wraps one MLflow run through ``MlflowClient`` (no global active run, so it
-works the same on the driver and inside a Ray Train worker). If the backend fails, the first
-failure is logged as a warning and the tracker goes quiet for the rest of the run: a lost
-tracking server costs the remaining records, not the training.
+works the same on the driver and inside a Ray Train worker). A write that fails (a tracking
+server restarting, a store briefly locked) is kept, in order, and sent again before the next
+write once :data:`RETRY_INTERVAL_S` has passed; :meth:`Tracker.end` waits up to
+``flush_timeout_s`` for what is still kept. A record is sent with the timestamp it was first
+logged with, so a resend is idempotent (MLflow's SQL store drops a metric identical in key,
+step, value and timestamp) and an epoch is never logged twice. Training never waits for MLflow
+and never fails because of it: one warning when an outage starts, one line when the records
+arrive, and one warning naming how many records were given up if the backend never returns.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from raytag.errors import InputError
+from raytag.tracking.kept_writes import FLUSH_TIMEOUT_S, RETRY_INTERVAL_S, KeptWrites, records
 
 log = logging.getLogger(__name__)
 
@@ -214,14 +221,25 @@ def _tls_context():
     return ssl.create_default_context(cafile=cafile) if cafile else None
 
 
-class Tracker:
-    """Best-effort logging into one MLflow run; every method is a no-op once disabled."""
+class Tracker(KeptWrites):
+    """Logging into one MLflow run that survives backend outages; every method is a no-op
+    when there is no run (a disabled tracker).
 
-    def __init__(self, uri: str | None, run_id: str | None):
+    Args:
+        uri: the tracking URI.
+        run_id: the run, or None for a disabled tracker.
+        flush_timeout_s: how long :meth:`end` waits for a failed backend (default
+            :data:`FLUSH_TIMEOUT_S`).
+        retry_interval_s: seconds between tries while the backend fails (default
+            :data:`RETRY_INTERVAL_S`).
+    """
+
+    def __init__(self, uri: str | None, run_id: str | None, *, flush_timeout_s: float = FLUSH_TIMEOUT_S,
+                 retry_interval_s: float = RETRY_INTERVAL_S):
         self.uri = uri
         self.run_id = run_id
         self._client = None
-        self.failed = run_id is None
+        super().__init__(retry_interval_s=retry_interval_s, flush_timeout_s=flush_timeout_s)
 
     @classmethod
     def disabled(cls) -> Tracker:
@@ -258,8 +276,8 @@ class Tracker:
                     run_tags["mlflow.parentRunId"] = parent_run_id
                 run = client.create_run(experiment_id, run_name=run_name, tags=run_tags)
                 tracker.run_id = run.info.run_id
-            tracker.failed = False
         except Exception as exc:  # noqa: BLE001 - any backend failure must not stop training
+            tracker.run_id = None
             log.warning("MLflow tracking at %s is unavailable (%s); training continues without it", uri, _short(exc))
         return tracker
 
@@ -272,20 +290,6 @@ class Tracker:
             self._client = MlflowClient(tracking_uri=self.uri)
         return self._client
 
-    def _call(self, method: str, *args, **kwargs) -> Any:
-        """Calls ``MlflowClient.<method>``; the client is made inside, so its failure is caught too."""
-        if self.failed:
-            return None
-        try:
-            return getattr(self.client, method)(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001
-            self.failed = True
-            log.warning(
-                "MLflow %s failed (%s); training continues, no more records go to run %s",
-                method, _short(exc), self.run_id,
-            )
-            return None
-
     def log_params(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
 
@@ -294,6 +298,7 @@ class Tracker:
             self._call("log_batch", self.run_id, params=items[i : i + MAX_PARAMS_PER_CALL])
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        """Logs finite values at ``step`` (default 0), timestamped now (a resend keeps it)."""
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
@@ -332,11 +337,17 @@ class Tracker:
         self._call("log_table", self.run_id, frame, artifact_file.rsplit(".", 1)[0] + ".json")
 
     def end(self, status: str = "FINISHED") -> None:
+        """Ends the run with ``status``, after waiting (see :meth:`flush`) for kept records;
+        the ones the backend never took are counted in a warning."""
         self._call("set_terminated", self.run_id, status=status)
+        if self.pending and not self.flush():
+            self.give_up()
+            log.warning("MLflow at %s did not answer for %.0f s; %s of run %s could not be logged",
+                        self.uri, self.flush_timeout_s, records(self.lost), self.run_id)
 
     def handle(self) -> dict[str, str | None]:
         """What a worker needs to log into the same run."""
-        return {"uri": self.uri, "run_id": None if self.failed else self.run_id}
+        return {"uri": self.uri, "run_id": self.run_id}
 
 
 def _resumable(client, run_id: str, tags: dict[str, str]) -> bool:
@@ -361,3 +372,4 @@ def metric_key(key: str) -> str:
 def _short(exc: Exception) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+

@@ -89,7 +89,8 @@ class WorkerHooks:
                         prefix=prefix)
 
     def report(self, metrics: dict[str, Any], *, state, best, latest) -> None:
-        report(metrics, rank=self.rank, state=state, job=self.config["job"], best=best, latest=latest)
+        report(metrics, rank=self.rank, state=state, job=self.config["job"], best=best, latest=latest,
+               run_folder=self.config["run_location"])
 
 
 def _init_weights(init: str | None) -> dict | None:
