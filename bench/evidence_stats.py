@@ -219,18 +219,22 @@ def track_bootstrap_differences(labels: np.ndarray, arm: np.ndarray, baseline: n
     the same ``seed``: the draws depend on ``seed`` and r only).
 
     Args:
-        labels: (N, K) clean test labels; arm, baseline: (N, K) scores of the two runs.
+        labels: (N, K) clean test labels.
+        arm, baseline: (N, K) scores of the two runs, or (E, N, K): the scores of E epochs each,
+            whose metric is the mean over the E epochs (Lu et al.'s mean of the last epochs).
         metric: ``roc_auc`` or ``pr_auc`` (macro).
     """
-    labels, arm, baseline = np.asarray(labels), np.asarray(arm), np.asarray(baseline)
-    if not labels.shape == arm.shape == baseline.shape:
+    labels = np.asarray(labels)
+    arm, baseline = (np.asarray(a)[None] if np.ndim(a) == 2 else np.asarray(a) for a in (arm, baseline))
+    if not labels.shape == arm.shape[1:] == baseline.shape[1:]:
         raise ValueError(f"labels {labels.shape}, arm {arm.shape} and baseline {baseline.shape} differ in shape")
     score = METRICS[metric]
     rng = np.random.default_rng([seed, 28])
     out = np.empty(resamples)
     for r in range(resamples):
         index = rng.integers(0, len(labels), len(labels))
-        out[r] = score(labels[index], arm[index]) - score(labels[index], baseline[index])
+        out[r] = (np.mean([score(labels[index], epoch[index]) for epoch in arm])
+                  - np.mean([score(labels[index], epoch[index]) for epoch in baseline]))
     return out
 
 

@@ -70,7 +70,8 @@ class SplitAudio:
 
     Attributes:
         table: the split's tracks (``labels``: what the manifest shows, noisy or verified).
-        audio: one float32 mono waveform per track at the corpus's rate, in table order.
+        audio: one float32 mono waveform (or :class:`PcmClip`) per track at the corpus's rate, in
+            table order.
         clean: (N, K) clean labels (zeros for unlabeled audio).
         verified: (N,) bool, the manifest's ``verified`` flags.
     """
@@ -105,8 +106,40 @@ class MemoryCorpus:
         return self.splits[name]
 
 
+class PcmClip:
+    """A clip held as its 16-bit PCM samples (half the memory of float32): ``len`` and slices
+    behave as the float32 waveform ``read_frames`` decodes (sample / 32768, exactly)."""
+
+    def __init__(self, pcm: np.ndarray):
+        if pcm.dtype != np.int16 or pcm.ndim != 1:
+            raise ValueError(f"PcmClip holds mono int16 samples, got {pcm.dtype} of shape {pcm.shape}")
+        self.pcm = pcm
+
+    def __len__(self) -> int:
+        return len(self.pcm)
+
+    def __getitem__(self, index) -> np.ndarray:
+        return np.asarray(self.pcm[index], dtype=np.float32) / np.float32(32768.0)
+
+
+def _read_clip(path: str, frames: int, compact: bool):
+    """A whole clip: float32, or a :class:`PcmClip` of a 16-bit PCM mono WAV when ``compact``."""
+    if not compact:
+        return read_frames(path, 0, frames)
+    import soundfile
+
+    info = soundfile.info(path)
+    if (info.format, info.subtype, info.channels) != ("WAV", "PCM_16", 1):
+        raise ValueError(f"{path}: compact loading needs mono 16-bit PCM WAV, got {info.format} {info.subtype} "
+                         f"with {info.channels} channels")
+    pcm, _ = soundfile.read(path, dtype="int16")
+    if len(pcm) != frames:
+        raise ValueError(f"{path}: read {len(pcm)} frames, the header says {frames}")
+    return PcmClip(pcm)
+
+
 def load_corpus(manifest: str | Path, clean_labels: str | Path, *, splits: Sequence[str] = ("train", "valid", "test"),
-                tags: Sequence[str] | None = None) -> MemoryCorpus:
+                tags: Sequence[str] | None = None, compact: bool = False) -> MemoryCorpus:
     """Reads a manifest and its clean label file and decodes every clip of ``splits`` once.
 
     Args:
@@ -115,6 +148,8 @@ def load_corpus(manifest: str | Path, clean_labels: str | Path, *, splits: Seque
         splits: which splits to hold (``unlabeled`` only where a noisy student needs it).
         tags: the vocabulary; default every tag in the manifest, sorted (as a job without
             ``data.tags``).
+        compact: hold each clip as a :class:`PcmClip` (16-bit PCM WAV corpora: half the
+            memory; the evidence corpus holds ~5,000 clips of 10 s).
 
     Raises:
         ValueError: clips at different sample rates, or a labelled clip without clean labels.
@@ -130,7 +165,7 @@ def load_corpus(manifest: str | Path, clean_labels: str | Path, *, splits: Seque
         audio, frames, track_rates = [], [], []
         for track in tracks:
             info = probe(track.path)
-            audio.append(read_frames(track.path, 0, info.frames))
+            audio.append(_read_clip(track.path, info.frames, compact))
             frames.append(info.frames)
             track_rates.append(info.sample_rate)
         rates.update(track_rates)
@@ -280,8 +315,11 @@ class _BenchHooks:
     manifest's (noisy) labels, the test split against the clean ones, a progress line per epoch."""
 
     def __init__(self, job, table: TrackTable, audio: Sequence[np.ndarray], *, valid: SplitAudio, test: SplitAudio,
-                 tags: list[str], stream: UnlabeledStream | None, evaluation: dict, log: Callable[[str], None]):
+                 tags: list[str], stream: UnlabeledStream | None, evaluation: dict, log: Callable[[str], None],
+                 select_labels: str = "noisy"):
         self.job, self.table, self.audio, self.valid, self.test = job, table, audio, valid, test
+        self.select_labels = select_labels
+        self.test_epoch_scores: list[np.ndarray] = []  # the last epochs' test scores, in order
         self.tags, self.stream, self.evaluation, self.log = tags, stream, evaluation, log
 
     def batches(self, index: int) -> Iterator[dict]:
@@ -292,8 +330,22 @@ class _BenchHooks:
         return batches if self.stream is None else with_unlabeled(batches, self.stream.passes(index))
 
     def evaluate(self, model: torch.nn.Module, split: str, *, prefix: str) -> dict[str, float]:
-        held, labels = (self.valid, self.valid.table.labels) if split == "valid" else (self.test, self.test.clean)
-        return _metrics(labels, track_scores(model, held, **self.evaluation), self.tags, prefix)
+        if split != "valid":
+            scores = track_scores(model, self.test, **self.evaluation)
+            self.test_epoch_scores.append(scores)
+            return _metrics(self.test.clean, scores, self.tags, prefix)
+        scores, labels, verified = track_scores(model, self.valid, **self.evaluation), self.valid.table.labels, \
+            self.valid.verified
+        metrics = _metrics(labels, scores, self.tags, prefix)
+        if verified.any():  # both signals, and the chosen one as the selection metric's ``valid/``
+            both = {**_metrics(labels, scores, self.tags, "valid_noisy/"),
+                    **_metrics(labels[verified], scores[verified], self.tags, "valid_verified/")}
+            chosen = {key.split("/", 1)[1]: value for key, value in both.items()
+                      if key.startswith(f"valid_{self.select_labels}/")}
+            metrics = {**both, **{f"{prefix}{key}": value for key, value in chosen.items()}}
+        elif self.select_labels == "verified":
+            raise ValueError("select_labels='verified' needs verified validation rows; the corpus has none")
+        return metrics
 
     def report(self, metrics: dict[str, Any], *, state: TrainingState, best, latest) -> None:
         self.log(f"{self.job.name} epoch {metrics['epoch']}/{self.job.train.epochs}: train loss "
@@ -302,7 +354,7 @@ class _BenchHooks:
 
 
 def run_job(job, corpus: MemoryCorpus, *, train_labels: str = "manifest", export_to: str | Path | None = None,
-            log: Callable[[str], None] = print) -> dict[str, Any]:
+            log: Callable[[str], None] = print, select_labels: str = "noisy") -> dict[str, Any]:
     """Trains one validated job on an in-memory corpus and evaluates it against clean labels.
 
     The run is :func:`raytag.engine.run.fit`, as on a Ray Train worker: every epoch one pass
@@ -319,14 +371,21 @@ def run_job(job, corpus: MemoryCorpus, *, train_labels: str = "manifest", export
         train_labels: ``"manifest"`` (what a job trains on) or ``"clean"`` (an oracle reference).
         export_to: write the best epoch there as an exported model (a teacher for later runs).
         log: receives one progress line per epoch.
+        select_labels: which validation rows' metrics are ``valid/…`` (the selection signal):
+            ``"noisy"`` every row's manifest labels, ``"verified"`` the verified rows only. With
+            verified rows, both are also in the history as ``valid_noisy/…`` and
+            ``valid_verified/…``. (The bench's stand-in for issue 25's ``train.select_labels``.)
 
     Returns:
         JSON-able: ``history`` (per-epoch metrics), ``best_epoch``, ``test`` (the best epoch's
         metrics and per-tag rows), ``test_last`` (means over the last epochs), ``columns``
         (the method's ``track_columns`` metrics and tables), ``memorised`` (best / last),
-        ``params``, ``seconds``; and ``test_scores`` (N, K) (an array, not JSON).
+        ``params``, ``seconds``; and ``test_scores`` (N, K) and ``test_epoch_scores`` (E, N, K),
+        the scores of the last ``eval.average_last`` epochs (arrays, not JSON).
     """
     started = time.perf_counter()
+    if select_labels not in ("noisy", "verified"):
+        raise ValueError(f"select_labels must be 'noisy' or 'verified', got {select_labels!r}")
     tags = list(corpus.tags)
     recipe = ModelRecipe(job.model.name, dict(job.model.args), tuple(tags), job.model.head)
     training = build_training(job, tags, init_weights=_init_weights(recipe, job.model.init))
@@ -362,7 +421,7 @@ def run_job(job, corpus: MemoryCorpus, *, train_labels: str = "manifest", export
 
     test = corpus.split("test")
     hooks = _BenchHooks(job, table, train.audio, valid=corpus.split("valid"), test=test, tags=tags, stream=stream,
-                        evaluation=evaluation, log=log)
+                        evaluation=evaluation, log=log, select_labels=select_labels)
     state, best = fit(job, training, hooks, steps=math.ceil(len(table) / job.train.batch_size), device=CPU)
     history = state.history
 
@@ -388,6 +447,7 @@ def run_job(job, corpus: MemoryCorpus, *, train_labels: str = "manifest", export
                                                                                             "lwlrap")} if last else {},
         "columns": {"metrics": columns.metrics, "tables": columns.tables},
         "memorised": memorised, "seconds": time.perf_counter() - started, "test_scores": test_scores,
+        "test_epoch_scores": np.stack(hooks.test_epoch_scores) if hooks.test_epoch_scores else np.zeros((0, *test_scores.shape)),
     }
 
 

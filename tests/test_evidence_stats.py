@@ -90,6 +90,10 @@ def test_track_bootstrap_pairs_the_tracks_and_two_level_bootstrap_resamples_both
     backward = es.track_bootstrap_differences(labels, base, arm, metric="pr_auc", resamples=50, seed=7)
     np.testing.assert_allclose(forward, -backward)
     assert forward.mean() > 0
+    # Epoch stacks: the statistic is the mean over the epochs (two identical epochs: the same).
+    stacked = es.track_bootstrap_differences(labels, np.stack([arm, arm]), np.stack([base, base]), metric="pr_auc",
+                                             resamples=50, seed=7)
+    np.testing.assert_allclose(stacked, forward)
     # One seed: the interval is that seed's track replicates' percentiles.
     pool = np.linspace(0.0, 1.0, 101)
     centre, low, high = es.two_level_bootstrap({0: pool}, resamples=20000)
