@@ -181,9 +181,14 @@ class Runner:
     """Runs (or reads back) the stages of arms and seeds, and appends each result to the JSON."""
 
     def __init__(self, out: Path, protocol: Protocol, results: Path, log=log_line, *,
-                 sizes: corpora.Sizes = corpora.Sizes(), seconds: float = corpora.SECONDS):
+                 sizes: corpora.Sizes = corpora.Sizes(), seconds: float = corpora.SECONDS,
+                 only: tuple[str, ...] | None = None, resamples: int = BOOTSTRAP_RESAMPLES):
         self.out, self.protocol, self.log, self.sizes, self.seconds = out, protocol, log, sizes, seconds
-        self.arms = _arms(protocol)
+        self.arms, self.resamples = _arms(protocol), resamples
+        unknown = set(only or ()) - set(self.arms)
+        if unknown:
+            raise SystemExit(f"unknown arm(s) {sorted(unknown)}; choose from {sorted(self.arms)}")
+        self.only = only
         self.path = results / f"evidence{protocol.suffix()}.json"
         self.data = json.loads(self.path.read_text()) if self.path.is_file() else {}
         self.data.setdefault("corpora", {})
@@ -214,7 +219,7 @@ class Runner:
                              splits=("train", "valid", "test", "unlabeled"))
         self.save()
         for name, arm in self.arms.items():
-            if arm.skipped is None:
+            if arm.skipped is None and (self.only is None or name in self.only):
                 self.arm_result(name, seed, corpus_dir, corpus)
 
     def plan(self, name: str, seed: int, corpus_dir: Path) -> list[tuple[Stage, dict, str]]:
@@ -303,7 +308,7 @@ class Runner:
         labels = corpus.split("test").clean
         arm, base = np.load(arm_path), np.load(base_path)
         return {metric: np.round(track_bootstrap_differences(labels, arm, base, metric=metric,
-                                                             resamples=BOOTSTRAP_RESAMPLES, seed=seed), 6).tolist()
+                                                             resamples=self.resamples, seed=seed), 6).tolist()
                 for metric in ("roc_auc", "pr_auc")}
 
 
@@ -317,6 +322,7 @@ def main() -> None:
     parser.add_argument("--select", choices=("verified", "noisy"), default="verified")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="working folder (corpora, runs, models)")
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--arms", nargs="+", default=None, help="run only these arms (default: every arm)")
     parser.add_argument("--report-only", action="store_true", help="write evidence.md from the JSON and stop")
     args = parser.parse_args()
     protocol = Protocol(window=args.window, more=args.more, last=args.last, after_window=args.after_window,
@@ -325,7 +331,7 @@ def main() -> None:
         write_report(args.results / f"evidence{protocol.suffix()}.json")
         return
     configure_process()
-    runner = Runner(args.out.resolve(), protocol, args.results)
+    runner = Runner(args.out.resolve(), protocol, args.results, only=None if args.arms is None else tuple(args.arms))
     for seed in args.seeds:
         started = time.perf_counter()
         runner.run_seed(seed)
