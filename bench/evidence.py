@@ -152,9 +152,10 @@ def _arms(protocol: Protocol) -> dict[str, Arm]:
 
 
 def stage_tree(arm: str, teacher: str | None, stage: Stage, seed: int, corpus_dir: Path, out: Path,
-               protocol: Protocol) -> dict:
+               protocol: Protocol, *, final: bool = True) -> dict:
     """The raw job of one stage of one arm and seed (name ``<arm>-<stage>-s<seed>``); ``teacher``:
-    the arm whose export of the same seed teaches it (masking scores, noisy-student labels)."""
+    the arm whose export of the same seed teaches it (masking scores, noisy-student labels);
+    ``final``: the arm's last stage, the only one whose last epochs are evaluated on the test split."""
     epochs = max(2, round(protocol.epochs * stage.epochs))
     window = max(1, round(epochs * protocol.window / protocol.epochs))
     sections = json.loads(json.dumps(stage.sections))  # a deep copy
@@ -174,7 +175,7 @@ def stage_tree(arm: str, teacher: str | None, stage: Stage, seed: int, corpus_di
              "select_metric": "roc_auc", "log_every": 1000}
     return job_tree(f"{arm}-{stage.part}-s{seed}", seed=seed, corpus=corpus_dir, model=model, train=train,
                     objective=objective, eval={"max_chunks": protocol.max_chunks, "batch_size": 64,
-                                               "average_last": min(protocol.last, epochs - window)}, **sections)
+                                               "average_last": min(protocol.last, epochs - window) if final else 0}, **sections)
 
 
 class Runner:
@@ -228,7 +229,8 @@ class Runner:
         arm, planned, keys = self.arms[name], [], {}
         teacher = [self.plan(arm.teacher, seed, corpus_dir)[-1][2]] if arm.teacher else []
         for stage in arm.stages:
-            tree = stage_tree(name, arm.teacher, stage, seed, corpus_dir, self.out, self.protocol)
+            tree = stage_tree(name, arm.teacher, stage, seed, corpus_dir, self.out, self.protocol,
+                              final=stage is arm.stages[-1])
             upstream = list(teacher)
             if stage.init_from in keys:
                 upstream.append(keys[stage.init_from])

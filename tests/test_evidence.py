@@ -84,20 +84,25 @@ def test_the_runner_chains_teachers_records_each_run_and_resumes(workdir, corpus
     results = workdir / "results"
     results.mkdir()
     protocol = evidence.Protocol(window=1, more=1, last=1)
-    arms = ("bce", "bmasking", "bce_finetune_verified")
+    arms = ("bce", "bmasking", "staged", "bce_finetune_verified", "noisy_student_ke")
     lines = []
     runner = evidence.Runner(workdir, protocol, results, log=lines.append, sizes=SIZES, seconds=4.0, only=arms,
                              resamples=20)
     runner.run_seed(0)
     trained = [line for line in lines if line.startswith("--- training")]
-    assert trained == ["--- training bce-run-s0", "--- training btrain-run-s0", "--- training bmasking-run-s0",
-                       "--- training bce_finetune_verified-run-s0"]
+    assert trained == [f"--- training {name}-s0" for name in (
+        "bce-run", "btrain-run", "bmasking-run", "staged-stage1", "staged-stage2", "staged-stage3",
+        "bce_finetune_verified-run", "noisy_student_ke-run")]
     data = json.loads((results / "evidence.json").read_text())
-    for name in ("bce", "btrain", "bmasking", "bce_finetune_verified"):
+    for name in ("bce", "btrain", "bmasking", "staged", "bce_finetune_verified", "noisy_student_ke"):
         (entry,) = data["arms"][name]["seeds"]
         assert entry["seed"] == 0 and 0 < entry["roc_auc"] <= 1 and entry["cpu_seconds"] > 0
     assert data["arms"]["bce"]["seeds"][0]["bootstrap"] is None
     assert len(data["arms"]["bmasking"]["seeds"][0]["bootstrap"]["pr_auc"]) == 20
+    stages = [json.loads((workdir / "runs" / f"staged-stage{i}-s0.json").read_text()) for i in (1, 2, 3)]
+    assert stages[0]["test_last"] == {} and stages[1]["test_last"] == {} and stages[2]["test_last"]
+    assert stages[1]["columns"]["metrics"]["staged/verified_tracks"] > 0  # stage 2 is staged training
+    assert stages[2]["train_tracks"] == stages[0]["train_tracks"] < stages[1]["train_tracks"]  # verified only
     job = json.loads((workdir / "runs" / "bmasking-run-s0.json").read_text())
     assert job["history"][0]["valid/roc_auc"] == job["history"][0]["valid_verified/roc_auc"]  # verified selection
     assert data["arms"]["gce"]["skipped"] and data["arms"]["bmasking_oof"]["skipped"]
