@@ -216,12 +216,20 @@ class Runner:
         if "noise" not in record:
             record["noise"] = corpora.realised_noise(corpus_dir)
             self.log(corpora.noise_table(record["noise"]))
+        self.save()
+        todo = [name for name, arm in self.arms.items() if arm.skipped is None and (self.only is None or name in self.only)
+                and not self.recorded(name, seed, corpus_dir)]
+        if not todo:
+            return
         corpus = load_corpus(corpus_dir / "manifest.csv", corpus_dir / "clean.csv", compact=True,
                              splits=("train", "valid", "test", "unlabeled"))
-        self.save()
-        for name, arm in self.arms.items():
-            if arm.skipped is None and (self.only is None or name in self.only):
-                self.arm_result(name, seed, corpus_dir, corpus)
+        for name in todo:
+            self.arm_result(name, seed, corpus_dir, corpus)
+
+    def recorded(self, name: str, seed: int, corpus_dir: Path) -> bool:
+        """Whether the JSON holds the arm's result for ``seed`` under its current key."""
+        key = self.plan(name, seed, corpus_dir)[-1][2]
+        return any(e["seed"] == seed and e["key"] == key for e in self.data["arms"][name]["seeds"])
 
     def plan(self, name: str, seed: int, corpus_dir: Path) -> list[tuple[Stage, dict, str]]:
         """The arm's stages with their jobs and keys (a key hashes the job, the runner's options
@@ -238,7 +246,10 @@ class Runner:
                 other = stage.init_from.split(":")[0]
                 upstream.append(self.plan(other, seed, corpus_dir)[0][2])
             options = {"select_labels": self.protocol.select, "upstream": upstream, "version": RUNNER_OPTIONS_VERSION}
-            keys[stage.part] = run_key(tree, **options)
+            # Paths inside the working folder are hashed relative to it: a later session in another
+            # checkout (another absolute path) finds the same keys.
+            portable = json.loads(json.dumps(tree).replace(str(self.out), "<out>"))
+            keys[stage.part] = run_key(portable, **options)
             planned.append((stage, tree, keys[stage.part]))
         return planned
 

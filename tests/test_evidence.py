@@ -118,6 +118,17 @@ def test_the_runner_chains_teachers_records_each_run_and_resumes(workdir, corpus
     again = json.loads((results / "evidence.json").read_text())
     assert [e["roc_auc"] for e in again["arms"]["bmasking"]["seeds"]] == [lost["roc_auc"]]
 
+    # Another session in another checkout: the working folder moved, the JSON's keys still hold.
+    moved = workdir.parent / f"{workdir.name}-moved"
+    workdir.rename(moved)
+    lines.clear()
+    try:
+        evidence.Runner(moved, protocol, moved / "results", log=lines.append, sizes=SIZES, seconds=4.0, only=arms,
+                        resamples=20).run_seed(0)
+    finally:
+        moved.rename(workdir)
+    assert not [line for line in lines if line.startswith("--- training")]
+
     report = (results / "evidence.md").read_text()
     assert "Balanced-Masking, in-sample teacher" in report and "needs out-of-fold teachers" in report
     assert "| BCE | 1 |" in report
