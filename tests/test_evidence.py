@@ -83,6 +83,7 @@ def test_training_crops_are_redrawn_every_epoch_inside_the_track(corpus_dir):
 def test_the_runner_chains_teachers_records_each_run_and_resumes(workdir, corpus_dir):
     results = workdir / "results"
     results.mkdir()
+    stem = "evidence-w1m1l1"
     protocol = evidence.Protocol(window=1, more=1, last=1)
     arms = ("bce", "bmasking", "staged", "bce_finetune_verified", "noisy_student_ke")
     lines = []
@@ -93,7 +94,7 @@ def test_the_runner_chains_teachers_records_each_run_and_resumes(workdir, corpus
     assert trained == [f"--- training {name}-s0" for name in (
         "bce-run", "btrain-run", "bmasking-run", "staged-stage1", "staged-stage2", "staged-stage3",
         "bce_finetune_verified-run", "noisy_student_ke-run")]
-    data = json.loads((results / "evidence.json").read_text())
+    data = json.loads((results / f"{stem}.json").read_text())
     for name in ("bce", "btrain", "bmasking", "staged", "bce_finetune_verified", "noisy_student_ke"):
         (entry,) = data["arms"][name]["seeds"]
         assert entry["seed"] == 0 and 0 < entry["roc_auc"] <= 1 and entry["cpu_seconds"] > 0
@@ -110,12 +111,12 @@ def test_the_runner_chains_teachers_records_each_run_and_resumes(workdir, corpus
     # A rerun trains nothing; a lost JSON entry is filled back from the run cache without training.
     lost = data["arms"]["bmasking"]["seeds"][0]
     data["arms"]["bmasking"]["seeds"] = []
-    (results / "evidence.json").write_text(json.dumps(data))
+    (results / f"{stem}.json").write_text(json.dumps(data))
     lines.clear()
     evidence.Runner(workdir, protocol, results, log=lines.append, sizes=SIZES, seconds=4.0, only=arms,
                     resamples=20).run_seed(0)
     assert not [line for line in lines if line.startswith("--- training")]
-    again = json.loads((results / "evidence.json").read_text())
+    again = json.loads((results / f"{stem}.json").read_text())
     assert [e["roc_auc"] for e in again["arms"]["bmasking"]["seeds"]] == [lost["roc_auc"]]
 
     # Another session in another checkout: the working folder moved, the JSON's keys still hold.
@@ -129,12 +130,13 @@ def test_the_runner_chains_teachers_records_each_run_and_resumes(workdir, corpus
         moved.rename(workdir)
     assert not [line for line in lines if line.startswith("--- training")]
 
-    report = (results / "evidence.md").read_text()
+    report = (results / f"{stem}.md").read_text()
     assert "Balanced-Masking, in-sample teacher" in report and "needs out-of-fold teachers" in report
     assert "| BCE | 1 |" in report
 
 
 def test_the_mean_teacher_is_in_the_paper_terms():
+    assert evidence.Protocol().suffix() == "" and evidence.Protocol(window=1, more=1, last=1).suffix() == "-w1m1l1"
     mt = evidence.Protocol(window=80, more=60).mean_teacher()
     assert mt["warmup_epochs"] == 40 and mt["ramp_epochs"] == pytest.approx(40000 / 2009)
     assert mt["window_epochs"] == pytest.approx(1000 / 2009)
