@@ -33,7 +33,7 @@ import itertools
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +41,10 @@ import numpy as np
 import torch
 
 from bench_stats import bootstrap_macro_roc_se  # bench/bench_stats.py, beside this file
+from memory_corpus import MemoryCorpus, PcmClip, SplitAudio, load_corpus  # noqa: F401 (re-exported)
 from raytag.audio.augment import augment_numpy_batch
-from raytag.audio.io import fit_length, probe, random_start, read_frames
+from raytag.audio.io import fit_length, random_start
 from raytag.data.batches import batch_seed
-from raytag.data.manifest import multi_hot, read_labels, read_manifest
 from raytag.data.rows import BASE_COLUMNS, RANDOM_START, TrackTable, chunk_rows, epoch_rows
 from raytag.engine.checkpoint import TrainingState
 from raytag.engine.loop import track_loss, validation_probabilities, with_unlabeled
@@ -62,86 +62,6 @@ UNLABELED_PASS_KEY = 1000
 def configure_process() -> None:
     """One thread per benchmark process (at most two run at once on the 2-core machine)."""
     torch.set_num_threads(1)
-
-
-@dataclass(frozen=True)
-class SplitAudio:
-    """One split of a corpus, decoded into memory.
-
-    Attributes:
-        table: the split's tracks (``labels``: what the manifest shows, noisy or verified).
-        audio: one float32 mono waveform per track at the corpus's rate, in table order.
-        clean: (N, K) clean labels (zeros for unlabeled audio).
-        verified: (N,) bool, the manifest's ``verified`` flags.
-    """
-
-    table: TrackTable
-    audio: tuple[np.ndarray, ...]
-    clean: np.ndarray
-    verified: np.ndarray
-
-    def subset(self, keep: np.ndarray) -> SplitAudio:
-        """The tracks where ``keep`` (N,) is True, in order."""
-        index = np.flatnonzero(keep)
-        table = self.table
-        return SplitAudio(
-            TrackTable(tuple(table.paths[i] for i in index), table.frames[index], table.rates[index],
-                       table.labels[index]),
-            tuple(self.audio[i] for i in index), self.clean[index], self.verified[index],
-        )
-
-
-@dataclass(frozen=True)
-class MemoryCorpus:
-    """A corpus held in memory: its tag vocabulary, sample rate (Hz) and decoded splits."""
-
-    tags: tuple[str, ...]
-    sample_rate: int
-    splits: dict[str, SplitAudio]
-
-    def split(self, name: str) -> SplitAudio:
-        if name not in self.splits:
-            raise ValueError(f"the corpus was loaded without its {name!r} split (loaded: {sorted(self.splits)})")
-        return self.splits[name]
-
-
-def load_corpus(manifest: str | Path, clean_labels: str | Path, *, splits: Sequence[str] = ("train", "valid", "test"),
-                tags: Sequence[str] | None = None) -> MemoryCorpus:
-    """Reads a manifest and its clean label file and decodes every clip of ``splits`` once.
-
-    Args:
-        manifest: the corpus manifest (``raytag.data.manifest`` format).
-        clean_labels: ``path,tags`` of the true labels of every labelled clip (``clean.csv``).
-        splits: which splits to hold (``unlabeled`` only where a noisy student needs it).
-        tags: the vocabulary; default every tag in the manifest, sorted (as a job without
-            ``data.tags``).
-
-    Raises:
-        ValueError: clips at different sample rates, or a labelled clip without clean labels.
-    """
-    parsed = read_manifest(manifest, tags)
-    clean = read_labels(clean_labels)
-    vocabulary, rates, held = parsed.vocabulary, set(), {}
-    for name in splits:
-        tracks = parsed.split(name)
-        missing = [t.path for t in tracks if name != "unlabeled" and t.path not in clean]
-        if missing:
-            raise ValueError(f"{clean_labels}: no clean labels for {len(missing)} {name} clips, e.g. {missing[0]}")
-        audio, frames, track_rates = [], [], []
-        for track in tracks:
-            info = probe(track.path)
-            audio.append(read_frames(track.path, 0, info.frames))
-            frames.append(info.frames)
-            track_rates.append(info.sample_rate)
-        rates.update(track_rates)
-        labels = parsed.label_matrix(tracks)
-        truth = multi_hot([clean.get(t.path, ()) for t in tracks], vocabulary)
-        table = TrackTable(tuple(t.path for t in tracks), np.asarray(frames, np.int64),
-                           np.asarray(track_rates, np.int64), labels)
-        held[name] = SplitAudio(table, tuple(audio), truth, np.array([t.verified for t in tracks], dtype=bool))
-    if len(rates) != 1:
-        raise ValueError(f"{manifest}: the benchmark runner needs one sample rate for every clip, found {sorted(rates)}")
-    return MemoryCorpus(tuple(vocabulary), rates.pop(), held)
 
 
 def memory_batch(rows: Sequence[dict], audio: Sequence[np.ndarray], *, crop_samples: int) -> dict[str, np.ndarray]:
@@ -280,8 +200,11 @@ class _BenchHooks:
     manifest's (noisy) labels, the test split against the clean ones, a progress line per epoch."""
 
     def __init__(self, job, table: TrackTable, audio: Sequence[np.ndarray], *, valid: SplitAudio, test: SplitAudio,
-                 tags: list[str], stream: UnlabeledStream | None, evaluation: dict, log: Callable[[str], None]):
+                 tags: list[str], stream: UnlabeledStream | None, evaluation: dict, log: Callable[[str], None],
+                 select_labels: str = "noisy"):
         self.job, self.table, self.audio, self.valid, self.test = job, table, audio, valid, test
+        self.select_labels = select_labels
+        self.test_epoch_scores: list[np.ndarray] = []  # the last epochs' test scores, in order
         self.tags, self.stream, self.evaluation, self.log = tags, stream, evaluation, log
 
     def batches(self, index: int) -> Iterator[dict]:
@@ -292,8 +215,22 @@ class _BenchHooks:
         return batches if self.stream is None else with_unlabeled(batches, self.stream.passes(index))
 
     def evaluate(self, model: torch.nn.Module, split: str, *, prefix: str) -> dict[str, float]:
-        held, labels = (self.valid, self.valid.table.labels) if split == "valid" else (self.test, self.test.clean)
-        return _metrics(labels, track_scores(model, held, **self.evaluation), self.tags, prefix)
+        if split != "valid":
+            scores = track_scores(model, self.test, **self.evaluation)
+            self.test_epoch_scores.append(scores)
+            return _metrics(self.test.clean, scores, self.tags, prefix)
+        scores, labels, verified = track_scores(model, self.valid, **self.evaluation), self.valid.table.labels, \
+            self.valid.verified
+        metrics = _metrics(labels, scores, self.tags, prefix)
+        if verified.any():  # both signals, and the chosen one as the selection metric's ``valid/``
+            both = {**_metrics(labels, scores, self.tags, "valid_noisy/"),
+                    **_metrics(labels[verified], scores[verified], self.tags, "valid_verified/")}
+            chosen = {key.split("/", 1)[1]: value for key, value in both.items()
+                      if key.startswith(f"valid_{self.select_labels}/")}
+            metrics = {**both, **{f"{prefix}{key}": value for key, value in chosen.items()}}
+        elif self.select_labels == "verified":
+            raise ValueError("select_labels='verified' needs verified validation rows; the corpus has none")
+        return metrics
 
     def report(self, metrics: dict[str, Any], *, state: TrainingState, best, latest) -> None:
         self.log(f"{self.job.name} epoch {metrics['epoch']}/{self.job.train.epochs}: train loss "
@@ -302,7 +239,7 @@ class _BenchHooks:
 
 
 def run_job(job, corpus: MemoryCorpus, *, train_labels: str = "manifest", export_to: str | Path | None = None,
-            log: Callable[[str], None] = print) -> dict[str, Any]:
+            log: Callable[[str], None] = print, select_labels: str = "noisy") -> dict[str, Any]:
     """Trains one validated job on an in-memory corpus and evaluates it against clean labels.
 
     The run is :func:`raytag.engine.run.fit`, as on a Ray Train worker: every epoch one pass
@@ -319,14 +256,21 @@ def run_job(job, corpus: MemoryCorpus, *, train_labels: str = "manifest", export
         train_labels: ``"manifest"`` (what a job trains on) or ``"clean"`` (an oracle reference).
         export_to: write the best epoch there as an exported model (a teacher for later runs).
         log: receives one progress line per epoch.
+        select_labels: which validation rows' metrics are ``valid/…`` (the selection signal):
+            ``"noisy"`` every row's manifest labels, ``"verified"`` the verified rows only. With
+            verified rows, both are also in the history as ``valid_noisy/…`` and
+            ``valid_verified/…``. (The bench's stand-in for issue 25's ``train.select_labels``.)
 
     Returns:
         JSON-able: ``history`` (per-epoch metrics), ``best_epoch``, ``test`` (the best epoch's
         metrics and per-tag rows), ``test_last`` (means over the last epochs), ``columns``
         (the method's ``track_columns`` metrics and tables), ``memorised`` (best / last),
-        ``params``, ``seconds``; and ``test_scores`` (N, K) (an array, not JSON).
+        ``params``, ``seconds``; and ``test_scores`` (N, K) and ``test_epoch_scores`` (E, N, K),
+        the scores of the last ``eval.average_last`` epochs (arrays, not JSON).
     """
     started = time.perf_counter()
+    if select_labels not in ("noisy", "verified"):
+        raise ValueError(f"select_labels must be 'noisy' or 'verified', got {select_labels!r}")
     tags = list(corpus.tags)
     recipe = ModelRecipe(job.model.name, dict(job.model.args), tuple(tags), job.model.head)
     training = build_training(job, tags, init_weights=_init_weights(recipe, job.model.init))
@@ -362,7 +306,7 @@ def run_job(job, corpus: MemoryCorpus, *, train_labels: str = "manifest", export
 
     test = corpus.split("test")
     hooks = _BenchHooks(job, table, train.audio, valid=corpus.split("valid"), test=test, tags=tags, stream=stream,
-                        evaluation=evaluation, log=log)
+                        evaluation=evaluation, log=log, select_labels=select_labels)
     state, best = fit(job, training, hooks, steps=math.ceil(len(table) / job.train.batch_size), device=CPU)
     history = state.history
 
@@ -388,6 +332,7 @@ def run_job(job, corpus: MemoryCorpus, *, train_labels: str = "manifest", export
                                                                                             "lwlrap")} if last else {},
         "columns": {"metrics": columns.metrics, "tables": columns.tables},
         "memorised": memorised, "seconds": time.perf_counter() - started, "test_scores": test_scores,
+        "test_epoch_scores": np.stack(hooks.test_epoch_scores) if hooks.test_epoch_scores else np.zeros((0, *test_scores.shape)),
     }
 
 

@@ -98,6 +98,7 @@ def cached_run(out: Path, tree: dict, corpus: MemoryCorpus, *, export: bool = Fa
     print(f"--- training {job.name}", flush=True)
     result = run_job(job, corpus, train_labels=train_labels, export_to=model, log=log_line)
     np.save(runs / f"{job.name}.npy", result.pop("test_scores"))
+    result.pop("test_epoch_scores")
     result = finite({**result, "key": key, "model": None if model is None else str(model), "options": options})
     temporary = path.with_suffix(".json.tmp")
     temporary.write_text(json.dumps(result, indent=1))

@@ -89,6 +89,11 @@ class TrainConfig(_Section):
         None, gt=0, description="N: only epochs 1..N can be best; epoch N+1 goes on from the best "
         "(Lu et al. §3.1: validate the first 80 epochs, reload the best, train 60 more)",
     )
+    after_window: Literal["same", "sgd"] = Field(
+        "same", description="after the selection window: same = go on with the job's Adam and its restored "
+        "moments (Lu et al.); sgd = Won et al.'s solver: the best model with SGD lr 1e-3, momentum 0.9, Nesterov, "
+        "weight decay 1e-4",
+    )
     shuffle: bool = True
 
 
@@ -284,6 +289,8 @@ class JobConfig(_Section):
     def _epoch_settings(self) -> JobConfig:
         if self.train.select_until_epoch is not None and self.train.select_until_epoch > self.train.epochs:
             raise ValueError("train.select_until_epoch must not exceed train.epochs")
+        if self.train.after_window != "same" and self.train.select_until_epoch is None:
+            raise ValueError("train.after_window: sgd needs train.select_until_epoch (the window it follows)")
         if self.eval.average_last > self.train.epochs:
             raise ValueError("eval.average_last must not exceed train.epochs")
         if self.eval.threshold_labels == ThresholdLabelChoice.CLEAN and self.data.clean_labels is None:

@@ -217,3 +217,55 @@ def test_a_checkpoint_written_with_epochs_numbered_from_0_resumes_the_same_run(w
     assert [m["epoch"] for m in hooks.reported] == [4, 5] and resumed.resumed_from_epoch == 3
     assert [h["train/loss"] for h in resumed.history] == [h["train/loss"] for h in whole_run.history]
     assert (resumed.best_epoch, whole_run.best_epoch) == (4, 4)
+
+
+class OptimizerHooks(ListHooks):
+    """ListHooks that keep each epoch's state, its optimizer's settings and a copy of its snapshot."""
+
+    def __init__(self, valid_scores):
+        super().__init__(valid_scores)
+        self.groups, self.snapshots, self.states = [], [], []
+
+    def report(self, metrics, *, state, best, latest):
+        super().report(metrics, state=state, best=best, latest=latest)
+        snapshot = latest()
+        self.groups.append(dict(snapshot.optimizer["param_groups"][0]))
+        self.snapshots.append((copy.deepcopy(snapshot), copy.deepcopy(best)))
+        self.states.append(copy.deepcopy(state))
+
+
+def test_won_et_al_handoff_reloads_the_best_and_continues_with_nesterov_sgd():
+    from raytag.engine.run import WON_SGD
+
+    job = _job(select_until_epoch=2, after_window="sgd", epochs=4)
+    training = build_training(job, TAGS)
+    hooks = OptimizerHooks([0.9, 0.6, 0.5, 0.5])  # epoch 1 is the best of the window
+    state, best = fit(job, training, hooks, steps=2, device=CPU)
+    assert state.best_epoch == 1
+    assert ["betas" in group for group in hooks.groups] == [True, True, False, False]  # Adam, then SGD
+    for group in hooks.groups[2:]:
+        assert {key: group[key] for key in WON_SGD} == WON_SGD
+    assert isinstance(training.optimizer, torch.optim.SGD)
+
+    # The same job on Adam all along (Lu et al.) trains other weights after the window.
+    same = _job(select_until_epoch=2, epochs=4)
+    adam = OptimizerHooks([0.9, 0.6, 0.5, 0.5])
+    fit(same, build_training(same, TAGS), adam, steps=2, device=CPU)
+    assert all("betas" in group for group in adam.groups)
+    assert adam.reported[1]["train/loss"] == hooks.reported[1]["train/loss"]
+    assert adam.reported[2]["train/loss"] != hooks.reported[2]["train/loss"]
+
+    # Resumed from the checkpoint of epoch 3 (SGD state), the run ends as the uninterrupted one.
+    (latest, best_then), resumed_state = hooks.snapshots[2], hooks.states[2]
+    resumed = OptimizerHooks([0.5])
+    again = build_training(job, TAGS)
+    fit(job, again, resumed, steps=2, device=CPU, resume=(resumed_state, latest, best_then))
+    assert isinstance(again.optimizer, torch.optim.SGD)
+    assert resumed.reported[-1]["train/loss"] == hooks.reported[-1]["train/loss"]
+
+
+def test_the_sgd_handoff_needs_a_selection_window():
+    from raytag.config import ConfigError
+
+    with pytest.raises(ConfigError, match="after_window"):
+        _job(after_window="sgd")

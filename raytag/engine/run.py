@@ -13,7 +13,8 @@ rank starts from the same weights); :func:`fit` runs the epochs:
 * the best epoch by ``train.select_metric``; with ``train.select_until_epoch: N`` only epochs
   1…N can be best, and before epoch N + 1 the whole best snapshot (model, optimizer, method
   state: the mean teacher too) is restored and training goes on from it (Lu et al.: "load the
-  best model and train another N epochs");
+  best model and train another N epochs"); with ``train.after_window: sgd`` it goes on with a
+  new SGD optimizer instead of the restored Adam (Won et al.'s solver, :func:`handoff_optimizer`);
 * ``hooks.report(metrics, state=..., best=..., latest=...)`` at the end of every epoch: a Ray
   worker reports to Ray Train and checkpoints there, the benchmark prints a line;
 * after each report, rank 0 asks ``stop_requested()`` (a Ray worker: ``raytag stop``); when it
@@ -102,6 +103,16 @@ def build_training(job: Any, tags: list[str], *, init_weights: dict | None = Non
     return Training(method, model, optimizer)
 
 
+WON_SGD = {"lr": 1e-3, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-4}
+"""The SGD settings of Won et al.'s solver after its Adam phase (minzwon/sota-music-tagging-models,
+``training/solver.py``; Lu et al. follow it): lr 1e-3, momentum 0.9, Nesterov, weight decay 1e-4."""
+
+
+def handoff_optimizer(model: nn.Module) -> torch.optim.Optimizer:
+    """A fresh SGD optimizer with :data:`WON_SGD` on ``model``'s parameters (no state)."""
+    return torch.optim.SGD(model.parameters(), **WON_SGD)
+
+
 def fit(
     job: Any,
     training: Training,
@@ -138,20 +149,26 @@ def fit(
     method, model, optimizer = training.method, training.model, training.optimizer
     state = TrainingState(select_metric=job.train.select_metric)
     best = Snapshot.capture(model, optimizer, method)
+    window = job.train.select_until_epoch
+    sgd_after_window = job.train.after_window == "sgd"
     if resume is not None:
         state, latest, best = resume
+        if sgd_after_window and state.epochs_done > window:  # the checkpoint holds the SGD's state
+            optimizer = training.optimizer = handoff_optimizer(model)
         latest.restore(model, optimizer, method)
         state.resumed_from_epoch = state.epochs_done
         if rank == 0:
             log.info("resuming from the checkpoint of epoch %d", state.epochs_done)
-    window = job.train.select_until_epoch
     for epoch in range(state.epochs_done + 1, job.train.epochs + 1):  # numbered from 1
         index = epoch - 1  # keys the draws and the methods' schedules
         started = time.perf_counter()
         if window is not None and epoch == window + 1:
             best.restore(model, optimizer, method)
+            if sgd_after_window:
+                optimizer = training.optimizer = handoff_optimizer(model)
             if rank == 0:
-                log.info("selection window over: continuing from the best epoch (%s)", state.best_epoch)
+                log.info("selection window over: continuing from the best epoch (%s)%s", state.best_epoch,
+                         " with SGD (Won et al.)" if sgd_after_window else "")
         step_seed = rank_generator_seed(job.seed, index, rank)
         torch.manual_seed(step_seed)  # dropout
         method.start_epoch(Epoch(index, torch.Generator().manual_seed(step_seed), model, steps))
