@@ -129,7 +129,7 @@ def _arms(protocol: Protocol) -> dict[str, Arm]:
     def stages(head: str) -> tuple[Stage, ...]:
         model = {"model": {**MODEL, "head": head}}
         return (Stage("stage1", {**model, **verified}, s1, export=True),
-                Stage("stage2", {**model, "objective": {"name": "staged_training", "staged": staged}}, s2,
+                Stage("stage2", {**model, "objective": {"name": "staged_training", **staged}}, s2,
                       init_from="stage1", export=True),
                 Stage("stage3", {**model, **verified}, s3, init_from="stage2"))
 
@@ -138,15 +138,15 @@ def _arms(protocol: Protocol) -> dict[str, Arm]:
         "bce": Arm("BCE", (Stage("run", export=True),)),
         "btrain": Arm("Balanced-Training", (Stage("run", {"objective": {"name": "balanced_training"}}, export=True),)),
         "bmasking": Arm("Balanced-Masking, in-sample teacher", (Stage("run", {"objective": {
-            "name": "balanced_masking", "masking": masking}}),), teacher="btrain"),
+            "name": "balanced_masking", **masking}}),), teacher="btrain"),
         "bmasking_mt": Arm("Balanced-Masking, in-sample teacher + mean teacher", (Stage("run", {"objective": {
-            "name": "balanced_masking", "masking": masking, "mean_teacher": protocol.mean_teacher()}}),),
+            "name": "balanced_masking", **masking, "mean_teacher": protocol.mean_teacher()}}),),
             teacher="btrain"),
         "bmasking_oof": Arm("Balanced-Masking, out-of-fold teacher", skipped=oof),
         "bmasking_oof_mt": Arm("Balanced-Masking, out-of-fold teacher + mean teacher", skipped=oof),
         "bootstrap": Arm("bootstrap (soft, β 0.95)", (Stage("run", {"objective": {"name": "bootstrap_soft"}}),)),
         "coteaching": Arm("co-teaching (τ 0.2)", (Stage("run", {"objective": {"name": "coteaching"}}),)),
-        "gce": Arm("generalized cross-entropy", skipped="no generalized cross-entropy method in raytag.methods yet"),
+        "gce": Arm("generalized cross-entropy (q 0.7)", (Stage("run", {"objective": {"name": "gce"}}),)),
         "staged": Arm("staged training (He et al., stages 1-3), sigmoid head", stages("sigmoid")),
         "staged_sparsemax": Arm("staged training, sigmoid-sparsemax head", stages("sigmoid_sparsemax")),
         "bce_finetune_verified": Arm("control: BCE, then fine-tune on the verified clips", (
@@ -173,8 +173,8 @@ def stage_tree(arm: str, teacher: str | None, stage: Stage, seed: int, corpus_di
     objective = sections.pop("objective", {"name": "bce"})
     if teacher is not None:
         folder = str(out / "models" / f"{teacher}-run-s{seed}")
-        if "masking" in objective:
-            objective["masking"]["teacher"] = folder
+        if objective.get("name") == "balanced_masking":
+            objective["teacher"] = folder
         if "semi" in sections:
             sections["semi"]["teacher"] = folder
     train = {"epochs": epochs, "select_until_epoch": window, "after_window": protocol.after_window,
