@@ -83,6 +83,11 @@ class TrainConfig(_Section):
     select_metric: Literal["roc_auc", "pr_auc", "lwlrap", "loss"] = Field(
         "roc_auc", description="validation metric that picks the best epoch (loss: lowest)"
     )
+    select_labels: Literal["auto", "noisy", "verified"] = Field(
+        "auto", description="validation labels that pick the best epoch, bound select_until_epoch and rank sweep "
+        "trials: auto = the verified validation rows when there are eval.threshold_min_verified of them (the "
+        "thresholds' rule), else every row's noisy labels (raytag.selection)",
+    )
     amp: Literal["auto", "bf16", "off"] = Field("auto", description="auto: bf16 autocast on GPU only")
     log_every: int = Field(20, gt=0, description="progress line every N steps")
     select_until_epoch: int | None = Field(

@@ -24,6 +24,7 @@ from raytag.methods import build_method
 from raytag.methods.base import Method, TeacherNeed
 from raytag.models import count_parameters
 from raytag.models.export import ModelRecipe, check_fits, read_exported
+from raytag.selection import resolve_select_labels
 from raytag.text import plural
 
 log = logging.getLogger("raytag")
@@ -39,6 +40,9 @@ class JobPlan:
     sample_rate: int
     crop_samples: int
     parameters: int
+    select_labels: str = "noisy"
+    """The validation labels that choose the model: ``train.select_labels`` resolved
+    (:func:`select_labels`)."""
 
 
 def plan_job(job) -> JobPlan:
@@ -47,6 +51,8 @@ def plan_job(job) -> JobPlan:
     Raises:
         JobError: an empty split, no verified row for ``data.train_subset: verified``, or a
             missing unlabeled folder.
+        raytag.selection.SelectionError: ``train.select_labels: verified`` with too few
+            verified validation rows.
         raytag.models.export.ExportError: a teacher or ``model.init`` that does not fit.
     """
     manifest = read_manifest(job.data.manifest, job.data.tags)
@@ -71,7 +77,20 @@ def plan_job(job) -> JobPlan:
         _check_teacher(needs.unlabeled_teacher, recipe.tags, sample_rate=model.sample_rate)
         if job.semi.unlabeled_dir is not None and not Path(job.semi.unlabeled_dir).is_dir():
             raise JobError(f"semi.unlabeled_dir: {job.semi.unlabeled_dir} is not a folder")
-    return JobPlan(manifest, recipe, method, model.sample_rate, model.crop_samples, count_parameters(model))
+    return JobPlan(manifest, recipe, method, model.sample_rate, model.crop_samples, count_parameters(model),
+                   select_labels(job, manifest))
+
+
+def select_labels(job, manifest: Manifest) -> str:
+    """``train.select_labels`` resolved on the manifest's verified validation rows: ``"noisy"``
+    or ``"verified"`` (:func:`raytag.selection.resolve_select_labels`).
+
+    Raises:
+        raytag.selection.SelectionError: ``verified`` with too few verified validation rows.
+    """
+    verified = sum(t.verified for t in manifest.split("valid"))
+    return resolve_select_labels(job.train.select_labels, verified_rows=verified,
+                                 min_verified=job.eval.threshold_min_verified)
 
 
 def _check_teacher(need: TeacherNeed, tags: tuple[str, ...], *, sample_rate: int | None) -> None:

@@ -13,6 +13,7 @@ TEACHER_MODEL = "raytag.teacher_model"  # lineage: the exported teacher folder
 TEACHER_SCORES = "raytag.teacher_scores"  # the cached score file Balanced-Masking used
 TEACHER_SCORES_REUSED = "raytag.teacher_scores_reused"
 THRESHOLD_LABELS = "raytag.threshold_labels"  # what the decision thresholds were chosen on
+SELECT_LABELS = "raytag.select_labels"  # the validation labels that chose the best epoch: noisy or verified
 TRAIN_NODES = "raytag.train_nodes"  # the Ray nodes the Train workers ran on
 EPOCHS_FROM = "raytag.epochs_from"  # on a training run: the number of its first epoch (steps, epoch metrics)
 EPOCHS_FROM_1 = "1"  # every run raytag starts now; a run without the tag numbered its epochs from 0

@@ -35,6 +35,7 @@ from raytag.locations import run_location
 from raytag.metrics import TaggingReport
 from raytag.models.export import best_model_location, description_path, description_with_thresholds, write_exported
 from raytag.plan import JobPlan, evaluation_labels, plan_job, unlabeled_tracks
+from raytag.selection import selection_key
 from raytag.timing import Phases
 from raytag.threshold_choice import ThresholdLabelChoice
 from raytag.thresholds import THRESHOLD_CHOSEN, choose_thresholds, threshold_labels, threshold_map
@@ -92,9 +93,12 @@ def train(
         job.model.name, f"{job_plan.parameters:,}", len(job_plan.recipe.tags),
         job_plan.sample_rate, job_plan.crop_samples / job_plan.sample_rate, job.objective.name,
     )
+    log.info("the best epoch is chosen on the %s validation labels (train.select_labels %s)",
+             job_plan.select_labels, job.train.select_labels)
     with phases("start"):
         ensure_ray(job)
-        tracker = start_run(job, parameters=job_plan.parameters, parent_run_id=parent_run_id, run_tags=run_tags)
+        tracker = start_run(job, parameters=job_plan.parameters, parent_run_id=parent_run_id,
+                            run_tags={**(run_tags or {}), T.SELECT_LABELS: job_plan.select_labels})
     manifest = job_plan.manifest
     extra = unlabeled_tracks(job, manifest) if job_plan.method.needs.unlabeled_teacher else []
     splits = {*("train", "valid", job.eval.split)}
@@ -124,7 +128,9 @@ def train(
     missing = log_missing_epochs(tracker, state.history)
     if missing:  # training finished before this MLflow run started (see tracking.runs.start_run)
         log.info("logged %s of the checkpoint into MLflow run %s", plural(missing, "epoch"), tracker.run_id)
-    log.info("best epoch %s (valid %s %.4f); model in %s", state.best_epoch, state.select_metric, state.best_value, model_location)
+    log.info("best epoch %s (valid %s %.4f on the %s rows, %s); model in %s", state.best_epoch, state.select_metric,
+             state.best_value, state.select_labels, selection_key(state.select_labels, state.select_metric),
+             model_location)
     with phases("evaluate"):
         # One scoring pass for the validation split (thresholds) and the eval split.
         scored = score_splits(job, model_location, ["valid", job.eval.split], job_plan=job_plan, scan=scan)
@@ -154,6 +160,7 @@ def _export_best(job: JobConfig, job_plan: JobPlan, final: str, tracker: Tracker
             sample_rate=job_plan.sample_rate, crop_samples=job_plan.crop_samples,
             scoring=job.eval.scoring_options().recorded(),
             best_epoch=state.best_epoch, select_metric=state.select_metric, best_value=state.best_value,
+            select_labels=state.select_labels,
             mlflow_run_id=tracker.run_id,
         )
         storage.upload(out, location)

@@ -74,6 +74,26 @@ def param_space(space: SearchSpace) -> dict[str, Any]:
     return {p.path: makers[p.kind](p.args) for p in space.params}
 
 
+def ranking_metric(target: JobConfig, space: SearchSpace) -> tuple[str, str]:
+    """What trials are ranked on, and ``"max"`` or ``"min"``: the space's ``metric``, else the
+    metric that chooses each trial's best epoch: ``train.select_metric`` on the validation
+    labels ``train.select_labels`` resolves to (``valid_verified/...`` when the manifest has
+    enough verified validation rows, see :mod:`raytag.selection`).
+
+    Raises:
+        raytag.selection.SelectionError: ``select_labels: verified`` with too few verified rows.
+    """
+    from raytag.data.manifest import read_manifest
+    from raytag.plan import select_labels
+    from raytag.selection import selection_key
+
+    if space.metric:
+        return space.metric, space.mode
+    manifest = read_manifest(target.data.manifest, target.data.tags)
+    signal = select_labels(target, manifest)
+    return selection_key(signal, target.train.select_metric), "min" if target.train.select_metric == "loss" else "max"
+
+
 def driver_node_resource() -> str:
     """A resource only the driver's node has, to keep trial processes beside the driver.
 
@@ -185,8 +205,7 @@ def run_sweep(job: JobConfig, space: SearchSpace, options: SweepOptions) -> Swee
 
     target = check_space(job, space)
     check_options(space, options)
-    metric = space.metric or f"valid/{target.train.select_metric}"
-    mode = space.mode if space.metric else ("min" if target.train.select_metric == "loss" else "max")
+    metric, mode = ranking_metric(target, space)
     sweep = f"{job.name}-sweep"
     storage = resolve_storage(target.storage)
 
