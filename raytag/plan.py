@@ -20,6 +20,7 @@ from raytag import storage
 from raytag.audio.files import audio_files
 from raytag.data.manifest import Manifest, ManifestError, Track, multi_hot, read_labels, read_manifest
 from raytag.errors import JobError
+from raytag.folds import read_oof_teacher, track_fold
 from raytag.methods import build_method
 from raytag.methods.base import Method, TeacherNeed
 from raytag.models import count_parameters
@@ -95,17 +96,34 @@ def select_labels(job, manifest: Manifest) -> str:
 
 def _check_teacher(need: TeacherNeed, tags: tuple[str, ...], *, sample_rate: int | None) -> None:
     """An exported teacher must exist and be trained on the job's tags (and rate, when it
-    labels crops the student sees); checked before any cluster work."""
+    labels crops the student sees); checked before any cluster work. An out-of-fold teacher
+    (:mod:`raytag.folds`) scores training tracks only: each of its fold models is checked, and
+    it cannot label crops the student sees."""
     if need.folder is None:
         read_exported(None, need.key)  # raises: names the missing config key
+    oof = read_oof_teacher(need.folder)
+    if oof is not None:
+        if sample_rate is not None:
+            raise JobError(f"{need.key}: {need.folder} is an out-of-fold teacher ({oof.folds} fold models); it scores "
+                           "training tracks, it cannot label the student's unlabeled crops: use a stage without folds")
+        for model in oof.models:
+            with storage.local_folder(model) as folder:
+                check_fits(read_exported(folder, need.key), key=need.key, tags=tags)
+        return
     with storage.local_folder(need.folder) as folder:
         check_fits(read_exported(folder, need.key), key=need.key, tags=tags, sample_rate=sample_rate)
 
 
 def training_tracks(job, manifest: Manifest) -> list[Track]:
-    """The training split, or its verified rows (``data.train_subset``)."""
+    """The training split, or its verified rows (``data.train_subset``), without the fold
+    ``train.leave_out`` leaves out (an out-of-fold teacher, :mod:`raytag.folds`)."""
     tracks = manifest.split("train")
-    return [t for t in tracks if t.verified] if job.data.train_subset == "verified" else tracks
+    if job.data.train_subset == "verified":
+        tracks = [t for t in tracks if t.verified]
+    leave_out = job.train.leave_out
+    if leave_out is not None:
+        tracks = [t for t in tracks if track_fold(t.path, folds=leave_out.folds, seed=leave_out.seed) != leave_out.fold]
+    return tracks
 
 
 def unlabeled_tracks(job, manifest: Manifest) -> list[Track]:
