@@ -11,7 +11,8 @@ rank (world size 1), minus the cluster layer:
   ``init_seed``, optimizer) and ``raytag.engine.run.fit`` (step draws per (seed, epoch, rank 0),
   ``train_epoch``, Lu et al.'s selection window ``train.select_until_epoch``, the best snapshot,
   the mean of the last ``eval.average_last`` epochs), with this module's hooks;
-- the method's ``needs`` and ``track_columns`` are served here as the driver serves them;
+- the method's ``needs`` and ``track_columns`` are served here as the driver serves them (an
+  out-of-fold teacher too, :func:`teacher_track_scores`; ``train.leave_out`` trains a fold teacher);
 - each epoch's rows come from ``raytag.data.rows.epoch_rows`` (order and crop seeds per
   (seed, epoch, track)) (``with_unlabeled`` for the noisy student);
 - augmentation is ``augment_numpy_batch`` seeded by ``batch_seed`` of the batch's rows;
@@ -50,6 +51,7 @@ from raytag.engine.checkpoint import TrainingState
 from raytag.engine.loop import track_loss, validation_probabilities, with_unlabeled
 from raytag.scoring.tracks import TrackAverager
 from raytag.engine.run import build_training, fit
+from raytag.folds import assemble_fold_scores, fold_indices, read_oof_teacher
 from raytag.metrics import tagging_report
 from raytag.models.export import ModelRecipe, check_fits, read_exported, read_weights, write_exported
 
@@ -202,6 +204,24 @@ def load_teacher(folder: str | None, *, key: str, tags: Sequence[str]) -> tuple[
     return teacher.eval(), exported.sample_rate, exported.crop_samples
 
 
+def teacher_track_scores(folder: str, *, key: str, tags: Sequence[str], split: SplitAudio,
+                         evaluation: dict) -> np.ndarray:
+    """(N, K) a frozen exported teacher's track scores over ``split``; an out-of-fold teacher
+    (:mod:`raytag.folds`) scores each track with the fold model that trained without its fold,
+    as :mod:`raytag.cluster.inference.teacher_scores` does on the cluster."""
+    oof = read_oof_teacher(folder)
+    if oof is None:
+        teacher, rate, crop = load_teacher(folder, key=key, tags=tags)
+        return track_scores(teacher, split, **{**evaluation, "sample_rate": rate, "crop_samples": crop})
+    folds = fold_indices(split.table.paths, folds=oof.folds, seed=oof.seed)
+    parts = {}
+    for fold in np.unique(folds).tolist():
+        teacher, rate, crop = load_teacher(oof.models[fold], key=key, tags=tags)
+        parts[fold] = track_scores(teacher, split.subset(folds == fold),
+                                   **{**evaluation, "sample_rate": rate, "crop_samples": crop})
+    return assemble_fold_scores(folds, parts, num_tags=len(tags))
+
+
 class UnlabeledStream:
     """The noisy student's unlabeled batches: a frozen teacher's probabilities on the clean crop
     (``u_soft``), the augmented crop (``u_audio``) and ``u_decoded``.
@@ -280,9 +300,11 @@ class _BenchHooks:
     manifest's (noisy) labels, the test split against the clean ones, a progress line per epoch."""
 
     def __init__(self, job, table: TrackTable, audio: Sequence[np.ndarray], *, valid: SplitAudio, test: SplitAudio,
-                 tags: list[str], stream: UnlabeledStream | None, evaluation: dict, log: Callable[[str], None]):
+                 tags: list[str], stream: UnlabeledStream | None, evaluation: dict, log: Callable[[str], None],
+                 verified_valid: dict[str, np.ndarray] | None = None):
         self.job, self.table, self.audio, self.valid, self.test = job, table, audio, valid, test
         self.tags, self.stream, self.evaluation, self.log = tags, stream, evaluation, log
+        self.verified_valid = verified_valid or {}
 
     def batches(self, index: int) -> Iterator[dict]:
         job = self.job
@@ -293,7 +315,12 @@ class _BenchHooks:
 
     def evaluate(self, model: torch.nn.Module, split: str, *, prefix: str) -> dict[str, float]:
         held, labels = (self.valid, self.valid.table.labels) if split == "valid" else (self.test, self.test.clean)
-        return _metrics(labels, track_scores(model, held, **self.evaluation), self.tags, prefix)
+        scores = track_scores(model, held, **self.evaluation)
+        metrics = _metrics(labels, scores, self.tags, prefix)
+        if split == "valid":
+            for subset_prefix, rows in self.verified_valid.items():
+                metrics.update(_metrics(self.valid.clean[rows], scores[rows], self.tags, subset_prefix))
+        return metrics
 
     def report(self, metrics: dict[str, Any], *, state: TrainingState, best, latest) -> None:
         self.log(f"{self.job.name} epoch {metrics['epoch']}/{self.job.train.epochs}: train loss "
@@ -302,7 +329,7 @@ class _BenchHooks:
 
 
 def run_job(job, corpus: MemoryCorpus, *, train_labels: str = "manifest", export_to: str | Path | None = None,
-            log: Callable[[str], None] = print) -> dict[str, Any]:
+            log: Callable[[str], None] = print, verified_valid: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
     """Trains one validated job on an in-memory corpus and evaluates it against clean labels.
 
     The run is :func:`raytag.engine.run.fit`, as on a Ray Train worker: every epoch one pass
@@ -319,6 +346,10 @@ def run_job(job, corpus: MemoryCorpus, *, train_labels: str = "manifest", export
         train_labels: ``"manifest"`` (what a job trains on) or ``"clean"`` (an oracle reference).
         export_to: write the best epoch there as an exported model (a teacher for later runs).
         log: receives one progress line per epoch.
+        verified_valid: ``{prefix: (N,) bool over the validation split}``: every epoch also
+            scores those validation rows against their clean labels (what a person verifying
+            them would give) under ``prefix`` (e.g. ``valid_verified/``); the selection signals
+            of ``bench_selection.py``. The run itself still selects as the job says.
 
     Returns:
         JSON-able: ``history`` (per-epoch metrics), ``best_epoch``, ``test`` (the best epoch's
@@ -337,6 +368,10 @@ def run_job(job, corpus: MemoryCorpus, *, train_labels: str = "manifest", export
     train = corpus.split("train")
     if job.data.train_subset == "verified":
         train = train.subset(train.verified)
+    leave_out = job.train.leave_out
+    if leave_out is not None:  # an out-of-fold teacher: the training split without its fold (raytag.folds)
+        train = train.subset(fold_indices(train.table.paths, folds=leave_out.folds, seed=leave_out.seed)
+                             != leave_out.fold)
     if train_labels == "clean":
         train = replace(train, table=replace(train.table, labels=train.clean.astype(np.float32)))
     elif train_labels != "manifest":
@@ -346,8 +381,8 @@ def run_job(job, corpus: MemoryCorpus, *, train_labels: str = "manifest", export
 
     needs, scores = method.needs, None
     if needs.scores_teacher is not None:
-        teacher, t_rate, t_crop = load_teacher(needs.scores_teacher.folder, key=needs.scores_teacher.key, tags=tags)
-        scores = track_scores(teacher, train, **{**evaluation, "sample_rate": t_rate, "crop_samples": t_crop})
+        scores = teacher_track_scores(needs.scores_teacher.folder, key=needs.scores_teacher.key, tags=tags,
+                                      split=train, evaluation=evaluation)
     columns = method.track_columns(labels=train.table.labels, verified=train.verified, scores=scores, clean=train.clean)
     missing = set(needs.columns) - set(columns.columns)
     if missing:
@@ -362,7 +397,7 @@ def run_job(job, corpus: MemoryCorpus, *, train_labels: str = "manifest", export
 
     test = corpus.split("test")
     hooks = _BenchHooks(job, table, train.audio, valid=corpus.split("valid"), test=test, tags=tags, stream=stream,
-                        evaluation=evaluation, log=log)
+                        evaluation=evaluation, log=log, verified_valid=verified_valid or {})
     state, best = fit(job, training, hooks, steps=math.ceil(len(table) / job.train.batch_size), device=CPU)
     history = state.history
 
