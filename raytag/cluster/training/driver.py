@@ -110,6 +110,12 @@ def train(
     if take_stop_request(run):
         log.info("removed a stop request left in %s from before this run", run)
     previous = latest_checkpoint(run)
+    if previous and previous[1].best_epoch is not None and previous[1].select_labels != job_plan.select_labels:
+        tracker.end("FAILED")
+        raise JobError(f"{job.name}: its checkpoint chose the best epoch on the {previous[1].select_labels} validation "
+                       f"labels, and train.select_labels ({job.train.select_labels}) now resolves to the "
+                       f"{job_plan.select_labels} ones; set train.select_labels={previous[1].select_labels} to resume it, "
+                       "or train under another name")
     if previous and previous[1].epochs_done >= job.train.epochs:
         log.info("%s already trained %s; evaluating its best epoch", job.name, plural(previous[1].epochs_done, "epoch"))
         final = previous[0]
