@@ -142,7 +142,7 @@ def run_fold_stage(stage_job: JobConfig, folds: int, *, parent_run_id: str | Non
             run_config=tune.RunConfig(name=f"{stage_job.name}-folds", storage_path=resolve_storage(stage_job.storage)),
         )
         results = tuner.fit()
-        errors = [str(r.error).strip().splitlines()[-1] for r in results if r.error is not None][:3]
+        errors = [(str(r.error).strip().splitlines() or [repr(r.error)])[-1] for r in results if r.error is not None][:3]
     else:
         errors = []
     records = [_read_record(fold_record_location(job)) for job in jobs]
