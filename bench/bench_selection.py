@@ -29,12 +29,17 @@ the same number of masked entries, and recall follows it.
 Resumable: each run is cached under ``<out>/runs`` (bench/run_cache.py); each finished run is
 added to selection.json and the report is rewritten, so a stopped benchmark reports what it has.
 
-    nice -n 10 python bench/bench_selection.py [--epochs 20] [--seeds 0 1 2] [--folds 5]
+    nice -n 10 python bench/bench_selection.py [--epochs 20] [--seeds 0 1 2] [--folds 5] [--lock FILE]
+
+With ``--lock /tmp/raytag-heavy.lock`` each run takes the shared machine's lock while it trains
+(a few minutes) and lets other work in between runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import math
 import time
@@ -57,6 +62,20 @@ SAMPLE_SEED = 0
 PERCENTILE = 80
 LABELS = {"bce": "BCE", "btrain": "B-Training", "fold": "B-Training fold teacher",
           "bmasking": "B-Masking (in-sample teacher)", "bmasking_oof": "B-Masking (out-of-fold teachers)"}
+
+
+@contextlib.contextmanager
+def heavy_lock(path: Path | None):
+    """Holds an exclusive ``flock`` on ``path`` (None: nothing) for the block's duration."""
+    if path is None:
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def verified_samples(corpus: MemoryCorpus) -> dict[str, np.ndarray]:
@@ -181,6 +200,8 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--lock", type=Path, default=None,
+                        help="a lock file (flock) each run holds while it trains, e.g. /tmp/raytag-heavy.lock")
     args = parser.parse_args()
     configure_process()
     out = args.out.resolve()
@@ -205,8 +226,9 @@ def main() -> None:
 
     def run(name: str, kind: str, seed: int, *, job: dict | None = None, **options) -> dict:
         method = "btrain" if kind == "fold" else kind
-        return cached_run(out, tree(name, method, seed, corpus_dir, args.epochs, **(job or {})), corpus,
-                          verified_valid=samples, **options)
+        with heavy_lock(args.lock):  # one run at a time holds the machine's shared lock
+            return cached_run(out, tree(name, method, seed, corpus_dir, args.epochs, **(job or {})), corpus,
+                              verified_valid=samples, **options)
 
     for seed in args.seeds:
         record(f"sel-bce-s{seed}", "bce", seed, run(f"sel-bce-s{seed}", "bce", seed))

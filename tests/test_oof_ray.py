@@ -50,9 +50,10 @@ def verified_manifest(corpus: Path, out: Path, verified: int) -> Path:
     rows = list(csv.DictReader(io.StringIO((corpus / "manifest.csv").read_text())))
     done = 0
     for row in rows:
+        path = row["path"]
+        row["path"] = path if Path(path).is_absolute() else str(corpus / path)  # the copy lies elsewhere
         if row["split"] == "valid" and done < verified:
-            path = row["path"] if Path(row["path"]).is_absolute() else str(corpus / row["path"])
-            row["tags"] = clean.get(row["path"], clean.get(path, row["tags"]))
+            row["tags"] = clean.get(path, clean.get(row["path"], row["tags"]))
             row["verified"] = "true"
             done += 1
     assert done == verified
