@@ -29,7 +29,7 @@ the same number of masked entries, and recall follows it.
 Resumable: each run is cached under ``<out>/runs`` (bench/run_cache.py); each finished run is
 added to selection.json and the report is rewritten, so a stopped benchmark reports what it has.
 
-    nice -n 10 python bench/bench_selection.py [--epochs 20] [--seeds 0 1 2] [--folds 5] [--lock FILE]
+    nice -n 10 python bench/bench_selection.py [--epochs 15] [--seeds 0 1 2] [--folds 5] [--lock FILE]
 
 With ``--lock /tmp/raytag-heavy.lock`` each run takes the shared machine's lock while it trains
 (a few minutes) and lets other work in between runs.
@@ -42,7 +42,6 @@ import contextlib
 import fcntl
 import json
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -195,7 +194,7 @@ def write_report(state: dict, path_json: Path, path_md: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -231,27 +230,30 @@ def main() -> None:
                               verified_valid=samples, **options)
 
     for seed in args.seeds:
-        record(f"sel-bce-s{seed}", "bce", seed, run(f"sel-bce-s{seed}", "bce", seed))
+        # The first seed's teachers first (in-sample, then the folds), so that a stopped benchmark
+        # has the masking comparison; BCE last.
         teacher = run(f"sel-btrain-s{seed}", "btrain", seed, export=True)
         record(f"sel-btrain-s{seed}", "btrain", seed, teacher)
-        masking = run(f"sel-bmasking-s{seed}", "bmasking", seed, job={"teacher": teacher["model"]}, upstream=(teacher["key"],))
+        if seed == args.seeds[0]:  # out-of-fold teachers for the first seed only (K runs)
+            folds = []
+            for fold in range(args.folds):
+                leave_out = {"folds": args.folds, "fold": fold, "seed": seed}
+                name = f"sel-fold{fold}of{args.folds}-s{seed}"
+                result = run(name, "fold", seed, export=True, job={"leave_out": leave_out})
+                record(name, "fold", seed, result)
+                folds.append(result)
+            oof = out / "models" / f"sel-oof{args.folds}-s{seed}"
+            write_oof_teacher(str(oof), OofTeacher(args.folds, seed, tuple(r["model"] for r in folds)))
+            state["teacher_seconds"][str(seed)] = {"in_sample": teacher["seconds"], "folds": args.folds,
+                                                   "out_of_fold": sum(r["seconds"] for r in folds)}
+        masking = run(f"sel-bmasking-s{seed}", "bmasking", seed, job={"teacher": teacher["model"]},
+                      upstream=(teacher["key"],))
         record(f"sel-bmasking-s{seed}", "bmasking", seed, masking)
-        if seed != args.seeds[0]:
-            continue  # out-of-fold teachers for the first seed only (K runs each)
-        folds, started = [], time.perf_counter()
-        for fold in range(args.folds):
-            leave_out = {"folds": args.folds, "fold": fold, "seed": seed}
-            result = run(f"sel-fold{fold}of{args.folds}-s{seed}", "fold", seed, export=True, job={"leave_out": leave_out})
-            record(f"sel-fold{fold}of{args.folds}-s{seed}", "fold", seed, result)
-            folds.append(result)
-        oof = out / "models" / f"sel-oof{args.folds}-s{seed}"
-        write_oof_teacher(str(oof), OofTeacher(args.folds, seed, tuple(r["model"] for r in folds)))
-        state["teacher_seconds"][str(seed)] = {"in_sample": teacher["seconds"], "folds": args.folds,
-                                               "out_of_fold": sum(r["seconds"] for r in folds),
-                                               "wall_s_this_invocation": time.perf_counter() - started}
-        oof_run = run(f"sel-bmasking-oof-s{seed}", "bmasking_oof", seed, job={"teacher": str(oof)},
-                      upstream=tuple(r["key"] for r in folds))
-        record(f"sel-bmasking-oof-s{seed}", "bmasking_oof", seed, oof_run)
+        if seed == args.seeds[0]:
+            oof_run = run(f"sel-bmasking-oof-s{seed}", "bmasking_oof", seed, job={"teacher": str(oof)},
+                          upstream=tuple(r["key"] for r in folds))
+            record(f"sel-bmasking-oof-s{seed}", "bmasking_oof", seed, oof_run)
+        record(f"sel-bce-s{seed}", "bce", seed, run(f"sel-bce-s{seed}", "bce", seed))
     write_report(state, path_json, path_md)
     print(path_md.read_text())
 
