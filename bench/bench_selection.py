@@ -39,9 +39,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import fcntl
 import json
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +63,17 @@ SAMPLE_SEED = 0
 PERCENTILE = 80
 LABELS = {"bce": "BCE", "btrain": "B-Training", "fold": "B-Training fold teacher",
           "bmasking": "B-Masking (in-sample teacher)", "bmasking_oof": "B-Masking (out-of-fold teachers)"}
+
+
+class TimeUp(Exception):
+    """``--stop-at`` passed before a run started (the run's name)."""
+
+
+def stop_time(text: str) -> float:
+    """``HH:MM`` UTC today as a Unix time."""
+    hours, minutes = (int(part) for part in text.split(":"))
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return now.replace(hour=hours, minute=minutes, second=0, microsecond=0).timestamp()
 
 
 @contextlib.contextmanager
@@ -199,6 +212,8 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--stop-at", type=stop_time, default=None,
+                        help="HH:MM (UTC, today): start no run after it; the report keeps what finished")
     parser.add_argument("--lock", type=Path, default=None,
                         help="a lock file (flock) each run holds while it trains, e.g. /tmp/raytag-heavy.lock")
     args = parser.parse_args()
@@ -225,10 +240,23 @@ def main() -> None:
 
     def run(name: str, kind: str, seed: int, *, job: dict | None = None, **options) -> dict:
         method = "btrain" if kind == "fold" else kind
+        if args.stop_at is not None and time.time() >= args.stop_at:
+            raise TimeUp(name)
         with heavy_lock(args.lock):  # one run at a time holds the machine's shared lock
             return cached_run(out, tree(name, method, seed, corpus_dir, args.epochs, **(job or {})), corpus,
                               verified_valid=samples, **options)
 
+    try:
+        run_all(args, run, record, state)
+    except TimeUp as stopped:
+        print(f"--stop-at reached before run {stopped}; reporting the runs that finished", flush=True)
+    write_report(state, path_json, path_md)
+    print(path_md.read_text())
+
+
+def run_all(args, run, record, state: dict) -> None:
+    """Every run of the benchmark, in the order that gives the most when stopped early."""
+    out = args.out.resolve()
     for seed in args.seeds:
         # The first seed's teachers first (in-sample, then the folds), so that a stopped benchmark
         # has the masking comparison; BCE last.
@@ -254,8 +282,6 @@ def main() -> None:
                           upstream=tuple(r["key"] for r in folds))
             record(f"sel-bmasking-oof-s{seed}", "bmasking_oof", seed, oof_run)
         record(f"sel-bce-s{seed}", "bce", seed, run(f"sel-bce-s{seed}", "bce", seed))
-    write_report(state, path_json, path_md)
-    print(path_md.read_text())
 
 
 if __name__ == "__main__":
