@@ -90,8 +90,8 @@ def objectives(epochs: int, teacher: str) -> dict[str, dict]:
         "bootstrap_soft": {"name": "bootstrap_soft"}, "bootstrap_hard": {"name": "bootstrap_hard"},
         "coteaching": {"name": "coteaching"},
         "btrain": {"name": "balanced_training"},
-        "bmasking": {"name": "balanced_masking", "masking": masking},
-        "bmasking_mt": {"name": "balanced_masking", "masking": masking, "mean_teacher": {
+        "bmasking": {"name": "balanced_masking", **masking},
+        "bmasking_mt": {"name": "balanced_masking", **masking, "mean_teacher": {
             "enabled": True, "window_epochs": 1.0, "ramp_epochs": float(share), "warmup_epochs": share,
             "beta_max": 0.8, "gamma": 0.5}},
     }

@@ -115,7 +115,7 @@ def tree(name: str, method: str, seed: int, corpus: Path, epochs: int, *, teache
          leave_out: dict | None = None) -> dict:
     objective = {"bce": {"name": "bce"}, "btrain": {"name": "balanced_training"}}.get(method)
     if objective is None:
-        objective = {"name": "balanced_masking", "masking": {"percentile": PERCENTILE, "teacher": teacher}}
+        objective = {"name": "balanced_masking", "percentile": PERCENTILE, "teacher": teacher}
     train = {**TRAIN, "epochs": epochs, **({"leave_out": leave_out} if leave_out else {})}
     return job_tree(name, seed=seed, corpus=corpus, model=MODELS["shortres-tiny"], train=train, objective=objective,
                     eval={**EVAL, "average_last": epochs})  # the clean test split every epoch (reporting only)

@@ -75,7 +75,7 @@ def run_table(seeds: list[int], epochs: int, out: Path) -> tuple[dict[str, dict[
                                                export=True))
             second = add("staged2", cached_run(
                 out, tree("staged2", s2, model={**model, "init": first["model"]},
-                          objective={"name": "staged_training", "staged": STAGED}),
+                          objective={"name": "staged_training", **STAGED}),
                 corpus, export=True, upstream=(first["key"],)))
             add("staged", cached_run(
                 out, tree("staged", s3, model={**model, "init": second["model"]}, data={"train_subset": "verified"}),

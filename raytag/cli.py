@@ -1,5 +1,5 @@
 """``raytag <command>``: synth, corpus, prepare, train, stop, run, sweep, evaluate, predict, audit, verify, review,
-models.
+models, methods.
 
 The command line parses, calls and prints; the work is in the modules it calls. Exit codes
 (:mod:`raytag.errors`): 0 success; 2 bad input, an :class:`~raytag.errors.InputError`
@@ -22,6 +22,8 @@ from typing import NoReturn
 
 from raytag import package_version
 from raytag.errors import EXIT_BAD_INPUT, EXIT_FAILED, InputError, RaytagError
+from raytag.locations import is_uri
+from raytag.output_files import check_output_file, check_output_folder
 from raytag.text import plural
 
 log = logging.getLogger("raytag")
@@ -114,6 +116,7 @@ def cmd_corpus(args: argparse.Namespace) -> int:
     from raytag.data.corpora import get_corpus, make_manifest
 
     adapter = get_corpus(args.corpus)
+    check_output_file(args.output, "-o")
     options = {option.name: getattr(args, option.name) for option in adapter.options}
     report = make_manifest(
         adapter, source=Path(args.source), output=Path(args.output), overwrite=args.overwrite,
@@ -319,6 +322,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from raytag.cluster.inference.audit import format_audit, run_audit
 
     job = load_job(args.job, args.overrides)
+    if args.output and not is_uri(args.output):
+        check_output_folder(args.output, "-o")
     outcome = run_audit(job, teacher=args.teacher, split=args.split, output=args.output, max_rows=args.max_rows)
     print(f"{job.name}: label-noise audit of the {outcome.split} split ({plural(outcome.tracks, 'track')}, "
           f"{outcome.unscored} unscored)")
@@ -427,10 +432,29 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_methods(args: argparse.Namespace) -> int:
+    from raytag.methods import catalog
+
+    if args.update_readme is not None:
+        path = Path(args.update_readme)
+        try:
+            text = path.read_text()
+            updated = catalog.updated_readme(text)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"--update-readme {path}: {exc}") from None
+        if updated != text:
+            path.write_text(updated)
+        print(f"{path}: the method tables are {'rewritten' if updated != text else 'up to date'}")
+        return 0
+    print(catalog.markdown() if args.markdown else catalog.listing(), end="")
+    return 0
+
+
 def cmd_review(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
+    from raytag.tracking.console_tables import console_width
     from raytag.tracking.report_console import rich_tables
     from raytag.tracking.review import review_runs
 
@@ -439,8 +463,9 @@ def cmd_review(args: argparse.Namespace) -> int:
         html_path=args.html, log_to_parent=not args.no_log, max_runs=args.max_runs, sort_by=args.sort_by,
         max_plotted_runs=args.max_plots,
     )
-    console = Console(width=None if sys.stdout.isatty() else 200)  # piped: wide rows, not wrapped cells
-    for item in rich_tables(outcome.review, max_tags=args.tags):
+    width = console_width()  # a terminal's width; piped: COLUMNS, else 80
+    console = Console(width=width)
+    for item in rich_tables(outcome.review, max_tags=args.tags, width=width):
         console.print(item)
     models = [f"{run.label}: {run.model_uri}" for run in outcome.review.runs if run.model_uri]
     if models:
@@ -532,6 +557,11 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="list model presets with parameter counts")
     models.add_argument("--tags", type=at_least(1), default=50, help="number of tags (default 50)")
     models.set_defaults(run=cmd_models)
+
+    listed = commands.add_parser("methods", help="list training methods: settings, wrappers, teacher keys")
+    listed.add_argument("--markdown", action="store_true", help="the README's generated tables, with their markers")
+    listed.add_argument("--update-readme", metavar="README", help="rewrite the generated tables in this README")
+    listed.set_defaults(run=cmd_methods)
     _add_review(commands)
     _add_predict(commands)
     _add_audit(commands)

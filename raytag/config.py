@@ -9,15 +9,15 @@ Relative paths are taken from the current working directory.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, create_model, model_validator
 
 from raytag.audio.augment_spec import AugmentSpec
 from raytag.errors import InputError
 from raytag.locations import resolve_storage
-from raytag.methods import method_names, teacher_keys
+from raytag.methods import DEFAULT_METHOD, conflicts, method_names, methods, objective_sections, teacher_keys
 from raytag.models import ModelError, model_arguments
 from raytag.models.export import best_model_location
 from raytag.scoring.options import DEFAULT_BATCH_SIZE, DEFAULT_MAX_CHUNKS, DEFAULT_RAY_ABOVE, ScoringOptions
@@ -114,67 +114,35 @@ class TrainConfig(_Section):
         None, description="train without this fold of the training split (an out-of-fold teacher)")
 
 
-class MeanTeacherConfig(_Section):
-    """Lu et al. stage 2 consistency with an EMA teacher (eqs. 4-7); paper values as defaults.
-
-    The EMA smoothing and the ramp are counted in optimizer steps in the paper (η 0.999, T0
-    40000). ``window_epochs`` and ``ramp_epochs`` give them in epochs instead, converted with
-    the run's real steps per epoch per rank: η = 1 − 1/(window_epochs · steps per epoch),
-    T0 = ramp_epochs · steps per epoch. When given, they take precedence over ``eta`` and
-    ``t0`` (so a sweep can vary them on a job written in the paper's steps).
-    """
-
-    enabled: bool = False
-    eta: float | None = Field(None, ge=0, le=1, description="EMA smoothing η; default 0.999 (paper)")
-    window_epochs: float | None = Field(None, gt=0, description="EMA averaging window in epochs (instead of eta)")
-    beta_max: float = Field(0.8, ge=0, description="upper bound of the consistency weight")
-    t0: int | None = Field(None, ge=0, description="ramp-up length in optimizer steps; default 40000 (paper)")
-    ramp_epochs: float | None = Field(None, ge=0, description="ramp-up length in epochs (instead of t0)")
-    gamma: float = Field(0.5, gt=0, description="ramp-up exponent")
-    warmup_epochs: int = Field(40, ge=0, description="epochs of the student alone")
+def _objective_models() -> dict[str, type[BaseModel]]:
+    """Per registered method, the model of an ``objective`` section that picks it: ``name``, the
+    method's own settings and every wrapper's section (:mod:`raytag.methods` declares them all)."""
+    sections = {key: (settings, Field(default_factory=settings)) for key, settings in objective_sections().items()}
+    return {
+        name: create_model(f"{cls.__name__}Objective", __base__=cls.Settings, __doc__=cls.summary,
+                           name=(Literal[name], Field(name, description="the training method")), **sections)
+        for name, cls in methods().items()
+    }
 
 
-class StagedConfig(_Section):
-    """He et al. 2020 stage 2: an unverified clip's loss is ignored above η_t = α·η_{t−1} + (1 − α)·T_t,
-    T_t the k-th largest clip loss of the batch (gathered over all ranks)."""
-
-    k: int = Field(10, gt=0, description="rank of the batch loss that drives the threshold (paper 10, batch 64)")
-    alpha: float = Field(0.9, ge=0, lt=1, description="smoothing of the threshold (paper 0.9)")
+OBJECTIVE_MODELS = _objective_models()
+# Module attributes, so that a job (e.g. in a Ray task's arguments) pickles its objective by name.
+globals().update({model.__name__: model for model in OBJECTIVE_MODELS.values()})
 
 
-class MaskingConfig(_Section):
-    """Balanced-Masking (Lu et al. eq. 3): which stage-1 teacher scores the training set."""
+def _method_of(section: Any) -> Any:
+    if isinstance(section, dict):
+        return section.get("name", DEFAULT_METHOD)
+    return getattr(section, "name", None)
 
-    percentile: float = Field(80.0, ge=0, le=100, description="ξ_j percentile of negatives' scores")
-    teacher: str | None = Field(None, description="exported teacher model folder or URI (a pipeline fills it)")
 
-
-class ObjectiveConfig(_Section):
-    """The training strategy and its settings."""
-
-    name: str = Field("bce", description="a registered training method (raytag.methods)")
-    bootstrap_beta: float | None = Field(
-        None, gt=0, le=1, description="label weight; default 0.95 (soft) / 0.8 (hard), Reed et al."
-    )
-    forget_rate: float = Field(0.2, ge=0, lt=1, description="co-teaching τ")
-    num_gradual: int = Field(10, ge=0, description="co-teaching epochs to reach τ")
-    forget_exponent: float = Field(1.0, gt=0)
-    masking: MaskingConfig = Field(default_factory=MaskingConfig)
-    staged: StagedConfig = Field(default_factory=StagedConfig)
-    mean_teacher: MeanTeacherConfig = Field(default_factory=MeanTeacherConfig)
-
-    @field_validator("name")
-    @classmethod
-    def _registered(cls, name: str) -> str:
-        if name not in method_names():
-            raise ValueError(f"unknown method {name!r}; choose one of {', '.join(method_names())}")
-        return name
-
-    @model_validator(mode="after")
-    def _compatible(self) -> ObjectiveConfig:
-        if self.name == "coteaching" and self.mean_teacher.enabled:
-            raise ValueError("co-teaching cannot be combined with the mean teacher")
-        return self
+ObjectiveConfig = Annotated[
+    Union[tuple(Annotated[model, Tag(name)] for name, model in OBJECTIVE_MODELS.items())],
+    Discriminator(_method_of),
+]
+"""The ``objective`` section: ``name`` picks a method (:mod:`raytag.methods`), whose settings class
+validates the other keys; an instance of the method's settings, with ``name`` and the wrappers'
+sections (``mean_teacher``) beside them."""
 
 
 class SemiConfig(_Section):
@@ -328,7 +296,7 @@ class JobConfig(_Section):
     data: DataConfig
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
-    objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
+    objective: ObjectiveConfig = Field(default_factory=OBJECTIVE_MODELS[DEFAULT_METHOD])
     semi: SemiConfig = Field(default_factory=SemiConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     scaling: ScalingConfig = Field(default_factory=ScalingConfig)
@@ -338,20 +306,10 @@ class JobConfig(_Section):
     stages: list[StageConfig] = Field(default_factory=list, description="pipeline stages, run in order")
 
     @model_validator(mode="after")
-    def _head_compatible(self) -> JobConfig:
-        if self.model.head != "sigmoid":
-            if self.objective.name == "coteaching" or self.objective.mean_teacher.enabled or self.semi.enabled:
-                raise ValueError(
-                    f"model.head {self.model.head} cannot be combined with co-teaching, the mean teacher or semi"
-                )
-        return self
-
-    @model_validator(mode="after")
-    def _semi_compatible(self) -> JobConfig:
-        if self.semi.enabled and self.objective.mean_teacher.enabled:
-            raise ValueError("semi (noisy student) cannot be combined with objective.mean_teacher")
-        if self.semi.enabled and self.objective.name == "coteaching":
-            raise ValueError("semi (noisy student) cannot be combined with co-teaching")
+    def _methods_compatible(self) -> JobConfig:
+        problems = conflicts(self)
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     @model_validator(mode="after")
@@ -388,9 +346,13 @@ class JobConfig(_Section):
         for section, key in (("data", "manifest"), ("data", "clean_labels")):
             if data[section][key] is not None:
                 data[section][key] = resolve_storage(data[section][key])
-        masking = data["objective"]["masking"]
-        if masking["teacher"] is not None:
-            masking["teacher"] = resolve_storage(masking["teacher"])
+        for key in teacher_keys(self):
+            section, *path = key.split(".")
+            node = data[section]
+            for part in path[:-1]:
+                node = node[part]
+            if node[path[-1]] is not None:
+                node[path[-1]] = resolve_storage(node[path[-1]])
         if data["model"]["init"] is not None:
             data["model"]["init"] = resolve_storage(data["model"]["init"])
         for key in ("teacher", "unlabeled_dir"):
@@ -432,22 +394,62 @@ def apply_override(tree: dict[str, Any], assignment: str) -> None:
 
 
 def _describe(error: dict) -> str:
-    where = ".".join(str(p) for p in error["loc"]) or "<job>"
+    loc = _shown(error["loc"])
+    where = ".".join(str(p) for p in loc) or "<job>"
+    if error["type"] == "union_tag_invalid":
+        return f"{where}.name: unknown method {error['ctx']['tag']!r}; choose one of {', '.join(method_names())}"
     if error["type"] == "extra_forbidden":
-        return f"{where}: unknown key{_allowed(error['loc'])}"
+        return f"{where}: unknown key{_allowed(error['loc'])}{_moved(loc)}"
     if error["type"] == "missing":
         return f"{where}: required key is missing"
     message = error["msg"].removeprefix("Value error, ")
-    return f"{where}: {message} (got {error.get('input')!r})"
+    return f"{where}: {message}" + (f" (got {error.get('input')!r})" if loc else "")
+
+
+def _shown(loc: tuple) -> tuple:
+    """The key path as the job file writes it: without the method tag pydantic puts after ``objective``."""
+    if len(loc) > 1 and loc[0] == "objective" and loc[1] in OBJECTIVE_MODELS:
+        return (loc[0], *loc[2:])
+    return tuple(loc)
 
 
 def _allowed(loc: tuple) -> str:
     model: type[BaseModel] | None = JobConfig
-    for part in loc[:-1]:
-        field = model.model_fields.get(str(part)) if model else None
+    parts = list(loc[:-1])
+    while parts:
+        part = str(parts.pop(0))
+        if model is JobConfig and part == "objective" and parts and parts[0] in OBJECTIVE_MODELS:
+            method = parts.pop(0)
+            model = OBJECTIVE_MODELS[method]
+            if not parts:
+                return f" for method {method}; allowed: {', '.join(_keys(model))}"
+            continue
+        field = model.model_fields.get(part) if model else None
         annotation = field.annotation if field else None
         model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
     return f"; allowed: {', '.join(model.model_fields)}" if model else ""
+
+
+def _keys(model: type[BaseModel]) -> list[str]:
+    return ["name"] + [key for key in model.model_fields if key != "name"]
+
+
+def _moved(loc: tuple) -> str:
+    """Where an ``objective`` key that is not the chosen method's lives: a key that moved when
+    methods took over their settings, or another method's setting."""
+    if len(loc) != 2 or loc[0] != "objective":
+        return ""
+    key = str(loc[1])
+    moved: dict[tuple[str, str], list[str]] = {}
+    for cls in methods().values():
+        for old, new in cls.renamed.items():
+            if old == key or old.startswith(f"{key}."):
+                moved.setdefault((old, new), []).append(cls.name)
+    hints = [f"objective.{old} is objective.{new} now ({', '.join(names)})" for (old, new), names in moved.items()]
+    owners = [cls.name for cls in methods().values() if key in cls.Settings.model_fields]
+    if owners and not hints:
+        hints.append(f"{key} is a setting of {', '.join(owners)}")
+    return f" ({'; '.join(hints)})" if hints else ""
 
 
 def validate_job(tree: dict[str, Any]) -> JobConfig:
@@ -457,6 +459,15 @@ def validate_job(tree: dict[str, Any]) -> JobConfig:
     except ValidationError as exc:
         problems = "\n  ".join(_describe(e) for e in exc.errors())
         raise ConfigError(f"invalid configuration:\n  {problems}") from None
+
+
+def switch_method(tree: dict[str, Any], name: Any) -> None:
+    """Prepares a dumped job tree (every key written out) for ``objective.name: name``: when that
+    changes the method, the old method's settings are dropped, so the new one starts from its own
+    defaults; the wrappers' sections (``objective.mean_teacher``) stay."""
+    objective = tree.get("objective")
+    if isinstance(objective, dict) and objective.get("name", DEFAULT_METHOD) != name:
+        tree["objective"] = {key: value for key, value in objective.items() if key in objective_sections()}
 
 
 def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -472,8 +483,9 @@ def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
 def stage_jobs(job: JobConfig) -> list[tuple[StageConfig, JobConfig]]:
     """The stand-alone job of every stage, validated: name ``<job>-<stage>``, overrides applied.
 
-    A stage with a ``teacher`` gets that stage's exported best model at every config key where
-    its methods take a teacher (:func:`raytag.methods.teacher_keys`); a stage with ``init_from``
+    A stage whose overrides pick another ``objective.name`` starts from that method's default
+    settings (:func:`switch_method`). A stage with a ``teacher`` gets that stage's exported best
+    model at every config key where its methods take a teacher (:func:`raytag.methods.teacher_keys`); a stage with ``init_from``
     starts from that stage's best model (``model.init``). Problems are reported with the stage's
     name, e.g. ``stages[student].train.lr``.
     """
@@ -481,7 +493,11 @@ def stage_jobs(job: JobConfig) -> list[tuple[StageConfig, JobConfig]]:
     jobs: dict[str, JobConfig] = {}
     out = []
     for stage in _expand_rounds(job.stages):
-        tree = _merge(base, stage.overrides)
+        stage_base = dict(base)
+        objective = stage.overrides.get("objective")
+        if isinstance(objective, dict) and "name" in objective:
+            switch_method(stage_base, objective["name"])
+        tree = _merge(stage_base, stage.overrides)
         tree["name"] = f"{job.name}-{stage.name}"
         try:
             stage_job = validate_job(tree)

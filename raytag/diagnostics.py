@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["IgnoreReport", "MaskingScore", "ignored_noise_report", "masking_report", "noisy_clips"]
+__all__ = ["IgnoreReport", "MaskingScore", "ignore_report", "ignored_noise_report", "masking_report", "noisy_clips"]
 
 
 def _ratio(numerator: int, denominator: int) -> float:
@@ -186,7 +186,24 @@ def ignored_noise_report(
     Raises:
         ValueError: if the shapes do not agree, or a verified clip is marked ignored.
     """
-    noisy = noisy_clips(noisy_labels, clean_labels)
+    return ignore_report(ignored, noisy_clips(noisy_labels, clean_labels), verified)
+
+
+def ignore_report(ignored: np.ndarray, noisy: np.ndarray, verified: np.ndarray | None = None) -> IgnoreReport:
+    """:func:`ignored_noise_report` from per-clip noise flags, as staged training has them in a
+    batch (its ``noisy`` column, made with :func:`noisy_clips` on the driver).
+
+    Args:
+        ignored: (N,) bool, True for clips whose loss was ignored.
+        noisy: (N,) bool, True for clips whose labels differ from the clean ones.
+        verified: optional (N,) bool; verified clips are never ignored and are left out.
+
+    Raises:
+        ValueError: if the shapes do not agree, or a verified clip is marked ignored.
+    """
+    noisy = _as_bool("noisy", noisy)
+    if noisy.ndim != 1:
+        raise ValueError(f"noisy must be (N,), got {noisy.shape}")
     ignored = _as_bool("ignored", ignored, noisy.shape)
     considered = np.ones_like(noisy) if verified is None else ~_as_bool("verified", verified, noisy.shape)
     if (ignored & ~considered).any():

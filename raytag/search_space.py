@@ -7,7 +7,7 @@ A space file::
                                 # on its train.select_labels rows: valid_verified/... or valid/...)
     mode: max
     params:
-      objective.masking.percentile: {grid: [70, 80, 90]}
+      objective.percentile: {grid: [70, 80, 90]}
       objective.mean_teacher.eta: {uniform: [0.99, 0.9995]}
       train.lr: {loguniform: [1.0e-4, 3.0e-3]}
       model.args.depth: {choice: [1, 2, 4]}
@@ -26,7 +26,15 @@ from typing import Any
 
 import yaml
 
-from raytag.config import ConfigError, JobConfig, apply_override, read_yaml_mapping, stage_jobs, validate_job
+from raytag.config import (
+    ConfigError,
+    JobConfig,
+    apply_override,
+    read_yaml_mapping,
+    stage_jobs,
+    switch_method,
+    validate_job,
+)
 
 DISTRIBUTIONS = ("choice", "grid", "uniform", "loguniform", "quniform")
 
@@ -130,6 +138,8 @@ def target_job(job: JobConfig, space: SearchSpace) -> JobConfig:
 def apply_params(job: JobConfig, values: dict[str, Any], name: str | None = None) -> JobConfig:
     """``job`` with dotted-path values set (and renamed), validated."""
     tree = job.model_dump(mode="json", exclude={"stages"})
+    if "objective.name" in values:
+        switch_method(tree, values["objective.name"])
     for path, value in values.items():
         apply_override(tree, f"{path}={yaml.safe_dump(value, default_flow_style=True).strip()}")
     if name is not None:

@@ -158,4 +158,6 @@ def test_clean_rates_and_the_printed_table():
     assert lines[1].split() == ["a", "2", "50.0%", "25.0%", "50.0%", "33.3%", "ok"]
     assert "n/a" in lines[2] and "no labelled positive" in lines[2]
     assert lines[-2] == "most suspicious labels (1 listed):"
+    assert "true+ / true-: the same two shares measured against the clean labels" in text
+    assert "Err+: estimated share of labelled positives that are wrong" in text
     assert lines[-1].split() == ["1.", "missing", "a", "p_wrong", "0.80", "score", "0.900", "/x.wav"]

@@ -64,7 +64,7 @@ def test_the_same_job_and_seed_give_the_same_numbers_and_another_seed_does_not(c
 
 
 def test_staged_training_gets_the_verified_and_noisy_columns_from_the_corpus(corpus_dir, corpus):
-    result = run_job(_job(corpus_dir, name="staged_training", staged={"k": 2}), corpus, log=lambda line: None)
+    result = run_job(_job(corpus_dir, name="staged_training", k=2), corpus, log=lambda line: None)
     train = corpus.split("train")
     assert result["columns"]["metrics"]["staged/verified_tracks"] == train.verified.sum() > 0
     assert "staged/ignored_precision" in result["history"][0]
@@ -135,8 +135,8 @@ def test_lu_protocol_jobs_choose_in_a_window_then_continue_and_average_the_last_
         assert job.seed == 1 and job.train.select_metric == "roc_auc"
     teacher = jobs["bmasking_mt"].objective.mean_teacher
     assert teacher.enabled and (teacher.warmup_epochs, teacher.ramp_epochs, teacher.beta_max) == (20, 20.0, 0.8)
-    assert jobs["bmasking"].objective.masking.teacher.endswith("lup-btrain-s1-w40m30")
-    assert jobs["bmasking"].objective.masking.percentile == 80
+    assert jobs["bmasking"].objective.teacher.endswith("lup-btrain-s1-w40m30")
+    assert jobs["bmasking"].objective.percentile == 80
     # A short tail averages what it has.
     assert validate_job(bench_noise.lu_protocol_tree("bce", 0, tmp_path, tmp_path, window=2, more=2)).eval.average_last == 2
 
@@ -170,7 +170,7 @@ def test_fold_teachers_and_an_out_of_fold_teacher_in_the_runner(corpus_dir, corp
         np.testing.assert_allclose(scores[folds == fold], own, rtol=1e-6)
     rows = np.zeros(len(corpus.split("valid").table), dtype=bool)
     rows[:3] = True
-    masked = run_job(_job(corpus_dir, name="balanced_masking", masking={"teacher": str(tmp_path / "oof")}), corpus,
+    masked = run_job(_job(corpus_dir, name="balanced_masking", teacher=str(tmp_path / "oof")), corpus,
                      log=quiet, verified_valid={"valid_verified/": rows})
     assert masked["columns"]["metrics"]["masking/masked_entries"] > 0
     assert all("valid_verified/roc_auc" in h for h in masked["history"])

@@ -207,3 +207,19 @@ def test_track_scoring_has_one_owner():
     assert sigmoid == ["raytag.scoring.chunks"]
     assert spelled == []
     assert "raytag.engine.inference" not in _module_files()
+
+
+def test_gpu_fractions_are_named_once():
+    """A GPU share passed to Ray (``num_gpus=``, ``teacher_gpus=``, ...) is a named constant of
+    raytag.cluster.inference.actor_pool, never a bare number at the call."""
+    bare = []
+    for name, path in _module_files().items():
+        for node in _runtime_nodes(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            for keyword in node.keywords:
+                if keyword.arg and keyword.arg.endswith("gpus") and any(
+                        isinstance(n, ast.Constant) and isinstance(n.value, float) and n.value not in (0.0, 1.0)
+                        for n in ast.walk(keyword.value)):
+                    bare.append(f"{name}:{node.lineno} {keyword.arg}")
+    assert not bare, bare

@@ -19,6 +19,36 @@ def test_models_lists_presets_with_parameter_counts(capsys):
     assert "4,567,732" not in capsys.readouterr().out
 
 
+def test_methods_lists_every_method_with_settings_wrappers_and_teacher_key(capsys):
+    from raytag.methods import methods, wrappers
+
+    assert main(["methods"]) == 0
+    out = capsys.readouterr().out
+    for name, cls in [*methods().items(), *wrappers().items()]:
+        assert f"  {name}: {cls.summary}" in out
+    assert "percentile=80, teacher=none" in out and "teacher   objective.teacher" in out
+    assert "forget_rate=0.2, num_gradual=10, forget_exponent=1" in out
+    assert "teacher   semi.teacher" in out and "switch    objective.mean_teacher.enabled" in out
+    assert main(["methods", "--markdown"]) == 0
+    out = capsys.readouterr().out
+    assert "<!-- generated: methods " in out and "| `objective.k` | 10 | `staged_training` |" in out
+
+
+def test_methods_update_readme_rewrites_only_the_generated_blocks(tmp_path, capsys):
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\n<!-- generated: methods -->\nstale\n<!-- end generated: methods -->\n\nprose\n\n"
+                      "<!-- generated: objective-settings -->\n<!-- end generated: objective-settings -->\n")
+    assert main(["methods", "--update-readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert "stale" not in text and "| `bce` |" in text and "| `objective.alpha` | 0.9 |" in text
+    assert text.startswith("# x\n") and "\n\nprose\n\n" in text
+    assert main(["methods", "--update-readme", str(readme)]) == 0
+    assert capsys.readouterr().out.endswith("up to date\n") and readme.read_text() == text
+    readme.write_text("# no markers\n")
+    assert main(["methods", "--update-readme", str(readme)]) == 2
+    assert "no generated block 'methods'" in capsys.readouterr().err
+
+
 def test_synth_writes_a_corpus_and_rejects_bad_values(tmp_path, capsys):
     assert main(["synth", str(tmp_path / "c"), "--clips", "12", "--seconds", "1", "--sample-rate", "16000"]) == 0
     assert (tmp_path / "c" / "manifest.csv").is_file() and (tmp_path / "c" / "clean.csv").is_file()

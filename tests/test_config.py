@@ -96,7 +96,7 @@ def test_stages_become_validated_jobs_with_teacher_lineage(tmp_path):
     assert (teacher.name, student.name) == ("unit-teacher", "unit-student")
     assert teacher.objective.name == "balanced_training" and teacher.train.epochs == 5
     assert student.objective.mean_teacher.enabled and student.objective.mean_teacher.beta_max == 0.8
-    assert student.objective.masking.teacher == f"{Path(teacher.storage).resolve()}/unit-teacher/best_model"
+    assert student.objective.teacher == f"{Path(teacher.storage).resolve()}/unit-teacher/best_model"
 
 
 @pytest.mark.parametrize(
@@ -115,13 +115,116 @@ def test_bad_stages_are_rejected_before_anything_runs(tmp_path, stages, message)
         load_job(path)
 
 
-def test_objective_settings_are_validated(job_file):
-    job = load_job(job_file, ["objective.name=balanced_masking", "objective.masking.percentile=90"])
-    assert job.objective.masking.percentile == 90
-    with pytest.raises(ConfigError, match=r"objective\.masking\.percentile"):
-        load_job(job_file, ["objective.masking.percentile=120"])
-    with pytest.raises(ConfigError, match=r"objective\.name"):
+def test_objective_settings_are_validated_by_the_chosen_method(job_file):
+    job = load_job(job_file, ["objective.name=balanced_masking", "objective.percentile=90"])
+    assert job.objective.percentile == 90 and job.objective.teacher is None
+    with pytest.raises(ConfigError, match=r"objective\.percentile: Input should be less than or equal to 100"):
+        load_job(job_file, ["objective.name=balanced_masking", "objective.percentile=120"])
+    with pytest.raises(ConfigError, match=r"objective\.name: unknown method 'mixup'; choose one of .*coteaching"):
         load_job(job_file, ["objective.name=mixup"])
+    job = load_job(job_file, ["objective.name=coteaching", "objective.forget_rate=0.3"])
+    assert (job.objective.forget_rate, job.objective.num_gradual) == (0.3, 10)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        # another method's setting: named, with the allowed keys and whose setting it is
+        (["objective.forget_rate=0.3"],
+         r"objective\.forget_rate: unknown key for method bce; allowed: name, mean_teacher "
+         r"\(forget_rate is a setting of coteaching\)"),
+        (["objective.name=staged_training", "objective.kk=3"],
+         r"objective\.kk: unknown key for method staged_training; allowed: name, k, alpha, mean_teacher"),
+        (["objective.mean_teacher.etta=0.9"], r"objective\.mean_teacher\.etta: unknown key; allowed: enabled, eta"),
+    ],
+)
+def test_an_unknown_objective_key_names_the_allowed_ones(job_file, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_job(job_file, overrides)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["objective.name=balanced_masking", "objective.masking.percentile=90"],
+         r"objective\.masking: unknown key .*\(objective\.masking\.percentile is objective\.percentile now "
+         r"\(balanced_masking\)"),
+        (["objective.name=staged_training", "objective.staged.k=5"],
+         r"objective\.staged\.k is objective\.k now \(staged_training\)"),
+        (["objective.name=bootstrap_hard", "objective.bootstrap_beta=0.7"],
+         r"objective\.bootstrap_beta is objective\.beta now \(bootstrap_hard, bootstrap_soft\)"),
+    ],
+)
+def test_an_old_job_file_is_told_where_a_moved_key_lives_now(job_file, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_job(job_file, overrides)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["objective.name=coteaching", "objective.mean_teacher.enabled=true"],
+         r"objective\.name coteaching cannot be combined with mean_teacher \(objective\.mean_teacher\.enabled\)"),
+        (["objective.name=coteaching", "semi.enabled=true"], r"coteaching cannot be combined with noisy_student"),
+        (["model.head=sigmoid_sparsemax", "semi.enabled=true"],
+         r"multi_activation \(model\.head: sigmoid_sparsemax\) cannot be combined with noisy_student \(semi\.enabled\)"),
+        (["objective.mean_teacher.enabled=true", "semi.enabled=true"],
+         r"mean_teacher .* cannot be combined with noisy_student"),
+    ],
+)
+def test_incompatible_wrappers_are_rejected_as_the_methods_declare(job_file, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_job(job_file, overrides)
+
+
+def test_every_registered_combination_the_methods_accept_validates(job_file):
+    """The compatibility checks come from the methods' declarations alone: each method with each
+    wrapper it accepts is a valid job, each other one is an error."""
+    from raytag.methods import accepted_wrappers, methods
+
+    switches = {"multi_activation": "model.head=sigmoid_sparsemax", "mean_teacher": "objective.mean_teacher.enabled=true",
+                "noisy_student": "semi.enabled=true"}
+    for name, cls in methods().items():
+        for wrapper, switch in switches.items():
+            overrides = [f"objective.name={name}", switch]
+            if wrapper in accepted_wrappers(cls):
+                assert load_job(job_file, overrides).objective.name == name
+            else:
+                with pytest.raises(ConfigError, match="cannot be combined"):
+                    load_job(job_file, overrides)
+
+
+def test_config_names_no_method():
+    """Methods own their settings, compatibility and teacher key: config.py names none of them."""
+    import raytag.config
+    from raytag.methods import methods, wrappers
+
+    source = Path(raytag.config.__file__).read_text()
+    for name in [*methods(), *wrappers()]:
+        assert f'"{name}"' not in source and f"'{name}'" not in source, name
+    for word in ("masking", "coteaching", "co-teaching", "staged", "bootstrap", "TEACHER_KEYS"):
+        assert word not in source, word
+
+
+def test_a_job_pickles_with_its_methods_settings(job_file):
+    import pickle
+
+    job = load_job(job_file, ["objective.name=balanced_masking", "objective.percentile=70",
+                              "objective.mean_teacher.enabled=true"])
+    again = pickle.loads(pickle.dumps(job))
+    assert again == job and type(again.objective) is type(job.objective) and again.objective.percentile == 70
+
+
+def test_a_stage_that_switches_method_starts_from_its_defaults(tmp_path):
+    """The job's own method settings do not follow a stage into another method; wrapper sections do."""
+    from raytag.config import stage_jobs
+
+    path = tmp_path / "p.yaml"
+    path.write_text(JOB + "objective: {name: staged_training, k: 4, mean_teacher: {beta_max: 0.5}}\nstages:\n"
+                    "  - name: a\n  - name: b\n    overrides: {objective: {name: coteaching, forget_rate: 0.1}}\n")
+    (_, first), (_, second) = stage_jobs(load_job(path))
+    assert first.objective.k == 4
+    assert second.objective.forget_rate == 0.1 and second.objective.mean_teacher.beta_max == 0.5
 
 
 def test_augment_settings_are_validated(job_file):

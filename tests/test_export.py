@@ -48,8 +48,8 @@ def test_misfits_and_missing_folders_name_the_config_key(tmp_path):
         check_fits(exported, key="semi.teacher", sample_rate=22050)
     with pytest.raises(ExportError, match="model: .* not an exported raytag model"):
         read_exported(tmp_path / "nothing", "model")
-    with pytest.raises(ExportError, match="objective.masking.teacher is required"):
-        read_exported(None, "objective.masking.teacher")
+    with pytest.raises(ExportError, match="objective.teacher is required"):
+        read_exported(None, "objective.teacher")
     (tmp_path / "m" / META_FILE).write_text(json.dumps({"name": "mtt-tiny"}))
     with pytest.raises(ExportError, match="not a raytag model description"):
         read_exported(tmp_path / "m")

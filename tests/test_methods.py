@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from raytag.config import ObjectiveConfig, validate_job
+from raytag.config import ConfigError, validate_job
 from raytag.engine.loop import train_epoch, with_unlabeled
-from raytag.methods import BASE_METHODS, WRAPPERS, build_method, load_class, method_names
-from raytag.methods.base import Epoch, Method
-from raytag.methods.coteaching import PeerPair
+from raytag.methods import accepted_wrappers, build_method, check_declarations, method_names, methods, wrappers
+from raytag.methods.base import Epoch, Method, Wrapper
+from raytag.models.peers import PeerPair
 from raytag.models import create_model
-from raytag.objectives import bce
+from raytag.objectives import REDUCTIONS, bce
 
 CPU = torch.device("cpu")
 TAGS = ["a", "b", "c"]
@@ -48,21 +48,54 @@ def start(method, model, epoch=0, seed=0, steps=2):
     return method
 
 
-def test_the_registry_names_every_method_and_each_entry_loads():
-    assert method_names() == sorted(BASE_METHODS)
-    for name, target in BASE_METHODS.items():
-        cls = load_class(target)
-        assert issubclass(cls, Method) and cls.name == name
-    for name, (target, _) in WRAPPERS.items():
-        assert load_class(target).name == name
-    with pytest.raises(ValueError, match="unknown method 'nope'"):
-        ObjectiveConfig(name="nope")
+def test_the_registry_finds_every_method_module_and_class():
+    """Every module of raytag/methods (but base, settings and catalog) holds a registered class."""
+    import pkgutil
+
+    import raytag.methods
+
+    modules = {m.name for m in pkgutil.iter_modules(raytag.methods.__path__)} - {"base", "settings", "catalog"}
+    found = {cls.__module__.rsplit(".", 1)[1] for cls in [*methods().values(), *wrappers().values()]}
+    assert found == modules
+    assert method_names() == sorted(methods()) and "bce" in methods() and "mean_teacher" in wrappers()
+    for name, cls in methods().items():
+        assert issubclass(cls, Method) and not issubclass(cls, Wrapper) and cls.name == name and cls.summary
+    for name, cls in wrappers().items():
+        assert issubclass(cls, Wrapper) and cls.name == name and cls.switch
+    with pytest.raises(ConfigError, match="unknown method 'nope'; choose one of balanced_masking"):
+        job(name="nope")
+    check_declarations([*methods().values(), *wrappers().values()], list(wrappers()))
+
+    class Typo(Method):
+        name = "typo"
+        accepts = frozenset({"mean_teachr"})
+
+    with pytest.raises(RuntimeError, match="'typo' accepts unknown wrapper\\(s\\) mean_teachr"):
+        check_declarations([Typo], list(wrappers()))
 
 
-@pytest.mark.parametrize("name", sorted(BASE_METHODS))
+def test_the_readme_tables_are_the_ones_the_methods_generate():
+    """README.md's method and objective-settings tables are generated; edit the methods and run
+    `raytag methods --update-readme README.md` when this fails."""
+    from pathlib import Path
+
+    from raytag.methods.catalog import updated_readme
+
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    text = readme.read_text()
+    assert updated_readme(text) == text, "README.md is stale: run `raytag methods --update-readme README.md`"
+
+
+def teacher_settings(name):
+    """Settings that make the method runnable: a teacher folder for one that needs a teacher."""
+    cls = methods()[name]
+    return {} if cls.teacher_key is None else {cls.teacher_key.split(".", 1)[1]: "t"}
+
+
+@pytest.mark.parametrize("name", method_names())
 def test_every_method_trains_a_step_with_the_engine(name):
     torch.manual_seed(0)
-    method = build_method(job(name=name, masking={"teacher": "t"}), tags=TAGS)
+    method = build_method(job(name=name, **teacher_settings(name)), tags=TAGS)
     model = method.build_network(tiny)
     before = [p.detach().clone() for p in model.parameters()]
     start(method, model, epoch=3)
@@ -76,9 +109,9 @@ def test_every_method_trains_a_step_with_the_engine(name):
 
 def test_needs_are_declared_not_guessed():
     assert build_method(job(name="bce"), tags=TAGS).needs.scores_teacher is None
-    masking = build_method(job(name="balanced_masking", masking={"teacher": "/t"}), tags=TAGS).needs
+    masking = build_method(job(name="balanced_masking", teacher="/t"), tags=TAGS).needs
     assert masking.scores_teacher.folder == "/t" and masking.columns == ("keep",)
-    semi = build_method(job(name="balanced_masking", masking={"teacher": "/t"},
+    semi = build_method(job(name="balanced_masking", teacher="/t",
                             semi={"enabled": True, "teacher": "/s"}), tags=TAGS).needs
     assert semi.unlabeled_teacher.folder == "/s" and semi.unlabeled_teacher.key == "semi.teacher"
     assert semi.scores_teacher.folder == "/t"  # a wrapper keeps the needs of what it wraps
@@ -87,7 +120,7 @@ def test_needs_are_declared_not_guessed():
 def test_balanced_masking_counts_suspected_missing_entries_per_tag():
     keep = torch.ones(6, 3)
     keep[:, 1] = 0  # tag b: every entry suspected missing
-    method = start(build_method(job(name="balanced_masking", masking={"teacher": "t"}), tags=TAGS), None)
+    method = start(build_method(job(name="balanced_masking", teacher="t"), tags=TAGS), None)
     mask = method.mask(batches(1, keep=keep)[0])
     assert torch.all(mask[:, 1] == 0)
     metrics = method.epoch_metrics()
@@ -181,16 +214,18 @@ def test_soft_labeler_is_a_frozen_teacher_in_eval_mode():
         assert torch.equal(value, weights[key])  # labelling never changes the teacher
 
 
-@pytest.mark.parametrize(("name", "reduction"), [("bce", "entry"), ("bootstrap_soft", "entry"),
-                                                 ("balanced_training", "clip"), ("coteaching", "entry")])
-def test_added_terms_take_the_base_loss_reduction(name, reduction):
+@pytest.mark.parametrize("name", method_names())
+def test_added_terms_take_the_base_loss_reduction(name):
     """β (mean teacher) and the unlabeled weight (noisy student) mean the same next to any base:
-    with identical per-entry losses, the added term equals the base term, whatever the tag count."""
-    assert build_method(job(name=name), tags=TAGS).reduction == reduction
-    if name != "coteaching":  # co-teaching takes neither wrapper
-        mt = build_method(job(name=name, mean_teacher={"enabled": True}), tags=TAGS)
-        ns = build_method(job(name=name, semi={"enabled": True, "teacher": "t"}), tags=TAGS)
-        assert mt.reduction == ns.reduction == reduction
+    a wrapper adds its term with the reduction of the method it wraps."""
+    base = build_method(job(name=name, **teacher_settings(name)), tags=TAGS)
+    assert base.reduction in REDUCTIONS
+    switches = {"mean_teacher": {"mean_teacher": {"enabled": True}},
+                "noisy_student": {"semi": {"enabled": True, "teacher": "t"}}}
+    for wrapper in accepted_wrappers(methods()[name]):
+        if wrapper in switches:
+            wrapped = build_method(job(name=name, **teacher_settings(name), **switches[wrapper]), tags=TAGS)
+            assert wrapped.name == wrapper and wrapped.reduction == base.reduction
 
 
 def test_the_unlabeled_term_matches_a_clip_reduced_base():
@@ -273,7 +308,7 @@ def _verified_batch(verified, noisy=None, batch=6):
 
 def test_staged_training_ignores_only_unverified_clips_above_the_threshold():
     torch.manual_seed(0)
-    method = build_method(job(name="staged_training", staged={"k": 2, "alpha": 0.5}), tags=TAGS)
+    method = build_method(job(name="staged_training", k=2, alpha=0.5), tags=TAGS)
     assert method.needs.columns == ("verified", "noisy") and method.reduction == "entry"
     start(method, None)
     logits = torch.tensor([[4.0, 4.0, 4.0]] * 3 + [[-4.0, -4.0, -4.0]] * 3)
@@ -294,6 +329,32 @@ def test_staged_training_ignores_only_unverified_clips_above_the_threshold():
     restored = build_method(job(name="staged_training"), tags=TAGS)
     restored.load_state_dict(method.state_dict())
     assert torch.isclose(restored.threshold, method.threshold)
+
+
+def test_staged_training_reports_what_the_tested_diagnostics_compute():
+    """One owner: the running method's noise columns and ignore counts are the diagnostics
+    functions' (noisy_clips, ignored_noise_report) on the same clips."""
+    from raytag.diagnostics import ignored_noise_report, noisy_clips
+
+    labels = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [0, 0, 0], [1, 0, 1]], dtype=np.float32)
+    clean = labels.copy()
+    clean[[1, 4], 2] = 1.0  # clips 1 and 4 are missing a tag
+    verified = np.array([True, False, False, False, False, True])
+    method = build_method(job(name="staged_training", k=2, alpha=0.5), tags=TAGS)
+    columns = method.track_columns(labels=labels, verified=verified, scores=None, clean=clean).columns
+    assert np.array_equal(columns["noisy"] > 0.5, noisy_clips(labels, clean))
+    start(method, None)
+    batch = {"labels": torch.tensor(labels), "decoded": torch.tensor([True, True, True, True, False, True]),
+             "verified": torch.tensor(columns["verified"]), "noisy": torch.tensor(columns["noisy"])}
+    method.threshold = torch.tensor(0.1)
+    logits = torch.tensor(4.0 - 8.0 * labels)  # every clip far from its labels: unverified ones are ignored
+    method.loss(logits, batch)
+    decoded = batch["decoded"].numpy()
+    ignored = ~verified & decoded
+    expected = ignored_noise_report(ignored[decoded], labels[decoded], clean[decoded], verified[decoded])
+    assert expected.ignored == 3 and expected.ignored_noisy == 1  # clip 4, noisy, did not decode
+    assert method.report == expected
+    assert method.epoch_metrics() | expected.as_metrics() == method.epoch_metrics()
 
 
 def test_staged_training_weighs_the_sparsemax_term_as_its_stages_1_and_3_do():
@@ -323,13 +384,18 @@ def test_the_multi_activation_head_adds_its_sparsemax_term_to_any_method():
     torch.manual_seed(0)
     from raytag.models.export import ModelRecipe
 
-    for name in ("bce", "balanced_training", "staged_training"):
-        config = validate_job({"name": "t", "data": {"manifest": "m.csv"}, "objective": {"name": name},
-                           "model": {"name": "mtt-tiny", "head": "sigmoid_sparsemax", "args": {"crop_seconds": 0.5}}})
+    names = [name for name in method_names() if "multi_activation" in accepted_wrappers(methods()[name])]
+    assert "bce" in names and "staged_training" in names
+    for name in names:
+        config = validate_job({"name": "t", "data": {"manifest": "m.csv"},
+                               "objective": {"name": name, **teacher_settings(name)},
+                               "model": {"name": "mtt-tiny", "head": "sigmoid_sparsemax", "args": {"crop_seconds": 0.5}}})
         method = build_method(config, tags=TAGS)
-        assert (method.name == "multi_activation") == (name != "staged_training")  # staged scores both heads itself
+        # a method that scores clips with both heads itself (staged training) is left unwrapped
+        assert (method.name == "multi_activation") != getattr(method, "handles_multi_activation", False)
         model = ModelRecipe("mtt-tiny", {"crop_seconds": 0.5}, tuple(TAGS), "sigmoid_sparsemax").build()
-        stats = train_epoch(model, [_verified_batch([1, 0, 1, 0, 1, 0])], torch.optim.SGD(model.parameters(), lr=0.1),
+        batch = {**_verified_batch([1, 0, 1, 0, 1, 0]), "keep": torch.ones(6, len(TAGS))}
+        stats = train_epoch(model, [batch], torch.optim.SGD(model.parameters(), lr=0.1),
                             method=start(method, model), device=CPU)
         assert np.isfinite(stats.loss)
         assert model.classifier.sparsemax.weight.grad is not None  # the sparsemax head learned too

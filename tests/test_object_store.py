@@ -161,7 +161,7 @@ def test_a_job_kept_in_object_storage_trains_resumes_and_serves(s3, s3_env, tmp_
         "train": {"epochs": 4, "batch_size": 8, "lr": 0.003, "log_every": 100},
         "scaling": {"num_workers": 2, "cpus_per_worker": 0.5, "max_failures": 1},
         "eval": {"max_chunks": 2, "batch_size": 8},
-        "objective": {"name": "balanced_masking", "masking": {"teacher": teacher}},
+        "objective": {"name": "balanced_masking", "teacher": teacher},
         "tracking": {"uri": tracking, "experiment": "s3"},
     }))
     try:

@@ -38,7 +38,7 @@ stages:
     overrides:
       objective:
         name: balanced_masking
-        masking: {percentile: 80}
+        percentile: 80
 """
 
 

@@ -26,7 +26,7 @@ stages:
       train: {epochs: 2}
       objective:
         name: balanced_masking
-        masking: {percentile: 80}
+        percentile: 80
         mean_teacher: {enabled: true, eta: 0.9, t0: 4, warmup_epochs: 1}
 """
 
@@ -72,7 +72,7 @@ stages:
     overrides: {data: {train_subset: verified}}
   - name: all
     init_from: verified
-    overrides: {objective: {name: staged_training, staged: {k: 3}}}
+    overrides: {objective: {name: staged_training, k: 3}}
 """
 
 

@@ -140,3 +140,66 @@ def test_per_tag_bars_and_differences_with_undefined_values(tmp_path):
                    {"tag": "b", "roc_auc_delta": float("nan"), "pr_auc_delta": float("nan")}]
     check_png(tag_plots.plot_tag_differences(differences, tmp_path / "diff.png", first="x", second="y"))
     check_png(tag_plots.plot_tag_differences(differences[1:], tmp_path / "diff_nan.png", first="x", second="y"))
+
+
+def drawn_boxes(figure):
+    """Renders ``figure`` (Agg) and returns its renderer and its bounding box in pixels."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    return renderer, figure.bbox
+
+
+def inside(box, outer, slack=1.0) -> bool:
+    return (box.x0 >= outer.x0 - slack and box.y0 >= outer.y0 - slack
+            and box.x1 <= outer.x1 + slack and box.y1 <= outer.y1 + slack)
+
+
+def test_the_per_tag_change_figure_keeps_its_title_and_ticks_readable_and_says_no_change():
+    differences = [{"tag": f"instrument---tag-{i:02d}", "roc_auc_delta": 0.011 - 0.002 * i, "pr_auc_delta": 0.0}
+                   for i in range(12)]
+    figure = tag_plots.tag_differences_figure(
+        differences, first="pipeline-teacher-with-a-long-name [3f2a9c1d]",
+        second="pipeline-student-with-a-long-name [77aa01b2]", where="test split, clean labels")
+    renderer, page = drawn_boxes(figure)
+    texts = [figure._suptitle] + [axes.title for axes in figure.axes]
+    for text in texts:
+        assert inside(text.get_window_extent(renderer), page), text.get_text()
+    for axes in figure.axes:
+        labels = [label for label in axes.get_xticklabels() if label.get_visible() and label.get_text()]
+        assert len(labels) >= 3
+        boxes = sorted((label.get_window_extent(renderer) for label in labels), key=lambda b: b.x0)
+        for left, right in zip(boxes, boxes[1:]):
+            assert left.x1 < right.x0, [label.get_text() for label in labels]
+        for box in boxes:
+            assert inside(box, page)
+    roc, pr = figure.axes
+    assert "no change" in [text.get_text() for text in pr.texts]
+    assert "no change" not in [text.get_text() for text in roc.texts]
+
+
+def test_the_throughput_legend_is_outside_the_panel_and_time_and_data_are_not_method_statistics(tmp_path):
+    data = history(5)
+    data["epoch_seconds"] = [(e, 10.0 + e) for e in range(1, 6)]
+    data["train/examples_per_s"] = [(e, 100.0 * e) for e in range(1, 6)]
+    figure = plots.training_curves_figure(data, title="run")
+    renderer, page = drawn_boxes(figure)
+    throughput = next(axes for axes in figure.axes if axes.get_title() == "Throughput")
+    legend = throughput.get_legend().get_window_extent(renderer)
+    panel = throughput.get_window_extent(renderer)
+    assert legend.y1 <= panel.y0 or legend.x0 >= panel.x1  # not over the plotting area
+    assert inside(legend, page)
+    records = {"time/fit_s": [(0, 12.0)], "data/usable_files": [(0, 40.0)], "thresholds/tracks": [(0, 6.0)],
+               "audit/tags_estimated": [(0, 5.0)], "mask/fraction": [(1, 0.1), (2, 0.2)]}
+    _, _, scalars = plots.split_history(records)
+    assert list(scalars) == ["mask/fraction"]
+
+
+def test_an_evaluation_only_run_draws_no_training_plot(tmp_path):
+    final = {"test/roc_auc": [(0, 0.8)], "time/evaluate_s": [(0, 3.0)], "data/usable_files": [(0, 40.0)]}
+    written = plots.plot_run(final, tmp_path / "eval", per_tag=None)
+    assert written == []
+    assert [path.name for path in plots.plot_run(history(3), tmp_path / "train")] == [plots.CURVES_FILE,
+                                                                                      plots.METHOD_FILE]

@@ -35,9 +35,9 @@ def store(tmp_path_factory):
     return {"uri": uri, "client": client, **ids}
 
 
-def text_of(review) -> str:
-    console = Console(record=True, width=250, color_system=None)
-    for item in rich_tables(review):
+def text_of(review, width: int = 250) -> str:
+    console = Console(record=True, width=width, color_system=None)
+    for item in rich_tables(review, width=width):
         console.print(item)
     return console.export_text()
 
@@ -70,7 +70,7 @@ def test_reviewing_a_pipeline_lists_both_stages_sorts_per_tag_changes_and_logs_t
     assert {row[header.index("labels")] for row in rows} == {"clean labels"}
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", row[header.index("started")]) for row in rows)
     assert all(re.fullmatch(r"\d+s|\d+m \d\ds", row[header.index("duration")]) for row in rows)
-    differing = ["objective.masking.teacher", "objective.mean_teacher.enabled", "train.lr"]
+    differing = ["objective.mean_teacher.enabled", "objective.teacher", "train.lr"]
     params_header, params_rows = params_table(review.runs)  # two runs: one row per differing param
     assert params_header == ["param", "teacher", "student"]
     assert [row[0] for row in params_rows] == differing and params_rows[2][1:] == ["0.001", "0.0003"]
@@ -251,3 +251,107 @@ def test_durations_read_like_a_person_writes_them():
 
     assert [format_duration(0, ms) for ms in (45_000, 725_000, 7_380_000)] == ["45s", "12m 05s", "2h 03m"]
     assert format_duration(0, None) == "running" and format_duration(None, 5) == "—"
+
+
+def test_the_8_character_ids_the_review_prints_can_be_given_back(store, tmp_path, capsys):
+    teacher, student = store["teacher"], store["student"]
+    outcome = review_runs(tracking_uri=store["uri"], run_ids=[teacher[:8], student[:8], teacher],
+                          html_path=tmp_path / "short.html")
+    assert [run.run_id for run in outcome.review.runs] == [teacher, student]
+    assert "1 run id given more than once, shown once" in outcome.review.notes
+    assert review_runs(tracking_uri=store["uri"], parent_run_id=store["parent"][:8],
+                       html_path=tmp_path / "p.html", log_to_parent=False).review.runs[0].run_id == teacher
+    assert main(["review", teacher[:8], "--uri", store["uri"], "--html", str(tmp_path / "cli.html")]) == 0
+    assert "demo-progressive-teacher" in capsys.readouterr().out
+    with pytest.raises(ReviewError, match="too short"):
+        review_runs(tracking_uri=store["uri"], run_ids=[teacher[:3]], html_path=tmp_path / "x.html")
+
+
+def test_an_ambiguous_run_id_prefix_lists_its_candidates(tmp_path, capsys):
+    """Two runs whose ids share 8 characters: a real store whose ids are set with SQL (MLflow
+    draws them at random)."""
+    import sqlite3
+
+    database = tmp_path / "mlflow.db"
+    client = MlflowClient(f"sqlite:///{database}")
+    experiment = client.create_experiment("twins", artifact_location=str(tmp_path / "artifacts"))
+    made = [client.create_run(experiment, run_name=name).info.run_id for name in ("one", "two")]
+    wanted = ["abcdef12" + "0" * 24, "abcdef12" + "1" * 24]
+    with sqlite3.connect(database) as db:
+        db.execute("PRAGMA foreign_keys = OFF")
+        for old, new in zip(made, wanted):
+            for table in ("runs", "tags"):
+                db.execute(f"UPDATE {table} SET run_uuid = ? WHERE run_uuid = ?", (new, old))
+            db.execute("UPDATE runs SET artifact_uri = replace(artifact_uri, ?, ?)", (old, new))
+    assert main(["review", "abcdef12", "--uri", f"sqlite:///{database}", "--html", str(tmp_path / "r.html")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("raytag review: run id 'abcdef12' is ambiguous: 2 runs start with it: ")
+    assert f"{wanted[0]} (one)" in err and f"{wanted[1]} (two)" in err and "\n" not in err
+    assert main(["review", "abcdef121", "--uri", f"sqlite:///{database}", "--html", str(tmp_path / "r.html")]) == 0
+    assert "two" in capsys.readouterr().out
+    assert main(["review", "abcdef19", "--uri", f"sqlite:///{database}"]) == 2
+    assert "no run whose id starts with 'abcdef19'" in capsys.readouterr().err
+
+
+def test_an_80_column_console_gets_every_column_whole_headers_and_the_whole_title(store, tmp_path):
+    review = review_runs(tracking_uri=store["uri"], parent_run_id=store["parent"], html_path=tmp_path / "80.html",
+                         log_to_parent=False).review
+    printed = text_of(review, width=80)
+    lines = printed.splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= 80
+    assert "demo-progressive (pipeline), final metrics on the test split, clean labels" in lines
+    words = {word for line in lines for word in line.split()}
+    for header in ("run", "id", "stage", "model", "method", "ROC-AUC", "PR-AUC", "lwlrap", "best", "epoch",
+                   "teacher", "started,", "took", "status", "Δ", "ROC", "PR"):
+        assert header in words, header
+    assert not {"sta", "ge", "ROC-A…", "sta…"} & words  # no header cut or wrapped mid-word
+    for run in review.runs:  # every run keeps its values: id, status, teacher
+        assert run.short_id in printed and printed.count(run.name) >= 3
+    assert printed.count("FINISHED") == 2
+    wide = text_of(review, width=250)
+    assert max(len(line.rstrip()) for line in wide.splitlines()) > 80  # one table when it fits
+    assert sum(1 for line in wide.splitlines() if line.strip().startswith("run ")) == 1
+
+
+def test_piped_output_honours_columns_and_is_80_wide_without(store, tmp_path, capsys, monkeypatch):
+    args = ["review", "--parent", store["parent"], "--uri", store["uri"], "--html", str(tmp_path / "c.html"), "--no-log"]
+    widths = {}
+    for columns in ("100", None):
+        if columns:
+            monkeypatch.setenv("COLUMNS", columns)
+        else:
+            monkeypatch.delenv("COLUMNS", raising=False)
+        assert main(args) == 0
+        out = capsys.readouterr().out
+        # The tables' rules ("───") and the lines outside tables; not the path of the report file.
+        widths[columns] = max(len(line) for line in out.splitlines()
+                              if "─" in line or not line.startswith(("HTML report", "  ")))
+    assert 80 < widths["100"] <= 100 and widths[None] <= 80
+
+
+def test_review_of_an_audit_run_shows_its_kind_its_split_and_its_numbers(tmp_path):
+    """An audit run as ``raytag audit`` logs it (``_log_audit`` on a real SQLite store)."""
+    import pandas as pd
+
+    from raytag.audit import LabelAudit
+    from raytag.cluster.inference.audit import _log_audit
+    from raytag.config import load_job
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    job = load_job("jobs/demo-teacher.yaml", [f"tracking.uri={uri}", "tracking.experiment=audits"])
+    per_tag = pd.DataFrame({"tag": ["rock", "pop"], "labelled_positive": [12, 9], "err_plus": [0.25, 0.1],
+                            "err_minus": [0.05, 0.02], "status": ["ok", "ok"]})
+    suspicious = pd.DataFrame({"rank": [1], "track": ["/x.wav"], "tag": ["rock"], "label": [0], "score": [0.9],
+                               "p_wrong": [0.8], "suspected": ["missing"]})
+    run_id = _log_audit(job, LabelAudit(per_tag, suspicious), teacher="/models/teacher", teacher_run_id=None,
+                        split="valid", tracks=60, unscored=0)
+    review = review_runs(tracking_uri=uri, run_ids=[run_id[:8]], html_path=tmp_path / "audit.html").review
+    run, = review.runs
+    assert (run.method, run.split) == ("label-noise audit", "valid")
+    assert review.constants == {} and not any("no metrics/per_tag" in note for note in review.notes)
+    note, = [note for note in review.notes if "label-noise audit of the valid split" in note]
+    assert "2 tags estimated" in note and "mean Err+ 17.5%" in note and "mean Err− 3.5%" in note
+    printed = text_of(review)
+    assert "label-noise audit" in printed and "valid split" in printed and "test split" not in printed
+    html = (tmp_path / "audit.html").read_text()
+    assert "Method statistics that did not change" not in html and "audit/err_plus" not in html

@@ -88,3 +88,35 @@ def test_every_image_of_the_report_loads_in_chromium_and_the_page_renders(chromi
         pixels = np.asarray(image.convert("L"), dtype=np.float64)
     assert pixels.std() > 20  # tables and plots, not a blank page
     assert (pixels[:, 700:] < 250).mean() > 0.02  # the wide runs table and figures reach the right half
+
+
+def test_the_per_tag_change_table_fits_a_900_pixel_page(tmp_path):
+    """Two runs with long names: measured in Chromium (Selenium), nothing is wider than the
+    page, and the per-tag change table fits its container without scrolling."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    driver_path = shutil.which("chromedriver")
+    assert driver_path, "chromedriver is not installed (Debian: apt-get install -y chromium-driver)"
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    ids = fill_pipeline(client, client.create_experiment("pipelines", artifact_location=str(tmp_path / "artifacts")))
+    html = review_runs(tracking_uri=uri, run_ids=[ids["teacher"], ids["student"]], html_path=tmp_path / "r.html").html_path
+    options = Options()
+    for flag in FLAGS + ["--window-size=900,1200", f"--user-data-dir={tmp_path / 'profile'}"]:
+        options.add_argument(flag)
+    options.binary_location = CHROMIUM
+    browser = webdriver.Chrome(options=options, service=Service(driver_path))
+    try:
+        browser.get(html.as_uri())
+        page, document, tables = browser.execute_script(
+            "return [window.innerWidth, document.documentElement.scrollWidth, [...document.querySelectorAll('table')]"
+            ".map(t => [t.getBoundingClientRect().width, t.parentElement.getBoundingClientRect().right,"
+            " t.parentElement.clientWidth, t.querySelector('th:nth-child(3)').textContent])]")
+    finally:
+        browser.quit()
+    assert document <= page
+    assert all(right <= page for _, right, _, _ in tables)
+    change = [(width, room) for width, _, room, third in tables if third == "ROC-AUC A"]
+    assert len(change) == 1 and change[0][0] <= change[0][1], change

@@ -12,7 +12,7 @@ def test_balanced_masking_turns_teacher_scores_into_the_keep_column():
     scores = np.array([[0.1, 0.9], [0.2, 0.1], [0.3, 0.2], [0.4, 0.3], [0.5, 0.4], [np.nan, np.nan]])
     labels = np.array([[0, 1], [0, 0], [0, 0], [0, 0], [0, 0], [1, 0]], dtype=np.float32)
     method = BalancedMasking(tags=["a", "b"], teacher="t", percentile=80)
-    assert method.needs.columns == ("keep",) and method.needs.scores_teacher.key == "objective.masking.teacher"
+    assert method.needs.columns == ("keep",) and method.needs.scores_teacher.key == "objective.teacher"
     out = method.track_columns(labels=labels, verified=np.zeros(6, bool), scores=scores, clean=None)
     keep = out.columns["keep"]
     np.testing.assert_array_equal(keep[:, 0], [1, 1, 1, 1, 0, 1])

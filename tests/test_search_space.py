@@ -48,6 +48,25 @@ def test_a_space_parses_and_applies(tmp_path, job):
     assert trial.train.lr == 0.003 and trial.model.args == {"width": 16} and trial.name == "unit-t1"
 
 
+def test_method_settings_sweep_and_a_swept_method_starts_from_its_own_defaults(tmp_path):
+    target = check_space(load_job("jobs/demo-progressive.yaml"), read_space("tune_spaces/progressive.yaml"))
+    trial = apply_params(target, {"objective.percentile": 60, "objective.mean_teacher.beta_max": 0.5,
+                                  "objective.mean_teacher.window_epochs": 2.0})
+    assert trial.objective.name == "balanced_masking" and trial.objective.percentile == 60
+    assert trial.objective.mean_teacher.beta_max == 0.5 and trial.objective.mean_teacher.window_epochs == 2.0
+    assert trial.objective.teacher == target.objective.teacher  # the pipeline's teacher stays
+    # sweeping objective.name: each trial gets its method's settings, not the job's method's
+    path = tmp_path / "staged.yaml"
+    path.write_text(JOB + "objective: {name: staged_training, k: 4, mean_teacher: {gamma: 0.7}}\n")
+    staged = load_job(path)
+    target = check_space(staged, space(tmp_path, "params:\n  objective.name: {choice: [bce, coteaching, staged_training]}\n"))
+    coteaching = apply_params(target, {"objective.name": "coteaching"})
+    assert coteaching.objective.forget_rate == 0.2 and coteaching.objective.mean_teacher.gamma == 0.7
+    assert apply_params(target, {"objective.name": "staged_training"}).objective.k == 4
+    with pytest.raises(ConfigError, match=r"objective\.masking: unknown key .*objective\.percentile now"):
+        check_space(staged, space(tmp_path, "params:\n  objective.masking.percentile: {choice: [70]}\n"))
+
+
 @pytest.mark.parametrize(
     "text, message",
     [

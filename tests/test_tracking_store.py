@@ -3,7 +3,11 @@ stores keep their artifacts beside them; against real SQLite stores in tmp_path.
 
 from __future__ import annotations
 
+import functools
+import http.server
 import socket
+import threading
+import time
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -55,6 +59,7 @@ def test_a_server_that_is_not_there_is_one_line(empty_folder, capsys):
 
 def test_a_file_store_is_one_line_and_an_existing_sqlite_store_is_used(tmp_path, empty_folder, capsys, monkeypatch):
     (tmp_path / "mlruns" / "0").mkdir(parents=True)
+    (tmp_path / "mlruns" / "0" / "meta.yaml").write_text("experiment_id: '0'\nname: Default\n")
     for uri in (str(tmp_path / "mlruns"), f"file://{tmp_path / 'mlruns'}"):
         assert main(["review", "--uri", uri, "--experiment", "x"]) == 2
         err = capsys.readouterr().err.strip()
@@ -97,3 +102,83 @@ def test_review_lists_each_runs_mlflow_model(tmp_path, capsys):
     assert "MLflow models" in out and "student: models:/m-0123456789" in out and "teacher: models:/" not in out
     html = (tmp_path / "r.html").read_text()
     assert html.count("MLflow model <code>") == 1 and "<code>models:/m-0123456789</code>" in html
+
+
+@pytest.fixture
+def plain_web_server(tmp_path):
+    """A real HTTP server on a free loopback port serving an HTML page (not MLflow)."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("<html><body>hello</body></html>")
+    class QuietHandler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):  # the test reads the command's stderr
+            pass
+
+    handler = functools.partial(QuietHandler, directory=str(site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def silent_server():
+    """A loopback socket that accepts connections (the kernel completes the handshake) but
+    never answers."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+def test_a_plain_web_server_is_named_not_mlflow_in_one_line(plain_web_server, empty_folder, capsys):
+    where = plain_web_server.removeprefix("http://")
+    for args in (["--experiment", "x"], ["0123456789abcdef0123456789abcdef"]):
+        started = time.monotonic()
+        assert main(["review", "--uri", plain_web_server, *args]) == 2
+        assert time.monotonic() - started < 20
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"raytag review: {where} is not an MLflow tracking server (HTTP 404")
+        assert "\n" not in err and "no run" not in err
+
+
+def test_a_server_that_never_answers_is_one_line_within_20_s(silent_server, empty_folder, capsys):
+    started = time.monotonic()
+    assert main(["review", "--uri", silent_server, "--experiment", "x"]) == 2
+    assert time.monotonic() - started < 20
+    err = capsys.readouterr().err.strip()
+    where = silent_server.removeprefix("http://")
+    assert err.startswith(f"raytag review: {where} accepts connections but does not answer within 5 s")
+    assert "\n" not in err and "Read timed out" not in err
+
+
+def test_a_plain_path_to_a_sqlite_store_is_that_store(tmp_path, empty_folder, capsys):
+    database = tmp_path / "mlflow.db"
+    client = MlflowClient(f"sqlite:///{database}")
+    ids = fill_pipeline(client, client.create_experiment("pipelines", artifact_location=str(tmp_path / "artifacts")))
+    assert existing_store(str(database)) == f"sqlite:///{database}"
+    assert main(["review", "--uri", str(database), ids["teacher"], "--html", str(tmp_path / "r.html")]) == 0
+    assert "demo-progressive-teacher" in capsys.readouterr().out
+    text = tmp_path / "notes.db"
+    text.write_text("not a database")
+    for uri in (str(text), f"sqlite:///{text}"):
+        with pytest.raises(StoreError, match="is not a SQLite database|is not an MLflow store"):
+            existing_store(uri)
+
+
+def test_a_folder_that_is_not_a_file_store_is_not_called_one(tmp_path, empty_folder, capsys):
+    (tmp_path / "photos" / "2024").mkdir(parents=True)
+    for uri in (str(tmp_path / "photos"), f"file://{tmp_path / 'photos'}"):
+        assert main(["review", "--uri", uri, "--experiment", "x"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == (f"raytag review: {tmp_path / 'photos'} is a folder but not an MLflow file store (no "
+                       "experiment folder with meta.yaml); a SQLite store is named sqlite:///PATH/mlflow.db")
+
+
+def test_tls_trouble_is_named_as_such(plain_web_server, empty_folder):
+    """https:// to a server that speaks plain HTTP: a TLS failure, with the settings MLflow reads."""
+    address = plain_web_server.replace("http://", "https://")
+    with pytest.raises(StoreError, match="TLS with 127.0.0.1:[0-9]+ failed .*MLFLOW_TRACKING_SERVER_CERT_PATH"):
+        existing_store(address)

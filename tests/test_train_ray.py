@@ -217,3 +217,17 @@ def test_bad_config_key_exits_2_before_ray_starts(tmp_path, tiny_job):
     assert "Traceback" not in proc.stderr
     assert "Ray" not in proc.stdout + proc.stderr  # nothing started
     assert not (tmp_path / "ray_results").exists()
+
+
+def test_a_second_run_that_only_evaluates_keeps_the_models_lineage(ray_session, tiny_job):
+    """Running a finished job again (a second ``make demo``) evaluates its best epoch in a new
+    MLflow run; ``model.json`` still names the run that trained the model, and the evaluation
+    run records that run as a tag."""
+    job = load_job(tiny_job("lineage"), ["train.epochs=1"])
+    first = train(job)
+    second = train(job)  # the checkpoint is complete: evaluation only, in a new MLflow run
+    assert second.run_id and second.run_id != first.run_id
+    assert read_exported(second.model_location).info["mlflow_run_id"] == first.run_id
+    client = MlflowClient(job.tracking.uri)
+    assert client.get_run(second.run_id).data.tags[T.TRAINED_BY_RUN] == first.run_id
+    assert T.TRAINED_BY_RUN not in client.get_run(first.run_id).data.tags

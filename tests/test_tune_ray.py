@@ -55,7 +55,7 @@ def test_sweeping_a_pipeline_stage_runs_the_teacher_and_its_scores_once(ray_sess
     )
     job = load_job(path, ["train.epochs=1", "scaling.num_workers=1", "eval.max_chunks=1"])
     space_file = path.parent / "space.yaml"
-    space_file.write_text("stage: student\nparams:\n  objective.masking.percentile: {grid: [70, 90]}\n")
+    space_file.write_text("stage: student\nparams:\n  objective.percentile: {grid: [70, 90]}\n")
 
     outcome = run_sweep(job, read_space(space_file), SweepOptions(samples=1, scheduler="fifo"))
 
@@ -68,10 +68,10 @@ def test_sweeping_a_pipeline_stage_runs_the_teacher_and_its_scores_once(ray_sess
     assert len(trials) == 2
     # The scores were computed before the trials; every trial read them.
     assert all(r.data.tags["raytag.teacher_scores_reused"] == "True" for r in trials)
-    assert {r.data.params["objective.masking.percentile"] for r in trials} == {"70.0", "90.0"}
+    assert {r.data.params["objective.percentile"] for r in trials} == {"70.0", "90.0"}
     # The trial table: a header, then one line per trial as it finished, with its sampled value.
     table = [r.getMessage() for r in caplog.records if r.getMessage().startswith("sweep trial")]
-    assert table[0] == "sweep trials: trial  status  epochs  valid/roc_auc  best so far  objective.masking.percentile"
+    assert table[0] == "sweep trials: trial  status  epochs  valid/roc_auc  best so far  objective.percentile"
     lines = sorted(line.split("  ")[1:] for line in table[1:])
     assert [(status, epochs, value) for status, epochs, _, _, value in lines] == [
         ("finished", "1", "70"), ("finished", "1", "90")]

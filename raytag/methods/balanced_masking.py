@@ -4,17 +4,22 @@ left out of the loss, then Balanced-Training balances what remains."""
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+from pydantic import Field
 
-from raytag.diagnostics import masking_report
-from raytag.methods import TEACHER_KEYS
 from raytag.methods.balanced_training import BalancedTraining
 from raytag.methods.base import Needs, TeacherNeed, TrackColumns
-from raytag.objectives import negative_thresholds, suspected_missing_mask
+from raytag.methods.settings import MethodSettings
 
-TEACHER_KEY = TEACHER_KEYS["balanced_masking"]
+if TYPE_CHECKING:
+    import numpy as np
+
+
+class BalancedMaskingSettings(MethodSettings):
+    percentile: float = Field(80.0, ge=0, le=100, description="ξ_j: this percentile of the teacher's scores on a "
+                              "tag's labelled negatives; negatives at or above it are masked (eq. 3)")
+    teacher: str | None = Field(None, description="exported stage-1 teacher folder or URI (a pipeline's teacher fills it)")
 
 
 class BalancedMasking(BalancedTraining):
@@ -23,6 +28,11 @@ class BalancedMasking(BalancedTraining):
     labelled negative scoring at or above ξ_j is masked out (a suspected missing tag)."""
 
     name = "balanced_masking"
+    summary = ("a stage-1 teacher scores the training tracks; per tag, labelled negatives scoring at or above "
+               "the percentile of the negatives' scores are masked as missing tags (eq. 3), then Balanced-Training")
+    Settings = BalancedMaskingSettings
+    teacher_key = "objective.teacher"
+    renamed = {"masking.percentile": "percentile", "masking.teacher": "teacher"}
     uses_keep = True
 
     def __init__(self, *, tags: list[str], teacher: str | None, percentile: float):
@@ -32,19 +42,24 @@ class BalancedMasking(BalancedTraining):
 
     @classmethod
     def from_job(cls, job: Any, *, tags: list[str]) -> BalancedMasking:
-        masking = job.objective.masking
-        teacher = None if masking.teacher is None else str(masking.teacher)
-        return cls(tags=tags, teacher=teacher, percentile=masking.percentile)
+        objective = job.objective
+        teacher = None if objective.teacher is None else str(objective.teacher)
+        return cls(tags=tags, teacher=teacher, percentile=objective.percentile)
 
     @property
     def needs(self) -> Needs:
-        return Needs(scores_teacher=TeacherNeed(TEACHER_KEY, self.teacher), columns=("keep",))
+        return Needs(scores_teacher=TeacherNeed(self.teacher_key, self.teacher), columns=("keep",))
 
     def track_columns(self, *, labels: np.ndarray, verified: np.ndarray, scores: np.ndarray | None,
                       clean: np.ndarray | None) -> TrackColumns:
         """The eq. 3 keep mask over the training tracks. Tracks the teacher could not score
         (a NaN row) are never masked. With clean labels, how well the masked entries match the
         truly missing tags (precision and recall per tag) is reported too."""
+        import numpy as np
+
+        from raytag.diagnostics import masking_report
+        from raytag.objectives import negative_thresholds, suspected_missing_mask
+
         if scores is None:
             raise ValueError("balanced masking needs the teacher's scores")
         scored = ~np.isnan(scores).any(axis=1)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from raytag.methods.base import Batch, Epoch, Method
-from raytag.objectives import balanced_training_mask, masked_bce
+
+if TYPE_CHECKING:
+    import torch
 
 
 class BalancedTraining(Method):
@@ -20,10 +19,14 @@ class BalancedTraining(Method):
     """
 
     name = "balanced_training"
+    summary = ("masked BCE (Lu et al. eq. 2) with Algorithm 1's per-batch, per-tag mask: when negatives outnumber "
+               "positives each negative is dropped with probability (n−p)/n, else each positive with (p−n)/p")
     reduction = "clip"  # eq. 2: (1/N) Σ_i Σ_j m_ij · BCE
     uses_keep = False
 
     def __init__(self, *, tags: list[str]):
+        import torch
+
         self.tags = list(tags)
         self.masked = torch.zeros(len(tags), dtype=torch.float64)
         self.entries = 0
@@ -39,6 +42,10 @@ class BalancedTraining(Method):
 
     def mask(self, batch: Batch) -> torch.Tensor:
         """(B, K) 0/1: which entries count in this step's loss; rows that failed to decode are 0."""
+        import torch
+
+        from raytag.objectives import balanced_training_mask
+
         rows = batch["decoded"].to(torch.float32)[:, None]
         keep = rows.expand_as(batch["labels"])
         if self.uses_keep:
@@ -49,6 +56,8 @@ class BalancedTraining(Method):
         return mask
 
     def loss(self, output: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
+        from raytag.objectives import masked_bce
+
         mask = self.mask(batch)
         return {"loss": masked_bce(output, batch["labels"], mask), "mask_kept": mask.mean().detach()}
 

@@ -21,15 +21,16 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
-import torch
-from torch import nn
+from raytag.methods.settings import MethodSettings, NoSettings
 
-from raytag.engine.checkpoint import unwrap
+if TYPE_CHECKING:  # a method module imports torch and numpy where it runs, not when it is registered
+    import numpy as np
+    import torch
+    from torch import nn
 
-Batch = dict[str, torch.Tensor]
+Batch = dict[str, "torch.Tensor"]
 
 
 @dataclass(frozen=True)
@@ -92,9 +93,29 @@ class Method(ABC):
     """A training method on one network; subclasses define :meth:`loss` and override what else
     they need. ``from_job`` builds a method
     from a validated job config (duck-typed: methods never import the config module).
+
+    A class that sets ``name`` in its own body is registered (:mod:`raytag.methods` finds it in
+    its module); what it declares besides its loss:
+
+    * ``summary``: one line for ``raytag methods`` and the README's table.
+    * ``Settings``: its keys in the job's ``objective`` section (a :class:`MethodSettings`);
+      ``job.objective`` is then an instance of it, plus ``name`` and the wrappers' sections.
+    * ``accepts``: the wrappers it can be combined with (None: every one).
+    * ``teacher_key``: the job key naming the exported teacher it needs, which a pipeline
+      stage's ``teacher`` fills (None: it needs none).
+    * ``renamed``: old ``objective`` keys of its settings and where they live now, for the
+      error an old job file gets.
+
+    Registering reads these without importing torch: a method module imports torch and numpy
+    inside the functions that run on tensors (``raytag/methods/base.py`` shows how).
     """
 
     name: ClassVar[str] = "method"
+    summary: ClassVar[str] = ""
+    Settings: ClassVar[type[MethodSettings]] = NoSettings
+    accepts: ClassVar[frozenset[str] | None] = None
+    teacher_key: ClassVar[str | None] = None
+    renamed: ClassVar[dict[str, str]] = {}
     reduction: ClassVar[str] = "entry"
     """How the loss averages per-entry terms (``raytag.objectives.bce`` reductions): ``"entry"``
     (mean over (track, tag) entries) or ``"clip"`` (summed over tags, mean over clips). A term
@@ -123,6 +144,8 @@ class Method(ABC):
 
     def evaluated(self, model: nn.Module) -> nn.Module:
         """The network that is validated and exported (``model`` may be DDP-wrapped)."""
+        from raytag.engine.checkpoint import unwrap
+
         return unwrap(model)
 
     def start_epoch(self, epoch: Epoch) -> None:
@@ -154,7 +177,28 @@ class Method(ABC):
 
 
 class Wrapper(Method):
-    """A method that adds to another (mean teacher, noisy student): delegates by default."""
+    """A method that adds to another (mean teacher, noisy student): delegates by default.
+
+    Besides a method's declarations (``accepts`` then names the other wrappers it can be
+    combined with), a wrapper declares ``switch``, the job key that turns it on, ``enabled``,
+    which reads it, and ``order``: enabled wrappers wrap the base method in ascending order. A
+    wrapper whose settings are a section of ``objective`` names it in ``section``; its
+    ``Settings`` then validate that section for every method.
+    """
+
+    switch: ClassVar[str] = ""
+    order: ClassVar[int] = 0
+    section: ClassVar[str | None] = None
+
+    @classmethod
+    @abstractmethod
+    def enabled(cls, job: Any) -> bool:
+        """Whether the validated job turns this wrapper on."""
+
+    @classmethod
+    def wrap(cls, base: Method, job: Any) -> Method:
+        """The wrapper around ``base`` as the job configures it."""
+        return cls(base)
 
     def __init__(self, base: Method):
         self.base = base

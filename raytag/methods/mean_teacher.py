@@ -3,13 +3,36 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
+from pydantic import Field
 
-from raytag.methods.base import Batch, Epoch, Method, Wrapper, kept_rows, unwrap
-from raytag.objectives import consistency_loss, consistency_weight, ema_update, make_mean_teacher
+from raytag.methods.base import Batch, Epoch, Method, Wrapper, kept_rows
+from raytag.methods.settings import MethodSettings
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+
+class MeanTeacherSettings(MethodSettings):
+    """Lu et al. stage 2 consistency with an EMA teacher (eqs. 4-7); paper values as defaults.
+
+    The EMA smoothing and the ramp are counted in optimizer steps in the paper (η 0.999, T0
+    40000). ``window_epochs`` and ``ramp_epochs`` give them in epochs instead, converted with
+    the run's real steps per epoch per rank: η = 1 − 1/(window_epochs · steps per epoch),
+    T0 = ramp_epochs · steps per epoch. When given, they take precedence over ``eta`` and
+    ``t0`` (so a sweep can vary them on a job written in the paper's steps).
+    """
+
+    enabled: bool = Field(False, description="add the mean teacher's consistency term")
+    eta: float | None = Field(None, ge=0, le=1, description="EMA smoothing η; none: 0.999 (paper)")
+    window_epochs: float | None = Field(None, gt=0, description="EMA averaging window in epochs (instead of eta)")
+    beta_max: float = Field(0.8, ge=0, description="upper bound β_max of the consistency weight")
+    t0: int | None = Field(None, ge=0, description="ramp-up length T0 in optimizer steps; none: 40000 (paper)")
+    ramp_epochs: float | None = Field(None, ge=0, description="ramp-up length in epochs (instead of t0)")
+    gamma: float = Field(0.5, gt=0, description="ramp-up exponent γ")
+    warmup_epochs: int = Field(40, ge=0, description="epochs of the student alone before the teacher joins")
 
 
 class MeanTeacher(Wrapper):
@@ -23,6 +46,13 @@ class MeanTeacher(Wrapper):
     """
 
     name = "mean_teacher"
+    summary = ("Lu et al.: an EMA copy of the student (eq. 4) gives BCE consistency targets (eq. 5) weighted "
+               "by β(T) = β_max·min(1, (T/T0)^γ) (eq. 7), added to the method's loss after a warm-up")
+    Settings = MeanTeacherSettings
+    section = "mean_teacher"
+    switch = "objective.mean_teacher.enabled"
+    order = 2
+    accepts = frozenset()  # neither the multi-activation head nor a noisy student's teacher
 
     PAPER_ETA = 0.999
     PAPER_T0 = 40000
@@ -49,6 +79,10 @@ class MeanTeacher(Wrapper):
         self._pending_state: dict | None = None
 
     @classmethod
+    def enabled(cls, job: Any) -> bool:
+        return job.objective.mean_teacher.enabled
+
+    @classmethod
     def wrap(cls, base: Method, job: Any) -> MeanTeacher:
         mt = job.objective.mean_teacher
         return cls(base, beta_max=mt.beta_max, gamma=mt.gamma, warmup_epochs=mt.warmup_epochs, eta=mt.eta,
@@ -57,6 +91,9 @@ class MeanTeacher(Wrapper):
     def start_epoch(self, epoch: Epoch) -> None:
         """Converts epoch-based settings with this run's steps per epoch; after the warm-up the
         teacher joins as a copy of the student (or of its checkpoint)."""
+        from raytag.engine.checkpoint import unwrap
+        from raytag.objectives import make_mean_teacher
+
         super().start_epoch(epoch)
         if self.window_epochs is not None:
             self.eta = 1.0 - 1.0 / max(1.0, self.window_epochs * epoch.steps)
@@ -69,6 +106,10 @@ class MeanTeacher(Wrapper):
                 self._pending_state = None
 
     def loss(self, output: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
+        import torch
+
+        from raytag.objectives import consistency_loss
+
         parts = self.base.loss(output, batch)
         if self.teacher is None:
             return parts
@@ -82,9 +123,14 @@ class MeanTeacher(Wrapper):
         return parts
 
     def beta(self) -> float:
+        from raytag.objectives import consistency_weight
+
         return consistency_weight(self.steps, beta_max=self.beta_max, t0=self.t0, gamma=self.gamma)
 
     def after_step(self, model: nn.Module) -> None:
+        from raytag.engine.checkpoint import unwrap
+        from raytag.objectives import ema_update
+
         self.base.after_step(model)
         if self.teacher is not None:
             ema_update(self.teacher, unwrap(model), self.eta)

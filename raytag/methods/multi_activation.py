@@ -10,22 +10,33 @@ is left as it is.
 
 from __future__ import annotations
 
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from raytag.methods.base import Batch, Method, Wrapper, kept_rows
-from raytag.objectives.multi_activation import multi_activation_losses
+
+if TYPE_CHECKING:
+    import torch
 
 
 class MultiActivation(Wrapper):
     name = "multi_activation"
+    summary = ("He et al. §3.2: with model.head sigmoid_sparsemax, the sparsemax head's loss (eq. 9) is added "
+               "to the method's loss on the sigmoid head")
+    switch = "model.head: sigmoid_sparsemax"
+    order = 1
+    accepts = frozenset()  # neither the mean teacher nor a noisy student
+
+    @classmethod
+    def enabled(cls, job: Any) -> bool:
+        return job.model.head != "sigmoid"
 
     @classmethod
     def wrap(cls, base: Method, job: Any) -> Method:
         return base if getattr(base, "handles_multi_activation", False) else cls(base)
 
     def loss(self, output, batch: Batch) -> dict[str, torch.Tensor]:
+        from raytag.objectives.multi_activation import multi_activation_losses
+
         parts = self.base.loss(output.sigmoid_logits, batch)
         sparse = multi_activation_losses(output, batch["labels"], weights=kept_rows(batch)).sparsemax
         parts.update({"loss": parts["loss"] + sparse, "sparsemax_loss": sparse.detach()})

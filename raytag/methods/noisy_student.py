@@ -3,15 +3,12 @@ BCE of the student on augmented unlabeled audio against a frozen teacher's soft 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from raytag.methods import TEACHER_KEYS
 from raytag.methods.base import Batch, Method, Needs, TeacherNeed, Wrapper
-from raytag.objectives import bce
 
-TEACHER_KEY = TEACHER_KEYS["noisy_student"]
+if TYPE_CHECKING:
+    import torch
 
 
 class NoisyStudent(Wrapper):
@@ -22,10 +19,20 @@ class NoisyStudent(Wrapper):
     come with the data (the cluster layer serves the ``unlabeled_teacher`` need)."""
 
     name = "noisy_student"
+    summary = ("Won et al. §3.3: plus semi.weight × BCE of the student on augmented unlabeled audio against a "
+               "frozen teacher's soft labels (settings: the semi section)")
+    switch = "semi.enabled"
+    teacher_key = "semi.teacher"
+    order = 3
+    accepts = frozenset()  # neither the multi-activation head nor the mean teacher
 
     def __init__(self, base: Method, *, teacher: str | None, weight: float, hard_labels: bool):
         super().__init__(base)
         self.teacher, self.weight, self.hard_labels = teacher, weight, hard_labels
+
+    @classmethod
+    def enabled(cls, job: Any) -> bool:
+        return job.semi.enabled
 
     @classmethod
     def wrap(cls, base: Method, job: Any) -> NoisyStudent:
@@ -38,14 +45,18 @@ class NoisyStudent(Wrapper):
         base = self.base.needs
         return Needs(
             scores_teacher=base.scores_teacher,
-            unlabeled_teacher=TeacherNeed(TEACHER_KEY, self.teacher),
+            unlabeled_teacher=TeacherNeed(self.teacher_key, self.teacher),
             columns=base.columns,
         )
 
     def inputs(self, batch: Batch) -> torch.Tensor:
+        import torch
+
         return torch.cat([self.base.inputs(batch), batch["u_audio"]])
 
     def loss(self, output: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
+        from raytag.objectives import bce
+
         labelled = batch["audio"].shape[0]
         parts = self.base.loss(output[:labelled], batch)
         targets = batch["u_soft"].float()

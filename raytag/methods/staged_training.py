@@ -17,32 +17,48 @@ sparsemax term's weight relative to the sigmoid term K times smaller, than in st
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
-import torch.distributed as dist
+from pydantic import Field
 
-from raytag.diagnostics import IgnoreReport
 from raytag.methods.base import Batch, Epoch, Method, Needs, TrackColumns, kept_rows
-from raytag.models.heads import MultiActivationOutput
-from raytag.objectives.multi_activation import multi_activation_clip_losses
-from raytag.objectives.staged import clip_losses, staged_keep_mask, update_threshold
+from raytag.methods.settings import MethodSettings
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from raytag.diagnostics import IgnoreReport
+
+
+class StagedTrainingSettings(MethodSettings):
+    """He et al. 2020 stage 2: an unverified clip's loss is ignored above η_t = α·η_{t−1} + (1 − α)·T_t,
+    T_t the k-th largest clip loss of the batch (gathered over all ranks)."""
+
+    k: int = Field(10, gt=0, description="rank of the batch's clip loss that drives the threshold (paper: 10 for "
+                   "a batch of 64; scale it with train.batch_size)")
+    alpha: float = Field(0.9, ge=0, lt=1, description="smoothing α of the threshold (paper 0.9)")
 
 
 class StagedTraining(Method):
     name = "staged_training"
+    summary = ("He et al. 2020 stage 2: an unverified clip's loss is ignored above a running threshold "
+               "η_t = α·η_{t−1} + (1 − α)·T_t, T_t the k-th largest clip loss of the global batch")
+    Settings = StagedTrainingSettings
+    renamed = {"staged.k": "k", "staged.alpha": "alpha"}
     reduction = "entry"  # C_i averaged over tags: the scale of stages 1 and 3 (plain bce)
     handles_multi_activation = True
 
     def __init__(self, *, k: int, alpha: float):
         self.k, self.alpha = k, alpha
+        from raytag.diagnostics import IgnoreReport
+
         self.threshold: torch.Tensor | None = None
-        self.report = IgnoreReport()
+        self.report: IgnoreReport = IgnoreReport()
 
     @classmethod
     def from_job(cls, job: Any, *, tags: list[str]) -> StagedTraining:
-        return cls(k=job.objective.staged.k, alpha=job.objective.staged.alpha)
+        return cls(k=job.objective.k, alpha=job.objective.alpha)
 
     @property
     def needs(self) -> Needs:
@@ -51,9 +67,13 @@ class StagedTraining(Method):
     def track_columns(self, *, labels: np.ndarray, verified: np.ndarray, scores, clean) -> TrackColumns:
         """``verified`` from the manifest; ``noisy`` (1 where the labels differ from the clean
         ones, −1 where no clean labels are known) feeds the diagnostics only."""
+        import numpy as np
+
+        from raytag.diagnostics import noisy_clips
+
         noisy = np.full(len(labels), -1.0, dtype=np.float32)
         if clean is not None:
-            noisy = ((labels > 0.5) != (clean > 0.5)).any(axis=1).astype(np.float32)
+            noisy = noisy_clips(labels, clean).astype(np.float32)
         unverified = int((~verified).sum())
         return TrackColumns(
             columns={"verified": verified.astype(np.float32), "noisy": noisy},
@@ -62,10 +82,16 @@ class StagedTraining(Method):
         )
 
     def start_epoch(self, epoch: Epoch) -> None:
+        from raytag.diagnostics import IgnoreReport
+
         super().start_epoch(epoch)
         self.report = IgnoreReport()
 
     def loss(self, output, batch: Batch) -> dict[str, torch.Tensor]:
+        from raytag.models.heads import MultiActivationOutput
+        from raytag.objectives.multi_activation import multi_activation_clip_losses
+        from raytag.objectives.staged import clip_losses, staged_keep_mask, update_threshold
+
         labels, rows = batch["labels"], kept_rows(batch)
         sigmoid = sparse = None
         if isinstance(output, MultiActivationOutput):
@@ -90,12 +116,12 @@ class StagedTraining(Method):
         return parts
 
     def _count(self, ignored: torch.Tensor, verified: torch.Tensor, rows: torch.Tensor, noisy: torch.Tensor) -> None:
-        considered = rows & ~verified
-        truly_noisy = considered & (noisy > 0.5)
-        self.report = self.report + IgnoreReport(
-            considered=int(considered.sum()), noisy=int(truly_noisy.sum()),
-            ignored=int(ignored.sum()), ignored_noisy=int((ignored & truly_noisy).sum()),
-        )
+        """Adds this batch's decoded clips to the epoch's :class:`~raytag.diagnostics.IgnoreReport`."""
+        from raytag.diagnostics import ignore_report
+
+        rows = rows.cpu()
+        self.report = self.report + ignore_report(
+            ignored.cpu()[rows].numpy(), (noisy.cpu()[rows] > 0.5).numpy(), verified.cpu()[rows].numpy())
         self._noise_known = bool((noisy >= 0).all())
 
     def epoch_metrics(self) -> dict[str, float]:
@@ -118,6 +144,9 @@ class StagedTraining(Method):
 
 def _gathered(losses: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Every rank's per-clip losses and row flags (ranks take equal batches), or this rank's."""
+    import torch
+    import torch.distributed as dist
+
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return losses, rows
     losses_out = [torch.empty_like(losses) for _ in range(dist.get_world_size())]

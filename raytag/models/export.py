@@ -37,6 +37,7 @@ META_FILE = "model.json"
 WEIGHTS_FILE = "model.pt"
 THRESHOLDS_KEY = "thresholds"  # {tag: threshold} in model.json, when the model has them
 THRESHOLDS_LABELS_KEY = "thresholds_labels"  # {"labels": noisy|verified|clean, "tracks": n}
+RUN_ID_KEY = "mlflow_run_id"  # the MLflow run that trained the model (kept when a later run only evaluates it)
 SCORING_KEY = "scoring"  # {"max_chunks": n | null}: the scoring settings the model was evaluated with
 
 
@@ -149,6 +150,16 @@ def description_path(folder: str = BEST_MODEL_DIR) -> str:
     """Where an exported model's description lies inside ``folder`` (e.g. an MLflow artifact
     path): ``best_model/model.json`` by default."""
     return f"{folder}/{META_FILE}"
+
+
+def exported_run_id(text: str | None) -> str | None:
+    """The MLflow run that trained a model, from its ``model.json`` text (:data:`RUN_ID_KEY`),
+    or None when there is no description, it is unreadable or names no run."""
+    try:
+        value = json.loads(text).get(RUN_ID_KEY) if text else None
+    except (ValueError, AttributeError):
+        return None
+    return str(value) if value else None
 
 
 def description_tags(path: str | Path) -> list[str]:

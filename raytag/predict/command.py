@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from raytag.errors import EXIT_FAILED, EXIT_OK
+from raytag.output_files import check_output_file
 from raytag.predict.inputs import PredictError
 from raytag.predict.loading import LoadedModel, load_model
 from raytag.predict.outputs import csv_columns, format_mismatch, output_format, write_output
@@ -81,6 +82,8 @@ def run_predict(request: PredictRequest) -> PredictOutcome:
         raytag.data.manifest.ManifestError: a malformed list of files.
     """
     fmt = output_format(request.output, request.fmt)
+    if request.output is not None:
+        check_output_file(request.output, "-o")
     mismatch = format_mismatch(request.output, request.fmt)
     if mismatch:
         log.warning("%s", mismatch)

@@ -140,12 +140,11 @@ def write_output(
     top_k: int,
     thresholds: Mapping[str, float] | None,
 ) -> None:
-    """:func:`write_predictions` to the file ``output`` (its folder created if needed), or to
-    standard output when ``output`` is None."""
+    """:func:`write_predictions` to the file ``output`` (its folder must exist: see
+    :func:`raytag.output_files.check_output_file`), or to standard output when ``output`` is None."""
     options = dict(fmt=fmt, tags=tags, top_k=top_k, thresholds=thresholds)
     if output is None:
         write_predictions(predictions, sys.stdout, **options)
         return
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
     with open(output, "w", encoding="utf-8", newline="") as stream:
         write_predictions(predictions, stream, **options)

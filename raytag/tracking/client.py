@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import socket
+import ssl
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -27,6 +28,8 @@ SERVER_PROBE_TIMEOUT_S = 5.0
 ARTIFACTS_DIR = "mlruns"  # a SQLite store's artifacts: this folder beside the database file
 MAX_PARAMS_PER_CALL = 100
 MAX_PARAM_LENGTH = 6000
+SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite 3 database
+FILE_STORE_MARKER = "meta.yaml"  # in each experiment folder of an MLflow file store
 
 
 class StoreError(InputError):
@@ -61,6 +64,15 @@ def sqlite_path(uri: str) -> Path | None:
     return Path(path) if path and path != ":memory:" else None
 
 
+def is_sqlite_file(path: Path) -> bool:
+    """Whether ``path`` is a SQLite 3 database (by its 16-byte header; an empty file is not)."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+    except OSError:
+        return False
+
+
 def artifact_location(uri: str) -> str | None:
     """Where a new experiment in store ``uri`` keeps its artifacts: beside a SQLite database
     (``<db folder>/mlruns``, which is MLflow's ``./mlruns`` when the database is the default
@@ -81,11 +93,14 @@ def existing_store(uri: str | None, *, option: str = "--uri") -> str:
     Returns:
         The resolved URI. HTTP retries are limited (:func:`limit_http_retries`).
 
+    A plain path to an existing SQLite file is that SQLite store (``sqlite:///<absolute path>``).
+
     Raises:
-        StoreError: a SQLite file or file-store folder that does not exist, a file store
-            (MLflow refuses them unless ``MLFLOW_ALLOW_FILE_STORE`` is set), or an
-            ``http(s)://`` server that does not accept a connection within
-            :data:`SERVER_PROBE_TIMEOUT_S` seconds.
+        StoreError: a SQLite file or file-store folder that does not exist, a file that is not
+            a SQLite database, a folder that is not an MLflow file store (no experiment folder
+            with ``meta.yaml``), a file store (MLflow refuses them unless
+            ``MLFLOW_ALLOW_FILE_STORE`` is set), or an ``http(s)://`` address that is not a
+            working MLflow server (:func:`probe_server`, at most about 10 s).
     """
     from urllib.parse import urlsplit
 
@@ -98,10 +113,20 @@ def existing_store(uri: str | None, *, option: str = "--uri") -> str:
     if database is not None:
         if not database.is_file():
             raise StoreError(f"no MLflow store at {database.absolute()}{hint}")
+        if not is_sqlite_file(database):
+            raise StoreError(f"{database.absolute()} is not a SQLite database, so not an MLflow store")
     elif parts.scheme in ("", "file"):
         folder = Path(parts.path if parts.scheme else resolved)
+        if not parts.scheme and folder.is_file() and is_sqlite_file(folder):
+            return f"sqlite:///{folder.resolve()}"  # a plain path to a SQLite store
+        if folder.is_file():
+            raise StoreError(f"{folder.absolute()} is not an MLflow store (neither a SQLite database nor a folder); "
+                             "name a SQLite store as sqlite:///PATH or PATH to its .db file")
         if not folder.is_dir():
             raise StoreError(f"no MLflow store at {folder.absolute()}{hint}")
+        if not any(folder.glob(f"*/{FILE_STORE_MARKER}")):
+            raise StoreError(f"{folder.absolute()} is a folder but not an MLflow file store (no experiment folder "
+                             f"with {FILE_STORE_MARKER}); a SQLite store is named sqlite:///PATH/mlflow.db")
         if os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() not in ("1", "true"):
             raise StoreError(
                 f"{resolved} is an MLflow file store, which MLflow no longer opens: convert it with "
@@ -110,13 +135,83 @@ def existing_store(uri: str | None, *, option: str = "--uri") -> str:
             )
     elif parts.scheme in ("http", "https"):
         limit_http_retries()
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        try:
-            socket.create_connection((parts.hostname or "localhost", port), timeout=SERVER_PROBE_TIMEOUT_S).close()
-        except OSError as exc:
-            reason = exc.strerror or type(exc).__name__
-            raise StoreError(f"no MLflow tracking server answers at {parts.hostname}:{port} ({reason})") from None
+        probe_server(resolved)
     return resolved
+
+
+def probe_server(uri: str, *, timeout_s: float = SERVER_PROBE_TIMEOUT_S) -> None:
+    """Checks that ``uri`` is an MLflow tracking server, in at most about ``2 * timeout_s``
+    seconds: it must accept a connection within ``timeout_s`` and answer one small REST call
+    (``GET <uri>/api/2.0/mlflow/experiments/search?max_results=1``) with a JSON object within
+    ``timeout_s`` more. Credentials in ``MLFLOW_TRACKING_TOKEN`` or
+    ``MLFLOW_TRACKING_USERNAME``/``PASSWORD`` are sent as MLflow's client sends them.
+
+    Raises:
+        StoreError: nothing accepts the connection, the connection is accepted but nothing
+            answers, or the answer is not MLflow's (a plain web server, another service).
+    """
+    import base64
+    import json
+    import urllib.error
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    where = f"{parts.hostname}:{port}"
+    try:
+        socket.create_connection((parts.hostname or "localhost", port), timeout=timeout_s).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise StoreError(f"no MLflow tracking server answers at {where} ({reason})") from None
+    netloc = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else (parts.hostname or "localhost")
+    base = f"{parts.scheme}://{netloc}:{port}{parts.path.rstrip('/')}"  # without user:password@
+    request = urllib.request.Request(f"{base}/api/2.0/mlflow/experiments/search?max_results=1",
+                                     headers={"Accept": "application/json"})
+    if parts.username:
+        pair = f"{parts.username}:{parts.password or ''}"
+        request.add_header("Authorization", "Basic " + base64.b64encode(pair.encode()).decode())
+    elif os.environ.get("MLFLOW_TRACKING_TOKEN"):
+        request.add_header("Authorization", f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}")
+    elif os.environ.get("MLFLOW_TRACKING_USERNAME"):
+        pair = f"{os.environ['MLFLOW_TRACKING_USERNAME']}:{os.environ.get('MLFLOW_TRACKING_PASSWORD', '')}"
+        request.add_header("Authorization", "Basic " + base64.b64encode(pair.encode()).decode())
+    not_mlflow = f"{where} is not an MLflow tracking server"
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s, context=_tls_context()) as response:
+            body = response.read(1 << 20)
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):
+            raise StoreError(f"the MLflow tracking server at {where} refuses access (HTTP {exc.code}): set "
+                             "MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD or MLFLOW_TRACKING_TOKEN") from None
+        raise StoreError(f"{not_mlflow} (HTTP {exc.code} for MLflow's REST API at {request.full_url})") from None
+    except (TimeoutError, socket.timeout):
+        raise StoreError(f"{where} accepts connections but does not answer within {timeout_s:g} s: "
+                         "not a working MLflow tracking server") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        if isinstance(reason, ssl.SSLError):
+            raise StoreError(f"TLS with {where} failed ({reason}); set MLFLOW_TRACKING_SERVER_CERT_PATH to its "
+                             "certificate, or MLFLOW_TRACKING_INSECURE_TLS=true") from None
+        if isinstance(reason, (TimeoutError, socket.timeout)):
+            raise StoreError(f"{where} accepts connections but does not answer within {timeout_s:g} s: "
+                             "not a working MLflow tracking server") from None
+        raise StoreError(f"{not_mlflow} ({reason})") from None
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        raise StoreError(f"{not_mlflow} (its answer to MLflow's REST API is not JSON)")
+
+
+def _tls_context():
+    """The TLS settings MLflow's own client takes from the environment
+    (``MLFLOW_TRACKING_INSECURE_TLS``, ``MLFLOW_TRACKING_SERVER_CERT_PATH``), for the probe."""
+    if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() in ("1", "true"):
+        return ssl._create_unverified_context()  # noqa: S323 - the user asked for it, as MLflow does
+    cafile = os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH")
+    return ssl.create_default_context(cafile=cafile) if cafile else None
 
 
 class Tracker:

@@ -39,6 +39,9 @@ CURVES_FILE = "curves.png"
 METHOD_FILE = "method_statistics.png"
 RANKING_METRICS = ("roc_auc", "pr_auc", "lwlrap")
 BOOKKEEPING = ("epoch", "best_epoch")
+NOT_METHOD_PREFIXES = ("test/", "time/", "data/", "thresholds/", "audit/")
+"""Records of a run that are not per-epoch method statistics: final metrics, seconds per
+phase, file counts, the thresholds' track count, a label audit's numbers."""
 GROUP_LABELS = {"mask/masked": "masked entries per epoch"}  # colour-bar labels of known groups
 
 
@@ -60,7 +63,8 @@ def split_history(
         ``(curves, per_tag_groups, scalars)``: what :func:`plot_training_curves` draws (see
         :func:`curve_panels`); ``{group: {tag: points}}`` for per-tag families
         such as ``mask/masked/<tag>``; every other scalar (method statistics). ``epoch``,
-        ``best_epoch`` and final ``test/*`` metrics are left out.
+        ``best_epoch`` and the records of :data:`NOT_METHOD_PREFIXES` (final ``test/*``
+        metrics, ``time/*`` seconds, ``data/*`` counts, ...) are left out.
     """
     # Tags may contain "/" (MTG-Jamendo's "mood/theme---sad") and are logged under their
     # MLflow-safe key, so match whole suffixes, longest first.
@@ -70,7 +74,7 @@ def split_history(
     groups: dict[str, dict[str, list]] = {}
     scalars: dict[str, list] = {}
     for key, points in history.items():
-        if key in BOOKKEEPING or key.startswith("test/"):
+        if key in BOOKKEEPING or key.startswith(NOT_METHOD_PREFIXES):
             continue
         match = next(((k, tag) for k, tag in suffixes if key.endswith("/" + k) and len(key) > len(k) + 1), None)
         if match:
@@ -97,6 +101,11 @@ def curve_panels(history: History) -> dict[str, list[str]]:
 def plot_training_curves(
     history: History, path: str | Path, *, title: str = "", best_epoch: int | None = None
 ) -> Path:
+    """Writes :func:`training_curves_figure` to the PNG ``path``; returns the path."""
+    return save_png(training_curves_figure(history, title=title, best_epoch=best_epoch), path)
+
+
+def training_curves_figure(history: History, *, title: str = "", best_epoch: int | None = None) -> Figure:
     """Training and validation curves over epochs.
 
     Panels: losses (every ``*/loss*`` series), validation ranking metrics (``roc_auc``,
@@ -105,7 +114,6 @@ def plot_training_curves(
 
     Args:
         history: ``{metric: [(epoch, value), ...]}``.
-        path: PNG to write.
         title: figure title (e.g. the run's name).
         best_epoch: drawn as a dashed vertical line; default: the last ``best_epoch`` value
             in ``history`` if there is one.
@@ -141,7 +149,7 @@ def plot_training_curves(
             note(axes, "nothing logged per epoch")
     if title:
         figure.suptitle(title)
-    return save_png(figure, path)
+    return figure
 
 
 def plot_scalar_series(history: History, path: str | Path, *, title: str = "Method statistics") -> Path | None:
@@ -246,9 +254,10 @@ def plot_run(
     labels: str | None = None,
     valid_labels: str | None = None,
 ) -> list[Path]:
-    """The standard plots of one run from what MLflow holds: curves, method statistics (the
-    series that change, :func:`constant_series`), one heatmap per per-tag metric group, and
-    the per-tag bars.
+    """The standard plots of one run from what MLflow holds: curves (only for a run that
+    logged per-epoch training or validation series: an evaluation-only run gets none), method
+    statistics (the series that change, :func:`constant_series`), one heatmap per per-tag
+    metric group, and the per-tag bars.
 
     Args:
         history: the run's per-epoch metrics.
@@ -268,7 +277,8 @@ def plot_run(
     out_dir.mkdir(parents=True, exist_ok=True)
     curves, groups, scalars = split_history(history, tags)
     heading = f"{title} training".strip() + (f" (validation on {valid_labels})" if valid_labels else "")
-    written = [plot_training_curves(history, out_dir / CURVES_FILE, title=heading)]
+    trained = any(curve_panels(history).values()) or "epoch_seconds" in history
+    written = [plot_training_curves(history, out_dir / CURVES_FILE, title=heading)] if trained else []
     changing, _ = constant_series(scalars)
     method = plot_scalar_series(changing, out_dir / METHOD_FILE, title=f"{title} method statistics".strip())
     if method is not None:
@@ -310,7 +320,13 @@ def _seconds_axis(axes, history: History) -> None:
     twin.set_ylabel("seconds per epoch")
     handles, labels = axes.get_legend_handles_labels()
     twin_handles, twin_labels = twin.get_legend_handles_labels()
-    axes.legend(handles + twin_handles, labels + twin_labels, fontsize=8)
+    below_the_axes(axes, handles + twin_handles, labels + twin_labels)
+
+
+def below_the_axes(axes, handles, labels) -> None:
+    """A legend under the panel, outside the plotting area, so it never covers a line (two
+    lines on two y axes leave no corner free); constrained layout makes room for it."""
+    axes.legend(handles, labels, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
 
 
 def _unit_range(history: History, keys: Sequence[str]) -> tuple[float, float]:

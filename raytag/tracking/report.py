@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from raytag.tracking import run_tags as tag_names
+from raytag.tracking.audit_runs import AUDIT_METHOD, run_split
 
 MISSING = "—"
 # Params shown in their own columns (or as the run's name), never among the differing ones.
@@ -109,7 +110,7 @@ def summarize_run(
     end_time: int | None = None,
 ) -> RunSummary:
     """A :class:`RunSummary` from a run's params, tags and final metrics (plain dicts)."""
-    split = params.get("eval.split", "test")
+    split = run_split(params, tags)
     return RunSummary(
         run_id=run_id,
         name=name,
@@ -172,7 +173,10 @@ def format_duration(start_ms: int | None, end_ms: int | None) -> str:
 
 
 def describe_method(params: Mapping[str, str], tags: Mapping[str, str]) -> str:
-    """The training method in words: ``objective.name`` plus what is switched on."""
+    """The training method in words: ``objective.name`` plus what is switched on; a label-noise
+    audit run is ``label-noise audit``."""
+    if tags.get(tag_names.KIND) == tag_names.KIND_AUDIT:
+        return AUDIT_METHOD
     parts = [params.get("objective.name") or tags.get(tag_names.METHOD) or "?"]
     for key, words in (("objective.mean_teacher.enabled", "mean teacher"), ("semi.enabled", "noisy student"),
                        ("augment.enabled", "augmented")):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+from raytag.tracking.console_tables import DEFAULT_WIDTH, fitted_tables
 from raytag.tracking.report import (
     METRIC_COLUMNS,
     MISSING,
@@ -26,13 +27,14 @@ from raytag.tracking.report import (
 KEEP_WHOLE = ("id",)
 
 
-def rich_tables(review: Review, *, max_tags: int = 15) -> list:
-    """The review for a terminal: the runs table, lineage, and the top per-tag differences.
+def rich_tables(review: Review, *, max_tags: int = 15, width: int = DEFAULT_WIDTH) -> list:
+    """The review for a terminal ``width`` characters wide: the runs table, the params that
+    differ, lineage, and the top per-tag values or differences. A table wider than ``width``
+    is stacked into narrower ones that repeat its first column
+    (:func:`raytag.tracking.console_tables.fitted_tables`); no column is dropped.
 
     Every string is wrapped in ``rich.text.Text``, so brackets in names or ids ("[3f2a]") are
     printed, not read as markup."""
-    from rich import box
-    from rich.table import Table
     from rich.text import Text
 
     header, rows = runs_table(review.runs)
@@ -45,49 +47,27 @@ def rich_tables(review: Review, *, max_tags: int = 15) -> list:
     started, took = header.index("started"), header.index("duration")  # one column: narrower
     header = header[:started] + ["started, took"] + header[took + 1:]
     rows = [row[:started] + [f"{row[started]}, {row[took]}"] + row[took + 1:] for row in rows]
-    runs = Table(title=Text(title), header_style="bold", box=box.SIMPLE_HEAD)
-    for index, column in enumerate(header):
-        column = column.split(" (")[0]  # the split is in the title
-        numeric = column in {name for _, name in METRIC_COLUMNS} | {"best epoch"}
-        if numeric:
-            runs.add_column(Text(column), justify="right", min_width=6)
-        elif column in KEEP_WHOLE:  # read whole (and copied into commands)
-            runs.add_column(Text(column), no_wrap=True)
-        elif column == "run":  # names are what the table is read by
-            runs.add_column(Text(column), overflow="fold", min_width=min(28, max(len(row[index]) for row in rows)))
-        else:
-            runs.add_column(Text(column), overflow="fold")
-    for row in rows:
-        runs.add_row(*map(Text, row))
-    out: list = [runs]
+    header = [column.split(" (")[0] for column in header]  # the split is in the title
+    numeric = {name for _, name in METRIC_COLUMNS} | {"best epoch"}
+    out: list = fitted_tables(header, rows, width=width, title=title,
+                              right=[i for i, column in enumerate(header) if column in numeric],
+                              whole=[i for i, column in enumerate(header) if column in KEEP_WHOLE])
     if not params_inline(review.runs) and differing_params(review.runs):
         header, rows = params_table(review.runs)
-        params = Table(title="params that differ", header_style="bold", box=box.SIMPLE_HEAD)
-        for column in header:
-            params.add_column(Text(column), overflow="fold")
-        for row in rows:
-            params.add_row(*map(Text, row))
-        out.append(params)
+        out.extend(fitted_tables(header, rows, width=width, title="params that differ"))
     for line in lineage(review.runs):
         out.append(Text(f"lineage: {line}"))
-    out.extend(_per_tag_console(review, max_tags))
+    out.extend(_per_tag_console(review, max_tags, width))
     if review.differences is not None and len(review.differences):
         first, second = review.runs[0].label, review.runs[1].label
-        table = Table(
-            title=Text(f"per-tag change {second} − {first}, largest first"),
-            caption=Text(f"A = {first}, B = {second}; ROC = ROC-AUC, PR = PR-AUC, Δ = B − A, pos = positive tracks"),
-            header_style="bold",
-            box=box.SIMPLE_HEAD,
-        )
-        for column in ("tag", "pos", "ROC A", "ROC B", "Δ ROC", "PR A", "PR B", "Δ PR"):
-            if column == "tag":  # tag names are what the table is read by: keep them whole
-                longest = max(len(str(tag)) for tag in review.differences["tag"].head(max_tags))
-                table.add_column(Text(column), min_width=min(longest, 28), overflow="fold")
-            else:
-                table.add_column(Text(column), justify="right", min_width=3 if column == "pos" else 6)  # "+0.080"
-        for row in review.differences.head(max_tags).itertuples(index=False):
-            table.add_row(*map(Text, [row.tag, format_number(row.positives), *_delta_cells(row)]))
-        out.append(table)
+        header = ["tag", "pos", "ROC A", "ROC B", "Δ ROC", "PR A", "PR B", "Δ PR"]
+        rows = [[str(row.tag), format_number(row.positives), *_delta_cells(row)]
+                for row in review.differences.head(max_tags).itertuples(index=False)]
+        out.extend(fitted_tables(
+            header, rows, width=width, title=f"per-tag change {second} − {first}, largest first",
+            caption=f"A = {first}, B = {second}; ROC = ROC-AUC, PR = PR-AUC, Δ = B − A, pos = positive tracks",
+            right=range(1, len(header)),
+        ))
         out.append(Text(difference_summary(review.differences, first=first, second=second)))
         if len(review.differences) > max_tags:
             out.append(Text(f"... {len(review.differences) - max_tags} more tags in the HTML report"))
@@ -99,11 +79,9 @@ def _without(cells: list[str], index: int) -> list[str]:
     return cells[:index] + cells[index + 1:]
 
 
-def _per_tag_console(review: Review, max_tags: int) -> list:
+def _per_tag_console(review: Review, max_tags: int, width: int) -> list:
     """One run: its per-tag table with thresholds; three or more: tags × runs ROC-AUC (two runs
     get the table of differences instead). At most ``max_tags`` rows."""
-    from rich import box
-    from rich.table import Table
     from rich.text import Text
 
     if len(review.runs) == 1 and review.per_tag.get(review.runs[0].run_id):
@@ -115,12 +93,7 @@ def _per_tag_console(review: Review, max_tags: int) -> list:
         title = "per-tag ROC-AUC by run"
     else:
         return []
-    table = Table(title=Text(title), header_style="bold", box=box.SIMPLE_HEAD)
-    for index, column in enumerate(header):
-        table.add_column(Text(column), justify="left" if index == 0 else "right", overflow="fold")
-    for row in rows[:max_tags]:
-        table.add_row(*map(Text, row))
-    out: list = [table]
+    out: list = fitted_tables(header, rows[:max_tags], width=width, title=title, right=range(1, len(header)))
     if len(rows) > max_tags:
         out.append(Text(f"... {len(rows) - max_tags} more tags in the HTML report"))
     return out

@@ -39,7 +39,10 @@ h2 { font-size: 19px; margin: 36px 0 10px; padding-bottom: 4px; border-bottom: 2
 h3 { font-size: 16px; margin: 26px 0 6px; }
 .meta { color: #5b6476; margin: 0 0 18px; }
 .meta code { background: #eef0f5; padding: 1px 5px; border-radius: 3px; }
-.scroll { overflow-x: auto; }
+.scroll { overflow-x: auto; max-width: 100%; }
+.scroll.tall { max-height: 80vh; overflow-y: auto; }
+.scroll.tall th { position: sticky; top: 0; }
+table.fit th { white-space: normal; }
 table { border-collapse: collapse; margin: 6px 0 14px; background: #fff; font-size: 13px; }
 th, td { border: 1px solid #dde1ea; padding: 4px 9px; text-align: left; vertical-align: top; }
 th { background: #eef1f7; font-weight: 600; white-space: nowrap; }
@@ -104,9 +107,8 @@ def render_html(review: Review) -> str:
 
 
 def write_html(review: Review, path: str | Path) -> Path:
-    """Writes :func:`render_html` to ``path`` (UTF-8, parent folders created)."""
+    """Writes :func:`render_html` to ``path`` (UTF-8; its folder must exist)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render_html(review), encoding="utf-8")
     return path
 
@@ -157,8 +159,9 @@ def _differences(review: Review) -> str:
     summary = difference_summary(review.differences, first=first, second=second)
     out = [f"<h2>Per-tag change: {escape(second)} − {escape(first)}</h2>", f"<p><b>{escape(summary)}.</b></p>"]
     out.extend(_figure(image) for image in review.images if image.run_id is None)
-    head = ["tag", "positives", f"ROC-AUC {first}", f"ROC-AUC {second}", "Δ ROC-AUC",
-            f"PR-AUC {first}", f"PR-AUC {second}", "Δ PR-AUC"]
+    # A and B, not the run names, head the columns: names are long and would make the table
+    # wider than the page; the line above the table says which run is which.
+    head = ["tag", "positives", "ROC-AUC A", "ROC-AUC B", "Δ ROC-AUC", "PR-AUC A", "PR-AUC B", "Δ PR-AUC"]
     cells = ["<th>tag</th>"] + [f'<th class="num">{escape(h)}</th>' for h in head[1:]]
     rows = []
     for row in review.differences.itertuples(index=False):
@@ -173,9 +176,9 @@ def _differences(review: Review) -> str:
                 tds.append(f'<td class="num {"up" if delta > 0 else "down" if delta < 0 else ""}">{delta:+.4f}</td>')
         rows.append("<tr>" + "".join(tds) + "</tr>")
     out.append(
-        f'<p class="meta">{len(rows)} tags, largest change first; '
-        f"Δ = {escape(second)} − {escape(first)}.</p>"
-        f'<div class="scroll"><table><thead><tr>{"".join(cells)}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
+        f'<p class="meta">{len(rows)} tags, largest change first; A = {escape(first)}, B = {escape(second)}, '
+        f"Δ = B − A.</p>"
+        f'<div class="scroll tall"><table class="fit"><thead><tr>{"".join(cells)}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
     )
     return "\n".join(out)
 

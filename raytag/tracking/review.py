@@ -21,11 +21,13 @@ from urllib.parse import urlsplit, urlunsplit
 import pandas as pd
 
 from raytag.engine.state import EPOCH_NUMBER_KEYS
-from raytag.errors import InputError
+from raytag.output_files import check_output_file
 from raytag.models.export import description_path, description_tags
 from raytag.tracking import plots, tag_plots
 from raytag.tracking import run_tags as tag_names
+from raytag.tracking.audit_runs import AUDIT_METHOD, audit_note, run_split
 from raytag.tracking.client import existing_store
+from raytag.tracking.run_lookup import ReviewError, find_run
 from raytag.tracking.report import (
     Review,
     ReportImage,
@@ -43,10 +45,6 @@ MODEL_DESCRIPTION = description_path()
 THRESHOLDS_TABLE = "metrics/thresholds_valid.csv"  # written by the driver (raytag.cluster.training.driver)
 DEFAULT_MAX_RUNS = 50
 DEFAULT_MAX_PLOTTED_RUNS = 8
-
-
-class ReviewError(InputError):
-    """Runs that cannot be reviewed as asked (unknown experiment or run, nothing selected)."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +77,8 @@ def review_runs(
             pipelines and sweeps are left out, their children are listed).
         parent_run_id: review this pipeline's or sweep's child runs.
         run_ids: review these runs, in this order (two runs: per-tag differences second − first);
-            an id given twice is reviewed once, where it first appears.
+            full ids or unique prefixes of at least 4 characters (the 8 the table prints); a
+            run given twice is reviewed once, where it first appears.
         html_path: where to write the report; default ``review-<name>.html`` in the cwd.
         log_to_parent: log the report to the parent run (``parent_run_id`` only). Default True.
         max_runs: most runs of an experiment or parent. Default 50.
@@ -88,23 +87,27 @@ def review_runs(
 
     Raises:
         ReviewError: not exactly one selection, an unknown experiment or run, nothing to show.
+        raytag.output_files.OutputPathError: ``html_path`` in a missing or unwritable folder
+            (checked before anything is read or built).
         raytag.tracking.client.StoreError: no store at ``tracking_uri`` (none is created), or a
             server that does not answer.
     """
     from mlflow.tracking import MlflowClient
 
+    if html_path is not None:  # before anything is built (the default path is checked once it is known)
+        check_output_file(html_path, "--html")
     uri = existing_store(tracking_uri, option="--uri")
     client = MlflowClient(tracking_uri=uri)
     runs, parent, title = select_runs(
         client, experiment=experiment, parent_run_id=parent_run_id, run_ids=run_ids, max_runs=max_runs
     )
+    path = Path(html_path) if html_path else check_output_file(Path.cwd() / f"review-{_slug(title)}.html", "--html")
     with tempfile.TemporaryDirectory(prefix="raytag-review-") as scratch:
         review = build_review(client, runs, title=title, tracking_uri=uri, workdir=Path(scratch), sort_by=sort_by,
                               max_plotted_runs=max_plotted_runs)
-        repeated = len(run_ids) - len(dict.fromkeys(run_ids))
+        repeated = len(run_ids) - len(runs) if run_ids else 0
         if repeated:
             review.notes.append(f"{plural(repeated, 'run id')} given more than once, shown once")
-        path = Path(html_path) if html_path else Path.cwd() / f"review-{_slug(title)}.html"
         write_html(review, path)
     logged = None
     if parent is not None and log_to_parent:
@@ -134,18 +137,18 @@ def select_runs(
     if sum(chosen) != 1:
         raise ReviewError("give exactly one of: run ids, --experiment NAME or --parent RUN_ID")
     if run_ids:
-        runs = [_get_run(client, run_id) for run_id in dict.fromkeys(run_ids)]
+        runs = list({run.info.run_id: run for run in (find_run(client, run_id) for run_id in run_ids)}.values())
         return runs, None, "runs " + ", ".join(run.info.run_name or run.info.run_id[:8] for run in runs)
     if parent_run_id:
-        parent = _get_run(client, parent_run_id)
+        parent = find_run(client, parent_run_id)
         runs = client.search_runs(
             [parent.info.experiment_id],
-            filter_string=f"tags.`{tag_names.PARENT_RUN}` = '{parent_run_id}'",
+            filter_string=f"tags.`{tag_names.PARENT_RUN}` = '{parent.info.run_id}'",
             max_results=max_runs,
             order_by=["attributes.start_time ASC"],
         )
         if not runs:
-            raise ReviewError(f"run {parent_run_id} ({parent.info.run_name}) has no child runs")
+            raise ReviewError(f"run {parent.info.run_id} ({parent.info.run_name}) has no child runs")
         kind = parent.data.tags.get(tag_names.KIND, "parent")
         return list(runs), parent, f"{parent.info.run_name} ({kind})"
     try:
@@ -186,7 +189,7 @@ def build_review(
         generated=datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
     )
     for run in runs:
-        params, split = dict(run.data.params), run.data.params.get("eval.split", "test")
+        params, split = dict(run.data.params), run_split(run.data.params, run.data.tags)
         keys = [k for k in run.data.metrics if k.startswith(f"{split}/") or k == "best_epoch"]
         history, final = read_history(client, run.info.run_id, keys, split,
                                       first_epoch=tag_names.first_epoch(run.data.tags))
@@ -196,6 +199,9 @@ def build_review(
             start_time=run.info.start_time, end_time=run.info.end_time,
         ))
     review.runs = distinct_labels(review.runs)
+    for run, summary in zip(runs, review.runs):
+        if summary.method == AUDIT_METHOD:
+            review.notes.append(audit_note(summary.label, summary.split, run.data.metrics))
     plotted = _runs_to_plot(review.runs, max_plotted_runs)
     if len(plotted) < len(review.runs):
         review.notes.append(
@@ -209,7 +215,9 @@ def build_review(
         folder = workdir / summary.run_id
         history, _ = read_history(client, summary.run_id, list(run.data.metrics), summary.split,
                                   first_epoch=tag_names.first_epoch(run.data.tags))
-        rows = per_tag[summary.run_id] = _read_per_tag(client, summary.run_id, summary.split, folder, review.notes, summary.label)
+        audit = summary.method == AUDIT_METHOD  # its per-tag table is the audit's (see the note), not scores
+        rows = per_tag[summary.run_id] = None if audit else _read_per_tag(
+            client, summary.run_id, summary.split, folder, review.notes, summary.label)
         if rows:
             review.per_tag[summary.run_id] = rows
         thresholds = run_thresholds(client, summary.run_id, folder)
@@ -371,15 +379,6 @@ def _download(client, run_id: str, artifact: str, folder: Path) -> Path | None:
         return None
     folder.mkdir(parents=True, exist_ok=True)
     return Path(client.download_artifacts(run_id, artifact, str(folder)))
-
-
-def _get_run(client, run_id: str):
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_run(run_id)
-    except MlflowException:
-        raise ReviewError(f"no run {run_id!r} in this tracking store") from None
 
 
 def _last(points) -> float | None:

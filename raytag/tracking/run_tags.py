@@ -3,6 +3,8 @@
 PARENT_RUN = "mlflow.parentRunId"  # MLflow's own nesting tag
 
 KIND = "raytag.kind"  # "pipeline" or "sweep" on parent runs, "audit" on a label-noise audit run
+KIND_AUDIT = "audit"
+AUDIT_SPLIT_PARAM = "split"  # an audit run's param: the split it audited
 MODEL = "raytag.model"  # the model preset
 METHOD = "raytag.objective"  # the training method (objective.name)
 STAGE = "raytag.stage"  # a pipeline stage's name
@@ -16,6 +18,7 @@ THRESHOLD_LABELS = "raytag.threshold_labels"  # what the decision thresholds wer
 FOLDS = "raytag.folds"  # on an out-of-fold stage's run: K, its number of fold teachers
 FOLD = "raytag.fold"  # on a fold teacher's run: the fold it left out (and scores)
 SELECT_LABELS = "raytag.select_labels"  # the validation labels that chose the best epoch: noisy or verified
+TRAINED_BY_RUN = "raytag.trained_by_run"  # on a run that only evaluated a model trained earlier: the run that trained it
 TRAIN_NODES = "raytag.train_nodes"  # the Ray nodes the Train workers ran on
 EPOCHS_FROM = "raytag.epochs_from"  # on a training run: the number of its first epoch (steps, epoch metrics)
 EPOCHS_FROM_1 = "1"  # every run raytag starts now; a run without the tag numbered its epochs from 0

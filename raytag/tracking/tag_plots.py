@@ -17,6 +17,7 @@ Layouts, chosen to stay readable with 50 tags:
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -35,6 +36,10 @@ from raytag.tracking.figures import (
     save_png,
     tick_font_size,
 )
+
+DIFFERENCES_WIDTH_IN = 10.0  # the per-tag change figure's width, inches
+TITLE_CHARACTERS = 95  # a 12 pt title line across that width
+DELTA_TICKS = 5  # most x tick labels of a Δ panel (signed, 8 pt: they never touch)
 
 
 def per_tag_file(split: str) -> str:
@@ -183,38 +188,57 @@ def plot_roc_pr_curves(
 def plot_tag_differences(
     differences: Sequence[Mapping], path: str | Path, *, first: str, second: str, where: str = ""
 ) -> Path:
+    """Writes :func:`tag_differences_figure` to the PNG ``path``; returns the path."""
+    return save_png(tag_differences_figure(differences, first=first, second=second, where=where), path)
+
+
+def tag_differences_figure(differences: Sequence[Mapping], *, first: str, second: str, where: str = "") -> Figure:
     """Diverging bars of per-tag ROC-AUC and PR-AUC changes from run ``first`` to ``second``.
+
+    The title is wrapped to the figure's width (long run names and labels), the x axis gets at
+    most :data:`DELTA_TICKS` signed tick labels, and a panel whose changes are all zero says
+    "no change" (one with no finite change says "no values").
 
     Args:
         differences: rows with ``tag``, ``roc_auc_delta`` and ``pr_auc_delta`` (second − first),
             drawn top down in the given order (sort them first). NaN deltas are drawn as "n/a".
-        path: PNG to write.
         first, second: the runs' names, for the title.
         where: the split and labels compared, for the title (``"test split, clean labels"``).
     """
+    from matplotlib.ticker import MaxNLocator, StrMethodFormatter
+
     rows = list(differences)
-    height = max(3.0, 0.24 * len(rows) + 1.6)
-    figure = Figure(figsize=(10.0, height), dpi=DPI, layout="constrained")
+    on = f" on the {where}" if where else ""
+    title = textwrap.fill(f"Per-tag change{on}: {second} − {first} (green: {second} better)", TITLE_CHARACTERS)
+    height = max(3.0, 0.24 * len(rows) + 1.4 + 0.25 * title.count("\n"))
+    figure = Figure(figsize=(DIFFERENCES_WIDTH_IN, height), dpi=DPI, layout="constrained")
     positions = np.arange(len(rows))[::-1]
     tags = [str(r["tag"]) for r in rows]
     for index, (key, name) in enumerate((("roc_auc_delta", "Δ ROC-AUC"), ("pr_auc_delta", "Δ PR-AUC"))):
         axes = figure.add_subplot(1, 2, index + 1)
         values = np.array([as_float(r.get(key)) for r in rows])
+        finite = values[np.isfinite(values)]
         colors = [BETTER_COLOR if v >= 0 else WORSE_COLOR for v in np.nan_to_num(values)]
         axes.barh(positions, np.nan_to_num(values), color=colors, height=0.7)
         for position, value in zip(positions, values):
             if not np.isfinite(value):
                 axes.text(0, position, " n/a", va="center", fontsize=7, color="0.4")
-        limit = max(0.01, float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 0.01) * 1.1
+        limit = max(0.01, float(np.abs(finite).max()) if len(finite) else 0.01) * 1.1
         axes.set_xlim(-limit, limit)
         axes.axvline(0, color="0.3", linewidth=0.8)
         axes.set_yticks(positions, tags if index == 0 else [], fontsize=tick_font_size(len(rows)))
         axes.set_ylim(-0.7, len(rows) - 0.3)
+        axes.xaxis.set_major_locator(MaxNLocator(nbins=DELTA_TICKS, symmetric=True, prune="both"))
+        axes.xaxis.set_major_formatter(StrMethodFormatter("{x:+.2f}" if limit >= 0.05 else "{x:+.3f}"))
+        axes.tick_params(axis="x", labelsize=8)
         axes.set_title(name)
         axes.grid(axis="x", alpha=0.3)
-    on = f" on the {where}" if where else ""
-    figure.suptitle(f"Per-tag change{on}: {second} − {first} (green: {second} better)")
-    return save_png(figure, path)
+        if not len(finite):
+            note(axes, "no values")
+        elif not finite.any():
+            note(axes, "no change")
+    figure.suptitle(title, fontsize=12)
+    return figure
 
 
 def _threshold_point(y: np.ndarray, s: np.ndarray, threshold, kind: str) -> tuple[float, float] | None:

@@ -57,6 +57,17 @@ class SoftLabeler(ChunkScorer):
 
 ACTOR_START_TIMEOUT_S = 600  # an inference actor that cannot start in this time is an error
 SCORING_CPUS = 0.5  # per inference actor: fits beside decode tasks on a 1-CPU node, so pools can spread
+SCORING_GPUS = 0.5
+"""GPU share of a scoring actor (evaluation, teacher scores, audits) on a GPU job: two actors
+share a GPU, as scoring a batch of chunks leaves most of one idle."""
+LABELING_GPUS = 0.25
+"""GPU share of a noisy student's labelling teacher actor: it runs beside the training workers,
+which hold their GPUs for the whole run."""
+
+
+def gpu_share(fraction: float, *, use_gpu: bool) -> float:
+    """``fraction`` of a GPU for a job with ``scaling.use_gpu``, else 0."""
+    return fraction if use_gpu else 0.0
 BLOCKS_PER_ACTOR = 4  # input blocks per scoring actor at least, so a small job still reaches every actor
 
 

@@ -31,13 +31,14 @@ from raytag.audit_files import AUDIT_DIR, PER_TAG_FILE, SUSPICIOUS_FILE, audit_l
 from raytag.cluster.data.datasets import scan_tracks, track_table
 from raytag.plan import evaluation_labels
 from raytag.predict.loading import model_folder
+from raytag.cluster.inference.actor_pool import SCORING_GPUS, gpu_share
 from raytag.cluster.inference.teacher_scores import teacher_scores
 from raytag.cluster.session import init_ray
 from raytag.data.manifest import read_manifest
 from raytag import storage
 from raytag.errors import JobError
 from raytag.folds import read_oof_teacher
-from raytag.models.export import best_model_location, check_fits, read_exported
+from raytag.models.export import RUN_ID_KEY, best_model_location, check_fits, read_exported
 from raytag.text import plural
 from raytag.tracking import run_tags as T
 from raytag.tracking.client import Tracker, resolve_uri
@@ -108,7 +109,7 @@ def run_audit(
     with model_folder(teacher, tracking_uri=job.tracking.uri, option="tracking.uri") as folder:
         if oof is None:
             exported = check_fits(read_exported(folder, TEACHER_KEY), key=TEACHER_KEY, tags=tags)
-            teacher_run_id = exported.info.get("mlflow_run_id")
+            teacher_run_id = exported.info.get(RUN_ID_KEY)
         else:  # a stage's out-of-fold teachers: each track scored by the fold model that did not train on it
             for model in oof.models:
                 with storage.local_folder(model) as fold_folder:
@@ -124,7 +125,7 @@ def run_audit(
         scored = teacher_scores(
             str(folder), table, key=TEACHER_KEY, storage_root=job.storage, max_chunks=job.eval.max_chunks,
             batch_size=job.eval.batch_size, num_cpus=job.data.decode_cpus,
-            num_gpus=0.5 if job.scaling.use_gpu else 0.0,
+            num_gpus=gpu_share(SCORING_GPUS, use_gpu=job.scaling.use_gpu), scoring=f"'{split}' split tracks",
         )
     full = np.full(labels.shape, np.nan)
     full[usable] = scored.scores
@@ -168,11 +169,11 @@ def _log_audit(job, audit: LabelAudit, *, teacher: str, teacher_run_id, split: s
     both tables. Best effort, like all tracking."""
     if not job.tracking.enabled:
         return None
-    run_tags = {T.KIND: "audit", T.TEACHER_MODEL: teacher}
+    run_tags = {T.KIND: T.KIND_AUDIT, T.TEACHER_MODEL: teacher}
     if teacher_run_id:
         run_tags[T.TEACHER_RUN_ID] = str(teacher_run_id)
     tracker = Tracker.start(resolve_uri(job.tracking.uri), job.tracking.experiment, f"{job.name}-audit", tags=run_tags)
-    tracker.log_params({"split": split, "teacher": teacher, "manifest": job.data.manifest,
+    tracker.log_params({T.AUDIT_SPLIT_PARAM: split, "teacher": teacher, "manifest": job.data.manifest,
                         "eval.max_chunks": job.eval.max_chunks, "tracks": tracks})
     ok = audit.per_tag[audit.per_tag["status"] == NOISE_ESTIMATED]
     metrics = {"audit/tags_estimated": len(ok), "audit/unscored_tracks": unscored,
@@ -187,9 +188,15 @@ def _log_audit(job, audit: LabelAudit, *, teacher: str, teacher_run_id, split: s
     return tracker.run_id
 
 
+AUDIT_LEGEND = ("pos: labelled positives; Err+: estimated share of labelled positives that are wrong; "
+                "Err-: estimated share of labelled negatives whose tag is really there")
+CLEAN_LEGEND = "; true+ / true-: the same two shares measured against the clean labels"
+
+
 def format_audit(audit: LabelAudit, *, rows: int = 10) -> str:
     """A short text table: per tag the labelled positives, estimated Err+ and Err− (and the
-    clean ones when known) and status; then the ``rows`` most suspicious labels."""
+    clean ones when known, ``true+``/``true-``) and status, a line saying what the columns
+    are; then the ``rows`` most suspicious labels."""
     table = audit.per_tag
     width = max([len(str(t)) for t in table["tag"]] + [3])
     has_clean = "clean_err_plus" in table
@@ -201,6 +208,7 @@ def format_audit(audit: LabelAudit, *, rows: int = 10) -> str:
         if has_clean:
             line += f"  {_pct(row['clean_err_plus'])}  {_pct(row['clean_err_minus'])}"
         lines.append(f"{line}  {row['status']}")
+    lines.append(AUDIT_LEGEND + (CLEAN_LEGEND if has_clean else ""))
     suspects = audit.suspicious.head(rows)
     if len(suspects):
         lines.append(f"\nmost suspicious labels ({len(audit.suspicious)} listed):")

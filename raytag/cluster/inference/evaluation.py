@@ -24,7 +24,7 @@ import numpy as np
 from raytag import storage
 from raytag.cluster.data.audio_cache import cached_tables
 from raytag.cluster.data.datasets import ScanResult, scan_tracks, track_table
-from raytag.cluster.inference.actor_pool import score_chunks
+from raytag.cluster.inference.actor_pool import SCORING_GPUS, gpu_share, score_chunks
 from raytag.cluster.session import ensure_ray
 from raytag.data.manifest import Track, multi_hot
 from raytag.data.rows import TrackTable
@@ -211,6 +211,6 @@ def _score_on_ray(job, exported, weights, plans: dict[str, ChunkPlan], *, batch_
         num_tags = len(exported.recipe.tags)
         return {name: TrackTally(len(plan.table), num_tags).result() for name, plan in plans.items()}, 0
     pooled = score_chunks(rows, exported, weights, num_tracks=total, batch_size=batch_size,
-                          num_cpus=job.data.decode_cpus, num_gpus=0.5 if job.scaling.use_gpu else 0.0)
+                          num_cpus=job.data.decode_cpus, num_gpus=gpu_share(SCORING_GPUS, use_gpu=job.scaling.use_gpu))
     return ({name: pooled.tracks.part(offsets[name], offsets[name] + len(plan.table)) for name, plan in plans.items()},
             pooled.nodes)

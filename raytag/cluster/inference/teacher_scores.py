@@ -65,9 +65,12 @@ def teacher_scores(
     batch_size: int,
     num_cpus: float,
     num_gpus: float = 0.0,
+    scoring: str = "training tracks",
 ) -> TeacherScores:
     """Track-level probabilities (N, K) of the exported ``teacher`` (named by config ``key``)
-    for every track of ``table``; NaN rows for tracks it could not score.
+    for every track of ``table``; NaN rows for tracks it could not score. ``scoring`` says
+    which tracks they are in the log line (default ``"training tracks"``; an audit names its
+    split).
 
     An out-of-fold teacher (a folder holding :data:`raytag.folds.OOF_TEACHER_FILE`) scores each
     track with the fold model that trained without the track's fold
@@ -133,7 +136,7 @@ def _score_table(exported, weights, table: TrackTable, *, teacher: str, storage_
     decode = cached_tables({"teacher scoring": table}, storage_root=storage_root,
                            sample_rate=exported.sample_rate)[0]["teacher scoring"]
     rows = chunk_rows(decode, sample_rate=exported.sample_rate, crop_samples=exported.crop_samples, max_chunks=max_chunks)
-    log.info("scoring %d training tracks with teacher %s", len(table), teacher)
+    log.info("scoring %d %s with teacher %s", len(table), scoring, teacher)
     pooled = score_chunks(rows, exported, weights, num_tracks=len(table), batch_size=batch_size, num_cpus=num_cpus,
                           num_gpus=num_gpus)
     scored = pooled.tracks

@@ -33,7 +33,14 @@ from raytag.engine import checkpoint as ckpt
 from raytag.errors import JobError
 from raytag.locations import run_location
 from raytag.metrics import TaggingReport
-from raytag.models.export import best_model_location, description_path, description_with_thresholds, write_exported
+from raytag.models.export import (
+    RUN_ID_KEY,
+    best_model_location,
+    description_path,
+    description_with_thresholds,
+    exported_run_id,
+    write_exported,
+)
 from raytag.plan import JobPlan, evaluation_labels, plan_job, unlabeled_tracks
 from raytag.selection import selection_key
 from raytag.timing import Phases
@@ -116,9 +123,11 @@ def train(
                        f"labels, and train.select_labels ({job.train.select_labels}) now resolves to the "
                        f"{job_plan.select_labels} ones; set train.select_labels={previous[1].select_labels} to resume it, "
                        "or train under another name")
+    trained_by = tracker.run_id  # the MLflow run that trained the model: this one, unless it only evaluates
     if previous and previous[1].epochs_done >= job.train.epochs:
         log.info("%s already trained %s; evaluating its best epoch", job.name, plural(previous[1].epochs_done, "epoch"))
         final = previous[0]
+        trained_by = _training_run(job, tracker)
     else:
         if previous:
             log.info("resuming %s from %s (%s done)", job.name, previous[0], plural(previous[1].epochs_done, "epoch"))
@@ -127,7 +136,7 @@ def train(
         with phases("fit"):
             final = run_trainer(job, job_plan, tracker, data, callbacks or [])
     with phases("export"):
-        model_location, state = _export_best(job, job_plan, final, tracker)
+        model_location, state = _export_best(job, job_plan, final, trained_by)
     if take_stop_request(run) and state.epochs_done < job.train.epochs:
         log.info("%s stopped on request after epoch %d of %d; rerun it to train the rest", job.name,
                  state.epochs_done, job.train.epochs)
@@ -156,8 +165,21 @@ def train(
                    logged.uri if logged else None, phases.seconds)
 
 
-def _export_best(job: JobConfig, job_plan: JobPlan, final: str, tracker: Tracker) -> tuple[str, ckpt.TrainingState]:
-    """Writes the final checkpoint's best weights as an exported model under the run folder."""
+def _training_run(job: JobConfig, tracker: Tracker) -> str | None:
+    """The MLflow run that trained a job whose checkpoint is already complete (this run only
+    evaluates it): the one the exported model names (``model.json``), which the model keeps
+    as its lineage; this run records it as :data:`raytag.tracking.run_tags.TRAINED_BY_RUN`.
+    None when no exported model names one (the training run is then unknown)."""
+    trained_by = exported_run_id(storage.read_text(description_path(best_model_location(job.storage, job.name))))
+    if trained_by and trained_by != tracker.run_id:
+        log.info("the model was trained by MLflow run %s; run %s evaluates it", trained_by, tracker.run_id)
+        tracker.set_tags({T.TRAINED_BY_RUN: trained_by})
+    return trained_by
+
+
+def _export_best(job: JobConfig, job_plan: JobPlan, final: str, trained_by: str | None) -> tuple[str, ckpt.TrainingState]:
+    """Writes the final checkpoint's best weights as an exported model under the run folder;
+    its ``model.json`` names ``trained_by``, the MLflow run that trained it."""
     location = best_model_location(job.storage, job.name)
     with storage.local_folder(final) as folder, tempfile.TemporaryDirectory(prefix="raytag-export-") as out:
         state = ckpt.load_state(Path(folder))
@@ -167,7 +189,7 @@ def _export_best(job: JobConfig, job_plan: JobPlan, final: str, tracker: Tracker
             scoring=job.eval.scoring_options().recorded(),
             best_epoch=state.best_epoch, select_metric=state.select_metric, best_value=state.best_value,
             select_labels=state.select_labels,
-            mlflow_run_id=tracker.run_id,
+            **{RUN_ID_KEY: trained_by},
         )
         storage.upload(out, location)
     return location, state

@@ -18,7 +18,7 @@ import ray
 from raytag import storage
 from raytag.cluster.data.audio_cache import cached_tables
 from raytag.cluster.data.datasets import EpochData, ScanResult, UnlabeledSource, scan_tracks, track_table
-from raytag.cluster.inference.actor_pool import SoftLabeler
+from raytag.cluster.inference.actor_pool import LABELING_GPUS, SCORING_GPUS, SoftLabeler, gpu_share
 from raytag.cluster.inference.teacher_scores import teacher_scores
 from raytag.cluster.session import ensure_ray
 from raytag.config import JobConfig
@@ -88,7 +88,7 @@ def _teacher_scores(job: JobConfig, method: Method, table, tracker: Tracker) -> 
         return None
     scored = teacher_scores(
         need.folder, table, key=need.key, storage_root=job.storage, max_chunks=job.eval.max_chunks,
-        batch_size=job.eval.batch_size, num_cpus=job.data.decode_cpus, num_gpus=0.5 if job.scaling.use_gpu else 0.0,
+        batch_size=job.eval.batch_size, num_cpus=job.data.decode_cpus, num_gpus=gpu_share(SCORING_GPUS, use_gpu=job.scaling.use_gpu),
     )
     tracker.set_tags({T.TEACHER_SCORES: scored.location, T.TEACHER_SCORES_REUSED: str(scored.reused)})
     if not scored.reused:
@@ -127,5 +127,5 @@ def _unlabeled_source(job, job_plan: JobPlan, tracks: list[Track], scan: ScanRes
     return UnlabeledSource(
         table=ray.put(table), labeler=SoftLabeler,
         labeler_kwargs={"recipe": recipe, "weights_ref": ray.put(weights), "use_gpu": job.scaling.use_gpu},
-        teacher_cpus=job.semi.teacher_cpus, teacher_gpus=0.25 if job.scaling.use_gpu else 0.0, ratio=job.semi.ratio,
+        teacher_cpus=job.semi.teacher_cpus, teacher_gpus=gpu_share(LABELING_GPUS, use_gpu=job.scaling.use_gpu), ratio=job.semi.ratio,
     )

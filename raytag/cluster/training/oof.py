@@ -109,8 +109,7 @@ def run_fold_stage(stage_job: JobConfig, folds: int, *, parent_run_id: str | Non
     """
     from ray import tune
 
-    from raytag.cluster.session import ensure_ray
-    from raytag.cluster.training.sweep import driver_node_resource
+    from raytag.cluster.session import driver_node_resource, ensure_ray
     from raytag.locations import resolve_storage
     from raytag.tracking.client import resolve_uri
     from raytag.tracking.runs import start_run

@@ -94,23 +94,6 @@ def ranking_metric(target: JobConfig, space: SearchSpace) -> tuple[str, str]:
     return selection_key(signal, target.train.select_metric), "min" if target.train.select_metric == "loss" else "max"
 
 
-def driver_node_resource() -> str:
-    """A resource only the driver's node has, to keep trial processes beside the driver.
-
-    A trial's process drives its Ray Train run, and Ray Train runs its controller (which writes
-    the trial's MLflow run) on that process's node; the sweep's MLflow store (by default the
-    driver's SQLite file) is reachable from the driver's node only. Trials are light (0.1 CPU);
-    their Train workers still go wherever the cluster has room.
-    """
-    import ray
-
-    node_id = ray.get_runtime_context().get_node_id()
-    node = next(n for n in ray.nodes() if n["NodeID"] == node_id)
-    if "node:__internal_head__" in node["Resources"]:
-        return "node:__internal_head__"
-    return f"node:{node['NodeManagerAddress']}"
-
-
 def _shared_work(job: JobConfig, target: JobConfig) -> None:
     """Runs what every trial would otherwise repeat: earlier stages, teacher scores."""
     from raytag.cluster.training.needs import precompute_teacher_scores
@@ -198,7 +181,7 @@ def run_sweep(job: JobConfig, space: SearchSpace, options: SweepOptions) -> Swee
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-    from raytag.cluster.session import ensure_ray
+    from raytag.cluster.session import driver_node_resource, ensure_ray
     from raytag.locations import resolve_storage
     from raytag.tracking.client import resolve_uri
     from raytag.tracking.runs import start_run
