@@ -97,7 +97,8 @@ def teacher_scores(
             return TeacherScores(frame.loc[list(table.paths), tags].to_numpy(dtype=np.float32), location, True, 0)
     if oof is None:
         full, nodes = _score_table(loaded[0][0], loaded[0][1], table, teacher=teacher, storage_root=storage_root,
-                                   max_chunks=max_chunks, batch_size=batch_size, num_cpus=num_cpus, num_gpus=num_gpus)
+                                   max_chunks=max_chunks, batch_size=batch_size, num_cpus=num_cpus, num_gpus=num_gpus,
+                                   scoring=scoring)
     else:
         folds = fold_indices(table.paths, folds=oof.folds, seed=oof.seed)
         parts, nodes = {}, 0
@@ -110,7 +111,7 @@ def teacher_scores(
             log.info("out-of-fold teacher: fold %d of %d scores its %s", k, oof.folds, plural(len(part), "track"))
             parts[k], used = _score_table(exported, weights, part, teacher=oof.models[k], storage_root=storage_root,
                                           max_chunks=max_chunks, batch_size=batch_size, num_cpus=num_cpus,
-                                          num_gpus=num_gpus)
+                                          num_gpus=num_gpus, scoring=scoring)
             nodes = max(nodes, used)
         full = assemble_fold_scores(folds, parts, num_tags=len(tags))
     frame = pd.DataFrame(full, columns=tags)
@@ -128,7 +129,8 @@ def _subset(table: TrackTable, members: np.ndarray) -> TrackTable:
 
 
 def _score_table(exported, weights, table: TrackTable, *, teacher: str, storage_root: str, max_chunks: int | None,
-                 batch_size: int, num_cpus: float, num_gpus: float) -> tuple[np.ndarray, int]:
+                 batch_size: int, num_cpus: float, num_gpus: float,
+                 scoring: str = "training tracks") -> tuple[np.ndarray, int]:
     """(N, K) probabilities of one exported model over ``table`` (NaN rows: unscored) and the
     number of nodes that scored them."""
     # Decode from the audio cache where it holds the teacher's rate; the key and the score file
