@@ -12,6 +12,8 @@ configurations on in a few hours.
   unlabeled audio would help). Lu et al.'s table and the noisy-student table.
 - ``verified``: the same parameters with 30 % of the training clips verified (their manifest
   labels are the clean ones) and no unlabeled pool. He et al.'s staged-training table.
+- ``selection``: 1,500 clips with a validation split large enough to verify 400 of its rows
+  (600 train / 450 valid / 450 test), no unlabeled pool. ``bench_selection.py``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ _COMMON = dict(clips=1300, seconds=1.5, sample_rate=16000, seed=2026, valid_frac
 CORPORA = {
     "noisy": SynthSpec(**_COMMON, unlabeled=2000, verified_fraction=0.0),
     "verified": SynthSpec(**_COMMON, unlabeled=0, verified_fraction=0.3),
+    "selection": SynthSpec(**{**_COMMON, "clips": 1500, "valid_fraction": 0.3, "test_fraction": 0.3}, unlabeled=0,
+                           verified_fraction=0.0),
 }
 
 

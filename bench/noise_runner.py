@@ -11,7 +11,8 @@ rank (world size 1), minus the cluster layer:
   ``init_seed``, optimizer) and ``raytag.engine.run.fit`` (step draws per (seed, epoch, rank 0),
   ``train_epoch``, Lu et al.'s selection window ``train.select_until_epoch``, the best snapshot,
   the mean of the last ``eval.average_last`` epochs), with this module's hooks;
-- the method's ``needs`` and ``track_columns`` are served here as the driver serves them;
+- the method's ``needs`` and ``track_columns`` are served here as the driver serves them (an
+  out-of-fold teacher too, :func:`teacher_track_scores`; ``train.leave_out`` trains a fold teacher);
 - each epoch's rows come from ``raytag.data.rows.epoch_rows`` (order and crop seeds per
   (seed, epoch, track)) (``with_unlabeled`` for the noisy student);
 - augmentation is ``augment_numpy_batch`` seeded by ``batch_seed`` of the batch's rows;
@@ -50,6 +51,7 @@ from raytag.engine.checkpoint import TrainingState
 from raytag.engine.loop import track_loss, validation_probabilities, with_unlabeled
 from raytag.scoring.tracks import TrackAverager
 from raytag.engine.run import build_training, fit
+from raytag.folds import assemble_fold_scores, fold_indices, read_oof_teacher
 from raytag.metrics import tagging_report
 from raytag.models.export import ModelRecipe, check_fits, read_exported, read_weights, write_exported
 
@@ -120,6 +122,24 @@ def load_teacher(folder: str | None, *, key: str, tags: Sequence[str]) -> tuple[
     for parameter in teacher.parameters():
         parameter.requires_grad_(False)
     return teacher.eval(), exported.sample_rate, exported.crop_samples
+
+
+def teacher_track_scores(folder: str, *, key: str, tags: Sequence[str], split: SplitAudio,
+                         evaluation: dict) -> np.ndarray:
+    """(N, K) a frozen exported teacher's track scores over ``split``; an out-of-fold teacher
+    (:mod:`raytag.folds`) scores each track with the fold model that trained without its fold,
+    as :mod:`raytag.cluster.inference.teacher_scores` does on the cluster."""
+    oof = read_oof_teacher(folder)
+    if oof is None:
+        teacher, rate, crop = load_teacher(folder, key=key, tags=tags)
+        return track_scores(teacher, split, **{**evaluation, "sample_rate": rate, "crop_samples": crop})
+    folds = fold_indices(split.table.paths, folds=oof.folds, seed=oof.seed)
+    parts = {}
+    for fold in np.unique(folds).tolist():
+        teacher, rate, crop = load_teacher(oof.models[fold], key=key, tags=tags)
+        parts[fold] = track_scores(teacher, split.subset(folds == fold),
+                                   **{**evaluation, "sample_rate": rate, "crop_samples": crop})
+    return assemble_fold_scores(folds, parts, num_tags=len(tags))
 
 
 class UnlabeledStream:
@@ -201,11 +221,12 @@ class _BenchHooks:
 
     def __init__(self, job, table: TrackTable, audio: Sequence[np.ndarray], *, valid: SplitAudio, test: SplitAudio,
                  tags: list[str], stream: UnlabeledStream | None, evaluation: dict, log: Callable[[str], None],
-                 select_labels: str = "noisy"):
+                 select_labels: str = "noisy", verified_valid: dict[str, np.ndarray] | None = None):
         self.job, self.table, self.audio, self.valid, self.test = job, table, audio, valid, test
         self.select_labels = select_labels
         self.test_epoch_scores: list[np.ndarray] = []  # the last epochs' test scores, in order
         self.tags, self.stream, self.evaluation, self.log = tags, stream, evaluation, log
+        self.verified_valid = verified_valid or {}
 
     def batches(self, index: int) -> Iterator[dict]:
         job = self.job
@@ -230,6 +251,8 @@ class _BenchHooks:
             metrics = {**both, **{f"{prefix}{key}": value for key, value in chosen.items()}}
         elif self.select_labels == "verified":
             raise ValueError("select_labels='verified' needs verified validation rows; the corpus has none")
+        for subset_prefix, rows in self.verified_valid.items():  # extra signals scored on clean labels
+            metrics.update(_metrics(self.valid.clean[rows], scores[rows], self.tags, subset_prefix))
         return metrics
 
     def report(self, metrics: dict[str, Any], *, state: TrainingState, best, latest) -> None:
@@ -239,7 +262,8 @@ class _BenchHooks:
 
 
 def run_job(job, corpus: MemoryCorpus, *, train_labels: str = "manifest", export_to: str | Path | None = None,
-            log: Callable[[str], None] = print, select_labels: str = "noisy") -> dict[str, Any]:
+            log: Callable[[str], None] = print, select_labels: str = "noisy",
+            verified_valid: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
     """Trains one validated job on an in-memory corpus and evaluates it against clean labels.
 
     The run is :func:`raytag.engine.run.fit`, as on a Ray Train worker: every epoch one pass
@@ -260,6 +284,10 @@ def run_job(job, corpus: MemoryCorpus, *, train_labels: str = "manifest", export
             ``"noisy"`` every row's manifest labels, ``"verified"`` the verified rows only. With
             verified rows, both are also in the history as ``valid_noisy/…`` and
             ``valid_verified/…``. (The bench's stand-in for issue 25's ``train.select_labels``.)
+        verified_valid: ``{prefix: (N,) bool over the validation split}``: every epoch also
+            scores those validation rows against their clean labels (what a person verifying
+            them would give) under ``prefix`` (e.g. ``valid_verified/``); the selection signals
+            of ``bench_selection.py``. The run itself still selects as the job says.
 
     Returns:
         JSON-able: ``history`` (per-epoch metrics), ``best_epoch``, ``test`` (the best epoch's
@@ -281,6 +309,10 @@ def run_job(job, corpus: MemoryCorpus, *, train_labels: str = "manifest", export
     train = corpus.split("train")
     if job.data.train_subset == "verified":
         train = train.subset(train.verified)
+    leave_out = job.train.leave_out
+    if leave_out is not None:  # an out-of-fold teacher: the training split without its fold (raytag.folds)
+        train = train.subset(fold_indices(train.table.paths, folds=leave_out.folds, seed=leave_out.seed)
+                             != leave_out.fold)
     if train_labels == "clean":
         train = replace(train, table=replace(train.table, labels=train.clean.astype(np.float32)))
     elif train_labels != "manifest":
@@ -290,8 +322,8 @@ def run_job(job, corpus: MemoryCorpus, *, train_labels: str = "manifest", export
 
     needs, scores = method.needs, None
     if needs.scores_teacher is not None:
-        teacher, t_rate, t_crop = load_teacher(needs.scores_teacher.folder, key=needs.scores_teacher.key, tags=tags)
-        scores = track_scores(teacher, train, **{**evaluation, "sample_rate": t_rate, "crop_samples": t_crop})
+        scores = teacher_track_scores(needs.scores_teacher.folder, key=needs.scores_teacher.key, tags=tags,
+                                      split=train, evaluation=evaluation)
     columns = method.track_columns(labels=train.table.labels, verified=train.verified, scores=scores, clean=train.clean)
     missing = set(needs.columns) - set(columns.columns)
     if missing:
@@ -306,7 +338,8 @@ def run_job(job, corpus: MemoryCorpus, *, train_labels: str = "manifest", export
 
     test = corpus.split("test")
     hooks = _BenchHooks(job, table, train.audio, valid=corpus.split("valid"), test=test, tags=tags, stream=stream,
-                        evaluation=evaluation, log=log, select_labels=select_labels)
+                        evaluation=evaluation, log=log, select_labels=select_labels,
+                        verified_valid=verified_valid or {})
     state, best = fit(job, training, hooks, steps=math.ceil(len(table) / job.train.batch_size), device=CPU)
     history = state.history
 

@@ -67,7 +67,8 @@ def finite(tree: Any) -> Any:
 
 
 def cached_run(out: Path, tree: dict, corpus: MemoryCorpus, *, export: bool = False,
-               train_labels: str = "manifest", upstream: tuple[str, ...] = ()) -> dict:
+               train_labels: str = "manifest", upstream: tuple[str, ...] = (),
+               verified_valid: dict[str, np.ndarray] | None = None) -> dict:
     """The result of the job ``tree``: read from ``<out>/runs`` when its key matches, else
     trained by :func:`noise_runner.run_job` on ``corpus`` and written there.
 
@@ -81,6 +82,7 @@ def cached_run(out: Path, tree: dict, corpus: MemoryCorpus, *, export: bool = Fa
         train_labels: ``run_job``'s option (``"clean"``: the oracle reference).
         upstream: the keys of the runs whose exported models this one uses (teachers, earlier
             stages), so that retraining one of them retrains this run too.
+        verified_valid: ``run_job``'s extra validation subsets (part of the key).
 
     Returns:
         The run's JSON result, with ``key`` and ``model`` (the export folder or None).
@@ -89,6 +91,8 @@ def cached_run(out: Path, tree: dict, corpus: MemoryCorpus, *, export: bool = Fa
     runs = Path(out) / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     options = {"train_labels": train_labels, "upstream": list(upstream)}
+    if verified_valid:
+        options["verified_valid"] = {prefix: np.flatnonzero(rows).tolist() for prefix, rows in verified_valid.items()}
     path, key = runs / f"{job.name}.json", run_key(tree, **options)
     model = Path(out) / "models" / job.name if export else None
     if path.is_file():
@@ -96,7 +100,8 @@ def cached_run(out: Path, tree: dict, corpus: MemoryCorpus, *, export: bool = Fa
         if cached.get("key") == key and (model is None or (model / "model.json").is_file()):
             return result_numbered_from_1(cached)
     print(f"--- training {job.name}", flush=True)
-    result = run_job(job, corpus, train_labels=train_labels, export_to=model, log=log_line)
+    result = run_job(job, corpus, train_labels=train_labels, export_to=model, log=log_line,
+                     verified_valid=verified_valid)
     np.save(runs / f"{job.name}.npy", result.pop("test_scores"))
     result.pop("test_epoch_scores")
     result = finite({**result, "key": key, "model": None if model is None else str(model), "options": options})

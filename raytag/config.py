@@ -71,6 +71,21 @@ class ModelConfig(_Section):
         return self
 
 
+class LeaveOutConfig(_Section):
+    """Train without one fold of the training split: an out-of-fold teacher (a pipeline stage's
+    ``folds`` fills it for each of its fold teachers; :mod:`raytag.folds`)."""
+
+    folds: int = Field(ge=2, description="K: how many folds the training split is cut into")
+    fold: int = Field(ge=0, description="the fold left out (0 … K−1), the one this teacher scores")
+    seed: int = Field(0, description="seed of the track hash that assigns folds (stable across runs)")
+
+    @model_validator(mode="after")
+    def _fold_in_range(self) -> LeaveOutConfig:
+        if self.fold >= self.folds:
+            raise ValueError(f"fold {self.fold} is not one of the {self.folds} folds (0 … {self.folds - 1})")
+        return self
+
+
 class TrainConfig(_Section):
     """Optimisation of one supervised run."""
 
@@ -82,6 +97,11 @@ class TrainConfig(_Section):
     weight_decay: float = Field(0.0, ge=0)
     select_metric: Literal["roc_auc", "pr_auc", "lwlrap", "loss"] = Field(
         "roc_auc", description="validation metric that picks the best epoch (loss: lowest)"
+    )
+    select_labels: Literal["auto", "noisy", "verified"] = Field(
+        "auto", description="validation labels that pick the best epoch, bound select_until_epoch and rank sweep "
+        "trials: auto = the verified validation rows when there are eval.threshold_min_verified of them (the "
+        "thresholds' rule), else every row's noisy labels (raytag.selection)",
     )
     amp: Literal["auto", "bf16", "off"] = Field("auto", description="auto: bf16 autocast on GPU only")
     log_every: int = Field(20, gt=0, description="progress line every N steps")
@@ -95,6 +115,8 @@ class TrainConfig(_Section):
         "weight decay 1e-4",
     )
     shuffle: bool = True
+    leave_out: LeaveOutConfig | None = Field(
+        None, description="train without this fold of the training split (an out-of-fold teacher)")
 
 
 def _objective_models() -> dict[str, type[BaseModel]]:
@@ -255,7 +277,17 @@ class StageConfig(_Section):
     teacher: str | None = Field(None, description="an earlier stage whose best model teaches this one")
     init_from: str | None = Field(None, description="an earlier stage whose best model this one starts from")
     repeat: int = Field(1, ge=1, description="rounds: each repetition is taught by the previous one")
+    folds: int | None = Field(
+        None, ge=2, description="K out-of-fold teachers: teacher k trains without fold k of the training split "
+        "(a seeded track hash) and scores fold k; a later stage taught by this one gets every training track "
+        "scored by a teacher that did not see it")
     overrides: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _folds_alone(self) -> StageConfig:
+        if self.folds is not None and self.repeat > 1:
+            raise ValueError("folds cannot be combined with repeat")
+        return self
 
 
 class JobConfig(_Section):
@@ -300,6 +332,7 @@ class JobConfig(_Section):
     @model_validator(mode="after")
     def _stage_references(self) -> JobConfig:
         seen: set[str] = set()
+        folded: dict[str, bool] = {}
         for stage in self.stages:
             if stage.name in seen:
                 raise ValueError(f"stage name {stage.name!r} is used twice")
@@ -307,7 +340,11 @@ class JobConfig(_Section):
                 earlier = getattr(stage, role)
                 if earlier is not None and earlier not in seen:
                     raise ValueError(f"stage {stage.name!r}: {role} {earlier!r} is not an earlier stage")
+            if stage.init_from is not None and folded.get(stage.init_from):
+                raise ValueError(f"stage {stage.name!r}: init_from {stage.init_from!r} has folds, so no single model "
+                                 "to start from")
             seen.add(stage.name)
+            folded[stage.name] = stage.folds is not None
         return self
 
     def resolved(self) -> dict[str, Any]:

@@ -20,10 +20,12 @@ from raytag import storage
 from raytag.audio.files import audio_files
 from raytag.data.manifest import Manifest, ManifestError, Track, multi_hot, read_labels, read_manifest
 from raytag.errors import JobError
+from raytag.folds import read_oof_teacher, track_fold
 from raytag.methods import build_method
 from raytag.methods.base import Method, TeacherNeed
 from raytag.models import count_parameters
 from raytag.models.export import ModelRecipe, check_fits, read_exported
+from raytag.selection import resolve_select_labels
 from raytag.text import plural
 
 log = logging.getLogger("raytag")
@@ -39,6 +41,9 @@ class JobPlan:
     sample_rate: int
     crop_samples: int
     parameters: int
+    select_labels: str = "noisy"
+    """The validation labels that choose the model: ``train.select_labels`` resolved
+    (:func:`select_labels`)."""
 
 
 def plan_job(job) -> JobPlan:
@@ -47,6 +52,8 @@ def plan_job(job) -> JobPlan:
     Raises:
         JobError: an empty split, no verified row for ``data.train_subset: verified``, or a
             missing unlabeled folder.
+        raytag.selection.SelectionError: ``train.select_labels: verified`` with too few
+            verified validation rows.
         raytag.models.export.ExportError: a teacher or ``model.init`` that does not fit.
     """
     manifest = read_manifest(job.data.manifest, job.data.tags)
@@ -71,22 +78,52 @@ def plan_job(job) -> JobPlan:
         _check_teacher(needs.unlabeled_teacher, recipe.tags, sample_rate=model.sample_rate)
         if job.semi.unlabeled_dir is not None and not Path(job.semi.unlabeled_dir).is_dir():
             raise JobError(f"semi.unlabeled_dir: {job.semi.unlabeled_dir} is not a folder")
-    return JobPlan(manifest, recipe, method, model.sample_rate, model.crop_samples, count_parameters(model))
+    return JobPlan(manifest, recipe, method, model.sample_rate, model.crop_samples, count_parameters(model),
+                   select_labels(job, manifest))
+
+
+def select_labels(job, manifest: Manifest) -> str:
+    """``train.select_labels`` resolved on the manifest's verified validation rows: ``"noisy"``
+    or ``"verified"`` (:func:`raytag.selection.resolve_select_labels`).
+
+    Raises:
+        raytag.selection.SelectionError: ``verified`` with too few verified validation rows.
+    """
+    verified = sum(t.verified for t in manifest.split("valid"))
+    return resolve_select_labels(job.train.select_labels, verified_rows=verified,
+                                 min_verified=job.eval.threshold_min_verified)
 
 
 def _check_teacher(need: TeacherNeed, tags: tuple[str, ...], *, sample_rate: int | None) -> None:
     """An exported teacher must exist and be trained on the job's tags (and rate, when it
-    labels crops the student sees); checked before any cluster work."""
+    labels crops the student sees); checked before any cluster work. An out-of-fold teacher
+    (:mod:`raytag.folds`) scores training tracks only: each of its fold models is checked, and
+    it cannot label crops the student sees."""
     if need.folder is None:
         read_exported(None, need.key)  # raises: names the missing config key
+    oof = read_oof_teacher(need.folder)
+    if oof is not None:
+        if sample_rate is not None:
+            raise JobError(f"{need.key}: {need.folder} is an out-of-fold teacher ({oof.folds} fold models); it scores "
+                           "training tracks, it cannot label the student's unlabeled crops: use a stage without folds")
+        for model in oof.models:
+            with storage.local_folder(model) as folder:
+                check_fits(read_exported(folder, need.key), key=need.key, tags=tags)
+        return
     with storage.local_folder(need.folder) as folder:
         check_fits(read_exported(folder, need.key), key=need.key, tags=tags, sample_rate=sample_rate)
 
 
 def training_tracks(job, manifest: Manifest) -> list[Track]:
-    """The training split, or its verified rows (``data.train_subset``)."""
+    """The training split, or its verified rows (``data.train_subset``), without the fold
+    ``train.leave_out`` leaves out (an out-of-fold teacher, :mod:`raytag.folds`)."""
     tracks = manifest.split("train")
-    return [t for t in tracks if t.verified] if job.data.train_subset == "verified" else tracks
+    if job.data.train_subset == "verified":
+        tracks = [t for t in tracks if t.verified]
+    leave_out = job.train.leave_out
+    if leave_out is not None:
+        tracks = [t for t in tracks if track_fold(t.path, folds=leave_out.folds, seed=leave_out.seed) != leave_out.fold]
+    return tracks
 
 
 def unlabeled_tracks(job, manifest: Manifest) -> list[Track]:

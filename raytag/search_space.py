@@ -3,7 +3,8 @@
 A space file::
 
     stage: student              # pipeline jobs: the stage whose settings are swept
-    metric: valid/roc_auc       # what trials are compared on (default: the job's select_metric)
+    metric: valid/roc_auc       # what trials are compared on (default: the job's select_metric
+                                # on its train.select_labels rows: valid_verified/... or valid/...)
     mode: max
     params:
       objective.percentile: {grid: [70, 80, 90]}
@@ -167,8 +168,8 @@ def check_space(job: JobConfig, space: SearchSpace) -> JobConfig:
             except ConfigError as exc:
                 detail = str(exc).replace("invalid configuration:\n  ", "")
                 raise ConfigError(f"search space params.{param.path} = {value!r}: {detail}") from None
-    metric = space.metric or f"valid/{target.train.select_metric}"
-    if not metric.startswith(("valid/", "train/")):
-        raise ConfigError(f"search space metric {metric!r}: use a per-epoch metric (valid/... or train/...)")
+    if space.metric is not None and not space.metric.startswith(("valid/", "valid_verified/", "train/")):
+        raise ConfigError(f"search space metric {space.metric!r}: use a per-epoch metric (valid/..., "
+                          "valid_verified/... or train/...)")
     return target
 

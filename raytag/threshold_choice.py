@@ -1,6 +1,8 @@
 """Which labels per-tag decision thresholds are chosen on (``eval.threshold_labels``): the
 choices and the verified-row minimum, defined once for the job config (which must not import
-numpy) and :mod:`raytag.thresholds` (which applies them)."""
+numpy) and :mod:`raytag.thresholds` (which applies them). The same minimum decides whether
+``train.select_labels: auto`` chooses the model on the verified rows (:mod:`raytag.selection`):
+:func:`enough_verified` is the one rule."""
 
 from __future__ import annotations
 
@@ -25,3 +27,15 @@ class ThresholdLabelChoice(StrEnum):
 MIN_VERIFIED = 100
 """Default fewest verified validation tracks for ``auto`` to choose on them alone
 (``eval.threshold_min_verified``)."""
+
+
+def enough_verified(verified_rows: int, min_verified: int) -> bool:
+    """Whether ``verified_rows`` verified validation rows are enough for ``auto`` to use them
+    alone (thresholds and model selection alike): at least ``min_verified`` (≥ 1).
+
+    Raises:
+        ValueError: ``min_verified`` below 1.
+    """
+    if min_verified < 1:
+        raise ValueError(f"min_verified must be at least 1; got {min_verified}")
+    return verified_rows >= min_verified

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from raytag.threshold_choice import MIN_VERIFIED, ThresholdLabelChoice
+from raytag.threshold_choice import MIN_VERIFIED, ThresholdLabelChoice, enough_verified
 
 THRESHOLD_CHOSEN = "ok"
 """A :class:`TagThreshold`'s status when a threshold was chosen (any other status says why not)."""
@@ -94,10 +94,11 @@ def threshold_labels(
     verified = np.asarray(verified, dtype=bool)
     if noisy.ndim != 2 or verified.shape != (noisy.shape[0],):
         raise ValueError(f"noisy labels {noisy.shape} and verified flags {verified.shape} do not match")
-    if min_verified < 1:
-        raise ValueError(f"min_verified must be at least 1; got {min_verified}")
     if choice == ThresholdLabelChoice.AUTO:
-        choice = ThresholdLabelChoice.VERIFIED if verified.sum() >= min_verified else ThresholdLabelChoice.NOISY
+        use = enough_verified(int(verified.sum()), min_verified)
+        choice = ThresholdLabelChoice.VERIFIED if use else ThresholdLabelChoice.NOISY
+    elif min_verified < 1:
+        raise ValueError(f"min_verified must be at least 1; got {min_verified}")
     if choice == ThresholdLabelChoice.CLEAN:
         if clean is None or np.shape(clean) != noisy.shape:
             raise ValueError("thresholds on clean labels need clean labels for every scored validation track")

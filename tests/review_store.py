@@ -113,7 +113,7 @@ def fill_pipeline(client, experiment_id: str, first_epoch: int = 1) -> dict[str,
         {"objective.name": "balanced_masking", "objective.mean_teacher.enabled": "True", "train.lr": "0.0003",
          "objective.teacher": "/runs/demo-progressive-teacher/best_model"},
         {tag_names.TEACHER_RUN_ID: teacher, tag_names.TEACHER_STAGE: "teacher",
-         tag_names.TEACHER_MODEL: "/runs/demo-progressive-teacher/best_model"},
+         tag_names.TEACHER_MODEL: "/runs/demo-progressive-teacher/best_model", tag_names.SELECT_LABELS: "verified"},
         STUDENT_ROC, {**masked, "mask/masked_fraction": [0.4, 0.41, 0.39, 0.4], "mean_teacher/beta": [0, 0, 0.2, 0.4],
                       "mask/percentile": [80.0] * EPOCHS, "mask/teacher_tracks": [40.0]},  # two constants
         0.78, first_epoch,

@@ -139,3 +139,38 @@ def test_lu_protocol_jobs_choose_in_a_window_then_continue_and_average_the_last_
     assert jobs["bmasking"].objective.percentile == 80
     # A short tail averages what it has.
     assert validate_job(bench_noise.lu_protocol_tree("bce", 0, tmp_path, tmp_path, window=2, more=2)).eval.average_last == 2
+
+
+def test_fold_teachers_and_an_out_of_fold_teacher_in_the_runner(corpus_dir, corpus, tmp_path):
+    """``train.leave_out`` trains a fold teacher without its fold; a Balanced-Masking run with the
+    fold teachers' record as its teacher gets every training track scored by the fold model
+    that did not see it; the verified validation rows are scored under their own prefix."""
+    from noise_runner import load_teacher, teacher_track_scores, track_scores
+    from raytag.folds import OofTeacher, fold_indices, write_oof_teacher
+
+    quiet = lambda line: None  # noqa: E731
+    train = corpus.split("train")
+    folds = fold_indices(train.table.paths, folds=2, seed=0)
+    assert 0 < folds.sum() < len(folds)
+    models = []
+    for fold in range(2):
+        tree = _job(corpus_dir).model_dump(mode="json")
+        tree["name"], tree["train"]["epochs"] = f"fold{fold}", 1
+        tree["train"]["leave_out"] = {"folds": 2, "fold": fold, "seed": 0}
+        result = run_job(validate_job(tree), corpus, log=quiet, export_to=tmp_path / f"fold{fold}")
+        assert result["train_tracks"] == int((folds != fold).sum())  # trained without its fold
+        models.append(str(tmp_path / f"fold{fold}"))
+    write_oof_teacher(str(tmp_path / "oof"), OofTeacher(2, 0, tuple(models)))
+    evaluation = dict(sample_rate=16000, crop_samples=8000, max_chunks=16, batch_size=16)
+    tags = list(corpus.tags)
+    scores = teacher_track_scores(str(tmp_path / "oof"), key="t", tags=tags, split=train, evaluation=evaluation)
+    for fold in range(2):  # each track's row is its own fold teacher's score
+        teacher, _, _ = load_teacher(models[fold], key="t", tags=tags)
+        own = track_scores(teacher, train.subset(folds == fold), **evaluation)
+        np.testing.assert_allclose(scores[folds == fold], own, rtol=1e-5, atol=1e-6)
+    rows = np.zeros(len(corpus.split("valid").table), dtype=bool)
+    rows[:3] = True
+    masked = run_job(_job(corpus_dir, name="balanced_masking", teacher=str(tmp_path / "oof")), corpus,
+                     log=quiet, verified_valid={"valid_verified/": rows})
+    assert masked["columns"]["metrics"]["masking/masked_entries"] > 0
+    assert all("valid_verified/roc_auc" in h for h in masked["history"])

@@ -12,6 +12,7 @@ from rich.console import Console
 from raytag.cli import main
 from raytag.tracking import run_tags as tag_names
 from raytag.tracking.report import (
+    MISSING,
     describe_method,
     differing_params,
     params_table,
@@ -60,8 +61,11 @@ def test_reviewing_a_pipeline_lists_both_stages_sorts_per_tag_changes_and_logs_t
 
     header, rows = runs_table(review.runs)
     assert header == ["run", "id", "stage", "model", "method", "ROC-AUC (test)", "PR-AUC (test)", "lwlrap (test)",
-                      "labels", "best epoch", "teacher", "started", "duration", "status"]
+                      "labels", "best epoch", "chosen on", "teacher", "started", "duration",
+                      "status"]
     assert rows[1][header.index("teacher")] == "teacher"
+    # Which validation rows chose the best epoch: recorded on the student; the teacher run has no tag.
+    assert [row[header.index("chosen on")] for row in rows] == [MISSING, "verified rows"]
     assert [row[header.index("id")] for row in rows] == [store["teacher"][:8], store["student"][:8]]
     assert {row[header.index("labels")] for row in rows} == {"clean labels"}
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", row[header.index("started")]) for row in rows)

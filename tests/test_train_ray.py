@@ -77,6 +77,10 @@ def test_two_worker_ddp_training_is_recorded_in_mlflow(trained_run):
     # validation tracks' manifest labels (none verified), and model.json and the run say so.
     assert thresholds_labels(exported) == {"labels": "noisy", "tracks": 6}
     assert run.data.tags["raytag.threshold_labels"] == "noisy"
+    # No verified validation row: the best epoch was chosen on the noisy rows, and said so.
+    assert run.data.tags["raytag.select_labels"] == "noisy" and "best/valid/roc_auc" in run.data.metrics
+    assert not any(key.startswith("valid_verified/") for key in run.data.metrics)
+    assert exported.info["select_labels"] == "noisy"
     assert outcome.best_epoch in (1, 2)  # only the selection window (epochs 1-2) can hold the best epoch
     per_epoch = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "test_epoch/roc_auc")}
     assert sorted(per_epoch) == [2, 3]  # the last two epochs were evaluated on the test split

@@ -116,3 +116,18 @@ def ensure_ray(job) -> None:
             "Train workers take %.1f of the cluster's %.0f CPUs; Ray Data decoding gets what is left "
             "and can starve (lower scaling.cpus_per_worker if epochs do not start)", train_cpus, cpus,
         )
+
+
+def driver_node_resource() -> str:
+    """A resource only the driver's node has, to keep trial processes beside the driver.
+
+    A trial's process drives its Ray Train run, and Ray Train runs its controller (which writes
+    the trial's MLflow run) on that process's node; the sweep's MLflow store (by default the
+    driver's SQLite file) is reachable from the driver's node only. Trials are light (0.1 CPU);
+    their Train workers still go wherever the cluster has room.
+    """
+    node_id = ray.get_runtime_context().get_node_id()
+    node = next(n for n in ray.nodes() if n["NodeID"] == node_id)
+    if "node:__internal_head__" in node["Resources"]:
+        return "node:__internal_head__"
+    return f"node:{node['NodeManagerAddress']}"

@@ -10,7 +10,9 @@ rank starts from the same weights); :func:`fit` runs the epochs:
 * validation every epoch (``hooks.evaluate(model, "valid", prefix="valid/")``) and, in the last
   ``eval.average_last`` epochs, the evaluation split too with the running mean of those epochs
   (Lu et al. §3.1 report the mean of the last ten);
-* the best epoch by ``train.select_metric``; with ``train.select_until_epoch: N`` only epochs
+* the best epoch by ``train.select_metric`` on the validation labels ``select_labels`` says
+  (``noisy``: ``valid/<metric>``; ``verified``: ``valid_verified/<metric>``, see
+  :mod:`raytag.selection`); with ``train.select_until_epoch: N`` only epochs
   1…N can be best, and before epoch N + 1 the whole best snapshot (model, optimizer, method
   state: the mean teacher too) is restored and training goes on from it (Lu et al.: "load the
   best model and train another N epochs"); with ``train.after_window: sgd`` it goes on with a
@@ -41,6 +43,7 @@ from raytag.engine.seeding import init_seed, rank_generator_seed
 from raytag.methods import build_method
 from raytag.methods.base import Epoch, Method
 from raytag.models.export import ModelRecipe
+from raytag.selection import NOISY, selection_key
 
 log = logging.getLogger("raytag.train")
 
@@ -59,7 +62,10 @@ class Hooks(Protocol):
     def evaluate(self, model: nn.Module, split: str, *, prefix: str) -> dict[str, float]:
         """Track-level metrics of ``model`` on ``split`` ("valid", or "test": the job's
         evaluation split ``eval.split``), keys prefixed, with at least ``{prefix}loss``,
-        ``{prefix}roc_auc``, ``{prefix}pr_auc``, ``{prefix}lwlrap`` and ``{prefix}{select_metric}``."""
+        ``{prefix}roc_auc``, ``{prefix}pr_auc``, ``{prefix}lwlrap`` and ``{prefix}{select_metric}``.
+        For "valid", also the same metrics of the verified validation rows alone under
+        ``valid_verified/`` (:data:`raytag.selection.PREFIXES`) when the run has verified
+        validation rows (required when ``fit`` selects on them)."""
 
     def report(self, metrics: dict[str, Any], *, state: TrainingState, best: Snapshot,
                latest: Callable[[], Snapshot]) -> None:
@@ -126,6 +132,7 @@ def fit(
     agree: Callable[[bool], bool] = lambda flag: flag,
     context: dict[str, Any] | None = None,
     stop_requested: Callable[[], bool] = lambda: False,
+    select_labels: str = NOISY,
 ) -> tuple[TrainingState, Snapshot]:
     """Runs the job's epochs (see the module docstring).
 
@@ -141,24 +148,31 @@ def fit(
         context: constant metrics added to every epoch's (e.g. the node id).
         stop_requested: asked on rank 0 after each epoch's report; True ends the run there,
             before ``job.train.epochs`` (on every rank, through ``agree``).
+        select_labels: the validation labels that choose the best epoch, ``"noisy"`` or
+            ``"verified"`` (``train.select_labels`` resolved by the caller: it knows how many
+            validation rows are verified). A resumed run keeps the signal its state recorded.
 
     Returns:
         ``(state, best)``: the run's final :class:`TrainingState` (its ``history`` holds rank
         0's per-epoch metrics) and the best epoch's :class:`Snapshot`.
     """
     method, model, optimizer = training.method, training.model, training.optimizer
-    state = TrainingState(select_metric=job.train.select_metric)
+    state = TrainingState(select_metric=job.train.select_metric, select_labels=select_labels)
     best = Snapshot.capture(model, optimizer, method)
     window = job.train.select_until_epoch
     sgd_after_window = job.train.after_window == "sgd"
     if resume is not None:
         state, latest, best = resume
+        if state.best_epoch is not None and state.select_labels != select_labels:
+            raise ValueError(f"the checkpoint chose its best epoch on the {state.select_labels} validation labels, "
+                             f"this run would choose on the {select_labels} ones; train it under another name")
         if sgd_after_window and state.epochs_done > window:  # the checkpoint holds the SGD's state
             optimizer = training.optimizer = handoff_optimizer(model)
         latest.restore(model, optimizer, method)
         state.resumed_from_epoch = state.epochs_done
         if rank == 0:
             log.info("resuming from the checkpoint of epoch %d", state.epochs_done)
+    key = selection_key(state.select_labels, job.train.select_metric)
     for epoch in range(state.epochs_done + 1, job.train.epochs + 1):  # numbered from 1
         index = epoch - 1  # keys the draws and the methods' schedules
         started = time.perf_counter()
@@ -180,13 +194,16 @@ def fit(
         if rank == 0:
             metrics.update({**stats.as_metrics(), **method.epoch_metrics(), **evaluated, "workers": world_size})
             if window is None or epoch <= window:
-                value = metrics[f"valid/{job.train.select_metric}"]
+                if key not in metrics:
+                    raise ValueError(f"no {key} in the epoch's validation metrics: the run selects on "
+                                     f"{state.select_labels} validation rows and has none")
+                value = metrics[key]
                 improved = state.improves(value)
                 if improved:
                     state.best_value, state.best_epoch = value, epoch
             metrics.update({
                 "best_epoch": state.best_epoch,
-                f"best/valid/{job.train.select_metric}": state.best_value,
+                f"best/{key}": state.best_value,
                 "epoch_seconds": time.perf_counter() - started,
                 "resumed_from_epoch": -1 if state.resumed_from_epoch is None else state.resumed_from_epoch,
             })

@@ -42,6 +42,9 @@ class TrainingState:
         best_epoch: the number of the best epoch so far (None before the first).
         best_value: its value of the selection metric.
         select_metric: the selection metric (``train.select_metric``).
+        select_labels: the validation labels that chose the best epoch: ``noisy`` (every
+            validation row) or ``verified`` (the verified rows; ``train.select_labels``
+            resolved, see :mod:`raytag.selection`).
         resumed_from_epoch: the epoch whose checkpoint training last resumed from (None: never).
         history: rank 0's metrics of every epoch, in order (``epoch`` = its number).
     """
@@ -50,6 +53,7 @@ class TrainingState:
     best_epoch: int | None = None
     best_value: float | None = None
     select_metric: str = "roc_auc"
+    select_labels: str = "noisy"
     resumed_from_epoch: int | None = None
     history: list[dict[str, float]] = field(default_factory=list)
 

@@ -46,6 +46,8 @@ class RunSummary:
             the run's ``raytag.<split>_labels`` tag), or None (not recorded).
         threshold_labels: the labels its decision thresholds were chosen on (the
             ``raytag.threshold_labels`` tag: noisy, verified or clean), or None.
+        select_labels: the validation labels its best epoch was chosen on (the
+            ``raytag.select_labels`` tag: noisy or verified), or None (not recorded).
         alias: the label to show when another reviewed run has the same one (its short id
             added), else None.
         model_uri: the MLflow model of the run's best epoch (``models:/<model_id>``), or None.
@@ -71,6 +73,7 @@ class RunSummary:
     alias: str | None = None
     threshold_labels: str | None = None
     model_uri: str | None = None
+    select_labels: str | None = None
 
     @property
     def label(self) -> str:
@@ -127,6 +130,7 @@ def summarize_run(
         end_time=end_time,
         label_source=tags.get(tag_names.labels_source(split)),
         threshold_labels=tags.get(tag_names.THRESHOLD_LABELS),
+        select_labels=tags.get(tag_names.SELECT_LABELS),
         model_uri=f"models:/{tags[tag_names.LOGGED_MODEL_ID]}" if tags.get(tag_names.LOGGED_MODEL_ID) else None,
     )
 
@@ -225,14 +229,14 @@ def runs_table(
 ) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the runs table: run, id (short), stage, model, method, [the differing
     params, when ``inline`` (default :func:`params_inline`)], final ROC-AUC, PR-AUC, lwlrap
-    (with the split), the labels they were computed on, best epoch, teacher, started,
-    duration, status."""
+    (with the split), the labels they were computed on, best epoch, the validation rows that
+    chose it (``noisy rows`` or ``verified rows``), teacher, started, duration, status."""
     inline = params_inline(runs) if inline is None else inline
     differing = differing_params(runs) if inline else []
     splits = {run.split for run in runs}
     suffix = f" ({splits.pop()})" if len(splits) == 1 else ""
     header = ["run", "id", "stage", "model", "method", *differing,
-              *(name + suffix for _, name in METRIC_COLUMNS), "labels", "best epoch", "teacher", "started",
+              *(name + suffix for _, name in METRIC_COLUMNS), "labels", "best epoch", "chosen on", "teacher", "started",
               "duration", "status"]
     rows = []
     for run in runs:
@@ -246,6 +250,7 @@ def runs_table(
             *(format_number(run.final.get(key)) + ("" if suffix else f" ({run.split})") for key, _ in METRIC_COLUMNS),
             run.labels,
             format_number(run.best_epoch),
+            f"{run.select_labels} rows" if run.select_labels else MISSING,
             teacher_label(run, runs),
             format_time(run.start_time),
             format_duration(run.start_time, run.end_time),

@@ -286,6 +286,8 @@ class EpochData:
     augment: AugmentSpec
     max_chunks: int | None
     unlabeled: UnlabeledSource | None = None
+    valid_verified: np.ndarray | None = None
+    """(N,) bool over the ``valid`` table's tracks: which a person verified (None: none)."""
 
     def steps_per_epoch(self, *, world_size: int, batch_size: int) -> int:
         """Optimizer steps each rank takes per epoch (every rank takes the same number)."""

@@ -11,7 +11,10 @@ another folder) and to an MLflow run ``<job>-audit`` in the job's experiment.
 
 Use a split the teacher did not train on (``valid`` by default): a teacher scoring its own
 training tracks has partly memorised their noisy labels, so missing tags look like true
-negatives and both rates come out too low (see :mod:`raytag.audit`).
+negatives and both rates come out too low (see :mod:`raytag.audit`). To audit the training
+split, give an out-of-fold stage's folder as the teacher (``--teacher
+<storage>/<job>-<stage>/best_model`` of a stage with ``folds``, :mod:`raytag.folds`): every
+track is then scored by a fold model that did not train on it.
 """
 
 from __future__ import annotations
@@ -32,7 +35,9 @@ from raytag.cluster.inference.actor_pool import SCORING_GPUS, gpu_share
 from raytag.cluster.inference.teacher_scores import teacher_scores
 from raytag.cluster.session import init_ray
 from raytag.data.manifest import read_manifest
+from raytag import storage
 from raytag.errors import JobError
+from raytag.folds import read_oof_teacher
 from raytag.models.export import RUN_ID_KEY, best_model_location, check_fits, read_exported
 from raytag.text import plural
 from raytag.tracking import run_tags as T
@@ -100,8 +105,18 @@ def run_audit(
     log.info("auditing the labels of the '%s' split (%s) with teacher %s", split, plural(len(tracks), "track"), teacher)
     labels = manifest.label_matrix(tracks)
     clean = evaluation_labels(job, tags, tracks)[0] if job.data.clean_labels else None
+    oof = read_oof_teacher(teacher)
     with model_folder(teacher, tracking_uri=job.tracking.uri, option="tracking.uri") as folder:
-        exported = check_fits(read_exported(folder, TEACHER_KEY), key=TEACHER_KEY, tags=tags)
+        if oof is None:
+            exported = check_fits(read_exported(folder, TEACHER_KEY), key=TEACHER_KEY, tags=tags)
+            teacher_run_id = exported.info.get(RUN_ID_KEY)
+        else:  # a stage's out-of-fold teachers: each track scored by the fold model that did not train on it
+            for model in oof.models:
+                with storage.local_folder(model) as fold_folder:
+                    check_fits(read_exported(fold_folder, TEACHER_KEY), key=TEACHER_KEY, tags=tags)
+            teacher_run_id = None
+            log.info("the teacher is out-of-fold: %d fold models, each scoring the tracks of its left-out fold",
+                     oof.folds)
         init_ray(job.ray.address, job.ray.num_cpus)
         scan = scan_tracks(tracks, num_cpus=job.data.decode_cpus, storage_root=job.storage)
         table, usable = track_table(tracks, labels, scan)
@@ -126,7 +141,7 @@ def run_audit(
         audit = LabelAudit(with_clean_rates(audit.per_tag, noisy=labels, clean=clean), audit.suspicious)
     output = output or audit_location(job.storage, job.name)
     write_audit_tables(output, per_tag=audit.per_tag, suspicious=audit.suspicious)
-    run_id = _log_audit(job, audit, teacher=teacher, teacher_run_id=exported.info.get(RUN_ID_KEY),
+    run_id = _log_audit(job, audit, teacher=teacher, teacher_run_id=teacher_run_id,
                         split=split, tracks=len(tracks), unscored=unscored)
     return AuditOutcome(audit, split, len(tracks), unscored, output, run_id, scored.location, scored.reused)
 

@@ -43,6 +43,7 @@ from raytag.models.export import (
     write_exported,
 )
 from raytag.plan import JobPlan, evaluation_labels, plan_job, unlabeled_tracks
+from raytag.selection import selection_key
 from raytag.timing import Phases
 from raytag.threshold_choice import ThresholdLabelChoice
 from raytag.thresholds import THRESHOLD_CHOSEN, choose_thresholds, threshold_labels, threshold_map
@@ -115,9 +116,12 @@ def train(
         job.model.name, f"{job_plan.parameters:,}", len(job_plan.recipe.tags),
         job_plan.sample_rate, job_plan.crop_samples / job_plan.sample_rate, job.objective.name,
     )
+    log.info("the best epoch is chosen on the %s validation labels (train.select_labels %s)",
+             job_plan.select_labels, job.train.select_labels)
     with phases("start"):
         ensure_ray(job)
-        tracker = start_run(job, parameters=job_plan.parameters, parent_run_id=parent_run_id, run_tags=run_tags)
+        tracker = start_run(job, parameters=job_plan.parameters, parent_run_id=parent_run_id,
+                            run_tags={**(run_tags or {}), T.SELECT_LABELS: job_plan.select_labels})
     with phases("scan"):
         scan, extra = scan_job_audio(job, job_plan)
     _log_scan(scan, tracker)
@@ -126,6 +130,12 @@ def train(
     if take_stop_request(run):
         log.info("removed a stop request left in %s from before this run", run)
     previous = latest_checkpoint(run)
+    if previous and previous[1].best_epoch is not None and previous[1].select_labels != job_plan.select_labels:
+        tracker.end("FAILED")
+        raise JobError(f"{job.name}: its checkpoint chose the best epoch on the {previous[1].select_labels} validation "
+                       f"labels, and train.select_labels ({job.train.select_labels}) now resolves to the "
+                       f"{job_plan.select_labels} ones; set train.select_labels={previous[1].select_labels} to resume it, "
+                       "or train under another name")
     trained_by = tracker.run_id  # the MLflow run that trained the model: this one, unless it only evaluates
     if previous and previous[1].epochs_done >= job.train.epochs:
         log.info("%s already trained %s; evaluating its best epoch", job.name, plural(previous[1].epochs_done, "epoch"))
@@ -146,7 +156,9 @@ def train(
     missing = log_missing_epochs(tracker, state.history)
     if missing:  # training finished before this MLflow run started (see tracking.runs.start_run)
         log.info("logged %s of the checkpoint into MLflow run %s", plural(missing, "epoch"), tracker.run_id)
-    log.info("best epoch %s (valid %s %.4f); model in %s", state.best_epoch, state.select_metric, state.best_value, model_location)
+    log.info("best epoch %s (valid %s %.4f on the %s rows, %s); model in %s", state.best_epoch, state.select_metric,
+             state.best_value, state.select_labels, selection_key(state.select_labels, state.select_metric),
+             model_location)
     with phases("evaluate"):
         # One scoring pass for the validation split (thresholds) and the eval split.
         scored = score_splits(job, model_location, ["valid", job.eval.split], job_plan=job_plan, scan=scan)
@@ -189,6 +201,7 @@ def _export_best(job: JobConfig, job_plan: JobPlan, final: str, trained_by: str 
             sample_rate=job_plan.sample_rate, crop_samples=job_plan.crop_samples,
             scoring=job.eval.scoring_options().recorded(),
             best_epoch=state.best_epoch, select_metric=state.select_metric, best_value=state.best_value,
+            select_labels=state.select_labels,
             **{RUN_ID_KEY: trained_by},
         )
         storage.upload(out, location)

@@ -40,7 +40,8 @@ def epoch_data(job: JobConfig, job_plan: JobPlan, scan: ScanResult, unlabeled: l
     train_tracks = training_tracks(job, manifest)
     train, kept = track_table(train_tracks, manifest.label_matrix(train_tracks), scan)
     valid_tracks = manifest.split("valid")
-    valid, _ = track_table(valid_tracks, manifest.label_matrix(valid_tracks), scan)
+    valid, valid_kept = track_table(valid_tracks, manifest.label_matrix(valid_tracks), scan)
+    valid_verified = np.array([valid_tracks[i].verified for i in valid_kept], dtype=bool)
     if not len(train) or not len(valid):
         raise JobError("no readable audio in the train or valid split; see the skipped files above")
     verified = np.array([train_tracks[i].verified for i in kept], dtype=bool)
@@ -67,6 +68,7 @@ def epoch_data(job: JobConfig, job_plan: JobPlan, scan: ScanResult, unlabeled: l
         sample_rate=job_plan.sample_rate, crop_samples=job_plan.crop_samples, num_cpus=job.data.decode_cpus,
         seed=job.seed, shuffle=job.train.shuffle, augment=job.augment.spec(), max_chunks=job.eval.max_chunks,
         unlabeled=_unlabeled_source(job, job_plan, unlabeled, scan, tracker),
+        valid_verified=valid_verified if valid_verified.any() else None,
     )
 
 

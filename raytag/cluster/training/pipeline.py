@@ -2,7 +2,8 @@
 
 Each stage is a stand-alone job (see :func:`raytag.config.stage_jobs`) trained by
 :func:`raytag.cluster.training.driver.train` in a child run of the job's parent run. A stage that names a
-``teacher`` is tagged with the teacher's run id and model. A finished stage leaves
+``teacher`` is tagged with the teacher's run id and model. A stage with ``folds: K`` trains K
+out-of-fold teachers instead (:mod:`raytag.cluster.training.oof`). A finished stage leaves
 ``stage.json`` in its folder and is not run again when the job is resumed.
 """
 
@@ -14,6 +15,7 @@ from dataclasses import asdict, dataclass
 
 from raytag import storage
 from raytag.cluster.training.driver import train
+from raytag.cluster.training.oof import run_fold_stage
 from raytag.config import JobConfig, stage_jobs
 from raytag.locations import STAGE_RECORD, run_location
 from raytag.tracking import run_tags as T
@@ -56,11 +58,16 @@ def run_pipeline(job: JobConfig) -> list[StageResult]:
             teacher = results[stage.teacher]
             tags.update(lineage_tags(teacher_stage=stage.teacher, teacher_run_id=teacher.run_id,
                                      teacher_model=teacher.model_location))
-        log.info("stage %s: training %s", stage.name, stage_job.name)
-        outcome = train(stage_job, parent_run_id=parent.run_id, run_tags=tags)
-        split = stage_job.eval.split
-        metrics = {key: float(value) for key, value in outcome.report.as_metrics(f"{split}/").items()}
-        result = StageResult(stage.name, outcome.run_id, outcome.model_location, metrics, False, outcome.model_uri)
+        if stage.folds is not None:
+            log.info("stage %s: training %d out-of-fold teachers of %s", stage.name, stage.folds, stage_job.name)
+            run_id, location, metrics = run_fold_stage(stage_job, stage.folds, parent_run_id=parent.run_id, tags=tags)
+            result = StageResult(stage.name, run_id, location, metrics, False)
+        else:
+            log.info("stage %s: training %s", stage.name, stage_job.name)
+            outcome = train(stage_job, parent_run_id=parent.run_id, run_tags=tags)
+            split = stage_job.eval.split
+            metrics = {key: float(value) for key, value in outcome.report.as_metrics(f"{split}/").items()}
+            result = StageResult(stage.name, outcome.run_id, outcome.model_location, metrics, False, outcome.model_uri)
         storage.write_text(record_location, json.dumps(asdict(result), indent=1))
         results[stage.name] = result
         parent.log_metrics({f"{stage.name}/{key}": value for key, value in metrics.items()})

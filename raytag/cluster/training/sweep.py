@@ -74,21 +74,24 @@ def param_space(space: SearchSpace) -> dict[str, Any]:
     return {p.path: makers[p.kind](p.args) for p in space.params}
 
 
-def driver_node_resource() -> str:
-    """A resource only the driver's node has, to keep trial processes beside the driver.
+def ranking_metric(target: JobConfig, space: SearchSpace) -> tuple[str, str]:
+    """What trials are ranked on, and ``"max"`` or ``"min"``: the space's ``metric``, else the
+    metric that chooses each trial's best epoch: ``train.select_metric`` on the validation
+    labels ``train.select_labels`` resolves to (``valid_verified/...`` when the manifest has
+    enough verified validation rows, see :mod:`raytag.selection`).
 
-    A trial's process drives its Ray Train run, and Ray Train runs its controller (which writes
-    the trial's MLflow run) on that process's node; the sweep's MLflow store (by default the
-    driver's SQLite file) is reachable from the driver's node only. Trials are light (0.1 CPU);
-    their Train workers still go wherever the cluster has room.
+    Raises:
+        raytag.selection.SelectionError: ``select_labels: verified`` with too few verified rows.
     """
-    import ray
+    from raytag.data.manifest import read_manifest
+    from raytag.plan import select_labels
+    from raytag.selection import selection_key
 
-    node_id = ray.get_runtime_context().get_node_id()
-    node = next(n for n in ray.nodes() if n["NodeID"] == node_id)
-    if "node:__internal_head__" in node["Resources"]:
-        return "node:__internal_head__"
-    return f"node:{node['NodeManagerAddress']}"
+    if space.metric:
+        return space.metric, space.mode
+    manifest = read_manifest(target.data.manifest, target.data.tags)
+    signal = select_labels(target, manifest)
+    return selection_key(signal, target.train.select_metric), "min" if target.train.select_metric == "loss" else "max"
 
 
 def _shared_work(job: JobConfig, target: JobConfig) -> None:
@@ -183,15 +186,14 @@ def run_sweep(job: JobConfig, space: SearchSpace, options: SweepOptions) -> Swee
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-    from raytag.cluster.session import ensure_ray
+    from raytag.cluster.session import driver_node_resource, ensure_ray
     from raytag.locations import resolve_storage
     from raytag.tracking.client import resolve_uri
     from raytag.tracking.runs import start_run
 
     target = check_space(job, space)
     check_options(space, options)
-    metric = space.metric or f"valid/{target.train.select_metric}"
-    mode = space.mode if space.metric else ("min" if target.train.select_metric == "loss" else "max")
+    metric, mode = ranking_metric(target, space)
     sweep = f"{job.name}-sweep"
     storage = resolve_storage(target.storage)
 

@@ -67,6 +67,7 @@ def run_trainer(job: JobConfig, job_plan: JobPlan, tracker: Tracker, data: Epoch
             "tags": list(job_plan.recipe.tags),
             "data": data,
             "run_location": run_location(job.storage, job.name),
+            "select_labels": job_plan.select_labels,
         },
         scaling_config=scaling_config(job),
         run_config=RunConfig(

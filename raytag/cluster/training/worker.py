@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import numpy as np
 import ray.train
 import ray.train.torch
 import torch
@@ -29,6 +30,7 @@ from raytag.scoring.tracks import TrackAverager
 from raytag.engine.run import build_training, fit
 from raytag.metrics import tagging_report
 from raytag.models.export import read_weights
+from raytag.selection import PREFIXES, VERIFIED
 
 log = logging.getLogger("raytag.train")
 
@@ -37,7 +39,8 @@ def evaluate_shards(data: EpochData, split: str, model, *, tags: list[str], devi
              rank: int, world_size: int, prefix: str) -> dict[str, float]:
     """Track-level metrics of ``model`` on a split, sharded: every rank scores the chunks of its
     tracks, the per-track sums are all-reduced, and every rank gets the same metrics (so no
-    worker idles at the report barrier while another validates everything)."""
+    worker idles at the report barrier while another validates everything). On the validation
+    split, the verified rows' metrics too (``valid_verified/``), from the same scores."""
     batches, num_tracks = data.chunks(split, batch_size=batch_size, rank=rank, world_size=world_size)
     averager = TrackAverager(num_tracks, len(tags))
     for track, probs, labels in validation_probabilities(model, batches, device=device, amp=amp):
@@ -45,6 +48,15 @@ def evaluate_shards(data: EpochData, split: str, model, *, tags: list[str], devi
     averager.all_reduce(device)
     scores, kept = averager.result()
     labels = averager.labels[kept]
+    metrics = _split_metrics(labels, scores, tags, prefix)
+    if split == "valid" and data.valid_verified is not None:
+        verified = np.asarray(data.valid_verified, dtype=bool)[kept]
+        if verified.any():
+            metrics.update(_split_metrics(labels[verified], scores[verified], tags, PREFIXES[VERIFIED]))
+    return metrics
+
+
+def _split_metrics(labels, scores, tags: list[str], prefix: str) -> dict[str, float]:
     metrics = tagging_report(labels, scores, tags).as_metrics(prefix=prefix)
     metrics[f"{prefix}loss"] = track_loss(scores, labels)
     return metrics
@@ -52,7 +64,8 @@ def evaluate_shards(data: EpochData, split: str, model, *, tags: list[str], devi
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """Ray Train entry point. ``config``: job (resolved dict), tags, data (EpochData),
-    run_location (the run folder in storage)."""
+    run_location (the run folder in storage), select_labels (``noisy`` or ``verified``: the
+    validation labels that choose the best epoch, resolved by the plan)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     job = JobConfig.model_validate(config["job"])
     tags: list[str] = config["tags"]
@@ -67,7 +80,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         steps=data.steps_per_epoch(world_size=world_size, batch_size=batch_size), device=device, rank=rank,
         world_size=world_size, resume=load_latest(config["run_location"]), agree=_agree,
         context={"node": ray.get_runtime_context().get_node_id()},
-        stop_requested=lambda: stop_requested(config["run_location"]))
+        stop_requested=lambda: stop_requested(config["run_location"]), select_labels=config["select_labels"])
 
 
 class WorkerHooks:
