@@ -30,7 +30,7 @@ def test_evaluate_on_ray_data_prints_raytags_lines_and_none_of_rays(tiny_corpus,
     # Ray Data actor pool for every track (eval.ray_above=0), as evaluation above 300 tracks.
     completed = subprocess.run(
         [sys.executable, "-c", "import sys; from raytag.cli import main; sys.exit(main(sys.argv[1:]))",
-         "evaluate", str(job), "--model", str(model), "--no-progress", "ray.num_cpus=2", "eval.ray_above=0",
+         "evaluate", str(job), "ray.num_cpus=2", "eval.ray_above=0", "--model", str(model),
          "--split", "valid"],
         capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path,
     )
