@@ -47,7 +47,8 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         return
     target = cluster_address(address)
     if target == "local":
-        local_instance_settings(num_cpus or os.cpu_count() or 1, verbose=_log_to_driver())
+        cpus = num_cpus or os.cpu_count() or 1
+        os.environ.setdefault("RAY_num_workers_soft_limit", str(max(8, 2 * cpus)))
         ray.init(address="local", num_cpus=num_cpus, log_to_driver=_log_to_driver(), logging_level=_ray_level())
         _quiet_after_init()
         return
@@ -57,44 +58,6 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         target = reachable_gcs(target, source="ray.address" if address else "RAY_ADDRESS")
     ray.init(address=target, log_to_driver=_log_to_driver(), logging_level=_ray_level())
     _quiet_after_init()
-
-
-def local_instance_settings(cpus: int, *, verbose: bool) -> dict[str, str]:
-    """Sets (unless already set: a user's value wins) the environment that raytag's own local
-    instance starts with, and returns what it set. Ray reads these when ``ray.init`` starts
-    the instance's processes; on a cluster, give them to ``ray start`` the same way.
-
-    - ``RAY_num_workers_soft_limit``: idle worker processes kept, ``max(8, 2 × cpus)`` (see
-      :func:`init_ray`).
-    - ``RAY_worker_maximum_startup_concurrency``: the same number. Ray's default is the CPU
-      count, and the raylet warns on the console ("N PYTHON worker processes have been started
-      ...", printed by the driver even without ``log_to_driver``) once 4 × that many workers
-      exist. raytag runs that many by design (decode tasks of ``data.decode_cpus`` 0.25, scoring
-      actors of 0.5 CPU, Ray Data's own actors, and the idle workers it keeps), so the warning
-      fired on every evaluation; it now fires at 4 × the soft limit, for a real pile-up.
-    - ``RAY_BACKEND_LOG_LEVEL``: ``error`` without ``-v`` (like Ray's Python loggers, see
-      :func:`_ray_level`), else Ray's default. Ray Data creates every actor-pool worker with
-      its data context and map function passed by reference and with restarts on, for which
-      the driver's C++ core prints a warning per actor ("Actor with class name:
-      'MapWorker(MapBatches(ChunkScorer))' ... has constructor arguments in the object store
-      and max_restarts > 0"; Ray issue 57733). Those references live as long as the dataset,
-      so restarts work; turning restarts off instead would fail an evaluation on one lost
-      actor. Ray's C++ errors still reach the console; its warnings and info lines are in the
-      session logs with ``-v``.
-
-    Args:
-        cpus: logical CPUs of the instance.
-        verbose: ``-v`` (``RAYTAG_VERBOSE=1``).
-    """
-    workers = str(max(8, 2 * cpus))
-    wanted = {"RAY_num_workers_soft_limit": workers, "RAY_worker_maximum_startup_concurrency": workers}
-    if not verbose:
-        wanted["RAY_BACKEND_LOG_LEVEL"] = "error"
-    applied = {}
-    for name, value in wanted.items():
-        if name not in os.environ:
-            os.environ[name] = applied[name] = value
-    return applied
 
 
 def reachable_gcs(address: str, timeout_s: float = CONNECT_TIMEOUT_S, source: str = "ray.address") -> str:
