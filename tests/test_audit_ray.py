@@ -63,7 +63,7 @@ tracking:
 
 
 @pytest.mark.ray
-def test_audit_of_a_synth_corpus_against_its_true_noise(ray_session, tmp_path, capsys):
+def test_audit_of_a_synth_corpus_against_its_true_noise(ray_session, tmp_path, capsys, caplog):
     corpus = tmp_path / "corpus"
     write_corpus(corpus, SynthSpec(
         clips=1400, seconds=0.5, sample_rate=16000, seed=5, noise_model="independent", valid_fraction=0.6,
@@ -73,8 +73,12 @@ def test_audit_of_a_synth_corpus_against_its_true_noise(ray_session, tmp_path, c
                                   args={"crop_seconds": 0.5}, epochs=6, batch_size=32, lr=0.03, seed=5)
     job = tmp_path / "audit.yaml"
     job.write_text(JOB.format(storage=tmp_path / "runs", corpus=corpus, tracking=tmp_path / "mlflow.db"))
+    caplog.set_level("INFO", logger="raytag")
     assert main(["audit", str(job), "--teacher", str(teacher)]) == 0
     printed = capsys.readouterr().out
+    # The scoring line names the audited split, not the training tracks.
+    scoring = [r.getMessage() for r in caplog.records if r.getMessage().startswith("scoring ")]
+    assert len(scoring) == 1 and scoring[0].startswith("scoring 840 'valid' split tracks with teacher "), scoring
     assert "label-noise audit of the valid split (840 tracks, 0 unscored)" in printed
     assert "most suspicious labels" in printed
 

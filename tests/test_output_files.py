@@ -55,3 +55,23 @@ def test_review_html_into_an_unwritable_place_fails_before_the_report_is_built(t
     assert main(["review", run_id, "--uri", uri, "--html", str(missing)]) == 2
     assert "does not exist (raytag does not create it)" in capsys.readouterr().err
     assert not missing.parent.exists()
+
+
+def test_predict_segment_outputs_refuse_a_missing_folder_before_the_model_is_loaded(tmp_path, capsys):
+    missing = tmp_path / "missing-dir"
+    base = ["predict", str(tmp_path / "no-model"), str(tmp_path / "a.wav")]
+    # The model does not exist: each output is checked first, before loading it.
+    for flag, name in (("--taggram", "t.csv"), ("--embeddings", "e.jsonl"), ("--embeddings", "e.npy")):
+        assert main([*base, flag, str(missing / name)]) == 2
+        assert f"{flag} {missing / name}: the folder {missing} does not exist" in capsys.readouterr().err
+    assert main([*base, "--taggram-png", str(missing / "maps")]) == 2
+    assert f"--taggram-png {missing / 'maps'}: the folder {missing} does not exist" in capsys.readouterr().err
+    assert not missing.exists()
+    # A .npy's rows file beside it is checked too: here a folder stands where it would go.
+    (tmp_path / "e.rows.csv").mkdir()
+    assert main([*base, "--embeddings", str(tmp_path / "e.npy")]) == 2
+    assert f"--embeddings {tmp_path / 'e.rows.csv'}: is a folder" in capsys.readouterr().err
+    # Writable places pass the check and get to the model, which is missing.
+    assert main([*base, "--taggram", str(tmp_path / "t.csv"), "--taggram-png", str(tmp_path / "maps")]) == 2
+    assert "no-model" in capsys.readouterr().err
+    assert not (tmp_path / "t.csv").exists() and not (tmp_path / "maps").exists()

@@ -355,3 +355,15 @@ def test_review_of_an_audit_run_shows_its_kind_its_split_and_its_numbers(tmp_pat
     assert "label-noise audit" in printed and "valid split" in printed and "test split" not in printed
     html = (tmp_path / "audit.html").read_text()
     assert "Method statistics that did not change" not in html and "audit/err_plus" not in html
+    # An experiment's review leaves audit runs out with a note that names them (and how to see
+    # them); an experiment with nothing but audit runs is an error that names them.
+    see = f"1 label-noise audit run (see them with `raytag review {run_id[:8]}`)"
+    with pytest.raises(ReviewError, match=re.escape(
+            f"experiment 'audits' has no training or evaluation runs; it holds only {see}")):
+        review_runs(tracking_uri=uri, experiment="audits", html_path=tmp_path / "none.html")
+    client = MlflowClient(uri)
+    evaluation = client.create_run(client.get_experiment_by_name("audits").experiment_id, run_name="evaluation")
+    listed = review_runs(tracking_uri=uri, experiment="audits", html_path=tmp_path / "experiment.html").review
+    assert [run.run_id for run in listed.runs] == [evaluation.info.run_id]
+    assert f"not listed: {see}" in listed.notes
+    assert f"note: not listed: {see}" in text_of(listed)

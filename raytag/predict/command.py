@@ -12,9 +12,10 @@ import logging
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from raytag.errors import EXIT_FAILED, EXIT_OK
-from raytag.output_files import check_output_file
+from raytag.output_files import check_output_file, check_output_folder
 from raytag.predict.inputs import PredictError
 from raytag.predict.loading import LoadedModel, load_model
 from raytag.predict.outputs import csv_columns, format_mismatch, output_format, write_output
@@ -84,6 +85,7 @@ def run_predict(request: PredictRequest) -> PredictOutcome:
     fmt = output_format(request.output, request.fmt)
     if request.output is not None:
         check_output_file(request.output, "-o")
+    check_segment_outputs(request.segments)
     mismatch = format_mismatch(request.output, request.fmt)
     if mismatch:
         log.warning("%s", mismatch)
@@ -116,6 +118,26 @@ def output_errors(flag: str, path: str | None) -> Iterator[None]:
     except OSError as exc:
         where = exc.filename or path
         raise PredictError(f"{flag} {where}: cannot write ({exc.strerror or exc})") from None
+
+
+def check_segment_outputs(segments: SegmentRequest) -> None:
+    """Checks where ``--taggram``, ``--embeddings`` (and a ``.npy``'s rows file beside it) and
+    ``--taggram-png`` write, before the model is loaded or any file scored: like ``-o``, a
+    missing folder is an error, never created (:mod:`raytag.output_files`).
+
+    Raises:
+        raytag.output_files.OutputPathError: a folder that does not exist or cannot be written.
+    """
+    from raytag.predict.taggrams import rows_file
+
+    if segments.taggram:
+        check_output_file(segments.taggram, "--taggram")
+    if segments.embeddings:
+        check_output_file(segments.embeddings, "--embeddings")
+        if Path(segments.embeddings).suffix.lower() == ".npy":
+            check_output_file(rows_file(segments.embeddings), "--embeddings")
+    if segments.taggram_png:
+        check_output_folder(segments.taggram_png, "--taggram-png")
 
 
 def checked_segment_plan(segments: SegmentRequest, loaded: LoadedModel) -> tuple[int, float] | None:

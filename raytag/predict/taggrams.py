@@ -59,7 +59,7 @@ def taggram_columns(tags: Sequence[str]) -> list[str]:
 
 
 def write_taggram(path: str | Path, scores: SegmentScores, paths: Sequence[str], tags: Sequence[str]) -> int:
-    """Writes one row per segment to ``path`` (``.csv`` or ``.jsonl``; folder created).
+    """Writes one row per segment to ``path`` (``.csv`` or ``.jsonl``; its folder exists).
 
     Args:
         scores: the segments' outputs.
@@ -70,7 +70,6 @@ def write_taggram(path: str | Path, scores: SegmentScores, paths: Sequence[str],
         The number of rows written.
     """
     fmt = file_format(path, TAGGRAM_FORMATS, "--taggram")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8", newline="") as stream:
         if fmt == "csv":
             writer = csv.writer(stream, lineterminator="\n")
@@ -125,7 +124,6 @@ def write_embeddings(path: str | Path, scores: SegmentScores, paths: Sequence[st
     fmt = file_format(path, EMBEDDING_FORMATS, "--embeddings")
     rows, matrix = embedding_rows(scores, paths, per=per)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "npy":
         np.save(path, matrix)
         path, fmt = rows_file(path), "index"
@@ -156,7 +154,8 @@ def heat_map_names(paths: Sequence[str]) -> list[str]:
 
 
 def write_heat_maps(folder: str | Path, scores: SegmentScores, paths: Sequence[str], tags: Sequence[str]) -> list[Path]:
-    """One tags × time heat map per file with decoded segments, in ``folder`` (created).
+    """One tags × time heat map per file with decoded segments, in ``folder`` (created if
+    missing, in an existing parent: :func:`raytag.output_files.check_output_folder`).
 
     Column i spans from segment i's start to segment i+1's (the last one to its end), so
     overlapping segments tile the time axis; rows are the tags in model order. Returns the
@@ -168,7 +167,7 @@ def write_heat_maps(folder: str | Path, scores: SegmentScores, paths: Sequence[s
     from matplotlib import pyplot as plt
 
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(exist_ok=True)  # one new folder at most: its parent was checked to exist
     names = heat_map_names(paths)
     written = []
     for track in np.unique(scores.track):

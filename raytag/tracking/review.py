@@ -27,7 +27,7 @@ from raytag.tracking import plots, tag_plots
 from raytag.tracking import run_tags as tag_names
 from raytag.tracking.audit_runs import AUDIT_METHOD, audit_note, run_split
 from raytag.tracking.client import existing_store
-from raytag.tracking.run_lookup import ReviewError, find_run
+from raytag.tracking.run_lookup import DEFAULT_MAX_RUNS, ReviewError, select_runs
 from raytag.tracking.report import (
     Review,
     ReportImage,
@@ -43,7 +43,6 @@ from raytag.text import plural
 REVIEW_ARTIFACT_DIR = "review"
 MODEL_DESCRIPTION = description_path()
 THRESHOLDS_TABLE = "metrics/thresholds_valid.csv"  # written by the driver (raytag.cluster.training.driver)
-DEFAULT_MAX_RUNS = 50
 DEFAULT_MAX_PLOTTED_RUNS = 8
 
 
@@ -74,7 +73,8 @@ def review_runs(
     Args:
         tracking_uri: the store; default ``MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/mlflow.db``.
         experiment: review the runs of this experiment (newest ``max_runs``; parent runs of
-            pipelines and sweeps are left out, their children are listed).
+            pipelines and sweeps are left out, their children are listed; label-noise audit
+            runs are left out with a note that names them).
         parent_run_id: review this pipeline's or sweep's child runs.
         run_ids: review these runs, in this order (two runs: per-tag differences second − first);
             full ids or unique prefixes of at least 4 characters (the 8 the table prints); a
@@ -98,13 +98,15 @@ def review_runs(
         check_output_file(html_path, "--html")
     uri = existing_store(tracking_uri, option="--uri")
     client = MlflowClient(tracking_uri=uri)
-    runs, parent, title = select_runs(
+    selection = select_runs(
         client, experiment=experiment, parent_run_id=parent_run_id, run_ids=run_ids, max_runs=max_runs
     )
+    runs, parent, title = selection.runs, selection.parent, selection.title
     path = Path(html_path) if html_path else check_output_file(Path.cwd() / f"review-{_slug(title)}.html", "--html")
     with tempfile.TemporaryDirectory(prefix="raytag-review-") as scratch:
         review = build_review(client, runs, title=title, tracking_uri=uri, workdir=Path(scratch), sort_by=sort_by,
                               max_plotted_runs=max_plotted_runs)
+        review.notes.extend(selection.notes)
         repeated = len(run_ids) - len(runs) if run_ids else 0
         if repeated:
             review.notes.append(f"{plural(repeated, 'run id')} given more than once, shown once")
@@ -115,55 +117,6 @@ def review_runs(
         logged = f"{REVIEW_ARTIFACT_DIR}/{path.name}"
         client.set_tag(parent.info.run_id, tag_names.REVIEW_REPORT, logged)
     return ReviewOutcome(review, path, logged)
-
-
-def select_runs(
-    client,
-    *,
-    experiment: str | None = None,
-    parent_run_id: str | None = None,
-    run_ids: Sequence[str] = (),
-    max_runs: int = DEFAULT_MAX_RUNS,
-) -> tuple[list, object | None, str]:
-    """The runs to review (MLflow ``Run`` entities, oldest first, or in ``run_ids`` order),
-    their parent run (or None) and a title.
-
-    Raises:
-        ReviewError: see :func:`review_runs`.
-    """
-    from mlflow.exceptions import MlflowException
-
-    chosen = [bool(experiment), bool(parent_run_id), bool(run_ids)]
-    if sum(chosen) != 1:
-        raise ReviewError("give exactly one of: run ids, --experiment NAME or --parent RUN_ID")
-    if run_ids:
-        runs = list({run.info.run_id: run for run in (find_run(client, run_id) for run_id in run_ids)}.values())
-        return runs, None, "runs " + ", ".join(run.info.run_name or run.info.run_id[:8] for run in runs)
-    if parent_run_id:
-        parent = find_run(client, parent_run_id)
-        runs = client.search_runs(
-            [parent.info.experiment_id],
-            filter_string=f"tags.`{tag_names.PARENT_RUN}` = '{parent.info.run_id}'",
-            max_results=max_runs,
-            order_by=["attributes.start_time ASC"],
-        )
-        if not runs:
-            raise ReviewError(f"run {parent.info.run_id} ({parent.info.run_name}) has no child runs")
-        kind = parent.data.tags.get(tag_names.KIND, "parent")
-        return list(runs), parent, f"{parent.info.run_name} ({kind})"
-    try:
-        found = client.get_experiment_by_name(experiment)
-    except MlflowException as exc:
-        raise ReviewError(f"experiment {experiment!r}: {exc.message}") from None
-    if found is None:
-        raise ReviewError(f"no experiment named {experiment!r} in this tracking store")
-    runs = client.search_runs(
-        [found.experiment_id], max_results=max_runs, order_by=["attributes.start_time DESC"]
-    )
-    runs = [run for run in reversed(runs) if tag_names.KIND not in run.data.tags]
-    if not runs:
-        raise ReviewError(f"experiment {experiment!r} has no runs")
-    return runs, None, f"experiment {experiment}"
 
 
 def build_review(
