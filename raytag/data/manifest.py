@@ -239,13 +239,7 @@ def read_manifest(path: str | Path, vocabulary: Sequence[str] | None = None) -> 
         def where(line_no=line_no) -> str:
             return f"{path}:{line_no}"
 
-        audio = locate(_file_name(row.get("path"), where))
-        if audio is None:
-            raise ManifestError(f"{where()}: empty 'path'")
-        if audio in seen:
-            raise ManifestError(f"{where()}: duplicate path {str(row.get('path')).strip()!r} "
-                                f"(first on line {seen[audio]})")
-        seen[audio] = line_no
+        audio = _new_location(locate, row, where, seen, line_no)
         split = row.get("split")
         if not isinstance(split, str) or split not in _SPLIT_SET:
             split = str(split or "").strip()
@@ -285,14 +279,21 @@ def _unique_locations(path: str, lines: list[int], rows: list[dict]) -> dict[str
     locate = _Paths(_folder(path))
     seen: dict[str, int] = {}
     for line_no, row in zip(lines, rows):
-        audio = locate(_file_name(row.get("path"), lambda line_no=line_no: f"{path}:{line_no}"))
-        if audio is None:
-            raise ManifestError(f"{path}:{line_no}: empty 'path'")
-        if audio in seen:
-            raise ManifestError(f"{path}:{line_no}: duplicate path {str(row.get('path')).strip()!r} "
-                                f"(first on line {seen[audio]})")
-        seen[audio] = line_no
+        _new_location(locate, row, lambda line_no=line_no: f"{path}:{line_no}", seen, line_no)
     return seen
+
+
+def _new_location(locate: _Paths, row: dict, where, seen: dict[str, int], line_no: int) -> str:
+    """The location of a row's path, added to ``seen`` (location -> line); an empty path or one
+    already seen is an error naming the line (``where()``)."""
+    audio = locate(_file_name(row.get("path"), where))
+    if audio is None:
+        raise ManifestError(f"{where()}: empty 'path'")
+    if audio in seen:
+        raise ManifestError(f"{where()}: duplicate path {str(row.get('path')).strip()!r} "
+                            f"(first on line {seen[audio]})")
+    seen[audio] = line_no
+    return audio
 
 
 def read_labels(path: str | Path) -> dict[str, tuple[str, ...]]:
