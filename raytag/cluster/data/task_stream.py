@@ -29,6 +29,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import ray
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from raytag.audio.augment_spec import AugmentSpec
 from raytag.data.batches import batch_seed, decode_batch, rows_to_batch
@@ -91,7 +92,11 @@ def decoded_batches(
     """
     if batch_size < 1 or ahead < 1:
         raise ValueError(f"batch_size and ahead must be at least 1, got {batch_size} and {ahead}")
-    task = _remote_decode.options(num_cpus=num_cpus)
+    # Outside any placement group: a Tune trial's Train worker holds its bundle's CPUs, and a
+    # child task captured into that bundle would wait for them forever (Ray Data's tasks also
+    # run outside the trainer's placement group).
+    task = _remote_decode.options(num_cpus=num_cpus,
+                                  scheduling_strategy=PlacementGroupSchedulingStrategy(placement_group=None))
     blocks = (rows_to_batch(rows[first:first + ROWS_PER_BLOCK]) for first in range(0, len(rows), ROWS_PER_BLOCK))
     pending: deque = deque()
     held: list[dict[str, np.ndarray]] = []
