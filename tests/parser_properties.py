@@ -139,3 +139,15 @@ def damaged(draw, data: bytes) -> bytes:
         elif kind == "delete":
             data = data[:at] + data[at + draw(st.integers(1, 8)):]
     return data
+
+
+def edit_columns(draw, columns: list[str], edit: str) -> list[str]:
+    """``columns`` with one header edit applied in place: ``drop`` one, ``repeat`` one, add an
+    ``unknown`` (odd) name; any other ``edit`` leaves them."""
+    if edit == "drop":
+        columns.pop(draw(st.integers(0, len(columns) - 1)))
+    elif edit == "repeat":
+        columns.append(draw(st.sampled_from(columns)))
+    elif edit == "unknown":
+        columns.append(draw(odd_text()))
+    return columns

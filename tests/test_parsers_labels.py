@@ -13,7 +13,7 @@ import json
 
 from hypothesis import given
 from hypothesis import strategies as st
-from parser_properties import PROFILE, damaged, odd_text, parses_or_refuses
+from parser_properties import PROFILE, damaged, edit_columns, odd_text, parses_or_refuses
 from test_parsers_manifest import JSON_VALUES
 
 from raytag.models.export import (
@@ -34,12 +34,7 @@ def decisions_file(draw) -> bytes:
     columns missing, repeated or unknown, odd values, rows a field short or long; then damage."""
     columns = list(DECISION_COLUMNS[: draw(st.integers(3, 5))])
     edit = draw(st.sampled_from(["none", "none", "drop", "repeat", "unknown"]))
-    if edit == "drop":
-        columns.pop(draw(st.integers(0, len(columns) - 1)))
-    elif edit == "repeat":
-        columns.append(draw(st.sampled_from(columns)))
-    elif edit == "unknown":
-        columns.append(draw(odd_text()))
+    edit_columns(draw, columns, edit)
     values = {
         "path": st.one_of(st.sampled_from(["/a/b.wav", "c.mp3", "s3://x/y.ogg"]), odd_text()),
         "tags": st.one_of(st.lists(st.sampled_from(VOCABULARY), max_size=3).map(";".join), odd_text()),

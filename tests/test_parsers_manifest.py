@@ -19,7 +19,7 @@ import json
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
-from parser_properties import PROFILE, damaged, odd_text, parses_or_refuses
+from parser_properties import PROFILE, damaged, edit_columns, odd_text, parses_or_refuses
 
 from raytag.data.manifest import SPLITS, read_labels, read_manifest, read_manifest_rows, read_paths
 
@@ -48,13 +48,8 @@ def table(draw) -> tuple[list[str], list[list[str]]]:
     repeated or unknown, and rows sometimes a field short or long, or with a huge field."""
     columns = draw(st.permutations(COLUMNS).map(lambda c: list(c[: 3 + len(c) % 3])))
     edit = draw(st.sampled_from(["none", "none", "drop", "repeat", "unknown", "odd"]))
-    if edit == "drop":
-        columns.pop(draw(st.integers(0, len(columns) - 1)))
-    elif edit == "repeat":
-        columns.append(draw(st.sampled_from(columns)))
-    elif edit == "unknown":
-        columns.append(draw(odd_text()))
-    elif edit == "odd":
+    edit_columns(draw, columns, edit)
+    if edit == "odd":
         columns[draw(st.integers(0, len(columns) - 1))] = draw(odd_text())
     rows = []
     for _ in range(draw(st.integers(0, 6))):
