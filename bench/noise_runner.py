@@ -46,7 +46,7 @@ from memory_corpus import MemoryCorpus, PcmClip, SplitAudio, load_corpus  # noqa
 from raytag.audio.augment import augment_numpy_batch
 from raytag.audio.io import fit_length, random_start
 from raytag.data.batches import batch_seed
-from raytag.data.rows import BASE_COLUMNS, RANDOM_START, TrackTable, chunk_rows, epoch_rows
+from raytag.data.rows import BASE_COLUMNS, RANDOM_START, TrackTable, batch_sizes, chunk_rows, epoch_rows
 from raytag.engine.checkpoint import TrainingState
 from raytag.engine.loop import track_loss, validation_probabilities, with_unlabeled
 from raytag.scoring.tracks import TrackAverager
@@ -373,8 +373,10 @@ def _train_batches(table: TrackTable, audio: Sequence[np.ndarray], *, seed: int,
                    batch_size: int, crop_samples: int, sample_rate: int, augment) -> Iterator[dict]:
     """One epoch's labelled batches: ``epoch_rows`` order and crops, augmented when enabled."""
     rows = epoch_rows(table, seed=seed, epoch=epoch, rank=0, world_size=1, shuffle=shuffle)
-    for chunk in _chunks(rows, batch_size):
-        batch = memory_batch(chunk, audio, crop_samples=crop_samples)
+    first = 0
+    for size in batch_sizes(len(rows), batch_size, join_single_tail=True):  # the Ray path's batches
+        batch = memory_batch(rows[first:first + size], audio, crop_samples=crop_samples)
+        first += size
         if augment.enabled:
             batch = augment_numpy_batch(batch, sample_rate=sample_rate, spec=augment, seed=batch_seed(batch["seed"]))
         yield batch

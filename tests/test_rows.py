@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from raytag.data.rows import RANDOM_START, TrackTable, chunk_rows, epoch_rows
+from raytag.data.rows import RANDOM_START, TrackTable, batch_sizes, chunk_rows, epoch_rows
 from raytag.engine.seeding import derive_seed, epoch_order, rank_generator_seed, shard
 
 
@@ -66,3 +66,18 @@ def test_seeds_separate_streams_and_ranks():
     assert sorted(epoch_order(6, seed=0, epoch=0, shuffle=True)) == list(range(6))
     with pytest.raises(ValueError, match="rank"):
         shard(np.arange(4), rank=2, world_size=2)
+
+
+@pytest.mark.parametrize(("rows", "batch", "expected"), [
+    (64, 32, [32, 32]), (65, 32, [32, 33]), (66, 32, [32, 32, 2]), (1, 32, [1]), (0, 32, []), (5, 1, [1] * 5),
+])
+def test_training_batches_never_end_with_a_single_row_and_lose_none(rows, batch, expected):
+    # Batch normalisation cannot train on one example: the last single row joins the batch before.
+    sizes = batch_sizes(rows, batch, join_single_tail=True)
+    assert sizes == expected and sum(sizes) == rows
+
+
+def test_evaluation_batches_keep_the_plain_cut():
+    assert batch_sizes(65, 32) == [32, 32, 1]
+    with pytest.raises(ValueError, match="batch_size"):
+        batch_sizes(3, 0)

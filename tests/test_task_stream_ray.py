@@ -48,6 +48,18 @@ def test_training_batches_match_the_ray_data_pipeline_in_order(table):
     assert ours["decoded"].all() and np.abs(ours["audio"]).max() > 0
 
 
+def test_a_training_stream_joins_a_single_last_row_to_the_batch_before(table):
+    # 14 rows in batches of 13: the last row would be a batch of one, which batch normalisation
+    # cannot train on; it joins the batch before, in order, and no row is lost.
+    rows = epoch_rows(table, seed=3, epoch=1, rank=1, world_size=2)
+    common = dict(sample_rate=RATE, crop_samples=CROP, num_cpus=0.25, ahead=2)
+    training = list(decoded_batches(rows, batch_size=13, training=True, **common))
+    assert [len(b["seed"]) for b in training] == [14]
+    plain = list(decoded_batches(rows, batch_size=13, **common))
+    assert [len(b["seed"]) for b in plain] == [13, 1]
+    np.testing.assert_array_equal(_joined(training)["audio"], _joined(plain)["audio"])
+
+
 def test_evaluation_chunks_cover_the_ranks_tracks_in_order(table):
     rows = chunk_rows(table, sample_rate=RATE, crop_samples=CROP, max_chunks=None, rank=0, world_size=2)
     ours = _joined(decoded_batches(rows, batch_size=5, sample_rate=RATE, crop_samples=CROP, num_cpus=0.25))

@@ -99,6 +99,23 @@ def epoch_rows(
     ]
 
 
+def batch_sizes(rows: int, batch_size: int, *, join_single_tail: bool = False) -> list[int]:
+    """The sizes of the batches ``rows`` rows are cut into, in order: full batches of
+    ``batch_size`` and what is left.
+
+    With ``join_single_tail`` (training), a last batch of one row joins the batch before it
+    (``batch_size + 1`` rows): batch normalisation cannot normalise a single example in
+    training mode, and dropping the row would leave a clip out of the epoch without a word.
+    """
+    if rows < 0 or batch_size < 1:
+        raise ValueError(f"need rows >= 0 and batch_size >= 1, got {rows} and {batch_size}")
+    full, tail = divmod(rows, batch_size)
+    sizes = [batch_size] * full + ([tail] if tail else [])
+    if join_single_tail and tail == 1 and full:
+        sizes[-2:] = [batch_size + 1]
+    return sizes
+
+
 def rank_batch_size(global_batch: int, world_size: int) -> int:
     """Each rank's share of a global batch (rounded, at least 1): a job's ``train.batch_size``
     is the batch of one optimizer step over all workers, whatever their number."""

@@ -301,7 +301,8 @@ class EpochData:
         rows = epoch_rows(ray.get(self.train), seed=self.seed, epoch=epoch, rank=rank, world_size=world_size,
                           shuffle=self.shuffle)
         labelled = decoded_batches(rows, batch_size=batch_size, sample_rate=self.sample_rate,
-                                   crop_samples=self.crop_samples, num_cpus=self.num_cpus, augment=self.augment)
+                                   crop_samples=self.crop_samples, num_cpus=self.num_cpus, augment=self.augment,
+                                   training=True)
         if self.unlabeled is None:
             return labelled
         _preserve_order()

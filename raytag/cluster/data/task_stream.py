@@ -33,6 +33,7 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from raytag.audio.augment_spec import AugmentSpec
 from raytag.data.batches import batch_seed, decode_batch, rows_to_batch
+from raytag.data.rows import batch_sizes
 
 ROWS_PER_BLOCK = 32
 """Rows per decode task (the Ray Data path's block size): ~0.1 s of a 2-core machine's CPU for
@@ -75,6 +76,7 @@ def decoded_batches(
     num_cpus: float,
     augment: AugmentSpec | None = None,
     ahead: int = BLOCKS_AHEAD,
+    training: bool = False,
 ) -> Iterator[dict[str, np.ndarray]]:
     """Batches of ``batch_size`` decoded rows (the last may be smaller), in row order.
 
@@ -85,6 +87,8 @@ def decoded_batches(
         num_cpus: CPUs per decode task (``data.decode_cpus``).
         augment: the augmentation applied in the decode task, when enabled.
         ahead: decode tasks submitted before their blocks are needed (at least 1).
+        training: a last batch of one row joins the batch before it
+            (:func:`raytag.data.rows.batch_sizes`).
 
     Yields:
         dicts as :func:`raytag.data.batches.decode_batch` returns them: ``audio`` (B, T) float32,
@@ -98,6 +102,7 @@ def decoded_batches(
     task = _remote_decode.options(num_cpus=num_cpus,
                                   scheduling_strategy=PlacementGroupSchedulingStrategy(placement_group=None))
     blocks = (rows_to_batch(rows[first:first + ROWS_PER_BLOCK]) for first in range(0, len(rows), ROWS_PER_BLOCK))
+    sizes = deque(batch_sizes(len(rows), batch_size, join_single_tail=training))
     pending: deque = deque()
     held: list[dict[str, np.ndarray]] = []
     held_rows = 0
@@ -114,13 +119,12 @@ def decoded_batches(
         submit()
         held.append(decoded)
         held_rows += len(decoded["seed"])
-        if held_rows < batch_size:
+        if not sizes or held_rows < sizes[0]:
             continue
-        merged = _concatenate(held)
-        whole = held_rows - held_rows % batch_size
-        for first in range(0, whole, batch_size):
-            yield {name: column[first:first + batch_size] for name, column in merged.items()}
-        held = [{name: column[whole:] for name, column in merged.items()}] if whole < held_rows else []
-        held_rows -= whole
-    if held_rows:
-        yield _concatenate(held)
+        merged, first = _concatenate(held), 0
+        while sizes and held_rows - first >= sizes[0]:
+            size = sizes.popleft()
+            yield {name: column[first:first + size] for name, column in merged.items()}
+            first += size
+        held = [{name: column[first:] for name, column in merged.items()}] if first < held_rows else []
+        held_rows -= first
