@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, create_model, model_validator
+from pydantic import BaseModel, Discriminator, Field, Tag, ValidationError, create_model, model_validator
 
 from raytag.audio.augment_spec import AugmentSpec
 from raytag.errors import InputError
 from raytag.locations import resolve_storage
 from raytag.methods import DEFAULT_METHOD, conflicts, method_names, methods, objective_sections, teacher_keys
+from raytag.methods.settings import SETTINGS_RULES
 from raytag.models import ModelError, model_arguments
 from raytag.models.export import best_model_location
 from raytag.scoring.options import DEFAULT_BATCH_SIZE, DEFAULT_MAX_CHUNKS, DEFAULT_RAY_ABOVE, ScoringOptions
@@ -29,7 +30,7 @@ class ConfigError(InputError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = SETTINGS_RULES  # unknown keys refused, floats finite
 
 
 class DataConfig(_Section):

@@ -1,5 +1,6 @@
 """Configuration: typed values, dotted overrides, errors that name the key."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,31 @@ def test_defaults_and_overrides(job_file):
 def test_bad_values_name_the_key(job_file, override, message):
     with pytest.raises(ConfigError, match=message):
         load_job(job_file, [override])
+
+
+@pytest.mark.parametrize(
+    "overrides, key, shown",
+    [
+        (["train.lr=inf"], "train.lr", "'inf'"),
+        (["train.lr=.inf"], "train.lr", "inf"),
+        (["train.lr=.nan"], "train.lr", "nan"),
+        (["train.weight_decay=1.0e+999"], "train.weight_decay", "inf"),  # YAML reads it as inf
+        (["scaling.resize_check_s=-.inf"], "scaling.resize_check_s", "-inf"),
+        (["scaling.resources={tpu: .inf}"], "scaling.resources.tpu", "inf"),
+        (["objective.mean_teacher.beta_max=.inf"], "objective.mean_teacher.beta_max", "inf"),
+        (["objective.name=coteaching", "objective.forget_exponent=.nan"], "objective.forget_exponent", "nan"),
+    ],
+)
+def test_non_finite_numbers_are_refused_naming_the_key(job_file, overrides, key, shown):
+    with pytest.raises(ConfigError, match=rf"{re.escape(key)}: Input should be a finite number \(got {shown}\)"):
+        load_job(job_file, overrides)
+
+
+def test_a_non_finite_number_in_the_job_file_is_refused(tmp_path):
+    path = tmp_path / "job.yaml"
+    path.write_text(JOB.replace("  epochs: 3\n", "  epochs: 3\n  lr: .inf\n"))
+    with pytest.raises(ConfigError, match=r"train\.lr: Input should be a finite number \(got inf\)"):
+        load_job(path)
 
 
 def test_missing_required_and_bad_files(tmp_path):

@@ -1,11 +1,14 @@
 """The header-scan cache without Ray: a second scan reads no header, a touched file is read
 again (and only it), a deleted file is reported missing, an unreadable file's reason is kept,
-and storage as a ``file://`` URI works like a path. Headers are read by the real decoders
+storage as a ``file://`` URI works like a path, two processes updating the cache at once lose
+nothing, and parts are compacted. Headers are read by the real decoders
 (:func:`raytag.data.batches.scan_batch`), here in this process instead of Ray Data tasks."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,6 +33,11 @@ class Reader:
         return {p: Header(int(f), int(r), str(e)) for p, f, r, e in zip(paths, out["frames"], out["rate"], out["error"])}
 
 
+def parts(storage_root: str) -> list[str]:
+    """The cache's part files (tables of rows)."""
+    return sorted(str(p) for p in Path(header_cache.cache_folder(storage_root)).glob("*.parquet"))
+
+
 @pytest.fixture
 def corpus(tmp_path):
     folder = tmp_path / "audio"
@@ -46,7 +54,7 @@ def test_a_second_scan_reads_no_header_and_a_touched_file_only_it(tmp_path, corp
     assert first.asked == [corpus] and (counts.read, counts.reused, counts.missing) == (5, 0, 0)
     assert headers[corpus[1]] == Header(6000, 8000, "")
     assert "cannot read audio" in headers[corpus[4]].error and headers[corpus[4]].frames == 0
-    assert os.path.isfile(header_cache.table_location(storage_root))
+    assert len(parts(storage_root)) == 1
 
     second = Reader()
     again, counts = header_cache.scan(corpus, storage_root, second)
@@ -95,11 +103,57 @@ def test_storage_as_a_uri_and_no_storage(tmp_path, corpus):
 def test_a_table_of_another_format_or_a_damaged_one_is_read_again(tmp_path, corpus):
     storage_root = str(tmp_path / "runs")
     header_cache.scan(corpus, storage_root, Reader())
-    with open(header_cache.table_location(storage_root), "r+b") as table:
+    damaged, = parts(storage_root)
+    with open(damaged, "r+b") as table:
         table.write(b"garbage!")
     reader = Reader()
     _, counts = header_cache.scan(corpus, storage_root, reader)
     assert reader.asked == [corpus] and counts.read == 5
+    assert len(parts(storage_root)) == 1  # the damaged part is replaced by the headers read again
     reader = Reader()
     header_cache.scan(corpus, storage_root, reader)
-    assert reader.asked == []  # rewritten whole
+    assert reader.asked == []
+
+
+def scan_together(locations: list[str], storage_root: str, barrier) -> None:
+    """A scan (in a process of its own) whose header reading waits for the other scan's: both
+    have read the cache before either writes to it."""
+    def read(paths: list[str]) -> dict[str, Header]:
+        barrier.wait(timeout=120)
+        return Reader()(paths)
+
+    header_cache.scan(locations, storage_root, read)
+
+
+def test_two_processes_updating_the_cache_at_once_lose_nothing(tmp_path, corpus):
+    storage_root = str(tmp_path / "runs")
+    spawn = multiprocessing.get_context("spawn")
+    barrier = spawn.Barrier(2)
+    scans = [spawn.Process(target=scan_together, args=(half, storage_root, barrier))
+             for half in (corpus[:2], corpus[2:])]
+    for process in scans:
+        process.start()
+    try:
+        for process in scans:
+            process.join(timeout=300)
+            assert process.exitcode == 0
+    finally:
+        for process in scans:
+            if process.is_alive():
+                process.kill()
+    reader = Reader()
+    _, counts = header_cache.scan(corpus, storage_root, reader)
+    assert reader.asked == [] and counts.reused == 5
+
+
+def test_many_parts_are_compacted_into_one_and_nothing_is_lost(tmp_path, corpus, monkeypatch):
+    monkeypatch.setattr(header_cache, "COMPACT_AFTER_PARTS", 2)
+    storage_root = str(tmp_path / "runs")
+    for count in range(1, 4):  # one new file per scan: a part each
+        header_cache.scan(corpus[:count], storage_root, Reader())
+    assert len(parts(storage_root)) == 3
+    header_cache.scan(corpus[:4], storage_root, Reader())  # read 3 parts: writes their union and its row
+    assert len(parts(storage_root)) == 1
+    reader = Reader()
+    _, counts = header_cache.scan(corpus, storage_root, reader)
+    assert reader.asked == [[corpus[4]]] and counts.reused == 4

@@ -13,6 +13,7 @@ disk.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import shutil
 import signal
@@ -137,6 +138,24 @@ def test_storage_stats_lists_and_reads_ranges_on_the_server(s3_env, tiny_corpus)
     assert "No such file" in headers[missing].error
     second = Reader()
     assert header_cache.scan(uris, f"{STORAGE}/scan", second)[1].reused == 3 and second.asked == []
+
+    # Two processes scanning disjoint files into one cache in the bucket at once (both read it
+    # before either writes): every header is kept.
+    from test_header_cache import scan_together
+
+    more = [f"{CORPUS}/audio/clip-{i:06d}.wav" for i in range(3, 7)]
+    spawn = multiprocessing.get_context("spawn")
+    barrier = spawn.Barrier(2)
+    scans = [spawn.Process(target=scan_together, args=(half, f"{STORAGE}/scan", barrier)) for half in (more[:2], more[2:])]
+    for process in scans:
+        process.start()
+    for process in scans:
+        process.join(timeout=300)
+        if process.is_alive():
+            process.kill()
+    assert [process.exitcode for process in scans] == [0, 0]
+    third = Reader()
+    assert header_cache.scan([*uris, *more], f"{STORAGE}/scan", third)[1].reused == 7 and third.asked == []
 
     written = write_manifest(f"{STORAGE}/m/manifest.csv", MANIFEST_COLUMNS,
                              [track_row(u, ("x",), "train") for u in uris])

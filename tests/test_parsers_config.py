@@ -11,16 +11,19 @@ any value.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
+from typing import get_args, get_origin
 
 import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 from parser_properties import PROFILE, damaged, odd_text, parses_or_refuses
+from pydantic import BaseModel
 
-from raytag.config import flatten, load_job
+from raytag.config import OBJECTIVE_MODELS, JobConfig, flatten, load_job, stage_jobs
 from raytag.search_space import DISTRIBUTIONS, check_space, read_space
 
 CHECKOUT = Path(__file__).resolve().parents[1]
@@ -125,6 +128,48 @@ def names_the_problem(message: str, names: list[str]) -> bool:
     return any(n and (n in message or repr(n) in message) for n in names) or bool(PROBLEM.match(message))
 
 
+def float_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Dotted keys of every typed float setting of ``model`` and its sections (a
+    ``dict[str, float]`` by one made-up entry, ``.tpu``); free-form values (``model.args``,
+    ``augment.params``, stage overrides) are no typed settings."""
+    keys = []
+    for name, field in model.model_fields.items():
+        kinds = get_args(field.annotation) or (field.annotation,)
+        if get_origin(field.annotation) is dict:
+            keys += [f"{prefix}{name}.tpu"] if kinds[1] is float else []
+        elif float in kinds:
+            keys.append(f"{prefix}{name}")
+        for kind in kinds:
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                keys += float_keys(kind, f"{prefix}{name}.")
+    return keys
+
+
+FLOAT_SETTINGS = [(None, key) for key in float_keys(JobConfig)] + [
+    (method, f"objective.{key}") for method, model in OBJECTIVE_MODELS.items() for key in float_keys(model)]
+"""(method to choose or None, dotted key) of every float setting of a job, the methods' included."""
+NON_FINITE = st.sampled_from([".inf", "-.inf", ".nan", "inf", "-inf", "nan", "Infinity", "1e999", "-1e999"])
+
+
+def non_finite_settings(section: BaseModel, prefix: str = "") -> list[str]:
+    """Keys of the typed float settings of ``section`` (and its sections) that hold inf or nan."""
+    found = []
+    for name, field in type(section).model_fields.items():
+        value, key = getattr(section, name), f"{prefix}{name}"
+        if isinstance(value, BaseModel):
+            found += non_finite_settings(value, f"{key}.")
+        elif isinstance(value, float) and not math.isfinite(value):
+            found.append(key)
+        elif isinstance(value, dict) and get_args(field.annotation)[1:] == (float,):
+            found += [f"{key}.{entry}" for entry, number in value.items() if not math.isfinite(number)]
+    return found
+
+
+def every_setting_finite(job: JobConfig) -> None:
+    for stage, stage_job in [(None, job), *stage_jobs(job)]:
+        assert not non_finite_settings(stage_job), (stage and stage.name, non_finite_settings(stage_job))
+
+
 @PROFILE
 @given(data=job_text(), overrides=st.one_of(st.just([]), st.lists(override(), max_size=3)))
 def test_any_job_file_and_overrides_load_or_are_refused(tmp_path, data, overrides):
@@ -134,6 +179,29 @@ def test_any_job_file_and_overrides_load_or_are_refused(tmp_path, data, override
     outcome = parses_or_refuses("job-yaml", lambda: load_job(path, overrides), [str(path), *keys, *overrides, "invalid configuration:\n  "])
     if isinstance(outcome, Exception):
         assert names_the_problem(str(outcome), [str(path), *keys, *overrides]), str(outcome)
+    else:
+        every_setting_finite(outcome)
+
+
+@PROFILE
+@given(setting=st.sampled_from(FLOAT_SETTINGS), value=st.one_of(NON_FINITE, st.floats().map(repr)),
+       in_file=st.booleans())
+def test_a_float_setting_is_finite_or_refused_naming_its_key(tmp_path, setting, value, in_file):
+    """Any float setting, set in the file or by an override to any float (inf and nan spelled
+    every way YAML and Python read them): the job loads with a finite value, or is refused
+    naming the key."""
+    method, key = setting
+    tree = yaml.safe_load(yaml.safe_dump(JOBS["demo-teacher.yaml"]))
+    overrides = [f"objective.name={method}"] if method else []
+    if in_file:
+        set_key(tree, key, yaml.safe_load(value))
+    else:
+        overrides.append(f"{key}={value}")
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(tree))
+    outcome = parses_or_refuses("float-setting", lambda: load_job(path, overrides), [f"{key}: "])
+    if not isinstance(outcome, Exception):
+        every_setting_finite(outcome)
 
 
 @st.composite

@@ -367,3 +367,26 @@ def test_review_of_an_audit_run_shows_its_kind_its_split_and_its_numbers(tmp_pat
     assert [run.run_id for run in listed.runs] == [evaluation.info.run_id]
     assert f"not listed: {see}" in listed.notes
     assert f"note: not listed: {see}" in text_of(listed)
+
+
+def test_max_runs_counts_the_runs_the_table_shows_not_the_audits_left_out(tmp_path, capsys):
+    """``--experiment NAME --max-runs N``: the N newest training or evaluation runs, however many
+    audit runs are newer; the note still names the audits among the listed runs."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("mixed", artifact_location=str(tmp_path / "artifacts"))
+    evaluations = [client.create_run(experiment, run_name=f"evaluation-{i}", start_time=1000 + i).info.run_id
+                   for i in range(4)]
+    audits = [client.create_run(experiment, run_name=f"audit-{i}", start_time=2000 + i,
+                                tags={tag_names.KIND: tag_names.KIND_AUDIT}).info.run_id for i in range(3)]
+    # Older than every listed run, like the runs the table leaves out: not named.
+    client.create_run(experiment, run_name="old-audit", start_time=500, tags={tag_names.KIND: tag_names.KIND_AUDIT})
+    review = review_runs(tracking_uri=uri, experiment="mixed", max_runs=3, html_path=tmp_path / "r.html").review
+    assert [run.run_id for run in review.runs] == evaluations[1:]  # oldest first
+    newest_first = " ".join(run_id[:8] for run_id in reversed(audits))
+    assert f"not listed: 3 label-noise audit runs (see them with `raytag review {newest_first}`)" in review.notes
+    html = tmp_path / "cli.html"
+    assert main(["review", "--uri", uri, "--experiment", "mixed", "--max-runs", "2", "--html", str(html)]) == 0
+    out = capsys.readouterr().out
+    assert "evaluation-3" in out and "evaluation-2" in out and "evaluation-1" not in out
+    assert "not listed: 3 label-noise audit runs" in " ".join(out.split())

@@ -11,11 +11,16 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+SETTINGS_RULES = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+"""What every settings model of a job follows (the methods' here, :mod:`raytag.config`'s
+sections too): unknown keys are rejected, assignments validated, and every float setting is
+finite (``.inf``, ``nan`` or ``1e999`` from YAML or an override are refused naming the key)."""
+
 
 class MethodSettings(BaseModel):
     """Settings of one method (or of a wrapper's ``objective`` section)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = SETTINGS_RULES
 
 
 class NoSettings(MethodSettings):

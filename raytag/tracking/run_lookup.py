@@ -91,9 +91,11 @@ def select_runs(
     """The runs that exactly one of ``run_ids``, ``parent_run_id`` or ``experiment`` selects
     (see :func:`raytag.tracking.review.review_runs`).
 
-    An experiment's newest ``max_runs`` runs are read; pipeline and sweep parent runs are left
-    out (their children are listed), and so are label-noise audit runs (``raytag audit``), which
-    hold no training or evaluation: a note names them and how to review them.
+    An experiment's newest ``max_runs`` training or evaluation runs are listed; pipeline and
+    sweep parent runs are left out (their children are listed), and so are label-noise audit
+    runs (``raytag audit``), which hold no training or evaluation and do not count toward
+    ``max_runs``: a note names those started since the oldest listed run (all of them when
+    fewer than ``max_runs`` runs are listed) and how to review them.
 
     Raises:
         ReviewError: not exactly one selection, an unknown experiment or run, nothing to show
@@ -125,16 +127,31 @@ def select_runs(
         raise ReviewError(f"experiment {experiment!r}: {exc.message}") from None
     if found is None:
         raise ReviewError(f"no experiment named {experiment!r} in this tracking store")
-    newest_first = client.search_runs(
-        [found.experiment_id], max_results=max_runs, order_by=["attributes.start_time DESC"]
-    )
-    runs = [run for run in reversed(newest_first) if tag_names.KIND not in run.data.tags]
-    audits = [run for run in newest_first if run.data.tags.get(tag_names.KIND) == tag_names.KIND_AUDIT]
+    newest = ["attributes.start_time DESC"]
+    kind = f"tags.`{tag_names.KIND}`"
+    runs = list(reversed(client.search_runs(
+        [found.experiment_id], filter_string=f"{kind} IS NULL", max_results=max_runs, order_by=newest)))
+    audits_shown_span = f"{kind} = '{tag_names.KIND_AUDIT}'"
+    if len(runs) == max_runs:  # older runs are left out too: name only the audits among the listed ones
+        audits_shown_span += f" AND attributes.start_time >= {runs[0].info.start_time}"
+    audits = _all_runs(client, found.experiment_id, audits_shown_span, newest)
     if not runs:
         only = f"; it holds only {audits_left_out(audits)}" if audits else ""
         raise ReviewError(f"experiment {experiment!r} has no training or evaluation runs{only}")
     notes = [f"not listed: {audits_left_out(audits)}"] if audits else []
     return RunSelection(runs, None, f"experiment {experiment}", notes)
+
+
+def _all_runs(client, experiment_id: str, filter_string: str, order_by: list[str]) -> list:
+    """Every run of the experiment that ``filter_string`` selects, page by page."""
+    found, token = [], None
+    while True:
+        page = client.search_runs([experiment_id], filter_string=filter_string, max_results=1000,
+                                  order_by=order_by, page_token=token)
+        found.extend(page)
+        token = page.token
+        if not token:
+            return found
 
 
 def audits_left_out(audits: Sequence) -> str:
