@@ -11,6 +11,7 @@ line.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -52,14 +53,26 @@ def parse_rows(location: str, data: bytes) -> tuple[list[str], list[int], list[d
             the header, a JSONL line that is not an object; naming the file and line.
     """
     suffix = suffix_of(location)
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise ManifestError(f"{location}:{line}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    text = decode_text(location, data)
     if suffix == ".jsonl":
         return _parse_jsonl(location, text)
     return _parse_delimited(location, text, "\t" if suffix == ".tsv" else ",")
+
+
+def decode_text(location: str, data: bytes) -> str:
+    """``data`` as text: UTF-8, a leading byte-order mark dropped.
+
+    Raises:
+        ManifestError: bytes that are not UTF-8, named by their line and their offset in the
+            file (the mark counted: Python's ``utf-8-sig`` codec counts from after it).
+    """
+    start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    try:
+        return str(memoryview(data)[start:], "utf-8")
+    except UnicodeDecodeError as exc:
+        offset = start + exc.start
+        line = data.count(b"\n", 0, offset) + 1
+        raise ManifestError(f"{location}:{line}: not UTF-8 text ({exc.reason} at byte {offset})") from None
 
 
 def _parse_jsonl(location: str, text: str) -> tuple[list[str], list[int], list[dict]]:
