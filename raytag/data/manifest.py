@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from raytag import storage
-from raytag.data.manifest_text import ManifestError, format_rows, parse_rows
+from raytag.data.manifest_text import Columns, ManifestError, format_rows, parse_columns, parse_rows
 from raytag.locations import is_uri
 
 __all__ = [
@@ -114,15 +115,20 @@ def _location(path: str | Path) -> str:
     return str(path) if is_uri(str(path)) else str(Path(path).resolve())
 
 
-def _read(location: str, what: str) -> tuple[list[str], list[int], list[dict]]:
-    """The columns, line numbers and rows of a manifest-like file, read through storage."""
+def _read_bytes(location: str, what: str) -> bytes:
+    """A manifest-like file's bytes, read through storage."""
     try:
         data = storage.read_bytes(location) if storage.is_file(location) else None
     except (OSError, ValueError):  # an unreachable or unknown file system
         data = None
     if data is None:
         raise ManifestError(f"{what} not found: {location}")
-    return parse_rows(location, data)
+    return data
+
+
+def _read(location: str, what: str) -> Columns:
+    """A manifest-like file's columns, read through storage."""
+    return parse_columns(location, _read_bytes(location, what))
 
 
 class _Paths:
@@ -142,8 +148,10 @@ class _Paths:
     def __call__(self, raw) -> str | None:
         """The location of a row's raw ``path`` value; None when it is empty."""
         raw = str(raw or "").strip()
-        if not raw:
-            return None
+        return self.location(raw) if raw else None
+
+    def location(self, raw: str) -> str:
+        """The location of a stripped, non-empty ``path`` value."""
         if "://" in raw:
             return raw
         if not raw.startswith("/"):
@@ -170,37 +178,115 @@ class _Paths:
         return real
 
 
-def _file_name(raw, where):
-    """A row's raw ``path`` value, refused when it holds what no file name can: a NUL
-    character or a lone surrogate (bytes that were not UTF-8)."""
+class _Refused(ValueError):
+    """A value a column does not take; the message says why, :func:`_convert` adds the row."""
+
+
+def _refusal(raw) -> str | None:
+    """Why a row's raw ``path`` value cannot name a file (a NUL character, or a lone surrogate:
+    bytes that were not UTF-8), or None."""
     if isinstance(raw, str) and not raw.isascii() or "\x00" in str(raw):
         try:
             str(raw).encode("utf-8")
         except UnicodeEncodeError:
-            raise ManifestError(f"{where()}: 'path' {raw!r} holds a lone surrogate, not a file name") from None
+            return f"'path' {raw!r} holds a lone surrogate, not a file name"
         if "\x00" in raw:
-            raise ManifestError(f"{where()}: 'path' {raw!r} holds a NUL character, not a file name")
-    return raw
+            return f"'path' {raw!r} holds a NUL character, not a file name"
+    return None
 
 
-def _tags(value, where, known: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+def _plain_names(raws: list) -> bool:
+    """Whether every raw ``path`` value is a string without a NUL character or a lone
+    surrogate (checked on all of them joined: one pass in C)."""
+    if set(map(type, raws)) != {str}:
+        return False
+    joined = "".join(raws)
+    if "\x00" in joined:
+        return False
+    try:
+        joined.isascii() or joined.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _locations(folder: str, raws: list, lines: Sequence[int]) -> tuple[list[str], tuple[int, str] | None]:
+    """The location of every row's raw ``path`` value (relative ones under ``folder``, see
+    :class:`_Paths`), and the first row whose path is empty, not a file name or a repeat of
+    an earlier row's (its line from ``lines``): ``(row index, message)``, or None.
+
+    The usual column (plain strings, none empty, none repeated) is checked a column at a
+    time; any other is walked row by row up to its first problem."""
+    locate = _Paths(folder)
+    if _plain_names(raws):
+        stripped = list(map(str.strip, raws))
+        if all(stripped):
+            locations = list(map(locate.location, stripped))
+            if len(set(locations)) == len(locations):
+                return locations, None
+    locations, first_line = [], {}
+    for row, raw in enumerate(raws):
+        refusal = _refusal(raw)
+        if refusal is not None:
+            return locations, (row, refusal)
+        audio = locate(raw)
+        if audio is None:
+            return locations, (row, "empty 'path'")
+        if audio in first_line:
+            return locations, (row, f"duplicate path {str(raw).strip()!r} (first on line {first_line[audio]})")
+        first_line[audio] = lines[row]
+        locations.append(audio)
+    return locations, None
+
+
+def _convert(values: list, convert) -> tuple[list, tuple[int, str] | None]:
+    """``convert(value)`` of every value, and the first value it refuses (raises
+    :class:`_Refused`): ``(row index, message)``, or None. A column of strings is converted
+    one distinct string at a time (250,000 rows hold a few splits, a few thousand tag strings)."""
+    if set(map(type, values)) <= {str}:
+        converted, refused = {}, {}
+        for value in set(values):
+            try:
+                converted[value] = convert(value)
+            except _Refused as exc:
+                refused[value] = str(exc)
+        if not refused:
+            return list(map(converted.__getitem__, values)), None
+        row = next(row for row, value in enumerate(values) if value in refused)
+        return [], (row, refused[values[row]])
+    results = []
+    for row, value in enumerate(values):
+        try:
+            results.append(convert(value))
+        except _Refused as exc:
+            return results, (row, str(exc))
+    return results, None
+
+
+def _split(value) -> str:
+    """A row's split, stripped; refused unless one of :data:`SPLITS`."""
+    if isinstance(value, str) and value in _SPLIT_SET:
+        return value
+    split = str(value or "").strip()
+    if split not in _SPLIT_SET:
+        raise _Refused(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    return split
+
+
+def _tags(value) -> tuple[str, ...]:
     """A row's tags: a ``;``-separated string (or a JSONL list), stripped, empty ones and
-    repeats dropped, order kept. ``known`` memoises strings already parsed: rows share tag
-    combinations, and then share one tuple."""
+    repeats dropped, order kept; None is no tags."""
     if isinstance(value, str):
-        tags = known.get(value)
-        if tags is None:
-            stripped = [tag.strip() for tag in value.split(";")]
-            tags = known[value] = tuple(dict.fromkeys(tag for tag in stripped if tag))
-        return tags
+        return tuple(dict.fromkeys(tag for tag in (tag.strip() for tag in value.split(";")) if tag))
     if value is None:
         return ()
     if not isinstance(value, list):
-        raise ManifestError(f"{where()}: 'tags' must be a ';'-separated string or a list")
+        raise _Refused("'tags' must be a ';'-separated string or a list")
     return tuple(dict.fromkeys(t for t in (str(item).strip() for item in value) if t))
 
 
-def _verified(value, where) -> bool:
+def _verified(value) -> bool:
+    """A row's ``verified`` flag: true/false, 1/0, yes/no in any case, empty or None is false."""
     found = _BOOLS.get(value) if isinstance(value, str) else None
     if found is not None:
         return found
@@ -209,7 +295,23 @@ def _verified(value, where) -> bool:
     text = "" if value is None else str(value).strip().lower()
     if text in _BOOLS:
         return _BOOLS[text]
-    raise ManifestError(f"{where()}: 'verified' must be true or false, got {value!r}")
+    raise _Refused(f"'verified' must be true or false, got {value!r}")
+
+
+def _artist(value) -> str | None:
+    """A row's artist, stripped; None when empty."""
+    if value is not None and not (isinstance(value, str) and value and value == value.strip()):
+        value = str(value or "").strip() or None
+    return value or None
+
+
+def _first_problem(path: str, lines, problems) -> None:
+    """Raises the problem of the earliest row among ``problems`` (``(row index, message)`` or
+    None, one per column in the order a row is checked), naming its line."""
+    found = [problem for problem in problems if problem is not None]
+    if found:
+        row, message = min(found, key=lambda problem: problem[0])  # the first of a row's problems
+        raise ManifestError(f"{path}:{lines[row]}: {message}")
 
 
 def read_manifest(path: str | Path, vocabulary: Sequence[str] | None = None) -> Manifest:
@@ -225,75 +327,40 @@ def read_manifest(path: str | Path, vocabulary: Sequence[str] | None = None) -> 
             path or manifest, or a bad ``verified`` value; the message names file and line.
     """
     path = _location(path)
-    columns, lines, rows = _read(path, "manifest")
-    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    table = _read(path, "manifest")
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.names]
     if missing:
         raise ManifestError(
             f"{path}: missing column(s) {', '.join(missing)}; a manifest needs {', '.join(REQUIRED_COLUMNS)}"
         )
-    if not rows:
+    if not len(table):
         raise ManifestError(f"{path}: the manifest has no rows")
-    locate = _Paths(_folder(path))
-    tracks, seen, known_tags = [], {}, {}
-    for line_no, row in zip(lines, rows):
-        def where(line_no=line_no) -> str:
-            return f"{path}:{line_no}"
-
-        audio = _new_location(locate, row, where, seen, line_no)
-        split = row.get("split")
-        if not isinstance(split, str) or split not in _SPLIT_SET:
-            split = str(split or "").strip()
-            if split not in _SPLIT_SET:
-                raise ManifestError(f"{where()}: unknown split {split!r}; expected one of {', '.join(SPLITS)}")
-        artist = row.get("artist")
-        if artist is not None and not (isinstance(artist, str) and artist and artist == artist.strip()):
-            artist = str(artist or "").strip() or None
-        tracks.append(Track(audio, _tags(row.get("tags"), where, known_tags), split,
-                            _verified(row.get("verified"), where),
-                            artist or None))
+    locations, path_problem = _locations(_folder(path), table.values("path"), table.lines)
+    splits, split_problem = _convert(table.values("split"), _split)
+    tags, tags_problem = _convert(table.values("tags"), _tags)
+    verified, verified_problem = _convert(table.values("verified"), _verified)
+    _first_problem(path, table.lines, [path_problem, split_problem, tags_problem, verified_problem])
+    artists, _ = _convert(table.values("artist"), _artist)
     if vocabulary is None:
-        vocabulary = sorted({tag for t in tracks for tag in t.tags})
+        vocabulary = sorted({tag for row_tags in set(tags) for tag in row_tags})
         dropped = 0
     else:
         vocabulary = list(vocabulary)
         if len(set(vocabulary)) != len(vocabulary):
             raise ManifestError("the tag vocabulary has duplicate tags")
         known = set(vocabulary)
-        dropped = sum(tag not in known for t in tracks for tag in t.tags)
-        tracks = [
-            Track(t.path, tuple(g for g in t.tags if g in known), t.split, t.verified, t.artist)
-            for t in tracks
-        ]
+        counts = Counter(tags)
+        kept = {row_tags: tuple(tag for tag in row_tags if tag in known) for row_tags in counts}
+        dropped = sum((len(row_tags) - len(kept[row_tags])) * n for row_tags, n in counts.items())
+        tags = list(map(kept.__getitem__, tags))
     if not vocabulary:
         raise ManifestError(f"{path}: no tags found; a labelled manifest needs at least one tag")
-    return Manifest(str(path), tuple(tracks), tuple(vocabulary), dropped)
+    tracks = tuple(map(Track, locations, tags, splits, verified, artists))
+    return Manifest(str(path), tracks, tuple(vocabulary), dropped)
 
 
 def _folder(location: str) -> str:
     return location.rsplit("/", 1)[0] if is_uri(location) else str(Path(location).parent)
-
-
-def _unique_locations(path: str, lines: list[int], rows: list[dict]) -> dict[str, int]:
-    """Location -> line of every row's path, in file order; an empty or duplicate path is an
-    error naming the line."""
-    locate = _Paths(_folder(path))
-    seen: dict[str, int] = {}
-    for line_no, row in zip(lines, rows):
-        _new_location(locate, row, lambda line_no=line_no: f"{path}:{line_no}", seen, line_no)
-    return seen
-
-
-def _new_location(locate: _Paths, row: dict, where, seen: dict[str, int], line_no: int) -> str:
-    """The location of a row's path, added to ``seen`` (location -> line); an empty path or one
-    already seen is an error naming the line (``where()``)."""
-    audio = locate(_file_name(row.get("path"), where))
-    if audio is None:
-        raise ManifestError(f"{where()}: empty 'path'")
-    if audio in seen:
-        raise ManifestError(f"{where()}: duplicate path {str(row.get('path')).strip()!r} "
-                            f"(first on line {seen[audio]})")
-    seen[audio] = line_no
-    return audio
 
 
 def read_labels(path: str | Path) -> dict[str, tuple[str, ...]]:
@@ -303,14 +370,15 @@ def read_labels(path: str | Path) -> dict[str, tuple[str, ...]]:
     Returns absolute audio path -> tags.
     """
     path = _location(path)
-    columns, lines, rows = _read(path, "label file")
-    missing = [c for c in LABEL_COLUMNS if c not in columns]
+    table = _read(path, "label file")
+    missing = [c for c in LABEL_COLUMNS if c not in table.names]
     if missing:
         raise ManifestError(f"{path}: missing column(s) {', '.join(missing)}")
-    seen = _unique_locations(path, lines, rows)
-    known: dict[str, tuple[str, ...]] = {}
-    return {audio: _tags(row.get("tags"), lambda line_no=line_no: f"{path}:{line_no}", known)
-            for (audio, line_no), row in zip(seen.items(), rows)}
+    locations, path_problem = _locations(_folder(path), table.values("path"), table.lines)
+    _first_problem(path, table.lines, [path_problem])  # every path before any tags
+    tags, tags_problem = _convert(table.values("tags"), _tags)
+    _first_problem(path, table.lines, [tags_problem])
+    return dict(zip(locations, tags))
 
 
 def read_paths(path: str | Path) -> list[str]:
@@ -325,12 +393,14 @@ def read_paths(path: str | Path) -> list[str]:
             naming the file and line; a file with no rows.
     """
     path = _location(path)
-    columns, lines, rows = _read(path, "list of audio files")
-    if "path" not in columns:
-        raise ManifestError(f"{path}: no 'path' column (columns: {', '.join(columns) or 'none'})")
-    if not rows:
+    table = _read(path, "list of audio files")
+    if "path" not in table.names:
+        raise ManifestError(f"{path}: no 'path' column (columns: {', '.join(table.names) or 'none'})")
+    if not len(table):
         raise ManifestError(f"{path}: no rows")
-    return list(_unique_locations(path, lines, rows))
+    locations, problem = _locations(_folder(path), table.values("path"), table.lines)
+    _first_problem(path, table.lines, [problem])
+    return locations
 
 
 def read_manifest_rows(path: str | Path) -> tuple[list[str], list[dict]]:
@@ -343,7 +413,7 @@ def read_manifest_rows(path: str | Path) -> tuple[list[str], list[dict]]:
         ManifestError: a missing file or a malformed one, naming the line.
     """
     path = _location(path)
-    columns, _, rows = _read(path, "manifest")
+    columns, _, rows = parse_rows(path, _read_bytes(path, "manifest"))
     return columns, rows
 
 

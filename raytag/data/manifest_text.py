@@ -7,6 +7,13 @@ path or any URI), so a 250,000-row manifest (about 20 MB) is one read, decoded o
 A CSV/TSV row must have exactly as many fields as the header: extra fields (say, tags in their
 own tab-separated fields) are an error, never silently dropped. Every error names the file and
 line.
+
+:func:`parse_columns` gives a file as columns, which is how a manifest is validated (a column at
+a time). pyarrow's CSV and JSON readers parse the files whose meaning they cannot change: CSV/TSV
+with nothing quoted and LF line ends, JSONL with one object of strings, booleans, nulls and lists
+of strings per line. Anything else, and any file pyarrow refuses, goes to the csv/json modules,
+whose reading is the definition (and whose errors name the line). At 250,000 rows pyarrow parses
+a CSV in ~40 ms and a JSONL in ~0.3 s, against ~0.35 s and ~1 s (``bench/bench_manifest.py``).
 """
 
 from __future__ import annotations
@@ -16,7 +23,14 @@ import csv
 import io
 import json
 import posixpath
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.json as pa_json
 
 from raytag.errors import InputError
 
@@ -57,6 +71,121 @@ def parse_rows(location: str, data: bytes) -> tuple[list[str], list[int], list[d
     if suffix == ".jsonl":
         return _parse_jsonl(location, text)
     return _parse_delimited(location, text, "\t" if suffix == ".tsv" else ",")
+
+
+@dataclass(frozen=True)
+class Columns:
+    """A manifest-like file as columns (what :func:`parse_columns` returns).
+
+    Attributes:
+        names: the header's names, stripped, in order, a repeated one kept (CSV/TSV), or every
+            key in order of first appearance (JSONL).
+        lines: ``lines[i]`` is the line row ``i`` starts on (1-based; blank lines have no row).
+        data: name -> the column, one value per row: a list, or a pyarrow array that
+            :meth:`values` turns into one (a repeated name: its last column, as in a row dict).
+    """
+
+    names: list[str]
+    lines: Sequence[int]
+    data: dict[str, list | pa.ChunkedArray]
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def values(self, name: str) -> list:
+        """The column's values, one per row: strings (CSV/TSV) or as parsed (JSONL); None
+        where a JSONL row has no such key, and in every row when no row has it."""
+        column = self.data.get(name)
+        if column is None:
+            return [None] * len(self.lines)
+        return column if isinstance(column, list) else column.to_pylist()
+
+
+def parse_columns(location: str, data: bytes) -> Columns:
+    """A file's bytes as :class:`Columns`: the same values, lines and errors as
+    :func:`parse_rows`, without a dict per row.
+
+    Args:
+        location: the file (its suffix picks the format; named in errors).
+        data: the whole file; UTF-8, with or without a byte-order mark.
+
+    Raises:
+        ManifestError: as :func:`parse_rows`.
+    """
+    suffix = suffix_of(location)
+    text = decode_text(location, data)
+    body = memoryview(data)[len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0:]
+    if suffix == ".jsonl":
+        columns = _arrow_jsonl(text, body)
+    else:
+        columns = _arrow_delimited(text, body, "\t" if suffix == ".tsv" else ",")
+    if columns is not None:
+        return columns
+    names, lines, rows = (_parse_jsonl(location, text) if suffix == ".jsonl"
+                          else _parse_delimited(location, text, "\t" if suffix == ".tsv" else ","))
+    return Columns(names, lines, {name: [row.get(name) for row in rows] for name in names})
+
+
+def _arrow_delimited(text: str, body: memoryview, delimiter: str) -> Columns | None:
+    """The columns of a CSV/TSV file that splitting at line ends and delimiters reads as the
+    csv module does, parsed by pyarrow: no quote character, no CR, a header on line 1, no
+    field over the csv module's size limit. None for any other file, or one pyarrow refuses
+    (a row of another width than the header's): :func:`_parse_delimited` reads those."""
+    header_end = text.find("\n")
+    if header_end <= 0 or '"' in text or "\r" in text:
+        return None
+    names = [name.strip() for name in text[:header_end].split(delimiter)]
+    keys = [str(i) for i in range(len(names))]
+    try:
+        table = pa_csv.read_csv(
+            pa.BufferReader(body),
+            read_options=pa_csv.ReadOptions(use_threads=False, skip_rows=1, column_names=keys),
+            parse_options=pa_csv.ParseOptions(delimiter=delimiter, quote_char=False, newlines_in_values=False,
+                                              ignore_empty_lines=True),
+            convert_options=pa_csv.ConvertOptions(column_types=dict.fromkeys(keys, pa.string()),
+                                                  strings_can_be_null=False, check_utf8=False),
+        )
+    except pa.ArrowInvalid:
+        return None
+    limit = csv.field_size_limit()
+    if any((pc.max(pc.utf8_length(column)).as_py() or 0) > limit for column in table.columns):
+        return None
+    if "\n\n" in text:  # blank lines: no row of their own
+        lines = [number for number, line in enumerate(text.split("\n"), start=1) if line][1:]
+    else:
+        lines = range(2, 2 + table.num_rows)
+    if len(lines) != table.num_rows:
+        return None
+    return Columns(names, lines, {name: table.column(i) for i, name in enumerate(names)})
+
+
+_PLAIN_JSON = (pa.string(), pa.bool_(), pa.null(), pa.list_(pa.string()), pa.list_(pa.null()))
+_NESTED_JSON = re.compile(r"[\[,]\s*[\[{]|:\s*\{")
+"""An opening bracket after ``[`` or ``,``, or a ``{`` after ``:``: how a JSON value nested
+deeper than a list in an object starts (and, rarely, text inside a string)."""
+_TWO_OBJECTS = re.compile(r"\}[^\S\n]*\{")
+
+
+def _arrow_jsonl(text: str, body: memoryview) -> Columns | None:
+    """The columns of a JSONL file whose every line is one object of strings, booleans,
+    nulls and lists of strings, parsed by pyarrow. None for any other file (a line of two
+    objects or none, an object over two lines, a number, a deeper value: pyarrow's reader
+    crashes the process on a value nested some 100,000 deep): :func:`_parse_jsonl` reads those."""
+    if _TWO_OBJECTS.search(text) or _NESTED_JSON.search(text):
+        return None
+    try:
+        table = pa_json.read_json(pa.BufferReader(body), read_options=pa_json.ReadOptions(use_threads=False))
+    except pa.ArrowInvalid:
+        return None
+    if any(field.type not in _PLAIN_JSON for field in table.schema):
+        return None
+    if table.num_rows == text.count("\n") + (not text.endswith("\n")):  # every line one object
+        lines = range(1, 1 + table.num_rows)
+    else:
+        lines = [number for number, line in enumerate(text.split("\n"), start=1) if line.strip()]
+        if len(lines) != table.num_rows:
+            return None
+    return Columns(table.schema.names, lines, {name: table.column(name) for name in table.schema.names})
 
 
 def decode_text(location: str, data: bytes) -> str:
