@@ -42,7 +42,10 @@ def parsed_by_pyarrow(columns) -> bool:
     ("m.csv", delimited(ROWS).replace(b"\n", b"\r\n"), False),
     ("m.jsonl", jsonl(ROWS), True),
     ("m.jsonl", jsonl(ROWS).replace(b"\n", b"\n \n", 1), True),  # a blank line
-    ("m.jsonl", b'{"tags": ["a", null], "path": "a.wav"}\n{"split": "train", "verified": true}\n{}\n', True),
+    ("m.jsonl", b'{"tags": ["a", null], "path": "a.wav", "split": null, "verified": true}\n'
+                b'{"path": "b.wav", "split": "train", "verified": false}\n{}\n', True),
+    ("m.jsonl", b'{"tags": ["a"], "path": "a.wav"}\n{"split": "train"}\n', False),  # a key the first line lacks
+    ("m.jsonl", b'{"tags": null, "path": "a.wav"}\n{"tags": ["x"]}\n', False),  # a type the first line's is not
     ("m.jsonl", b'{"path": "a.wav", "tags": 1}\n', False),  # a number: the json module's reading
     ("m.jsonl", b'{"path": "a.wav", "tags": {"a": "b"}}\n', False),
 ])
@@ -111,10 +114,14 @@ def test_a_field_over_the_csv_modules_limit_is_refused_in_an_unquoted_file(tmp_p
     (b'{"path": "b.wav", "tags": "x", "split": "train"} {"path": "c.wav", "tags": "x", "split": "train"}\n'
      b'{"path": "d.wav", "tags": "x",\n"split": "train"}\n', "not valid JSON"),
     (b'{"path": "b.wav", "tags": "x",\n"split": "train"}\n', "not valid JSON"),
-    # A value nested 100,000 deep: pyarrow's reader crashes the process on it.
+    # A value nested 100,000 deep, under a new key or a known one: pyarrow's schema inference
+    # crashes the process on it.
     (b'{"path": "b.wav", "deep": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n", "JSON nested too deeply"),
+    (b'{"path": "b.wav", "tags": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n", "JSON nested too deeply"),
 ])
 def test_a_jsonl_line_that_is_not_one_object_is_named(tmp_path, lines, message):
     path = write(tmp_path, "m.jsonl", jsonl(ROWS[:1]) + lines)
     with pytest.raises(ManifestError, match=rf"m.jsonl:2: {message}"):
         read_manifest(path)
+    with pytest.raises(ManifestError, match=rf"first.jsonl:1: {message}"):
+        read_manifest(write(tmp_path, "first.jsonl", lines + jsonl(ROWS[:1])))

@@ -244,16 +244,13 @@ def _convert(values: list, convert) -> tuple[list, tuple[int, str] | None]:
     :class:`_Refused`): ``(row index, message)``, or None. A column of strings is converted
     one distinct string at a time (250,000 rows hold a few splits, a few thousand tag strings)."""
     if set(map(type, values)) <= {str}:
-        converted, refused = {}, {}
-        for value in set(values):
-            try:
-                converted[value] = convert(value)
-            except _Refused as exc:
-                refused[value] = str(exc)
-        if not refused:
+        distinct = list(set(values))
+        try:
+            converted = dict(zip(distinct, map(convert, distinct)))
+        except _Refused:
+            pass  # found below, in row order
+        else:
             return list(map(converted.__getitem__, values)), None
-        row = next(row for row, value in enumerate(values) if value in refused)
-        return [], (row, refused[values[row]])
     results = []
     for row, value in enumerate(values):
         try:
@@ -277,12 +274,15 @@ def _tags(value) -> tuple[str, ...]:
     """A row's tags: a ``;``-separated string (or a JSONL list), stripped, empty ones and
     repeats dropped, order kept; None is no tags."""
     if isinstance(value, str):
-        return tuple(dict.fromkeys(tag for tag in (tag.strip() for tag in value.split(";")) if tag))
-    if value is None:
+        tags = dict.fromkeys(map(str.strip, value.split(";")))
+    elif value is None:
         return ()
-    if not isinstance(value, list):
+    elif isinstance(value, list):
+        tags = dict.fromkeys(str(item).strip() for item in value)
+    else:
         raise _Refused("'tags' must be a ';'-separated string or a list")
-    return tuple(dict.fromkeys(t for t in (str(item).strip() for item in value) if t))
+    tags.pop("", None)
+    return tuple(tags)
 
 
 def _verified(value) -> bool:
@@ -342,7 +342,7 @@ def read_manifest(path: str | Path, vocabulary: Sequence[str] | None = None) -> 
     _first_problem(path, table.lines, [path_problem, split_problem, tags_problem, verified_problem])
     artists, _ = _convert(table.values("artist"), _artist)
     if vocabulary is None:
-        vocabulary = sorted({tag for row_tags in set(tags) for tag in row_tags})
+        vocabulary = sorted(set().union(*set(tags)))
         dropped = 0
     else:
         vocabulary = list(vocabulary)
