@@ -125,3 +125,23 @@ def test_a_jsonl_line_that_is_not_one_object_is_named(tmp_path, lines, message):
         read_manifest(path)
     with pytest.raises(ManifestError, match=rf"first.jsonl:1: {message}"):
         read_manifest(write(tmp_path, "first.jsonl", lines + jsonl(ROWS[:1])))
+
+
+def test_row_locations_resolve_a_column_and_name_its_first_bad_row(tmp_path):
+    from raytag.data.manifest_paths import row_locations
+
+    folder = str(tmp_path)
+    raws = ["a.wav", " sub/b.wav ", "/abs/c.wav", "s3://bucket/d.wav", "ü.wav"]
+    assert row_locations(folder, raws, range(2, 7)) == (
+        [f"{folder}/a.wav", f"{folder}/sub/b.wav", "/abs/c.wav", "s3://bucket/d.wav", f"{folder}/ü.wav"], None)
+    assert row_locations("s3://bucket/corpus", ["x/e.wav", "../f.wav"], [1, 2]) == (
+        ["s3://bucket/corpus/x/e.wav", "s3://bucket/f.wav"], None)
+    # The same file under another spelling is a repeat, named by the line of its first row.
+    assert row_locations(folder, ["a.wav", "b.wav", "./a.wav"], [10, 12, 13])[1] == (
+        2, "duplicate path './a.wav' (first on line 10)")
+    assert row_locations(folder, ["a.wav", " ", "a.wav"], [1, 2, 3])[1] == (1, "empty 'path'")
+    assert row_locations(folder, ["a.wav", "b\x00.wav", ""], [1, 2, 3])[1] == (
+        1, "'path' 'b\\x00.wav' holds a NUL character, not a file name")
+    assert row_locations(folder, ["a.wav", "b\udcff.wav"], [1, 2])[1] == (
+        1, "'path' 'b\\udcff.wav' holds a lone surrogate, not a file name")
+    assert row_locations(folder, ["a.wav", None, 7], [1, 2, 3])[1] == (1, "empty 'path'")
