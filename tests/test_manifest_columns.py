@@ -145,3 +145,32 @@ def test_row_locations_resolve_a_column_and_name_its_first_bad_row(tmp_path):
     assert row_locations(folder, ["a.wav", "b\udcff.wav"], [1, 2])[1] == (
         1, "'path' 'b\\udcff.wav' holds a lone surrogate, not a file name")
     assert row_locations(folder, ["a.wav", None, 7], [1, 2, 3])[1] == (1, "empty 'path'")
+
+
+def test_tag_strings_split_in_bulk_as_one_by_one():
+    from raytag.data.manifest import _tag_tuples, _tags
+
+    clean = ["rock;pop", "jazz", "a;b;c", ""]
+    assert _tag_tuples(clean) == [("rock", "pop"), ("jazz",), ("a", "b", "c"), ()]
+    # Each of these needs stripping or dropping: the whole list is converted one by one.
+    for odd in [" rock", "a;;b", ";a", "a;", "a;a", "x\u3000", "\x1cy", "a;\x85", ";"]:
+        texts = [*clean, odd]
+        assert _tag_tuples(texts) == [_tags(text) for text in texts]
+
+
+def test_the_garbage_collector_is_as_it_was_after_a_read(tmp_path):
+    import gc
+
+    path = write(tmp_path, "m.csv", delimited(ROWS))
+    bad = write(tmp_path, "bad.csv", delimited([ROWS[0], ROWS[0]]))
+    assert gc.isenabled()
+    read_manifest(path)
+    with pytest.raises(ManifestError):
+        read_manifest(bad)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        read_manifest(path)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

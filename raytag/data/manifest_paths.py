@@ -10,11 +10,15 @@ from __future__ import annotations
 import os
 import posixpath
 from collections.abc import Sequence
+from itertools import repeat
+from operator import itemgetter
 
 from raytag.locations import is_uri
 
 RowProblem = tuple[int, str]
 """A row's problem: ``(row index, message)``; the reader adds the file and line."""
+_NOT_FILE_NAMES = frozenset(("", ".", ".."))
+"""What a path may end in that names no file in its folder."""
 
 
 class PathResolver:
@@ -46,10 +50,30 @@ class PathResolver:
                 return f"{scheme}://{posixpath.normpath(posixpath.join(inner, raw))}"
             raw = f"{self.root}/{raw}"
         folder, name = raw.rsplit("/", 1)
-        if name in ("", ".", ".."):  # not a file name: resolve it whole
+        if name in _NOT_FILE_NAMES:  # resolved whole
             return os.path.realpath(raw)
         real = self.folders.get(folder)
         return f"{real if real is not None else self._real(folder)}/{name}"
+
+    def locations(self, raws: list[str]) -> list[str]:
+        """:meth:`location` of every value (stripped, non-empty), a column at a time when all
+        are local paths that end in a file name: each distinct folder resolved once, the rows
+        split and joined in C (a Python call per row cost ~1 us, a third of reading 250,000 rows)."""
+        if self.remote_root is not None or "://" in "".join(raws):
+            return list(map(self.location, raws))
+        if not all(map(str.startswith, raws, repeat("/"))):
+            prefix = f"{self.root}/"
+            raws = [raw if raw.startswith("/") else prefix + raw for raw in raws]
+        parts = list(map(str.rpartition, raws, repeat("/")))
+        names = list(map(itemgetter(2), parts))
+        if not _NOT_FILE_NAMES.isdisjoint(names):
+            return list(map(self.location, raws))
+        folders = list(map(itemgetter(0), parts))
+        real = {folder: self._real(folder) for folder in set(folders)}
+        if all(folder == resolved for folder, resolved in real.items()):  # no links among them
+            return raws
+        real = {folder: f"{resolved}/" for folder, resolved in real.items()}
+        return list(map(str.__add__, map(real.__getitem__, folders), names))
 
     def _real(self, folder: str) -> str:
         """``folder`` absolute, its links resolved ("" for the root): one ``lstat`` per folder
@@ -104,7 +128,7 @@ def row_locations(folder: str, raws: list, lines: Sequence[int]) -> tuple[list[s
     if _plain_names(raws):
         stripped = list(map(str.strip, raws))
         if all(stripped):
-            locations = list(map(locate.location, stripped))
+            locations = locate.locations(stripped)
             if len(set(locations)) == len(locations):
                 return locations, None
     locations, first_line = [], {}
