@@ -55,6 +55,10 @@ def test_columns_hold_what_the_rows_hold(name, data, by_pyarrow):
     assert columns.names == names and list(columns.lines) == lines
     for column in set(names) | {"missing"}:
         assert columns.values(column) == [row.get(column) for row in rows]
+        encoded = columns.encoded(column)
+        if encoded is not None:  # distinct strings and each row's index into them
+            distinct, codes = encoded
+            assert len(set(distinct)) == len(distinct) and [distinct[i] for i in codes] == columns.values(column)
     assert parsed_by_pyarrow(columns) == by_pyarrow
 
 

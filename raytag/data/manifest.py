@@ -141,13 +141,23 @@ class _Refused(ValueError):
     """A value a column does not take; the message says why, :func:`_convert` adds the row."""
 
 
-def _convert(values: list, convert, convert_distinct=None) -> tuple[list, RowProblem | None]:
-    """``convert(value)`` of every value, and the first value it refuses (raises
-    :class:`_Refused`): ``(row index, message)``, or None.
+def _convert(table: Columns, name: str, convert, convert_distinct=None) -> tuple[list, RowProblem | None]:
+    """``convert(value)`` of every value of column ``name``, and the first value it refuses
+    (raises :class:`_Refused`): ``(row index, message)``, or None.
 
     A column of strings is converted one distinct string at a time (250,000 rows hold a few
     splits, some 100,000 tag strings), by ``convert_distinct`` when given (a list of distinct
     strings -> their results, in order; it may raise as ``convert`` does), rows sharing a result."""
+    encoded = table.encoded(name)
+    if encoded is not None:
+        distinct, codes = encoded
+        try:
+            results = list(convert_distinct(distinct) if convert_distinct else map(convert, distinct))
+        except _Refused:
+            pass  # found below, in row order
+        else:
+            return list(map(results.__getitem__, codes)), None
+    values = table.values(name)
     if set(map(type, values)) <= {str}:
         distinct = list(set(values))
         try:
@@ -280,11 +290,11 @@ def _read_manifest(path: str, vocabulary: Sequence[str] | None) -> Manifest:
     if not len(table):
         raise ManifestError(f"{path}: the manifest has no rows")
     locations, path_problem = row_locations(_folder(path), table.values("path"), table.lines)
-    splits, split_problem = _convert(table.values("split"), _split)
-    tags, tags_problem = _convert(table.values("tags"), _tags, _tag_tuples)
-    verified, verified_problem = _convert(table.values("verified"), _verified)
+    splits, split_problem = _convert(table, "split", _split)
+    tags, tags_problem = _convert(table, "tags", _tags, _tag_tuples)
+    verified, verified_problem = _convert(table, "verified", _verified)
     _first_problem(path, table.lines, [path_problem, split_problem, tags_problem, verified_problem])
-    artists, _ = _convert(table.values("artist"), _artist)
+    artists, _ = _convert(table, "artist", _artist)
     if vocabulary is None:
         vocabulary = sorted(set(chain.from_iterable(tags)))
         dropped = 0
@@ -320,7 +330,7 @@ def read_labels(path: str | Path) -> dict[str, tuple[str, ...]]:
         raise ManifestError(f"{path}: missing column(s) {', '.join(missing)}")
     locations, path_problem = row_locations(_folder(path), table.values("path"), table.lines)
     _first_problem(path, table.lines, [path_problem])  # every path before any tags
-    tags, tags_problem = _convert(table.values("tags"), _tags, _tag_tuples)
+    tags, tags_problem = _convert(table, "tags", _tags, _tag_tuples)
     _first_problem(path, table.lines, [tags_problem])
     return dict(zip(locations, tags))
 
