@@ -152,14 +152,14 @@ def test_row_locations_resolve_a_column_and_name_its_first_bad_row(tmp_path):
 
 
 def test_tag_strings_split_in_bulk_as_one_by_one():
-    from raytag.data.manifest import _tag_tuples, _tags
+    from raytag.data.manifest_values import tag_tuple, tag_tuples
 
     clean = ["rock;pop", "jazz", "a;b;c", ""]
-    assert _tag_tuples(clean) == [("rock", "pop"), ("jazz",), ("a", "b", "c"), ()]
+    assert tag_tuples(clean) == [("rock", "pop"), ("jazz",), ("a", "b", "c"), ()]
     # Each of these needs stripping or dropping: the whole list is converted one by one.
     for odd in [" rock", "a;;b", ";a", "a;", "a;a", "x\u3000", "\x1cy", "a;\x85", ";"]:
         texts = [*clean, odd]
-        assert _tag_tuples(texts) == [_tags(text) for text in texts]
+        assert tag_tuples(texts) == [tag_tuple(text) for text in texts]
 
 
 def test_the_garbage_collector_is_as_it_was_after_a_read(tmp_path):
@@ -178,3 +178,17 @@ def test_the_garbage_collector_is_as_it_was_after_a_read(tmp_path):
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("as_arrow", [False, True])
+def test_convert_column_converts_each_distinct_value_and_names_the_first_refused_row(as_arrow):
+    from raytag.data.manifest_text import Columns
+    from raytag.data.manifest_values import convert_column, split_value
+
+    def table(values):
+        return Columns(["split"], range(len(values)), {"split": pa.chunked_array([values]) if as_arrow else values})
+
+    assert convert_column(table(["train", " test ", "train"]), "split", split_value) == (["train", "test", "train"], None)
+    assert convert_column(table(["train", "tset", "valid", "trian"]), "split", split_value)[1] == (
+        1, "unknown split 'tset'; expected one of train, valid, test, unlabeled")
+    assert convert_column(table([]), "split", split_value) == ([], None)
