@@ -161,12 +161,12 @@ def _arrow_delimited(text: str, body: memoryview, delimiter: str) -> Columns | N
     limit = csv.field_size_limit()
     if any((pc.max(pc.utf8_length(column)).as_py() or 0) > limit for column in table.columns):
         return None
-    if "\n\n" in text:  # blank lines: no row of their own
-        lines = [number for number, line in enumerate(text.split("\n"), start=1) if line][1:]
-    else:
+    if table.num_rows == text.count("\n") - text.endswith("\n"):  # a row on every line after the header
         lines = range(2, 2 + table.num_rows)
-    if len(lines) != table.num_rows:
-        return None
+    else:  # blank lines: no row of their own
+        lines = [number for number, line in enumerate(text.split("\n"), start=1) if line][1:]
+        if len(lines) != table.num_rows:
+            return None
     return Columns(names, lines, {name: table.column(i) for i, name in enumerate(names)})
 
 
