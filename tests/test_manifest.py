@@ -169,3 +169,21 @@ def test_a_linked_folder_is_resolved_and_a_linked_file_keeps_its_name(tmp_path):
     (tmp_path / "m.csv").write_text("path,tags,split\nlinked/a.wav,x,train\nreal/../real/b.wav,x,train\n")
     assert [t.path for t in read_manifest(tmp_path / "m.csv").tracks] == [
         str(tmp_path / "real" / "a.wav"), str(tmp_path / "real" / "b.wav")]
+
+
+@pytest.mark.parametrize("name", ["u.csv", "u.tsv", "u.jsonl"])
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+def test_a_byte_that_is_not_utf8_is_named_by_its_offset_in_the_file_and_its_line(tmp_path, name, bom):
+    # The bad byte opens line 3: an offset counted after the byte-order mark (3 bytes short)
+    # put it on line 2.
+    if name.endswith(".jsonl"):
+        good = '{"path": "a.wav", "tags": "x", "split": "train"}\n'
+        data = bom + (good * 2).encode() + b'\xff{"path": "b.wav"}\n'
+    else:
+        sep = "\t" if name.endswith(".tsv") else ","
+        data = bom + sep.join(["path", "tags", "split"]).encode() + b"\n" + sep.join(["a.wav", "x", "train"]).encode() \
+            + b"\n\xffb.wav" + sep.encode() + b"x" + sep.encode() + b"train\n"
+    offset = data.index(b"\xff")
+    (tmp_path / name).write_bytes(data)
+    with pytest.raises(ManifestError, match=rf"{name}:3: not UTF-8 text \(invalid start byte at byte {offset}\)$"):
+        read_manifest(tmp_path / name)
