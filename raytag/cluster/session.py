@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
+import tempfile
 
 import ray
 
@@ -21,6 +23,11 @@ from raytag.errors import JobError
 log = logging.getLogger("raytag")
 
 CONNECT_TIMEOUT_S = 5.0
+
+ACTOR_RESTART_WARNING = "has constructor arguments in the object store and max_restarts > 0"
+"""What Ray's core worker says (once per process, at ERROR level, straight to the process's
+standard error) when it creates an actor that has restarts and a constructor argument held by
+reference (ray-project/ray#53727)."""
 
 
 def cluster_address(address: str | None) -> str:
@@ -51,6 +58,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         os.environ.setdefault("RAY_num_workers_soft_limit", str(max(8, 2 * cpus)))
         ray.init(address="local", num_cpus=num_cpus, log_to_driver=_log_to_driver(), logging_level=_ray_level())
         _quiet_after_init()
+        _spend_actor_restart_warning()
         return
     if num_cpus is not None:
         log.warning("ray.num_cpus applies to a local instance only; ignored when joining %s", target)
@@ -58,6 +66,8 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         target = reachable_gcs(target, source="ray.address" if address else "RAY_ADDRESS")
     ray.init(address=target, log_to_driver=_log_to_driver(), logging_level=_ray_level())
     _quiet_after_init()
+    if not target.startswith("ray://"):  # a Ray Client driver creates its actors on the server
+        _spend_actor_restart_warning()
 
 
 def reachable_gcs(address: str, timeout_s: float = CONNECT_TIMEOUT_S, source: str = "ray.address") -> str:
@@ -98,6 +108,55 @@ def _quiet_after_init() -> None:
     if not _log_to_driver():
         for name in ("ray", "ray.data", "ray.train", "ray.tune", "mlflow"):
             logging.getLogger(name).setLevel(logging.ERROR)
+
+
+@ray.remote(num_cpus=0, max_restarts=1)
+class _RestartWarningProbe:
+    """An actor that :func:`_spend_actor_restart_warning` creates and kills at once."""
+
+    def __init__(self, unused) -> None:
+        pass
+
+
+def _spend_actor_restart_warning() -> None:
+    """Takes Ray's actor-restart warning (:data:`ACTOR_RESTART_WARNING`) off this driver's
+    console, into raytag's log (debug: shown with ``-v``).
+
+    Ray Data creates every actor-pool worker (evaluation, teacher scores, audits, ``raytag
+    predict``, the noisy student's teacher) with restarts on and with its data context and map
+    function as object refs, so the first pool of every driver printed the warning, whatever
+    the pool's own constructor arguments. Those refs, and the model weights' ref they hold, live
+    as long as the dataset, and a restarted actor rebuilds from them (tests/test_console_ray.py
+    kills a scoring actor and gets the in-process scores), so for raytag the line is noise.
+    Ray prints it once per process: this spends that once on a small actor of the same kind,
+    killed at once, with standard error pointed at a file for the moment it is created;
+    whatever else was written meanwhile goes back to standard error.
+    """
+    sys.stderr.flush()
+    console = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            probe = _RestartWarningProbe.remote(ray.put(None))
+        finally:
+            os.dup2(console, 2)
+            os.close(console)
+        ray.kill(probe)
+        captured.seek(0)
+        shown, taken = split_captured_lines(captured.read().decode(errors="replace"), ACTOR_RESTART_WARNING)
+    if shown:
+        sys.stderr.write(shown)
+        sys.stderr.flush()
+    for line in taken:
+        log.debug("Ray (once per process, for every Ray Data actor pool): %s", line)
+
+
+def split_captured_lines(text: str, marker: str) -> tuple[str, list[str]]:
+    """``text`` without its lines that contain ``marker``, and those lines (newlines dropped)."""
+    shown, taken = [], []
+    for line in text.splitlines(keepends=True):
+        (taken if marker in line else shown).append(line)
+    return "".join(shown), [line.rstrip("\n") for line in taken]
 
 
 def _log_to_driver() -> bool:
