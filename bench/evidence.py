@@ -43,7 +43,9 @@ from pathlib import Path
 import numpy as np
 
 import evidence_corpus as corpora
+import fold_teachers
 from evidence_report import write_report
+from evidence_sweep import Choice, arm_choices, paper_choice
 from evidence_stats import track_bootstrap_differences
 from noise_runner import configure_process, load_corpus, run_job
 from run_cache import finite, job_tree, log_line, run_key
@@ -57,6 +59,8 @@ PAPER_STEPS_PER_EPOCH = math.ceil(32136 / 16)
 solver (batch 16): 2,009 steps per epoch, 140 epochs."""
 PAPER_EPOCHS = 140
 BOOTSTRAP_RESAMPLES = 200
+TEACHER_FOLDS = 5
+"""K of the out-of-fold teacher (Balanced-Training fold teachers, issue 25's 5)."""
 RUNNER_OPTIONS_VERSION = 1
 
 
@@ -117,8 +121,40 @@ class Arm:
     skipped: str | None = None
 
 
-def _arms(protocol: Protocol) -> dict[str, Arm]:
-    masking = {"percentile": 80}
+def _teachers() -> dict[str, Arm]:
+    """Teachers that are not arms: ``btrain_oof``, Balanced-Training's K fold teachers (each
+    trained without one fold of the training split, :mod:`raytag.folds`) and their out-of-fold
+    record in ``models/btrain_oof-s<seed>``."""
+    folds = tuple(Stage(f"fold{k}of{TEACHER_FOLDS}", {"objective": {"name": "balanced_training"}, "train": {
+        "leave_out": {key: value for key, value in leave_out.items() if key != "seed"}}}, export=True)
+        for k, leave_out in enumerate(fold_teachers.leave_outs(TEACHER_FOLDS, 0)))  # seed: the job's (stage_tree)
+    return {"btrain_oof": Arm(f"Balanced-Training, {TEACHER_FOLDS} out-of-fold teachers", folds)}
+
+
+def teacher_folder(out: Path, teacher: str, seed: int) -> Path:
+    """The exported teacher (or out-of-fold record) arm or teacher ``teacher`` of ``seed`` leaves."""
+    return out / "models" / (f"{teacher}-s{seed}" if teacher in _teachers() else f"{teacher}-run-s{seed}")
+
+
+def _masking(protocol: Protocol, choice: Choice, *, mean_teacher: bool) -> dict:
+    """Balanced-Masking's objective at ``choice``; the papers' values give the objective the
+    runner gave before sweeps existed (the same run keys)."""
+    objective = {"name": "balanced_masking", "percentile": choice.percentile}
+    if mean_teacher:
+        objective["mean_teacher"] = protocol.mean_teacher() if choice.source == "paper" else {
+            **protocol.mean_teacher(), "window_epochs": choice.window_fraction * protocol.epochs,
+            "beta_max": choice.beta_max}
+    return objective
+
+
+def _arms(protocol: Protocol, choices: dict[str, Choice] | None = None) -> dict[str, Arm]:
+    """The arms; ``choices``: Balanced-Masking's settings per teacher kind (``in_sample``,
+    ``out_of_fold``; default: the papers' values, :func:`evidence_sweep.paper_choice`)."""
+    choices = {"in_sample": paper_choice(), "out_of_fold": paper_choice(), **(choices or {})}
+
+    def masking(kind: str, mean_teacher: bool) -> tuple[Stage, ...]:
+        return (Stage("run", {"objective": _masking(protocol, choices[kind], mean_teacher=mean_teacher)}),)
+
     staged = {"k": 5, "alpha": 0.9}  # He et al.'s k 10 of a 64-clip batch, for batches of 32
     verified = {"data": {"train_subset": "verified"}}
     # He et al. split 10k/10k/5k steps over the stages. With 15 % of the tracks verified, that split of
@@ -133,17 +169,16 @@ def _arms(protocol: Protocol) -> dict[str, Arm]:
                       init_from="stage1", export=True),
                 Stage("stage3", {**model, **verified}, s3, init_from="stage2"))
 
-    oof = "needs out-of-fold teachers (issue 25 item 2, branch selection, not merged)"
     return {
         "bce": Arm("BCE", (Stage("run", export=True),)),
         "btrain": Arm("Balanced-Training", (Stage("run", {"objective": {"name": "balanced_training"}}, export=True),)),
-        "bmasking": Arm("Balanced-Masking, in-sample teacher", (Stage("run", {"objective": {
-            "name": "balanced_masking", **masking}}),), teacher="btrain"),
-        "bmasking_mt": Arm("Balanced-Masking, in-sample teacher + mean teacher", (Stage("run", {"objective": {
-            "name": "balanced_masking", **masking, "mean_teacher": protocol.mean_teacher()}}),),
-            teacher="btrain"),
-        "bmasking_oof": Arm("Balanced-Masking, out-of-fold teacher", skipped=oof),
-        "bmasking_oof_mt": Arm("Balanced-Masking, out-of-fold teacher + mean teacher", skipped=oof),
+        "bmasking": Arm("Balanced-Masking, in-sample teacher", masking("in_sample", False), teacher="btrain"),
+        "bmasking_mt": Arm("Balanced-Masking, in-sample teacher + mean teacher", masking("in_sample", True),
+                           teacher="btrain"),
+        "bmasking_oof": Arm("Balanced-Masking, out-of-fold teacher", masking("out_of_fold", False),
+                            teacher="btrain_oof"),
+        "bmasking_oof_mt": Arm("Balanced-Masking, out-of-fold teacher + mean teacher", masking("out_of_fold", True),
+                               teacher="btrain_oof"),
         "bootstrap": Arm("bootstrap (soft, β 0.95)", (Stage("run", {"objective": {"name": "bootstrap_soft"}}),)),
         "coteaching": Arm("co-teaching (τ 0.2)", (Stage("run", {"objective": {"name": "coteaching"}}),)),
         "gce": Arm("generalized cross-entropy (q 0.7)", (Stage("run", {"objective": {"name": "gce"}}),)),
@@ -172,14 +207,16 @@ def stage_tree(arm: str, teacher: str | None, stage: Stage, seed: int, corpus_di
         model["init"] = str(out / "models" / f"{upstream.replace(':', '-')}-s{seed}")
     objective = sections.pop("objective", {"name": "bce"})
     if teacher is not None:
-        folder = str(out / "models" / f"{teacher}-run-s{seed}")
+        folder = str(teacher_folder(out, teacher, seed))
         if objective.get("name") == "balanced_masking":
             objective["teacher"] = folder
         if "semi" in sections:
             sections["semi"]["teacher"] = folder
     train = {"epochs": epochs, "select_until_epoch": window, "after_window": protocol.after_window,
              "batch_size": protocol.batch_size, "lr": protocol.lr, "weight_decay": protocol.weight_decay,
-             "select_metric": "roc_auc", "log_every": 1000}
+             "select_metric": "roc_auc", "log_every": 1000, **sections.pop("train", {})}
+    if "leave_out" in train:  # a fold teacher: the fold hash's seed is the job's, as a stage's ``folds: K``
+        train["leave_out"] = {**train["leave_out"], "seed": seed}
     return job_tree(f"{arm}-{stage.part}-s{seed}", seed=seed, corpus=corpus_dir, model=model, train=train,
                     objective=objective, eval={"max_chunks": protocol.max_chunks, "batch_size": 64,
                                                "average_last": min(protocol.last, epochs - window) if final else 0}, **sections)
@@ -192,7 +229,8 @@ class Runner:
                  sizes: corpora.Sizes = corpora.Sizes(), seconds: float = corpora.SECONDS,
                  only: tuple[str, ...] | None = None, resamples: int = BOOTSTRAP_RESAMPLES):
         self.out, self.protocol, self.log, self.sizes, self.seconds = out, protocol, log, sizes, seconds
-        self.arms, self.resamples = _arms(protocol), resamples
+        choices, note = arm_choices(results, protocol.select)  # the sweep's choice, else the papers' values
+        self.arms, self.teachers, self.resamples = _arms(protocol, choices), _teachers(), resamples
         unknown = set(only or ()) - set(self.arms)
         if unknown:
             raise SystemExit(f"unknown arm(s) {sorted(unknown)}; choose from {sorted(self.arms)}")
@@ -207,6 +245,10 @@ class Runner:
             entry = arms.setdefault(name, {"seeds": []})
             entry.update({"label": arm.label, "skipped": arm.skipped, "teacher": arm.teacher,
                           "stages": [s.part for s in arm.stages]})
+        self.data["hyperparameters"] = {"note": note, **{kind: vars(choice) for kind, choice in choices.items()}}
+        for name, teacher in self.teachers.items():
+            self.data.setdefault("teachers", {}).setdefault(name, {"seeds": []}).update(
+                {"label": teacher.label, "stages": [s.part for s in teacher.stages]})
 
     def save(self) -> None:
         """The JSON, written atomically, then evidence.md from it."""
@@ -241,11 +283,15 @@ class Runner:
     def plan(self, name: str, seed: int, corpus_dir: Path) -> list[tuple[Stage, dict, str]]:
         """The arm's stages with their jobs and keys (a key hashes the job, the runner's options
         and the keys of the runs whose exports it uses), computed without running anything."""
-        arm, planned, keys = self.arms[name], [], {}
-        teacher = [self.plan(arm.teacher, seed, corpus_dir)[-1][2]] if arm.teacher else []
+        arm, planned, keys = self.arms.get(name) or self.teachers[name], [], {}
+        teacher = []
+        if arm.teacher in self.teachers:  # out-of-fold: every fold teacher's key
+            teacher = [key for _, _, key in self.plan(arm.teacher, seed, corpus_dir)]
+        elif arm.teacher:
+            teacher = [self.plan(arm.teacher, seed, corpus_dir)[-1][2]]
         for stage in arm.stages:
             tree = stage_tree(name, arm.teacher, stage, seed, corpus_dir, self.out, self.protocol,
-                              final=stage is arm.stages[-1])
+                              final=stage is arm.stages[-1] and name in self.arms)
             upstream = list(teacher)
             if stage.init_from in keys:
                 upstream.append(keys[stage.init_from])
@@ -267,7 +313,9 @@ class Runner:
         entry = next((e for e in self.data["arms"][name]["seeds"] if e["seed"] == seed), None)
         if entry is not None and entry["key"] == planned[-1][2] and not need_export:
             return entry
-        if arm.teacher is not None:
+        if arm.teacher in self.teachers:
+            self.fold_teacher(arm.teacher, seed, corpus_dir, corpus)
+        elif arm.teacher is not None:
             self.arm_result(arm.teacher, seed, corpus_dir, corpus, need_export=True)
         result = None
         for stage, tree, key in planned:
@@ -278,16 +326,39 @@ class Runner:
             self.record(name, seed, result, corpus)
         return result
 
+    def fold_teacher(self, name: str, seed: int, corpus_dir: Path, corpus) -> Path:
+        """The out-of-fold teacher ``name`` of ``seed``: its fold teachers run (or read from the
+        run cache), their record written, their cost recorded in the JSON's ``teachers``."""
+        planned = self.plan(name, seed, corpus_dir)
+        results = [self.stage_run(stage, tree, key, corpus) for stage, tree, key in planned]
+        folder = teacher_folder(self.out, name, seed)
+        fold_teachers.write_teacher_record(folder, folds=len(results), seed=seed, models=[
+            self.out / "models" / validate_job(tree).name for _, tree, _ in planned])
+        entry = {"seed": seed, "keys": [key for _, _, key in planned],
+                 "seconds": round(sum(r["seconds"] for r in results), 1),
+                 "cpu_seconds": round(sum(r.get("cpu_seconds", math.nan) for r in results), 1)}
+        record = self.data["teachers"][name]
+        if entry not in record["seeds"]:
+            record["seeds"] = sorted([e for e in record["seeds"] if e["seed"] != seed] + [entry], key=lambda e: e["seed"])
+            self.save()
+        return folder
+
     def stage_run(self, stage: Stage, tree: dict, key: str, corpus) -> dict:
         """One stage's result: read from ``out/runs`` when its key matches (and its export is in
-        ``out/models`` if it makes one), else trained and written there."""
+        ``out/models`` if it makes one, and a fold teacher left out the same tracks), else
+        trained and written there."""
         job = validate_job(tree)
         runs, model = self.out / "runs", self.out / "models" / job.name if stage.export else None
         runs.mkdir(parents=True, exist_ok=True)
         path = runs / f"{job.name}.json"
+        leave_out, folds = job.train.leave_out, None
+        if leave_out is not None:
+            folds = fold_teachers.assignment_digest(corpus.split("train").table.paths, folds=leave_out.folds,
+                                                    seed=leave_out.seed)
         if path.is_file():
             cached = json.loads(path.read_text())
-            if cached.get("key") == key and (model is None or (model / "model.json").is_file()):
+            if cached.get("key") == key and (model is None or (model / "model.json").is_file()) \
+                    and cached.get("fold_assignment") == folds:
                 return cached
         self.log(f"--- training {job.name}")
         cpu = time.process_time()
@@ -295,7 +366,7 @@ class Runner:
         result["cpu_seconds"] = time.process_time() - cpu
         np.save(runs / f"{job.name}.npy", result.pop("test_epoch_scores"))
         result.pop("test_scores")
-        result = finite({**result, "key": key})
+        result = finite({**result, "key": key, **({} if folds is None else {"fold_assignment": folds})})
         temporary = path.with_suffix(".json.tmp")
         temporary.write_text(json.dumps(result, indent=1))
         os.replace(temporary, path)
