@@ -136,7 +136,7 @@ def arm_choices(results: Path, select: str) -> tuple[dict[str, Choice], str]:
 
 def sweep_job(corpus: Path, out: Path, kind: str, *, epochs: int) -> dict:
     """The pipeline job the sweep runs for teacher kind ``kind`` (see the module docstring)."""
-    from evidence import MODEL, Protocol  # bench/evidence.py imports this module
+    from evidence_arms import MODEL, Protocol  # bench/evidence_arms.py imports this module
 
     protocol = Protocol()
     mean_teacher = Protocol(window=epochs, more=0, last=0).mean_teacher()  # the papers' terms, at this length
