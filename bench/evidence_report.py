@@ -165,11 +165,13 @@ def _timing(data: dict) -> str:
     text = markdown_table(["arm", *(f"seed {s} CPU-min" for s in seeds), "CPU-min so far", "CPU-min per run",
                            "seeds left", "CPU-hours left"], table)
     return (text + f"\n\nSpent so far: {spent / 3600:.1f} CPU-hours in {runs_done} of {len(rows) * PLANNED_SEEDS} "
-            f"runs ({done} of {PLANNED_SEEDS} seeds complete in every arm). Left, at the measured CPU-seconds per run "
-            f"(*est.*: not measured yet, BCE's per run times the arm's epochs): {left / 3600:.1f} CPU-hours, about "
-            f"{left / 3600 / 2:.0f} hours of a 2-core machine with nothing else on it. Runs go one at a time, one "
-            "thread, at `nice -n 19` on a machine shared with other work: CPU time is the cost; the wall clock "
-            "depends on the load (BCE seed 0: 14 CPU-minutes in 32 wall minutes).")
+            f"runs ({done} of {PLANNED_SEEDS} seeds complete in every arm). Left, at the measured CPU-seconds per run: "
+            f"{left / 3600:.1f} CPU-hours, about {left / 3600 / 2:.0f} hours of a 2-core machine with nothing else on "
+            "it. *est.*: an arm not measured yet, at BCE's CPU per run times the arm's epochs (too high for the stages "
+            "on the verified tracks and for fold teachers, which train on 80 % of the tracks; too low for the noisy "
+            "student, whose teacher also scores the unlabeled batches). Runs go one at a time, one thread, at "
+            "`nice -n 19` on a machine shared with other work: CPU time is the cost; the wall clock depends on the "
+            "load.")
 
 
 def teacher_costs(data: dict) -> str:

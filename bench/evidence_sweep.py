@@ -119,18 +119,20 @@ def arm_choices(results: Path, select: str) -> tuple[dict[str, Choice], str]:
     rows, else the papers' values), and one sentence for evidence.md saying which."""
     path = Path(results) / SWEEP_FILE
     data = json.loads(path.read_text()) if path.is_file() else {}
-    out, said = {}, []
+    out, said, fallback = {}, [], []
     for kind in TEACHERS:
         chosen = data.get("teachers", {}).get(kind, {}).get("chosen", {}).get(select)
         if chosen is None:
             out[kind] = paper_choice()
-            said.append(f"{kind.replace('_', '-')} teacher: the papers' values (percentile 80, η 0.999, β_max 0.8; "
-                        f"{SWEEP_FILE} has no {select}-row sweep for it: `bench/evidence_sweep.py` has not run)")
+            fallback.append(kind.replace("_", "-"))
         else:
             out[kind] = Choice(chosen["percentile"], chosen["window_fraction"], chosen["beta_max"], f"sweep-{select}")
             said.append(f"{kind.replace('_', '-')} teacher: swept on {select} rows of the development corpus (seed "
                         f"{data.get('dev_seed')}): percentile {chosen['percentile']:g}, EMA window "
                         f"{chosen['window_fraction']:.4f} of the run, β_max {chosen['beta_max']:g}")
+    if fallback:
+        said.append(f"{' and '.join(fallback)} teacher: the papers' values (percentile 80, η 0.999, β_max 0.8), "
+                    f"because {SWEEP_FILE} has no {select}-row sweep for it (`bench/evidence_sweep.py` has not run)")
     return out, "; ".join(said) + "."
 
 

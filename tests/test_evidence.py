@@ -131,7 +131,7 @@ def test_the_runner_chains_teachers_records_each_run_and_resumes(workdir, corpus
     assert not [line for line in lines if line.startswith("--- training")]
 
     report = (results / f"{stem}.md").read_text()
-    assert "Balanced-Masking, in-sample teacher" in report and "the papers' values (percentile 80" in report
+    assert "Balanced-Masking, in-sample teacher" in report and "teacher: the papers' values (percentile 80" in report
     assert "| BCE | 1 |" in report
 
 
@@ -206,7 +206,7 @@ def test_a_sweep_result_changes_the_masking_arms_jobs_and_its_absence_falls_back
     assert paper["bmasking_mt"][0]["mean_teacher"] == protocol.mean_teacher()
     assert "the papers' values" in paper_runner.data["hyperparameters"]["note"]
     paper_runner.save()
-    assert "in-sample teacher: the papers' values (percentile 80" in (tmp_path / "evidence.md").read_text()
+    assert "in-sample and out-of-fold teacher: the papers' values (percentile 80" in (tmp_path / "evidence.md").read_text()
 
     summary = _sweep_file(tmp_path)
     assert summary["chosen"]["verified"]["trial"] == "a" and summary["chosen"]["noisy"]["trial"] == "b"
