@@ -6,8 +6,8 @@ teacher's EMA window (η) and β_max, chosen by ``raytag sweep`` on verified val
 This module owns ``bench/results/evidence-sweep.json``: it runs the sweep, writes the file, and
 reads it back for ``bench/evidence.py`` (:func:`arm_choices`).
 
-**The product's path.** The sweep is ``raytag sweep`` (Ray Tune over Ray Train runs, MLflow
-tracking) of a two-stage pipeline job, the search space ``tune_spaces/evidence-masking.yaml`` on
+**The product's path.** The sweep is ``raytag sweep`` (its command function, run in this process:
+Ray Tune over Ray Train runs, MLflow tracking in ``<out>/mlflow.db``) of a two-stage pipeline job, the search space ``tune_spaces/evidence-masking.yaml`` on
 its ``student`` stage: stage ``teacher`` (Balanced-Training; with ``--teachers out_of_fold`` a
 ``folds: 5`` stage of out-of-fold teachers) runs once, then one trial per grid point trains the
 Balanced-Masking + mean-teacher student. Trials are ranked as the product ranks them: the best
@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -136,7 +134,7 @@ def arm_choices(results: Path, select: str) -> tuple[dict[str, Choice], str]:
     return out, "; ".join(said) + "."
 
 
-def sweep_job(corpus: Path, out: Path, kind: str, *, epochs: int) -> dict:
+def sweep_job(corpus: Path, out: Path, kind: str, *, epochs: int, verified: int = corpora.VERIFIED_VALID) -> dict:
     """The pipeline job the sweep runs for teacher kind ``kind`` (see the module docstring)."""
     from evidence_arms import MODEL, Protocol  # bench/evidence_arms.py imports this module
 
@@ -152,7 +150,7 @@ def sweep_job(corpus: Path, out: Path, kind: str, *, epochs: int) -> dict:
         "train": {"epochs": epochs, "batch_size": protocol.batch_size, "lr": protocol.lr,
                   "weight_decay": protocol.weight_decay, "select_metric": "roc_auc", "select_labels": "verified",
                   "log_every": 1000},
-        "eval": {"split": "valid", "max_chunks": protocol.max_chunks},
+        "eval": {"split": "valid", "max_chunks": protocol.max_chunks, "threshold_min_verified": min(100, verified)},
         "tracking": {"uri": f"sqlite:///{out / 'mlflow.db'}", "experiment": "evidence-sweep"},
         "stages": [teacher, {"name": "student", "teacher": "teacher", "overrides": {"objective": {
             "name": "balanced_masking", "percentile": 80, "mean_teacher": mean_teacher}}}],
@@ -163,16 +161,17 @@ def run_sweep(out: Path, kind: str, *, epochs: int, sizes: corpora.Sizes = DEV_S
               seconds: float = corpora.SECONDS, space: Path = SPACE) -> dict:
     """Runs ``raytag sweep`` for teacher kind ``kind`` on the development corpus (a finished sweep
     is resumed, not rerun) and returns :func:`summarise` of its trials."""
+    from raytag.cli import cmd_sweep  # `raytag sweep`, in this process (a test's Ray instance serves it)
+
     corpus, _ = corpora.prepare(out, DEV_SEED, sizes, seconds=seconds)
-    job = sweep_job(corpus, out, kind, epochs=epochs)
+    job = sweep_job(corpus, out, kind, epochs=epochs, verified=sizes.verified_valid)
     job_file = out / f"{job['name']}.yaml"
     job_file.write_text(yaml.safe_dump(job, sort_keys=False))
     experiment = out / "storage" / f"{job['name']}-sweep"
-    command = [str(Path(sys.executable).with_name("raytag")), "sweep", str(job_file), str(space),
-               "--scheduler", "fifo", "--samples", "1", "--max-concurrent", "1"]
-    if experiment.is_dir():
-        command.append("--resume")
-    subprocess.run(command, check=True)
+    # raytag sweep JOB SPACE --scheduler fifo --samples 1 --max-concurrent 1 [--resume]: the grid, each
+    # trial its whole length, one at a time
+    cmd_sweep(argparse.Namespace(job=str(job_file), space=str(space), overrides=[], samples=1, scheduler="fifo",
+                                 search="random", max_concurrent=1, resume=experiment.is_dir()))
     return {**summarise(read_trials(experiment), sweep_epochs=epochs), "job": job["name"]}
 
 
