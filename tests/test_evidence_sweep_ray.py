@@ -11,7 +11,7 @@ import pytest
 
 from bench_modules import load_bench
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.slow]  # 2-3 min on 2 cores; tests/test_tune_ray.py sweeps a pipeline stage in CI
 
 
 def test_a_tiny_sweep_chooses_on_verified_rows_and_the_arms_take_its_choice(ray_session, tmp_path):
