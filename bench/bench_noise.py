@@ -22,7 +22,9 @@ overhead would not fit ≥ 3 seeds × 8 configurations on 2 cores), one thread e
     python bench/bench_noise.py pilot [--epochs 60]            # does BCE memorise the noise?
     python bench/bench_noise.py table --seeds 0 1 2 [--epochs 40]
     python bench/bench_noise.py lu --seeds 0 1 2 [--window 40 --more 30]   # Lu et al.'s protocol
-Results: <out>/runs/*.json (cached: a rerun resumes), bench/results/noise*.{json,md}.
+Results: <out>/runs/*.json (cached: a rerun resumes); ``lu`` writes bench/results/noise-lu.{json,md}
+(``--results``; the README cites it as the old 1.5 s-clip run); ``pilot`` and ``table`` write
+<out>/results/ (a scratch folder: bench/evidence.py's arms supersede their tables).
 
 ``lu`` is Lu et al.'s own protocol (§3.1), through the same run a Ray Train worker runs
 (raytag.engine.run.fit): the best epoch by noisy-validation ROC-AUC is chosen among the first
@@ -46,7 +48,7 @@ from bench_report import difference_section, masking_section, memorisation_secti
 from bench_stats import markdown_table
 from corpus import prepare
 from noise_runner import configure_process, load_corpus
-from run_cache import MODELS, cached_run, job_tree
+from run_cache import MODELS, cached_run, job_tree, scratch_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_OUT = Path(__file__).resolve().parent / "runs"
@@ -207,7 +209,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="working folder (runs, corpora, models)")
     parser.add_argument("--window", type=int, default=40, help="lu: epochs in which the best epoch is chosen")
     parser.add_argument("--more", type=int, default=30, help="lu: epochs trained after the window")
-    parser.add_argument("--results", type=Path, default=RESULTS, help="where the .md/.json results go")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="lu: where noise-lu.{json,md} go")
     args = parser.parse_args()
     configure_process()
     out = args.out.resolve()
@@ -215,8 +217,9 @@ def main() -> None:
         result = pilot(args.epochs or 60, out, args.model, args.corpus)
         text = pilot_report(result)
         stem = f"pilot-{args.model}-{args.corpus}"
-        (RESULTS / f"{stem}.json").write_text(json.dumps({k: v for k, v in result.items() if k != "key"}, indent=1))
-        (RESULTS / f"{stem}.md").write_text(f"# {stem}\n\n{text}\n")
+        scratch = scratch_results(out)
+        (scratch / f"{stem}.json").write_text(json.dumps({k: v for k, v in result.items() if k != "key"}, indent=1))
+        (scratch / f"{stem}.md").write_text(f"# {stem}\n\n{text}\n")
         print(text)
         return
     if args.command == "lu":
@@ -232,7 +235,7 @@ def main() -> None:
         memorisation_section(results, labels=LABELS),
         masking_section(results["bmasking"], name="Balanced-Masking"),
     ]
-    write_results(RESULTS, "noise", results, sections, preamble=PROTOCOL.format(epochs=epochs, seeds=len(args.seeds)),
+    write_results(scratch_results(out), "noise", results, sections, preamble=PROTOCOL.format(epochs=epochs, seeds=len(args.seeds)),
                   title="Lu et al. 2022 Table 2 on the synthetic noisy corpus")
 
 

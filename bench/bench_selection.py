@@ -51,8 +51,8 @@ from scipy.stats import spearmanr
 
 from corpus import prepare
 from noise_runner import MemoryCorpus, configure_process, load_corpus
+from fold_teachers import fold_run_name, leave_outs, write_teacher_record
 from run_cache import MODELS, cached_run, finite, job_tree
-from raytag.folds import OofTeacher, write_oof_teacher
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_OUT = Path(__file__).resolve().parent / "runs"
@@ -264,14 +264,13 @@ def run_all(args, run, record, state: dict) -> None:
         record(f"sel-btrain-s{seed}", "btrain", seed, teacher)
         if seed == args.seeds[0]:  # out-of-fold teachers for the first seed only (K runs)
             folds = []
-            for fold in range(args.folds):
-                leave_out = {"folds": args.folds, "fold": fold, "seed": seed}
-                name = f"sel-fold{fold}of{args.folds}-s{seed}"
+            for fold, leave_out in enumerate(leave_outs(args.folds, seed)):
+                name = fold_run_name("sel", fold, args.folds, seed)
                 result = run(name, "fold", seed, export=True, job={"leave_out": leave_out})
                 record(name, "fold", seed, result)
                 folds.append(result)
-            oof = out / "models" / f"sel-oof{args.folds}-s{seed}"
-            write_oof_teacher(str(oof), OofTeacher(args.folds, seed, tuple(r["model"] for r in folds)))
+            oof = write_teacher_record(out / "models" / f"sel-oof{args.folds}-s{seed}", folds=args.folds, seed=seed,
+                                       models=[r["model"] for r in folds])
             state["teacher_seconds"][str(seed)] = {"in_sample": teacher["seconds"], "folds": args.folds,
                                                    "out_of_fold": sum(r["seconds"] for r in folds)}
         masking = run(f"sel-bmasking-s{seed}", "bmasking", seed, job={"teacher": teacher["model"]},

@@ -16,6 +16,8 @@ rule (best noisy-validation ROC-AUC) as the teacher. The diagnostic: how good th
 are, the teacher's macro ROC-AUC on the unlabeled pool against its true sources.
 
     python bench/bench_semi.py --seeds 0 1 2 [--epochs 40]
+Report: <out>/results/semi.{json,md}, a scratch folder (bench/run_cache.py's ``scratch_results``):
+bench/evidence.py's arms and controls supersede this table in bench/results.
 """
 
 from __future__ import annotations
@@ -31,9 +33,8 @@ from bench_report import difference_section, memorisation_section, write_results
 from bench_stats import macro_roc_auc, markdown_table, mean_sd
 from corpus import prepare
 from noise_runner import configure_process, load_corpus, load_teacher, track_scores
-from run_cache import MODELS, cached_run, job_tree
+from run_cache import MODELS, cached_run, job_tree, scratch_results
 
-RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_OUT = Path(__file__).resolve().parent / "runs"
 STUDENTS = {"ke": "shortres-tiny", "kd": "shortres-tiny-half"}
 TEACHERS = {"teacher": "teacher", "teacher_da": "teacher + DA"}
@@ -115,7 +116,7 @@ def main() -> None:
         + markdown_table(["teacher", "pseudo-label ROC-AUC"], quality_rows),
         memorisation_section(results, labels=labels),
     ]
-    write_results(RESULTS, "semi", results, sections, preamble=preamble,
+    write_results(scratch_results(args.out.resolve()), "semi", results, sections, preamble=preamble,
                   title="Won et al. 2021 noisy student training (KE and KD) on the synthetic corpus")
 
 

@@ -20,6 +20,8 @@ Differences from He et al.: their stage-2 batches hold as many verified as unver
 staged training draws stage-2 batches from all training clips (30 % verified here).
 
     python bench/bench_staged.py --seeds 0 1 2 [--epochs 40]
+Report: <out>/results/staged.{json,md}, a scratch folder (bench/run_cache.py's ``scratch_results``):
+bench/evidence.py's arms and controls supersede this table in bench/results.
 """
 
 from __future__ import annotations
@@ -32,9 +34,8 @@ from bench_report import difference_section, memorisation_section, write_results
 from bench_stats import markdown_table, mean_sd
 from corpus import prepare
 from noise_runner import configure_process, load_corpus
-from run_cache import MODELS, cached_run, job_tree
+from run_cache import MODELS, cached_run, job_tree, scratch_results
 
-RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_OUT = Path(__file__).resolve().parent / "runs"
 TRAIN = {"batch_size": 32, "lr": 1e-3, "select_metric": "roc_auc"}
 EVAL = {"max_chunks": 16, "batch_size": 64, "average_last": 5}
@@ -137,7 +138,7 @@ def main() -> None:
         ignored_section(results),
         memorisation_section({k: v for k, v in results.items() if k.startswith(("bce", "staged2"))}, labels=labels),
     ]
-    write_results(RESULTS, "staged", results, sections, preamble=preamble,
+    write_results(scratch_results(args.out.resolve()), "staged", results, sections, preamble=preamble,
                   title="He et al. 2020 staged training and the sigmoid-sparsemax head on a corpus with a verified subset")
 
 

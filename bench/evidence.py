@@ -22,6 +22,15 @@ text says only "load the best model and train another 60 epochs", so the default
 restored Adam (the methods' own paper) and the handoff is the option. Adam lr 1e-3, weight decay
 1e-4 (Won's solver), batch 32.
 
+Balanced-Masking's teacher is Balanced-Training of the same seed: in-sample (the ``btrain`` arm's
+model scores the tracks it trained on) or out-of-fold (``bmasking_oof*``: 5 fold teachers, each
+trained without one fold of the training tracks (``train.leave_out``), and their out-of-fold
+record, bench/fold_teachers.py; their CPU time is reported beside the in-sample teacher's).
+Balanced-Masking's percentile, the mean teacher's EMA window (η) and β_max are the winners of
+``bench/evidence_sweep.py`` (``raytag sweep`` on a development corpus, ranked on the rows that
+``--select`` names) when ``<results>/evidence-sweep.json`` has them, else the papers' values;
+evidence.md says which.
+
 Resumable: seeds run in order, every arm of a seed before the next seed, so every finished seed
 adds to all arms; each run is cached under ``--out`` and appended to the results JSON the moment
 it finishes (written atomically), so a kill loses at most the run in progress. Arms whose
@@ -37,152 +46,24 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 import evidence_corpus as corpora
+import fold_teachers
+from evidence_arms import MODEL, Protocol, Stage, arm_table, stage_tree, teacher_arms, teacher_folder  # noqa: F401
 from evidence_report import write_report
+from evidence_sweep import arm_choices
 from evidence_stats import track_bootstrap_differences
 from noise_runner import configure_process, load_corpus, run_job
-from run_cache import finite, job_tree, log_line, run_key
+from run_cache import finite, log_line, run_key
 from raytag.config import validate_job
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_OUT = Path(__file__).resolve().parent / "runs" / "evidence"
-MODEL = {"name": "shortres-tiny", "args": {"crop_samples": corpora.CROP_SAMPLES}}
-PAPER_STEPS_PER_EPOCH = math.ceil(32136 / 16)
-"""Lu et al. train on MTG-Jamendo split-0 top-50 (32,136 training tracks) with Won et al.'s
-solver (batch 16): 2,009 steps per epoch, 140 epochs."""
-PAPER_EPOCHS = 140
 BOOTSTRAP_RESAMPLES = 200
 RUNNER_OPTIONS_VERSION = 1
-
-
-@dataclass(frozen=True)
-class Protocol:
-    """The settings every arm shares (see the module docstring)."""
-
-    window: int = 80
-    more: int = 60
-    last: int = 10
-    after_window: str = "same"
-    select: str = "verified"
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    max_chunks: int = 3
-
-    @property
-    def epochs(self) -> int:
-        return self.window + self.more
-
-    def suffix(self) -> str:
-        """The results file's name part: empty for the default protocol."""
-        parts = [] if (self.window, self.more, self.last) == (80, 60, 10) else [f"w{self.window}m{self.more}l{self.last}"]
-        parts += [] if self.after_window == "same" else [f"handoff-{self.after_window}"]
-        return "".join(f"-{p}" for p in parts + ([] if self.select == "verified" else [f"select-{self.select}"]))
-
-    def mean_teacher(self) -> dict:
-        """Lu et al.'s mean teacher in the paper's terms: warm-up 40 of 140 epochs, T0 40,000 steps
-        (19.9 of its epochs of 2,009 steps), η 0.999 (an EMA over 1,000 steps = 0.50 of its epochs),
-        β_max 0.8, γ 0.5; epochs mapped onto this run's length (``epochs / 140``) and converted to
-        this corpus's steps per epoch by the method (``window_epochs``, ``ramp_epochs``)."""
-        scale = self.epochs / PAPER_EPOCHS
-        return {"enabled": True, "warmup_epochs": max(1, round(40 * scale)),
-                "ramp_epochs": 40000 / PAPER_STEPS_PER_EPOCH * scale,
-                "window_epochs": 1000 / PAPER_STEPS_PER_EPOCH * scale, "beta_max": 0.8, "gamma": 0.5}
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One run of an arm: its name part, job sections, epochs factor and upstream stage."""
-
-    part: str
-    sections: dict = field(default_factory=dict)
-    epochs: float = 1.0
-    init_from: str | None = None
-    export: bool = False
-
-
-@dataclass(frozen=True)
-class Arm:
-    """A configuration compared with BCE: its label, its stages (the last one's result is the
-    arm's) and, for arms that cannot run yet, why."""
-
-    label: str
-    stages: tuple[Stage, ...] = ()
-    teacher: str | None = None
-    skipped: str | None = None
-
-
-def _arms(protocol: Protocol) -> dict[str, Arm]:
-    masking = {"percentile": 80}
-    staged = {"k": 5, "alpha": 0.9}  # He et al.'s k 10 of a 64-clip batch, for batches of 32
-    verified = {"data": {"train_subset": "verified"}}
-    # He et al. split 10k/10k/5k steps over the stages. With 15 % of the tracks verified, that split of
-    # the BCE arm's steps would give stage 1 about 2.7 times its epochs (each validated): stages 1
-    # and 3 get the BCE arm's epochs and half of them instead (fewer steps than BCE), stage 2 0.4 of them.
-    s1, s2, s3 = 1.0, 0.4, 0.5
-
-    def stages(head: str) -> tuple[Stage, ...]:
-        model = {"model": {**MODEL, "head": head}}
-        return (Stage("stage1", {**model, **verified}, s1, export=True),
-                Stage("stage2", {**model, "objective": {"name": "staged_training", **staged}}, s2,
-                      init_from="stage1", export=True),
-                Stage("stage3", {**model, **verified}, s3, init_from="stage2"))
-
-    oof = "needs out-of-fold teachers (issue 25 item 2, branch selection, not merged)"
-    return {
-        "bce": Arm("BCE", (Stage("run", export=True),)),
-        "btrain": Arm("Balanced-Training", (Stage("run", {"objective": {"name": "balanced_training"}}, export=True),)),
-        "bmasking": Arm("Balanced-Masking, in-sample teacher", (Stage("run", {"objective": {
-            "name": "balanced_masking", **masking}}),), teacher="btrain"),
-        "bmasking_mt": Arm("Balanced-Masking, in-sample teacher + mean teacher", (Stage("run", {"objective": {
-            "name": "balanced_masking", **masking, "mean_teacher": protocol.mean_teacher()}}),),
-            teacher="btrain"),
-        "bmasking_oof": Arm("Balanced-Masking, out-of-fold teacher", skipped=oof),
-        "bmasking_oof_mt": Arm("Balanced-Masking, out-of-fold teacher + mean teacher", skipped=oof),
-        "bootstrap": Arm("bootstrap (soft, β 0.95)", (Stage("run", {"objective": {"name": "bootstrap_soft"}}),)),
-        "coteaching": Arm("co-teaching (τ 0.2)", (Stage("run", {"objective": {"name": "coteaching"}}),)),
-        "gce": Arm("generalized cross-entropy (q 0.7)", (Stage("run", {"objective": {"name": "gce"}}),)),
-        "staged": Arm("staged training (He et al., stages 1-3), sigmoid head", stages("sigmoid")),
-        "staged_sparsemax": Arm("staged training, sigmoid-sparsemax head", stages("sigmoid_sparsemax")),
-        "bce_finetune_verified": Arm("control: BCE, then fine-tune on the verified clips", (
-            Stage("run", {**verified}, s3, init_from="bce:run"),)),
-        "noisy_student_ke": Arm("noisy student, KE (teacher: BCE of the seed; augmentation)", (Stage("run", {
-            "augment": {"enabled": True}, "semi": {"enabled": True, "ratio": 1.0}}),), teacher="bce"),
-        "bce_augment_2x": Arm("control: BCE + the same augmentation, twice the epochs (the student's examples)", (
-            Stage("run", {"augment": {"enabled": True}}, 2.0),)),
-    }
-
-
-def stage_tree(arm: str, teacher: str | None, stage: Stage, seed: int, corpus_dir: Path, out: Path,
-               protocol: Protocol, *, final: bool = True) -> dict:
-    """The raw job of one stage of one arm and seed (name ``<arm>-<stage>-s<seed>``); ``teacher``:
-    the arm whose export of the same seed teaches it (masking scores, noisy-student labels);
-    ``final``: the arm's last stage, the only one whose last epochs are evaluated on the test split."""
-    epochs = max(2, round(protocol.epochs * stage.epochs))
-    window = max(1, round(epochs * protocol.window / protocol.epochs))
-    sections = json.loads(json.dumps(stage.sections))  # a deep copy
-    model = sections.pop("model", dict(MODEL))
-    if stage.init_from is not None:
-        upstream = stage.init_from if ":" in stage.init_from else f"{arm}:{stage.init_from}"
-        model["init"] = str(out / "models" / f"{upstream.replace(':', '-')}-s{seed}")
-    objective = sections.pop("objective", {"name": "bce"})
-    if teacher is not None:
-        folder = str(out / "models" / f"{teacher}-run-s{seed}")
-        if objective.get("name") == "balanced_masking":
-            objective["teacher"] = folder
-        if "semi" in sections:
-            sections["semi"]["teacher"] = folder
-    train = {"epochs": epochs, "select_until_epoch": window, "after_window": protocol.after_window,
-             "batch_size": protocol.batch_size, "lr": protocol.lr, "weight_decay": protocol.weight_decay,
-             "select_metric": "roc_auc", "log_every": 1000}
-    return job_tree(f"{arm}-{stage.part}-s{seed}", seed=seed, corpus=corpus_dir, model=model, train=train,
-                    objective=objective, eval={"max_chunks": protocol.max_chunks, "batch_size": 64,
-                                               "average_last": min(protocol.last, epochs - window) if final else 0}, **sections)
 
 
 class Runner:
@@ -192,7 +73,8 @@ class Runner:
                  sizes: corpora.Sizes = corpora.Sizes(), seconds: float = corpora.SECONDS,
                  only: tuple[str, ...] | None = None, resamples: int = BOOTSTRAP_RESAMPLES):
         self.out, self.protocol, self.log, self.sizes, self.seconds = out, protocol, log, sizes, seconds
-        self.arms, self.resamples = _arms(protocol), resamples
+        choices, note = arm_choices(results, protocol.select)  # the sweep's choice, else the papers' values
+        self.arms, self.teachers, self.resamples = arm_table(protocol, choices), teacher_arms(), resamples
         unknown = set(only or ()) - set(self.arms)
         if unknown:
             raise SystemExit(f"unknown arm(s) {sorted(unknown)}; choose from {sorted(self.arms)}")
@@ -206,7 +88,12 @@ class Runner:
         for name, arm in self.arms.items():
             entry = arms.setdefault(name, {"seeds": []})
             entry.update({"label": arm.label, "skipped": arm.skipped, "teacher": arm.teacher,
-                          "stages": [s.part for s in arm.stages]})
+                          "stages": [s.part for s in arm.stages], "stage_epochs": [s.epochs for s in arm.stages]})
+        self.data["hyperparameters"] = {"note": note, **{kind: vars(choice) for kind, choice in choices.items()}}
+        for name, teacher in self.teachers.items():
+            self.data.setdefault("teachers", {}).setdefault(name, {"seeds": []}).update(
+                {"label": teacher.label, "stages": [s.part for s in teacher.stages],
+                 "stage_epochs": [s.epochs for s in teacher.stages]})
 
     def save(self) -> None:
         """The JSON, written atomically, then evidence.md from it."""
@@ -241,11 +128,15 @@ class Runner:
     def plan(self, name: str, seed: int, corpus_dir: Path) -> list[tuple[Stage, dict, str]]:
         """The arm's stages with their jobs and keys (a key hashes the job, the runner's options
         and the keys of the runs whose exports it uses), computed without running anything."""
-        arm, planned, keys = self.arms[name], [], {}
-        teacher = [self.plan(arm.teacher, seed, corpus_dir)[-1][2]] if arm.teacher else []
+        arm, planned, keys = self.arms.get(name) or self.teachers[name], [], {}
+        teacher = []
+        if arm.teacher in self.teachers:  # out-of-fold: every fold teacher's key
+            teacher = [key for _, _, key in self.plan(arm.teacher, seed, corpus_dir)]
+        elif arm.teacher:
+            teacher = [self.plan(arm.teacher, seed, corpus_dir)[-1][2]]
         for stage in arm.stages:
             tree = stage_tree(name, arm.teacher, stage, seed, corpus_dir, self.out, self.protocol,
-                              final=stage is arm.stages[-1])
+                              final=stage is arm.stages[-1] and name in self.arms)
             upstream = list(teacher)
             if stage.init_from in keys:
                 upstream.append(keys[stage.init_from])
@@ -267,7 +158,9 @@ class Runner:
         entry = next((e for e in self.data["arms"][name]["seeds"] if e["seed"] == seed), None)
         if entry is not None and entry["key"] == planned[-1][2] and not need_export:
             return entry
-        if arm.teacher is not None:
+        if arm.teacher in self.teachers:
+            self.fold_teacher(arm.teacher, seed, corpus_dir, corpus)
+        elif arm.teacher is not None:
             self.arm_result(arm.teacher, seed, corpus_dir, corpus, need_export=True)
         result = None
         for stage, tree, key in planned:
@@ -278,16 +171,39 @@ class Runner:
             self.record(name, seed, result, corpus)
         return result
 
+    def fold_teacher(self, name: str, seed: int, corpus_dir: Path, corpus) -> Path:
+        """The out-of-fold teacher ``name`` of ``seed``: its fold teachers run (or read from the
+        run cache), their record written, their cost recorded in the JSON's ``teachers``."""
+        planned = self.plan(name, seed, corpus_dir)
+        results = [self.stage_run(stage, tree, key, corpus) for stage, tree, key in planned]
+        folder = teacher_folder(self.out, name, seed)
+        fold_teachers.write_teacher_record(folder, folds=len(results), seed=seed, models=[
+            self.out / "models" / validate_job(tree).name for _, tree, _ in planned])
+        entry = {"seed": seed, "keys": [key for _, _, key in planned],
+                 "seconds": round(sum(r["seconds"] for r in results), 1),
+                 "cpu_seconds": round(sum(r.get("cpu_seconds", math.nan) for r in results), 1)}
+        record = self.data["teachers"][name]
+        if entry not in record["seeds"]:
+            record["seeds"] = sorted([e for e in record["seeds"] if e["seed"] != seed] + [entry], key=lambda e: e["seed"])
+            self.save()
+        return folder
+
     def stage_run(self, stage: Stage, tree: dict, key: str, corpus) -> dict:
         """One stage's result: read from ``out/runs`` when its key matches (and its export is in
-        ``out/models`` if it makes one), else trained and written there."""
+        ``out/models`` if it makes one, and a fold teacher left out the same tracks), else
+        trained and written there."""
         job = validate_job(tree)
         runs, model = self.out / "runs", self.out / "models" / job.name if stage.export else None
         runs.mkdir(parents=True, exist_ok=True)
         path = runs / f"{job.name}.json"
+        leave_out, folds = job.train.leave_out, None
+        if leave_out is not None:
+            folds = fold_teachers.assignment_digest(corpus.split("train").table.paths, folds=leave_out.folds,
+                                                    seed=leave_out.seed)
         if path.is_file():
             cached = json.loads(path.read_text())
-            if cached.get("key") == key and (model is None or (model / "model.json").is_file()):
+            if cached.get("key") == key and (model is None or (model / "model.json").is_file()) \
+                    and cached.get("fold_assignment") == folds:
                 return cached
         self.log(f"--- training {job.name}")
         cpu = time.process_time()
@@ -295,7 +211,7 @@ class Runner:
         result["cpu_seconds"] = time.process_time() - cpu
         np.save(runs / f"{job.name}.npy", result.pop("test_epoch_scores"))
         result.pop("test_scores")
-        result = finite({**result, "key": key})
+        result = finite({**result, "key": key, **({} if folds is None else {"fold_assignment": folds})})
         temporary = path.with_suffix(".json.tmp")
         temporary.write_text(json.dumps(result, indent=1))
         os.replace(temporary, path)

@@ -124,22 +124,70 @@ def diagnostics_table(data: dict) -> str:
     return markdown_table(header, rows)
 
 
+def _cpu(entry: dict) -> dict[int, float]:
+    return {e["seed"]: e["cpu_seconds"] for e in entry["seeds"] if e.get("cpu_seconds") is not None}
+
+
+def compute_rows(data: dict) -> list[dict]:
+    """Per arm that runs, and per out-of-fold teacher: CPU-seconds per seed so far, and the
+    estimate of what the rest of :data:`PLANNED_SEEDS` seeds costs: the measured mean per run
+    (all stages) times the seeds left; an arm never measured is estimated from BCE's CPU
+    per run times its epochs (``stage_epochs``: an upper bound for stages on the verified subset)."""
+    base = list(_cpu(data["arms"].get(BASELINE, {"seeds": []})).values())
+    entries = [(e["label"], e) for e in data["arms"].values() if not e.get("skipped")]
+    entries += [(f"teacher: {e['label']}", e) for e in data.get("teachers", {}).values()]
+    rows = []
+    for label, entry in entries:
+        spent = _cpu(entry)
+        left = max(0, PLANNED_SEEDS - len(entry["seeds"]))
+        if spent:
+            per_run, measured = float(np.mean(list(spent.values()))), True
+        else:
+            per_run = float(np.mean(base)) * sum(entry.get("stage_epochs", [1.0])) if base else math.nan
+            measured = False
+        rows.append({"label": label, "spent": spent, "per_run": per_run, "measured": measured, "left": left,
+                     "left_cpu": left * per_run})
+    return rows
+
+
 def _timing(data: dict) -> str:
-    rows, per_seed = [], 0.0
-    for name, entry in data["arms"].items():
-        if entry.get("skipped") or not entry["seeds"]:
-            continue
-        wall = [e["seconds"] for e in entry["seeds"]]
-        cpu = [e.get("cpu_seconds") for e in entry["seeds"] if e.get("cpu_seconds") is not None]
-        per_seed += float(np.mean(cpu)) if cpu else math.nan
-        rows.append([entry["label"], str(len(wall)), f"{np.mean(cpu) / 60:.1f}" if cpu else "–",
-                     f"{np.mean(wall) / 60:.1f}"])
+    """Compute spent (CPU-minutes per arm and seed) and the estimate of what is left."""
+    rows = compute_rows(data)
+    seeds = sorted({seed for row in rows for seed in row["spent"]})
+    table = [[r["label"], *(f"{r['spent'][s] / 60:.1f}" if s in r["spent"] else "–" for s in seeds),
+              f"{sum(r['spent'].values()) / 60:.1f}",
+              ("" if r["measured"] else "est. ") + ("–" if math.isnan(r["per_run"]) else f"{r['per_run'] / 60:.1f}"),
+              str(r["left"]), "–" if math.isnan(r["left_cpu"]) else f"{r['left_cpu'] / 3600:.1f}"] for r in rows]
+    spent = sum(sum(r["spent"].values()) for r in rows)
+    left = sum(r["left_cpu"] for r in rows if not math.isnan(r["left_cpu"]))
+    runs_done = sum(len(r["spent"]) for r in rows)
     done = min((len(e["seeds"]) for e in data["arms"].values() if not e.get("skipped")), default=0)
-    text = markdown_table(["arm", "runs", "CPU minutes per run (all stages)", "wall minutes per run"], rows)
-    return (text + f"\n\nOne seed of every arm that has run: {per_seed / 60:.0f} CPU-minutes; {PLANNED_SEEDS} "
-            f"seeds: {PLANNED_SEEDS * per_seed / 3600:.1f} CPU-hours ({done} seeds complete in every arm). Runs "
-            "go one at a time, one thread, at `nice -n 19` on a machine shared with other work: CPU time is "
-            "the cost; the wall clock depends on the load.")
+    text = markdown_table(["arm", *(f"seed {s} CPU-min" for s in seeds), "CPU-min so far", "CPU-min per run",
+                           "seeds left", "CPU-hours left"], table)
+    return (text + f"\n\nSpent so far: {spent / 3600:.1f} CPU-hours in {runs_done} of {len(rows) * PLANNED_SEEDS} "
+            f"runs ({done} of {PLANNED_SEEDS} seeds complete in every arm). Left, at the measured CPU-seconds per run: "
+            f"{left / 3600:.1f} CPU-hours, about {left / 3600 / 2:.0f} hours of a 2-core machine with nothing else on "
+            "it. *est.*: an arm not measured yet, at BCE's CPU per run times the arm's epochs (too high for the stages "
+            "on the verified tracks and for fold teachers, which train on 80 % of the tracks; too low for the noisy "
+            "student, whose teacher also scores the unlabeled batches). Runs go one at a time, one thread, at "
+            "`nice -n 19` on a machine shared with other work: CPU time is the cost; the wall clock depends on the "
+            "load.")
+
+
+def teacher_costs(data: dict) -> str:
+    """Per seed: the in-sample teacher's CPU time (the Balanced-Training arm's run) beside the
+    out-of-fold teachers' (all K fold teachers)."""
+    in_sample = _cpu(data["arms"].get("btrain", {"seeds": []}))
+    rows = []
+    for entry in data.get("teachers", {}).values():
+        for seed, cpu in sorted(_cpu(entry).items()):
+            one = in_sample.get(seed)
+            rows.append([str(seed), "–" if one is None else f"{one / 60:.1f}", entry["label"], f"{cpu / 60:.1f}",
+                         "–" if not one else f"{cpu / one:.2f}×"])
+    if not rows:
+        return "No out-of-fold teacher has run yet."
+    return markdown_table(["seed", "in-sample teacher CPU-min", "out-of-fold teachers", "CPU-min (all folds)",
+                           "ratio"], rows)
 
 
 def _corpora(data: dict) -> str:
@@ -154,6 +202,13 @@ def _corpora(data: dict) -> str:
     rows.append(["Lu et al. Table 1", "8.0–39.0", "18.0–44.0", "", ""])
     return markdown_table(["seed", "Err− % per tag (train)", "Err+ % per tag (train)", "CPU s to write",
                            "wall s to write"], rows)
+
+
+def hyperparameters(data: dict) -> str:
+    """Where the arms' Balanced-Masking settings come from (a JSON written before sweeps existed:
+    the papers' values)."""
+    note = data.get("hyperparameters", {}).get("note")
+    return note or "the papers' values (percentile 80, η 0.999, β_max 0.8); no sweep has run."
 
 
 def render(data: dict) -> str:
@@ -178,8 +233,10 @@ def render(data: dict) -> str:
         f"the last {p['last']} epochs. Mean teacher in the paper's terms (40 warm-up epochs, T0 40,000 steps, η "
         f"0.999 of 140 epochs of 2,009 steps), mapped onto {p['epochs']} epochs: warm-up {mt['warmup_epochs']} "
         f"epochs, ramp {mt['ramp_epochs']:.2f} epochs, EMA window {mt['window_epochs']:.3f} epochs; β_max "
-        f"{mt['beta_max']}, γ {mt['gamma']}. Balanced-Masking: 80th percentile (the paper's grid choice; a sweep on "
-        "verified rows waits for issue 25). Staged training: stage 1 on the verified tracks for the BCE arm's epochs, "
+        f"{mt['beta_max']}, γ {mt['gamma']} (the papers' values; the swept ones below replace them where a sweep ran). "
+        f"Balanced-Masking's percentile, EMA window and β_max: {hyperparameters(data)} Out-of-fold teacher: "
+        "5 Balanced-Training fold teachers per seed (each trained without one fold of the training tracks, same "
+        "protocol), each training track scored by the teacher that did not see it. Staged training: stage 1 on the verified tracks for the BCE arm's epochs, "
         "stage 2 on all tracks for 0.4 of them, stage 3 on the verified tracks for half of them (He et al.'s 2:2:1 "
         "split of steps would give stage 1 2.7 times BCE's epochs).", "",
         "**Statistics**: per seed, the arm minus BCE of the same seed and corpus; 95 % t-interval; Holm across the "
@@ -197,7 +254,8 @@ def render(data: dict) -> str:
     parts += ["## Diagnostics", "", "Means over seeds. *Missing tags fitted*: truly present tags labelled absent on "
               "training tracks that the model scores below 0.5 (it reproduces the annotators' miss); *spurious*: "
               "labelled but absent tags scored above 0.5.", "", diagnostics_table(data), ""]
-    parts += ["## Realised label noise per corpus", "", _corpora(data), "", "## Time", "", _timing(data), ""]
+    parts += ["## Realised label noise per corpus", "", _corpora(data), "", "## Compute spent and left", "",
+              _timing(data), "", "## Teachers' cost", "", teacher_costs(data), ""]
     return "\n".join(parts)
 
 

@@ -124,6 +124,17 @@ def result_numbered_from_1(result: dict) -> dict:
             "history": [renumbered_epoch_metrics(entry) for entry in result.get("history", [])]}
 
 
+def scratch_results(out: Path) -> Path:
+    """``<out>/results``: where the superseded benchmarks (``bench_noise.py pilot|table``,
+    ``bench_staged.py``, ``bench_semi.py``) write their reports. Their tables predate the
+    evidence benchmark (bench/evidence.py, whose arms and controls replace them) and no longer
+    belong in bench/results; the scripts stay for their diagnostics (KD students, stage 2's
+    ignored clips, the BCE pilot)."""
+    folder = Path(out) / "results"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def log_line(text: str) -> None:
     """The runner's per-epoch progress, on stdout."""
     print(text, file=sys.stdout, flush=True)

@@ -106,7 +106,7 @@ def test_the_runner_chains_teachers_records_each_run_and_resumes(workdir, corpus
     assert stages[2]["train_tracks"] == stages[0]["train_tracks"] < stages[1]["train_tracks"]  # verified only
     job = json.loads((workdir / "runs" / "bmasking-run-s0.json").read_text())
     assert job["history"][0]["valid/roc_auc"] == job["history"][0]["valid_verified/roc_auc"]  # verified selection
-    assert data["arms"]["bmasking_oof"]["skipped"] and not data["arms"]["gce"].get("skipped")  # gce not run: not asked for
+    assert not data["arms"]["bmasking_oof"]["skipped"] and not data["arms"]["gce"]["seeds"]  # not asked for
 
     # A rerun trains nothing; a lost JSON entry is filled back from the run cache without training.
     lost = data["arms"]["bmasking"]["seeds"][0]
@@ -131,7 +131,7 @@ def test_the_runner_chains_teachers_records_each_run_and_resumes(workdir, corpus
     assert not [line for line in lines if line.startswith("--- training")]
 
     report = (results / f"{stem}.md").read_text()
-    assert "Balanced-Masking, in-sample teacher" in report and "needs out-of-fold teachers" in report
+    assert "Balanced-Masking, in-sample teacher" in report and "teacher: the papers' values (percentile 80" in report
     assert "| BCE | 1 |" in report
 
 
@@ -142,3 +142,100 @@ def test_the_mean_teacher_is_in_the_paper_terms():
     assert mt["window_epochs"] == pytest.approx(1000 / 2009)
     half = evidence.Protocol(window=40, more=30).mean_teacher()
     assert half["warmup_epochs"] == 20 and half["ramp_epochs"] == pytest.approx(mt["ramp_epochs"] / 2)
+
+
+def test_the_out_of_fold_arm_trains_fold_teachers_once_and_reports_their_cost(workdir, corpus_dir):
+    """Five Balanced-Training fold teachers (each without one fold), their out-of-fold record as
+    Balanced-Masking's teacher; their keys and CPU time in the JSON's ``teachers``, their cost
+    beside the in-sample teacher's in the report; the mean-teacher arm reuses them."""
+    from raytag.folds import fold_indices, read_oof_teacher
+
+    results = workdir / "results-oof"
+    results.mkdir()
+    protocol = evidence.Protocol(window=1, more=1, last=1)
+    lines = []
+    evidence.Runner(workdir, protocol, results, log=lines.append, sizes=SIZES, seconds=4.0,
+                    only=("bmasking_oof", "bmasking_oof_mt"), resamples=20).run_seed(0)
+    trained = [line for line in lines if line.startswith("--- training")]
+    assert trained == [f"--- training btrain_oof-fold{k}of5-s0" for k in range(5)] + [
+        "--- training bmasking_oof-run-s0", "--- training bmasking_oof_mt-run-s0"]
+    record = read_oof_teacher(str(workdir / "models" / "btrain_oof-s0"))
+    assert record.folds == 5 and record.seed == 0 and len(set(record.models)) == 5
+    runs = [json.loads((workdir / "runs" / f"btrain_oof-fold{k}of5-s0.json").read_text()) for k in range(5)]
+    corpus = runner_module.load_corpus(corpus_dir / "manifest.csv", corpus_dir / "clean.csv", compact=True)
+    folds = fold_indices(corpus.split("train").table.paths, folds=5, seed=0)
+    assert [r["train_tracks"] for r in runs] == [int((folds != k).sum()) for k in range(5)]
+    masking = json.loads((workdir / "runs" / "bmasking_oof-run-s0.json").read_text())
+    assert masking["columns"]["metrics"]["masking/masked_entries"] > 0
+    data = json.loads((results / "evidence-w1m1l1.json").read_text())
+    (teacher,) = data["teachers"]["btrain_oof"]["seeds"]
+    assert teacher["cpu_seconds"] == pytest.approx(sum(r["cpu_seconds"] for r in runs), abs=0.2)
+    assert len(teacher["keys"]) == 5 and data["arms"]["bmasking_oof_mt"]["seeds"][0]["roc_auc"] > 0
+    report = (results / "evidence-w1m1l1.md").read_text()
+    assert "## Teachers' cost" in report and "Balanced-Training, 5 out-of-fold teachers" in report
+    assert "## Compute spent and left" in report and "seed 0 CPU-min" in report
+
+
+def _sweep_file(results, *, percentile=90, window_epochs=0.4, beta_max=0.4, noisy_percentile=70):
+    sweep = load_bench("evidence_sweep")
+    trials = [{"trial": "a", "config": {sweep.PERCENTILE: percentile, sweep.WINDOW: window_epochs, sweep.BETA: beta_max},
+               "history": [{"valid_verified/roc_auc": 0.7, "valid/roc_auc": 0.6}, {"valid_verified/roc_auc": 0.8,
+                                                                                "valid/roc_auc": 0.61}]},
+              {"trial": "b", "config": {sweep.PERCENTILE: noisy_percentile, sweep.WINDOW: 0.1, sweep.BETA: 0.8},
+               "history": [{"valid_verified/roc_auc": 0.75, "valid/roc_auc": 0.7}]}]
+    summary = sweep.summarise(trials, sweep_epochs=28)
+    (results / sweep.SWEEP_FILE).write_text(json.dumps({"dev_seed": sweep.DEV_SEED, "teachers": {"in_sample": summary}}))
+    return summary
+
+
+def test_a_sweep_result_changes_the_masking_arms_jobs_and_its_absence_falls_back_to_the_papers(workdir, tmp_path):
+    """Without evidence-sweep.json the masking arms take the papers' values and the report says
+    so; with it, the in-sample arms take the verified-row winner (the noisy winner under
+    ``--select noisy``), the EMA window as the same share of the run; the out-of-fold arms,
+    which the file does not cover, keep the papers' values; the other arms' jobs do not change."""
+    protocol = evidence.Protocol()
+    corpus = workdir / "corpus-evidence-s0"
+
+    def jobs(results, protocol=protocol):
+        runner = evidence.Runner(workdir, protocol, results, sizes=SIZES, seconds=4.0)
+        planned = {name: runner.plan(name, 0, corpus)[-1] for name in runner.arms if not runner.arms[name].skipped}
+        return runner, {name: (tree["objective"], key) for name, (_, tree, key) in planned.items()}
+
+    paper_runner, paper = jobs(tmp_path)
+    assert paper["bmasking"][0]["percentile"] == 80 and paper["bmasking_mt"][0]["mean_teacher"]["beta_max"] == 0.8
+    assert paper["bmasking_mt"][0]["mean_teacher"] == protocol.mean_teacher()
+    assert "the papers' values" in paper_runner.data["hyperparameters"]["note"]
+    paper_runner.save()
+    assert "in-sample and out-of-fold teacher: the papers' values (percentile 80" in (tmp_path / "evidence.md").read_text()
+
+    summary = _sweep_file(tmp_path)
+    assert summary["chosen"]["verified"]["trial"] == "a" and summary["chosen"]["noisy"]["trial"] == "b"
+    assert summary["verified_choice_noisy_rank"] == 2
+    swept_runner, swept = jobs(tmp_path)
+    assert swept["bmasking"][0]["percentile"] == 90 and swept["bmasking"][1] != paper["bmasking"][1]
+    mean_teacher = swept["bmasking_mt"][0]["mean_teacher"]
+    assert mean_teacher["beta_max"] == 0.4 and mean_teacher["window_epochs"] == pytest.approx(0.4 / 28 * 140)
+    assert swept["bmasking_oof"] == paper["bmasking_oof"]  # no out-of-fold sweep in the file
+    for name in ("bce", "btrain", "gce", "bootstrap", "coteaching", "staged", "noisy_student_ke"):
+        assert swept[name] == paper[name]
+    swept_runner.save()
+    report = (tmp_path / "evidence.md").read_text()
+    assert "in-sample teacher: swept on verified rows of the development corpus (seed 1000): percentile 90" in report
+    assert "out-of-fold teacher: the papers' values" in report
+    _, noisy = jobs(tmp_path, evidence.Protocol(select="noisy"))
+    assert noisy["bmasking"][0]["percentile"] == 70
+
+
+def test_the_sweep_reads_tune_trial_folders(tmp_path):
+    sweep = load_bench("evidence_sweep")
+    for name, config, history in (("t1", {"objective.percentile": 70}, [{"valid/roc_auc": 0.5}, {"valid/roc_auc": 0.6}]),
+                                  ("t2", {"objective.percentile": 90}, [])):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "params.json").write_text(json.dumps(config))
+        (tmp_path / name / "result.json").write_text("".join(json.dumps(h) + "\n" for h in history))
+    trials = sweep.read_trials(tmp_path)
+    assert [(t["trial"], t["config"], len(t["history"])) for t in trials] == [
+        ("t1", {"objective.percentile": 70}, 2), ("t2", {"objective.percentile": 90}, 0)]
+    summary = sweep.summarise(trials, sweep_epochs=28)
+    assert summary["chosen"]["verified"] is None and summary["chosen"]["noisy"]["percentile"] == 70
+    assert summary["chosen"]["noisy"]["window_fraction"] == sweep.paper_choice().window_fraction
