@@ -128,3 +128,6 @@ def decoded_batches(
             first += size
         held = [{name: column[first:] for name, column in merged.items()}] if first < held_rows else []
         held_rows -= first
+    if held_rows or sizes:  # each task returns one row per row it was given: never true
+        raise RuntimeError(f"the decode tasks returned {held_rows} rows more or {sum(sizes)} fewer than "
+                           f"the {len(rows)} rows given")
