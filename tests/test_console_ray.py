@@ -6,6 +6,7 @@ standard output and error show what a person sees: the console test runs the rea
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -18,7 +19,7 @@ import pytest
 from conftest import write_tiny_job
 from teachers import write_random_tagger
 
-from raytag.cluster.session import ACTOR_RESTART_WARNING, split_captured_lines
+from raytag.cluster.session import ACTOR_RESTART_WARNING, WORKER_POOL_WARNING, split_captured_lines
 from raytag.data.manifest import read_manifest
 
 # Ray's lines that reached the console of evaluations and audits on Ray Data (issue 26).
@@ -53,6 +54,60 @@ def test_evaluate_on_ray_data_shows_none_of_rays_lines_and_the_in_process_scores
     assert on_ray.split("\n", 1)[1] == in_process.split("\n", 1)[1] and "macro" in in_process
     shown = [line for line in console.splitlines() if any(text in line for text in RAY_LINES)]
     assert not shown, "\n".join(shown)
+
+# A driver whose 2-CPU node gets 20 more worker processes (one per zero-CPU actor, as Ray Train,
+# Tune and Data start theirs): the raylet warns, and the driver's line goes to raytag's debug log.
+# It waits for the raylet's own log to say it warned, then for the debug line (at most 30 s: on a
+# driver that prints it instead, it never comes), then writes what it saw to the file argv[1].
+MANY_WORKERS = """
+import json, logging, os, sys, time
+import ray
+from raytag.cluster.session import WORKER_POOL_WARNING, init_ray
+routed = []
+class Keep(logging.Handler):
+    def emit(self, record):
+        if WORKER_POOL_WARNING.search(record.getMessage()):
+            routed.append(record.getMessage())
+logging.getLogger("raytag").addHandler(Keep())
+logging.getLogger("raytag").setLevel(logging.DEBUG)
+init_ray(num_cpus=2)
+print("a line of the driver's own", flush=True)
+
+@ray.remote(num_cpus=0)
+class Idle:
+    def pid(self):
+        return os.getpid()
+
+actors = [Idle.remote() for _ in range(20)]
+pids = ray.get([a.pid.remote() for a in actors])
+raylet_log = os.path.join(ray._private.worker.global_worker.node.get_logs_dir_path(), "raylet.out")
+warned_at = None
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline and not routed:
+    if warned_at is None and WORKER_POOL_WARNING.search(open(raylet_log, errors="replace").read()):
+        warned_at = time.monotonic()
+        deadline = min(deadline, warned_at + 30)
+    time.sleep(0.2)
+json.dump({"raylet_warned": warned_at is not None or bool(routed), "routed": routed, "actors": len(set(pids))},
+          open(sys.argv[1], "w"))
+ray.shutdown()
+"""
+
+
+@pytest.mark.ray
+def test_the_raylets_worker_count_warning_goes_to_the_debug_log_not_the_console(tmp_path):
+    seen = tmp_path / "seen.json"
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAYTAG_VERBOSE")}
+    completed = subprocess.run([sys.executable, "-c", MANY_WORKERS, str(seen)], capture_output=True, text=True,
+                               env=env, timeout=240, cwd=tmp_path)
+    console = completed.stdout + completed.stderr
+    assert completed.returncode == 0, console[-4000:]
+    result = json.loads(seen.read_text())
+    assert result["actors"] == 20 and result["raylet_warned"], result  # the raylet did warn
+    assert "a line of the driver's own" in completed.stdout
+    shown = [line for line in console.splitlines() if WORKER_POOL_WARNING.search(line)]
+    assert not shown, "\n".join(shown)
+    assert result["routed"] and "Ray's raylet: WARNING:" in result["routed"][0]
 
 
 def test_split_captured_lines_keeps_everything_but_the_named_line():

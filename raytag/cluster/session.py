@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import sys
 import tempfile
@@ -28,6 +29,11 @@ ACTOR_RESTART_WARNING = "has constructor arguments in the object store and max_r
 """What Ray's core worker says (once per process, at ERROR level, straight to the process's
 standard error) when it creates an actor that has restarts and a constructor argument held by
 reference (ray-project/ray#53727)."""
+
+WORKER_POOL_WARNING = re.compile(r"\d+ \w+ worker processes have been started on node")
+"""What the raylet says (GCS error type ``worker_pool_large``) each time a node's worker processes
+pass another multiple of 4x its startup concurrency (its CPU count), and what Ray's driver
+prints to standard output for it."""
 
 
 def cluster_address(address: str | None) -> str:
@@ -108,6 +114,48 @@ def _quiet_after_init() -> None:
     if not _log_to_driver():
         for name in ("ray", "ray.data", "ray.train", "ray.tune", "mlflow"):
             logging.getLogger(name).setLevel(logging.ERROR)
+    _route_worker_pool_warning()
+
+
+def _route_worker_pool_warning() -> None:
+    """Sends the raylet's worker-count warning (:data:`WORKER_POOL_WARNING`) to raytag's log
+    (debug: shown with ``-v``) instead of this driver's standard output; every other line Ray's
+    driver prints is printed as before.
+
+    Ray warns once the Python worker processes of a node reach 4x its CPUs, and again at each
+    further multiple; on a 2-CPU node, at 8 beyond its IO workers. Ray's own actors for a run
+    pass that alone: a sweep trial on 2 CPUs held 17 workers, 10 of them Ray's (the Train
+    controllers, the trial, Ray Data's stats, autoscaling and dataset actors, queues, the
+    placement-group cleaner), 5 idle task workers that raytag keeps between epochs
+    (``RAY_num_workers_soft_limit``, see :func:`init_ray`) and 2 decode tasks. So on the small
+    nodes raytag runs on, the line says nothing about the run. It stays in the raylet's log.
+
+    Ray's driver thread that prints the GCS's error messages calls
+    ``ray._private.worker.print_to_stdstream`` by its module name for each message; this wraps
+    that function, once per process. Lines of Ray's other error messages (a worker that died,
+    a node out of memory) are untouched. tests/test_console_ray.py fails if a Ray upgrade
+    changes the route and the line reaches the console again.
+    """
+    from ray._private import worker as ray_worker
+
+    printer = getattr(ray_worker, "print_to_stdstream", None)
+    if printer is None or getattr(printer, "raytag_routed", False):
+        return
+
+    def print_routed(data, ignore_prefix: bool) -> None:
+        lines = data.get("lines") or []
+        if data.get("pid") == "raylet" and any(WORKER_POOL_WARNING.search(line) for line in lines):
+            for line in lines:
+                if WORKER_POOL_WARNING.search(line):
+                    log.debug("Ray's raylet: %s", line.strip())
+            lines = [line for line in lines if not WORKER_POOL_WARNING.search(line)]
+            if not lines:
+                return
+            data = {**data, "lines": lines}
+        printer(data, ignore_prefix)
+
+    print_routed.raytag_routed = True
+    ray_worker.print_to_stdstream = print_routed
 
 
 @ray.remote(num_cpus=0, max_restarts=1)
