@@ -19,7 +19,7 @@ from raytag.errors import InputError
 from raytag.locations import resolve_storage
 from raytag.methods import DEFAULT_METHOD, conflicts, method_names, methods, objective_sections, teacher_keys
 from raytag.methods.settings import SETTINGS_RULES
-from raytag.models import ModelError, model_arguments
+from raytag.models import ModelError, check_argument_values, model_arguments
 from raytag.models.export import best_model_location
 from raytag.scoring.options import DEFAULT_BATCH_SIZE, DEFAULT_MAX_CHUNKS, DEFAULT_RAY_ABOVE, ScoringOptions
 from raytag.threshold_choice import MIN_VERIFIED, ThresholdLabelChoice
@@ -69,6 +69,9 @@ class ModelConfig(_Section):
                 f"unknown argument(s) {', '.join(unknown)} for model {self.name!r}; allowed: {choices}"
                 " (num_tags comes from the tag vocabulary)"
             )
+        wrong = check_argument_values(self.name, self.args)
+        if wrong:
+            raise ValueError("; ".join(f"args.{line}" for line in wrong))
         return self
 
 
@@ -415,7 +418,9 @@ def _describe(error: dict) -> str:
     if error["type"] == "missing":
         return f"{where}: required key is missing"
     message = error["msg"].removeprefix("Value error, ")
-    return f"{where}: {message}" + (f" (got {error.get('input')!r})" if loc else "")
+    # A section's own check names the value it refused; the whole section is no help.
+    shown = loc and not isinstance(error.get("input"), dict)
+    return f"{where}: {message}" + (f" (got {error.get('input')!r})" if shown else "")
 
 
 def _shown(loc: tuple) -> tuple:

@@ -69,6 +69,35 @@ def test_non_finite_numbers_are_refused_naming_the_key(job_file, overrides, key,
         load_job(job_file, overrides)
 
 
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.args.dropout=.nan", r"model: args\.dropout: a finite number \(the preset's default is 0\.\d+\); got nan"),
+        ("model.args.dropout=high", r"model: args\.dropout: a finite number .*; got 'high'"),
+        ("model.args.width=12.5", r"model: args\.width: a whole number \(the preset's default is \d+\); got 12\.5"),
+        ("model.args.width=true", r"model: args\.width: a whole number .*; got True"),
+        ("model.args.crop_seconds=.inf", r"model: args\.crop_seconds: a finite number .*; got inf"),
+    ],
+)
+def test_model_argument_values_of_the_wrong_kind_name_the_argument(job_file, override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_job(job_file, [override])
+
+
+def test_model_argument_values_of_the_presets_kind_load():
+    from raytag.models import check_argument_values, model_arguments
+
+    for name in ("mtt-tiny", "pons-spectrogram-tiny", "shortres-tiny"):
+        defaults = model_arguments(name)
+        assert check_argument_values(name, defaults) == []  # every preset's own values pass
+    assert check_argument_values("mtt-tiny", {"dropout": 0, "width": 32}) == []  # an int where a float goes
+    assert check_argument_values("pons-spectrogram-tiny", {"timbral_filters": [8, 8]}) == []  # YAML gives lists
+    assert check_argument_values("pons-spectrogram-tiny", {"timbral_filters": [8, "x"]}) == [
+        "timbral_filters: a list of whole numbers (the preset's default is "
+        f"{list(model_arguments('pons-spectrogram-tiny')['timbral_filters'])}); got [8, 'x']"
+    ]
+
+
 def test_a_non_finite_number_in_the_job_file_is_refused(tmp_path):
     path = tmp_path / "job.yaml"
     path.write_text(JOB.replace("  epochs: 3\n", "  epochs: 3\n  lr: .inf\n"))

@@ -17,6 +17,7 @@ importing torch; building a model imports its class::
 from raytag.models import presets as _presets  # noqa: F401  (registers every preset)
 from raytag.models.registry import (
     ModelError,
+    check_argument_values,
     count_parameters,
     create_model,
     list_models,
@@ -24,4 +25,4 @@ from raytag.models.registry import (
     preset,
 )
 
-__all__ = ["ModelError", "count_parameters", "create_model", "list_models", "model_arguments", "preset"]
+__all__ = ["ModelError", "check_argument_values", "count_parameters", "create_model", "list_models", "model_arguments", "preset"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -137,6 +138,63 @@ def create_model(name: str, **overrides: Any):
     entry = preset(name)
     _check_known(name, overrides, entry.arguments)
     return entry.family.load()(**{**entry.arguments, **overrides})
+
+
+def check_argument_values(name: str, values: Mapping[str, Any]) -> list[str]:
+    """What is wrong with the kinds of ``values`` (known arguments of preset ``name``), one line
+    each, judged by the preset's defaults: a whole number where the default is one (not a bool,
+    not 12.5), a finite number where it is a float (an int will do; ``None`` too where the
+    default is ``None``), a list of such where it is a tuple. Unknown names are left to
+    :func:`create_model`'s check; ranges (a positive width) to the model's own.
+    """
+    defaults = preset(name).arguments
+    problems = []
+    for key, value in values.items():
+        if key not in defaults:
+            continue
+        default = defaults[key]
+        kind = _kind(default)
+        if kind is None or _is_kind(value, kind):
+            continue
+        shown = list(default) if isinstance(default, tuple) else default
+        problems.append(f"{key}: {_KIND_WORDS[kind]} (the preset's default is {shown}); got {value!r}")
+    return problems
+
+
+_KIND_WORDS = {"int": "a whole number", "float": "a finite number", "optional float": "a finite number or null",
+               "int list": "a list of whole numbers", "float list": "a list of finite numbers"}
+
+
+def _kind(default: Any) -> str | None:
+    if isinstance(default, bool):
+        return None
+    if isinstance(default, int):
+        return "int"
+    if isinstance(default, float):
+        return "float"
+    if default is None:
+        return "optional float"
+    if isinstance(default, tuple) and default and all(_kind(item) in ("int", "float") for item in default):
+        return "int list" if all(_kind(item) == "int" for item in default) else "float list"
+    return None
+
+
+def _is_kind(value: Any, kind: str) -> bool:
+    def whole(x):
+        return isinstance(x, int) and not isinstance(x, bool)
+
+    def number(x):
+        return (whole(x) or isinstance(x, float)) and math.isfinite(x)
+
+    if kind == "int":
+        return whole(value)
+    if kind == "float":
+        return number(value)
+    if kind == "optional float":
+        return value is None or number(value)
+    if not isinstance(value, (list, tuple)):
+        return False
+    return all(whole(x) if kind == "int list" else number(x) for x in value)
 
 
 def count_parameters(module) -> int:
