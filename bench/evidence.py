@@ -33,8 +33,12 @@ evidence.md says which.
 
 Resumable: seeds run in order, every arm of a seed before the next seed, so every finished seed
 adds to all arms; each run is cached under ``--out`` and appended to the results JSON the moment
-it finishes (written atomically), so a kill loses at most the run in progress. Arms whose
-features have not landed are declared with the reason they are skipped.
+it finishes (written atomically), so a kill loses at most the run in progress. Each entry keeps
+its run's metrics over the seed's resamplings of the test tracks (``track_resamples``), so the
+two-level bootstrap pairs an arm with a BCE run of an earlier session whose scores are gone; a
+BCE recorded before entries kept them is trained again once (deterministic: the same figure, or
+a logged difference). Arms whose features have not landed are declared with the reason they
+are skipped.
 """
 
 from __future__ import annotations
@@ -53,9 +57,9 @@ import numpy as np
 import evidence_corpus as corpora
 import fold_teachers
 from evidence_arms import MODEL, Protocol, Stage, arm_table, stage_tree, teacher_arms, teacher_folder  # noqa: F401
-from evidence_report import write_report
+from evidence_report import BASELINE, write_report
 from evidence_sweep import arm_choices
-from evidence_stats import track_bootstrap_differences
+from evidence_stats import track_bootstrap_values
 from noise_runner import configure_process, load_corpus, run_job
 from run_cache import finite, log_line, run_key
 from raytag.config import validate_job
@@ -64,6 +68,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_OUT = Path(__file__).resolve().parent / "runs" / "evidence"
 BOOTSTRAP_RESAMPLES = 200
 RUNNER_OPTIONS_VERSION = 1
+METRICS = ("roc_auc", "pr_auc")
 
 
 class Runner:
@@ -113,10 +118,20 @@ class Runner:
         self.save()
         todo = [name for name, arm in self.arms.items() if arm.skipped is None and (self.only is None or name in self.only)
                 and not self.recorded(name, seed, corpus_dir)]
-        if not todo:
+        missing = self.missing_resamples(seed)
+        unpaired = any(e["seed"] == seed and e.get("track_resamples") and not e.get("bootstrap")
+                       for name, arm in self.data["arms"].items() if name != BASELINE for e in arm["seeds"])
+        if not todo and not missing and not unpaired:
             return
         corpus = load_corpus(corpus_dir / "manifest.csv", corpus_dir / "clean.csv", compact=True,
                              splits=("train", "valid", "test", "unlabeled"))
+        if missing:
+            for name, entry in missing:
+                entry["track_resamples"] = self.track_resamples(name, seed, corpus)
+            self.fill_bootstrap(seed)
+            self.save()
+        if unpaired or any(name != BASELINE for name in todo):
+            self.baseline_resamples(seed, corpus_dir, corpus)
         for name in todo:
             self.arm_result(name, seed, corpus_dir, corpus)
 
@@ -230,24 +245,68 @@ class Runner:
                  "peak_epoch": max(result["history"], key=lambda h: h["valid/roc_auc"])["epoch"],
                  "epochs": len(result["history"]),
                  "seconds": round(sum(r["seconds"] for r in stages), 1),
-                 "cpu_seconds": round(sum(r.get("cpu_seconds", math.nan) for r in stages), 1), "memorised": result["memorised"], "bootstrap": None}
-        if name != "bce":
-            entry["bootstrap"] = self.bootstrap(name, seed, corpus)
+                 "cpu_seconds": round(sum(r.get("cpu_seconds", math.nan) for r in stages), 1), "memorised": result["memorised"],
+                 "track_resamples": self.track_resamples(name, seed, corpus), "bootstrap": None}
         seeds = [e for e in self.data["arms"][name]["seeds"] if e["seed"] != seed] + [entry]
         self.data["arms"][name]["seeds"] = sorted(seeds, key=lambda e: e["seed"])
+        self.fill_bootstrap(seed)
         self.save()
 
-    def bootstrap(self, name: str, seed: int, corpus) -> dict | None:
-        """The arm's track-resampled differences to BCE of the same seed (both metrics)."""
-        runs, last = self.out / "runs", self.arms[name].stages[-1].part
-        arm_path, base_path = runs / f"{name}-{last}-s{seed}.npy", runs / f"bce-run-s{seed}.npy"
-        if not base_path.is_file():
-            return None
+    def track_resamples(self, name: str, seed: int, corpus) -> dict[str, list[float]]:
+        """The run's metrics over the seed's resamplings of the test tracks (the mean of its last
+        epochs' scores; :func:`evidence_stats.track_bootstrap_values`), kept in its JSON entry:
+        two runs of a seed subtract into the two-level bootstrap's paired differences in any later
+        session, without either run's scores."""
+        scores = np.load(self.out / "runs" / f"{name}-{self.arms[name].stages[-1].part}-s{seed}.npy")
         labels = corpus.split("test").clean
-        arm, base = np.load(arm_path), np.load(base_path)
-        return {metric: np.round(track_bootstrap_differences(labels, arm, base, metric=metric,
-                                                             resamples=self.resamples, seed=seed), 6).tolist()
-                for metric in ("roc_auc", "pr_auc")}
+        return {metric: np.round(track_bootstrap_values(labels, scores, metric=metric, resamples=self.resamples,
+                                                        seed=seed), 6).tolist() for metric in METRICS}
+
+    def fill_bootstrap(self, seed: int) -> bool:
+        """Sets the paired differences to BCE (``bootstrap``) of every arm of ``seed`` that has
+        its track resamples and none yet, once BCE's entry has its own. Returns whether any was set."""
+        base = next((e for e in self.data["arms"][BASELINE]["seeds"] if e["seed"] == seed), None)
+        if base is None or not base.get("track_resamples"):
+            return False
+        filled = False
+        for name, arm in self.data["arms"].items():
+            for entry in arm["seeds"]:
+                if name != BASELINE and entry["seed"] == seed and entry.get("track_resamples") and not entry.get("bootstrap"):
+                    entry["bootstrap"] = {metric: np.round(np.subtract(entry["track_resamples"][metric],
+                                                                       base["track_resamples"][metric]), 6).tolist()
+                                          for metric in METRICS}
+                    filled = True
+        return filled
+
+    def missing_resamples(self, seed: int) -> list[tuple[str, dict]]:
+        """The entries of ``seed`` without track resamples (recorded before runs kept them) whose
+        last epochs' scores are in this working folder's run cache under the entry's key."""
+        missing = []
+        for name, arm in self.arms.items():
+            for entry in self.data["arms"][name]["seeds"]:
+                if entry["seed"] != seed or entry.get("track_resamples"):
+                    continue
+                run = self.out / "runs" / f"{name}-{arm.stages[-1].part}-s{seed}"
+                cached = json.loads(run.with_suffix(".json").read_text()) if run.with_suffix(".json").is_file() else {}
+                if cached.get("key") == entry["key"] and run.with_suffix(".npy").is_file():
+                    missing.append((name, entry))
+        return missing
+
+    def baseline_resamples(self, seed: int, corpus_dir: Path, corpus) -> None:
+        """Makes sure BCE's entry of ``seed`` has its track resamples before other arms record
+        theirs: a BCE recorded in a session whose run cache is gone is trained again (the runner
+        is deterministic; a different figure is logged) and its resamples added."""
+        entry = next((e for e in self.data["arms"][BASELINE]["seeds"] if e["seed"] == seed), None)
+        if entry is None or entry.get("track_resamples"):
+            return
+        self.log(f"--- BCE of seed {seed} has no track resamples (recorded before they were kept); its run again")
+        result = self.arm_result(BASELINE, seed, corpus_dir, corpus, need_export=True)
+        again = result["test_last"].get("roc_auc")
+        if again != entry["roc_auc"]:
+            self.log(f"--- BCE of seed {seed} again: test ROC-AUC {again} vs {entry['roc_auc']} recorded")
+        entry["track_resamples"] = self.track_resamples(BASELINE, seed, corpus)
+        self.fill_bootstrap(seed)
+        self.save()
 
 
 def main() -> None:

@@ -212,30 +212,40 @@ def macro_pr_auc(labels: np.ndarray, scores: np.ndarray) -> float:
 METRICS = {"roc_auc": macro_roc_auc, "pr_auc": macro_pr_auc}
 
 
-def track_bootstrap_differences(labels: np.ndarray, arm: np.ndarray, baseline: np.ndarray, *, metric: str,
-                                resamples: int = 200, seed: int = 0) -> np.ndarray:
-    """(resamples,) differences metric(arm) − metric(baseline) over resamplings of the test
-    tracks with replacement; resample r draws the same tracks for both (and for every arm of
-    the same ``seed``: the draws depend on ``seed`` and r only).
+def track_bootstrap_values(labels: np.ndarray, scores: np.ndarray, *, metric: str, resamples: int = 200,
+                           seed: int = 0) -> np.ndarray:
+    """(resamples,) values of ``metric`` over resamplings of the test tracks with replacement;
+    resample r draws the same tracks for every run of the same ``seed`` (the draws depend on
+    ``seed`` and r only), so two runs' values subtract into paired differences
+    (:func:`track_bootstrap_differences`) whenever they were computed.
 
     Args:
         labels: (N, K) clean test labels.
-        arm, baseline: (N, K) scores of the two runs, or (E, N, K): the scores of E epochs each,
-            whose metric is the mean over the E epochs (Lu et al.'s mean of the last epochs).
+        scores: (N, K) scores of a run, or (E, N, K): the scores of E epochs, whose metric is the
+            mean over the E epochs (Lu et al.'s mean of the last epochs).
         metric: ``roc_auc`` or ``pr_auc`` (macro).
     """
     labels = np.asarray(labels)
-    arm, baseline = (np.asarray(a)[None] if np.ndim(a) == 2 else np.asarray(a) for a in (arm, baseline))
-    if not labels.shape == arm.shape[1:] == baseline.shape[1:]:
-        raise ValueError(f"labels {labels.shape}, arm {arm.shape} and baseline {baseline.shape} differ in shape")
+    scores = np.asarray(scores)[None] if np.ndim(scores) == 2 else np.asarray(scores)
+    if labels.shape != scores.shape[1:]:
+        raise ValueError(f"labels {labels.shape} and scores {scores.shape} differ in shape")
     score = METRICS[metric]
     rng = np.random.default_rng([seed, 28])
     out = np.empty(resamples)
     for r in range(resamples):
         index = rng.integers(0, len(labels), len(labels))
-        out[r] = (np.mean([score(labels[index], epoch[index]) for epoch in arm])
-                  - np.mean([score(labels[index], epoch[index]) for epoch in baseline]))
+        out[r] = np.mean([score(labels[index], epoch[index]) for epoch in scores])
     return out
+
+
+def track_bootstrap_differences(labels: np.ndarray, arm: np.ndarray, baseline: np.ndarray, *, metric: str,
+                                resamples: int = 200, seed: int = 0) -> np.ndarray:
+    """(resamples,) differences metric(arm) − metric(baseline) over the same resamplings of the
+    test tracks (:func:`track_bootstrap_values` of each)."""
+    if np.shape(arm)[-2:] != np.shape(baseline)[-2:]:
+        raise ValueError(f"arm {np.shape(arm)} and baseline {np.shape(baseline)} differ in shape")
+    return (track_bootstrap_values(labels, arm, metric=metric, resamples=resamples, seed=seed)
+            - track_bootstrap_values(labels, baseline, metric=metric, resamples=resamples, seed=seed))
 
 
 def two_level_bootstrap(replicates: Mapping[int, Sequence[float]], *, resamples: int = 4000, seed: int = 0,

@@ -98,8 +98,11 @@ def test_the_runner_chains_teachers_records_each_run_and_resumes(workdir, corpus
     for name in ("bce", "btrain", "bmasking", "staged", "bce_finetune_verified", "noisy_student_ke"):
         (entry,) = data["arms"][name]["seeds"]
         assert entry["seed"] == 0 and 0 < entry["roc_auc"] <= 1 and entry["cpu_seconds"] > 0
-    assert data["arms"]["bce"]["seeds"][0]["bootstrap"] is None
-    assert len(data["arms"]["bmasking"]["seeds"][0]["bootstrap"]["pr_auc"]) == 20
+    bce, bmasking = data["arms"]["bce"]["seeds"][0], data["arms"]["bmasking"]["seeds"][0]
+    assert bce["bootstrap"] is None and len(bce["track_resamples"]["roc_auc"]) == 20
+    assert len(bmasking["bootstrap"]["pr_auc"]) == 20
+    np.testing.assert_allclose(bmasking["bootstrap"]["pr_auc"], np.subtract(bmasking["track_resamples"]["pr_auc"],
+                                                                            bce["track_resamples"]["pr_auc"]), atol=2e-6)
     stages = [json.loads((workdir / "runs" / f"staged-stage{i}-s0.json").read_text()) for i in (1, 2, 3)]
     assert stages[0]["test_last"] == {} and stages[1]["test_last"] == {} and stages[2]["test_last"]
     assert stages[1]["columns"]["metrics"]["staged/verified_tracks"] > 0  # stage 2 is staged training
@@ -129,6 +132,31 @@ def test_the_runner_chains_teachers_records_each_run_and_resumes(workdir, corpus
     finally:
         moved.rename(workdir)
     assert not [line for line in lines if line.startswith("--- training")]
+
+    # A later session whose run cache is gone: an arm not run yet trains alone, and its paired
+    # differences come from the track resamples BCE's entry keeps.
+    fresh = workdir.parent / f"{workdir.name}-fresh"
+    lines.clear()
+    evidence.Runner(fresh, protocol, results, log=lines.append, sizes=SIZES, seconds=4.0, only=("gce",),
+                    resamples=20).run_seed(0)
+    assert [line for line in lines if line.startswith("--- training")] == ["--- training gce-run-s0"]
+    data = json.loads((results / f"{stem}.json").read_text())
+    gce, bce = data["arms"]["gce"]["seeds"][0], data["arms"]["bce"]["seeds"][0]
+    np.testing.assert_allclose(gce["bootstrap"]["roc_auc"], np.subtract(gce["track_resamples"]["roc_auc"],
+                                                                         bce["track_resamples"]["roc_auc"]), atol=2e-6)
+    # A BCE recorded before entries kept their resamples is trained again first (the same figure:
+    # the runner is deterministic), and the arms of its seed get their differences.
+    kept = bce.pop("track_resamples")["roc_auc"]
+    gce["bootstrap"] = None
+    (results / f"{stem}.json").write_text(json.dumps(data))
+    lines.clear()
+    evidence.Runner(fresh, protocol, results, log=lines.append, sizes=SIZES, seconds=4.0, only=("gce", "staged"),
+                    resamples=20).run_seed(0)
+    assert [line for line in lines if line.startswith("--- training")] == ["--- training bce-run-s0"]
+    assert not [line for line in lines if " again: test ROC-AUC" in line]
+    again = json.loads((results / f"{stem}.json").read_text())
+    np.testing.assert_allclose(again["arms"]["bce"]["seeds"][0]["track_resamples"]["roc_auc"], kept, atol=2e-6)
+    assert again["arms"]["gce"]["seeds"][0]["bootstrap"] is not None
 
     report = (results / f"{stem}.md").read_text()
     assert "Balanced-Masking, in-sample teacher" in report and "teacher: the papers' values (percentile 80" in report

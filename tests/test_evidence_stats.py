@@ -94,6 +94,10 @@ def test_track_bootstrap_pairs_the_tracks_and_two_level_bootstrap_resamples_both
     stacked = es.track_bootstrap_differences(labels, np.stack([arm, arm]), np.stack([base, base]), metric="pr_auc",
                                              resamples=50, seed=7)
     np.testing.assert_allclose(stacked, forward)
+    # Each run's own values, computed apart (in different sessions), subtract into the same pairs.
+    alone = [es.track_bootstrap_values(labels, run, metric="pr_auc", resamples=50, seed=7) for run in (arm, base)]
+    np.testing.assert_allclose(alone[0] - alone[1], forward)
+    assert not np.allclose(es.track_bootstrap_values(labels, arm, metric="pr_auc", resamples=50, seed=8), alone[0])
     # One seed: the interval is that seed's track replicates' percentiles.
     pool = np.linspace(0.0, 1.0, 101)
     centre, low, high = es.two_level_bootstrap({0: pool}, resamples=20000)
