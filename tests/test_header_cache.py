@@ -157,3 +157,32 @@ def test_many_parts_are_compacted_into_one_and_nothing_is_lost(tmp_path, corpus,
     reader = Reader()
     _, counts = header_cache.scan(corpus, storage_root, reader)
     assert reader.asked == [[corpus[4]]] and counts.reused == 4
+
+
+def test_parts_compacted_away_while_being_listed_are_found_in_the_part_that_replaced_them(tmp_path, corpus,
+                                                                                           monkeypatch):
+    """Another run compacts between this reader's listing and its reads: the parts it listed are
+    gone; it lists again and reads their rows from the union part, losing none."""
+    storage_root = str(tmp_path / "runs")
+    for count in range(1, 4):  # one new file per scan: a part each
+        header_cache.scan(corpus[:count], storage_root, Reader())
+    listed = parts(storage_root)
+    union = header_cache.load(storage_root).rows
+    assert len(listed) == 3 and len(union) == 3
+    read_bytes, failed = header_cache.storage.read_bytes, []
+
+    def compacted_by_another_run_first(location):
+        if not failed:  # the other run's compaction lands between this listing and this read
+            header_cache.write_part(storage_root, union)
+            for part in listed:
+                os.remove(part)
+        try:
+            return read_bytes(location)
+        except OSError:
+            failed.append(location)
+            raise
+
+    monkeypatch.setattr(header_cache.storage, "read_bytes", compacted_by_another_run_first)
+    cached = header_cache.load(storage_root)
+    assert failed and set(failed) <= set(listed)  # the listed parts did vanish under it
+    assert cached.rows == union and cached.parts == parts(storage_root) and len(cached.parts) == 1
