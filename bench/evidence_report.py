@@ -14,6 +14,7 @@ import numpy as np
 
 from bench_stats import markdown_table  # bench/bench_stats.py, beside this file
 from evidence_stats import MARGIN, SETTLE, power, two_level_bootstrap, verdicts
+from evidence_sweep import SWEEP_FILE, report_section
 
 BASELINE = "bce"
 METRIC_NAMES = {"roc_auc": "ROC-AUC", "pr_auc": "PR-AUC"}
@@ -211,8 +212,8 @@ def hyperparameters(data: dict) -> str:
     return note or "the papers' values (percentile 80, η 0.999, β_max 0.8); no sweep has run."
 
 
-def render(data: dict) -> str:
-    """evidence.md's text."""
+def render(data: dict, sweep: dict | None = None) -> str:
+    """evidence.md's text (``sweep``: evidence-sweep.json beside it, if any)."""
     p = data["protocol"]
     mt = p["mean_teacher"]
     sizes = p["sizes"]
@@ -256,6 +257,7 @@ def render(data: dict) -> str:
               "labelled but absent tags scored above 0.5.", "", diagnostics_table(data), ""]
     parts += ["## Realised label noise per corpus", "", _corpora(data), "", "## Compute spent and left", "",
               _timing(data), "", "## Teachers' cost", "", teacher_costs(data), ""]
+    parts += ["## Balanced-Masking's hyperparameter sweep", "", *report_section(sweep or {})]
     return "\n".join(parts)
 
 
@@ -264,5 +266,6 @@ def write_report(path: Path) -> Path:
     path = Path(path)
     data = json.loads(path.read_text())
     target = path.with_suffix(".md")
-    target.write_text(render(data))
+    sweep = path.parent / SWEEP_FILE
+    target.write_text(render(data, json.loads(sweep.read_text()) if sweep.is_file() else None))
     return target

@@ -36,6 +36,7 @@ from pathlib import Path
 import yaml
 
 import evidence_corpus as corpora
+from bench_stats import markdown_table  # bench/bench_stats.py, beside this file
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -132,6 +133,54 @@ def arm_choices(results: Path, select: str) -> tuple[dict[str, Choice], str]:
         said.append(f"{' and '.join(fallback)} teacher: the papers' values (percentile 80, η 0.999, β_max 0.8), "
                     f"because {SWEEP_FILE} has no {select}-row sweep for it (`bench/evidence_sweep.py` has not run)")
     return out, "; ".join(said) + "."
+
+
+def report_section(data: dict) -> list[str]:
+    """evidence.md's lines for the sweep (``data``: evidence-sweep.json): per teacher kind, each
+    trial's settings and best validation ROC-AUC on the verified and the noisy rows, each
+    signal's choice, where the verified choice ranks on the noisy rows, and the spread."""
+    if not data.get("teachers"):
+        return ["No sweep has run (`bench/evidence_sweep.py`): the masking arms take the papers' values."]
+    epochs = data.get("sweep_epochs", SWEEP_EPOCHS)
+    lines = [f"`raytag sweep` of tune_spaces/evidence-masking.yaml on the development corpus (seed "
+             f"{data.get('dev_seed')}, {data.get('sizes', {}).get('train', '?')} training tracks), {epochs}-epoch trials, "
+             "each trial one run: its best epoch's ROC-AUC on the 200 verified validation rows (the product's "
+             "ranking, `train.select_labels: verified`) and on all validation rows with their noisy labels.", ""]
+    for kind, summary in data["teachers"].items():
+        chosen = summary.get("chosen", {})
+        marks = {signal: (chosen.get(signal) or {}).get("trial") for signal in SIGNALS}
+        rows = []
+        for trial in sorted(summary["trials"], key=lambda t: -(t.get("verified") or -1)):
+            config = trial["config"]
+            rows.append([f"{config.get(PERCENTILE, '–')}", f"{config.get(WINDOW, '–')}", f"{config.get(BETA, '–')}",
+                         _value(trial.get("verified")) + (" **(chosen)**" if trial["trial"] == marks["verified"] else ""),
+                         _value(trial.get("noisy")) + (" **(chosen)**" if trial["trial"] == marks["noisy"] else "")])
+        values = [t["verified"] for t in summary["trials"] if t.get("verified") is not None]
+        spread = f"{max(values) - min(values):.4f}" if values else "–"
+        gap = ""
+        if len(values) > 1:
+            top = sorted(values, reverse=True)
+            gap = f"; the chosen trial leads the next by {top[0] - top[1]:.4f}"
+        lines += [f"### {kind.replace('_', '-')} teacher", "",
+                  markdown_table(["percentile", f"EMA window (epochs of {epochs})", "β_max",
+                                  "verified ROC-AUC", "noisy ROC-AUC"], rows), "",
+                  f"Verified rows choose {_choice(chosen.get('verified'))}; noisy rows choose "
+                  f"{_choice(chosen.get('noisy'))}. The verified choice ranks {summary.get('verified_choice_noisy_rank')} "
+                  f"of {len(rows)} on the noisy rows. Spread of the verified values: {spread}{gap}. Each trial is one "
+                  "run on one corpus, so differences of this size are not settled; the arms take the verified "
+                  "choice as the product would.", ""]
+    return lines
+
+
+def _value(value) -> str:
+    return "–" if value is None else f"{value:.4f}"
+
+
+def _choice(chosen: dict | None) -> str:
+    if not chosen:
+        return "nothing (no trial has the signal)"
+    return (f"percentile {chosen['percentile']:g}, EMA window {chosen['window_fraction']:.4f} of the run, "
+            f"β_max {chosen['beta_max']:g}")
 
 
 def sweep_job(corpus: Path, out: Path, kind: str, *, epochs: int, verified: int = corpora.VERIFIED_VALID) -> dict:

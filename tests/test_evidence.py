@@ -235,6 +235,7 @@ def test_a_sweep_result_changes_the_masking_arms_jobs_and_its_absence_falls_back
     assert "the papers' values" in paper_runner.data["hyperparameters"]["note"]
     paper_runner.save()
     assert "in-sample and out-of-fold teacher: the papers' values (percentile 80" in (tmp_path / "evidence.md").read_text()
+    assert "No sweep has run" in (tmp_path / "evidence.md").read_text()
 
     summary = _sweep_file(tmp_path)
     assert summary["chosen"]["verified"]["trial"] == "a" and summary["chosen"]["noisy"]["trial"] == "b"
@@ -250,6 +251,10 @@ def test_a_sweep_result_changes_the_masking_arms_jobs_and_its_absence_falls_back
     report = (tmp_path / "evidence.md").read_text()
     assert "in-sample teacher: swept on verified rows of the development corpus (seed 1000): percentile 90" in report
     assert "out-of-fold teacher: the papers' values" in report
+    # The sweep's own table: both signals' values per trial, each signal's choice marked.
+    assert "| 90 | 0.4 | 0.4 | 0.8000 **(chosen)** | 0.6100 |" in report
+    assert "| 70 | 0.1 | 0.8 | 0.7500 | 0.7000 **(chosen)** |" in report
+    assert "The verified choice ranks 2 of 2 on the noisy rows. Spread of the verified values: 0.0500" in report
     _, noisy = jobs(tmp_path, evidence.Protocol(select="noisy"))
     assert noisy["bmasking"][0]["percentile"] == 70
 
