@@ -143,15 +143,16 @@ def _route_worker_pool_warning() -> None:
         return
 
     def print_routed(data, ignore_prefix: bool) -> None:
-        lines = data.get("lines") or []
-        if data.get("pid") == "raylet" and any(WORKER_POOL_WARNING.search(line) for line in lines):
-            for line in lines:
+        if data.get("pid") == "raylet":
+            shown = []
+            for line in data.get("lines") or []:
                 if WORKER_POOL_WARNING.search(line):
                     log.debug("Ray's raylet: %s", line.strip())
-            lines = [line for line in lines if not WORKER_POOL_WARNING.search(line)]
-            if not lines:
+                else:
+                    shown.append(line)
+            if not shown:
                 return
-            data = {**data, "lines": lines}
+            data = {**data, "lines": shown}
         printer(data, ignore_prefix)
 
     print_routed.raytag_routed = True
